@@ -1,0 +1,48 @@
+import type { StoredResponse } from '../policy/types.js'
+
+/** Something that may be a promise: memory and SQLite stores answer synchronously, Redis does not. */
+export type MaybePromise<T> = T | Promise<T>
+
+/** What a store keeps about one variant, besides the body. */
+export interface EntryMeta extends StoredResponse {
+  /** Canonical string of the selecting request headers (RFC 9111 §4.1); '' without Vary. */
+  varyKey: string
+  /** Epoch ms after which the entry has no use at all and may be dropped (0 = unknown). */
+  deleteAtMs: number
+}
+
+/** One stored, complete variant. */
+export interface StoredEntry extends EntryMeta {
+  /** Store-specific id, used by `update`. */
+  id: string | number
+  /** Body length in bytes. */
+  sizeBytes: number
+  /** The whole body, when the store has it in one piece already (fast path for small bodies). */
+  body?: Buffer
+  /** Reads the body chunk by chunk, never holding it whole. */
+  readBody(): Iterable<Buffer> | AsyncIterable<Buffer>
+}
+
+/** Receives one body as it streams; nothing is visible until `commit()` resolves. */
+export interface EntryWriter {
+  /** Adds a chunk. May refuse silently (e.g. past `maxEntryBytes`): `commit()` then stores nothing. */
+  write(chunk: Buffer): MaybePromise<void>
+  /** Makes the entry visible, atomically replacing the variant with the same key and varyKey. */
+  commit(): MaybePromise<void>
+  /** Drops everything written; never throws. */
+  abort(): void
+}
+
+/** The store contract every store implements. Keys are primary cache keys (see lib/key.ts). */
+export interface CacheStore {
+  /** Every complete variant stored under `key`, newest first. */
+  get(key: string): MaybePromise<StoredEntry[]>
+  /** Starts writing a new variant; `undefined` when the store will not take it. */
+  put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined
+  /** Replaces the metadata of a stored entry (RFC 9111 §4.3.4 freshening); body unchanged. */
+  update(key: string, id: StoredEntry['id'], meta: EntryMeta): MaybePromise<void>
+  /** Removes every variant under `key` (RFC 9111 §4.4 invalidation). */
+  delete(key: string): MaybePromise<void>
+  /** Releases resources; stored entries stay. */
+  close(): MaybePromise<void>
+}
