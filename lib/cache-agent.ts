@@ -1,0 +1,67 @@
+import { Agent, Dispatcher } from 'undici'
+import { cacheInterceptor } from './interceptor.js'
+import type { CacheInterceptorOptions } from './options.js'
+import { SqliteStore } from './stores/sqlite-store.js'
+import type { CacheStore } from './stores/store.js'
+
+export interface CacheAgentOptions extends CacheInterceptorOptions {
+  /** undici Agent options for the inner Agent, or an existing Dispatcher to wrap. */
+  agent?: Agent.Options | Dispatcher
+}
+
+function isDispatcher(value: unknown): value is Dispatcher {
+  return typeof (value as Dispatcher | undefined)?.dispatch === 'function'
+}
+
+/**
+ * An undici Dispatcher made of an Agent with the cache interceptor composed on, usable with
+ * `setGlobalDispatcher`, `fetch`, `request`, `stream` and `pipeline`.
+ */
+export class CacheAgent extends Dispatcher {
+  readonly #inner: Dispatcher
+  readonly #composed: Dispatcher
+  readonly #ownedStore: CacheStore | undefined
+
+  constructor(options: CacheAgentOptions = {}) {
+    super()
+    if (typeof options !== 'object' || options === null)
+      throw new TypeError('CacheAgent options must be an object')
+    const { agent, ...cacheOptions } = options
+    if (agent !== undefined && (typeof agent !== 'object' || agent === null)) {
+      throw new TypeError('CacheAgent option agent must be Agent options or a Dispatcher')
+    }
+    this.#inner = isDispatcher(agent) ? agent : new Agent(agent)
+    this.#ownedStore = cacheOptions.store === undefined ? new SqliteStore() : undefined
+    const store = cacheOptions.store ?? this.#ownedStore
+    this.#composed = this.#inner.compose(cacheInterceptor({ ...cacheOptions, store }))
+  }
+
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return this.#composed.dispatch(opts, handler)
+  }
+
+  override close(): Promise<void>
+  override close(callback: () => void): void
+  override close(callback?: () => void): Promise<void> | undefined {
+    const closing = this.#inner.close().then(() => this.#ownedStore?.close())
+    if (!callback) return closing.then(() => undefined)
+    closing.then(callback, callback)
+    return undefined
+  }
+
+  override destroy(): Promise<void>
+  override destroy(error: Error | null): Promise<void>
+  override destroy(callback: () => void): void
+  override destroy(error: Error | null, callback: () => void): void
+  override destroy(
+    errorOrCallback?: Error | null | (() => void),
+    callback?: () => void,
+  ): Promise<void> | undefined {
+    const error = typeof errorOrCallback === 'function' ? null : (errorOrCallback ?? null)
+    const done = typeof errorOrCallback === 'function' ? errorOrCallback : callback
+    const destroying = this.#inner.destroy(error).then(() => this.#ownedStore?.close())
+    if (!done) return destroying.then(() => undefined)
+    destroying.then(done, done)
+    return undefined
+  }
+}

@@ -1,0 +1,17 @@
+import diagnosticsChannel from 'node:diagnostics_channel'
+
+/** Published when a store operation fails and the request falls back to the origin. */
+export const storeErrorChannel = diagnosticsChannel.channel('undici-cache:store-error')
+
+const warnedStores = new WeakSet<object>()
+
+/** Reports a store failure: always on the channel, as a process warning once per store. */
+export function reportStoreError(store: object, operation: string, error: unknown): void {
+  if (storeErrorChannel.hasSubscribers) storeErrorChannel.publish({ store, operation, error })
+  if (warnedStores.has(store)) return
+  warnedStores.add(store)
+  const message = error instanceof Error ? error.message : String(error)
+  process.emitWarning(`undici-cache: store ${operation} failed, passing requests through: ${message}`, {
+    code: 'UNDICI_CACHE_STORE_ERROR',
+  })
+}

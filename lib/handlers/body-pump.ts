@@ -1,0 +1,124 @@
+import type { Dispatcher } from 'undici'
+import type { RelayController, ResponseSource } from './relay-controller.js'
+
+/** Bytes delivered in one turn of the event loop before yielding to other work. */
+const BYTES_PER_TURN = 1024 * 1024
+
+type Step = IteratorResult<Buffer>
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as Promise<T> | undefined)?.then === 'function'
+}
+
+function iteratorOf(
+  body: Iterable<Buffer> | AsyncIterable<Buffer>,
+): Iterator<Buffer> | AsyncIterator<Buffer> {
+  return Symbol.asyncIterator in body ? body[Symbol.asyncIterator]() : body[Symbol.iterator]()
+}
+
+/**
+ * Streams a stored body to a handler, pulling one chunk at a time while the caller is not
+ * paused: memory stays bounded by one chunk, whatever the body size.
+ */
+export class BodyPump implements ResponseSource {
+  readonly #iterator: Iterator<Buffer> | AsyncIterator<Buffer>
+  readonly #handler: Dispatcher.DispatchHandler
+  readonly #controller: RelayController
+  #paused = false
+  #running = false
+  #finished = false
+
+  constructor(
+    body: Iterable<Buffer> | AsyncIterable<Buffer>,
+    handler: Dispatcher.DispatchHandler,
+    controller: RelayController,
+  ) {
+    this.#iterator = iteratorOf(body)
+    this.#handler = handler
+    this.#controller = controller
+  }
+
+  pause(): void {
+    this.#paused = true
+  }
+
+  resume(): void {
+    if (!this.#paused) return
+    this.#paused = false
+    setImmediate(() => this.run())
+  }
+
+  abort(reason: Error): void {
+    if (this.#finished) return
+    this.#finished = true
+    this.#closeIterator()
+    queueMicrotask(() => this.#handler.onResponseError?.(this.#controller, reason))
+  }
+
+  /** Delivers chunks until paused, finished, or a turn's byte budget is spent. */
+  run(): void {
+    if (this.#running || this.#finished) return
+    this.#running = true
+    let bytes = 0
+    try {
+      while (!this.#paused && !this.#finished) {
+        const step = this.#iterator.next()
+        if (isPromise(step)) {
+          step.then(
+            (result) => this.#continueAfter(result),
+            (error: unknown) => this.#fail(error),
+          )
+          return
+        }
+        if (!this.#deliver(step)) return
+        bytes += step.done ? 0 : step.value.length
+        if (bytes >= BYTES_PER_TURN) {
+          setImmediate(() => this.run())
+          return
+        }
+      }
+    } catch (error) {
+      this.#fail(error)
+    } finally {
+      this.#running = false
+    }
+  }
+
+  #continueAfter(step: Step): void {
+    this.#running = false
+    try {
+      if (this.#deliver(step)) this.run()
+    } catch (error) {
+      this.#fail(error)
+    }
+  }
+
+  /** Hands one step to the caller; false once the body has ended. */
+  #deliver(step: Step): boolean {
+    if (this.#finished) return false
+    if (step.done) {
+      this.#finished = true
+      this.#handler.onResponseEnd?.(this.#controller, {})
+      return false
+    }
+    this.#handler.onResponseData?.(this.#controller, step.value)
+    return true
+  }
+
+  #fail(error: unknown): void {
+    if (this.#finished) return
+    this.#finished = true
+    this.#closeIterator()
+    const reason = error instanceof Error ? error : new Error(String(error))
+    this.#handler.onResponseError?.(this.#controller, reason)
+  }
+
+  #closeIterator(): void {
+    try {
+      const closing = this.#iterator.return?.()
+      if (isPromise(closing)) closing.catch(() => {})
+    } catch {
+      // The store's reader is already closed.
+    }
+  }
+}

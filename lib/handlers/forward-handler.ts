@@ -1,0 +1,169 @@
+import type { Dispatcher } from 'undici'
+import { reportStoreError } from '../diagnostics.js'
+import { cacheStatusValue, type Exchange, quietly } from '../exchange.js'
+import type { ForwardReason } from '../policy/cache-status.js'
+import { singletonValue } from '../policy/headers.js'
+import { isWorthStoring, usefulUntilMs } from '../policy/lookup.js'
+import { canStore, headersToStore } from '../policy/storable.js'
+import type { Headers } from '../policy/types.js'
+import { varyFieldNames, varyKey, varyValues } from '../policy/vary.js'
+import type { EntryMeta, EntryWriter } from '../stores/store.js'
+import type { RelayController } from './relay-controller.js'
+import { forwardedHeaders } from './response-headers.js'
+
+type Opened = { writer: EntryWriter; detail?: undefined } | { writer?: undefined; detail: string }
+
+function expectedSizeBytes(headers: Headers): number | undefined {
+  const length = Number(singletonValue(headers, 'content-length'))
+  return Number.isSafeInteger(length) && length >= 0 ? length : undefined
+}
+
+/** The metadata kept for a response about to be stored (RFC 9111 §3, §4.1). */
+export function entryMeta(
+  exchange: Exchange,
+  statusCode: number,
+  headers: Headers,
+  statusMessage: string,
+): EntryMeta {
+  const names = varyFieldNames(headers)
+  const selecting = varyValues(names === '*' ? [] : names, exchange.request.headers)
+  const meta: EntryMeta = {
+    statusCode,
+    statusMessage,
+    headers: headersToStore(headers, exchange.config.shared),
+    requestTimeMs: exchange.requestTimeMs,
+    responseTimeMs: Date.now(),
+    varyValues: selecting,
+    varyKey: varyKey(selecting),
+    deleteAtMs: 0,
+  }
+  meta.deleteAtMs = usefulUntilMs(meta, exchange.config.shared)
+  return meta
+}
+
+/**
+ * Forwards a request to the origin and tees a storable response into the store while it
+ * streams to the caller. The caller sets the pace; the entry is committed before the caller
+ * sees the end, and dropped if the response fails or is aborted.
+ */
+export class ForwardHandler implements Dispatcher.DispatchHandler {
+  readonly #exchange: Exchange
+  readonly #downstream: Dispatcher.DispatchHandler
+  readonly #relay: RelayController
+  readonly #fwd: ForwardReason
+  #writer: EntryWriter | undefined
+  #pendingWrite: Promise<void> | undefined
+
+  constructor(
+    exchange: Exchange,
+    downstream: Dispatcher.DispatchHandler,
+    relay: RelayController,
+    fwd: ForwardReason,
+  ) {
+    this.#exchange = exchange
+    this.#downstream = downstream
+    this.#relay = relay
+    this.#fwd = fwd
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#relay.setSource(controller)
+    this.#relay.start(this.#downstream, context)
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Headers,
+    statusMessage?: string,
+  ): void {
+    const opened = this.#open(statusCode, headers, statusMessage ?? '')
+    this.#writer = opened.writer
+    const status = cacheStatusValue(this.#exchange.config, {
+      fwd: this.#fwd,
+      stored: opened.writer !== undefined,
+      detail: opened.detail,
+    })
+    this.#downstream.onResponseStart?.(
+      this.#relay,
+      statusCode,
+      forwardedHeaders(headers, status),
+      statusMessage,
+    )
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#writer) this.#write(this.#writer, chunk)
+    this.#downstream.onResponseData?.(this.#relay, chunk)
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
+    const end = () => this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
+    const writer = this.#writer
+    this.#writer = undefined
+    if (!writer) {
+      end()
+      return
+    }
+    const fail = (error: unknown) => this.#storeFailed(writer, error, 'commit', end)
+    try {
+      const pending = this.#pendingWrite
+      const result = pending ? pending.then(() => writer.commit()) : writer.commit()
+      if (result === undefined) end()
+      else result.then(end, fail)
+    } catch (error) {
+      fail(error)
+    }
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#writer?.abort()
+    this.#writer = undefined
+    this.#downstream.onResponseError?.(this.#relay, error)
+  }
+
+  #open(statusCode: number, headers: Headers, statusMessage: string): Opened {
+    if (!this.#exchange.mayStore) return { detail: 'request-no-store' }
+    const decision = canStore(this.#exchange.request, { statusCode, headers }, this.#exchange.config.shared)
+    if (!decision.storable) return { detail: decision.reason }
+    const { store } = this.#exchange.config
+    try {
+      const meta = entryMeta(this.#exchange, statusCode, headers, statusMessage)
+      if (!isWorthStoring(meta, this.#exchange.config.shared)) return { detail: 'no-freshness' }
+      const writer = store.put(this.#exchange.key, meta, expectedSizeBytes(headers))
+      return writer ? { writer } : { detail: 'too-large' }
+    } catch (error) {
+      reportStoreError(store, 'put', error)
+      return { detail: 'store-error' }
+    }
+  }
+
+  #write(writer: EntryWriter, chunk: Buffer): void {
+    const pending = this.#pendingWrite
+    if (pending) {
+      this.#pendingWrite = pending.then(() => writer.write(chunk))
+      this.#pendingWrite.catch(() => {})
+      return
+    }
+    try {
+      const result = writer.write(chunk)
+      if (result !== undefined) {
+        this.#pendingWrite = result
+        result.catch(() => {})
+      }
+    } catch (error) {
+      this.#storeFailed(writer, error, 'write')
+    }
+  }
+
+  /** A store failure drops the entry and lets the response go on (it is never truncated). */
+  #storeFailed(writer: EntryWriter, error: unknown, operation: string, then?: () => void): void {
+    this.#writer = undefined
+    quietly(
+      () => {},
+      () => writer.abort(),
+    )
+    reportStoreError(this.#exchange.config.store, operation, error)
+    then?.()
+  }
+}

@@ -1,0 +1,36 @@
+import type { Dispatcher } from 'undici'
+import { reportStoreError } from '../diagnostics.js'
+import { cacheStatusValue, quietly } from '../exchange.js'
+import { cacheKey, type KeyInput, keyFromUrl } from '../key.js'
+import type { CacheConfig } from '../options.js'
+import { invalidatesOnResponse, invalidationTargets } from '../policy/invalidation.js'
+import type { Headers } from '../policy/types.js'
+import { PassHandler } from './pass-handler.js'
+import { forwardedHeaders } from './response-headers.js'
+
+interface Target extends KeyInput {
+  method: string
+}
+
+/** RFC 9111 §4.4: a non-error response to an unsafe method invalidates the URIs it names. */
+export function invalidate(config: CacheConfig, target: Target, statusCode: number, headers: Headers): void {
+  if (!invalidatesOnResponse(target.method, statusCode)) return
+  const url = cacheKey(target)
+  if (url === undefined) return
+  for (const targetUrl of invalidationTargets(url, headers)) {
+    quietly(
+      (error) => reportStoreError(config.store, 'delete', error),
+      () => config.store.delete(keyFromUrl(targetUrl)),
+    )
+  }
+}
+
+/** Forwards an unsafe request and invalidates what its response makes stale. */
+export class InvalidationHandler extends PassHandler {
+  constructor(config: CacheConfig, target: Target, downstream: Dispatcher.DispatchHandler) {
+    super(downstream, (statusCode, headers) => {
+      invalidate(config, target, statusCode, headers)
+      return forwardedHeaders(headers, cacheStatusValue(config, { fwd: 'method' }))
+    })
+  }
+}

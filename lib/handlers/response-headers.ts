@@ -1,0 +1,41 @@
+import { ageHeaderValue } from '../policy/age.js'
+import type { Headers } from '../policy/types.js'
+
+export type OutgoingHeaders = Record<string, string | string[]>
+
+/** Our Cache-Status entry goes first: RFC 9211 §2 lists caches from the one nearest the user. */
+function withCacheStatus(headers: OutgoingHeaders, cacheStatus: string | undefined): OutgoingHeaders {
+  if (cacheStatus === undefined) return headers
+  const upstream = headers['cache-status']
+  headers['cache-status'] =
+    upstream === undefined
+      ? cacheStatus
+      : [cacheStatus, ...(Array.isArray(upstream) ? upstream : [upstream])].join(', ')
+  return headers
+}
+
+function copyHeaders(headers: Headers): OutgoingHeaders {
+  const out: OutgoingHeaders = {}
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name] = value
+  return out
+}
+
+/** Headers of a response passed on from the origin. */
+export function forwardedHeaders(headers: Headers, cacheStatus: string | undefined): OutgoingHeaders {
+  return withCacheStatus(copyHeaders(headers), cacheStatus)
+}
+
+/** Headers of a response served from the store: Age replaced by the current age (RFC 9111 §5.1). */
+export function servedHeaders(
+  stored: Headers,
+  ageSeconds: number,
+  cacheStatus: string | undefined,
+  sizeBytes: number,
+): OutgoingHeaders {
+  const out = copyHeaders(stored)
+  out.age = ageHeaderValue(ageSeconds)
+  if (out['content-length'] === undefined && out['transfer-encoding'] === undefined) {
+    out['content-length'] = String(sizeBytes)
+  }
+  return withCacheStatus(out, cacheStatus)
+}

@@ -1,0 +1,7 @@
+export { CacheAgent, type CacheAgentOptions } from './cache-agent.js'
+export { storeErrorChannel } from './diagnostics.js'
+export { cacheInterceptor } from './interceptor.js'
+export type { CacheInterceptorOptions, CacheRequestOptions } from './options.js'
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory-store.js'
+export { SqliteStore, type SqliteStoreOptions } from './stores/sqlite-store.js'
+export type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from './stores/store.js'

@@ -1,0 +1,102 @@
+import type { CacheStore } from './stores/store.js'
+
+/** Per-request overrides, given as `cache: { ... }` on the dispatch options. */
+export interface CacheRequestOptions {
+  /** Forced freshness lifetime in seconds: a stored response younger than this is served. */
+  ttl?: number
+  /** A custom primary cache key, replacing the URL. */
+  key?: string
+  /** Skip the cache entirely: no lookup, nothing stored. */
+  bypass?: boolean
+  /** Never contact the origin: serve from the cache or answer 504 (RFC 9111 §5.2.1.7). */
+  onlyIfCached?: boolean
+}
+
+export interface CacheInterceptorOptions {
+  /** Where responses are kept (default: a SqliteStore at its default path). */
+  store?: CacheStore
+  /** RFC 9111 shared-cache rules (default true). */
+  shared?: boolean
+  /** Request methods answered from the cache (default ['GET', 'HEAD']); only GET responses are stored. */
+  methods?: string[]
+  /** The cache's name in `Cache-Status` (RFC 9211); `false` adds no header (default 'undici-cache'). */
+  cacheStatus?: string | false
+}
+
+/** Options after validation, with defaults applied. */
+export interface CacheConfig {
+  store: CacheStore
+  shared: boolean
+  methods: ReadonlySet<string>
+  cacheStatus: string | false
+}
+
+const CACHEABLE_METHODS = new Set(['GET', 'HEAD'])
+const STORE_METHODS = ['get', 'put', 'update', 'delete', 'close'] as const
+
+function isCacheStore(value: unknown): value is CacheStore {
+  if (typeof value !== 'object' || value === null) return false
+  const candidate = value as Record<string, unknown>
+  return STORE_METHODS.every((name) => typeof candidate[name] === 'function')
+}
+
+function validateMethods(methods: unknown): ReadonlySet<string> {
+  if (!Array.isArray(methods))
+    throw new TypeError('cacheInterceptor option methods must be an array of strings')
+  for (const method of methods) {
+    if (typeof method !== 'string' || !CACHEABLE_METHODS.has(method)) {
+      throw new RangeError(
+        `cacheInterceptor option methods may hold only 'GET' and 'HEAD', got ${String(method)}`,
+      )
+    }
+  }
+  return new Set(methods)
+}
+
+function validateCacheStatus(value: unknown): string | false {
+  if (value === false) return false
+  if (typeof value !== 'string' || !/^[\x21-\x7e]+$/.test(value)) {
+    throw new TypeError(
+      'cacheInterceptor option cacheStatus must be false or a non-empty string without spaces',
+    )
+  }
+  return value
+}
+
+/** Validates interceptor options; the store is created by the caller when absent. */
+export function resolveConfig(options: CacheInterceptorOptions, defaultStore: () => CacheStore): CacheConfig {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError('cacheInterceptor options must be an object')
+  }
+  if (options.store !== undefined && !isCacheStore(options.store)) {
+    throw new TypeError(`cacheInterceptor option store must implement ${STORE_METHODS.join(', ')}`)
+  }
+  if (options.shared !== undefined && typeof options.shared !== 'boolean') {
+    throw new TypeError('cacheInterceptor option shared must be a boolean')
+  }
+  return {
+    shared: options.shared ?? true,
+    methods: validateMethods(options.methods ?? ['GET', 'HEAD']),
+    cacheStatus: validateCacheStatus(options.cacheStatus ?? 'undici-cache'),
+    store: options.store ?? defaultStore(),
+  }
+}
+
+/** Validates the per-request `cache` option; undefined when absent. */
+export function resolveRequestOptions(value: unknown): CacheRequestOptions | undefined {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'object') throw new TypeError('request option cache must be an object')
+  const options = value as CacheRequestOptions
+  if (options.ttl !== undefined && !(typeof options.ttl === 'number' && options.ttl >= 0)) {
+    throw new RangeError('request option cache.ttl must be a non-negative number of seconds')
+  }
+  if (options.key !== undefined && (typeof options.key !== 'string' || options.key === '')) {
+    throw new TypeError('request option cache.key must be a non-empty string')
+  }
+  for (const flag of ['bypass', 'onlyIfCached'] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') {
+      throw new TypeError(`request option cache.${flag} must be a boolean`)
+    }
+  }
+  return options
+}

@@ -1,0 +1,99 @@
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec']
+const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})'
+const SHORT_DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
+const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)'
+
+// RFC 9110 §5.6.7. Case-insensitive: recipients are encouraged to be robust in parsing timestamps.
+const IMF_FIXDATE = new RegExp(`^${SHORT_DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`, 'i')
+const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`, 'i')
+const ASCTIME_DATE = new RegExp(`^${SHORT_DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`, 'i')
+
+interface DateParts {
+  year: number
+  monthIndex: number
+  day: number
+  hours: number
+  minutes: number
+  seconds: number
+}
+
+function isLeapYear(year: number): boolean {
+  return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+}
+
+function daysInMonth(year: number, monthIndex: number): number {
+  if (monthIndex === 1) return isLeapYear(year) ? 29 : 28
+  return [3, 5, 8, 10].includes(monthIndex) ? 30 : 31
+}
+
+/** Epoch ms of a calendar date, or undefined when a field is out of range (second 60 = leap second). */
+function toEpochMs(parts: DateParts): number | undefined {
+  const { year, monthIndex, day, hours, minutes, seconds } = parts
+  if (day < 1 || day > daysInMonth(year, monthIndex)) return undefined
+  if (hours > 23 || minutes > 59 || seconds > 60) return undefined
+  const date = new Date(0)
+  date.setUTCFullYear(year, monthIndex, day)
+  date.setUTCHours(hours, minutes, seconds, 0)
+  const ms = date.getTime()
+  return Number.isFinite(ms) ? ms : undefined
+}
+
+function monthIndexOf(name: string): number {
+  return MONTHS.indexOf(name.toLowerCase())
+}
+
+function partsOf(year: string, month: string, day: string, time: string[]): DateParts {
+  const [hours = 0, minutes = 0, seconds = 0] = time.map(Number)
+  return { year: Number(year), monthIndex: monthIndexOf(month), day: Number(day), hours, minutes, seconds }
+}
+
+function addYears(ms: number, years: number): number {
+  const date = new Date(ms)
+  date.setUTCFullYear(date.getUTCFullYear() + years)
+  return date.getTime()
+}
+
+// RFC 9110 §5.6.7: a two-digit year that appears more than 50 years in the future is the most
+// recent past year with those digits; symmetrically, one 50+ years in the past is the next century.
+function resolveTwoDigitYear(parts: DateParts, referenceMs: number): number | undefined {
+  const referenceYear = new Date(referenceMs).getUTCFullYear()
+  const year = referenceYear - (referenceYear % 100) + parts.year
+  const ms = toEpochMs({ ...parts, year })
+  if (ms === undefined) return undefined
+  if (ms > addYears(referenceMs, 50)) return toEpochMs({ ...parts, year: year - 100 })
+  if (ms <= addYears(referenceMs, -50)) return toEpochMs({ ...parts, year: year + 100 })
+  return ms
+}
+
+/**
+ * Parses an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, obsolete RFC 850 or asctime. Anything else
+ * → undefined. `referenceMs` (default: now) places RFC 850 two-digit years; pass the response time.
+ */
+export function parseHttpDate(value: string | undefined, referenceMs?: number): number | undefined {
+  if (value === undefined) return undefined
+  const text = value.trim()
+  const imf = IMF_FIXDATE.exec(text)
+  if (imf) {
+    const [, day = '', month = '', year = '', ...time] = imf
+    return toEpochMs(partsOf(year, month, day, time))
+  }
+  const rfc850 = RFC850_DATE.exec(text)
+  if (rfc850) {
+    const [, day = '', month = '', year = '', ...time] = rfc850
+    return resolveTwoDigitYear(partsOf(year, month, day, time), referenceMs ?? Date.now())
+  }
+  const asctime = ASCTIME_DATE.exec(text)
+  if (asctime) {
+    const [, month = '', day = '', hours = '', minutes = '', seconds = '', year = ''] = asctime
+    return toEpochMs(partsOf(year, month, day.trim(), [hours, minutes, seconds]))
+  }
+  return undefined
+}
+
+/** Formats epoch ms as an IMF-fixdate (RFC 9110 §5.6.7), dropping milliseconds. Throws on an invalid time. */
+export function formatHttpDate(ms: number): string {
+  const date = new Date(ms)
+  if (Number.isNaN(date.getTime())) throw new RangeError(`formatHttpDate: invalid time ${ms}`)
+  return date.toUTCString()
+}

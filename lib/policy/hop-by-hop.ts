@@ -1,0 +1,29 @@
+import { listMembers } from './headers.js'
+import type { Headers } from './types.js'
+
+/** Connection-specific fields a cache never stores or forwards (RFC 9110 §7.6.1, RFC 9111 §3.1). */
+export const HOP_BY_HOP_FIELDS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authentication-info',
+  'proxy-authorization',
+  'trailer',
+])
+
+// RFC 9110 §7.6.1: fields named in Connection are connection-specific too
+export function connectionNominatedFields(headers: Headers): Set<string> {
+  return new Set(listMembers(headers, 'connection').map((name) => name.toLowerCase()))
+}
+
+/** Copies `headers` without the named (lower-case) fields; arrays are copied, undefined values dropped. */
+export function withoutFields(headers: Headers, excluded: ReadonlySet<string>): Headers {
+  const kept = Object.entries(headers).filter(
+    ([name, value]) => value !== undefined && !excluded.has(name.toLowerCase()),
+  )
+  return Object.fromEntries(kept.map(([name, value]) => [name, Array.isArray(value) ? [...value] : value]))
+}

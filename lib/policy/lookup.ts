@@ -1,0 +1,167 @@
+import { currentAgeSeconds } from './age.js'
+import { requestDirectives, responseDirectives } from './cache-control.js'
+import { freshnessLifetimeSeconds } from './freshness.js'
+import { hasValidator } from './revalidation.js'
+import type { CacheControl, RequestInfo, StoredResponse } from './types.js'
+
+export type ReuseAction = 'fresh' | 'stale' | 'revalidate'
+
+export type ReuseReason =
+  | 'fresh'
+  | 'request-no-cache'
+  | 'response-no-cache'
+  | 'request-max-age'
+  | 'min-fresh'
+  | 'must-revalidate'
+  | 'proxy-revalidate'
+  | 'max-stale'
+  | 'stale'
+
+export interface ReuseDecision {
+  action: ReuseAction
+  ageSeconds: number
+  lifetimeSeconds: number
+  /** lifetime − age; negative once stale. */
+  ttlSeconds: number
+  reason: ReuseReason
+}
+
+interface Timing {
+  ageSeconds: number
+  lifetimeSeconds: number
+  ttlSeconds: number
+}
+
+function timingOf(stored: StoredResponse, nowMs: number, shared: boolean): Timing {
+  const ageSeconds = currentAgeSeconds(stored, nowMs)
+  const lifetimeSeconds = freshnessLifetimeSeconds(stored, shared)
+  return { ageSeconds, lifetimeSeconds, ttlSeconds: lifetimeSeconds - ageSeconds }
+}
+
+// RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.8, §5.2.2.10: directives that forbid serving stale; s-maxage and
+// proxy-revalidate bind shared caches only
+function staleForbiddenBy(
+  directives: CacheControl,
+  shared: boolean,
+): 'must-revalidate' | 'proxy-revalidate' | undefined {
+  if (directives.mustRevalidate === true) return 'must-revalidate'
+  if (shared && (directives.proxyRevalidate === true || directives.sMaxAgeSeconds !== undefined)) {
+    return 'proxy-revalidate'
+  }
+  return undefined
+}
+
+// RFC 9111 §5.2.1.4, §5.2.2.4 (bare no-cache), §5.2.1.1 (request max-age): reasons to revalidate
+// regardless of freshness
+function revalidationDemand(
+  requestCc: CacheControl,
+  responseCc: CacheControl,
+  timing: Timing,
+): ReuseReason | undefined {
+  if (requestCc.noCache !== undefined) return 'request-no-cache'
+  if (responseCc.noCache === true) return 'response-no-cache'
+  if (requestCc.maxAgeSeconds !== undefined && timing.ageSeconds > requestCc.maxAgeSeconds)
+    return 'request-max-age'
+  return undefined
+}
+
+// RFC 9111 §4.2 (fresh when lifetime > age) and §5.2.1.3 (min-fresh)
+function freshReason(requestCc: CacheControl, timing: Timing): ReuseReason | undefined {
+  if (timing.lifetimeSeconds <= timing.ageSeconds) return undefined
+  const minFreshSeconds = requestCc.minFreshSeconds
+  return minFreshSeconds !== undefined && timing.ttlSeconds < minFreshSeconds ? 'min-fresh' : 'fresh'
+}
+
+// RFC 9111 §5.2.1.2: max-stale accepts a stale response up to that staleness (bare: any)
+function maxStaleCovers(requestCc: CacheControl, timing: Timing): boolean {
+  return requestCc.maxStaleSeconds !== undefined && -timing.ttlSeconds <= requestCc.maxStaleSeconds
+}
+
+/** The reason and action for one stored response, in RFC 9111 §4 order. */
+function reuseReason(
+  requestCc: CacheControl,
+  responseCc: CacheControl,
+  timing: Timing,
+  shared: boolean,
+): ReuseReason {
+  return (
+    revalidationDemand(requestCc, responseCc, timing) ??
+    freshReason(requestCc, timing) ??
+    staleForbiddenBy(responseCc, shared) ??
+    (maxStaleCovers(requestCc, timing) ? 'max-stale' : 'stale')
+  )
+}
+
+function actionFor(reason: ReuseReason): ReuseAction {
+  if (reason === 'fresh') return 'fresh'
+  return reason === 'max-stale' ? 'stale' : 'revalidate'
+}
+
+/** Whether a stored response may answer a request now, and how (RFC 9111 §4, §4.2, §4.2.4, §5.2). */
+export function decideReuse(
+  request: RequestInfo,
+  stored: StoredResponse,
+  nowMs: number,
+  shared: boolean,
+): ReuseDecision {
+  const timing = timingOf(stored, nowMs, shared)
+  const reason = reuseReason(
+    requestDirectives(request.headers),
+    responseDirectives(stored.headers),
+    timing,
+    shared,
+  )
+  return { action: actionFor(reason), ...timing, reason }
+}
+
+// RFC 5861 §3: serve stale while revalidating in the background, within the window, for plain staleness
+export function staleWhileRevalidateAllows(
+  stored: StoredResponse,
+  decision: ReuseDecision,
+  shared: boolean,
+): boolean {
+  const directives = responseDirectives(stored.headers)
+  const windowSeconds = directives.staleWhileRevalidateSeconds
+  if (decision.reason !== 'stale' || windowSeconds === undefined) return false
+  return staleForbiddenBy(directives, shared) === undefined && -decision.ttlSeconds <= windowSeconds
+}
+
+// RFC 5861 §4: serve stale on an error within the window (the request's value wins); never past
+// must-revalidate / proxy-revalidate / s-maxage (RFC 9111 §4.2.4) nor bare no-cache (§5.2.2.4)
+export function staleIfErrorAllows(
+  request: RequestInfo,
+  stored: StoredResponse,
+  nowMs: number,
+  shared: boolean,
+): boolean {
+  const directives = responseDirectives(stored.headers)
+  const windowSeconds =
+    requestDirectives(request.headers).staleIfErrorSeconds ?? directives.staleIfErrorSeconds
+  if (windowSeconds === undefined || directives.noCache === true) return false
+  if (staleForbiddenBy(directives, shared) !== undefined) return false
+  return -timingOf(stored, nowMs, shared).ttlSeconds <= windowSeconds
+}
+
+/** The longest stale window the response grants itself (RFC 5861), 0 when staleness is forbidden. */
+function staleWindowSeconds(directives: CacheControl, shared: boolean): number {
+  if (staleForbiddenBy(directives, shared) !== undefined) return 0
+  return Math.max(directives.staleWhileRevalidateSeconds ?? 0, directives.staleIfErrorSeconds ?? 0)
+}
+
+/**
+ * Epoch ms after which the stored response has no use. With a validator it can always be
+ * revalidated, so it is kept until evicted; without one it is useless once `ttl + window < 0`, and
+ * a bare `no-cache` response without a validator is useless from the start.
+ */
+export function usefulUntilMs(stored: StoredResponse, shared: boolean): number {
+  if (hasValidator(stored.headers)) return Number.MAX_SAFE_INTEGER
+  const directives = responseDirectives(stored.headers)
+  if (directives.noCache === true) return stored.responseTimeMs
+  const { ttlSeconds } = timingOf(stored, stored.responseTimeMs, shared)
+  return stored.responseTimeMs + (ttlSeconds + staleWindowSeconds(directives, shared)) * 1000
+}
+
+/** Storing a response that no request could ever reuse (stale, no validator, no stale-* window) is waste. */
+export function isWorthStoring(stored: StoredResponse, shared: boolean): boolean {
+  return usefulUntilMs(stored, shared) > stored.responseTimeMs
+}

@@ -1,0 +1,95 @@
+import { formatHttpDate, parseHttpDate } from './dates.js'
+import { fieldLines, singletonValue } from './headers.js'
+import { connectionNominatedFields, HOP_BY_HOP_FIELDS, withoutFields } from './hop-by-hop.js'
+import type { Headers, ResponseInfo, StoredResponse } from './types.js'
+
+/** The stored ETag, when there is a non-empty one. */
+function entityTag(headers: Headers): string | undefined {
+  const etag = singletonValue(headers, 'etag')
+  return etag === '' ? undefined : etag
+}
+
+/** The Last-Modified in epoch ms, when valid; `referenceMs` places RFC 850 two-digit years. */
+function lastModifiedMs(headers: Headers, referenceMs: number): number | undefined {
+  return parseHttpDate(singletonValue(headers, 'last-modified'), referenceMs)
+}
+
+/** Any reference time gives the same validity for a two-digit year; this one keeps the check pure. */
+const VALIDITY_REFERENCE_MS = Date.UTC(2000, 0, 1)
+
+/** Whether the response carries a validator: an ETag or a valid Last-Modified (RFC 9110 §8.8). */
+export function hasValidator(headers: Headers): boolean {
+  return entityTag(headers) !== undefined || lastModifiedMs(headers, VALIDITY_REFERENCE_MS) !== undefined
+}
+
+// RFC 9111 §4.3.1: validate with the stored ETag (If-None-Match) and Last-Modified
+// (If-Modified-Since, sent as an IMF-fixdate per RFC 9110 §5.6.7); both when both exist
+export function conditionalHeaders(stored: StoredResponse): Record<string, string> {
+  const conditions: Record<string, string> = {}
+  const etag = entityTag(stored.headers)
+  if (etag !== undefined) conditions['if-none-match'] = etag
+  const modifiedMs = lastModifiedMs(stored.headers, stored.responseTimeMs)
+  if (modifiedMs !== undefined) conditions['if-modified-since'] = formatHttpDate(modifiedMs)
+  return conditions
+}
+
+// RFC 9110 §8.8.3.2: weak comparison ignores the W/ prefix of both entity-tags
+function weakMatch(a: string, b: string): boolean {
+  const opaque = (tag: string) => (tag.startsWith('W/') ? tag.slice(2) : tag)
+  return opaque(a) === opaque(b)
+}
+
+/** Whether two Last-Modified values name the same moment (or are the same text when unparsable). */
+function sameLastModified(stored: string | undefined, received: string, referenceMs: number): boolean {
+  if (stored === undefined) return false
+  const storedMs = parseHttpDate(stored, referenceMs)
+  return storedMs !== undefined ? storedMs === parseHttpDate(received, referenceMs) : stored === received
+}
+
+// RFC 9111 §4.3.4: a 304 freshens the stored response its validator identifies
+export function notModifiedMatches(stored: StoredResponse, notModified: ResponseInfo): boolean {
+  const receivedEtag = entityTag(notModified.headers)
+  if (receivedEtag !== undefined) {
+    const storedEtag = entityTag(stored.headers)
+    return storedEtag !== undefined && weakMatch(receivedEtag, storedEtag)
+  }
+  const receivedLastModified = singletonValue(notModified.headers, 'last-modified')
+  if (receivedLastModified === undefined) return true
+  const storedLastModified = singletonValue(stored.headers, 'last-modified')
+  return sameLastModified(storedLastModified, receivedLastModified, stored.responseTimeMs)
+}
+
+// RFC 9111 §3.2 / §4.3.4: fields a 304 never replaces. Hop-by-hop and Connection-nominated fields
+// (not stored, §3.1); Content-Length (named by §3.2); Content-Encoding and Content-Range, which the
+// stored body depends on and a 304 has no body to match ("fields the stored response depends on").
+const NEVER_FRESHENED: ReadonlySet<string> = new Set([
+  ...HOP_BY_HOP_FIELDS,
+  'content-length',
+  'content-encoding',
+  'content-range',
+])
+
+/**
+ * The stored header fields updated with a 304's fields (RFC 9111 §3.2, §4.3.4): each field the 304
+ * carries replaces all stored lines of that field, except the fields in NEVER_FRESHENED. Callers
+ * storing the result should pass it through `headersToStore` (qualified no-cache / private).
+ */
+export function freshenedHeaders(storedHeaders: Headers, notModifiedHeaders: Headers): Headers {
+  const excluded = new Set([...NEVER_FRESHENED, ...connectionNominatedFields(notModifiedHeaders)])
+  const updates = withoutFields(notModifiedHeaders, excluded)
+  const replaced = new Set(Object.keys(updates).map((name) => name.toLowerCase()))
+  return { ...withoutFields(storedHeaders, replaced), ...updates }
+}
+
+const CONDITIONAL_FIELDS = [
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'if-range',
+]
+
+/** Whether the client's request is itself conditional (RFC 9110 §13.1). */
+export function isClientConditional(headers: Headers): boolean {
+  return CONDITIONAL_FIELDS.some((name) => fieldLines(headers, name).length > 0)
+}

@@ -1,0 +1,43 @@
+import type { Headers } from './policy/types.js'
+
+type RawHeaders = unknown
+
+/** Adds one field line, keeping repeats as arrays (undici's parsed-header shape). */
+function addField(out: Headers, name: string, value: unknown): void {
+  if (value === undefined || value === null) return
+  const lower = name.toLowerCase()
+  const values = Array.isArray(value) ? value.map(String) : [String(value)]
+  const existing = out[lower]
+  if (existing === undefined) out[lower] = values.length === 1 ? values[0] : values
+  else out[lower] = [...(Array.isArray(existing) ? existing : [existing]), ...values]
+}
+
+/**
+ * Request headers in every form undici accepts (object, flat array, array of pairs, iterable)
+ * as lower-case names with arrays for repeats.
+ */
+export function normalizeHeaders(headers: RawHeaders): Headers {
+  const out: Headers = {}
+  if (headers === null || headers === undefined) return out
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      for (const pair of headers as unknown[][]) addField(out, String(pair[0]), pair[1])
+    } else {
+      for (let i = 0; i + 1 < headers.length; i += 2) addField(out, String(headers[i]), headers[i + 1])
+    }
+    return out
+  }
+  if (typeof headers === 'object' && Symbol.iterator in headers) {
+    for (const [name, value] of headers as Iterable<[string, unknown]>) addField(out, name, value)
+    return out
+  }
+  for (const [name, value] of Object.entries(headers as Record<string, unknown>)) addField(out, name, value)
+  return out
+}
+
+/** Flattens headers into undici's request form, one pair per field line. */
+export function toRequestHeaders(headers: Headers): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name] = value
+  return out
+}

@@ -1,0 +1,246 @@
+/** MemoryStore: an in-process store, least recently used entries evicted by bytes and by count. */
+import { checkOptionKeys, integerOption, type StoreOptions } from './options.js'
+import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from './store.js'
+
+const STORE_NAME = 'MemoryStore'
+const MIB = 1024 * 1024
+
+/** Options of `new MemoryStore()`; every size is in bytes. */
+export interface MemoryStoreOptions {
+  /**
+   * Bytes kept, counting for each entry its body plus its metadata as JSON; least recently used
+   * entries are evicted beyond. Default 64 MiB.
+   */
+  maxBytes?: number
+  /** Largest body stored, in bytes (also capped at maxBytes); larger ones are not stored. Default 8 MiB. */
+  maxEntryBytes?: number
+  /** Entries kept at most; least recently used ones are evicted beyond. Default 10 000. */
+  maxEntries?: number
+}
+
+/** The limits a MemoryStore runs with, options and defaults applied. */
+export type MemoryStoreLimits = Required<MemoryStoreOptions>
+
+export const MEMORY_STORE_DEFAULTS: Readonly<MemoryStoreLimits> = {
+  maxBytes: 64 * MIB,
+  maxEntryBytes: 8 * MIB,
+  maxEntries: 10_000,
+}
+
+const OPTION_KEYS = ['maxBytes', 'maxEntryBytes', 'maxEntries'] as const
+
+/** One complete variant; `chunks` are the buffers written, kept as they came. */
+interface MemoryEntry {
+  id: number
+  key: string
+  meta: EntryMeta
+  chunks: Buffer[]
+  bodyBytes: number
+  /** What counts against maxBytes: body plus metadata JSON. */
+  sizeBytes: number
+}
+
+/** What every writer of one store shares. */
+interface WriterContext {
+  entryLimitBytes: number
+  insert(key: string, meta: EntryMeta, chunks: Buffer[], bodyBytes: number): void
+  release(key: string, writer: MemoryEntryWriter): void
+}
+
+/**
+ * An RFC 9111 cache store in this process's memory. Metadata is cloned in and out; body buffers are
+ * kept as written (do not change them afterwards). A delete(key) also drops the writes in progress under key.
+ */
+export class MemoryStore implements CacheStore {
+  readonly limits: Readonly<MemoryStoreLimits>
+  readonly #context: WriterContext
+  /** Every entry by id, least recently used first. */
+  readonly #byId = new Map<number, MemoryEntry>()
+  /** The variants under each key, newest first. */
+  readonly #byKey = new Map<string, MemoryEntry[]>()
+  readonly #writers = new Map<string, Set<MemoryEntryWriter>>()
+  #totalBytes = 0
+  #nextId = 1
+  #open = true
+
+  constructor(options?: MemoryStoreOptions) {
+    this.limits = readLimits(checkOptionKeys(STORE_NAME, options, OPTION_KEYS))
+    this.#context = {
+      entryLimitBytes: Math.min(this.limits.maxEntryBytes, this.limits.maxBytes),
+      insert: (key, meta, chunks, bodyBytes) => this.#insert(key, meta, chunks, bodyBytes),
+      release: (key, writer) => this.#release(key, writer),
+    }
+  }
+
+  get(key: string): StoredEntry[] {
+    this.#assertOpen()
+    const variants = this.#byKey.get(key) ?? []
+    for (const entry of variants) this.#touch(entry)
+    return variants.map(toStoredEntry)
+  }
+
+  put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
+    this.#assertOpen()
+    if (expectedSizeBytes !== undefined && expectedSizeBytes > this.#context.entryLimitBytes) return undefined
+    const writer = new MemoryEntryWriter(this.#context, key, cloneMeta(meta))
+    let writers = this.#writers.get(key)
+    if (writers === undefined) {
+      writers = new Set()
+      this.#writers.set(key, writers)
+    }
+    writers.add(writer)
+    return writer
+  }
+
+  update(key: string, id: StoredEntry['id'], meta: EntryMeta): void {
+    this.#assertOpen()
+    const entry = typeof id === 'number' ? this.#byId.get(id) : undefined
+    if (entry === undefined || entry.key !== key) return
+    entry.meta = cloneMeta(meta)
+    const sizeBytes = entry.bodyBytes + metaBytes(entry.meta)
+    this.#totalBytes += sizeBytes - entry.sizeBytes
+    entry.sizeBytes = sizeBytes
+    this.#removeOtherVariants(entry)
+  }
+
+  delete(key: string): void {
+    this.#assertOpen()
+    for (const entry of this.#byKey.get(key) ?? []) this.#remove(entry)
+    for (const writer of [...(this.#writers.get(key) ?? [])]) writer.abort()
+  }
+
+  close(): void {
+    this.#open = false
+    this.#byId.clear()
+    this.#byKey.clear()
+    this.#writers.clear()
+    this.#totalBytes = 0
+  }
+
+  /** Bytes (as counted for maxBytes) and number of the stored entries. */
+  stats(): { totalBytes: number; entryCount: number } {
+    this.#assertOpen()
+    return { totalBytes: this.#totalBytes, entryCount: this.#byId.size }
+  }
+
+  #insert(key: string, meta: EntryMeta, chunks: Buffer[], bodyBytes: number): void {
+    this.#assertOpen()
+    const sizeBytes = bodyBytes + metaBytes(meta)
+    const entry: MemoryEntry = { id: this.#nextId++, key, meta, chunks, bodyBytes, sizeBytes }
+    this.#byKey.set(key, [entry, ...(this.#byKey.get(key) ?? [])])
+    this.#byId.set(entry.id, entry)
+    this.#totalBytes += sizeBytes
+    this.#removeOtherVariants(entry)
+    this.#evict()
+  }
+
+  #removeOtherVariants(kept: MemoryEntry): void {
+    for (const entry of this.#byKey.get(kept.key) ?? []) {
+      if (entry !== kept && entry.meta.varyKey === kept.meta.varyKey) this.#remove(entry)
+    }
+  }
+
+  /** Evicts from the least recently used end; the newest entry goes only when it alone is too big. */
+  #evict(): void {
+    for (const entry of this.#byId.values()) {
+      if (this.#totalBytes <= this.limits.maxBytes && this.#byId.size <= this.limits.maxEntries) return
+      this.#remove(entry)
+    }
+  }
+
+  #touch(entry: MemoryEntry): void {
+    this.#byId.delete(entry.id)
+    this.#byId.set(entry.id, entry)
+  }
+
+  #remove(entry: MemoryEntry): void {
+    this.#byId.delete(entry.id)
+    this.#totalBytes -= entry.sizeBytes
+    const variants = (this.#byKey.get(entry.key) ?? []).filter((variant) => variant !== entry)
+    if (variants.length > 0) this.#byKey.set(entry.key, variants)
+    else this.#byKey.delete(entry.key)
+  }
+
+  #release(key: string, writer: MemoryEntryWriter): void {
+    const writers = this.#writers.get(key)
+    writers?.delete(writer)
+    if (writers?.size === 0) this.#writers.delete(key)
+  }
+
+  #assertOpen(): void {
+    if (!this.#open) throw new Error('undici-cache: MemoryStore is closed')
+  }
+}
+
+function readLimits(options: StoreOptions): MemoryStoreLimits {
+  const limit = (name: keyof MemoryStoreLimits, unit: string) =>
+    integerOption(STORE_NAME, options, name, { defaultValue: MEMORY_STORE_DEFAULTS[name], min: 1, unit })
+  return {
+    maxBytes: limit('maxBytes', 'bytes'),
+    maxEntryBytes: limit('maxEntryBytes', 'bytes'),
+    maxEntries: limit('maxEntries', 'entries'),
+  }
+}
+
+/** A private copy of `meta`, without the fields of a StoredEntry (callers may pass one back). */
+function cloneMeta(meta: EntryMeta): EntryMeta {
+  const { id: _id, sizeBytes: _sizeBytes, body: _body, readBody: _readBody, ...rest } = meta as StoredEntry
+  return structuredClone(rest)
+}
+
+function metaBytes(meta: EntryMeta): number {
+  return Buffer.byteLength(JSON.stringify(meta))
+}
+
+function toStoredEntry(entry: MemoryEntry): StoredEntry {
+  const { chunks } = entry
+  const stored: StoredEntry = {
+    ...structuredClone(entry.meta),
+    id: entry.id,
+    sizeBytes: entry.bodyBytes,
+    readBody: () => chunks.values(),
+  }
+  if (chunks.length === 0) stored.body = Buffer.alloc(0)
+  else if (chunks.length === 1) stored.body = chunks[0]
+  return stored
+}
+
+/** Collects the chunks of one body; past maxEntryBytes it drops them and stores nothing. */
+class MemoryEntryWriter implements EntryWriter {
+  readonly #context: WriterContext
+  readonly #key: string
+  readonly #meta: EntryMeta
+  #open = true
+  #chunks: Buffer[] = []
+  #bodyBytes = 0
+
+  constructor(context: WriterContext, key: string, meta: EntryMeta) {
+    this.#context = context
+    this.#key = key
+    this.#meta = meta
+  }
+
+  write(chunk: Buffer): void {
+    if (!this.#open || chunk.length === 0) return
+    this.#bodyBytes += chunk.length
+    if (this.#bodyBytes > this.#context.entryLimitBytes) this.abort()
+    else this.#chunks.push(chunk)
+  }
+
+  commit(): void {
+    if (!this.#open) return
+    const chunks = this.#chunks
+    this.#close()
+    this.#context.insert(this.#key, this.#meta, chunks, this.#bodyBytes)
+  }
+
+  abort(): void {
+    if (this.#open) this.#close()
+  }
+
+  #close(): void {
+    this.#open = false
+    this.#chunks = []
+    this.#context.release(this.#key, this)
+  }
+}

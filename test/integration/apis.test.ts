@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict'
+import { Writable } from 'node:stream'
+import { pipeline as pipelineAsync } from 'node:stream/promises'
+import { after, before, test } from 'node:test'
+import { getGlobalDispatcher, pipeline, setGlobalDispatcher, stream, fetch as undiciFetch } from 'undici'
+import { CacheAgent } from '../../lib/cache-agent.js'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+
+let origin: Origin
+let agent: CacheAgent
+const previous = getGlobalDispatcher()
+
+before(async () => {
+  origin = await startOrigin((req, res) =>
+    reply(res, 200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' }, `hello ${req.url}`),
+  )
+  agent = new CacheAgent({ store: new MemoryStore() })
+  setGlobalDispatcher(agent)
+})
+after(async () => {
+  setGlobalDispatcher(previous)
+  await agent.close()
+  await origin.close()
+})
+
+test("Node's built-in global fetch() is cached through setGlobalDispatcher(new CacheAgent())", async () => {
+  const first = await globalThis.fetch(`${origin.url}/global`)
+  assert.equal(await first.text(), 'hello /global')
+  assert.equal(first.headers.get('cache-status'), 'undici-cache; fwd=miss; stored')
+  const second = await globalThis.fetch(`${origin.url}/global`)
+  assert.equal(await second.text(), 'hello /global')
+  assert.match(String(second.headers.get('cache-status')), /^undici-cache; hit; ttl=(59|60)$/)
+  assert.equal(second.headers.get('age'), '0')
+  assert.equal(origin.count('/global'), 1)
+})
+
+test('global fetch() honours request Cache-Control (the way to pass directives there)', async () => {
+  const response = await globalThis.fetch(`${origin.url}/global`, {
+    headers: { 'cache-control': 'no-cache' },
+  })
+  await response.arrayBuffer()
+  assert.equal(origin.count('/global'), 2)
+  const onlyCached = await globalThis.fetch(`${origin.url}/not-cached`, {
+    headers: { 'cache-control': 'only-if-cached' },
+  })
+  assert.equal(onlyCached.status, 504)
+  assert.equal(origin.count('/not-cached'), 0)
+})
+
+test("undici's fetch shares the same cache", async () => {
+  const response = await undiciFetch(`${origin.url}/global`)
+  assert.equal(await response.text(), 'hello /global')
+  assert.match(String(response.headers.get('cache-status')), /^undici-cache; hit/)
+  assert.equal(origin.count('/global'), 2)
+})
+
+function collector(): { sink: Writable; text: () => string } {
+  const chunks: Buffer[] = []
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      chunks.push(chunk)
+      done()
+    },
+  })
+  return { sink, text: () => Buffer.concat(chunks).toString() }
+}
+
+test('stream() is served from the cache', async () => {
+  for (let i = 0; i < 2; i++) {
+    const { sink, text } = collector()
+    await stream(`${origin.url}/stream`, { dispatcher: agent, method: 'GET' }, () => sink)
+    assert.equal(text(), 'hello /stream')
+  }
+  assert.equal(origin.count('/stream'), 1)
+})
+
+test('pipeline() is served from the cache', async () => {
+  for (let i = 0; i < 2; i++) {
+    const { sink, text } = collector()
+    const duplex = pipeline(
+      `${origin.url}/pipeline`,
+      { dispatcher: agent, method: 'GET' },
+      ({ body }) => body,
+    )
+    duplex.end()
+    await pipelineAsync(duplex, sink)
+    assert.equal(text(), 'hello /pipeline')
+  }
+  assert.equal(origin.count('/pipeline'), 1)
+})

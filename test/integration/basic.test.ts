@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { makeAgent, send, storeKinds } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+
+for (const kind of storeKinds) {
+  describe(`hits and misses (${kind.name})`, () => {
+    let origin: Origin
+    let cache: ReturnType<typeof makeAgent>
+    let counter = 0
+
+    before(async () => {
+      origin = await startOrigin((req, res) => {
+        counter++
+        const url = new URL(req.url ?? '/', 'http://x')
+        if (url.pathname === '/fresh')
+          return reply(res, 200, { 'cache-control': 'max-age=60' }, `body ${counter}`)
+        if (url.pathname === '/chunked') {
+          res.writeHead(200, { 'cache-control': 'max-age=60' })
+          res.write('part one, ')
+          return res.end('part two')
+        }
+        if (url.pathname === '/nothing') return reply(res, 200, {}, 'no freshness')
+        if (url.pathname === '/404') return reply(res, 404, { 'cache-control': 'max-age=60' }, 'not here')
+        if (url.pathname === '/500') return reply(res, 500, { 'cache-control': 'max-age=60' }, 'broken')
+        if (url.pathname === '/with-status') {
+          return reply(res, 200, { 'cache-control': 'max-age=60', 'cache-status': 'cdn; hit' }, 'x')
+        }
+        reply(res, 200, { 'cache-control': 'max-age=60' }, `other ${url.pathname}${url.search}`)
+      })
+      cache = makeAgent(kind.make())
+    })
+    after(async () => {
+      await cache.close()
+      await origin.close()
+    })
+
+    test('a fresh response is stored on a miss and served on the next request', async () => {
+      const first = await send(cache.agent, `${origin.url}/fresh`)
+      assert.equal(first.status, 200)
+      assert.equal(first.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      assert.equal(first.headers.age, undefined)
+      const second = await send(cache.agent, `${origin.url}/fresh`)
+      assert.equal(second.body, first.body)
+      assert.match(String(second.headers['cache-status']), /^undici-cache; hit; ttl=(59|60)$/)
+      assert.equal(second.headers.age, '0')
+      assert.equal(second.headers['content-length'], String(Buffer.byteLength(first.body)))
+      assert.equal(origin.count('/fresh'), 1)
+    })
+
+    test('a chunked body is stored whole and served with its length', async () => {
+      const first = await send(cache.agent, `${origin.url}/chunked`)
+      const second = await send(cache.agent, `${origin.url}/chunked`)
+      assert.equal(first.body, 'part one, part two')
+      assert.equal(second.body, 'part one, part two')
+      assert.equal(second.headers['content-length'], '18')
+      assert.equal(origin.count('/chunked'), 1)
+    })
+
+    test('the query string is part of the key, also when given as the query option', async () => {
+      await send(cache.agent, `${origin.url}/q?a=1`)
+      const again = await send(cache.agent, `${origin.url}/q?a=1`)
+      const other = await send(cache.agent, `${origin.url}/q?a=2`)
+      assert.equal(again.body, 'other /q?a=1')
+      assert.equal(other.body, 'other /q?a=2')
+      assert.equal(origin.count('/q?a=1'), 1)
+      assert.equal(origin.count('/q?a=2'), 1)
+    })
+
+    test('a 404 with max-age is cached; a 500 is not (not understood by §3)', async () => {
+      await send(cache.agent, `${origin.url}/404`)
+      const hit = await send(cache.agent, `${origin.url}/404`)
+      assert.equal(hit.status, 404)
+      assert.equal(hit.body, 'not here')
+      assert.equal(origin.count('/404'), 1)
+      await send(cache.agent, `${origin.url}/500`)
+      const again = await send(cache.agent, `${origin.url}/500`)
+      assert.equal(again.headers['cache-status'], 'undici-cache; fwd=miss; detail=status')
+      assert.equal(origin.count('/500'), 2)
+    })
+
+    test('a response with no freshness information and no validator is not stored', async () => {
+      await send(cache.agent, `${origin.url}/nothing`)
+      const second = await send(cache.agent, `${origin.url}/nothing`)
+      assert.equal(second.body, 'no freshness')
+      assert.equal(second.headers['cache-status'], 'undici-cache; fwd=miss; detail=no-freshness')
+      assert.equal(origin.count('/nothing'), 2)
+    })
+
+    test('HEAD is answered from a stored GET, with its headers and no body', async () => {
+      await send(cache.agent, `${origin.url}/head-target`)
+      const head = await send(cache.agent, `${origin.url}/head-target`, { method: 'HEAD' })
+      assert.equal(head.status, 200)
+      assert.equal(head.body, '')
+      assert.equal(head.headers['content-length'], String(Buffer.byteLength('other /head-target')))
+      assert.match(String(head.headers['cache-status']), /^undici-cache; hit/)
+      assert.equal(origin.count('/head-target'), 1)
+    })
+
+    test('an upstream Cache-Status is kept after ours', async () => {
+      const first = await send(cache.agent, `${origin.url}/with-status`)
+      assert.equal(first.headers['cache-status'], 'undici-cache; fwd=miss; stored, cdn; hit')
+      const second = await send(cache.agent, `${origin.url}/with-status`)
+      assert.match(String(second.headers['cache-status']), /^undici-cache; hit; ttl=(59|60), cdn; hit$/)
+    })
+
+    test('cache.bypass skips lookup and storage; cache.key and cache.ttl override', async () => {
+      const bypassed = await send(cache.agent, `${origin.url}/fresh`, { cache: { bypass: true } })
+      assert.equal(bypassed.headers['cache-status'], 'undici-cache; fwd=bypass')
+      const before = origin.count('/nothing')
+      await send(cache.agent, `${origin.url}/nothing`, { cache: { key: 'custom-key' } })
+      const keyed = await send(cache.agent, `${origin.url}/other-path`, { cache: { key: 'custom-key' } })
+      assert.equal(keyed.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      const forced = await send(cache.agent, `${origin.url}/x`, { cache: { key: 'custom-key', ttl: 30 } })
+      assert.match(String(forced.headers['cache-status']), /^undici-cache; hit; ttl=(29|30)$/)
+      assert.equal(forced.body, 'other /other-path')
+      assert.equal(origin.count('/nothing'), before + 1)
+    })
+
+    test('a bad per-request cache option is rejected with an error naming it', async () => {
+      await assert.rejects(send(cache.agent, `${origin.url}/fresh`, { cache: { ttl: -1 } }), {
+        name: 'RangeError',
+        message: /cache\.ttl/,
+      })
+    })
+  })
+}

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import fc from 'fast-check'
+import { request } from 'undici'
+import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { makeAgent, send, storeKinds, tempDir } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+
+let origin: Origin
+let garbage: Record<string, string> = {}
+
+before(async () => {
+  origin = await startOrigin((req, res) => {
+    if (req.url === '/garbage') return reply(res, 200, garbage, 'garbage body')
+    if (req.url?.startsWith('/slow')) {
+      res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': String(1024 * 1024) })
+      res.write(Buffer.alloc(64 * 1024, 1))
+      return // never finishes: the client aborts
+    }
+    reply(res, 200, { 'cache-control': 'max-age=60' }, `ok ${req.url}`)
+  })
+})
+after(() => origin.close())
+
+for (const kind of storeKinds) {
+  describe(`failures (${kind.name})`, () => {
+    test('an aborted download leaves no entry behind', async () => {
+      const cache = makeAgent(kind.make())
+      const controller = new AbortController()
+      const res = await request(`${origin.url}/slow`, { dispatcher: cache.agent, signal: controller.signal })
+      assert.equal(res.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      await assert.rejects(async () => {
+        for await (const _chunk of res.body) controller.abort()
+      }, /aborted/i)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      assert.deepEqual(await cache.store.get(`${origin.url}/slow`), [])
+      await cache.close()
+    })
+
+    test('malformed caching headers from the origin never throw (property)', async () => {
+      const cache = makeAgent(kind.make())
+      const value = fc.stringMatching(/^[\x21-\x7e][\x20-\x7e]{0,40}$/)
+      const names = ['cache-control', 'expires', 'date', 'age', 'vary', 'etag', 'last-modified', 'pragma']
+      await fc.assert(
+        fc.asyncProperty(fc.dictionary(fc.constantFrom(...names), value), async (headers) => {
+          garbage = headers
+          for (let i = 0; i < 2; i++) {
+            const result = await send(cache.agent, `${origin.url}/garbage`)
+            assert.equal(result.status, 200)
+            assert.equal(result.body, 'garbage body')
+          }
+        }),
+        { numRuns: 60 },
+      )
+      await cache.close()
+    })
+  })
+}
+
+test('a failing store degrades to passing requests through, with a warning', async () => {
+  const store = new SqliteStore({ path: path.join(tempDir(), 'closed.db') })
+  const cache = makeAgent(store)
+  store.close()
+  const warnings: string[] = []
+  process.on('warning', (warning) => warnings.push(warning.message))
+  const before = origin.count('/through')
+  const first = await send(cache.agent, `${origin.url}/through`)
+  const second = await send(cache.agent, `${origin.url}/through`)
+  assert.equal(first.body, 'ok /through')
+  assert.equal(second.body, 'ok /through')
+  assert.equal(second.headers['cache-status'], 'undici-cache; fwd=miss; detail=store-error')
+  assert.equal(origin.count('/through') - before, 2)
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(warnings.filter((w) => w.includes('undici-cache: store get failed')).length, 1)
+  await cache.agent.close()
+})

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+
+for (const kind of storeKinds) {
+  describe(`revalidation (${kind.name})`, () => {
+    let origin: Origin
+    let cache: ReturnType<typeof makeAgent>
+    let version = 1
+
+    before(async () => {
+      origin = await startOrigin((req, res) => {
+        const path = req.url ?? '/'
+        const etag = `"v${version}"`
+        if (path === '/no-cache') {
+          if (req.headers['if-none-match'] === etag) return reply(res, 304, { etag, 'x-seen': 'revalidated' })
+          return reply(res, 200, { 'cache-control': 'no-cache', etag, 'x-seen': 'full' }, `body v${version}`)
+        }
+        if (path === '/freshen') {
+          // The 304 carries Cache-Control (RFC 9110 §15.4.5): the entry must be freshened, not dropped.
+          if (req.headers['if-none-match'] === etag) {
+            return reply(res, 304, { etag, 'cache-control': 'max-age=60', 'x-updated': 'yes' })
+          }
+          return reply(
+            res,
+            200,
+            { 'cache-control': 'max-age=0', etag, 'content-type': 'text/plain' },
+            'freshen me',
+          )
+        }
+        if (path === '/last-modified') {
+          const lastModified = 'Tue, 01 Jan 2030 00:00:00 GMT'
+          if (req.headers['if-modified-since'] === lastModified) return reply(res, 304, {})
+          return reply(res, 200, { 'cache-control': 'max-age=1', 'last-modified': lastModified }, 'dated')
+        }
+        if (path === '/changes') {
+          if (req.headers['if-none-match'] === etag) return reply(res, 304, { etag })
+          return reply(res, 200, { 'cache-control': 'no-cache', etag }, `changes v${version}`)
+        }
+        if (path === '/wrong-304') {
+          if (req.headers['if-none-match']) return reply(res, 304, { etag: '"something-else"' })
+          return reply(res, 200, { 'cache-control': 'no-cache', etag: '"mine"' }, 'mine')
+        }
+        if (path === '/no-validator') return reply(res, 200, { 'cache-control': 'max-age=0' }, 'plain')
+        reply(res, 404, {})
+      })
+      cache = makeAgent(kind.make())
+    })
+    after(async () => {
+      await cache.close()
+      await origin.close()
+    })
+
+    test('no-cache: every use revalidates; a 304 serves the stored body with updated headers', async () => {
+      const first = await send(cache.agent, `${origin.url}/no-cache`)
+      assert.equal(first.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      const second = await send(cache.agent, `${origin.url}/no-cache`)
+      assert.equal(second.status, 200)
+      assert.equal(second.body, 'body v1')
+      assert.equal(second.headers['x-seen'], 'revalidated')
+      assert.equal(second.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+      assert.equal(second.headers.age, '0')
+      assert.equal(origin.count('/no-cache'), 2)
+      assert.equal(origin.requests.at(-1)?.headers['if-none-match'], '"v1"')
+    })
+
+    test('a 304 carrying Cache-Control freshens the entry (RFC 9111 §4.3.4)', async () => {
+      await send(cache.agent, `${origin.url}/freshen`)
+      const revalidated = await send(cache.agent, `${origin.url}/freshen`)
+      assert.equal(revalidated.body, 'freshen me')
+      assert.equal(revalidated.headers['x-updated'], 'yes')
+      assert.equal(revalidated.headers['content-type'], 'text/plain')
+      assert.equal(revalidated.headers['cache-control'], 'max-age=60')
+      const hit = await send(cache.agent, `${origin.url}/freshen`)
+      assert.equal(hit.body, 'freshen me')
+      assert.match(String(hit.headers['cache-status']), /^undici-cache; hit; ttl=(59|60)$/)
+      assert.equal(hit.headers['x-updated'], 'yes')
+      assert.equal(origin.count('/freshen'), 2)
+    })
+
+    test('If-Modified-Since is built from Last-Modified once the entry is stale', async () => {
+      await send(cache.agent, `${origin.url}/last-modified`)
+      const hit = await send(cache.agent, `${origin.url}/last-modified`)
+      assert.match(String(hit.headers['cache-status']), /^undici-cache; hit; ttl=[01]$/)
+      await sleep(1100)
+      const revalidated = await send(cache.agent, `${origin.url}/last-modified`)
+      assert.equal(revalidated.body, 'dated')
+      assert.match(String(revalidated.headers['cache-status']), /fwd=stale; fwd-status=304/)
+      assert.equal(origin.requests.at(-1)?.headers['if-modified-since'], 'Tue, 01 Jan 2030 00:00:00 GMT')
+      assert.equal(origin.count('/last-modified'), 2)
+    })
+
+    test('a changed representation (200 to a conditional request) replaces the entry', async () => {
+      await send(cache.agent, `${origin.url}/changes`)
+      version = 2
+      const changed = await send(cache.agent, `${origin.url}/changes`)
+      assert.equal(changed.body, 'changes v2')
+      assert.equal(changed.headers['cache-status'], 'undici-cache; fwd=stale; stored')
+      const next = await send(cache.agent, `${origin.url}/changes`)
+      assert.equal(next.body, 'changes v2')
+      assert.match(String(next.headers['cache-status']), /fwd-status=304/)
+      assert.equal(origin.count('/changes'), 3)
+    })
+
+    test('a 304 for another representation is not used: the request is repeated unconditionally', async () => {
+      await send(cache.agent, `${origin.url}/wrong-304`)
+      const result = await send(cache.agent, `${origin.url}/wrong-304`)
+      assert.equal(result.status, 200)
+      assert.equal(result.body, 'mine')
+      assert.equal(origin.count('/wrong-304'), 3)
+      assert.equal(origin.requests.at(-1)?.headers['if-none-match'], undefined)
+    })
+
+    test('a response that could never be reused (max-age=0, no validator) is not stored', async () => {
+      const first = await send(cache.agent, `${origin.url}/no-validator`)
+      const second = await send(cache.agent, `${origin.url}/no-validator`)
+      assert.equal(second.body, 'plain')
+      assert.equal(first.headers['cache-status'], 'undici-cache; fwd=miss; detail=no-freshness')
+      assert.equal(second.headers['cache-status'], 'undici-cache; fwd=miss; detail=no-freshness')
+      assert.equal(origin.count('/no-validator'), 2)
+    })
+  })
+}

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { makeAgent, send, storeKinds } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+
+for (const kind of storeKinds) {
+  describe(`Vary and invalidation (${kind.name})`, () => {
+    let origin: Origin
+    let cache: ReturnType<typeof makeAgent>
+
+    before(async () => {
+      origin = await startOrigin((req, res) => {
+        const path = req.url ?? '/'
+        const language = String(req.headers['accept-language'] ?? 'none')
+        if (path === '/vary') {
+          return reply(res, 200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' }, `in ${language}`)
+        }
+        if (path === '/vary-star')
+          return reply(res, 200, { 'cache-control': 'max-age=60', vary: '*' }, 'star')
+        if (req.method === 'POST' && path === '/items') {
+          return reply(res, 201, {
+            location: '/items/1',
+            'content-location': `${'http://elsewhere.test'}/items`,
+          })
+        }
+        if (req.method === 'DELETE') return reply(res, 500, {})
+        reply(res, 200, { 'cache-control': 'max-age=60' }, `${path} content`)
+      })
+      cache = makeAgent(kind.make())
+    })
+    after(async () => {
+      await cache.close()
+      await origin.close()
+    })
+
+    test('variants selected by Vary are kept side by side (RFC 9111 §4.1)', async () => {
+      const en = await send(cache.agent, `${origin.url}/vary`, { headers: { 'accept-language': 'en' } })
+      const fr = await send(cache.agent, `${origin.url}/vary`, { headers: { 'accept-language': 'fr' } })
+      assert.equal(fr.headers['cache-status'], 'undici-cache; fwd=vary-miss; stored')
+      const none = await send(cache.agent, `${origin.url}/vary`)
+      const enAgain = await send(cache.agent, `${origin.url}/vary`, { headers: { 'accept-language': 'en' } })
+      const frAgain = await send(cache.agent, `${origin.url}/vary`, { headers: { 'accept-language': 'fr' } })
+      const noneAgain = await send(cache.agent, `${origin.url}/vary`)
+      assert.deepEqual(
+        [en.body, fr.body, none.body, enAgain.body, frAgain.body, noneAgain.body],
+        ['in en', 'in fr', 'in none', 'in en', 'in fr', 'in none'],
+      )
+      assert.match(String(frAgain.headers['cache-status']), /^undici-cache; hit/)
+      assert.equal(origin.count('/vary'), 3)
+    })
+
+    test('Vary: * is never served from the cache', async () => {
+      await send(cache.agent, `${origin.url}/vary-star`)
+      const second = await send(cache.agent, `${origin.url}/vary-star`)
+      assert.equal(second.headers['cache-status'], 'undici-cache; fwd=miss; detail=vary-star')
+      assert.equal(origin.count('/vary-star'), 2)
+    })
+
+    test('a successful POST invalidates its URI and same-origin Location (RFC 9111 §4.4)', async () => {
+      await send(cache.agent, `${origin.url}/items`)
+      await send(cache.agent, `${origin.url}/items/1`)
+      await send(cache.agent, `${origin.url}/items`)
+      await send(cache.agent, `${origin.url}/items/1`)
+      assert.equal(origin.count('/items/1'), 1)
+      const created = await send(cache.agent, `${origin.url}/items`, { method: 'POST' })
+      assert.equal(created.status, 201)
+      assert.equal(created.headers['cache-status'], 'undici-cache; fwd=method')
+      const list = await send(cache.agent, `${origin.url}/items`)
+      const item = await send(cache.agent, `${origin.url}/items/1`)
+      assert.equal(list.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      assert.equal(item.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      assert.equal(origin.requests.filter((r) => r.method === 'GET' && r.url === '/items').length, 2)
+      assert.equal(origin.count('/items/1'), 2)
+    })
+
+    test('an error response to an unsafe method invalidates nothing', async () => {
+      await send(cache.agent, `${origin.url}/kept`)
+      const deleted = await send(cache.agent, `${origin.url}/kept`, { method: 'DELETE' })
+      assert.equal(deleted.status, 500)
+      const after = await send(cache.agent, `${origin.url}/kept`)
+      assert.match(String(after.headers['cache-status']), /^undici-cache; hit/)
+      assert.equal(origin.requests.filter((r) => r.method === 'GET' && r.url === '/kept').length, 1)
+    })
+  })
+}

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import fc from 'fast-check'
+import {
+  fieldLines,
+  listMembers,
+  singletonValue,
+  splitListMembers,
+  valueLines,
+} from '../../lib/policy/headers.js'
+import type { Headers } from '../../lib/policy/types.js'
+
+describe('valueLines', () => {
+  it('maps strings, arrays and anything else', () => {
+    assert.deepEqual(valueLines('a'), ['a'])
+    assert.deepEqual(valueLines(['a', 'b']), ['a', 'b'])
+    assert.deepEqual(valueLines(undefined), [])
+    assert.deepEqual(valueLines(42 as unknown as string), [])
+    assert.deepEqual(valueLines(['a', 7, 'b'] as unknown as string[]), ['a', 'b'])
+  })
+})
+
+describe('fieldLines', () => {
+  it('returns all lines of a field', () => {
+    assert.deepEqual(fieldLines({ a: 'x' }, 'a'), ['x'])
+    assert.deepEqual(fieldLines({ a: ['x', 'y'] }, 'a'), ['x', 'y'])
+    assert.deepEqual(fieldLines({}, 'a'), [])
+    assert.deepEqual(fieldLines({ a: undefined }, 'a'), [])
+  })
+
+  it('returns a copy of arrays', () => {
+    const lines = ['x']
+    const result = fieldLines({ a: lines }, 'a')
+    result.push('y')
+    assert.deepEqual(lines, ['x'])
+  })
+
+  it('ignores inherited properties', () => {
+    assert.deepEqual(fieldLines({}, 'constructor'), [])
+    assert.deepEqual(fieldLines({}, '__proto__'), [])
+  })
+})
+
+describe('listMembers (RFC 9110 §5.6.1)', () => {
+  it('combines lines, trims and drops empty members', () => {
+    const headers: Headers = { vary: [' accept ,, accept-encoding', '', 'origin,'] }
+    assert.deepEqual(listMembers(headers, 'vary'), ['accept', 'accept-encoding', 'origin'])
+  })
+
+  it('does not split inside quoted strings', () => {
+    assert.deepEqual(listMembers({ 'cache-control': 'no-cache="a, b", max-age=5' }, 'cache-control'), [
+      'no-cache="a, b"',
+      'max-age=5',
+    ])
+  })
+
+  it('returns [] for an absent field', () => {
+    assert.deepEqual(listMembers({}, 'vary'), [])
+    assert.deepEqual(splitListMembers([' , ']), [])
+  })
+})
+
+describe('singletonValue', () => {
+  it('returns the first line trimmed', () => {
+    assert.equal(singletonValue({ etag: ' "a" ' }, 'etag'), '"a"')
+    assert.equal(singletonValue({ etag: ['"a"', '"b"'] }, 'etag'), '"a"')
+    assert.equal(singletonValue({ etag: '' }, 'etag'), '')
+    assert.equal(singletonValue({}, 'etag'), undefined)
+    assert.equal(singletonValue({ etag: [] }, 'etag'), undefined)
+  })
+
+  it('never throws on arbitrary values', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.array(fc.string())), (value) => {
+        const headers: Headers = { x: value }
+        listMembers(headers, 'x')
+        singletonValue(headers, 'x')
+      }),
+    )
+  })
+})

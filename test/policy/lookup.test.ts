@@ -1,0 +1,268 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import fc from 'fast-check'
+import { formatHttpDate } from '../../lib/policy/dates.js'
+import {
+  decideReuse,
+  type ReuseDecision,
+  staleIfErrorAllows,
+  staleWhileRevalidateAllows,
+  usefulUntilMs,
+} from '../../lib/policy/lookup.js'
+import type { Headers, StoredResponse } from '../../lib/policy/types.js'
+
+const T0 = Date.UTC(2024, 0, 1, 12)
+
+function stored(headers: Headers, statusCode = 200): StoredResponse {
+  return {
+    statusCode,
+    statusMessage: 'OK',
+    headers,
+    requestTimeMs: T0,
+    responseTimeMs: T0,
+    varyValues: {},
+  }
+}
+
+const get = (headers: Headers = {}) => ({ method: 'GET', headers })
+const at = (seconds: number) => T0 + seconds * 1000
+
+describe('decideReuse (RFC 9111 §4)', () => {
+  const maxAge60 = stored({ 'cache-control': 'max-age=60' })
+
+  it('serves a fresh response with its timing', () => {
+    assert.deepEqual(decideReuse(get(), maxAge60, at(10), true), {
+      action: 'fresh',
+      ageSeconds: 10,
+      lifetimeSeconds: 60,
+      ttlSeconds: 50,
+      reason: 'fresh',
+    })
+  })
+
+  it('revalidates a stale response (fresh only while lifetime > age)', () => {
+    assert.deepEqual(decideReuse(get(), maxAge60, at(60), true), {
+      action: 'revalidate',
+      ageSeconds: 60,
+      lifetimeSeconds: 60,
+      ttlSeconds: 0,
+      reason: 'stale',
+    })
+  })
+
+  it('revalidates on request no-cache, including Pragma (§5.2.1.4, §5.4)', () => {
+    assert.equal(
+      decideReuse(get({ 'cache-control': 'no-cache' }), maxAge60, at(1), true).reason,
+      'request-no-cache',
+    )
+    assert.equal(decideReuse(get({ pragma: 'no-cache' }), maxAge60, at(1), true).reason, 'request-no-cache')
+  })
+
+  it('revalidates a bare no-cache response but not a qualified one (§5.2.2.4)', () => {
+    const bare = stored({ 'cache-control': 'no-cache, max-age=60' })
+    assert.deepEqual(
+      [decideReuse(get(), bare, at(1), true).action, decideReuse(get(), bare, at(1), true).reason],
+      ['revalidate', 'response-no-cache'],
+    )
+    const qualified = stored({ 'cache-control': 'no-cache="set-cookie", max-age=60' })
+    assert.equal(decideReuse(get(), qualified, at(1), true).action, 'fresh')
+  })
+
+  it('honours request max-age (§5.2.1.1)', () => {
+    assert.equal(decideReuse(get({ 'cache-control': 'max-age=10' }), maxAge60, at(10), true).action, 'fresh')
+    assert.equal(
+      decideReuse(get({ 'cache-control': 'max-age=10' }), maxAge60, at(11), true).reason,
+      'request-max-age',
+    )
+    assert.equal(decideReuse(get({ 'cache-control': 'max-age=0' }), maxAge60, at(0), true).action, 'fresh')
+  })
+
+  it('honours min-fresh (§5.2.1.3)', () => {
+    assert.equal(
+      decideReuse(get({ 'cache-control': 'min-fresh=50' }), maxAge60, at(10), true).action,
+      'fresh',
+    )
+    const decision = decideReuse(get({ 'cache-control': 'min-fresh=51' }), maxAge60, at(10), true)
+    assert.deepEqual([decision.action, decision.reason], ['revalidate', 'min-fresh'])
+  })
+
+  it('serves stale within request max-stale (§5.2.1.2)', () => {
+    const bounded = decideReuse(get({ 'cache-control': 'max-stale=10' }), maxAge60, at(70), true)
+    assert.deepEqual([bounded.action, bounded.reason, bounded.ttlSeconds], ['stale', 'max-stale', -10])
+    assert.equal(
+      decideReuse(get({ 'cache-control': 'max-stale=10' }), maxAge60, at(71), true).reason,
+      'stale',
+    )
+    assert.equal(decideReuse(get({ 'cache-control': 'max-stale' }), maxAge60, at(1e6), true).action, 'stale')
+  })
+
+  it('never serves stale past must-revalidate (§5.2.2.2)', () => {
+    const response = stored({ 'cache-control': 'max-age=60, must-revalidate' })
+    const decision = decideReuse(get({ 'cache-control': 'max-stale' }), response, at(61), false)
+    assert.deepEqual([decision.action, decision.reason], ['revalidate', 'must-revalidate'])
+  })
+
+  it('never serves stale past proxy-revalidate or s-maxage in a shared cache (§5.2.2.8, §5.2.2.10)', () => {
+    for (const cc of ['max-age=60, proxy-revalidate', 'max-age=60, s-maxage=60']) {
+      const response = stored({ 'cache-control': cc })
+      assert.equal(
+        decideReuse(get({ 'cache-control': 'max-stale' }), response, at(61), true).reason,
+        'proxy-revalidate',
+      )
+      assert.equal(
+        decideReuse(get({ 'cache-control': 'max-stale' }), response, at(61), false).action,
+        'stale',
+      )
+    }
+  })
+
+  it('uses heuristic freshness and Age', () => {
+    const heuristic = stored({ date: formatHttpDate(T0), 'last-modified': formatHttpDate(T0 - 1_000_000) })
+    assert.equal(decideReuse(get(), heuristic, at(99), false).action, 'fresh')
+    assert.equal(decideReuse(get(), heuristic, at(100), false).action, 'revalidate')
+    const aged = stored({ 'cache-control': 'max-age=60', age: '55' })
+    assert.deepEqual(decideReuse(get(), aged, at(4), true).ttlSeconds, 1)
+  })
+
+  it('revalidates when the stored response has no freshness at all', () => {
+    assert.equal(decideReuse(get(), stored({}), T0, true).reason, 'stale')
+  })
+
+  it('never throws on arbitrary directives', () => {
+    fc.assert(
+      fc.property(
+        fc.string(),
+        fc.string(),
+        fc.integer({ min: -1e9, max: 1e12 }),
+        (requestCc, responseCc, offset) => {
+          const decision = decideReuse(
+            get({ 'cache-control': requestCc }),
+            stored({ 'cache-control': responseCc }),
+            T0 + offset,
+            true,
+          )
+          assert.ok(['fresh', 'stale', 'revalidate'].includes(decision.action))
+        },
+      ),
+    )
+  })
+})
+
+describe('staleWhileRevalidateAllows (RFC 5861 §3)', () => {
+  const response = stored({ 'cache-control': 'max-age=60, stale-while-revalidate=30' })
+
+  it('allows plain staleness within the window', () => {
+    assert.equal(staleWhileRevalidateAllows(response, decideReuse(get(), response, at(90), true), true), true)
+    assert.equal(
+      staleWhileRevalidateAllows(response, decideReuse(get(), response, at(91), true), true),
+      false,
+    )
+  })
+
+  it('needs a stale-while-revalidate directive', () => {
+    const plain = stored({ 'cache-control': 'max-age=60' })
+    assert.equal(staleWhileRevalidateAllows(plain, decideReuse(get(), plain, at(61), true), true), false)
+  })
+
+  it('does not apply to other revalidation reasons', () => {
+    const decision = decideReuse(get({ 'cache-control': 'no-cache' }), response, at(61), true)
+    assert.equal(staleWhileRevalidateAllows(response, decision, true), false)
+    const fresh = decideReuse(get(), response, at(1), true)
+    assert.equal(staleWhileRevalidateAllows(response, fresh, true), false)
+  })
+
+  it('is blocked by must-revalidate, and by proxy-revalidate / s-maxage in a shared cache', () => {
+    const staleDecision: ReuseDecision = {
+      action: 'revalidate',
+      ageSeconds: 61,
+      lifetimeSeconds: 60,
+      ttlSeconds: -1,
+      reason: 'stale',
+    }
+    const swr = 'max-age=60, stale-while-revalidate=30'
+    const with_ = (extra: string) => stored({ 'cache-control': `${swr}, ${extra}` })
+    assert.equal(staleWhileRevalidateAllows(with_('must-revalidate'), staleDecision, false), false)
+    assert.equal(staleWhileRevalidateAllows(with_('proxy-revalidate'), staleDecision, true), false)
+    assert.equal(staleWhileRevalidateAllows(with_('proxy-revalidate'), staleDecision, false), true)
+    assert.equal(staleWhileRevalidateAllows(with_('s-maxage=60'), staleDecision, true), false)
+  })
+})
+
+describe('staleIfErrorAllows (RFC 5861 §4)', () => {
+  const response = stored({ 'cache-control': 'max-age=60, stale-if-error=30' })
+
+  it('allows staleness within the response window', () => {
+    assert.equal(staleIfErrorAllows(get(), response, at(90), true), true)
+    assert.equal(staleIfErrorAllows(get(), response, at(91), true), false)
+    assert.equal(staleIfErrorAllows(get(), response, at(10), true), true)
+  })
+
+  it('uses the request window, which wins over the response', () => {
+    const plain = stored({ 'cache-control': 'max-age=60' })
+    assert.equal(staleIfErrorAllows(get(), plain, at(61), true), false)
+    assert.equal(staleIfErrorAllows(get({ 'cache-control': 'stale-if-error=5' }), plain, at(65), true), true)
+    assert.equal(
+      staleIfErrorAllows(get({ 'cache-control': 'stale-if-error=5' }), response, at(66), true),
+      false,
+    )
+    assert.equal(
+      staleIfErrorAllows(get({ 'cache-control': 'stale-if-error=100' }), response, at(150), true),
+      true,
+    )
+  })
+
+  it('is blocked by must-revalidate, bare no-cache, and shared proxy-revalidate / s-maxage', () => {
+    const sie = 'max-age=60, stale-if-error=30'
+    const with_ = (extra: string) => stored({ 'cache-control': `${sie}, ${extra}` })
+    assert.equal(staleIfErrorAllows(get(), with_('must-revalidate'), at(61), false), false)
+    assert.equal(staleIfErrorAllows(get(), with_('no-cache'), at(61), false), false)
+    assert.equal(staleIfErrorAllows(get(), with_('proxy-revalidate'), at(61), true), false)
+    assert.equal(staleIfErrorAllows(get(), with_('proxy-revalidate'), at(61), false), true)
+    assert.equal(staleIfErrorAllows(get(), with_('s-maxage=60'), at(61), true), false)
+  })
+})
+
+describe('usefulUntilMs', () => {
+  it('keeps responses with a validator until evicted', () => {
+    assert.equal(usefulUntilMs(stored({ etag: '"a"' }), true), Number.MAX_SAFE_INTEGER)
+    assert.equal(
+      usefulUntilMs(stored({ 'last-modified': formatHttpDate(T0) }), true),
+      Number.MAX_SAFE_INTEGER,
+    )
+    assert.equal(
+      usefulUntilMs(stored({ 'cache-control': 'no-cache', etag: '"a"' }), true),
+      Number.MAX_SAFE_INTEGER,
+    )
+  })
+
+  it('ends at expiry plus the larger stale window', () => {
+    assert.equal(usefulUntilMs(stored({ 'cache-control': 'max-age=60' }), true), at(60))
+    assert.equal(
+      usefulUntilMs(
+        stored({ 'cache-control': 'max-age=60, stale-while-revalidate=30, stale-if-error=90' }),
+        true,
+      ),
+      at(150),
+    )
+    assert.equal(
+      usefulUntilMs(stored({ 'cache-control': 'max-age=60, stale-while-revalidate=30' }), true),
+      at(90),
+    )
+  })
+
+  it('accounts for the age the response arrived with', () => {
+    assert.equal(usefulUntilMs(stored({ 'cache-control': 'max-age=60', age: '50' }), true), at(10))
+    assert.equal(usefulUntilMs(stored({ 'cache-control': 'max-age=60', age: '100' }), true), at(-40))
+  })
+
+  it('drops the stale windows when staleness is forbidden', () => {
+    const cc = 'max-age=60, stale-if-error=90'
+    assert.equal(usefulUntilMs(stored({ 'cache-control': `${cc}, must-revalidate` }), false), at(60))
+    assert.equal(usefulUntilMs(stored({ 'cache-control': `${cc}, s-maxage=60` }), true), at(60))
+    assert.equal(usefulUntilMs(stored({ 'cache-control': `${cc}, s-maxage=60` }), false), at(150))
+  })
+
+  it('has no use for a bare no-cache response without a validator', () => {
+    assert.equal(usefulUntilMs(stored({ 'cache-control': 'no-cache, max-age=60' }), true), T0)
+  })
+})

@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { canStore, headersToStore, UNDERSTOOD_STATUSES } from '../../lib/policy/storable.js'
+import type { Headers } from '../../lib/policy/types.js'
+
+const get = (headers: Headers = {}) => ({ method: 'GET', headers })
+const ok = (headers: Headers, statusCode = 200) => ({ statusCode, headers })
+const STORABLE = { storable: true }
+const refused = (reason: string) => ({ storable: false, reason })
+
+describe('UNDERSTOOD_STATUSES', () => {
+  it('lists the understood statuses, without 206, 304 and 1xx', () => {
+    assert.deepEqual(
+      [...UNDERSTOOD_STATUSES],
+      [200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501],
+    )
+  })
+})
+
+describe('canStore (RFC 9111 §3)', () => {
+  it('stores a GET 200 with max-age in both modes', () => {
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 'max-age=60' }), true), STORABLE)
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 'max-age=60' }), false), STORABLE)
+  })
+
+  it('stores only GET', () => {
+    for (const method of ['HEAD', 'POST', 'get']) {
+      assert.deepEqual(
+        canStore({ method, headers: {} }, ok({ 'cache-control': 'max-age=60' }), true),
+        refused('method'),
+      )
+    }
+  })
+
+  it('refuses statuses it does not understand', () => {
+    for (const status of [100, 206, 304, 500, 502, 299]) {
+      assert.deepEqual(
+        canStore(get(), ok({ 'cache-control': 'max-age=60' }, status), true),
+        refused('status'),
+      )
+    }
+  })
+
+  it('refuses request no-store (§5.2.1.5) and response no-store (§5.2.2.5)', () => {
+    const response = ok({ 'cache-control': 'max-age=60' })
+    assert.deepEqual(
+      canStore(get({ 'cache-control': 'no-store' }), response, true),
+      refused('request-no-store'),
+    )
+    assert.deepEqual(
+      canStore(get(), ok({ 'cache-control': 'no-store, max-age=60' }), false),
+      refused('no-store'),
+    )
+  })
+
+  it('ignores no-store with must-understand for an understood status (§5.2.2.3)', () => {
+    const headers = { 'cache-control': 'must-understand, no-store, max-age=60' }
+    assert.deepEqual(canStore(get(), ok(headers), true), STORABLE)
+    assert.deepEqual(canStore(get(), ok(headers, 206), true), refused('status'))
+    assert.deepEqual(
+      canStore(get({ 'cache-control': 'no-store' }), ok(headers), true),
+      refused('request-no-store'),
+    )
+  })
+
+  it('refuses bare private in a shared cache only (§5.2.2.7)', () => {
+    const headers = { 'cache-control': 'private, max-age=60' }
+    assert.deepEqual(canStore(get(), ok(headers), true), refused('private'))
+    assert.deepEqual(canStore(get(), ok(headers), false), STORABLE)
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 'private="x", max-age=60' }), true), STORABLE)
+    assert.deepEqual(
+      canStore(get(), ok({ 'cache-control': 'private=, max-age=60' }), true),
+      refused('private'),
+    )
+  })
+
+  it('refuses authorized requests in a shared cache unless the response allows them (§3.5)', () => {
+    const request = get({ authorization: 'Bearer x' })
+    assert.deepEqual(canStore(request, ok({ 'cache-control': 'max-age=60' }), true), refused('authorization'))
+    assert.deepEqual(canStore(request, ok({ 'cache-control': 'max-age=60' }), false), STORABLE)
+    for (const cc of ['max-age=60, must-revalidate', 'max-age=60, public', 's-maxage=60']) {
+      assert.deepEqual(canStore(request, ok({ 'cache-control': cc }), true), STORABLE, cc)
+    }
+  })
+
+  it('refuses Set-Cookie in a shared cache only', () => {
+    const headers = { 'cache-control': 'max-age=60', 'set-cookie': 'a=b' }
+    assert.deepEqual(canStore(get(), ok(headers), true), refused('set-cookie'))
+    assert.deepEqual(canStore(get(), ok(headers), false), STORABLE)
+  })
+
+  it('refuses Vary: *', () => {
+    assert.deepEqual(
+      canStore(get(), ok({ 'cache-control': 'max-age=60', vary: 'accept, *' }), false),
+      refused('vary-star'),
+    )
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 'max-age=60', vary: 'accept' }), false), STORABLE)
+  })
+
+  it('needs freshness information', () => {
+    assert.deepEqual(canStore(get(), ok({}, 302), true), refused('no-freshness'))
+    assert.deepEqual(canStore(get(), ok({}, 200), true), STORABLE)
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 'public' }, 302), true), STORABLE)
+    assert.deepEqual(canStore(get(), ok({ expires: 'invalid' }, 302), true), STORABLE)
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 'max-age=0' }, 302), true), STORABLE)
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 's-maxage=5' }, 302), true), STORABLE)
+    assert.deepEqual(
+      canStore(get(), ok({ 'cache-control': 's-maxage=5' }, 302), false),
+      refused('no-freshness'),
+    )
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 'private' }, 302), false), STORABLE)
+    assert.deepEqual(
+      canStore(get(), ok({ 'cache-control': 'private="x"' }, 302), true),
+      refused('no-freshness'),
+    )
+  })
+
+  it('stores bare no-cache responses (they are revalidated on use)', () => {
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 'no-cache', etag: '"a"' }), true), STORABLE)
+  })
+
+  it('reports reasons in RFC order', () => {
+    assert.deepEqual(
+      canStore({ method: 'POST', headers: {} }, ok({ 'cache-control': 'no-store' }, 500), true),
+      refused('method'),
+    )
+    assert.deepEqual(
+      canStore(get(), ok({ 'cache-control': 'no-store, private' }, 500), true),
+      refused('status'),
+    )
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 'no-store, private' }), true), refused('no-store'))
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 'private', vary: '*' }), true), refused('private'))
+  })
+})
+
+describe('headersToStore (RFC 9111 §3.1)', () => {
+  it('drops hop-by-hop fields and keeps the rest, Age included', () => {
+    const headers: Headers = {
+      connection: 'keep-alive',
+      'keep-alive': 'timeout=5',
+      'proxy-connection': 'x',
+      te: 'trailers',
+      'transfer-encoding': 'chunked',
+      upgrade: 'h2c',
+      'proxy-authenticate': 'Basic',
+      'proxy-authentication-info': 'x',
+      'proxy-authorization': 'x',
+      trailer: 'x-checksum',
+      age: '5',
+      'content-type': 'text/plain',
+      'set-cookie': ['a=1', 'b=2'],
+      absent: undefined,
+    }
+    assert.deepEqual(headersToStore(headers, true), {
+      age: '5',
+      'content-type': 'text/plain',
+      'set-cookie': ['a=1', 'b=2'],
+    })
+  })
+
+  it('drops fields nominated by Connection', () => {
+    const headers = { connection: 'close, X-Secret', 'x-secret': '1', 'x-other': '2' }
+    assert.deepEqual(headersToStore(headers, false), { 'x-other': '2' })
+  })
+
+  it('drops no-cache="…" fields in both modes and private="…" fields in shared mode only', () => {
+    const headers = {
+      'cache-control': 'no-cache="x-a", private="X-B"',
+      'x-a': '1',
+      'x-b': '2',
+      'x-c': '3',
+    }
+    assert.deepEqual(headersToStore(headers, true), {
+      'cache-control': 'no-cache="x-a", private="X-B"',
+      'x-c': '3',
+    })
+    assert.deepEqual(headersToStore(headers, false), {
+      'cache-control': 'no-cache="x-a", private="X-B"',
+      'x-b': '2',
+      'x-c': '3',
+    })
+  })
+
+  it('copies arrays instead of sharing them', () => {
+    const cookies = ['a=1']
+    const stored = headersToStore({ 'set-cookie': cookies }, false)
+    assert.notEqual(stored['set-cookie'], cookies)
+    assert.deepEqual(stored['set-cookie'], cookies)
+  })
+
+  it('keeps an own __proto__ field as a plain field', () => {
+    const headers = JSON.parse('{"__proto__": "x", "a": "b"}') as Headers
+    const stored = headersToStore(headers, false)
+    assert.equal(Object.getPrototypeOf(stored), Object.prototype)
+    assert.deepEqual(Object.keys(stored), ['__proto__', 'a'])
+  })
+})

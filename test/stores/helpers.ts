@@ -1,0 +1,93 @@
+/** Small helpers shared by the store tests and the child-process writer. */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import type { CacheStore, EntryMeta, StoredEntry } from '../../lib/stores/store.js'
+
+/** A plausible stored response; `overrides` replace fields. */
+export function sampleMeta(overrides: Partial<EntryMeta> = {}): EntryMeta {
+  return {
+    statusCode: 200,
+    statusMessage: 'OK',
+    headers: { 'content-type': 'text/plain', 'cache-control': 'max-age=60' },
+    requestTimeMs: 1_700_000_000_000,
+    responseTimeMs: 1_700_000_000_050,
+    varyValues: {},
+    varyKey: '',
+    deleteAtMs: 1_700_000_060_050,
+    ...overrides,
+  }
+}
+
+/** `sizeBytes` deterministic bytes; different seeds give different bodies. */
+export function patternBody(sizeBytes: number, seed = 0): Buffer {
+  const body = Buffer.allocUnsafe(sizeBytes)
+  for (let i = 0; i < sizeBytes; i++) body[i] = (i * 31 + seed * 7 + (i >> 8)) & 0xff
+  return body
+}
+
+/** Writes `body` in pieces of `writeBytes` (fresh buffers) and commits; false when put refused it. */
+export async function storeBody(
+  store: CacheStore,
+  key: string,
+  meta: EntryMeta,
+  body: Buffer,
+  writeBytes = 256,
+): Promise<boolean> {
+  const writer = store.put(key, meta)
+  if (writer === undefined) return false
+  for (let offset = 0; offset < body.length; offset += writeBytes) {
+    await writer.write(Buffer.from(body.subarray(offset, offset + writeBytes)))
+  }
+  await writer.commit()
+  return true
+}
+
+/** The chunks readBody yields, in order. */
+export async function readChunks(entry: StoredEntry): Promise<Buffer[]> {
+  const chunks: Buffer[] = []
+  for await (const chunk of entry.readBody()) chunks.push(chunk)
+  return chunks
+}
+
+/** The whole body of an entry. */
+export async function readBody(entry: StoredEntry): Promise<Buffer> {
+  return Buffer.concat(await readChunks(entry))
+}
+
+/** The fields of EntryMeta in an entry, to compare with what was stored. */
+export function metaOf(entry: StoredEntry): EntryMeta {
+  const { id: _id, sizeBytes: _sizeBytes, body: _body, readBody: _readBody, ...meta } = entry
+  return meta
+}
+
+/** The entry at `index`, failing the test when there is none. */
+export function entryAt(entries: StoredEntry[], index = 0): StoredEntry {
+  const entry = entries[index]
+  if (entry === undefined) throw new Error(`no entry at ${index} (of ${entries.length})`)
+  return entry
+}
+
+/** Runs child-writer.ts in a new process; resolves to the sha256 (hex) of the body it stored. */
+export async function writeFromChild(path: string, key: string, sizes: ChildWrite): Promise<string> {
+  const script = fileURLToPath(new URL('./child-writer.ts', import.meta.url))
+  const args = [sizes.sizeBytes, sizes.seed, sizes.writeBytes, sizes.chunkBytes].map(String)
+  const child = spawn(process.execPath, ['--import', 'tsx', script, path, key, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let output = ''
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    output += text
+  })
+  const [exitCode] = await once(child, 'exit')
+  if (exitCode !== 0) throw new Error(`child-writer.ts exited with ${exitCode}`)
+  return output
+}
+
+/** What the child process writes: a patternBody(sizeBytes, seed) in writes of writeBytes. */
+export interface ChildWrite {
+  sizeBytes: number
+  seed: number
+  writeBytes: number
+  chunkBytes: number
+}
