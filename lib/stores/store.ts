@@ -19,13 +19,19 @@ export interface StoredEntry extends EntryMeta {
   sizeBytes: number
   /** The whole body, when the store has it in one piece already (fast path for small bodies). */
   body?: Buffer
-  /** Reads the body chunk by chunk, never holding it whole. */
+  /**
+   * Reads the body chunk by chunk, never holding it whole. Throws if the body disappears
+   * mid-read (replaced or evicted meanwhile): a body is never ended short.
+   */
   readBody(): Iterable<Buffer> | AsyncIterable<Buffer>
 }
 
 /** Receives one body as it streams; nothing is visible until `commit()` resolves. */
 export interface EntryWriter {
-  /** Adds a chunk. May refuse silently (e.g. past `maxEntryBytes`): `commit()` then stores nothing. */
+  /**
+   * Adds a chunk; the store may keep the Buffer, so the caller must not change it afterwards.
+   * May refuse silently (e.g. past `maxEntryBytes`): `commit()` then stores nothing.
+   */
   write(chunk: Buffer): MaybePromise<void>
   /** Makes the entry visible, atomically replacing the variant with the same key and varyKey. */
   commit(): MaybePromise<void>
@@ -35,13 +41,16 @@ export interface EntryWriter {
 
 /** The store contract every store implements. Keys are primary cache keys (see lib/key.ts). */
 export interface CacheStore {
-  /** Every complete variant stored under `key`, newest first. */
+  /** Every complete variant stored under `key`, newest (last committed) first. */
   get(key: string): MaybePromise<StoredEntry[]>
   /** Starts writing a new variant; `undefined` when the store will not take it. */
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined
-  /** Replaces the metadata of a stored entry (RFC 9111 §4.3.4 freshening); body unchanged. */
+  /**
+   * Replaces the metadata of a stored entry (RFC 9111 §4.3.4 freshening); body unchanged.
+   * Store-specific fields of a StoredEntry passed as `meta` are ignored.
+   */
   update(key: string, id: StoredEntry['id'], meta: EntryMeta): MaybePromise<void>
-  /** Removes every variant under `key` (RFC 9111 §4.4 invalidation). */
+  /** Removes every variant under `key` (RFC 9111 §4.4 invalidation), cancelling writes in progress. */
   delete(key: string): MaybePromise<void>
   /** Releases resources; stored entries stay. */
   close(): MaybePromise<void>

@@ -31,8 +31,16 @@ export async function send(dispatcher: Dispatcher, url: string, options: Options
   return { status: res.statusCode, headers: res.headers, body: await res.body.text() }
 }
 
+const tempDirs: string[] = []
+process.on('exit', () => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** A temp folder removed when the test process exits. */
 export function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'undici-cache-test-'))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'undici-cache-test-'))
+  tempDirs.push(dir)
+  return dir
 }
 
 /** The stores every integration case runs against. */
