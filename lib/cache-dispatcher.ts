@@ -1,35 +1,54 @@
 import type { Dispatcher } from 'undici'
-import { reportStoreError } from './diagnostics.js'
-import { cacheStatusValue, type Exchange } from './exchange.js'
+import { reportRevalidationError, reportStoreError } from './diagnostics.js'
+import {
+  type Collapsed,
+  cacheStatusValue,
+  type DispatchOptions,
+  type Exchange,
+  policyView,
+} from './exchange.js'
+import { type Flight, type FlightOutcome, Flights } from './flights.js'
+import { backgroundHandler } from './handlers/background-handler.js'
 import { ForwardHandler } from './handlers/forward-handler.js'
 import { InvalidationHandler } from './handlers/invalidation-handler.js'
 import { PassHandler } from './handlers/pass-handler.js'
 import { RelayController } from './handlers/relay-controller.js'
-import { forwardedHeaders, servedHeaders } from './handlers/response-headers.js'
+import { respondFromCache } from './handlers/respond.js'
+import { forwardedHeaders } from './handlers/response-headers.js'
 import { RevalidationHandler } from './handlers/revalidation-handler.js'
-import { entryBody, serve } from './handlers/serve.js'
+import { serve } from './handlers/serve.js'
 import { cacheKey } from './key.js'
-import { type CacheConfig, type CacheRequestOptions, resolveRequestOptions } from './options.js'
+import { type CacheConfig, resolveRequestOptions } from './options.js'
 import { requestDirectives } from './policy/cache-control.js'
 import type { ForwardReason } from './policy/cache-status.js'
+import { answersFromCache, withoutClientConditionals } from './policy/conditional.js'
 import { isSafeMethod } from './policy/invalidation.js'
-import { decideReuse, type ReuseDecision } from './policy/lookup.js'
+import { decideReuse, type ReuseDecision, staleWhileRevalidateAllows } from './policy/lookup.js'
 import { conditionalHeaders, isClientConditional } from './policy/revalidation.js'
 import type { Headers } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
 import { normalizeHeaders, toRequestHeaders } from './request-headers.js'
 import type { StoredEntry } from './stores/store.js'
 
-type DispatchOptions = Dispatcher.DispatchOptions & { cache?: unknown }
 type Handler = Dispatcher.DispatchHandler
+
+/** How a request re-enters the cache after waiting on an identical one (single flight). */
+interface Rerun {
+  coalesce: boolean
+  collapsed?: Collapsed
+}
+
+/** Fields a background revalidation does not repeat: it wants the whole, current response. */
+const CALLER_ONLY_FIELDS = ['range', 'if-range']
 
 /**
  * The cache's driver: key → lookup → serve / revalidate / forward → store / update /
- * invalidate. Every decision is the policy's; this is the only place that does I/O.
+ * invalidate. Every decision is the policy's; this and the handlers are the only places that do I/O.
  */
 export class CacheDispatcher {
   readonly #next: Dispatcher.Dispatch
   readonly #config: CacheConfig
+  readonly #flights = new Flights()
 
   constructor(next: Dispatcher.Dispatch, config: CacheConfig) {
     this.#next = next
@@ -37,6 +56,10 @@ export class CacheDispatcher {
   }
 
   dispatch(opts: DispatchOptions, handler: Handler): boolean {
+    return this.#start(opts, handler, { coalesce: true })
+  }
+
+  #start(opts: DispatchOptions, handler: Handler, rerun: Rerun): boolean {
     const method = opts.method
     if (opts.upgrade || method === 'CONNECT') return this.#next(opts, handler)
     if (!isSafeMethod(method)) return this.#next(opts, new InvalidationHandler(this.#config, opts, handler))
@@ -52,77 +75,165 @@ export class CacheDispatcher {
       request: { method, headers },
       requestTimeMs: Date.now(),
       mayStore: !requestDirectives(headers).noStore,
+      opts,
+      requestOptions,
+      ...rerun,
     }
-    if (isClientConditional(headers)) return this.#forward(exchange, opts, handler, 'request')
+    if (isClientConditional(headers) && !answersFromCache(headers))
+      return this.#forward(exchange, handler, 'request')
+    return this.#lookup(exchange, handler)
+  }
+
+  #lookup(exchange: Exchange, handler: Handler): boolean {
+    const { store } = this.#config
     let entries: StoredEntry[] | Promise<StoredEntry[]>
     try {
-      entries = this.#config.store.get(key)
+      entries = store.get(exchange.key)
     } catch (error) {
-      reportStoreError(this.#config.store, 'get', error)
-      return this.#pass(opts, handler, 'miss', 'store-error')
+      reportStoreError(store, 'get', error)
+      return this.#pass(exchange.opts, handler, 'miss', 'store-error')
     }
-    if (Array.isArray(entries)) return this.#afterLookup(exchange, opts, handler, requestOptions, entries)
+    if (Array.isArray(entries)) return this.#afterLookup(exchange, handler, entries)
     entries.then(
-      (found) => this.#afterLookup(exchange, opts, handler, requestOptions, found),
+      (found) => this.#afterLookup(exchange, handler, found),
       (error: unknown) => {
-        reportStoreError(this.#config.store, 'get', error)
-        this.#pass(opts, handler, 'miss', 'store-error')
+        reportStoreError(store, 'get', error)
+        this.#pass(exchange.opts, handler, 'miss', 'store-error')
       },
     )
     return true
   }
 
-  #afterLookup(
-    exchange: Exchange,
-    opts: DispatchOptions,
-    handler: Handler,
-    requestOptions: CacheRequestOptions | undefined,
-    entries: StoredEntry[],
-  ): boolean {
-    const entry = selectVariant(entries, exchange.request.headers)
-    const onlyIfCached =
-      requestOptions?.onlyIfCached || requestDirectives(exchange.request.headers).onlyIfCached
+  #afterLookup(exchange: Exchange, handler: Handler, entries: StoredEntry[]): boolean {
+    const { request, requestOptions, collapsed } = exchange
+    const entry = selectVariant(entries, request.headers)
+    const onlyIfCached = requestOptions?.onlyIfCached || requestDirectives(request.headers).onlyIfCached
     if (!entry) {
       if (onlyIfCached) return this.#gatewayTimeout(handler)
-      return this.#forward(exchange, opts, handler, entries.length === 0 ? 'miss' : 'vary-miss')
+      return this.#toOrigin(exchange, handler, entries.length === 0 ? 'miss' : 'vary-miss')
     }
-    const decision = this.#decide(exchange, entry, requestOptions)
-    if (decision.action !== 'revalidate') return this.#serveHit(exchange, handler, entry, decision)
+    if (collapsed && entry.responseTimeMs >= collapsed.sinceMs) {
+      return this.#serveEntry(exchange, handler, entry, { fwd: collapsed.fwd, collapsed: true })
+    }
+    const decision = this.#decide(exchange, entry)
+    if (decision.action !== 'revalidate') {
+      return this.#serveEntry(
+        exchange,
+        handler,
+        entry,
+        { hit: true, ttlSeconds: decision.ttlSeconds },
+        decision,
+      )
+    }
     if (onlyIfCached) return this.#gatewayTimeout(handler)
-    return this.#revalidate(exchange, opts, handler, entry)
+    if (staleWhileRevalidateAllows(policyView(this.#config, entry), decision, this.#config.shared)) {
+      this.#revalidateInBackground(exchange, entry)
+      return this.#serveEntry(
+        exchange,
+        handler,
+        entry,
+        { hit: true, ttlSeconds: decision.ttlSeconds },
+        decision,
+      )
+    }
+    return this.#toOrigin(exchange, handler, 'stale', entry)
   }
 
   /** The policy's decision, or a forced lifetime from the request's `cache.ttl`. */
-  #decide(exchange: Exchange, entry: StoredEntry, requestOptions?: CacheRequestOptions): ReuseDecision {
-    const decision = decideReuse(exchange.request, entry, Date.now(), this.#config.shared)
-    const ttl = requestOptions?.ttl
+  #decide(exchange: Exchange, entry: StoredEntry): ReuseDecision {
+    const decision = decideReuse(
+      exchange.request,
+      policyView(this.#config, entry),
+      Date.now(),
+      this.#config.shared,
+    )
+    const ttl = exchange.requestOptions?.ttl
     if (ttl === undefined) return decision
     const ttlSeconds = ttl - decision.ageSeconds
     return { ...decision, lifetimeSeconds: ttl, ttlSeconds, action: ttlSeconds > 0 ? 'fresh' : 'revalidate' }
   }
 
-  #serveHit(exchange: Exchange, handler: Handler, entry: StoredEntry, decision: ReuseDecision): boolean {
-    const status = cacheStatusValue(this.#config, { hit: true, ttlSeconds: decision.ttlSeconds })
-    serve(handler, new RelayController(), {
-      statusCode: entry.statusCode,
-      statusMessage: entry.statusMessage,
-      headers: servedHeaders(entry.headers, decision.ageSeconds, status, entry.sizeBytes),
-      body: exchange.request.method === 'HEAD' ? undefined : entryBody(entry),
-    })
+  #serveEntry(
+    exchange: Exchange,
+    handler: Handler,
+    entry: StoredEntry,
+    status: Parameters<typeof respondFromCache>[6],
+    decision?: ReuseDecision,
+  ): boolean {
+    const ageSeconds = decision?.ageSeconds ?? this.#decide(exchange, entry).ageSeconds
+    respondFromCache(exchange, handler, new RelayController(), entry, entry, ageSeconds, status)
     return true
   }
 
-  /** RFC 9111 §4.3.1: a conditional request built from the stored validators. */
-  #revalidate(exchange: Exchange, opts: DispatchOptions, handler: Handler, entry: StoredEntry): boolean {
-    const relay = new RelayController()
-    const headers = { ...toRequestHeaders(exchange.request.headers), ...conditionalHeaders(entry) }
-    const onMismatch = () => this.#next(opts, new ForwardHandler(exchange, handler, relay, 'stale'))
-    const revalidation = new RevalidationHandler(exchange, entry, handler, relay, onMismatch)
-    return this.#next({ ...opts, headers }, revalidation)
+  /** Sends the request on, unless an identical one is already on its way: then it waits for it. */
+  #toOrigin(exchange: Exchange, handler: Handler, fwd: ForwardReason, entry?: StoredEntry): boolean {
+    if (!exchange.coalesce) return this.#send(exchange, handler, fwd, entry)
+    const inFlight = this.#flights.get(exchange.key)
+    if (inFlight) {
+      inFlight.join((outcome) =>
+        this.#rerun(exchange, handler, { sinceMs: inFlight.startedMs, fwd }, outcome),
+      )
+      return true
+    }
+    return this.#send(
+      exchange,
+      handler,
+      fwd,
+      entry,
+      this.#flights.start(exchange.key, exchange.requestTimeMs),
+    )
   }
 
-  #forward(exchange: Exchange, opts: DispatchOptions, handler: Handler, fwd: ForwardReason): boolean {
-    return this.#next(opts, new ForwardHandler(exchange, handler, new RelayController(), fwd))
+  /** A waiter goes through the cache again: a stored result is served to it as `collapsed`. */
+  #rerun(exchange: Exchange, handler: Handler, collapsed: Collapsed, outcome: FlightOutcome): void {
+    const stored = outcome === 'stored'
+    this.#start(exchange.opts, handler, stored ? { coalesce: true, collapsed } : { coalesce: false })
+  }
+
+  #send(
+    exchange: Exchange,
+    handler: Handler,
+    fwd: ForwardReason,
+    entry?: StoredEntry,
+    flight?: Flight,
+  ): boolean {
+    if (!entry) return this.#forward(exchange, handler, fwd, flight)
+    return this.#revalidate(exchange, handler, entry, flight, false)
+  }
+
+  /** RFC 9111 §4.3.1: a conditional request built from the stored validators. */
+  #revalidate(
+    exchange: Exchange,
+    handler: Handler,
+    entry: StoredEntry,
+    flight: Flight | undefined,
+    background: boolean,
+  ): boolean {
+    const relay = new RelayController()
+    const onMismatch = () =>
+      this.#next(exchange.opts, new ForwardHandler(exchange, handler, relay, { fwd: 'stale', flight }))
+    const revalidation = new RevalidationHandler(exchange, entry, handler, relay, {
+      flight,
+      background,
+      onMismatch,
+    })
+    const headers = revalidationHeaders(exchange.request.headers, entry, background)
+    return this.#next({ ...exchange.opts, headers }, revalidation)
+  }
+
+  /** RFC 5861 §3: at most one background revalidation per key at a time. */
+  #revalidateInBackground(exchange: Exchange, entry: StoredEntry): void {
+    if (this.#flights.get(exchange.key)) return
+    const flight = this.#flights.start(exchange.key, Date.now())
+    const sink = backgroundHandler((error) => reportRevalidationError(exchange.key, error))
+    this.#revalidate({ ...exchange, requestTimeMs: Date.now() }, sink, entry, flight, true)
+  }
+
+  #forward(exchange: Exchange, handler: Handler, fwd: ForwardReason, flight?: Flight): boolean {
+    return this.#next(
+      exchange.opts,
+      new ForwardHandler(exchange, handler, new RelayController(), { fwd, flight }),
+    )
   }
 
   #pass(opts: DispatchOptions, handler: Handler, fwd: ForwardReason, detail?: string): boolean {
@@ -141,4 +252,11 @@ export class CacheDispatcher {
     })
     return true
   }
+}
+
+/** The caller's headers with our validators in place of its own (RFC 9111 §4.3.1–§4.3.2). */
+function revalidationHeaders(requestHeaders: Headers, entry: StoredEntry, background: boolean) {
+  const headers = toRequestHeaders(withoutClientConditionals(requestHeaders))
+  if (background) for (const name of CALLER_ONLY_FIELDS) delete headers[name]
+  return { ...headers, ...conditionalHeaders(entry) }
 }

@@ -3,6 +3,13 @@ import diagnosticsChannel from 'node:diagnostics_channel'
 /** Published when a store operation fails and the request falls back to the origin. */
 export const storeErrorChannel = diagnosticsChannel.channel('undici-cache:store-error')
 
+/** Published when a background revalidation (stale-while-revalidate) fails; no caller sees it. */
+export const revalidationErrorChannel = diagnosticsChannel.channel('undici-cache:revalidation-error')
+
+export function reportRevalidationError(key: string, error: unknown): void {
+  if (revalidationErrorChannel.hasSubscribers) revalidationErrorChannel.publish({ key, error })
+}
+
 const warnedStores = new WeakSet<object>()
 
 /** Reports a store failure: always on the channel, as a process warning once per store. */

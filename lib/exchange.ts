@@ -1,6 +1,10 @@
-import type { CacheConfig } from './options.js'
-import { type CacheStatusParams, formatCacheStatus } from './policy/cache-status.js'
-import type { RequestInfo } from './policy/types.js'
+import type { Dispatcher } from 'undici'
+import type { CacheConfig, CacheRequestOptions } from './options.js'
+import { type CacheStatusParams, type ForwardReason, formatCacheStatus } from './policy/cache-status.js'
+import { targetedView } from './policy/targeted.js'
+import type { RequestInfo, ResponseInfo } from './policy/types.js'
+
+export type DispatchOptions = Dispatcher.DispatchOptions & { cache?: unknown }
 
 /** One request's journey through the cache: what every step needs to know about it. */
 export interface Exchange {
@@ -12,6 +16,27 @@ export interface Exchange {
   readonly requestTimeMs: number
   /** False when this request may not store its response (request `no-store`). */
   readonly mayStore: boolean
+  readonly opts: DispatchOptions
+  readonly requestOptions: CacheRequestOptions | undefined
+  /** May this request wait on an identical one in flight, or lead one? */
+  readonly coalesce: boolean
+  /** Set when re-dispatched after waiting on a flight: entries stored since then are served. */
+  readonly collapsed?: Collapsed
+}
+
+/** A request that waited on an identical one (RFC 9211 `collapsed`). */
+export interface Collapsed {
+  /** When the flight it waited on started (epoch ms). */
+  sinceMs: number
+  /** Why it would have gone to the origin itself. */
+  fwd: ForwardReason
+}
+
+/** The headers the policy reads: RFC 9213 targeted fields replace Cache-Control and Expires. */
+export function policyView<T extends ResponseInfo>(config: CacheConfig, response: T): T {
+  if (config.targetFields.length === 0) return response
+  const headers = targetedView(response.headers, config.targetFields)
+  return headers === response.headers ? response : { ...response, headers }
 }
 
 /**

@@ -21,6 +21,11 @@ export interface CacheInterceptorOptions {
   methods?: string[]
   /** The cache's name in `Cache-Status` (RFC 9211); `false` adds no header (default 'undici-cache'). */
   cacheStatus?: string | false
+  /**
+   * RFC 9213 targeted caching: `true` obeys `CDN-Cache-Control`, a string names another targeted
+   * field; when present it replaces Cache-Control and Expires for this cache (shared mode only).
+   */
+  cdnCacheControl?: boolean | string
 }
 
 /** Options after validation, with defaults applied. */
@@ -29,6 +34,8 @@ export interface CacheConfig {
   shared: boolean
   methods: ReadonlySet<string>
   cacheStatus: string | false
+  /** Lower-case targeted cache-control field names, in priority order (RFC 9213). */
+  targetFields: readonly string[]
 }
 
 const CACHEABLE_METHODS = new Set(['GET', 'HEAD'])
@@ -53,6 +60,17 @@ function validateMethods(methods: unknown): ReadonlySet<string> {
   return new Set(methods)
 }
 
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+function validateTargetFields(value: unknown, shared: boolean): readonly string[] {
+  if (value === undefined || value === false) return []
+  if (value !== true && (typeof value !== 'string' || !FIELD_NAME.test(value))) {
+    throw new TypeError('cacheInterceptor option cdnCacheControl must be a boolean or a header field name')
+  }
+  if (!shared) throw new RangeError('cacheInterceptor option cdnCacheControl applies only with shared: true')
+  return [value === true ? 'cdn-cache-control' : value.toLowerCase()]
+}
+
 function validateCacheStatus(value: unknown): string | false {
   if (value === false) return false
   if (typeof value !== 'string' || !/^[\x21-\x7e]+$/.test(value)) {
@@ -74,8 +92,10 @@ export function resolveConfig(options: CacheInterceptorOptions, defaultStore: ()
   if (options.shared !== undefined && typeof options.shared !== 'boolean') {
     throw new TypeError('cacheInterceptor option shared must be a boolean')
   }
+  const shared = options.shared ?? true
   return {
-    shared: options.shared ?? true,
+    shared,
+    targetFields: validateTargetFields(options.cdnCacheControl, shared),
     methods: validateMethods(options.methods ?? ['GET', 'HEAD']),
     cacheStatus: validateCacheStatus(options.cacheStatus ?? 'undici-cache'),
     store: options.store ?? defaultStore(),

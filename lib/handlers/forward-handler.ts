@@ -1,6 +1,8 @@
 import type { Dispatcher } from 'undici'
 import { reportStoreError } from '../diagnostics.js'
-import { cacheStatusValue, type Exchange, quietly } from '../exchange.js'
+import { cacheStatusValue, type Exchange, policyView, quietly } from '../exchange.js'
+import type { Flight } from '../flights.js'
+import { freshenFromHead } from '../freshen.js'
 import type { ForwardReason } from '../policy/cache-status.js'
 import { singletonValue } from '../policy/headers.js'
 import { isWorthStoring, usefulUntilMs } from '../policy/lookup.js'
@@ -12,6 +14,13 @@ import type { RelayController } from './relay-controller.js'
 import { forwardedHeaders } from './response-headers.js'
 
 type Opened = { writer: EntryWriter; detail?: undefined } | { writer?: undefined; detail: string }
+
+export interface ForwardOptions {
+  /** Why the request went to the origin (RFC 9211 `fwd`). */
+  fwd: ForwardReason
+  /** The flight this request leads: settled once the entry is stored, or known not to be. */
+  flight?: Flight
+}
 
 function expectedSizeBytes(headers: Headers): number | undefined {
   const length = Number(singletonValue(headers, 'content-length'))
@@ -37,7 +46,7 @@ export function entryMeta(
     varyKey: varyKey(selecting),
     deleteAtMs: 0,
   }
-  meta.deleteAtMs = usefulUntilMs(meta, exchange.config.shared)
+  meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
   return meta
 }
 
@@ -51,19 +60,22 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #downstream: Dispatcher.DispatchHandler
   readonly #relay: RelayController
   readonly #fwd: ForwardReason
+  readonly #flight: Flight | undefined
   #writer: EntryWriter | undefined
+  #committed = false
   #pendingWrite: Promise<void> | undefined
 
   constructor(
     exchange: Exchange,
     downstream: Dispatcher.DispatchHandler,
     relay: RelayController,
-    fwd: ForwardReason,
+    options: ForwardOptions,
   ) {
     this.#exchange = exchange
     this.#downstream = downstream
     this.#relay = relay
-    this.#fwd = fwd
+    this.#fwd = options.fwd
+    this.#flight = options.flight
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
@@ -79,9 +91,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   ): void {
     const opened = this.#open(statusCode, headers, statusMessage ?? '')
     this.#writer = opened.writer
+    if (!opened.writer) this.#flight?.settle('not-stored')
+    if (this.#exchange.request.method === 'HEAD' && statusCode === 200)
+      freshenFromHead(this.#exchange, { statusCode, headers })
     const status = cacheStatusValue(this.#exchange.config, {
       fwd: this.#fwd,
       stored: opened.writer !== undefined,
+      collapsed: (this.#flight?.waiterCount ?? 0) > 0,
       detail: opened.detail,
     })
     this.#downstream.onResponseStart?.(
@@ -98,7 +114,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
-    const end = () => this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
+    const end = () => {
+      this.#flight?.settle(this.#committed ? 'stored' : 'not-stored')
+      this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
+    }
     const writer = this.#writer
     this.#writer = undefined
     if (!writer) {
@@ -109,8 +128,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     try {
       const pending = this.#pendingWrite
       const result = pending ? pending.then(() => writer.commit()) : writer.commit()
-      if (result === undefined) end()
-      else result.then(end, fail)
+      const committed = () => {
+        this.#committed = true
+        end()
+      }
+      if (result === undefined) committed()
+      else result.then(committed, fail)
     } catch (error) {
       fail(error)
     }
@@ -119,17 +142,23 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.#writer?.abort()
     this.#writer = undefined
+    this.#flight?.settle('not-stored')
     this.#downstream.onResponseError?.(this.#relay, error)
   }
 
   #open(statusCode: number, headers: Headers, statusMessage: string): Opened {
     if (!this.#exchange.mayStore) return { detail: 'request-no-store' }
-    const decision = canStore(this.#exchange.request, { statusCode, headers }, this.#exchange.config.shared)
+    const { config } = this.#exchange
+    const decision = canStore(
+      this.#exchange.request,
+      policyView(config, { statusCode, headers }),
+      config.shared,
+    )
     if (!decision.storable) return { detail: decision.reason }
-    const { store } = this.#exchange.config
+    const { store } = config
     try {
       const meta = entryMeta(this.#exchange, statusCode, headers, statusMessage)
-      if (!isWorthStoring(meta, this.#exchange.config.shared)) return { detail: 'no-freshness' }
+      if (!isWorthStoring(policyView(config, meta), config.shared)) return { detail: 'no-freshness' }
       const writer = store.put(this.#exchange.key, meta, expectedSizeBytes(headers))
       return writer ? { writer } : { detail: 'too-large' }
     } catch (error) {

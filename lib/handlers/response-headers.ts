@@ -25,16 +25,23 @@ export function forwardedHeaders(headers: Headers, cacheStatus: string | undefin
   return withCacheStatus(copyHeaders(headers), cacheStatus)
 }
 
-/** Headers of a response served from the store: Age replaced by the current age (RFC 9111 §5.1). */
+/**
+ * Headers of a response served from the store: Age replaced by the current age (RFC 9111 §5.1),
+ * Content-Length added from the stored size when the body has one and the origin did not say.
+ */
 export function servedHeaders(
   stored: Headers,
   ageSeconds: number,
   cacheStatus: string | undefined,
-  sizeBytes: number,
+  sizeBytes: number | undefined,
 ): OutgoingHeaders {
   const out = copyHeaders(stored)
   out.age = ageHeaderValue(ageSeconds)
-  if (out['content-length'] === undefined && out['transfer-encoding'] === undefined) {
+  if (
+    sizeBytes !== undefined &&
+    out['content-length'] === undefined &&
+    out['transfer-encoding'] === undefined
+  ) {
     out['content-length'] = String(sizeBytes)
   }
   return withCacheStatus(out, cacheStatus)

@@ -1,43 +1,35 @@
 import type { Dispatcher } from 'undici'
-import { reportStoreError } from '../diagnostics.js'
-import { cacheStatusValue, type Exchange, quietly } from '../exchange.js'
+import type { Exchange } from '../exchange.js'
+import { policyView } from '../exchange.js'
+import type { Flight } from '../flights.js'
+import { freshenedMeta, storeFreshened } from '../freshen.js'
 import { currentAgeSeconds } from '../policy/age.js'
-import { usefulUntilMs } from '../policy/lookup.js'
-import { freshenedHeaders, notModifiedMatches } from '../policy/revalidation.js'
-import { canStore, headersToStore } from '../policy/storable.js'
+import { staleIfErrorAllows } from '../policy/lookup.js'
+import { notModifiedMatches } from '../policy/revalidation.js'
 import type { Headers } from '../policy/types.js'
-import type { EntryMeta, StoredEntry } from '../stores/store.js'
+import type { StoredEntry } from '../stores/store.js'
 import { ForwardHandler } from './forward-handler.js'
 import type { RelayController } from './relay-controller.js'
-import { servedHeaders } from './response-headers.js'
-import { entryBody, serve } from './serve.js'
+import { respondFromCache } from './respond.js'
 
-type Outcome = 'forward' | 'not-modified' | 'mismatch'
+type Outcome = 'forward' | 'not-modified' | 'mismatch' | 'stale-if-error'
 
-/** The stored metadata freshened by a 304 (RFC 9111 §4.3.4), with new request/response times. */
-export function freshenedMeta(
-  exchange: Exchange,
-  entry: StoredEntry,
-  notModifiedHeaders: Headers,
-): EntryMeta {
-  const meta: EntryMeta = {
-    statusCode: entry.statusCode,
-    statusMessage: entry.statusMessage,
-    headers: freshenedHeaders(entry.headers, notModifiedHeaders),
-    requestTimeMs: exchange.requestTimeMs,
-    responseTimeMs: Date.now(),
-    varyValues: entry.varyValues,
-    varyKey: entry.varyKey,
-    deleteAtMs: 0,
-  }
-  meta.deleteAtMs = usefulUntilMs(meta, exchange.config.shared)
-  return meta
+export interface RevalidationOptions {
+  flight?: Flight
+  /** A background revalidation (RFC 5861 §3): update the store, answer nobody. */
+  background?: boolean
+  /** Called when the 304 is for another representation: the request must be repeated unconditionally. */
+  onMismatch: () => void
 }
+
+// RFC 5861 §4: the errors for which a stale response may be served instead
+const STALE_IF_ERROR_STATUSES = new Set([500, 502, 503, 504])
 
 /**
  * Handles the origin's answer to a conditional request made for a stored entry: a 304 that
- * matches freshens the entry and serves it (RFC 9111 §4.3.3–§4.3.4); any other answer is
- * forwarded and stored like a miss; a 304 for another representation calls `onMismatch`.
+ * matches freshens the entry and serves it (RFC 9111 §4.3.3–§4.3.4); an error inside the
+ * stale-if-error window serves the stale entry (RFC 5861 §4); any other answer is forwarded and
+ * stored like a miss; a 304 for another representation calls `onMismatch`.
  */
 export class RevalidationHandler implements Dispatcher.DispatchHandler {
   readonly #exchange: Exchange
@@ -45,8 +37,10 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   readonly #downstream: Dispatcher.DispatchHandler
   readonly #relay: RelayController
   readonly #forward: ForwardHandler
-  readonly #onMismatch: () => void
+  readonly #options: RevalidationOptions
   #outcome: Outcome = 'forward'
+  #responseStarted = false
+  #statusCode = 0
   #notModifiedHeaders: Headers = {}
 
   constructor(
@@ -54,14 +48,14 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     entry: StoredEntry,
     downstream: Dispatcher.DispatchHandler,
     relay: RelayController,
-    onMismatch: () => void,
+    options: RevalidationOptions,
   ) {
     this.#exchange = exchange
     this.#entry = entry
     this.#downstream = downstream
     this.#relay = relay
-    this.#forward = new ForwardHandler(exchange, downstream, relay, 'stale')
-    this.#onMismatch = onMismatch
+    this.#options = options
+    this.#forward = new ForwardHandler(exchange, downstream, relay, { fwd: 'stale', flight: options.flight })
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
@@ -74,10 +68,15 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     headers: Headers,
     statusMessage?: string,
   ): void {
+    this.#responseStarted = true
+    this.#statusCode = statusCode
     if (statusCode === 304) {
-      const matches = notModifiedMatches(this.#entry, { statusCode, headers })
-      this.#outcome = matches ? 'not-modified' : 'mismatch'
+      this.#outcome = notModifiedMatches(this.#entry, { statusCode, headers }) ? 'not-modified' : 'mismatch'
       this.#notModifiedHeaders = headers
+      return
+    }
+    if (STALE_IF_ERROR_STATUSES.has(statusCode) && this.#staleIfErrorAllowed()) {
+      this.#outcome = 'stale-if-error'
       return
     }
     this.#forward.onResponseStart(controller, statusCode, headers, statusMessage)
@@ -89,49 +88,60 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: Headers): void {
     if (this.#outcome === 'forward') this.#forward.onResponseEnd(controller, trailers)
-    else if (this.#outcome === 'mismatch') this.#onMismatch()
-    else this.#serveFreshened()
+    else if (this.#outcome === 'mismatch') this.#options.onMismatch()
+    else if (this.#outcome === 'not-modified') this.#serveFreshened()
+    else this.#serveStale(`${this.#statusCode}`)
   }
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
-    this.#forward.onResponseError(controller, error)
+    if (!this.#responseStarted && this.#staleIfErrorAllowed()) this.#serveStale(errorDetail(error))
+    else this.#forward.onResponseError(controller, error)
+  }
+
+  #staleIfErrorAllowed(): boolean {
+    const { config, request } = this.#exchange
+    return staleIfErrorAllows(request, policyView(config, this.#entry), Date.now(), config.shared)
   }
 
   #serveFreshened(): void {
-    const { config } = this.#exchange
     const meta = freshenedMeta(this.#exchange, this.#entry, this.#notModifiedHeaders)
-    this.#storeFreshened(meta)
+    const flight = this.#options.flight
+    const collapsed = (flight?.waiterCount ?? 0) > 0
+    storeFreshened(this.#exchange, this.#entry, meta, (outcome) => flight?.settle(outcome))
+    if (this.#options.background) {
+      this.#endSilently()
+      return
+    }
     const ageSeconds = currentAgeSeconds(meta, Date.now())
-    const status = cacheStatusValue(config, { fwd: 'stale', fwdStatus: 304 })
-    serve(this.#downstream, this.#relay, {
-      statusCode: meta.statusCode,
-      statusMessage: meta.statusMessage,
-      headers: servedHeaders(meta.headers, ageSeconds, status, this.#entry.sizeBytes),
-      body: this.#exchange.request.method === 'HEAD' ? undefined : entryBody(this.#entry),
+    respondFromCache(this.#exchange, this.#downstream, this.#relay, this.#entry, meta, ageSeconds, {
+      fwd: 'stale',
+      fwdStatus: 304,
+      collapsed,
     })
   }
 
-  /**
-   * Updates the stored entry with what the 304 said; if the 304 makes the response unstorable
-   * (e.g. `no-store`, or `private` in a shared cache), the entry is removed instead.
-   */
-  #storeFreshened(meta: EntryMeta): void {
-    const { config, key, request } = this.#exchange
-    const stored = {
-      ...meta,
-      headers: headersToStore(withoutSharedCookies(meta.headers, config.shared), config.shared),
+  /** RFC 5861 §4: the origin failed; the stale entry is served instead. */
+  #serveStale(detail: string): void {
+    this.#options.flight?.settle('not-stored')
+    if (this.#options.background) {
+      this.#endSilently()
+      return
     }
-    const decision = canStore({ ...request, method: 'GET' }, stored, config.shared)
-    quietly(
-      (error) => reportStoreError(config.store, decision.storable ? 'update' : 'delete', error),
-      () => (decision.storable ? config.store.update(key, this.#entry.id, stored) : config.store.delete(key)),
-    )
+    const ageSeconds = currentAgeSeconds(this.#entry, Date.now())
+    respondFromCache(this.#exchange, this.#downstream, this.#relay, this.#entry, this.#entry, ageSeconds, {
+      fwd: 'stale',
+      fwdStatus: this.#statusCode || undefined,
+      detail: `stale-if-error-${detail}`,
+    })
+  }
+
+  #endSilently(): void {
+    this.#downstream.onResponseEnd?.(this.#relay, {})
   }
 }
 
-/** A shared cache never keeps a Set-Cookie, even one that arrives on a 304 (see storable.ts). */
-function withoutSharedCookies(headers: Headers, shared: boolean): Headers {
-  if (!shared || headers['set-cookie'] === undefined) return headers
-  const { 'set-cookie': _dropped, ...rest } = headers
-  return rest
+/** A short token naming a connection error for Cache-Status `detail`. */
+function errorDetail(error: Error): string {
+  const code = (error as Error & { code?: unknown }).code
+  return typeof code === 'string' ? code.toLowerCase() : 'error'
 }

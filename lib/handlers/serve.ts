@@ -18,6 +18,47 @@ export function entryBody(entry: StoredEntry): Iterable<Buffer> | AsyncIterable<
   return entry.readBody()
 }
 
+/** The part of `chunk` (found at `offset` in the body) that falls in `start`..`end` inclusive. */
+function slicePart(chunk: Buffer, offset: number, start: number, end: number): Buffer | undefined {
+  if (offset + chunk.length <= start || offset > end) return undefined
+  return chunk.subarray(Math.max(0, start - offset), Math.min(chunk.length, end + 1 - offset))
+}
+
+function* sliceSync(chunks: Iterable<Buffer>, start: number, end: number): Generator<Buffer> {
+  let offset = 0
+  for (const chunk of chunks) {
+    const part = slicePart(chunk, offset, start, end)
+    if (part) yield part
+    offset += chunk.length
+    if (offset > end) return
+  }
+}
+
+async function* sliceAsync(
+  chunks: AsyncIterable<Buffer>,
+  start: number,
+  end: number,
+): AsyncGenerator<Buffer> {
+  let offset = 0
+  for await (const chunk of chunks) {
+    const part = slicePart(chunk, offset, start, end)
+    if (part) yield part
+    offset += chunk.length
+    if (offset > end) return
+  }
+}
+
+/** Bytes `start`..`end` (inclusive) of the stored body, reading no further than `end`. */
+export function rangeBody(
+  entry: StoredEntry,
+  start: number,
+  end: number,
+): Iterable<Buffer> | AsyncIterable<Buffer> {
+  if (entry.body) return [entry.body.subarray(start, end + 1)]
+  const chunks = entry.readBody()
+  return Symbol.asyncIterator in chunks ? sliceAsync(chunks, start, end) : sliceSync(chunks, start, end)
+}
+
 /** Answers a caller from the cache (hits, freshened 304s, synthesized 504s). */
 export function serve(
   downstream: Dispatcher.DispatchHandler,

@@ -51,8 +51,24 @@ function staleForbiddenBy(
   return undefined
 }
 
-// RFC 9111 §5.2.1.4, §5.2.2.4 (bare no-cache), §5.2.1.1 (request max-age): reasons to revalidate
-// regardless of freshness
+// RFC 9111 §4.2: fresh while the freshness lifetime exceeds the current age
+function isFresh(timing: Timing): boolean {
+  return timing.lifetimeSeconds > timing.ageSeconds
+}
+
+// RFC 8246 §2: while an `immutable` response is fresh, a reload (request max-age it exceeds, e.g.
+// max-age=0) does not revalidate it; a forced reload (request no-cache) still does
+function immutableWhileFresh(responseCc: CacheControl, timing: Timing): boolean {
+  return responseCc.immutable === true && isFresh(timing)
+}
+
+// RFC 9111 §5.2.1.1: the client will not accept a response older than its max-age
+function exceedsRequestMaxAge(requestCc: CacheControl, timing: Timing): boolean {
+  return requestCc.maxAgeSeconds !== undefined && timing.ageSeconds > requestCc.maxAgeSeconds
+}
+
+// RFC 9111 §5.2.1.4, §5.2.2.4 (bare no-cache), §5.2.1.1 (request max-age, unless RFC 8246 immutable):
+// reasons to revalidate regardless of freshness
 function revalidationDemand(
   requestCc: CacheControl,
   responseCc: CacheControl,
@@ -60,14 +76,14 @@ function revalidationDemand(
 ): ReuseReason | undefined {
   if (requestCc.noCache !== undefined) return 'request-no-cache'
   if (responseCc.noCache === true) return 'response-no-cache'
-  if (requestCc.maxAgeSeconds !== undefined && timing.ageSeconds > requestCc.maxAgeSeconds)
+  if (exceedsRequestMaxAge(requestCc, timing) && !immutableWhileFresh(responseCc, timing))
     return 'request-max-age'
   return undefined
 }
 
 // RFC 9111 §4.2 (fresh when lifetime > age) and §5.2.1.3 (min-fresh)
 function freshReason(requestCc: CacheControl, timing: Timing): ReuseReason | undefined {
-  if (timing.lifetimeSeconds <= timing.ageSeconds) return undefined
+  if (!isFresh(timing)) return undefined
   const minFreshSeconds = requestCc.minFreshSeconds
   return minFreshSeconds !== undefined && timing.ttlSeconds < minFreshSeconds ? 'min-fresh' : 'fresh'
 }
@@ -97,7 +113,7 @@ function actionFor(reason: ReuseReason): ReuseAction {
   return reason === 'max-stale' ? 'stale' : 'revalidate'
 }
 
-/** Whether a stored response may answer a request now, and how (RFC 9111 §4, §4.2, §4.2.4, §5.2). */
+/** Whether a stored response may answer a request now, and how (RFC 9111 §4, §5.2; RFC 8246 §2). */
 export function decideReuse(
   request: RequestInfo,
   stored: StoredResponse,

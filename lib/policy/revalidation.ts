@@ -1,13 +1,8 @@
 import { formatHttpDate, parseHttpDate } from './dates.js'
+import { entityTagOf, weakMatch } from './entity-tag.js'
 import { fieldLines, singletonValue } from './headers.js'
 import { connectionNominatedFields, HOP_BY_HOP_FIELDS, withoutFields } from './hop-by-hop.js'
 import type { Headers, ResponseInfo, StoredResponse } from './types.js'
-
-/** The stored ETag, when there is a non-empty one. */
-function entityTag(headers: Headers): string | undefined {
-  const etag = singletonValue(headers, 'etag')
-  return etag === '' ? undefined : etag
-}
 
 /** The Last-Modified in epoch ms, when valid; `referenceMs` places RFC 850 two-digit years. */
 function lastModifiedMs(headers: Headers, referenceMs: number): number | undefined {
@@ -19,24 +14,18 @@ const VALIDITY_REFERENCE_MS = Date.UTC(2000, 0, 1)
 
 /** Whether the response carries a validator: an ETag or a valid Last-Modified (RFC 9110 §8.8). */
 export function hasValidator(headers: Headers): boolean {
-  return entityTag(headers) !== undefined || lastModifiedMs(headers, VALIDITY_REFERENCE_MS) !== undefined
+  return entityTagOf(headers) !== undefined || lastModifiedMs(headers, VALIDITY_REFERENCE_MS) !== undefined
 }
 
 // RFC 9111 §4.3.1: validate with the stored ETag (If-None-Match) and Last-Modified
 // (If-Modified-Since, sent as an IMF-fixdate per RFC 9110 §5.6.7); both when both exist
 export function conditionalHeaders(stored: StoredResponse): Record<string, string> {
   const conditions: Record<string, string> = {}
-  const etag = entityTag(stored.headers)
+  const etag = entityTagOf(stored.headers)
   if (etag !== undefined) conditions['if-none-match'] = etag
   const modifiedMs = lastModifiedMs(stored.headers, stored.responseTimeMs)
   if (modifiedMs !== undefined) conditions['if-modified-since'] = formatHttpDate(modifiedMs)
   return conditions
-}
-
-// RFC 9110 §8.8.3.2: weak comparison ignores the W/ prefix of both entity-tags
-function weakMatch(a: string, b: string): boolean {
-  const opaque = (tag: string) => (tag.startsWith('W/') ? tag.slice(2) : tag)
-  return opaque(a) === opaque(b)
 }
 
 /** Whether two Last-Modified values name the same moment (or are the same text when unparsable). */
@@ -48,9 +37,9 @@ function sameLastModified(stored: string | undefined, received: string, referenc
 
 // RFC 9111 §4.3.4: a 304 freshens the stored response its validator identifies
 export function notModifiedMatches(stored: StoredResponse, notModified: ResponseInfo): boolean {
-  const receivedEtag = entityTag(notModified.headers)
+  const receivedEtag = entityTagOf(notModified.headers)
   if (receivedEtag !== undefined) {
-    const storedEtag = entityTag(stored.headers)
+    const storedEtag = entityTagOf(stored.headers)
     return storedEtag !== undefined && weakMatch(receivedEtag, storedEtag)
   }
   const receivedLastModified = singletonValue(notModified.headers, 'last-modified')

@@ -1,5 +1,5 @@
 import { dateValueMs } from './age.js'
-import { fieldLines, listMembers } from './headers.js'
+import { fieldLines, listMembers, splitListMembers } from './headers.js'
 import type { Headers } from './types.js'
 
 /** A stored variant as far as selection needs it. */
@@ -16,10 +16,43 @@ export function varyFieldNames(headers: Headers): string[] | '*' {
   return [...new Set(names)].sort()
 }
 
-// RFC 9111 §4.1: selecting values may be normalised by combining lines and normalising whitespace
+/**
+ * Selecting fields whose values are case-insensitive lists compared by their members: content-codings
+ * (RFC 9110 §8.4.1), charsets (§8.3.2) and language ranges (RFC 4647 §2) are case-insensitive.
+ */
+const MEMBER_LIST_FIELDS: ReadonlySet<string> = new Set([
+  'accept-encoding',
+  'accept-language',
+  'accept-charset',
+])
+
+/**
+ * Fields whose member order never matters: any content-coding served is one the client accepts.
+ * Not Accept-Language or Accept-Charset: RFC 9110 §12.5.4 notes that origins may break ties between
+ * equal q-values by list order, so `de, fr` and `fr, de` can select different representations.
+ */
+const UNORDERED_FIELDS: ReadonlySet<string> = new Set(['accept-encoding'])
+
+// RFC 9110 §5.6.6: whitespace around the `;` and `=` of parameters carries no meaning
+function normalisedMember(member: string): string {
+  return member
+    .replace(/\s+/g, ' ')
+    .replace(/ ?([;=]) ?/g, '$1')
+    .toLowerCase()
+}
+
+/** `gzip, BR` and `br,gzip` alike: members trimmed, normalised, empty ones dropped, joined by ','. */
+function normalisedMemberList(lines: string[], unordered: boolean): string {
+  const members = splitListMembers(lines).map(normalisedMember)
+  return (unordered ? members.sort() : members).join(',')
+}
+
+// RFC 9111 §4.1: selecting values may be normalised by combining lines and normalising whitespace,
+// and by the syntax of the field (here: the member lists of MEMBER_LIST_FIELDS)
 function normalisedValue(requestHeaders: Headers, name: string): string | null {
   const lines = fieldLines(requestHeaders, name)
   if (lines.length === 0) return null
+  if (MEMBER_LIST_FIELDS.has(name)) return normalisedMemberList(lines, UNORDERED_FIELDS.has(name))
   return lines.join(', ').replace(/\s+/g, ' ').trim()
 }
 

@@ -7,6 +7,8 @@ export interface IntegerRule {
   defaultValue: number
   /** Smallest allowed value (inclusive). */
   min: number
+  /** Largest allowed value (inclusive); default Number.MAX_SAFE_INTEGER. */
+  max?: number
   /** Unit shown in error messages, e.g. 'bytes'. */
   unit: string
 }
@@ -38,11 +40,16 @@ export function integerOption(
 ): number {
   const value = options[name]
   if (value === undefined) return rule.defaultValue
-  const expected = rule.min === 1 ? 'a positive integer' : `an integer >= ${rule.min}`
-  const message = `${storeName} option ${name} must be ${expected} (${rule.unit}), got ${describe(value)}`
+  const max = rule.max ?? Number.MAX_SAFE_INTEGER
+  const message = `${storeName} option ${name} must be ${expectedInteger(rule.min, max)} (${rule.unit}), got ${describe(value)}`
   if (typeof value !== 'number') throw new TypeError(message)
-  if (!Number.isSafeInteger(value) || value < rule.min) throw new RangeError(message)
+  if (!Number.isSafeInteger(value) || value < rule.min || value > max) throw new RangeError(message)
   return value
+}
+
+function expectedInteger(min: number, max: number): string {
+  if (max !== Number.MAX_SAFE_INTEGER) return `an integer from ${min} to ${max}`
+  return min === 1 ? 'a positive integer' : `an integer >= ${min}`
 }
 
 /** Reads an optional non-empty string option. */
@@ -58,6 +65,22 @@ export function stringOption(
   if (typeof value !== 'string') throw new TypeError(message)
   if (value === '') throw new RangeError(message)
   return value
+}
+
+/** Reads an optional string option that must be one of `choices`. */
+export function choiceOption<T extends string>(
+  storeName: string,
+  options: StoreOptions,
+  name: string,
+  choices: readonly T[],
+  defaultValue: T,
+): T {
+  const value = options[name]
+  if (value === undefined) return defaultValue
+  if ((choices as readonly unknown[]).includes(value)) return value as T
+  const expected = choices.map((choice) => JSON.stringify(choice)).join(' or ')
+  const message = `${storeName} option ${name} must be ${expected}, got ${describe(value)}`
+  throw typeof value === 'string' ? new RangeError(message) : new TypeError(message)
 }
 
 function describe(value: unknown): string {

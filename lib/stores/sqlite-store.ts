@@ -1,86 +1,84 @@
 /** SqliteStore: the default store, one SQLite file shared safely by several processes. */
-import { join } from 'node:path'
-import { checkOptionKeys, integerOption, type StoreOptions, stringOption } from './options.js'
-import { type EntryDraft, type EvictionLimits, SqliteTables, type VariantRow } from './sqlite-schema.js'
+import { reportStoreError } from '../diagnostics.js'
+import { openTables } from './sqlite-open.js'
+import {
+  type OnCorrupt,
+  readSqliteOptions,
+  type SqliteStoreLimits,
+  type SqliteStoreOptions,
+} from './sqlite-options.js'
+import type { VariantRow } from './sqlite-statements.js'
+import type { SqliteTables } from './sqlite-tables.js'
+import { draftOf, readChunks, SqliteEntryWriter, type WriterContext } from './sqlite-writer.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from './store.js'
 
-const STORE_NAME = 'SqliteStore'
-const KIB = 1024
-const MIB = 1024 * KIB
-const GIB = 1024 * MIB
-
-/** Options of `new SqliteStore()`; every size is in bytes. */
-export interface SqliteStoreOptions {
-  /** Database file, or ':memory:'; parent directories are created. Default: `defaultSqlitePath()`. */
-  path?: string
-  /**
-   * Bytes kept, counting for each complete entry its body plus its metadata JSON; least recently used
-   * entries are evicted beyond. Default 1 GiB.
-   */
-  maxBytes?: number
-  /** Largest body stored, in bytes (also capped at maxBytes); larger ones are not stored. Default 256 MiB. */
-  maxEntryBytes?: number
-  /** Complete entries kept at most; least recently used ones are evicted beyond. Default 100 000. */
-  maxEntries?: number
-  /** Bytes gathered before one chunk row is written; smaller bodies are stored inline. Default 256 KiB, min 1 KiB. */
-  chunkBytes?: number
-}
-
-/** The limits a SqliteStore runs with, options and defaults applied. */
-export type SqliteStoreLimits = Required<Omit<SqliteStoreOptions, 'path'>>
-
-export const SQLITE_STORE_DEFAULTS: Readonly<SqliteStoreLimits> = {
-  maxBytes: GIB,
-  maxEntryBytes: 256 * MIB,
-  maxEntries: 100_000,
-  chunkBytes: 256 * KIB,
-}
+export {
+  defaultSqlitePath,
+  type OnCorrupt,
+  SQLITE_STORE_DEFAULTS,
+  type SqliteStoreLimits,
+  type SqliteStoreOptions,
+} from './sqlite-options.js'
 
 /** A use of an entry is recorded at most this often, so hot hits do not write. */
 export const TOUCH_INTERVAL_MS = 60_000
 
-const OPTION_KEYS = ['path', 'maxBytes', 'maxEntryBytes', 'maxEntries', 'chunkBytes'] as const
-
-/** `UNDICI_CACHE_PATH` when set, else `.cache/undici-cache/http-cache.db` under the current directory. */
-export function defaultSqlitePath(): string {
-  return process.env.UNDICI_CACHE_PATH || join(process.cwd(), '.cache', 'undici-cache', 'http-cache.db')
-}
+/** Entries (and, separately, killed writers' rows) one sweep removes at most. */
+export const SWEEP_MAX_ROWS = 200
 
 /**
  * An RFC 9111 cache store in one SQLite file (better-sqlite3, WAL). Bodies stream in and out in
  * chunk rows, never whole in memory. Several processes may share the file.
  * A delete(key) also drops the writes in progress under key in this instance (and chunked ones everywhere).
+ *
+ * The constructor throws only on bad options. A file it cannot use (corrupt, not SQLite, read-only,
+ * newer schema, unwritable directory) leaves the store failed: `failure` says why, a warning is emitted
+ * once, and get, put, update, delete, sweep and stats throw that error, so the interceptor passes
+ * requests through to the origin.
  */
 export class SqliteStore implements CacheStore {
   readonly path: string
   readonly limits: Readonly<SqliteStoreLimits>
-  readonly #tables: SqliteTables
-  readonly #context: WriterContext
+  readonly sweepIntervalMs: number
+  readonly onCorrupt: OnCorrupt
+  /** Where a corrupt file was moved when `onCorrupt: 'recreate'` replaced it. */
+  readonly corruptCopyPath: string | undefined
+  /** Why the file could not be opened; undefined when the store works. */
+  readonly failure: Error | undefined
+  readonly #tables: SqliteTables | undefined
+  readonly #context: WriterContext | undefined
   readonly #writers = new Map<string, Set<SqliteEntryWriter>>()
+  readonly #sweepTimer: NodeJS.Timeout | undefined
+  #closed = false
 
   constructor(options?: SqliteStoreOptions) {
-    const checked = checkOptionKeys(STORE_NAME, options, OPTION_KEYS)
-    this.path = stringOption(STORE_NAME, checked, 'path', defaultSqlitePath())
-    this.limits = readLimits(checked)
-    this.#tables = new SqliteTables(this.path, Date.now())
-    this.#context = {
-      tables: this.#tables,
-      entryLimitBytes: Math.min(this.limits.maxEntryBytes, this.limits.maxBytes),
-      chunkBytes: this.limits.chunkBytes,
-      eviction: { maxBytes: this.limits.maxBytes, maxEntries: this.limits.maxEntries },
-      release: (key, writer) => this.#release(key, writer),
+    const { path, sweepIntervalMs, onCorrupt, ...limits } = readSqliteOptions(options)
+    this.path = path
+    this.limits = limits
+    this.sweepIntervalMs = sweepIntervalMs
+    this.onCorrupt = onCorrupt
+    const opened = openTables(path, onCorrupt, Date.now())
+    this.#tables = opened.tables
+    this.corruptCopyPath = opened.corruptCopyPath
+    this.failure = opened.failure
+    if (opened.failure) reportStoreError(this, 'open', opened.failure)
+    if (opened.tables) this.#context = this.#writerContext(opened.tables)
+    if (opened.tables && sweepIntervalMs > 0) {
+      this.#sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs).unref()
     }
   }
 
   get(key: string): StoredEntry[] {
+    const tables = this.#usable()
     const nowMs = Date.now()
-    return this.#tables.variants(key).map((row) => this.#toEntry(row, nowMs))
+    return tables.variants(key).map((row) => this.#toEntry(tables, row, nowMs))
   }
 
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
-    this.#tables.assertOpen()
-    if (expectedSizeBytes !== undefined && expectedSizeBytes > this.#context.entryLimitBytes) return undefined
-    const writer = new SqliteEntryWriter(this.#context, draftOf(key, meta))
+    this.#usable()
+    const context = this.#context as WriterContext
+    if (expectedSizeBytes !== undefined && expectedSizeBytes > context.entryLimitBytes) return undefined
+    const writer = new SqliteEntryWriter(context, draftOf(key, meta))
     let writers = this.#writers.get(key)
     if (writers === undefined) {
       writers = new Set()
@@ -91,32 +89,60 @@ export class SqliteStore implements CacheStore {
   }
 
   update(key: string, id: StoredEntry['id'], meta: EntryMeta): void {
-    this.#tables.assertOpen()
-    if (typeof id === 'number') this.#tables.updateMeta(id, draftOf(key, meta))
+    const tables = this.#usable()
+    if (typeof id === 'number') tables.updateMeta(id, draftOf(key, meta))
   }
 
   delete(key: string): void {
-    this.#tables.deleteKey(key)
+    this.#usable().deleteKey(key)
     for (const writer of [...(this.#writers.get(key) ?? [])]) writer.abort()
   }
 
+  /**
+   * Removes up to SWEEP_MAX_ROWS entries whose deleteAtMs is past `nowMs` (soonest first; 0 means
+   * unknown and is never swept) and up to SWEEP_MAX_ROWS incomplete rows of killed writers.
+   * Returns how many rows went; 0 when another process holds the write lock (it never waits).
+   */
+  sweep(nowMs: number = Date.now()): number {
+    return this.#usable().sweep(nowMs, SWEEP_MAX_ROWS)
+  }
+
+  /** Releases the file and stops the sweep timer; stored entries stay. */
   close(): void {
-    this.#tables.close()
+    this.#closed = true
+    clearInterval(this.#sweepTimer)
+    this.#tables?.close()
   }
 
   /** Bytes (as counted for maxBytes) and number of the complete entries, across every process. */
   stats(): { totalBytes: number; entryCount: number } {
-    const totals = this.#tables.totals()
+    const totals = this.#usable().totals()
     return { totalBytes: totals.bytes, entryCount: totals.entries }
   }
 
-  #toEntry(row: VariantRow, nowMs: number): StoredEntry {
-    if (nowMs - row.last_used_ms >= TOUCH_INTERVAL_MS) this.#tables.markUsed(row.id, nowMs)
+  /** The open tables; throws when closed or failed. */
+  #usable(): SqliteTables {
+    if (this.#closed) throw new Error('undici-cache: SqliteStore is closed')
+    if (this.#tables === undefined) throw this.failure as Error
+    return this.#tables
+  }
+
+  #writerContext(tables: SqliteTables): WriterContext {
+    return {
+      tables,
+      entryLimitBytes: Math.min(this.limits.maxEntryBytes, this.limits.maxBytes),
+      chunkBytes: this.limits.chunkBytes,
+      eviction: { maxBytes: this.limits.maxBytes, maxEntries: this.limits.maxEntries },
+      release: (key, writer) => this.#release(key, writer),
+    }
+  }
+
+  #toEntry(tables: SqliteTables, row: VariantRow, nowMs: number): StoredEntry {
+    if (nowMs - row.last_used_ms >= TOUCH_INTERVAL_MS) tables.markUsed(row.id, nowMs)
     const meta = JSON.parse(row.meta) as EntryMeta
     const entry = { ...meta, id: row.id, sizeBytes: row.body_bytes }
     const { body } = row
     if (body !== null) return { ...entry, body, readBody: () => (body.length > 0 ? [body] : []) }
-    const tables = this.#tables
     return { ...entry, readBody: () => readChunks(tables, row.id, row.body_bytes) }
   }
 
@@ -124,138 +150,5 @@ export class SqliteStore implements CacheStore {
     const writers = this.#writers.get(key)
     writers?.delete(writer)
     if (writers?.size === 0) this.#writers.delete(key)
-  }
-}
-
-function readLimits(options: StoreOptions): SqliteStoreLimits {
-  const bytes = (name: string, defaultValue: number, min = 1) =>
-    integerOption(STORE_NAME, options, name, { defaultValue, min, unit: 'bytes' })
-  const defaults = SQLITE_STORE_DEFAULTS
-  return {
-    maxBytes: bytes('maxBytes', defaults.maxBytes),
-    maxEntryBytes: bytes('maxEntryBytes', defaults.maxEntryBytes),
-    maxEntries: integerOption(STORE_NAME, options, 'maxEntries', {
-      defaultValue: defaults.maxEntries,
-      min: 1,
-      unit: 'entries',
-    }),
-    chunkBytes: bytes('chunkBytes', defaults.chunkBytes, KIB),
-  }
-}
-
-/** The metadata to store: `meta` without the fields of a StoredEntry (callers may pass one back). */
-function draftOf(key: string, meta: EntryMeta): EntryDraft {
-  const { id: _id, sizeBytes: _sizeBytes, body: _body, readBody: _readBody, ...rest } = meta as StoredEntry
-  const metaJson = JSON.stringify(rest)
-  const metaBytes = Buffer.byteLength(metaJson)
-  return { key, varyKey: meta.varyKey, metaJson, metaBytes, deleteAtMs: meta.deleteAtMs }
-}
-
-/** Reads a chunked body one row per step; throws when a row vanished (entry replaced or evicted). */
-function* readChunks(tables: SqliteTables, entryId: number, sizeBytes: number): Generator<Buffer> {
-  let readBytes = 0
-  for (let seq = 0; readBytes < sizeBytes; seq++) {
-    const data = tables.chunk(entryId, seq)
-    if (data === undefined) {
-      throw new Error(`undici-cache: body of entry ${entryId} is gone (replaced or evicted while read)`)
-    }
-    readBytes += data.length
-    yield data
-  }
-}
-
-/** What every writer of one store shares. */
-interface WriterContext {
-  tables: SqliteTables
-  entryLimitBytes: number
-  chunkBytes: number
-  eviction: EvictionLimits
-  release(key: string, writer: SqliteEntryWriter): void
-}
-
-/**
- * Buffers chunks (by reference) until chunkBytes are pending, then writes them as one chunk row.
- * A body that never reaches chunkBytes goes inline into the entry row at commit.
- */
-class SqliteEntryWriter implements EntryWriter {
-  readonly #context: WriterContext
-  readonly #draft: EntryDraft
-  #open = true
-  #pending: Buffer[] = []
-  #pendingBytes = 0
-  #bodyBytes = 0
-  #entryId: number | undefined
-  #nextSeq = 0
-
-  constructor(context: WriterContext, draft: EntryDraft) {
-    this.#context = context
-    this.#draft = draft
-  }
-
-  write(chunk: Buffer): void {
-    if (!this.#open) return
-    this.#bodyBytes += chunk.length
-    if (this.#bodyBytes > this.#context.entryLimitBytes) {
-      this.abort()
-      return
-    }
-    this.#pending.push(chunk)
-    this.#pendingBytes += chunk.length
-    if (this.#pendingBytes >= this.#context.chunkBytes) this.#flush()
-  }
-
-  commit(): void {
-    if (!this.#open) return
-    const args = { ...this.#chunkArgs(), bodyBytes: this.#bodyBytes, limits: this.#context.eviction }
-    this.#close()
-    try {
-      this.#context.tables.commit(args)
-    } catch (error) {
-      this.#discardRows()
-      throw error
-    }
-  }
-
-  abort(): void {
-    if (!this.#open) return
-    this.#close()
-    this.#discardRows()
-  }
-
-  #flush(): void {
-    try {
-      this.#entryId = this.#context.tables.appendChunk(this.#chunkArgs())
-    } catch (error) {
-      this.abort()
-      throw error
-    }
-    if (this.#entryId === undefined) this.abort()
-    else this.#nextSeq += 1
-  }
-
-  /** Takes the pending chunks as one buffer (no copy when there is just one). */
-  #chunkArgs() {
-    const [first] = this.#pending
-    const data =
-      this.#pending.length === 1 && first ? first : Buffer.concat(this.#pending, this.#pendingBytes)
-    this.#pending = []
-    this.#pendingBytes = 0
-    return { draft: this.#draft, entryId: this.#entryId, seq: this.#nextSeq, data, nowMs: Date.now() }
-  }
-
-  #close(): void {
-    this.#open = false
-    this.#pending = []
-    this.#context.release(this.#draft.key, this)
-  }
-
-  /** Removes the incomplete row; a failure leaves it to the stale-row cleanup of a later open. */
-  #discardRows(): void {
-    if (this.#entryId === undefined) return
-    try {
-      this.#context.tables.discard(this.#entryId)
-    } catch {
-      // closed store or busy database: nothing more to do here
-    }
   }
 }

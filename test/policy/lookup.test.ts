@@ -4,6 +4,7 @@ import fc from 'fast-check'
 import { formatHttpDate } from '../../lib/policy/dates.js'
 import {
   decideReuse,
+  isWorthStoring,
   type ReuseDecision,
   staleIfErrorAllows,
   staleWhileRevalidateAllows,
@@ -122,6 +123,53 @@ describe('decideReuse (RFC 9111 §4)', () => {
     assert.equal(decideReuse(get(), heuristic, at(100), false).action, 'revalidate')
     const aged = stored({ 'cache-control': 'max-age=60', age: '55' })
     assert.deepEqual(decideReuse(get(), aged, at(4), true).ttlSeconds, 1)
+  })
+
+  it('serves a fresh immutable response on a reload, not on a forced reload (RFC 8246 §2)', () => {
+    const immutable = stored({ 'cache-control': 'max-age=60, immutable' })
+    for (const cc of ['max-age=0', 'max-age=5']) {
+      assert.deepEqual(decideReuse(get({ 'cache-control': cc }), immutable, at(10), true), {
+        action: 'fresh',
+        ageSeconds: 10,
+        lifetimeSeconds: 60,
+        ttlSeconds: 50,
+        reason: 'fresh',
+      })
+    }
+    assert.equal(
+      decideReuse(get({ 'cache-control': 'no-cache' }), immutable, at(10), true).reason,
+      'request-no-cache',
+    )
+    assert.equal(decideReuse(get({ pragma: 'no-cache' }), immutable, at(10), true).reason, 'request-no-cache')
+    assert.equal(
+      decideReuse(get({ 'cache-control': 'max-age=0' }), maxAge60, at(10), true).reason,
+      'request-max-age',
+    )
+  })
+
+  it('revalidates an immutable response once stale, and keeps min-fresh and response no-cache', () => {
+    const immutable = stored({ 'cache-control': 'max-age=60, immutable' })
+    assert.equal(
+      decideReuse(get({ 'cache-control': 'max-age=0' }), immutable, at(60), true).reason,
+      'request-max-age',
+    )
+    assert.equal(decideReuse(get(), immutable, at(60), true).reason, 'stale')
+    assert.equal(
+      decideReuse(get({ 'cache-control': 'max-age=0, min-fresh=51' }), immutable, at(10), true).reason,
+      'min-fresh',
+    )
+    const noCache = stored({ 'cache-control': 'max-age=60, immutable, no-cache' })
+    assert.equal(decideReuse(get(), noCache, at(10), true).reason, 'response-no-cache')
+  })
+
+  it('never invents a lifetime for immutable (RFC 8246 §2)', () => {
+    const decision = decideReuse(
+      get({ 'cache-control': 'max-age=0' }),
+      stored({ 'cache-control': 'immutable' }),
+      T0,
+      true,
+    )
+    assert.deepEqual([decision.action, decision.lifetimeSeconds, decision.reason], ['revalidate', 0, 'stale'])
   })
 
   it('revalidates when the stored response has no freshness at all', () => {
@@ -264,5 +312,15 @@ describe('usefulUntilMs', () => {
 
   it('has no use for a bare no-cache response without a validator', () => {
     assert.equal(usefulUntilMs(stored({ 'cache-control': 'no-cache, max-age=60' }), true), T0)
+  })
+})
+
+describe('isWorthStoring', () => {
+  it('is true while the response has a use, false when it is useless on arrival', () => {
+    assert.equal(isWorthStoring(stored({ 'cache-control': 'max-age=60' }), true), true)
+    assert.equal(isWorthStoring(stored({ 'cache-control': 'max-age=0', etag: '"a"' }), true), true)
+    assert.equal(isWorthStoring(stored({ 'cache-control': 'max-age=0, stale-if-error=5' }), true), true)
+    assert.equal(isWorthStoring(stored({ 'cache-control': 'max-age=0' }), true), false)
+    assert.equal(isWorthStoring(stored({ 'cache-control': 'no-cache, max-age=60' }), true), false)
   })
 })

@@ -63,6 +63,15 @@ describe('canStore (RFC 9111 §3)', () => {
     )
   })
 
+  it('stores must-understand responses only for understood statuses (§5.2.2.3)', () => {
+    for (const cc of ['must-understand, no-store, max-age=60', 'must-understand, max-age=60']) {
+      assert.deepEqual(canStore(get(), ok({ 'cache-control': cc }, 200), true), STORABLE, cc)
+      assert.deepEqual(canStore(get(), ok({ 'cache-control': cc }, 200), false), STORABLE, cc)
+      assert.deepEqual(canStore(get(), ok({ 'cache-control': cc }, 299), true), refused('status'), cc)
+      assert.deepEqual(canStore(get(), ok({ 'cache-control': cc }, 299), false), refused('status'), cc)
+    }
+  })
+
   it('refuses bare private in a shared cache only (§5.2.2.7)', () => {
     const headers = { 'cache-control': 'private, max-age=60' }
     assert.deepEqual(canStore(get(), ok(headers), true), refused('private'))

@@ -39,6 +39,79 @@ describe('varyValues', () => {
   it('returns {} for no names', () => {
     assert.deepEqual(varyValues([], { accept: 'x' }), {})
   })
+
+  it('compares Accept-Encoding, Accept-Language and Accept-Charset by their members', () => {
+    const request: Headers = {
+      'accept-encoding': ['gzip, BR', ' deflate ;  q = 0.5 ,, '],
+      'accept-language': 'fr-CH, fr;q=0.9, en;q=0.8, de;q=0.7, *;q=0.5',
+      'accept-charset': 'UTF-8, iso-8859-1;q=0.5',
+    }
+    assert.deepEqual(varyValues(['accept-encoding', 'accept-language', 'accept-charset'], request), {
+      'accept-encoding': 'br,deflate;q=0.5,gzip',
+      'accept-language': 'fr-ch,fr;q=0.9,en;q=0.8,de;q=0.7,*;q=0.5',
+      'accept-charset': 'utf-8,iso-8859-1;q=0.5',
+    })
+    assert.deepEqual(varyValues(['Accept-Encoding'], { 'accept-encoding': 'BR,gzip' }), {
+      'accept-encoding': 'br,gzip',
+    })
+  })
+
+  it('keeps an empty member list distinct from an absent field', () => {
+    assert.deepEqual(varyValues(['accept-encoding'], { 'accept-encoding': '' }), { 'accept-encoding': '' })
+    assert.deepEqual(varyValues(['accept-encoding'], { 'accept-encoding': ' , ' }), { 'accept-encoding': '' })
+    assert.deepEqual(varyValues(['accept-encoding'], {}), { 'accept-encoding': null })
+  })
+
+  it('keeps the case and order of other fields', () => {
+    assert.deepEqual(varyValues(['accept', 'x-token'], { accept: 'text/HTML, */*', 'x-token': 'B, a' }), {
+      accept: 'text/HTML, */*',
+      'x-token': 'B, a',
+    })
+  })
+
+  it('keeps the member order of Accept-Language and Accept-Charset (RFC 9110 §12.5.4 ties)', () => {
+    assert.notEqual(
+      varyKey(varyValues(['accept-language'], { 'accept-language': 'de, fr' })),
+      varyKey(varyValues(['accept-language'], { 'accept-language': 'fr, de' })),
+    )
+  })
+
+  it('gives one varyKey to permuted, recased and respaced Accept-Encoding members', () => {
+    const member = fc.tuple(
+      fc.stringMatching(/^[a-z][a-z0-9-]{0,7}$|^\*$/),
+      fc.option(fc.stringMatching(/^(0(\.[0-9]{1,3})?|1(\.0{1,3})?)$/), { nil: undefined }),
+    )
+    const spaces = fc.constantFrom('', ' ', '  ', '\t')
+    const written = (name: string, q: string | undefined, upper: boolean, pad: string) => {
+      const text = q === undefined ? name : `${name}${pad};${pad}q${pad}=${pad}${q}`
+      return upper ? text.toUpperCase() : text
+    }
+    const variant = (members: [string, string | undefined][]) =>
+      fc
+        .tuple(
+          fc.shuffledSubarray(members, { minLength: members.length, maxLength: members.length }),
+          fc.array(fc.boolean(), { minLength: members.length, maxLength: members.length }),
+          fc.array(spaces, { minLength: members.length, maxLength: members.length }),
+          fc.nat(),
+        )
+        .map(([shuffled, upper, pads, cut]) => {
+          const texts = shuffled.map(([name, q], index) =>
+            written(name, q, upper[index] ?? false, pads[index] ?? ''),
+          )
+          const at = texts.length === 0 ? 0 : cut % texts.length
+          const lines = [texts.slice(0, at).join(', '), texts.slice(at).join(` ,${pads[0] ?? ''}`)]
+          return lines.filter((line) => line !== '')
+        })
+    const field = fc.constant('accept-encoding')
+    const pair = fc
+      .array(member, { minLength: 1, maxLength: 6 })
+      .chain((members) => fc.tuple(variant(members), variant(members)))
+    fc.assert(
+      fc.property(field, pair, (name, [a, b]) => {
+        assert.equal(varyKey(varyValues([name], { [name]: a })), varyKey(varyValues([name], { [name]: b })))
+      }),
+    )
+  })
 })
 
 describe('varyKey', () => {
@@ -70,6 +143,14 @@ describe('variantMatches (RFC 9111 §4.1)', () => {
   it('matches equal normalised values and absent-in-both', () => {
     assert.equal(variantMatches(stored, { accept: '  text/html ' }), true)
     assert.equal(variantMatches({ varyValues: {} }, { anything: 'x' }), true)
+  })
+
+  it('matches Accept-Encoding by its members', () => {
+    const encodings = { varyValues: varyValues(['accept-encoding'], { 'accept-encoding': 'gzip, br' }) }
+    assert.equal(variantMatches(encodings, { 'accept-encoding': 'BR,gzip' }), true)
+    assert.equal(variantMatches(encodings, { 'accept-encoding': ['br', 'GZIP'] }), true)
+    assert.equal(variantMatches(encodings, { 'accept-encoding': 'br' }), false)
+    assert.equal(variantMatches(encodings, { 'accept-encoding': 'gzip;q=0, br' }), false)
   })
 
   it('does not match a different, missing or newly present value', () => {

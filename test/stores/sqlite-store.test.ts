@@ -6,7 +6,8 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { inspect } from 'node:util'
 import Database from 'better-sqlite3'
-import { SCHEMA_VERSION, STALE_WRITE_MS } from '../../lib/stores/sqlite-schema.js'
+import { STALE_WRITE_MS } from '../../lib/stores/sqlite-liveness.js'
+import { SCHEMA_VERSION } from '../../lib/stores/sqlite-schema.js'
 import { defaultSqlitePath, SQLITE_STORE_DEFAULTS, SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { CONTRACT_CHUNK_BYTES, runStoreContract } from './contract.js'
 import {
@@ -56,11 +57,15 @@ test('SqliteStore defaults and the file settings', () => {
     maxEntries: 100_000,
     chunkBytes: 256 * 1024,
   })
-  assert.deepEqual(SQLITE_STORE_DEFAULTS, store.limits)
+  assert.equal(store.sweepIntervalMs, 60_000)
+  assert.equal(store.onCorrupt, 'fail')
+  assert.equal(store.failure, undefined)
+  assert.equal(store.corruptCopyPath, undefined)
+  assert.deepEqual(SQLITE_STORE_DEFAULTS, { ...store.limits, sweepIntervalMs: 60_000, onCorrupt: 'fail' })
   const raw = rawDb(path)
   assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal')
   assert.equal(raw.pragma('user_version', { simple: true }), SCHEMA_VERSION)
-  assert.equal(SCHEMA_VERSION, 1)
+  assert.equal(SCHEMA_VERSION, 2)
   raw.close()
   store.close()
 })
@@ -156,17 +161,6 @@ test('opening drops stale incomplete rows and orphan chunks, keeps live writes, 
   assert.deepEqual(reopened.stats(), { totalBytes: 100 + metaBytes, entryCount: 1 })
   raw.close()
   reopened.close()
-})
-
-test('opening a file of another schema version fails and says so', () => {
-  const path = newPath()
-  new SqliteStore({ path }).close()
-  const raw = rawDb(path)
-  raw.pragma('user_version = 99')
-  raw.close()
-  assert.throws(() => new SqliteStore({ path }), {
-    message: `undici-cache: ${path} has schema version 99, this store reads 1`,
-  })
 })
 
 test('two stores on one file see each other, including deletes and totals', async () => {
@@ -292,7 +286,7 @@ test('update and eviction keep the totals equal to a recount', async () => {
   store.close()
 })
 
-const KNOWN = 'known: path, maxBytes, maxEntryBytes, maxEntries, chunkBytes'
+const KNOWN = 'known: path, maxBytes, maxEntryBytes, maxEntries, chunkBytes, sweepIntervalMs, onCorrupt'
 const invalidOptions: [unknown, ErrorConstructor, string][] = [
   [{ maxBytes: -1 }, RangeError, 'SqliteStore option maxBytes must be a positive integer (bytes), got -1'],
   [
@@ -334,6 +328,27 @@ const invalidOptions: [unknown, ErrorConstructor, string][] = [
   [{ path: 7 }, TypeError, 'SqliteStore option path must be a non-empty string, got 7'],
   [{ path: {} }, TypeError, 'SqliteStore option path must be a non-empty string, got an object'],
   [{ path: () => 'x' }, TypeError, 'SqliteStore option path must be a non-empty string, got a function'],
+  [
+    { sweepIntervalMs: -1 },
+    RangeError,
+    'SqliteStore option sweepIntervalMs must be an integer from 0 to 2147483647 (ms), got -1',
+  ],
+  [
+    { sweepIntervalMs: 2 ** 31 },
+    RangeError,
+    `SqliteStore option sweepIntervalMs must be an integer from 0 to 2147483647 (ms), got ${2 ** 31}`,
+  ],
+  [
+    { sweepIntervalMs: '60s' },
+    TypeError,
+    'SqliteStore option sweepIntervalMs must be an integer from 0 to 2147483647 (ms), got "60s"',
+  ],
+  [
+    { onCorrupt: 'delete' },
+    RangeError,
+    'SqliteStore option onCorrupt must be "fail" or "recreate", got "delete"',
+  ],
+  [{ onCorrupt: true }, TypeError, 'SqliteStore option onCorrupt must be "fail" or "recreate", got true'],
   [{ maxEntrySize: 1 }, TypeError, `SqliteStore has no option maxEntrySize (${KNOWN})`],
   [{ filename: 'x.db' }, TypeError, `SqliteStore has no option filename (${KNOWN})`],
   ['x.db', TypeError, 'SqliteStore options must be an object, got "x.db"'],

@@ -1,0 +1,51 @@
+/** How a request in flight ended, for the identical requests that waited on it. */
+export type FlightOutcome = 'stored' | 'not-stored'
+
+type Waiter = (outcome: FlightOutcome) => void
+
+/** One request on its way to the origin for a key; identical requests wait on it (single flight). */
+export class Flight {
+  /** When the flight started (epoch ms): what it stores is at least this fresh. */
+  readonly startedMs: number
+  readonly #waiters: Waiter[] = []
+  readonly #onSettled: () => void
+  #settled = false
+
+  constructor(startedMs: number, onSettled: () => void) {
+    this.startedMs = startedMs
+    this.#onSettled = onSettled
+  }
+
+  get waiterCount(): number {
+    return this.#waiters.length
+  }
+
+  join(waiter: Waiter): void {
+    this.#waiters.push(waiter)
+  }
+
+  /** Releases every waiter once; later calls do nothing. */
+  settle(outcome: FlightOutcome): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#onSettled()
+    for (const waiter of this.#waiters.splice(0)) waiter(outcome)
+  }
+}
+
+/** The flights in progress, at most one per primary key. */
+export class Flights {
+  readonly #byKey = new Map<string, Flight>()
+
+  get(key: string): Flight | undefined {
+    return this.#byKey.get(key)
+  }
+
+  start(key: string, nowMs: number): Flight {
+    const flight = new Flight(nowMs, () => {
+      if (this.#byKey.get(key) === flight) this.#byKey.delete(key)
+    })
+    this.#byKey.set(key, flight)
+    return flight
+  }
+}

@@ -1,0 +1,89 @@
+import { reportStoreError } from './diagnostics.js'
+import { type Exchange, policyView, quietly } from './exchange.js'
+import type { FlightOutcome } from './flights.js'
+import { singletonValue } from './policy/headers.js'
+import { usefulUntilMs } from './policy/lookup.js'
+import { freshenedHeaders, hasValidator, notModifiedMatches } from './policy/revalidation.js'
+import { canStore, headersToStore } from './policy/storable.js'
+import type { Headers, ResponseInfo } from './policy/types.js'
+import { selectVariant } from './policy/vary.js'
+import type { EntryMeta, StoredEntry } from './stores/store.js'
+
+/** The stored metadata freshened by a 304 or HEAD (RFC 9111 §4.3.4), with new request/response times. */
+export function freshenedMeta(exchange: Exchange, entry: StoredEntry, newHeaders: Headers): EntryMeta {
+  const meta: EntryMeta = {
+    statusCode: entry.statusCode,
+    statusMessage: entry.statusMessage,
+    headers: freshenedHeaders(entry.headers, newHeaders),
+    requestTimeMs: exchange.requestTimeMs,
+    responseTimeMs: Date.now(),
+    varyValues: entry.varyValues,
+    varyKey: entry.varyKey,
+    deleteAtMs: 0,
+  }
+  meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
+  return meta
+}
+
+/** A shared cache never keeps a Set-Cookie, even one that arrives on a 304 (see storable.ts). */
+function withoutSharedCookies(headers: Headers, shared: boolean): Headers {
+  if (!shared || headers['set-cookie'] === undefined) return headers
+  const { 'set-cookie': _dropped, ...rest } = headers
+  return rest
+}
+
+/**
+ * Writes freshened metadata back; if the new headers make the response unstorable (e.g.
+ * `no-store`, or `private` in a shared cache) the entry is removed instead.
+ */
+export function storeFreshened(
+  exchange: Exchange,
+  entry: StoredEntry,
+  meta: EntryMeta,
+  settled?: (outcome: FlightOutcome) => void,
+): void {
+  const { config, key, request } = exchange
+  const stored = {
+    ...meta,
+    headers: headersToStore(withoutSharedCookies(meta.headers, config.shared), config.shared),
+  }
+  const decision = canStore({ ...request, method: 'GET' }, policyView(config, stored), config.shared)
+  const outcome: FlightOutcome = decision.storable ? 'stored' : 'not-stored'
+  const done = () => settled?.(outcome)
+  quietly(
+    (error) => {
+      reportStoreError(config.store, decision.storable ? 'update' : 'delete', error)
+      settled?.('not-stored')
+    },
+    () => {
+      const result = decision.storable ? config.store.update(key, entry.id, stored) : config.store.delete(key)
+      if (result === undefined) return done()
+      return result.then(done)
+    },
+  )
+}
+
+// RFC 9111 §4.3.5: a HEAD response with the same validators freshens the stored GET response
+function headMatches(entry: StoredEntry, head: ResponseInfo): boolean {
+  const length = singletonValue(head.headers, 'content-length')
+  if (length !== undefined && Number(length) !== entry.sizeBytes) return false
+  if (!hasValidator(head.headers) && hasValidator(entry.headers)) return false
+  return notModifiedMatches(entry, head)
+}
+
+/** Freshens the stored GET entry from a 200 answer to a forwarded HEAD (RFC 9111 §4.3.5). */
+export function freshenFromHead(exchange: Exchange, head: ResponseInfo): void {
+  const { config, key, request } = exchange
+  const update = (entries: StoredEntry[]) => {
+    const entry = selectVariant(entries, request.headers)
+    if (entry && headMatches(entry, head))
+      storeFreshened(exchange, entry, freshenedMeta(exchange, entry, head.headers))
+  }
+  quietly(
+    (error) => reportStoreError(config.store, 'get', error),
+    () => {
+      const entries = config.store.get(key)
+      return Array.isArray(entries) ? update(entries) : entries.then(update)
+    },
+  )
+}

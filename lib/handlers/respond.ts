@@ -1,0 +1,63 @@
+import type { Dispatcher } from 'undici'
+import { cacheStatusValue, type Exchange } from '../exchange.js'
+import type { CacheStatusParams } from '../policy/cache-status.js'
+import { evaluateClientConditional, notModifiedHeaders } from '../policy/conditional.js'
+import { contentRangeValue, evaluateRange } from '../policy/range.js'
+import type { StoredResponse } from '../policy/types.js'
+import type { StoredEntry } from '../stores/store.js'
+import type { RelayController } from './relay-controller.js'
+import { servedHeaders } from './response-headers.js'
+import { entryBody, rangeBody, type ServedResponse, serve } from './serve.js'
+
+/** What the cache answers from a stored response, given the request (RFC 9111 §4, §4.3.2; RFC 9110 §14). */
+function cachedResponse(
+  exchange: Exchange,
+  entry: StoredEntry,
+  meta: StoredResponse,
+  ageSeconds: number,
+  status: string | undefined,
+): ServedResponse {
+  const { headers: requestHeaders, method } = exchange.request
+  const headers = servedHeaders(meta.headers, ageSeconds, status, entry.sizeBytes)
+  if (evaluateClientConditional(requestHeaders, meta) === 'not-modified') {
+    return {
+      statusCode: 304,
+      statusMessage: 'Not Modified',
+      headers: servedHeaders(notModifiedHeaders(meta.headers), ageSeconds, status, undefined),
+    }
+  }
+  const whole = { statusCode: meta.statusCode, statusMessage: meta.statusMessage, headers }
+  if (method === 'HEAD') return whole
+  if (meta.statusCode !== 200) return { ...whole, body: entryBody(entry) }
+  const range = evaluateRange(requestHeaders, entry.sizeBytes, meta.headers)
+  if (range.kind === 'partial') {
+    headers['content-range'] = contentRangeValue(range, entry.sizeBytes)
+    headers['content-length'] = String(range.end - range.start + 1)
+    return {
+      statusCode: 206,
+      statusMessage: 'Partial Content',
+      headers,
+      body: rangeBody(entry, range.start, range.end),
+    }
+  }
+  if (range.kind === 'unsatisfiable') {
+    const refused = servedHeaders(notModifiedHeaders(meta.headers), ageSeconds, status, 0)
+    refused['content-range'] = contentRangeValue(range, entry.sizeBytes)
+    return { statusCode: 416, statusMessage: 'Range Not Satisfiable', headers: refused }
+  }
+  return { ...whole, body: entryBody(entry) }
+}
+
+/** Answers the caller from a stored entry, with `meta` as the (possibly freshened) metadata. */
+export function respondFromCache(
+  exchange: Exchange,
+  downstream: Dispatcher.DispatchHandler,
+  relay: RelayController,
+  entry: StoredEntry,
+  meta: StoredResponse,
+  ageSeconds: number,
+  params: CacheStatusParams,
+): void {
+  const status = cacheStatusValue(exchange.config, params)
+  serve(downstream, relay, cachedResponse(exchange, entry, meta, ageSeconds, status))
+}

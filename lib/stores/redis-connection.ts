@@ -1,0 +1,143 @@
+/** A RedisStore's link to Redis: fails fast while Redis is unreachable, and runs Lua scripts. */
+import { createHash } from 'node:crypto'
+import { createRequire } from 'node:module'
+import type { RedisClient } from './redis-options.js'
+
+/** A Lua script and its SHA1, sent with EVALSHA (and EVAL once when Redis does not know it yet). */
+export interface LuaScript {
+  source: string
+  sha1: string
+}
+
+export function luaScript(source: string): LuaScript {
+  return { source, sha1: createHash('sha1').update(source).digest('hex') }
+}
+
+/** The parts of an ioredis client the store uses on a client it created itself. */
+interface OwnedClient extends RedisClient {
+  on(event: 'error', listener: (error: Error) => void): unknown
+  once(event: 'ready', listener: () => void): unknown
+  disconnect(): void
+}
+
+type RedisConstructor = new (url: string, options: Record<string, unknown>) => OwnedClient
+
+/** Loads a module by name, like `require`. */
+export type ModuleLoader = (name: string) => unknown
+
+/** States in which ioredis cannot send a command now (it would queue it or fail it). */
+const DOWN_STATES = new Set(['reconnecting', 'close', 'end'])
+const STARTING_STATES = new Set(['connecting', 'connect'])
+/** The longest wait between two reconnection attempts of a created client, in ms. */
+const MAX_RECONNECT_DELAY_MS = 1000
+
+/** ioredis, loaded only when a RedisStore is created from a URL (it is an optional peer dependency). */
+export function loadRedisConstructor(load: ModuleLoader = createRequire(import.meta.url)): RedisConstructor {
+  let loaded: unknown
+  try {
+    loaded = load('ioredis')
+  } catch (error) {
+    throw new Error('undici-cache: RedisStore({ url }) needs the ioredis package (npm install ioredis)', {
+      cause: error,
+    })
+  }
+  const module = loaded as { Redis?: RedisConstructor; default?: RedisConstructor }
+  return module.Redis ?? module.default ?? (loaded as RedisConstructor)
+}
+
+export class RedisConnection {
+  readonly client: RedisClient
+  readonly #owned: OwnedClient | undefined
+  /** Until the first connection of a created client is ready (or timed out): what commands wait for. */
+  #startup: Promise<void> | undefined
+  #closed = false
+
+  private constructor(client: RedisClient, owned?: OwnedClient, startup?: Promise<void>) {
+    this.client = client
+    this.#owned = owned
+    this.#startup = startup
+    startup?.then(() => {
+      this.#startup = undefined
+    })
+  }
+
+  /** Wraps a client the caller owns. */
+  static of(client: RedisClient): RedisConnection {
+    return new RedisConnection(client)
+  }
+
+  /**
+   * Creates an ioredis client that fails commands at once while disconnected (no offline queue, no
+   * retry of a command) and keeps reconnecting in the background.
+   */
+  static open(url: string, timeoutMs: number, onError: (error: Error) => void, load?: ModuleLoader) {
+    const Redis = loadRedisConstructor(load)
+    const client = new Redis(url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      connectTimeout: timeoutMs,
+      commandTimeout: timeoutMs,
+      retryStrategy: (attempt: number) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+    })
+    client.on('error', onError)
+    return new RedisConnection(client, client, firstReady(client, timeoutMs))
+  }
+
+  /** Throws when a command could not be sent now: Redis is down, or the store is closed. */
+  assertReachable(): void {
+    if (this.#closed) throw new Error('undici-cache: RedisStore is closed')
+    const { status } = this.client
+    if (DOWN_STATES.has(status)) throw new Error(`undici-cache: Redis is not connected (${status})`)
+  }
+
+  /** Sends one command; rejects at once while Redis is down. */
+  async call(command: string, args: (string | Buffer | number)[]): Promise<unknown> {
+    await this.#whenReachable()
+    return this.client.callBuffer(command, args)
+  }
+
+  /** Runs a Lua script by SHA1, loading it with EVAL when Redis does not have it. */
+  async run(script: LuaScript, keys: string[], args: (string | Buffer | number)[]): Promise<unknown> {
+    await this.#whenReachable()
+    try {
+      return await this.client.callBuffer('EVALSHA', [script.sha1, keys.length, ...keys, ...args])
+    } catch (error) {
+      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
+      return this.client.callBuffer('EVAL', [script.source, keys.length, ...keys, ...args])
+    }
+  }
+
+  /** Closes a client the store created; a caller's client is left open. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const owned = this.#owned
+    if (owned === undefined) return
+    if (owned.status !== 'ready') {
+      owned.disconnect()
+      return
+    }
+    await owned.quit().catch(() => owned.disconnect())
+  }
+
+  async #whenReachable(): Promise<void> {
+    if (this.#startup && STARTING_STATES.has(this.client.status)) await this.#startup
+    this.assertReachable()
+    if (this.#owned && this.client.status !== 'ready') {
+      throw new Error(`undici-cache: Redis is not connected (${this.client.status})`)
+    }
+  }
+}
+
+/** Resolves when the client is first ready, or after `timeoutMs` at the latest. */
+function firstReady(client: OwnedClient, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs)
+    timer.unref()
+    client.once('ready', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}

@@ -1,0 +1,175 @@
+/** RedisStore: a cache store in Redis, shared by every process and machine that uses the same Redis. */
+import { createHash, randomBytes } from 'node:crypto'
+import { reportStoreError } from '../diagnostics.js'
+import { RedisConnection } from './redis-connection.js'
+import {
+  type RedisClient,
+  type RedisStoreLimits,
+  type RedisStoreOptions,
+  readRedisOptions,
+} from './redis-options.js'
+import { DELETE_SCRIPT, GET_SCRIPT, UPDATE_SCRIPT } from './redis-scripts.js'
+import { RedisEntryWriter, type WriterContext } from './redis-writer.js'
+import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from './store.js'
+
+export { REDIS_STORE_DEFAULTS, type RedisClient, type RedisStoreOptions } from './redis-options.js'
+
+/** One variant as the get script returns it, before its body is read. */
+interface FoundVariant {
+  seq: number
+  entry: StoredEntry
+}
+
+/**
+ * An RFC 9111 cache store in Redis (via ioredis). Each entry gets an expiry from its useful
+ * lifetime (between minTtlSeconds and maxTtlSeconds); beyond that, Redis's own memory limit and
+ * eviction bound the cache (set `maxmemory` and `maxmemory-policy allkeys-lru`). An entry is
+ * visible only once complete; an evicted body is never served short. While Redis is unreachable
+ * every method fails at once, so requests pass through to the origin; caching resumes when it is back.
+ * A delete(key) also drops the writes in progress under key in this instance.
+ */
+export class RedisStore implements CacheStore {
+  readonly limits: Readonly<RedisStoreLimits>
+  readonly #connection: RedisConnection
+  readonly #context: WriterContext
+  readonly #writers = new Map<string, Set<RedisEntryWriter>>()
+  #open = true
+
+  constructor(options: RedisStoreOptions) {
+    const { source, limits } = readRedisOptions(options)
+    this.limits = limits
+    const onError = (error: Error) => reportStoreError(this, 'connect', error)
+    this.#connection =
+      source.client !== undefined
+        ? RedisConnection.of(source.client)
+        : RedisConnection.open(source.url, limits.timeoutSeconds * 1000, onError)
+    this.#context = {
+      connection: this.#connection,
+      maxEntryBytes: limits.maxEntryBytes,
+      chunkBytes: limits.chunkBytes,
+      ttlMs: (deleteAtMs) => this.#ttlMs(deleteAtMs),
+      release: (key, writer) => this.#release(key, writer),
+    }
+  }
+
+  /** The Redis client in use: the one passed as `client`, or the one created from `url`. */
+  get client(): RedisClient {
+    return this.#connection.client
+  }
+
+  async get(key: string): Promise<StoredEntry[]> {
+    this.#assertOpen()
+    const indexKey = this.#indexKey(key)
+    const reply = (await this.#connection.run(GET_SCRIPT, [indexKey], [])) as (Buffer | null)[]
+    const found: FoundVariant[] = []
+    for (let i = 0; i + 2 < reply.length; i += 3) {
+      found.push(this.#toVariant(indexKey, String(reply[i]), reply[i + 1] as Buffer, reply[i + 2] ?? null))
+    }
+    return found.sort((a, b) => b.seq - a.seq).map((variant) => variant.entry)
+  }
+
+  put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
+    this.#assertOpen()
+    this.#connection.assertReachable()
+    if (expectedSizeBytes !== undefined && expectedSizeBytes > this.limits.maxEntryBytes) return undefined
+    const indexKey = this.#indexKey(key)
+    const id = randomBytes(9).toString('base64url')
+    const writer = new RedisEntryWriter(this.#context, {
+      key,
+      indexKey,
+      id,
+      bodyKey: `${indexKey}:${id}`,
+      varyKey: meta.varyKey,
+      metaJson: metaJson(meta),
+      deleteAtMs: meta.deleteAtMs,
+    })
+    let writers = this.#writers.get(key)
+    if (writers === undefined) {
+      writers = new Set()
+      this.#writers.set(key, writers)
+    }
+    writers.add(writer)
+    return writer
+  }
+
+  async update(key: string, id: StoredEntry['id'], meta: EntryMeta): Promise<void> {
+    this.#assertOpen()
+    if (typeof id !== 'string') return
+    const args = [id, meta.varyKey, metaJson(meta), this.#ttlMs(meta.deleteAtMs)]
+    await this.#connection.run(UPDATE_SCRIPT, [this.#indexKey(key)], args)
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#assertOpen()
+    for (const writer of [...(this.#writers.get(key) ?? [])]) writer.abort()
+    await this.#connection.run(DELETE_SCRIPT, [this.#indexKey(key)], [])
+  }
+
+  /** Drops the writes in progress and closes the client the store created (never a caller's client). */
+  async close(): Promise<void> {
+    if (!this.#open) return
+    this.#open = false
+    for (const writers of [...this.#writers.values()]) for (const writer of [...writers]) writer.abort()
+    await this.#connection.close()
+  }
+
+  /** The index hash of a primary key; the hash tag keeps all its keys in one Redis Cluster slot. */
+  #indexKey(key: string): string {
+    const digest = createHash('sha256').update(key).digest('hex').slice(0, 32)
+    return `${this.limits.keyPrefix}{${digest}}`
+  }
+
+  /** Expiry of an entry, in ms: its remaining useful life, within [minTtlSeconds, maxTtlSeconds]. */
+  #ttlMs(deleteAtMs: number): number {
+    const maxMs = this.limits.maxTtlSeconds * 1000
+    if (deleteAtMs === 0) return maxMs
+    return Math.min(maxMs, Math.max(this.limits.minTtlSeconds * 1000, deleteAtMs - Date.now()))
+  }
+
+  #toVariant(indexKey: string, id: string, record: Buffer, inline: Buffer | null): FoundVariant {
+    const text = record.toString('utf8')
+    const seqEnd = text.indexOf(' ')
+    const sizeEnd = text.indexOf(' ', seqEnd + 1)
+    const sizeBytes = Number(text.slice(seqEnd + 1, sizeEnd))
+    const meta = JSON.parse(text.slice(sizeEnd + 1)) as EntryMeta
+    const entry = { ...meta, id, sizeBytes }
+    const seq = Number(text.slice(0, seqEnd))
+    if (inline !== null) {
+      return { seq, entry: { ...entry, body: inline, readBody: () => (inline.length > 0 ? [inline] : []) } }
+    }
+    const read = { connection: this.#connection, bodyKey: `${indexKey}:${id}`, sizeBytes }
+    return { seq, entry: { ...entry, readBody: () => readChunks(read, this.limits.chunkBytes) } }
+  }
+
+  #release(key: string, writer: RedisEntryWriter): void {
+    const writers = this.#writers.get(key)
+    writers?.delete(writer)
+    if (writers?.size === 0) this.#writers.delete(key)
+  }
+
+  #assertOpen(): void {
+    if (!this.#open) throw new Error('undici-cache: RedisStore is closed')
+  }
+}
+
+/** The metadata to store: `meta` without the fields of a StoredEntry (callers may pass one back). */
+function metaJson(meta: EntryMeta): string {
+  const { id: _id, sizeBytes: _sizeBytes, body: _body, readBody: _readBody, ...rest } = meta as StoredEntry
+  return JSON.stringify(rest)
+}
+
+/** Reads a chunked body one GETRANGE per step; throws when it is gone or short (evicted, deleted). */
+async function* readChunks(
+  read: { connection: RedisConnection; bodyKey: string; sizeBytes: number },
+  chunkBytes: number,
+): AsyncGenerator<Buffer> {
+  for (let offset = 0; offset < read.sizeBytes; offset += chunkBytes) {
+    const expectedBytes = Math.min(chunkBytes, read.sizeBytes - offset)
+    const end = offset + expectedBytes - 1
+    const data = (await read.connection.call('GETRANGE', [read.bodyKey, offset, end])) as Buffer
+    if (data.length !== expectedBytes) {
+      throw new Error(`undici-cache: Redis body ${read.bodyKey} is gone (deleted or evicted while read)`)
+    }
+    yield data
+  }
+}

@@ -1,0 +1,55 @@
+/** Opens a store file without throwing: a fault becomes a failure, a corrupt file may be replaced. */
+import { existsSync, renameSync } from 'node:fs'
+import type { OnCorrupt } from './sqlite-options.js'
+import { isCorruption } from './sqlite-schema.js'
+import { SqliteTables } from './sqlite-tables.js'
+
+/** The open database, or why there is none. */
+export type OpenResult =
+  | { tables: SqliteTables; corruptCopyPath?: string; failure?: undefined }
+  | { tables?: undefined; corruptCopyPath?: undefined; failure: Error }
+
+/** Opens `path`; with 'recreate', a corrupt file is moved to `<path>.corrupt-<nowMs>` and a new one made. */
+export function openTables(path: string, onCorrupt: OnCorrupt, nowMs: number): OpenResult {
+  try {
+    return { tables: new SqliteTables(path, nowMs) }
+  } catch (error) {
+    if (onCorrupt === 'recreate' && isCorruption(error)) return recreate(path, error, nowMs)
+    return { failure: unusable(path, error) }
+  }
+}
+
+function recreate(path: string, corruption: unknown, nowMs: number): OpenResult {
+  const corruptCopyPath = `${path}.corrupt-${nowMs}`
+  try {
+    moveAside(path, corruptCopyPath)
+    const tables = new SqliteTables(path, nowMs)
+    process.emitWarning(
+      `undici-cache: ${path} was corrupt (${describe(corruption)}); moved it to ${corruptCopyPath} ` +
+        'and started an empty cache',
+      { code: 'UNDICI_CACHE_STORE_RECREATED' },
+    )
+    return { tables, corruptCopyPath }
+  } catch (error) {
+    return { failure: unusable(path, error) }
+  }
+}
+
+/** Renames the file and its WAL and shared-memory files, so no old WAL frame meets the new file. */
+function moveAside(path: string, copyPath: string): void {
+  for (const suffix of ['', '-wal', '-shm']) {
+    if (existsSync(path + suffix)) renameSync(path + suffix, copyPath + suffix)
+  }
+}
+
+/** The error every call of a store that could not open throws. */
+function unusable(path: string, cause: unknown): Error {
+  return new Error(`SqliteStore cannot use ${path}: ${describe(cause)}`, { cause })
+}
+
+/** An error's message, with its code when it has one (SQLITE_NOTADB, EACCES, ...). */
+function describe(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error)
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message
+}

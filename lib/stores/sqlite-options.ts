@@ -1,0 +1,99 @@
+/** The options of `new SqliteStore()`, their defaults and their validation. */
+import { join } from 'node:path'
+import { checkOptionKeys, choiceOption, integerOption, type StoreOptions, stringOption } from './options.js'
+
+export const STORE_NAME = 'SqliteStore'
+const KIB = 1024
+const MIB = 1024 * KIB
+const GIB = 1024 * MIB
+/** The longest delay setInterval takes (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** What to do with a file at the path that is damaged or not an SQLite database. */
+export type OnCorrupt = 'fail' | 'recreate'
+
+/** Options of `new SqliteStore()`; every size is in bytes. */
+export interface SqliteStoreOptions {
+  /** Database file, or ':memory:'; parent directories are created. Default: `defaultSqlitePath()`. */
+  path?: string
+  /**
+   * Bytes kept, counting for each complete entry its body plus its metadata JSON; least recently used
+   * entries are evicted beyond. Default 1 GiB.
+   */
+  maxBytes?: number
+  /** Largest body stored, in bytes (also capped at maxBytes); larger ones are not stored. Default 256 MiB. */
+  maxEntryBytes?: number
+  /** Complete entries kept at most; least recently used ones are evicted beyond. Default 100 000. */
+  maxEntries?: number
+  /** Bytes gathered before one chunk row is written; smaller bodies are stored inline. Default 256 KiB, min 1 KiB. */
+  chunkBytes?: number
+  /**
+   * Milliseconds between two background sweeps of expired entries and killed writers' rows;
+   * 0 runs none (call `sweep()` yourself). Default 60 000.
+   */
+  sweepIntervalMs?: number
+  /**
+   * A damaged or non-SQLite file at `path`: 'fail' leaves it alone and passes every request through;
+   * 'recreate' moves it (with its -wal and -shm) to `<path>.corrupt-<epoch ms>` and starts an empty
+   * cache. Default 'fail'.
+   */
+  onCorrupt?: OnCorrupt
+}
+
+/** The size limits a SqliteStore runs with, options and defaults applied. */
+export type SqliteStoreLimits = Required<
+  Pick<SqliteStoreOptions, 'maxBytes' | 'maxEntryBytes' | 'maxEntries' | 'chunkBytes'>
+>
+
+/** Every option but `path`, defaults applied. */
+export type SqliteStoreSettings = Required<Omit<SqliteStoreOptions, 'path'>>
+
+export const SQLITE_STORE_DEFAULTS: Readonly<SqliteStoreSettings> = {
+  maxBytes: GIB,
+  maxEntryBytes: 256 * MIB,
+  maxEntries: 100_000,
+  chunkBytes: 256 * KIB,
+  sweepIntervalMs: 60_000,
+  onCorrupt: 'fail',
+}
+
+const OPTION_KEYS = [
+  'path',
+  'maxBytes',
+  'maxEntryBytes',
+  'maxEntries',
+  'chunkBytes',
+  'sweepIntervalMs',
+  'onCorrupt',
+] as const
+
+/** `UNDICI_CACHE_PATH` when set, else `.cache/undici-cache/http-cache.db` under the current directory. */
+export function defaultSqlitePath(): string {
+  return process.env.UNDICI_CACHE_PATH || join(process.cwd(), '.cache', 'undici-cache', 'http-cache.db')
+}
+
+/** Checks `options` (TypeError / RangeError on bad ones) and applies the defaults. */
+export function readSqliteOptions(options: unknown): SqliteStoreSettings & { path: string } {
+  const checked = checkOptionKeys(STORE_NAME, options, OPTION_KEYS)
+  const defaults = SQLITE_STORE_DEFAULTS
+  const bytes = (name: string, defaultValue: number, min = 1) =>
+    integerOption(STORE_NAME, checked, name, { defaultValue, min, unit: 'bytes' })
+  return {
+    path: stringOption(STORE_NAME, checked, 'path', defaultSqlitePath()),
+    maxBytes: bytes('maxBytes', defaults.maxBytes),
+    maxEntryBytes: bytes('maxEntryBytes', defaults.maxEntryBytes),
+    maxEntries: count(checked, 'maxEntries', defaults.maxEntries),
+    chunkBytes: bytes('chunkBytes', defaults.chunkBytes, KIB),
+    sweepIntervalMs: integerOption(STORE_NAME, checked, 'sweepIntervalMs', {
+      defaultValue: defaults.sweepIntervalMs,
+      min: 0,
+      max: MAX_TIMER_MS,
+      unit: 'ms',
+    }),
+    onCorrupt: choiceOption(STORE_NAME, checked, 'onCorrupt', ['fail', 'recreate'], defaults.onCorrupt),
+  }
+}
+
+function count(options: StoreOptions, name: string, defaultValue: number): number {
+  return integerOption(STORE_NAME, options, name, { defaultValue, min: 1, unit: 'entries' })
+}

@@ -1,0 +1,309 @@
+/** The database of one SqliteStore: every read and write, each write in one immediate transaction. */
+import type Database from 'better-sqlite3'
+import { isAbandoned, THIS_WRITER } from './sqlite-liveness.js'
+import { BUSY_TIMEOUT_MS, connect, prepareSchema } from './sqlite-schema.js'
+import {
+  prepareStatements,
+  type SizedRow,
+  type Statements,
+  type TotalsRow,
+  type VariantRow,
+} from './sqlite-statements.js'
+
+/** A background write (use mark, sweep) waits at most this long for the write lock, then gives up. */
+const BACKGROUND_BUSY_TIMEOUT_MS = 0
+
+/** What a writer knows about the entry it writes. */
+export interface EntryDraft {
+  key: string
+  varyKey: string
+  metaJson: string
+  metaBytes: number
+  deleteAtMs: number
+}
+
+/** Limits that eviction enforces after each commit. */
+export interface EvictionLimits {
+  maxBytes: number
+  maxEntries: number
+}
+
+/** One chunk row to append; `entryId` is undefined until the entry row exists. */
+export interface ChunkArgs {
+  draft: EntryDraft
+  entryId: number | undefined
+  seq: number
+  data: Buffer
+  nowMs: number
+}
+
+/** The end of a write: `data` is the inline body (no entry row yet) or the last chunk (maybe empty). */
+export interface CommitArgs extends ChunkArgs {
+  bodyBytes: number
+  limits: EvictionLimits
+}
+
+/** Columns that differ between an incomplete (chunked) and a complete inline entry row. */
+interface EntryRowValues {
+  complete: 0 | 1
+  body: Buffer | null
+  bodyBytes: number
+  sizeBytes: number
+  storedMs: number
+}
+
+/** Opens (creating or migrating) a store database and drops what killed writers left behind. */
+export class SqliteTables {
+  readonly #db: Database.Database
+  readonly #sql: Statements
+  readonly #append: Database.Transaction<(args: ChunkArgs) => number | undefined>
+  readonly #commit: Database.Transaction<(args: CommitArgs) => void>
+  readonly #removeKey: Database.Transaction<(key: string) => void>
+  readonly #removeIncomplete: Database.Transaction<(entryId: number) => void>
+  readonly #update: Database.Transaction<(id: number, draft: EntryDraft) => void>
+  readonly #sweep: Database.Transaction<(nowMs: number, maxRows: number) => number>
+  /** Incomplete rows whose removal failed (busy, disk full); the next sweep retries them. */
+  readonly #undiscarded = new Set<number>()
+  #open = true
+
+  constructor(path: string, nowMs: number) {
+    this.#db = connect(path)
+    try {
+      prepareSchema(this.#db, path)
+      this.#sql = prepareStatements(this.#db)
+    } catch (error) {
+      this.#db.close()
+      throw error
+    }
+    this.#append = this.#db.transaction((args: ChunkArgs) => this.#appendRows(args))
+    this.#commit = this.#db.transaction((args: CommitArgs) => this.#commitRows(args))
+    this.#removeKey = this.#db.transaction((key: string) => this.#removeKeyRows(key))
+    this.#removeIncomplete = this.#db.transaction((entryId: number) =>
+      this.#remove({ id: entryId, size_bytes: 0, complete: 0 }),
+    )
+    this.#update = this.#db.transaction((id: number, draft: EntryDraft) => this.#updateRow(id, draft))
+    this.#sweep = this.#db.transaction((sweepMs: number, maxRows: number) =>
+      this.#sweepRows(sweepMs, maxRows),
+    )
+    this.#cleanUp(nowMs)
+  }
+
+  /** Appends one chunk row, creating the incomplete entry row first; undefined when that row is gone. */
+  appendChunk(args: ChunkArgs): number | undefined {
+    this.assertOpen()
+    return this.#append.immediate(args)
+  }
+
+  /** Makes an entry complete, replaces its variant, then evicts least recently used entries. */
+  commit(args: CommitArgs): void {
+    this.assertOpen()
+    this.#commit.immediate(args)
+  }
+
+  /** Drops an incomplete entry row and its chunks; never throws (a failure is retried by `sweep`). */
+  discard(entryId: number): void {
+    if (!this.#open) return
+    try {
+      this.#removeIncomplete.immediate(entryId)
+      this.#undiscarded.delete(entryId)
+    } catch {
+      this.#undiscarded.add(entryId)
+    }
+  }
+
+  /** Drops every row under `key`, complete or not. */
+  deleteKey(key: string): void {
+    this.assertOpen()
+    this.#removeKey.immediate(key)
+  }
+
+  /** Replaces the metadata of a complete entry under `draft.key`; no-op when it is gone. */
+  updateMeta(id: number, draft: EntryDraft): void {
+    this.assertOpen()
+    this.#update.immediate(id, draft)
+  }
+
+  /** Complete entries under `key`, newest first. */
+  variants(key: string): VariantRow[] {
+    this.assertOpen()
+    return this.#sql.selectVariants.all(key)
+  }
+
+  /** One chunk of a body, undefined when it is gone. */
+  chunk(entryId: number, seq: number): Buffer | undefined {
+    this.assertOpen()
+    return this.#sql.selectChunk.get(entryId, seq)?.data
+  }
+
+  /** Records a use of an entry for eviction order; skipped (false) rather than waiting or throwing. */
+  markUsed(entryId: number, nowMs: number): boolean {
+    if (!this.#open) return false
+    return this.#inBackground(() => this.#sql.markUsed.run(nowMs, entryId)) !== undefined
+  }
+
+  /**
+   * Removes at most `maxRows` expired entries (delete_at_ms passed, soonest first) and at most
+   * `maxRows` abandoned incomplete rows; returns how many rows went. Never waits for the write lock.
+   */
+  sweep(nowMs: number, maxRows: number): number {
+    this.assertOpen()
+    for (const entryId of [...this.#undiscarded]) this.discard(entryId)
+    return this.#inBackground(() => this.#sweep.immediate(nowMs, maxRows)) ?? 0
+  }
+
+  /** Bytes and count of the complete entries. */
+  totals(): TotalsRow {
+    this.assertOpen()
+    return this.#sql.selectTotals.get() as TotalsRow
+  }
+
+  close(): void {
+    if (!this.#open) return
+    this.#open = false
+    this.#db.close()
+  }
+
+  /** Throws once the store is closed. */
+  assertOpen(): void {
+    if (!this.#open) throw new Error('undici-cache: SqliteStore is closed')
+  }
+
+  /** On open: killed writers' rows, chunks without a row (none expected), and a recount of the totals. */
+  #cleanUp(nowMs: number): void {
+    const cleanUp = this.#db.transaction(() => {
+      this.#removeAbandoned(nowMs, -1)
+      this.#sql.orphanChunks.run()
+      this.#sql.recountTotals.run()
+    })
+    try {
+      cleanUp.immediate()
+    } catch (error) {
+      this.#db.close()
+      throw error
+    }
+  }
+
+  /** Runs a write that may be skipped: no wait for the lock, undefined on any failure. */
+  #inBackground<T>(write: () => T): T | undefined {
+    this.#db.pragma(`busy_timeout = ${BACKGROUND_BUSY_TIMEOUT_MS}`)
+    try {
+      return write()
+    } catch {
+      return undefined
+    } finally {
+      this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+    }
+  }
+
+  #appendRows(args: ChunkArgs): number | undefined {
+    let entryId = args.entryId
+    if (entryId === undefined) {
+      entryId = this.#insertEntry(args, { complete: 0, body: null, bodyBytes: 0, sizeBytes: 0, storedMs: 0 })
+    } else if (this.#sql.markWritten.run(args.nowMs, entryId).changes === 0) {
+      return undefined
+    }
+    this.#sql.insertChunk.run(entryId, args.seq, args.data)
+    return entryId
+  }
+
+  #commitRows(args: CommitArgs): void {
+    const sizeBytes = args.bodyBytes + args.draft.metaBytes
+    const entryId =
+      args.entryId === undefined
+        ? this.#insertInline(args, sizeBytes)
+        : this.#completeChunked(args, args.entryId, sizeBytes)
+    if (entryId === undefined) return
+    this.#removeOtherVariants(args.draft, entryId)
+    this.#sql.addTotals.run(sizeBytes, 1)
+    this.#evict({ id: entryId, size_bytes: sizeBytes, complete: 1 }, args.limits)
+  }
+
+  #insertInline(args: CommitArgs, sizeBytes: number): number {
+    const row: EntryRowValues = {
+      complete: 1,
+      body: args.data,
+      bodyBytes: args.bodyBytes,
+      sizeBytes,
+      storedMs: args.nowMs,
+    }
+    return this.#insertEntry(args, row)
+  }
+
+  /** Flips the row to complete with its last chunk; undefined when the row is gone. */
+  #completeChunked(args: CommitArgs, entryId: number, sizeBytes: number): number | undefined {
+    const { nowMs } = args
+    const changes = this.#sql.markComplete.run(args.bodyBytes, sizeBytes, nowMs, nowMs, entryId).changes
+    if (changes === 0) return undefined
+    if (args.data.length > 0) this.#sql.insertChunk.run(entryId, args.seq, args.data)
+    return entryId
+  }
+
+  #insertEntry(args: ChunkArgs, row: EntryRowValues): number {
+    const { draft, nowMs } = args
+    const writer = {
+      writerHost: THIS_WRITER.host,
+      writerPid: THIS_WRITER.pid,
+      writerToken: THIS_WRITER.token,
+    }
+    const params = {
+      key: draft.key,
+      varyKey: draft.varyKey,
+      metaJson: draft.metaJson,
+      nowMs,
+      ...row,
+      ...writer,
+    }
+    return Number(this.#sql.insertEntry.run({ ...params, deleteAtMs: draft.deleteAtMs }).lastInsertRowid)
+  }
+
+  #removeOtherVariants(draft: EntryDraft, keepId: number): void {
+    for (const row of this.#sql.selectSameVariant.all(draft.key, draft.varyKey, keepId)) this.#remove(row)
+  }
+
+  /**
+   * Removes least recently used entries while over a limit; `keep` only when it alone is too big.
+   * Reads one totals row and one index entry per evicted row: O(log n) each, no count or scan.
+   */
+  #evict(keep: SizedRow, limits: EvictionLimits): void {
+    const totals = this.#sql.selectTotals.get() as TotalsRow
+    while (totals.bytes > limits.maxBytes || totals.entries > limits.maxEntries) {
+      const row = this.#sql.selectLeastRecent.get(keep.id) ?? keep
+      this.#remove(row)
+      totals.bytes -= row.size_bytes
+      totals.entries -= 1
+      if (row === keep) return
+    }
+  }
+
+  #sweepRows(nowMs: number, maxRows: number): number {
+    const expired = this.#sql.selectExpired.all(nowMs, maxRows)
+    for (const row of expired) this.#remove(row)
+    return expired.length + this.#removeAbandoned(nowMs, maxRows)
+  }
+
+  /** Removes incomplete rows no live writer can finish, looking at `maxRows` of them (-1: all). */
+  #removeAbandoned(nowMs: number, maxRows: number): number {
+    const abandoned = this.#sql.selectIncomplete.all(maxRows).filter((row) => isAbandoned(row, nowMs))
+    for (const row of abandoned) this.#remove({ id: row.id, size_bytes: 0, complete: 0 })
+    return abandoned.length
+  }
+
+  #removeKeyRows(key: string): void {
+    for (const row of this.#sql.selectKeyRows.all(key)) this.#remove(row)
+  }
+
+  #updateRow(id: number, draft: EntryDraft): void {
+    const row = this.#sql.selectComplete.get(id, draft.key)
+    if (row === undefined) return
+    const sizeBytes = row.body_bytes + draft.metaBytes
+    this.#sql.updateMeta.run(draft.metaJson, draft.varyKey, draft.deleteAtMs, sizeBytes, id)
+    this.#sql.addTotals.run(sizeBytes - row.size_bytes, 0)
+    this.#removeOtherVariants(draft, id)
+  }
+
+  #remove(row: SizedRow): void {
+    this.#sql.deleteChunks.run(row.id)
+    this.#sql.deleteEntry.run(row.id)
+    if (row.complete === 1) this.#sql.addTotals.run(-row.size_bytes, -1)
+  }
+}

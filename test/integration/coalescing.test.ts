@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { makeAgent, send, storeKinds } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+
+const DELAY_MS = 150
+
+for (const kind of storeKinds) {
+  describe(`request coalescing (${kind.name})`, () => {
+    let origin: Origin
+    let cache: ReturnType<typeof makeAgent>
+
+    before(async () => {
+      origin = await startOrigin((req, res) => {
+        const path = req.url ?? '/'
+        const language = String(req.headers['accept-language'] ?? 'none')
+        const headers: Record<string, string> = { 'cache-control': 'max-age=60' }
+        if (path === '/vary') headers.vary = 'accept-language'
+        if (path === '/private') headers['cache-control'] = 'private, max-age=60'
+        if (path === '/cookie') headers['set-cookie'] = 'id=1'
+        if (path === '/no-cache') {
+          headers['cache-control'] = 'no-cache'
+          headers.etag = '"nc"'
+          if (req.headers['if-none-match'] === '"nc"')
+            return setTimeout(() => reply(res, 304, headers), DELAY_MS)
+        }
+        setTimeout(() => reply(res, 200, headers, `${path} in ${language}`), DELAY_MS)
+      })
+      cache = makeAgent(kind.make())
+    })
+    after(async () => {
+      await cache.close()
+      await origin.close()
+    })
+
+    const burst = (path: string, count: number, headers?: (i: number) => Record<string, string>) =>
+      Promise.all(
+        Array.from({ length: count }, (_, i) =>
+          send(cache.agent, `${origin.url}${path}`, { headers: headers?.(i) }),
+        ),
+      )
+
+    test('100 concurrent misses make one origin request; every caller gets the whole body', async () => {
+      const replies = await burst('/burst', 100)
+      assert.equal(origin.count('/burst'), 1)
+      assert.deepEqual(new Set(replies.map((r) => r.body)), new Set(['/burst in none']))
+      const statuses = replies.map((r) => String(r.headers['cache-status']))
+      assert.equal(statuses.filter((s) => s === 'undici-cache; fwd=miss; stored; collapsed').length, 1)
+      assert.equal(statuses.filter((s) => s === 'undici-cache; fwd=miss; collapsed').length, 99)
+    })
+
+    test('a waiter whose request differs in a Vary header is not served the other response', async () => {
+      const replies = await burst('/vary', 20, (i) => ({ 'accept-language': i % 2 === 0 ? 'en' : 'fr' }))
+      assert.equal(origin.count('/vary'), 2)
+      for (const [i, r] of replies.entries()) assert.equal(r.body, `/vary in ${i % 2 === 0 ? 'en' : 'fr'}`)
+    })
+
+    test('responses that turn out not storable are not handed to waiters', async () => {
+      await burst('/private', 10)
+      assert.equal(origin.count('/private'), 10)
+      const cookies = await burst('/cookie', 10)
+      assert.equal(origin.count('/cookie'), 10)
+      for (const r of cookies) assert.equal(r.headers['set-cookie'], 'id=1')
+    })
+
+    test('concurrent revalidations of one stale entry make one conditional request', async () => {
+      await send(cache.agent, `${origin.url}/no-cache`)
+      const replies = await burst('/no-cache', 30)
+      assert.equal(origin.count('/no-cache'), 2)
+      assert.equal(origin.requests.at(-1)?.headers['if-none-match'], '"nc"')
+      for (const r of replies) assert.equal(r.body, '/no-cache in none')
+      const statuses = replies.map((r) => String(r.headers['cache-status']))
+      assert.equal(
+        statuses.filter((s) => s === 'undici-cache; fwd=stale; fwd-status=304; collapsed').length,
+        1,
+      )
+      assert.equal(statuses.filter((s) => s === 'undici-cache; fwd=stale; collapsed').length, 29)
+    })
+  })
+}

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict'
+import diagnosticsChannel from 'node:diagnostics_channel'
+import { after, before, describe, test } from 'node:test'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+
+for (const kind of storeKinds) {
+  describe(`stale-while-revalidate and stale-if-error (${kind.name})`, () => {
+    let origin: Origin
+    let cache: ReturnType<typeof makeAgent>
+    let failWith = 0
+
+    before(async () => {
+      origin = await startOrigin((req, res) => {
+        // Without Date, ages are exact (a Date has one-second resolution): lifetimes of 1 s stay testable.
+        res.sendDate = false
+        const path = req.url ?? '/'
+        const conditional = req.headers['if-none-match'] === '"s"'
+        if (failWith && req.headers['if-none-match'])
+          return reply(res, failWith, { 'cache-control': 'no-store' }, 'down')
+        const cacheControl: Record<string, string> = {
+          '/swr': 'max-age=1, stale-while-revalidate=30',
+          '/sie': 'max-age=1, stale-if-error=30',
+          '/sie-strict': 'max-age=1, stale-if-error=30, must-revalidate',
+        }
+        const headers = { 'cache-control': cacheControl[path] ?? 'max-age=1', etag: '"s"' }
+        if (conditional) return setTimeout(() => reply(res, 304, headers), 50)
+        reply(res, 200, headers, `stale test ${path}`)
+      })
+      cache = makeAgent(kind.make())
+    })
+    after(async () => {
+      await cache.close()
+      await origin.close()
+    })
+
+    test('inside the stale-while-revalidate window: served stale at once, one background revalidation', async () => {
+      await send(cache.agent, `${origin.url}/swr`)
+      await sleep(1100)
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, () => send(cache.agent, `${origin.url}/swr`)),
+      )
+      for (const r of replies) {
+        assert.equal(r.body, 'stale test /swr')
+        assert.match(String(r.headers['cache-status']), /^undici-cache; hit; ttl=-[0-9]+$/)
+      }
+      await sleep(150)
+      assert.equal(origin.count('/swr'), 2)
+      assert.equal(origin.requests.at(-1)?.headers['if-none-match'], '"s"')
+      const fresh = await send(cache.agent, `${origin.url}/swr`)
+      assert.match(String(fresh.headers['cache-status']), /^undici-cache; hit; ttl=[01]$/)
+      assert.equal(origin.count('/swr'), 2)
+    })
+
+    test('a failed background revalidation is published on the diagnostics channel, never to a caller', async () => {
+      const published: unknown[] = []
+      const listener = (message: unknown) => published.push(message)
+      diagnosticsChannel.subscribe('undici-cache:revalidation-error', listener)
+      await sleep(1100)
+      failWith = 500
+      const stale = await send(cache.agent, `${origin.url}/swr`)
+      await sleep(100)
+      failWith = 0
+      diagnosticsChannel.unsubscribe('undici-cache:revalidation-error', listener)
+      assert.equal(stale.status, 200)
+      assert.equal(stale.body, 'stale test /swr')
+      assert.equal(published.length, 1)
+      assert.equal(origin.count('/swr'), 3)
+    })
+
+    test('stale-if-error serves the stored response on 500, 502, 503 and 504 inside the window', async () => {
+      await send(cache.agent, `${origin.url}/sie`)
+      await send(cache.agent, `${origin.url}/sie-strict`)
+      await sleep(1100)
+      for (const status of [500, 502, 503, 504]) {
+        failWith = status
+        const r = await send(cache.agent, `${origin.url}/sie`)
+        assert.equal(r.status, 200)
+        assert.equal(r.body, 'stale test /sie')
+        assert.equal(
+          r.headers['cache-status'],
+          `undici-cache; fwd=stale; fwd-status=${status}; detail=stale-if-error-${status}`,
+        )
+      }
+      const strict = await send(cache.agent, `${origin.url}/sie-strict`)
+      failWith = 0
+      assert.equal(strict.status, 504)
+      assert.equal(strict.body, 'down')
+      assert.equal(origin.count('/sie'), 5)
+    })
+  })
+}
+
+describe('stale-if-error on connection errors', () => {
+  test('a refused connection serves the stale entry inside the window, and the error outside it', async () => {
+    const origin = await startOrigin((_req, res) =>
+      reply(res, 200, { 'cache-control': 'max-age=1, stale-if-error=2', etag: '"c"' }, 'kept'),
+    )
+    const cache = makeAgent(new MemoryStore())
+    await send(cache.agent, `${origin.url}/gone`)
+    await origin.close()
+    await sleep(1100)
+    const stale = await send(cache.agent, `${origin.url}/gone`)
+    assert.equal(stale.body, 'kept')
+    assert.equal(stale.headers['cache-status'], 'undici-cache; fwd=stale; detail=stale-if-error-econnrefused')
+    const withRequestWindow = await send(cache.agent, `${origin.url}/gone`, {
+      headers: { 'cache-control': 'stale-if-error=60' },
+    })
+    assert.equal(withRequestWindow.body, 'kept')
+    await sleep(2100)
+    await assert.rejects(send(cache.agent, `${origin.url}/gone`), { code: 'ECONNREFUSED' })
+    await cache.close()
+  })
+})

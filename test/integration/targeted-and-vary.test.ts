@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { makeAgent, send } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+
+let origin: Origin
+before(async () => {
+  origin = await startOrigin((req, res) => {
+    const routes: Record<string, Record<string, string>> = {
+      '/cdn-allows': { 'cache-control': 'no-store', 'cdn-cache-control': 'max-age=60' },
+      '/cdn-forbids': { 'cache-control': 'max-age=60', 'cdn-cache-control': 'no-store' },
+      '/custom-allows': { 'cache-control': 'no-store', 'my-cache-control': 'max-age=60' },
+      '/encodings': { 'cache-control': 'max-age=60', vary: 'Accept-Encoding, Accept-Language' },
+      '/immutable': { 'cache-control': 'max-age=60, immutable', etag: '"i"' },
+    }
+    reply(res, 200, routes[req.url ?? ''] ?? {}, `for ${req.url} ${req.headers['accept-encoding'] ?? ''}`)
+  })
+})
+after(() => origin.close())
+
+async function originRequests(
+  options: Parameters<typeof makeAgent>[1],
+  path: string,
+  headers: Record<string, string>[],
+) {
+  const cache = makeAgent(new MemoryStore(), options)
+  const before = origin.count(path)
+  for (const h of headers) await send(cache.agent, `${origin.url}${path}`, { headers: h })
+  await cache.close()
+  return origin.count(path) - before
+}
+
+describe('CDN-Cache-Control (RFC 9213), opt-in', () => {
+  test('with cdnCacheControl: true the targeted field replaces Cache-Control', async () => {
+    assert.equal(await originRequests({ cdnCacheControl: true }, '/cdn-allows', [{}, {}]), 1)
+    assert.equal(await originRequests({ cdnCacheControl: true }, '/cdn-forbids', [{}, {}]), 2)
+  })
+  test('without the option it is ignored', async () => {
+    assert.equal(await originRequests({}, '/cdn-allows', [{}, {}]), 2)
+    assert.equal(await originRequests({}, '/cdn-forbids', [{}, {}]), 1)
+  })
+  test('a custom targeted field name', async () => {
+    assert.equal(await originRequests({ cdnCacheControl: 'My-Cache-Control' }, '/custom-allows', [{}, {}]), 1)
+  })
+})
+
+describe('Vary normalisation', () => {
+  test('Accept-Encoding and Accept-Language are compared by their members, case-folded', async () => {
+    const variants = [
+      { 'accept-encoding': 'gzip, br', 'accept-language': 'en-US, fr;q=0.5' },
+      { 'accept-encoding': 'BR,gzip', 'accept-language': 'EN-us,  fr ; q=0.5' },
+      { 'accept-encoding': ' gzip ,  br ', 'accept-language': 'en-us,fr;q=0.5' },
+    ]
+    assert.equal(await originRequests({}, '/encodings', variants), 1)
+    assert.equal(
+      await originRequests({}, '/encodings', [variants[0] ?? {}, { 'accept-encoding': 'gzip' }]),
+      2,
+    )
+  })
+  test('Accept-Language order is kept: origins may break q-value ties by order (RFC 9110 §12.5.4)', async () => {
+    const variants = [{ 'accept-language': 'de, fr' }, { 'accept-language': 'fr, de' }]
+    assert.equal(await originRequests({}, '/encodings', variants), 2)
+  })
+})
+
+describe('immutable (RFC 8246)', () => {
+  test('a reload (request max-age=0) does not revalidate a fresh immutable response; no-cache does', async () => {
+    assert.equal(await originRequests({}, '/immutable', [{}, { 'cache-control': 'max-age=0' }]), 1)
+    assert.equal(await originRequests({}, '/immutable', [{}, { 'cache-control': 'no-cache' }]), 2)
+  })
+})
