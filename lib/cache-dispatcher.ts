@@ -18,7 +18,7 @@ import { forwardedHeaders } from './handlers/response-headers.js'
 import { RevalidationHandler } from './handlers/revalidation-handler.js'
 import { serve } from './handlers/serve.js'
 import { cacheKey } from './key.js'
-import { type CacheConfig, resolveRequestOptions } from './options.js'
+import { type CacheConfig, type CacheRequestOptions, resolveRequestOptions } from './options.js'
 import { requestDirectives } from './policy/cache-control.js'
 import type { ForwardReason } from './policy/cache-status.js'
 import { answersFromCache, withoutClientConditionals } from './policy/conditional.js'
@@ -36,6 +36,8 @@ type Handler = Dispatcher.DispatchHandler
 interface Rerun {
   coalesce: boolean
   collapsed?: Collapsed
+  /** The per-request options already read from the first dispatch. */
+  requestOptions?: CacheRequestOptions
 }
 
 /** Fields a background revalidation does not repeat: it wants the whole, current response. */
@@ -63,7 +65,8 @@ export class CacheDispatcher {
     const method = opts.method
     if (opts.upgrade || method === 'CONNECT') return this.#next(opts, handler)
     if (!isSafeMethod(method)) return this.#next(opts, new InvalidationHandler(this.#config, opts, handler))
-    const requestOptions = resolveRequestOptions(opts.cache)
+    const requestOptions = rerun.requestOptions ?? resolveRequestOptions(opts.cache)
+    if (opts.cache !== undefined) opts = withoutCacheOption(opts)
     const key = requestOptions?.key ?? cacheKey(opts)
     if (!this.#config.methods.has(method) || requestOptions?.bypass || key === undefined) {
       return this.#pass(opts, handler, 'bypass')
@@ -168,7 +171,7 @@ export class CacheDispatcher {
   /** Sends the request on, unless an identical one is already on its way: then it waits for it. */
   #toOrigin(exchange: Exchange, handler: Handler, fwd: ForwardReason, entry?: StoredEntry): boolean {
     if (!exchange.coalesce) return this.#send(exchange, handler, fwd, entry)
-    const inFlight = this.#flights.get(exchange.key)
+    const inFlight = this.#flights.get(flightKey(exchange))
     if (inFlight) {
       inFlight.join((outcome) =>
         this.#rerun(exchange, handler, { sinceMs: inFlight.startedMs, fwd }, outcome),
@@ -180,14 +183,19 @@ export class CacheDispatcher {
       handler,
       fwd,
       entry,
-      this.#flights.start(exchange.key, exchange.requestTimeMs),
+      this.#flights.start(flightKey(exchange), exchange.requestTimeMs),
     )
   }
 
   /** A waiter goes through the cache again: a stored result is served to it as `collapsed`. */
   #rerun(exchange: Exchange, handler: Handler, collapsed: Collapsed, outcome: FlightOutcome): void {
     const stored = outcome === 'stored'
-    this.#start(exchange.opts, handler, stored ? { coalesce: true, collapsed } : { coalesce: false })
+    const { requestOptions } = exchange
+    this.#start(
+      exchange.opts,
+      handler,
+      stored ? { coalesce: true, collapsed, requestOptions } : { coalesce: false, requestOptions },
+    )
   }
 
   #send(
@@ -223,8 +231,8 @@ export class CacheDispatcher {
 
   /** RFC 5861 §3: at most one background revalidation per key at a time. */
   #revalidateInBackground(exchange: Exchange, entry: StoredEntry): void {
-    if (this.#flights.get(exchange.key)) return
-    const flight = this.#flights.start(exchange.key, Date.now())
+    if (this.#flights.get(flightKey(exchange))) return
+    const flight = this.#flights.start(flightKey(exchange), Date.now())
     const sink = backgroundHandler((error) => reportRevalidationError(exchange.key, error))
     this.#revalidate({ ...exchange, requestTimeMs: Date.now() }, sink, entry, flight, true)
   }
@@ -252,6 +260,17 @@ export class CacheDispatcher {
     })
     return true
   }
+}
+
+/** Our per-request option is not the next dispatcher's business. */
+function withoutCacheOption(opts: DispatchOptions): DispatchOptions {
+  const { cache: _ours, ...rest } = opts
+  return rest
+}
+
+/** GET and HEAD share entries but not flights: a HEAD's answer stores nothing a GET could use. */
+function flightKey(exchange: Exchange): string {
+  return exchange.request.method === 'GET' ? exchange.key : `${exchange.request.method} ${exchange.key}`
 }
 
 /** The caller's headers with our validators in place of its own (RFC 9111 §4.3.1–§4.3.2). */

@@ -1,5 +1,5 @@
 /** The on-disk layout of SqliteStore: connection settings, the version 1 layout and its migrations. */
-import { mkdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 
@@ -65,10 +65,39 @@ const MIGRATIONS: readonly string[] = [
   `,
 ]
 
+/** The first 16 bytes of every SQLite database file. */
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1')
+
 /** Opens a connection that waits up to BUSY_TIMEOUT_MS for locks; creates parent directories. */
 export function connect(path: string): Database.Database {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true })
+    assertSqliteHeader(path)
+  }
   return new Database(path, { timeout: BUSY_TIMEOUT_MS })
+}
+
+/**
+ * Refuses a non-empty file that does not start like an SQLite database before SQLite opens it,
+ * since SQLite would delete a -wal and -shm lying next to it when the failed connection closes.
+ */
+function assertSqliteHeader(path: string): void {
+  let fd: number
+  try {
+    fd = openSync(path, 'r')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw error
+  }
+  try {
+    const head = Buffer.alloc(SQLITE_HEADER.length)
+    const readBytes = readSync(fd, head, 0, head.length, 0)
+    if (readBytes > 0 && !head.equals(SQLITE_HEADER)) {
+      throw Object.assign(new Error('file has no SQLite header'), { code: 'SQLITE_NOTADB' })
+    }
+  } finally {
+    closeSync(fd)
+  }
 }
 
 /**

@@ -63,6 +63,25 @@ for (const kind of storeKinds) {
       for (const r of cookies) assert.equal(r.headers['set-cookie'], 'id=1')
     })
 
+    test('GETs do not wait on a HEAD in flight (its answer stores nothing they could use)', async () => {
+      const head = send(cache.agent, `${origin.url}/mixed`, { method: 'HEAD' })
+      const gets = await burst('/mixed', 10)
+      assert.equal((await head).status, 200)
+      for (const r of gets) assert.equal(r.body, '/mixed in none')
+      assert.equal(origin.requests.filter((r) => r.url === '/mixed' && r.method === 'HEAD').length, 1)
+      assert.equal(origin.requests.filter((r) => r.url === '/mixed' && r.method === 'GET').length, 1)
+    })
+
+    test('per-request options survive the wait (a custom key here)', async () => {
+      const keyed = await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          send(cache.agent, `${origin.url}/keyed-${i}`, { cache: { key: 'shared-key' } }),
+        ),
+      )
+      for (const r of keyed) assert.equal(r.body, '/keyed-0 in none')
+      assert.equal(origin.requests.filter((r) => r.url.startsWith('/keyed-')).length, 1)
+    })
+
     test('concurrent revalidations of one stale entry make one conditional request', async () => {
       await send(cache.agent, `${origin.url}/no-cache`)
       const replies = await burst('/no-cache', 30)
