@@ -1,9 +1,9 @@
 /**
- * One measurement, run in a fresh process: builds the named client's dispatcher, fills and warms
- * it, sends the scenario's requests at its concurrency and prints one JSON RunResult line.
+ * Measurements, run in a fresh process: for each scenario named, builds the client's dispatcher, fills
+ * and warms it, sends the scenario's requests at its concurrency and prints one JSON result line.
  *
- *   node --import tsx bench/client.ts --client undici-cache-sqlite --scenario hit-1k-c64 [--requests N]
- *     [--warmup N] [--origin http://127.0.0.1:PORT --tmp-dir DIR]
+ *   node --import tsx bench/client.ts --client undici-cache-sqlite --scenario hit-1k-c64 [--scenario ...]
+ *     [--quick] [--requests N] [--warmup N] [--origin http://127.0.0.1:PORT --tmp-dir DIR]
  *
  * Without --origin it starts its own origin process (handy with `node --cpu-prof`).
  */
@@ -11,35 +11,55 @@ import { randomUUID } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { type Dispatcher, request } from 'undici'
+import { runBig } from './big.js'
 import { installCleanup, startOrigin } from './children.js'
-import { createClient } from './clients.js'
+import { type BenchClient, createClient } from './clients.js'
+import { filledSqlitePath, fillLimits, fillStore, fillUrl, randomIndices } from './fill.js'
+import {
+  countsBetween,
+  fetchOnce,
+  type Measurement,
+  type OriginCounts,
+  readCounts,
+  sendRequests,
+} from './load.js'
 import { exitWhenParentGone } from './process-guard.js'
-import { type ClientName, findScenario, isClientName, type RunResult, type Scenario } from './scenarios.js'
+import {
+  type BigResult,
+  type ClientName,
+  FILL_HOT_KEYS,
+  findScenario,
+  isClientName,
+  MEMORY_CLIENT,
+  type RunResult,
+  type Scenario,
+} from './scenarios.js'
 import { percentile, round } from './stats.js'
-
-const DEFAULT_WARMUP_REQUESTS = 200
 
 interface ClientArgs {
   client: ClientName
-  scenario: Scenario
-  requests: number
-  warmupRequests: number
+  scenarios: Scenario[]
+  quick: boolean
+  requests: number | undefined
+  warmupRequests: number | undefined
   origin: string | undefined
   tmpDir: string | undefined
 }
 
-interface OriginCounts {
-  requests: number
-  notModified: number
+interface Environment {
+  origin: string
+  tmpDir: string
 }
 
-interface Measurement {
-  seconds: number
-  latenciesMs: Float64Array
-  errors: number
+/** A client ready to measure, and the URL of request `index` of `phase` ('warmup' or 'run'). */
+interface Prepared {
+  client: BenchClient
+  urlFor(phase: string, index: number): string
+}
+
+function optionalNumber(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : Number(value)
 }
 
 function parseClientArgs(argv: string[]): ClientArgs {
@@ -47,7 +67,8 @@ function parseClientArgs(argv: string[]): ClientArgs {
     args: argv,
     options: {
       client: { type: 'string' },
-      scenario: { type: 'string' },
+      scenario: { type: 'string', multiple: true },
+      quick: { type: 'boolean', default: false },
       requests: { type: 'string' },
       warmup: { type: 'string' },
       origin: { type: 'string' },
@@ -56,21 +77,15 @@ function parseClientArgs(argv: string[]): ClientArgs {
   })
   const client = values.client ?? ''
   if (!isClientName(client)) throw new Error(`unknown or missing --client ${client}`)
-  const scenario = findScenario(values.scenario ?? '')
   return {
     client,
-    scenario,
-    requests: Number(values.requests ?? scenario.requests),
-    warmupRequests: Number(values.warmup ?? DEFAULT_WARMUP_REQUESTS),
+    scenarios: (values.scenario ?? []).map(findScenario),
+    quick: values.quick,
+    requests: optionalNumber(values.requests),
+    warmupRequests: optionalNumber(values.warmup),
     origin: values.origin,
     tmpDir: values['tmp-dir'],
   }
-}
-
-/** The origin's request counters, read past every cache (through undici's global dispatcher). */
-async function readCounts(origin: string): Promise<OriginCounts> {
-  const res = await request(`${origin}/__count`)
-  return (await res.body.json()) as OriginCounts
 }
 
 /** Builds the URL of request `index` of `phase`; miss scenarios get a URL never asked before. */
@@ -81,51 +96,34 @@ function urlMaker(scenario: Scenario, origin: string): (phase: string, index: nu
   return (phase, index) => `${base}/${runId}-${phase}-${index}`
 }
 
-/** Sends one GET and reads its body whole; true when it answered 200 with the expected body size. */
-async function fetchOnce(dispatcher: Dispatcher, url: string, bodyBytes: number): Promise<boolean> {
-  try {
-    const res = await request(url, { dispatcher })
-    const body = await res.body.arrayBuffer()
-    return res.statusCode === 200 && body.byteLength === bodyBytes
-  } catch {
-    return false
-  }
+/** A client over a store already holding `scenario.entries` entries; requests go to a random few. */
+async function prepareFilled(name: ClientName, scenario: Scenario, env: Environment): Promise<Prepared> {
+  const { entries } = scenario
+  const limits = fillLimits(entries)
+  const client =
+    name === MEMORY_CLIENT
+      ? await createClient(name, env.tmpDir, { limits })
+      : await createClient(name, env.tmpDir, {
+          limits,
+          sqlitePath: await filledSqlitePath(env.origin, entries),
+        })
+  if (name === MEMORY_CLIENT && client.store) await fillStore(client.store, env.origin, entries)
+  const hot = randomIndices(entries, FILL_HOT_KEYS)
+  return { client, urlFor: (_phase, index) => fillUrl(env.origin, hot[index % hot.length] ?? 0) }
 }
 
-/** Calls `task(0..count-1)`, at most `concurrency` at a time. */
-async function runConcurrently(
-  count: number,
-  concurrency: number,
-  task: (index: number) => Promise<void>,
-): Promise<void> {
-  let next = 0
-  const worker = async () => {
-    while (next < count) await task(next++)
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
-}
-
-async function sendRequests(
-  dispatcher: Dispatcher,
-  scenario: Scenario,
-  urlFor: (index: number) => string,
-  count: number,
-): Promise<Measurement> {
-  const latenciesMs = new Float64Array(count)
-  let errors = 0
-  const startMs = performance.now()
-  await runConcurrently(count, scenario.concurrency, async (index) => {
-    const sentMs = performance.now()
-    if (!(await fetchOnce(dispatcher, urlFor(index), scenario.bodyBytes))) errors++
-    latenciesMs[index] = performance.now() - sentMs
-  })
-  return { seconds: (performance.now() - startMs) / 1000, latenciesMs, errors }
+async function prepare(name: ClientName, scenario: Scenario, env: Environment): Promise<Prepared> {
+  if (scenario.kind === 'fill') return prepareFilled(name, scenario, env)
+  const client = await createClient(name, env.tmpDir)
+  const urlFor = urlMaker(scenario, env.origin)
+  if (scenario.kind !== 'miss') await fetchOnce(client.dispatcher, urlFor('fill', 0), scenario.bodyBytes)
+  return { client, urlFor }
 }
 
 /** Asks a miss URL again: a caching client must answer it without the origin. */
-async function missWasStored(dispatcher: Dispatcher, origin: string, url: string, bodyBytes: number) {
+async function missWasStored(client: BenchClient, origin: string, url: string, bodyBytes: number) {
   const before = await readCounts(origin)
-  await fetchOnce(dispatcher, url, bodyBytes)
+  await fetchOnce(client.dispatcher, url, bodyBytes)
   const after = await readCounts(origin)
   return after.requests === before.requests
 }
@@ -134,6 +132,9 @@ async function missWasStored(dispatcher: Dispatcher, origin: string, url: string
 function cachingProblem(scenario: Scenario, delta: OriginCounts, missStored: boolean): string | undefined {
   if (scenario.kind === 'hit' && delta.requests !== 1) {
     return `expected 1 origin request for ${scenario.path}, saw ${delta.requests}: the cache did not cache`
+  }
+  if (scenario.kind === 'fill' && delta.requests !== 0) {
+    return `${delta.requests} hits on pre-filled entries went to the origin: the store lost entries`
   }
   if (scenario.kind === 'revalidate' && delta.notModified !== delta.requests - 1) {
     const expected = delta.requests - 1
@@ -145,18 +146,20 @@ function cachingProblem(scenario: Scenario, delta: OriginCounts, missStored: boo
 }
 
 function buildResult(
-  args: ClientArgs,
+  name: ClientName,
+  scenario: Scenario,
   measured: Measurement,
   delta: OriginCounts,
-  problem?: string,
+  problem: string | undefined,
 ): RunResult {
+  const requests = measured.latenciesMs.length
   const result: RunResult = {
-    client: args.client,
-    scenario: args.scenario.id,
-    concurrency: args.scenario.concurrency,
-    requests: args.requests,
+    client: name,
+    scenario: scenario.id,
+    concurrency: scenario.concurrency,
+    requests,
     seconds: round(measured.seconds, 3),
-    reqPerSec: Math.round(args.requests / measured.seconds),
+    reqPerSec: Math.round(requests / measured.seconds),
     p50Ms: round(percentile(measured.latenciesMs, 0.5), 3),
     p99Ms: round(percentile(measured.latenciesMs, 0.99), 3),
     errors: measured.errors,
@@ -167,9 +170,23 @@ function buildResult(
   return result
 }
 
-interface Environment {
-  origin: string
-  tmpDir: string
+/** Measures one request-rate scenario (hit, miss, revalidate, fill). */
+async function runRate(args: ClientArgs, scenario: Scenario, env: Environment): Promise<RunResult> {
+  const before = await readCounts(env.origin)
+  const { client, urlFor } = await prepare(args.client, scenario, env)
+  const load = (count: number) => ({ ...scenario, count })
+  const warmup = args.warmupRequests ?? (args.quick ? scenario.quickWarmupRequests : scenario.warmupRequests)
+  const count = args.requests ?? (args.quick ? scenario.quickRequests : scenario.requests)
+  await sendRequests(client.dispatcher, load(warmup), (i) => urlFor('warmup', i))
+  const measured = await sendRequests(client.dispatcher, load(count), (i) => urlFor('run', i))
+  const delta = countsBetween(before, await readCounts(env.origin))
+  const missStored =
+    scenario.kind === 'miss' &&
+    client.caches &&
+    (await missWasStored(client, env.origin, urlFor('run', count - 1), scenario.bodyBytes))
+  await client.close()
+  const problem = client.caches ? cachingProblem(scenario, delta, missStored) : undefined
+  return buildResult(args.client, scenario, measured, delta, problem)
 }
 
 /** The runner's origin and temp directory, or, run alone, an origin and temp directory of its own. */
@@ -183,34 +200,16 @@ async function prepareEnvironment(args: ClientArgs): Promise<Environment> {
   return { origin: (await startOrigin()).url, tmpDir }
 }
 
-async function benchmark(args: ClientArgs, { origin, tmpDir }: Environment): Promise<RunResult> {
-  const { scenario } = args
-  const client = await createClient(args.client, tmpDir)
-  const makeUrl = urlMaker(scenario, origin)
-  const before = await readCounts(origin)
-  if (scenario.kind !== 'miss') await fetchOnce(client.dispatcher, makeUrl('fill', 0), scenario.bodyBytes)
-  await sendRequests(client.dispatcher, scenario, (i) => makeUrl('warmup', i), args.warmupRequests)
-  const measured = await sendRequests(client.dispatcher, scenario, (i) => makeUrl('run', i), args.requests)
-  const after = await readCounts(origin)
-  const delta = {
-    requests: after.requests - before.requests,
-    notModified: after.notModified - before.notModified,
-  }
-  const lastUrl = makeUrl('run', args.requests - 1)
-  const missStored =
-    scenario.kind === 'miss' &&
-    client.caches &&
-    (await missWasStored(client.dispatcher, origin, lastUrl, scenario.bodyBytes))
-  await client.close()
-  const problem = client.caches ? cachingProblem(scenario, delta, missStored) : undefined
-  return buildResult(args, measured, delta, problem)
-}
-
 async function main(): Promise<void> {
   const args = parseClientArgs(process.argv.slice(2))
-  const result = await benchmark(args, await prepareEnvironment(args))
-  if (result.warning) process.stderr.write(`WARNING ${result.client} ${result.scenario}: ${result.warning}\n`)
-  process.stdout.write(`${JSON.stringify(result)}\n`)
+  const env = await prepareEnvironment(args)
+  for (const scenario of args.scenarios) {
+    const result: RunResult | BigResult =
+      scenario.kind === 'big' ? await runBig(args.client, scenario, env) : await runRate(args, scenario, env)
+    if (result.warning)
+      process.stderr.write(`WARNING ${result.client} ${result.scenario}: ${result.warning}\n`)
+    process.stdout.write(`${JSON.stringify(result)}\n`)
+  }
   process.exit(0)
 }
 

@@ -3,14 +3,31 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Agent, type Dispatcher, interceptors } from 'undici'
 import type { CacheStore } from '../lib/stores/store.js'
+import { ceilingInterceptor } from './ceiling.js'
 import type { ClientName } from './scenarios.js'
 
 export interface BenchClient {
   dispatcher: Dispatcher
   /** Whether this client is expected to cache at all. */
   caches: boolean
+  /** Our store, for the clients that have one (filled before measuring by `fill` scenarios). */
+  store?: CacheStore
   /** Closes the dispatcher, releases the store and removes any file it made. */
   close(): Promise<void>
+}
+
+/** Size limits given to our stores; each store's defaults apply to those left out. */
+export interface StoreLimits {
+  maxBytes?: number
+  maxEntryBytes?: number
+  maxEntries?: number
+}
+
+/** How a client is set up beyond its defaults. */
+export interface ClientSetup {
+  limits?: StoreLimits
+  /** An SQLite file to open (and keep) instead of a new one in the temp dir. */
+  sqlitePath?: string
 }
 
 async function oursWith(store: CacheStore, cleanUp?: () => Promise<void>): Promise<BenchClient> {
@@ -20,6 +37,7 @@ async function oursWith(store: CacheStore, cleanUp?: () => Promise<void>): Promi
   return {
     dispatcher,
     caches: true,
+    store,
     async close() {
       await agent.close()
       await store.close()
@@ -38,31 +56,45 @@ function builtinClient(): BenchClient {
   return { dispatcher: agent.compose(interceptors.cache()), caches: true, close: () => agent.close() }
 }
 
-async function sqliteClient(tmpDir: string): Promise<BenchClient> {
+function ceilingClient(): BenchClient {
+  const agent = new Agent()
+  return { dispatcher: agent.compose(ceilingInterceptor()), caches: false, close: () => agent.close() }
+}
+
+async function sqliteClient(tmpDir: string, setup: ClientSetup): Promise<BenchClient> {
   const { SqliteStore } = await import('../lib/stores/sqlite-store.js')
+  if (setup.sqlitePath !== undefined) {
+    return oursWith(new SqliteStore({ ...setup.limits, path: setup.sqlitePath }))
+  }
   const dir = await mkdtemp(join(tmpDir, 'sqlite-'))
-  const store = new SqliteStore({ path: join(dir, 'cache.db') })
+  const store = new SqliteStore({ ...setup.limits, path: join(dir, 'cache.db') })
   return oursWith(store, () => rm(dir, { recursive: true, force: true }))
 }
 
-async function memoryClient(): Promise<BenchClient> {
+async function memoryClient(setup: ClientSetup): Promise<BenchClient> {
   const { MemoryStore } = await import('../lib/stores/memory-store.js')
-  return oursWith(new MemoryStore({}))
+  return oursWith(new MemoryStore({ ...setup.limits }))
 }
 
 /**
  * A fresh client; `tmpDir` holds any file it creates (the runner removes the directory too).
  * Our library is imported lazily, so the baselines run even while it is in flux.
  */
-export async function createClient(name: ClientName, tmpDir: string): Promise<BenchClient> {
+export async function createClient(
+  name: ClientName,
+  tmpDir: string,
+  setup: ClientSetup = {},
+): Promise<BenchClient> {
   switch (name) {
     case 'raw':
       return rawClient()
     case 'undici-cache-builtin':
       return builtinClient()
     case 'undici-cache-sqlite':
-      return sqliteClient(tmpDir)
+      return sqliteClient(tmpDir, setup)
     case 'undici-cache-memory':
-      return memoryClient()
+      return memoryClient(setup)
+    case 'ceiling':
+      return ceilingClient()
   }
 }

@@ -1,16 +1,23 @@
 /**
- * The benchmark's origin server, run as its own process: a node:http server on 127.0.0.1, port 0.
- * Prints `{"port": N}` as one JSON line on stdout once listening; exits when its parent goes away.
+ * The benchmark's origin server, run as its own process: a node:http server on 127.0.0.1.
+ *
+ *   node --import tsx bench/origin.ts [--port N]
+ *
+ * Listens on port N when free (a stable origin lets the runs reuse their pre-filled SQLite files),
+ * else on any free port. Prints `{"port": N}` as one JSON line on stdout once listening; exits when
+ * its parent goes away.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { parseArgs } from 'node:util'
 import { exitWhenParentGone } from './process-guard.js'
+import { SIZE_BYTES } from './scenarios.js'
 
-const KIB = 1024
-const BODY_1K = Buffer.alloc(KIB, 'a')
-const BODY_64K = Buffer.alloc(64 * KIB, 'b')
 const FRESH = 'max-age=3600'
 const ALWAYS_REVALIDATE = 'no-cache'
+const BIG_PIECE_BYTES = 64 * 1024
+const BIG_PATH = '/big'
+const MISS_PREFIX = '/miss/'
 
 interface Counts {
   /** Requests served, `/__count` excluded. */
@@ -27,18 +34,31 @@ interface Representation {
 
 const counts: Counts = { requests: 0, notModified: 0 }
 
+function representation(name: string, bytes: number, cacheControl: string): Representation {
+  return { body: Buffer.alloc(bytes, name.charAt(0)), etag: `"${name}"`, cacheControl }
+}
+
 const FIXED_ROUTES = new Map<string, Representation>([
-  ['/hit/1k', { body: BODY_1K, etag: '"hit-1k"', cacheControl: FRESH }],
-  ['/hit/64k', { body: BODY_64K, etag: '"hit-64k"', cacheControl: FRESH }],
-  ['/revalidate/1k', { body: BODY_1K, etag: '"revalidate-1k"', cacheControl: ALWAYS_REVALIDATE }],
+  ['/hit/1k', representation('hit-1k', SIZE_BYTES['1k'], FRESH)],
+  ['/hit/64k', representation('hit-64k', SIZE_BYTES['64k'], FRESH)],
+  ['/hit/4m', representation('hit-4m', SIZE_BYTES['4m'], FRESH)],
+  ['/revalidate/1k', representation('revalidate-1k', SIZE_BYTES['1k'], ALWAYS_REVALIDATE)],
 ])
 
-const MISS_PREFIX = '/miss/'
-const MISS_REPRESENTATION: Representation = { body: BODY_1K, etag: '"miss-1k"', cacheControl: FRESH }
+const MISS_REPRESENTATION = representation('miss-1k', SIZE_BYTES['1k'], FRESH)
 
-function findRepresentation(path: string): Representation | undefined {
-  if (path.startsWith(MISS_PREFIX)) return MISS_REPRESENTATION
-  return FIXED_ROUTES.get(path)
+/** A 64 KiB piece of a recognisable pattern; a big body is this piece, repeated. */
+function bigPiece(): Buffer {
+  const piece = Buffer.alloc(BIG_PIECE_BYTES)
+  for (let i = 0; i < piece.length; i++) piece[i] = (i * 31) % 251
+  return piece
+}
+
+const BIG_PIECE = bigPiece()
+
+function findRepresentation(pathname: string): Representation | undefined {
+  if (pathname.startsWith(MISS_PREFIX)) return MISS_REPRESENTATION
+  return FIXED_ROUTES.get(pathname)
 }
 
 function sendCounts(res: ServerResponse): void {
@@ -63,29 +83,72 @@ function sendRepresentation(req: IncomingMessage, res: ServerResponse, represent
   res.end(representation.body)
 }
 
+/** Streams `bytes` bytes of BIG_PIECE (a multiple of its size), generated as sent, never whole. */
+function sendBig(res: ServerResponse, bytes: number): void {
+  res.writeHead(200, {
+    'cache-control': FRESH,
+    'content-length': bytes,
+    'content-type': 'application/octet-stream',
+    etag: `"big-${bytes}"`,
+  })
+  let sentBytes = 0
+  const pump = () => {
+    while (sentBytes < bytes) {
+      sentBytes += BIG_PIECE.length
+      if (!res.write(BIG_PIECE)) return void res.once('drain', pump)
+    }
+    res.end()
+  }
+  pump()
+}
+
+function sendNotFound(res: ServerResponse): void {
+  res.writeHead(404, { 'cache-control': 'no-store' })
+  res.end()
+}
+
+/** The size a `/big?bytes=N` request asks for, when it is a positive multiple of BIG_PIECE's. */
+function bigBytes(url: URL): number | undefined {
+  const bytes = Number(url.searchParams.get('bytes'))
+  return Number.isSafeInteger(bytes) && bytes > 0 && bytes % BIG_PIECE.length === 0 ? bytes : undefined
+}
+
 function handle(req: IncomingMessage, res: ServerResponse): void {
-  const path = req.url ?? '/'
-  if (path === '/__count') {
+  const url = new URL(req.url ?? '/', 'http://origin')
+  if (url.pathname === '/__count') {
     sendCounts(res)
     return
   }
   counts.requests++
-  const representation = findRepresentation(path)
-  if (!representation) {
-    res.writeHead(404, { 'cache-control': 'no-store' })
-    res.end()
-    return
-  }
-  sendRepresentation(req, res, representation)
+  const bytes = url.pathname === BIG_PATH ? bigBytes(url) : undefined
+  const found = findRepresentation(url.pathname)
+  if (bytes !== undefined) sendBig(res, bytes)
+  else if (found) sendRepresentation(req, res, found)
+  else sendNotFound(res)
 }
 
-function main(): void {
-  const server = createServer({ keepAliveTimeout: 60_000 }, handle)
-  server.listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as AddressInfo
-    process.stdout.write(`${JSON.stringify({ port })}\n`)
+/** Listens on 127.0.0.1:`port`, or on a free port when `port` is taken. */
+function listen(server: Server, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EADDRINUSE' || port === 0) return reject(error)
+      server.listen(0, '127.0.0.1')
+    }
+    server.on('error', onError)
+    server.once('listening', () => {
+      server.off('error', onError)
+      resolve(server.address() as AddressInfo)
+    })
+    server.listen(port, '127.0.0.1')
   })
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { port: { type: 'string', default: '0' } } })
+  const server = createServer({ keepAliveTimeout: 60_000 }, handle)
+  const { port } = await listen(server, Number(values.port))
+  process.stdout.write(`${JSON.stringify({ port })}\n`)
   exitWhenParentGone()
 }
 
-main()
+await main()

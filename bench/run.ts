@@ -1,17 +1,34 @@
 /**
  * `npm run bench [-- --quick] [-- --json] [--rounds N] [--scenario ID]... [--client NAME]...`
- * Starts the origin process, runs every scenario × client in a fresh client process, in interleaved
- * rounds, and prints the medians as a markdown table (or JSON). Always writes bench/results/latest.json.
+ * Starts the origin process, runs every scenario × client in a fresh client process (with --quick, one
+ * process per client and round runs all its request-rate scenarios), in interleaved rounds, prints the
+ * medians as markdown tables (or JSON), then the policy micro-benchmark (not with --scenario).
+ * Always writes bench/results/latest.json and bench/results/latest.svg.
  */
 import { mkdtempSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { cpus, tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { bundleClient } from './bundle.js'
+import { barChartSvg } from './chart.js'
 import { collectStdout, installCleanup, spawnScript, startOrigin } from './children.js'
-import { isFailure, markdownTable, type RunOutcome, type Summary, summarize } from './report.js'
+import { type MicroRow, microTable, runMicro } from './micro.js'
 import {
+  BIG_BUILTIN_NOTE,
+  type BigOutcome,
+  bigTable,
+  fillTable,
+  isFailure,
+  type RunFailure,
+  type RunOutcome,
+  rateTable,
+  type Summary,
+  summarize,
+} from './report.js'
+import {
+  type BigResult,
   CLIENT_NAMES,
   type ClientName,
   findScenario,
@@ -20,12 +37,10 @@ import {
   SCENARIOS,
   type Scenario,
 } from './scenarios.js'
+import { checkTargets, type TargetCheck, targetTable } from './targets.js'
 
-const CLIENT_SCRIPT = fileURLToPath(new URL('client.ts', import.meta.url))
 const RESULTS_DIR = fileURLToPath(new URL('results/', import.meta.url))
 const FULL_ROUNDS = 3
-const FULL_WARMUP_REQUESTS = 200
-const QUICK_WARMUP_REQUESTS = 50
 
 interface RunPlan {
   quick: boolean
@@ -33,6 +48,25 @@ interface RunPlan {
   rounds: number
   scenarios: readonly Scenario[]
   clients: readonly ClientName[]
+  /** Whether the micro-benchmark runs too (not when --scenario picks scenarios). */
+  micro: boolean
+}
+
+/** One client process: a client and the scenarios it measures, in order. */
+interface Job {
+  client: ClientName
+  scenarios: readonly Scenario[]
+}
+
+interface Environment {
+  origin: string
+  tmpDir: string
+  clientScript: string
+}
+
+interface Outcomes {
+  rates: RunOutcome[]
+  big: BigOutcome[]
 }
 
 function parseClientNames(names: readonly string[] | undefined): readonly ClientName[] {
@@ -52,58 +86,105 @@ function parsePlan(argv: string[]): RunPlan {
       client: { type: 'string', multiple: true },
     },
   })
+  const mode = values.quick ? 'quick' : 'full'
   return {
     quick: values.quick,
     json: values.json,
     rounds: Number(values.rounds ?? (values.quick ? 1 : FULL_ROUNDS)),
-    scenarios: values.scenario?.map(findScenario) ?? SCENARIOS,
+    scenarios: values.scenario?.map(findScenario) ?? SCENARIOS.filter((s) => s.modes.includes(mode)),
     clients: parseClientNames(values.client),
+    micro: values.scenario === undefined,
   }
 }
 
-/** The clients in a different order each round, so no client always runs first or last. */
+/** The items in a different order each round, so no client always runs first or last. */
 function rotate<T>(items: readonly T[], by: number): T[] {
-  const shift = by % items.length
+  const shift = items.length === 0 ? 0 : by % items.length
   return [...items.slice(shift), ...items.slice(0, shift)]
 }
 
-async function runClient(
-  plan: RunPlan,
-  scenario: Scenario,
-  client: ClientName,
-  env: { origin: string; tmpDir: string },
-): Promise<RunOutcome> {
-  const args = [
-    ['--client', client],
-    ['--scenario', scenario.id],
-    ['--requests', String(plan.quick ? scenario.quickRequests : scenario.requests)],
-    ['--warmup', String(plan.quick ? QUICK_WARMUP_REQUESTS : FULL_WARMUP_REQUESTS)],
+/** The client processes of one round; `big` scenarios run in the first round only, one per process. */
+function jobsOfRound(plan: RunPlan, round: number): Job[] {
+  const clientsOf = (scenario: Scenario) =>
+    rotate(
+      plan.clients.filter((client) => scenario.clients.includes(client)),
+      round,
+    )
+  const single = (scenario: Scenario) =>
+    clientsOf(scenario).map((client) => ({ client, scenarios: [scenario] }))
+  const rates = plan.scenarios.filter((scenario) => scenario.kind !== 'big')
+  const bigs = round === 0 ? plan.scenarios.filter((scenario) => scenario.kind === 'big') : []
+  const rateJobs = plan.quick
+    ? rotate(plan.clients, round)
+        .map((client) => ({
+          client,
+          scenarios: rates.filter((scenario) => scenario.clients.includes(client)),
+        }))
+        .filter((job) => job.scenarios.length > 0)
+    : rates.flatMap(single)
+  return [...rateJobs, ...bigs.flatMap(single)]
+}
+
+function clientArgs(plan: RunPlan, job: Job, env: Environment): string[] {
+  return [
+    ['--client', job.client],
+    ...job.scenarios.map((scenario) => ['--scenario', scenario.id]),
+    plan.quick ? ['--quick'] : [],
     ['--origin', env.origin],
     ['--tmp-dir', env.tmpDir],
   ].flat()
-  try {
-    const stdout = await collectStdout(spawnScript(CLIENT_SCRIPT, args), `client ${client} ${scenario.id}`)
-    return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as RunResult
-  } catch (error) {
-    return { client, scenario: scenario.id, error: error instanceof Error ? error.message : String(error) }
-  }
 }
 
-function progressLine(round: number, plan: RunPlan, outcome: RunOutcome): string {
-  const prefix = `[round ${round + 1}/${plan.rounds}] ${outcome.scenario.padEnd(18)} ${outcome.client.padEnd(22)}`
-  if (isFailure(outcome)) return `${prefix} FAILED ${outcome.error}\n`
+/** Runs one client process; a scenario it printed no result for becomes a failure. */
+async function runJob(plan: RunPlan, job: Job, env: Environment): Promise<(RunOutcome | BigOutcome)[]> {
+  const label = `client ${job.client}`
+  const { stdout, failure } = await collectStdout(
+    spawnScript(env.clientScript, clientArgs(plan, job, env)),
+    label,
+  )
+  const results = stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as RunResult | BigResult)
+  const error = failure ?? `${label} printed no result`
+  const missing = job.scenarios.filter(
+    (scenario) => !results.some((result) => result.scenario === scenario.id),
+  )
+  const failures = missing.map(
+    (scenario): RunFailure => ({ client: job.client, scenario: scenario.id, error }),
+  )
+  return [...results, ...failures]
+}
+
+function describe(outcome: RunOutcome | BigOutcome): string {
+  if (isFailure(outcome)) return `FAILED ${outcome.error}`
   const flag = outcome.cacheOk ? '' : ' NOT CACHED'
-  return `${prefix} ${String(outcome.reqPerSec).padStart(7)} req/s  p99 ${outcome.p99Ms} ms${flag}\n`
+  if ('phases' in outcome) {
+    const phases = outcome.phases.map((p) => `${p.phase} ${p.mbPerSec} MB/s +${p.rssGrowthMiB} MiB RSS`)
+    return `${phases.join(', ')}${flag}`
+  }
+  return `${String(outcome.reqPerSec).padStart(7)} req/s  p99 ${outcome.p99Ms} ms${flag}`
 }
 
-async function runRounds(plan: RunPlan, env: { origin: string; tmpDir: string }): Promise<RunOutcome[]> {
-  const outcomes: RunOutcome[] = []
+function resultCount(plan: RunPlan): number {
+  const jobs = Array.from({ length: plan.rounds }, (_, round) => jobsOfRound(plan, round)).flat()
+  return jobs.reduce((sum, job) => sum + job.scenarios.length, 0)
+}
+
+async function runRounds(plan: RunPlan, env: Environment): Promise<Outcomes> {
+  const outcomes: Outcomes = { rates: [], big: [] }
+  const total = resultCount(plan)
   for (let round = 0; round < plan.rounds; round++) {
-    for (const scenario of plan.scenarios) {
-      for (const client of rotate(plan.clients, round)) {
-        const outcome = await runClient(plan, scenario, client, env)
-        process.stderr.write(progressLine(round, plan, outcome))
-        outcomes.push(outcome)
+    for (const job of jobsOfRound(plan, round)) {
+      for (const outcome of await runJob(plan, job, env)) {
+        const isBig = findScenario(outcome.scenario).kind === 'big'
+        if (isBig) outcomes.big.push(outcome as BigOutcome)
+        else outcomes.rates.push(outcome as RunOutcome)
+        const done = outcomes.rates.length + outcomes.big.length
+        const where = `[${done}/${total}] round ${round + 1}/${plan.rounds}`
+        process.stderr.write(
+          `${where} ${outcome.scenario.padEnd(18)} ${outcome.client.padEnd(21)} ${describe(outcome)}\n`,
+        )
       }
     }
   }
@@ -121,31 +202,42 @@ interface Report {
   undici: string
   cpus: number
   cpuModel: string
+  /** 1, 5 and 15 minute load averages when the run started: other work on the box skews the numbers. */
+  loadAverageAtStart: number[]
   quick: boolean
   rounds: number
   seconds: number
   summary: Summary[]
+  big: BigOutcome[]
+  targets: TargetCheck[]
+  micro: MicroRow[]
   runs: RunOutcome[]
 }
 
-async function buildReport(plan: RunPlan, outcomes: RunOutcome[], seconds: number): Promise<Report> {
+function chartCaption(report: Report): { title: string; subtitle: string } {
+  const mode = report.quick ? 'quick run, ' : ''
+  const rounds = report.rounds === 1 ? 'one round' : `median of ${report.rounds} rounds`
   return {
-    date: new Date().toISOString(),
-    node: process.version,
-    undici: await undiciVersion(),
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    quick: plan.quick,
-    rounds: plan.rounds,
-    seconds: Math.round(seconds),
-    summary: summarize(outcomes),
-    runs: outcomes,
+    title: `undici-cache: requests per second (${mode}${rounds}; each scenario scaled to its fastest cache)`,
+    subtitle: `${report.date.slice(0, 10)} · Node ${report.node} · undici ${report.undici} · ${report.cpus} × ${report.cpuModel}`,
   }
 }
 
 async function writeLatest(report: Report): Promise<void> {
   await mkdir(RESULTS_DIR, { recursive: true })
   await writeFile(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`)
+  await writeFile(join(RESULTS_DIR, 'latest.svg'), barChartSvg(report.summary, chartCaption(report)))
+}
+
+function markdownReport(report: Report): string {
+  const sections = [
+    `## Request rate (median of ${report.rounds} rounds)\n\n${rateTable(report.summary)}`,
+    `## Hits with many entries stored\n\n${fillTable(report.summary)}`,
+    `## One streamed body\n\n${bigTable(report.big)}\n\n${BIG_BUILTIN_NOTE}`,
+    `## Targets (issue 5)\n\n${targetTable(report.targets)}`,
+  ]
+  if (report.micro.length > 0) sections.push(`## Policy micro-benchmark\n\n${microTable(report.micro)}`)
+  return `${sections.join('\n\n')}\n`
 }
 
 async function main(): Promise<void> {
@@ -153,15 +245,32 @@ async function main(): Promise<void> {
   const tmpDir = mkdtempSync(join(tmpdir(), 'undici-cache-bench-'))
   installCleanup(tmpDir)
   const startMs = Date.now()
-  const origin = await startOrigin()
-  const outcomes = await runRounds(plan, { origin: origin.url, tmpDir })
+  const loadAverageAtStart = loadavg().map((load) => Math.round(load * 100) / 100)
+  const [origin, clientScript] = await Promise.all([startOrigin(), bundleClient(tmpDir)])
+  const outcomes = await runRounds(plan, { origin: origin.url, tmpDir, clientScript })
   origin.stop()
-  const report = await buildReport(plan, outcomes, (Date.now() - startMs) / 1000)
+  if (plan.micro) process.stderr.write('micro-benchmark of the policy functions…\n')
+  const micro = plan.micro ? await runMicro({ quick: plan.quick }) : []
+  const summary = summarize(outcomes.rates)
+  const report: Report = {
+    date: new Date().toISOString(),
+    node: process.version,
+    undici: await undiciVersion(),
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    loadAverageAtStart,
+    quick: plan.quick,
+    rounds: plan.rounds,
+    seconds: Math.round((Date.now() - startMs) / 1000),
+    summary,
+    big: outcomes.big,
+    targets: checkTargets(summary, outcomes.big),
+    micro,
+    runs: outcomes.rates,
+  }
   await writeLatest(report)
-  process.stdout.write(
-    plan.json ? `${JSON.stringify(report, null, 2)}\n` : `${markdownTable(report.summary)}\n`,
-  )
-  process.stderr.write(`done in ${report.seconds} s; wrote bench/results/latest.json\n`)
+  process.stdout.write(plan.json ? `${JSON.stringify(report, null, 2)}\n` : markdownReport(report))
+  process.stderr.write(`done in ${report.seconds} s; wrote bench/results/latest.json and latest.svg\n`)
 }
 
 await main()

@@ -40,6 +40,9 @@ interface Rerun {
   requestOptions?: CacheRequestOptions
 }
 
+/** Reuse refusals that come from the request's own directives. */
+const REQUEST_REASONS: ReadonlySet<string> = new Set(['request-no-cache', 'request-max-age', 'min-fresh'])
+
 /** Fields a background revalidation does not repeat: it wants the whole, current response. */
 const CALLER_ONLY_FIELDS = ['range', 'if-range']
 
@@ -139,7 +142,7 @@ export class CacheDispatcher {
         decision,
       )
     }
-    return this.#toOrigin(exchange, handler, 'stale', entry)
+    return this.#toOrigin(exchange, handler, forwardReason(decision), entry)
   }
 
   /** The policy's decision, or a forced lifetime from the request's `cache.ttl`. */
@@ -206,7 +209,7 @@ export class CacheDispatcher {
     flight?: Flight,
   ): boolean {
     if (!entry) return this.#forward(exchange, handler, fwd, flight)
-    return this.#revalidate(exchange, handler, entry, flight, false)
+    return this.#revalidate(exchange, handler, entry, fwd, flight)
   }
 
   /** RFC 9111 §4.3.1: a conditional request built from the stored validators. */
@@ -214,13 +217,15 @@ export class CacheDispatcher {
     exchange: Exchange,
     handler: Handler,
     entry: StoredEntry,
+    fwd: ForwardReason,
     flight: Flight | undefined,
-    background: boolean,
+    background = false,
   ): boolean {
     const relay = new RelayController()
     const onMismatch = () =>
-      this.#next(exchange.opts, new ForwardHandler(exchange, handler, relay, { fwd: 'stale', flight }))
+      this.#next(exchange.opts, new ForwardHandler(exchange, handler, relay, { fwd, flight }))
     const revalidation = new RevalidationHandler(exchange, entry, handler, relay, {
+      fwd,
       flight,
       background,
       onMismatch,
@@ -234,7 +239,7 @@ export class CacheDispatcher {
     if (this.#flights.get(flightKey(exchange))) return
     const flight = this.#flights.start(flightKey(exchange), Date.now())
     const sink = backgroundHandler((error) => reportRevalidationError(exchange.key, error))
-    this.#revalidate({ ...exchange, requestTimeMs: Date.now() }, sink, entry, flight, true)
+    this.#revalidate({ ...exchange, requestTimeMs: Date.now() }, sink, entry, 'stale', flight, true)
   }
 
   #forward(exchange: Exchange, handler: Handler, fwd: ForwardReason, flight?: Flight): boolean {
@@ -260,6 +265,12 @@ export class CacheDispatcher {
     })
     return true
   }
+}
+
+/** RFC 9211 §2.2: `request` when a fresh response was bypassed for the request's directives. */
+function forwardReason(decision: ReuseDecision): ForwardReason {
+  const byRequest = REQUEST_REASONS.has(decision.reason) && decision.ttlSeconds > 0
+  return byRequest ? 'request' : 'stale'
 }
 
 /** Our per-request option is not the next dispatcher's business. */

@@ -34,7 +34,8 @@ function withoutSharedCookies(headers: Headers, shared: boolean): Headers {
 
 /**
  * Writes freshened metadata back; if the new headers make the response unstorable (e.g.
- * `no-store`, or `private` in a shared cache) the entry is removed instead.
+ * `no-store`, or `private` in a shared cache) the entry is removed instead. A request with
+ * `no-store` (RFC 9111 §5.2.1.5) changes nothing stored.
  */
 export function storeFreshened(
   exchange: Exchange,

@@ -3,14 +3,14 @@ import type { Headers } from '../policy/types.js'
 
 export type OutgoingHeaders = Record<string, string | string[]>
 
-/** Our Cache-Status entry goes first: RFC 9211 §2 lists caches from the one nearest the user. */
+/** Our Cache-Status entry goes last: RFC 9211 §2 lists caches from the origin's side to the user's. */
 function withCacheStatus(headers: OutgoingHeaders, cacheStatus: string | undefined): OutgoingHeaders {
   if (cacheStatus === undefined) return headers
   const upstream = headers['cache-status']
   headers['cache-status'] =
     upstream === undefined
       ? cacheStatus
-      : [cacheStatus, ...(Array.isArray(upstream) ? upstream : [upstream])].join(', ')
+      : [...(Array.isArray(upstream) ? upstream : [upstream]), cacheStatus].join(', ')
   return headers
 }
 

@@ -4,6 +4,7 @@ import { policyView } from '../exchange.js'
 import type { Flight } from '../flights.js'
 import { freshenedMeta, storeFreshened } from '../freshen.js'
 import { currentAgeSeconds } from '../policy/age.js'
+import type { ForwardReason } from '../policy/cache-status.js'
 import { staleIfErrorAllows } from '../policy/lookup.js'
 import { notModifiedMatches } from '../policy/revalidation.js'
 import type { Headers } from '../policy/types.js'
@@ -15,6 +16,8 @@ import { respondFromCache } from './respond.js'
 type Outcome = 'forward' | 'not-modified' | 'mismatch' | 'stale-if-error'
 
 export interface RevalidationOptions {
+  /** Why the stored response could not be used as it was (RFC 9211 `fwd`: `stale` or `request`). */
+  fwd: ForwardReason
   flight?: Flight
   /** A background revalidation (RFC 5861 §3): update the store, answer nobody. */
   background?: boolean
@@ -55,7 +58,10 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     this.#downstream = downstream
     this.#relay = relay
     this.#options = options
-    this.#forward = new ForwardHandler(exchange, downstream, relay, { fwd: 'stale', flight: options.flight })
+    this.#forward = new ForwardHandler(exchange, downstream, relay, {
+      fwd: options.fwd,
+      flight: options.flight,
+    })
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
@@ -114,7 +120,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     }
     const ageSeconds = currentAgeSeconds(meta, Date.now())
     respondFromCache(this.#exchange, this.#downstream, this.#relay, this.#entry, meta, ageSeconds, {
-      fwd: 'stale',
+      fwd: this.#options.fwd,
       fwdStatus: 304,
       collapsed,
     })
@@ -129,7 +135,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     }
     const ageSeconds = currentAgeSeconds(this.#entry, Date.now())
     respondFromCache(this.#exchange, this.#downstream, this.#relay, this.#entry, this.#entry, ageSeconds, {
-      fwd: 'stale',
+      fwd: this.#options.fwd,
       fwdStatus: this.#statusCode || undefined,
       detail: `stale-if-error-${detail}`,
     })

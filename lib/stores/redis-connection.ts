@@ -13,10 +13,15 @@ export function luaScript(source: string): LuaScript {
   return { source, sha1: createHash('sha1').update(source).digest('hex') }
 }
 
+/** The events that end a connection attempt. */
+type AttemptEvent = 'ready' | 'reconnecting' | 'end'
+const ATTEMPT_EVENTS: readonly AttemptEvent[] = ['ready', 'reconnecting', 'end']
+
 /** The parts of an ioredis client the store uses on a client it created itself. */
 interface OwnedClient extends RedisClient {
   on(event: 'error', listener: (error: Error) => void): unknown
-  once(event: 'ready', listener: () => void): unknown
+  once(event: AttemptEvent, listener: () => void): unknown
+  off(event: AttemptEvent, listener: () => void): unknown
   disconnect(): void
 }
 
@@ -48,7 +53,7 @@ export function loadRedisConstructor(load: ModuleLoader = createRequire(import.m
 export class RedisConnection {
   readonly client: RedisClient
   readonly #owned: OwnedClient | undefined
-  /** Until the first connection of a created client is ready (or timed out): what commands wait for. */
+  /** Until the first connection attempt of a created client is over: what commands wait for. */
   #startup: Promise<void> | undefined
   #closed = false
 
@@ -70,8 +75,8 @@ export class RedisConnection {
    * Creates an ioredis client that fails commands at once while disconnected (no offline queue, no
    * retry of a command) and keeps reconnecting in the background.
    */
-  static open(url: string, timeoutMs: number, onError: (error: Error) => void, load?: ModuleLoader) {
-    const Redis = loadRedisConstructor(load)
+  static open(url: string, timeoutMs: number, onError: (error: Error) => void): RedisConnection {
+    const Redis = loadRedisConstructor()
     const client = new Redis(url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -81,7 +86,7 @@ export class RedisConnection {
       retryStrategy: (attempt: number) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
     })
     client.on('error', onError)
-    return new RedisConnection(client, client, firstReady(client, timeoutMs))
+    return new RedisConnection(client, client, firstAttempt(client, timeoutMs))
   }
 
   /** Throws when a command could not be sent now: Redis is down, or the store is closed. */
@@ -130,14 +135,16 @@ export class RedisConnection {
   }
 }
 
-/** Resolves when the client is first ready, or after `timeoutMs` at the latest. */
-function firstReady(client: OwnedClient, timeoutMs: number): Promise<void> {
+/** Resolves when the first connection attempt is over (ready or failed), or after `timeoutMs` at the latest. */
+function firstAttempt(client: OwnedClient, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, timeoutMs)
     timer.unref()
-    client.once('ready', () => {
+    const settle = () => {
       clearTimeout(timer)
+      for (const event of ATTEMPT_EVENTS) client.off(event, settle)
       resolve()
-    })
+    }
+    for (const event of ATTEMPT_EVENTS) client.once(event, settle)
   })
 }

@@ -63,8 +63,8 @@ export class RedisEntryWriter implements EntryWriter {
 
   commit(): Promise<void> | undefined {
     if (!this.#open) return
-    this.#close()
     const last = this.#takePending()
+    this.#close()
     const inline = this.#sentBytes === 0
     return this.#appends.then(() => this.#publish(last, inline))
   }

@@ -40,6 +40,35 @@ test('MemoryStore keeps the written buffers and sets body only for a one-chunk b
   assert.deepEqual(entryAt(store.get('empty')).body, Buffer.alloc(0))
 })
 
+test('MemoryStore hits hand out the written buffers themselves: no concatenation, no copy', async () => {
+  const store = new MemoryStore()
+  const single = patternBody(4096, 5)
+  const writer = store.put('one', sampleMeta())
+  assert.ok(writer)
+  writer.write(single)
+  writer.commit()
+  for (let hit = 0; hit < 2; hit++) {
+    const entry = entryAt(store.get('one'))
+    assert.equal(entry.body, single)
+    const [chunk, ...rest] = await readChunks(entry)
+    assert.equal(chunk, single)
+    assert.equal(rest.length, 0)
+  }
+  const pieces = [patternBody(1000, 6), patternBody(2000, 7), patternBody(3000, 8)]
+  const multi = store.put('many', sampleMeta())
+  assert.ok(multi)
+  for (const piece of pieces) multi.write(piece)
+  multi.commit()
+  const [first, second] = [
+    await readChunks(entryAt(store.get('many'))),
+    await readChunks(entryAt(store.get('many'))),
+  ]
+  for (const chunks of [first, second]) {
+    assert.equal(chunks.length, 3)
+    for (const [index, piece] of pieces.entries()) assert.equal(chunks[index], piece)
+  }
+})
+
 test('MemoryStore counts body bytes plus metadata JSON bytes, ids increase', async () => {
   const store = new MemoryStore()
   const meta = sampleMeta({ headers: { 'x-name': 'caf\u00e9' } })

@@ -54,6 +54,10 @@ export interface RedisServer {
   kill(): Promise<void>
   /** Starts a fresh, empty server on the same port. */
   restart(): Promise<void>
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers. */
+  pause(): void
+  /** Unfreezes a paused server (SIGCONT). */
+  resume(): void
   stop(): Promise<void>
 }
 
@@ -76,6 +80,8 @@ export async function startRedisServer(): Promise<RedisServer> {
       await kill()
       child = await launch(binary, port, dir)
     },
+    pause: () => child.kill('SIGSTOP'),
+    resume: () => child.kill('SIGCONT'),
     stop: kill,
   }
 }

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { after, describe, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { loadRedisConstructor } from '../../lib/stores/redis-connection.js'
 import { REDIS_STORE_DEFAULTS, RedisStore } from '../../lib/stores/redis-store.js'
 import { PENDING_IDLE_TTL_MS } from '../../lib/stores/redis-writer.js'
-import type { CacheStore } from '../../lib/stores/store.js'
+import { sleep } from '../helpers/client.js'
 import { CONTRACT_CHUNK_BYTES, runStoreContract } from './contract.js'
 import { entryAt, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
 import { type RedisServer, redisSkipReason, startRedisServer } from './redis-server.js'
@@ -79,15 +80,164 @@ test('a missing ioredis package gives an error that names it', () => {
   assert.equal(loadRedisConstructor(), Redis)
 })
 
+/** The index hash of a primary key, as RedisStore lays it out. */
+function indexKey(prefix: string, key: string): string {
+  return `${prefix}{${createHash('sha256').update(key).digest('hex').slice(0, 32)}}`
+}
+
+/** Polls `condition` every 10 ms until it holds; fails after `timeoutMs`. */
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await sleep(10)
+  }
+}
+
 describe('RedisStore against a real redis-server', { skip: skipReason ?? false }, () => {
-  test('smoke', async () => {
-    const store = new RedisStore({ url: redis().url, keyPrefix: freshPrefix('smoke') })
-    await storeBody(store, 'k', sampleMeta(), patternBody(200_000, 1), 7000)
-    const entry = entryAt(await store.get('k'))
-    assert.deepEqual(await readBody(entry), patternBody(200_000, 1))
+  const clients: Redis[] = []
+  /** A client of the test server, closed after the suite. */
+  const connect = () => {
+    const client = new Redis(redis().url)
+    clients.push(client)
+    return client
+  }
+  after(() => Promise.all(clients.map((client) => client.quit().catch(() => {}))))
+
+  test('a store made from a url connects by itself and closes only its own client', async () => {
+    const keyPrefix = freshPrefix('url')
+    const store = new RedisStore({ url: redis().url, keyPrefix })
+    assert.deepEqual(await store.get('k'), [], 'the first command waits for the connection')
+    await storeBody(store, 'k', sampleMeta(), patternBody(100, 1))
     await store.close()
+    await waitFor(() => store.client.status === 'end')
+    const client = connect()
+    const other = new RedisStore({ client, keyPrefix })
+    assert.deepEqual(await readBody(entryAt(await other.get('k'))), patternBody(100, 1))
+    await other.close()
+    assert.equal(client.status, 'ready')
+  })
+
+  test('keys carry the prefix and expire with the entry; abort and delete leave no key behind', async () => {
+    const keyPrefix = freshPrefix('keys')
+    const client = connect()
+    const limits = { chunkBytes: 1024, maxTtlSeconds: 3600, minTtlSeconds: 30 }
+    const store = new RedisStore({ client, keyPrefix, ...limits })
+    const nowMs = Date.now()
+    await storeBody(store, 'large', sampleMeta({ deleteAtMs: nowMs + 300_000 }), patternBody(5000, 1))
+    await storeBody(
+      store,
+      'validated',
+      sampleMeta({ deleteAtMs: Number.MAX_SAFE_INTEGER }),
+      patternBody(9, 2),
+    )
+    await storeBody(store, 'useless', sampleMeta({ deleteAtMs: nowMs - 1000 }), patternBody(9, 3))
+    const large = indexKey(keyPrefix, 'large')
+    const [largeBody] = await client.keys(`${large}:*`)
+    assert.ok(largeBody)
+    const expected = [large, largeBody, indexKey(keyPrefix, 'validated'), indexKey(keyPrefix, 'useless')]
+    assert.deepEqual((await client.keys(`${keyPrefix}*`)).sort(), [...expected].sort())
+    const ttls = await Promise.all(expected.map((key) => client.pttl(key)))
+    const within = (ttl: number | undefined, maxMs: number) =>
+      ttl !== undefined && ttl > maxMs - 5000 && ttl <= maxMs
+    assert.ok(within(ttls[0], 300_000) && within(ttls[1], 300_000), `large: ${ttls}`)
+    assert.ok(within(ttls[2], 3_600_000), `validated: ${ttls[2]}`)
+    assert.ok(within(ttls[3], 30_000), `useless: ${ttls[3]}`)
+
+    const writer = store.put('aborted', sampleMeta())
+    await writer?.write(patternBody(3000, 4))
+    const [pending] = await client.keys(`${indexKey(keyPrefix, 'aborted')}:*`)
+    assert.ok(pending && within(await client.pttl(pending), PENDING_IDLE_TTL_MS))
+    writer?.abort()
+    await waitFor(async () => (await client.exists(pending)) === 0)
+    for (const key of ['large', 'validated', 'useless']) await store.delete(key)
+    assert.deepEqual(await client.keys(`${keyPrefix}*`), [])
+  })
+
+  test('concurrent writers of one key never mix their bytes; the last commit wins', async () => {
+    const keyPrefix = freshPrefix('writers')
+    const [one, two] = [connect(), connect()].map(
+      (client) => new RedisStore({ client, keyPrefix, chunkBytes: 1024 }),
+    )
+    assert.ok(one && two)
+    const bodies = [patternBody(7000, 1), patternBody(7000, 2), patternBody(7000, 3)]
+    const writers = [
+      one.put('k', sampleMeta({ varyKey: 'a' })),
+      two.put('k', sampleMeta({ varyKey: 'a' })),
+      two.put('k', sampleMeta({ varyKey: 'b' })),
+    ]
+    for (let offset = 0; offset < 7000; offset += 700) {
+      for (const [i, writer] of writers.entries()) {
+        await writer?.write(Buffer.from((bodies[i] as Buffer).subarray(offset, offset + 700)))
+      }
+    }
+    for (const i of [1, 2, 0]) await writers[i]?.commit()
+    const entries = await two.get('k')
+    assert.deepEqual(
+      entries.map((entry) => entry.varyKey),
+      ['a', 'b'],
+    )
+    assert.deepEqual(await readBody(entryAt(entries, 0)), bodies[0])
+    assert.deepEqual(await readBody(entryAt(entries, 1)), bodies[2])
+  })
+
+  test('a variant whose body is gone is not served, and the next commit tidies it away', async () => {
+    const keyPrefix = freshPrefix('gone')
+    const client = connect()
+    const store = new RedisStore({ client, keyPrefix, chunkBytes: 1024 })
+    await storeBody(store, 'k', sampleMeta({ varyKey: 'large' }), patternBody(5000, 1))
+    await storeBody(store, 'k', sampleMeta({ varyKey: 'small' }), patternBody(10, 2))
+    const index = indexKey(keyPrefix, 'k')
+    const [body] = await client.keys(`${index}:*`)
+    await client.del(body as string)
+    assert.deepEqual(
+      (await store.get('k')).map((entry) => entry.varyKey),
+      ['small'],
+    )
+    await storeBody(store, 'k', sampleMeta({ varyKey: 'other' }), patternBody(10, 3))
+    assert.equal((await client.hkeys(index)).length, 1 + 3 * 2, 'n, and m: v: b: of two variants')
+  })
+
+  test('a body removed while read makes the reader throw, never end short', async () => {
+    const keyPrefix = freshPrefix('read')
+    const client = connect()
+    const store = new RedisStore({ client, keyPrefix, chunkBytes: 1024 })
+    await storeBody(store, 'k', sampleMeta(), patternBody(5000, 1))
+    const chunks = (entryAt(await store.get('k')).readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+    assert.deepEqual((await chunks.next()).value, patternBody(5000, 1).subarray(0, 1024))
+    await store.delete('k')
+    await assert.rejects(
+      chunks.next(),
+      /undici-cache: Redis body .* is gone \(deleted or evicted while read\)/,
+    )
+  })
+
+  test('under maxmemory with allkeys-lru, every entry read back is complete or absent', async () => {
+    const admin = connect()
+    await admin.config('SET', 'maxmemory-policy', 'allkeys-lru')
+    await admin.config('SET', 'maxmemory', '3mb')
+    try {
+      const store = new RedisStore({ client: connect(), keyPrefix: freshPrefix('lru'), chunkBytes: 16_384 })
+      let failedWrites = 0
+      for (let i = 0; i < 60; i++) {
+        await storeBody(store, `k${i}`, sampleMeta(), patternBody(100_000, i), 8192).catch(
+          () => failedWrites++,
+        )
+      }
+      let complete = 0
+      for (let i = 0; i < 60; i++) {
+        const [entry] = await store.get(`k${i}`)
+        if (entry === undefined) continue
+        const body = await readBody(entry).catch((error: Error) => error)
+        if (body instanceof Error) assert.match(body.message, /is gone/)
+        else assert.ok(body.equals(patternBody(100_000, i)), `k${i} is complete`)
+        if (!(body instanceof Error)) complete++
+      }
+      const evicted = Number(/evicted_keys:(\d+)/.exec(await admin.info('stats'))?.[1])
+      assert.ok(complete > 0 && complete < 60 && evicted > 0, `${complete} complete, ${evicted} evicted`)
+      assert.ok(failedWrites < 60, `${failedWrites} writes failed`)
+    } finally {
+      await admin.config('SET', 'maxmemory', '0')
+    }
   })
 })
-
-export type { CacheStore }
-export { PENDING_IDLE_TTL_MS }

@@ -25,7 +25,7 @@ export function mountTmpfs(sizeBytes: number): Tmpfs | { skip: string } {
     dir,
     remountReadOnly: () => run(['-o', 'remount,ro', dir]),
     unmount: () => {
-      execFileSync('umount', [dir], { stdio: 'pipe' })
+      execFileSync('umount', ['--lazy', dir], { stdio: 'pipe' })
       rmSync(dir, { recursive: true, force: true })
     },
   }

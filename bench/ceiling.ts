@@ -1,0 +1,98 @@
+/**
+ * The ceiling: an interceptor that answers every request at once with a canned 200 from memory, without
+ * any lookup or origin contact. It does the least work a cache hit can do, so no cache can beat it.
+ */
+import type { Dispatcher } from 'undici'
+import { SIZE_BYTES } from './scenarios.js'
+
+type SizeName = keyof typeof SIZE_BYTES
+
+interface CannedResponse {
+  headers: Record<string, string>
+  body: Buffer
+}
+
+function canned(size: SizeName): CannedResponse {
+  const bytes = SIZE_BYTES[size]
+  return {
+    headers: {
+      'cache-control': 'max-age=3600',
+      'content-length': String(bytes),
+      'content-type': 'application/octet-stream',
+      etag: `"canned-${size}"`,
+    },
+    body: Buffer.alloc(bytes, 'c'),
+  }
+}
+
+const RESPONSES = new Map<string, CannedResponse>(
+  (Object.keys(SIZE_BYTES) as SizeName[]).map((size) => [size, canned(size)]),
+)
+
+/** The canned response whose body size the path's last segment names (`/hit/64k` → 64 KiB), else 1 KiB. */
+function responseFor(path: string): CannedResponse {
+  const pathname = path.split('?', 1)[0] ?? ''
+  const size = pathname.slice(pathname.lastIndexOf('/') + 1)
+  return RESPONSES.get(size) ?? (RESPONSES.get('1k') as CannedResponse)
+}
+
+/** The least a DispatchController can be: it records pause, resume and abort. */
+class CannedController implements Dispatcher.DispatchController {
+  #paused = false
+  #reason: Error | null = null
+  #onResume: (() => void) | undefined
+
+  get aborted(): boolean {
+    return this.#reason !== null
+  }
+
+  get paused(): boolean {
+    return this.#paused
+  }
+
+  get reason(): Error | null {
+    return this.#reason
+  }
+
+  pause(): void {
+    this.#paused = true
+  }
+
+  resume(): void {
+    this.#paused = false
+    const onResume = this.#onResume
+    this.#onResume = undefined
+    onResume?.()
+  }
+
+  abort(reason: Error): void {
+    this.#reason ??= reason
+  }
+
+  /** Runs `step` now, or once resumed when the handler paused. */
+  whenFlowing(step: () => void): void {
+    if (this.#paused) this.#onResume = step
+    else step()
+  }
+}
+
+/** Plays `response` to `handler`: start, headers, the body in one chunk, end. */
+function answer(handler: Dispatcher.DispatchHandler, response: CannedResponse): void {
+  const controller = new CannedController()
+  handler.onRequestStart?.(controller, {})
+  if (controller.aborted) return
+  handler.onResponseStart?.(controller, 200, { ...response.headers }, 'OK')
+  if (controller.aborted) return
+  handler.onResponseData?.(controller, response.body)
+  controller.whenFlowing(() => {
+    if (!controller.aborted) handler.onResponseEnd?.(controller, {})
+  })
+}
+
+/** For `agent.compose(...)`: every request gets its canned response; the agent is never used. */
+export function ceilingInterceptor(): Dispatcher.DispatcherComposeInterceptor {
+  return (_dispatch) => (opts, handler) => {
+    answer(handler, responseFor(opts.path))
+    return true
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * toUndiciStore: any store of this package as the `store` of undici's own cache interceptor
+ * (`interceptors.cache({ store })`), so a user of undici's built-in cache can switch only the store.
+ *
+ * undici keeps fields our EntryMeta has no place for (method, vary as sent, etag, cache-control
+ * directives, cachedAt, staleAt). They travel JSON-encoded in a reserved response header,
+ * UNDICI_VALUE_HEADER, which every store keeps as it keeps any header and which the adapter removes
+ * on the way out; deleteAt maps onto deleteAtMs, so the stores' expiry applies. Keys are namespaced
+ * ('undici ' + origin + path), so undici's entries and this package's own cache never meet.
+ */
+import { Readable, Writable } from 'node:stream'
+import type { interceptors } from 'undici'
+import { reportStoreError } from '../diagnostics.js'
+import type { CacheStore, EntryMeta, MaybePromise, StoredEntry } from './store.js'
+
+/** undici's CacheStore interface: the `store` option of `interceptors.cache()`. */
+export type UndiciCacheStore = NonNullable<NonNullable<Parameters<typeof interceptors.cache>[0]>['store']>
+type UndiciCacheKey = Parameters<UndiciCacheStore['get']>[0]
+type UndiciCacheValue = Parameters<UndiciCacheStore['createWriteStream']>[1]
+type UndiciGetResult = NonNullable<Awaited<ReturnType<UndiciCacheStore['get']>>>
+type UndiciVary = NonNullable<UndiciCacheValue['vary']>
+type UndiciHeaders = UndiciCacheValue['headers']
+
+/** The reserved response header holding undici's own fields of a stored value. */
+export const UNDICI_VALUE_HEADER = 'x-undici-cache-value'
+const KEY_PREFIX = 'undici '
+
+/** What undici needs back that EntryMeta does not hold. */
+interface UndiciFields {
+  method: string
+  vary?: UndiciVary
+  etag?: string
+  cacheControlDirectives?: UndiciGetResult['cacheControlDirectives']
+  cachedAt: number
+  staleAt: number
+}
+
+/**
+ * Wraps a store for undici's cache interceptor. Store failures never fail a request: a failed get is
+ * a miss, a failed delete is ignored, a failed write drops the entry; each is reported on
+ * `storeErrorChannel` (and as a process warning once per store).
+ */
+export function toUndiciStore(store: CacheStore): UndiciCacheStore {
+  return {
+    get: (key) => lookup(store, key),
+    createWriteStream: (key, value) => openWriteStream(store, key, value),
+    delete: (key) => remove(store, key),
+  }
+}
+
+/** Every method and variant of a URL share one store key; the variant carries the method. */
+function storeKey(key: UndiciCacheKey): string {
+  return `${KEY_PREFIX}${key.origin}${key.path}`
+}
+
+/** The newest variant for the key's method whose Vary values match the request, if still of use. */
+async function lookup(store: CacheStore, key: UndiciCacheKey): Promise<UndiciGetResult | undefined> {
+  let entries: StoredEntry[]
+  try {
+    entries = await store.get(storeKey(key))
+  } catch (error) {
+    reportStoreError(store, 'get', error)
+    return undefined
+  }
+  const nowMs = Date.now()
+  for (const entry of entries) {
+    const fields = undiciFields(entry)
+    if (fields === undefined || fields.method !== key.method || entry.deleteAtMs <= nowMs) continue
+    if (varyMatches(fields.vary, key.headers)) return toGetResult(entry, fields)
+  }
+  return undefined
+}
+
+function undiciFields(entry: StoredEntry): UndiciFields | undefined {
+  const encoded = entry.headers[UNDICI_VALUE_HEADER]
+  if (typeof encoded !== 'string') return undefined
+  try {
+    return JSON.parse(encoded) as UndiciFields
+  } catch {
+    return undefined
+  }
+}
+
+/** undici's rule: each Vary field of the stored value equals the request's (absent matches null). */
+function varyMatches(vary: UndiciVary | undefined, headers: UndiciCacheKey['headers']): boolean {
+  for (const [name, stored] of Object.entries(vary ?? {})) {
+    const sent = headers?.[name] ?? null
+    if (JSON.stringify(sent) !== JSON.stringify(stored)) return false
+  }
+  return true
+}
+
+function toGetResult(entry: StoredEntry, fields: UndiciFields): UndiciGetResult {
+  const headers: UndiciHeaders = {}
+  for (const [name, value] of Object.entries(entry.headers)) {
+    if (value !== undefined && name !== UNDICI_VALUE_HEADER) headers[name] = value
+  }
+  return {
+    statusCode: entry.statusCode,
+    statusMessage: entry.statusMessage,
+    headers,
+    vary: fields.vary,
+    etag: fields.etag,
+    cacheControlDirectives: fields.cacheControlDirectives ?? {},
+    cachedAt: fields.cachedAt,
+    staleAt: fields.staleAt,
+    deleteAt: entry.deleteAtMs,
+    body: bodyOf(entry),
+  }
+}
+
+/** The stored body: the chunks in an array when the store has it whole, else a stream read on demand. */
+function bodyOf(entry: StoredEntry): Buffer[] | Readable {
+  if (entry.body !== undefined) return entry.body.length > 0 ? [entry.body] : []
+  return Readable.from(entry.readBody(), { objectMode: false })
+}
+
+function toMeta(key: UndiciCacheKey, value: UndiciCacheValue): EntryMeta {
+  const fields: UndiciFields = {
+    method: key.method,
+    vary: value.vary,
+    etag: value.etag,
+    cacheControlDirectives: value.cacheControlDirectives,
+    cachedAt: value.cachedAt,
+    staleAt: value.staleAt,
+  }
+  const varyValues: Record<string, string | null> = {}
+  for (const [name, sent] of Object.entries(value.vary ?? {})) {
+    varyValues[name] = Array.isArray(sent) ? sent.join(', ') : sent
+  }
+  const byName = Object.entries(value.vary ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  return {
+    statusCode: value.statusCode,
+    statusMessage: value.statusMessage,
+    headers: { ...value.headers, [UNDICI_VALUE_HEADER]: JSON.stringify(fields) },
+    requestTimeMs: value.cachedAt,
+    responseTimeMs: value.cachedAt,
+    varyValues,
+    varyKey: JSON.stringify([key.method, byName]),
+    deleteAtMs: value.deleteAt,
+  }
+}
+
+function contentLength(headers: UndiciHeaders): number | undefined {
+  const length = Number(headers['content-length'])
+  return typeof headers['content-length'] === 'string' && Number.isSafeInteger(length) ? length : undefined
+}
+
+/** A Writable feeding a store writer: commit on end, abort on destroy; undefined if the store declines. */
+function openWriteStream(
+  store: CacheStore,
+  key: UndiciCacheKey,
+  value: UndiciCacheValue,
+): Writable | undefined {
+  let writer: ReturnType<CacheStore['put']>
+  try {
+    writer = store.put(storeKey(key), toMeta(key, value), contentLength(value.headers))
+  } catch (error) {
+    reportStoreError(store, 'put', error)
+    return undefined
+  }
+  if (writer === undefined) return undefined
+  const entryWriter = writer
+  return new Writable({
+    write: (chunk: Buffer, _encoding, callback) =>
+      settle(store, 'write', () => entryWriter.write(chunk), callback),
+    final: (callback) => settle(store, 'commit', () => entryWriter.commit(), callback),
+    destroy: (error, callback) => {
+      entryWriter.abort()
+      callback(error)
+    },
+  })
+}
+
+/** Runs a store step and calls back when it is done; a failure is reported and errors the stream. */
+function settle(
+  store: CacheStore,
+  operation: string,
+  step: () => MaybePromise<void>,
+  callback: (error?: Error | null) => void,
+): void {
+  const fail = (error: unknown) => {
+    reportStoreError(store, operation, error)
+    callback(error instanceof Error ? error : new Error(String(error)))
+  }
+  try {
+    const result = step()
+    if (result === undefined) callback()
+    else result.then(() => callback(), fail)
+  } catch (error) {
+    fail(error)
+  }
+}
+
+async function remove(store: CacheStore, key: UndiciCacheKey): Promise<void> {
+  try {
+    await store.delete(storeKey(key))
+  } catch (error) {
+    reportStoreError(store, 'delete', error)
+  }
+}

@@ -1,0 +1,157 @@
+/** RedisStore under a CacheAgent: Redis going down and coming back, and two processes sharing one cache. */
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import diagnosticsChannel from 'node:diagnostics_channel'
+import { performance } from 'node:perf_hooks'
+import { after, before, describe, test } from 'node:test'
+import { pathToFileURL } from 'node:url'
+import { promisify } from 'node:util'
+import { storeErrorChannel } from '../../lib/diagnostics.js'
+import { RedisStore } from '../../lib/stores/redis-store.js'
+import { makeAgent, send, sleep } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+import { entryAt, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
+import { type RedisServer, redisSkipReason, startRedisServer } from './redis-server.js'
+
+const run = promisify(execFile)
+const skipReason = redisSkipReason()
+const LARGE_BODY = patternBody(100_000, 7).toString('base64')
+
+/** The child's script: one request through a CacheAgent on a RedisStore made from REDIS_URL. */
+const CHILD_SCRIPT = `
+import { request } from 'undici'
+import { CacheAgent } from ${JSON.stringify(pathToFileURL('lib/cache-agent.ts').href)}
+import { RedisStore } from ${JSON.stringify(pathToFileURL('lib/stores/redis-store.ts').href)}
+const store = new RedisStore({ url: process.env.REDIS_URL, keyPrefix: process.env.KEY_PREFIX })
+const agent = new CacheAgent({ store })
+const response = await request(process.env.TARGET, { dispatcher: agent })
+const body = await response.body.text()
+const cacheStatus = response.headers['cache-status']
+process.stdout.write(JSON.stringify({ status: response.statusCode, cacheStatus, length: body.length }))
+await agent.close()
+await store.close()
+`
+
+/** Polls `condition` every 10 ms until it holds; fails after `timeoutMs`. */
+async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await sleep(10)
+  }
+}
+
+describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
+  let redis: RedisServer
+  let origin: Origin
+  let prefixes = 0
+  const freshPrefix = () => `shared:${prefixes++}:`
+  before(async () => {
+    redis = await startRedisServer()
+    origin = await startOrigin((req, res) => {
+      const body = req.url === '/large' ? LARGE_BODY : `body of ${req.url}`
+      reply(res, 200, { 'cache-control': 'max-age=60' }, body)
+    })
+  })
+  after(async () => {
+    await origin?.close()
+    await redis?.stop()
+  })
+
+  test('while Redis is down every store method fails at once; when it is back, it works again', async () => {
+    const store = new RedisStore({ url: redis.url, keyPrefix: freshPrefix(), chunkBytes: 1024 })
+    await storeBody(store, 'k', sampleMeta(), patternBody(10, 1))
+    const writer = store.put('open', sampleMeta())
+    await redis.kill()
+    await waitFor(() => store.client.status !== 'ready')
+    const startedMs = performance.now()
+    await assert.rejects(store.get('k'), /undici-cache: Redis is not connected \((reconnecting|connecting)\)/)
+    await assert.rejects(store.update('k', 'id', sampleMeta()), /Redis is not connected/)
+    await assert.rejects(store.delete('k'), /Redis is not connected/)
+    await assert.rejects(async () => writer?.write(patternBody(2000, 2)), /Redis is not connected/)
+    const late = new RedisStore({ url: redis.url, keyPrefix: freshPrefix() })
+    await assert.rejects(late.get('k'), /Redis is not connected/, 'a store made while Redis is down')
+    const elapsedMs = performance.now() - startedMs
+    assert.ok(elapsedMs < 100, `${elapsedMs} ms`)
+    await late.close()
+    await redis.restart()
+    await waitFor(() => store.client.status === 'ready')
+    assert.equal(late.client.status, 'reconnecting', 'a closed store does not reconnect')
+    assert.equal(store.put('k', sampleMeta()) !== undefined, true)
+    assert.deepEqual(await store.get('k'), [], 'the restarted server starts empty')
+    await storeBody(store, 'k', sampleMeta(), patternBody(3000, 3))
+    assert.deepEqual(await readBody(entryAt(await store.get('k'))), patternBody(3000, 3))
+    await store.close()
+  })
+
+  test('while Redis hangs, a command fails after timeoutSeconds', async () => {
+    const store = new RedisStore({ url: redis.url, keyPrefix: freshPrefix(), timeoutSeconds: 0.3 })
+    await storeBody(store, 'k', sampleMeta(), patternBody(10, 1))
+    redis.pause()
+    const startedMs = performance.now()
+    try {
+      await assert.rejects(store.get('k'), /Command timed out/)
+    } finally {
+      redis.resume()
+    }
+    const elapsedMs = performance.now() - startedMs
+    assert.ok(elapsedMs >= 290 && elapsedMs < 1000, `${elapsedMs} ms`)
+    assert.equal((await store.get('k')).length, 1)
+    await store.close()
+  })
+
+  test('requests through a CacheAgent pass through while Redis is down, and are cached once it is back', async (t) => {
+    const store = new RedisStore({ url: redis.url, keyPrefix: freshPrefix() })
+    const { agent, close } = makeAgent(store)
+    const failures: string[] = []
+    const onError = (message: unknown) => failures.push((message as { operation: string }).operation)
+    diagnosticsChannel.subscribe(storeErrorChannel.name, onError)
+    t.after(() => diagnosticsChannel.unsubscribe(storeErrorChannel.name, onError))
+    const url = `${origin.url}/page`
+    const before = origin.count('/page')
+    assert.equal((await send(agent, url)).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+    assert.match(String((await send(agent, url)).headers['cache-status']), /^undici-cache; hit/)
+    assert.equal(origin.count('/page'), before + 1)
+
+    await redis.kill()
+    await waitFor(() => store.client.status !== 'ready')
+    const startedMs = performance.now()
+    const down = await send(agent, url)
+    const downMs = performance.now() - startedMs
+    t.diagnostic(`a request while Redis is down took ${downMs.toFixed(1)} ms`)
+    assert.deepEqual([down.status, down.body], [200, 'body of /page'])
+    assert.equal(down.headers['cache-status'], 'undici-cache; fwd=miss; detail=store-error')
+    assert.ok(downMs < 500, `${downMs} ms`)
+    assert.equal(origin.count('/page'), before + 2)
+    assert.ok(failures.includes('get'), failures.join())
+
+    await redis.restart()
+    await waitFor(() => store.client.status === 'ready')
+    assert.equal((await send(agent, url)).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+    const hit = await send(agent, url)
+    assert.match(String(hit.headers['cache-status']), /^undici-cache; hit/)
+    assert.equal(hit.body, 'body of /page')
+    assert.equal(origin.count('/page'), before + 3)
+    await close()
+  })
+
+  test('two processes share one cache: the parent is served what a child process stored', async () => {
+    const keyPrefix = freshPrefix()
+    const target = `${origin.url}/large`
+    const env = { ...process.env, REDIS_URL: redis.url, KEY_PREFIX: keyPrefix, TARGET: target }
+    const args = ['--import', 'tsx', '--input-type=module', '-e', CHILD_SCRIPT]
+    const { stdout } = await run(process.execPath, args, { env })
+    assert.deepEqual(JSON.parse(stdout), {
+      status: 200,
+      cacheStatus: 'undici-cache; fwd=miss; stored',
+      length: LARGE_BODY.length,
+    })
+    const store = new RedisStore({ url: redis.url, keyPrefix })
+    const { agent, close } = makeAgent(store)
+    const hit = await send(agent, target)
+    assert.match(String(hit.headers['cache-status']), /^undici-cache; hit/)
+    assert.equal(hit.body, LARGE_BODY)
+    assert.equal(origin.count('/large'), 1)
+    await close()
+  })
+})

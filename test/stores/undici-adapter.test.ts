@@ -1,0 +1,249 @@
+/** toUndiciStore: every store of this package under undici 7's own cache interceptor. */
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { Agent, type Dispatcher, interceptors } from 'undici'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { RedisStore } from '../../lib/stores/redis-store.js'
+import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import type { CacheStore } from '../../lib/stores/store.js'
+import {
+  toUndiciStore,
+  UNDICI_VALUE_HEADER,
+  type UndiciCacheStore,
+} from '../../lib/stores/undici-store-adapter.js'
+import { send, sleep, tempDir } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+import { patternBody, sampleMeta, storeBody } from './helpers.js'
+import { type RedisServer, redisSkipReason, startRedisServer } from './redis-server.js'
+
+type UndiciKey = Parameters<UndiciCacheStore['get']>[0]
+type UndiciValue = Parameters<UndiciCacheStore['createWriteStream']>[1]
+
+const LARGE_BODY = patternBody(300_000, 5).toString('base64')
+const redisSkip = redisSkipReason()
+let redis: RedisServer | undefined
+let redisPrefixes = 0
+
+const storeKinds: { name: string; slug: string; make: () => CacheStore; skip?: string }[] = [
+  { name: 'MemoryStore', slug: 'memory', make: () => new MemoryStore() },
+  {
+    name: 'SqliteStore (file)',
+    slug: 'sqlite',
+    make: () => new SqliteStore({ path: path.join(tempDir(), 'cache.db'), chunkBytes: 1024 }),
+  },
+  {
+    name: 'RedisStore',
+    slug: 'redis',
+    make: () =>
+      new RedisStore({
+        url: (redis as RedisServer).url,
+        keyPrefix: `adapter:${redisPrefixes++}:`,
+        chunkBytes: 1024,
+      }),
+    skip: redisSkip,
+  },
+]
+
+let origin: Origin
+before(async () => {
+  if (redisSkip === undefined) redis = await startRedisServer()
+  origin = await startOrigin((req, res, seen) => {
+    const url = new URL(seen.url, 'http://x')
+    if (url.pathname === '/vary') {
+      const language = req.headers['accept-language'] ?? 'none'
+      return reply(res, 200, { 'cache-control': 'max-age=60', vary: 'accept-language' }, `lang ${language}`)
+    }
+    if (url.pathname === '/large') return reply(res, 200, { 'cache-control': 'max-age=60' }, LARGE_BODY)
+    if (url.pathname === '/etag') {
+      if (req.headers['if-none-match'] === '"v1"') return reply(res, 304, { etag: '"v1"' })
+      return reply(res, 200, { 'cache-control': 'no-cache', etag: '"v1"' }, LARGE_BODY)
+    }
+    reply(res, 200, { 'cache-control': 'max-age=60' }, `${seen.method} ${seen.url}`)
+  })
+})
+after(async () => {
+  await origin.close()
+  await redis?.stop()
+})
+
+/** undici's own cache interceptor over `store`, on a fresh Agent. */
+function undiciCache(store: CacheStore) {
+  const agent = new Agent()
+  const adapter = toUndiciStore(store)
+  const dispatcher: Dispatcher = agent.compose(interceptors.cache({ store: adapter }))
+  return {
+    dispatcher,
+    /** Sends a request and waits until the store shows its effect: undici does not wait for async stores. */
+    sendAndSettle: async (
+      target: string,
+      options: { method?: string; headers?: Record<string, string> } = {},
+    ) => {
+      const { method = 'GET', headers = {} } = options
+      const response = await send(dispatcher, origin.url + target, { method, headers })
+      const key = { origin: origin.url, method: 'GET', path: target, headers }
+      const settled = async () => ((await adapter.get(key)) === undefined) === (method !== 'GET')
+      for (let tries = 0; !(await settled()); tries++) {
+        if (tries === 200) throw new Error(`${method} ${target} did not settle in the store`)
+        await sleep(5)
+      }
+      return response
+    },
+    close: async () => {
+      await agent.close()
+      await store.close()
+    },
+  }
+}
+
+for (const kind of storeKinds) {
+  describe(`undici's cache interceptor on ${kind.name}`, { skip: kind.skip ?? false }, () => {
+    let cache: ReturnType<typeof undiciCache>
+    let paths = 0
+    /** A path of this suite only, so counts are exact. */
+    const fresh = (name: string) => `/${name}?suite=${kind.slug}&n=${paths++}`
+    before(() => {
+      cache = undiciCache(kind.make())
+    })
+    after(() => cache.close())
+
+    test('a fresh response is served from the store', async () => {
+      const target = fresh('hit')
+      const first = await cache.sendAndSettle(target)
+      const second = await send(cache.dispatcher, origin.url + target)
+      assert.deepEqual([first.body, second.body], [`GET ${target}`, `GET ${target}`])
+      assert.equal(second.headers[UNDICI_VALUE_HEADER], undefined)
+      assert.equal(origin.count(target), 1)
+    })
+
+    test('Vary selects the variant', async () => {
+      const target = `/vary?suite=${kind.slug}`
+      const bodies: string[] = []
+      for (const [i, language] of ['en', 'fr', '', 'en', 'fr', ''].entries()) {
+        const headers: Record<string, string> = language ? { 'accept-language': language } : {}
+        const response =
+          i < 3
+            ? await cache.sendAndSettle(target, { headers })
+            : await send(cache.dispatcher, origin.url + target, { headers })
+        bodies.push(response.body)
+      }
+      assert.deepEqual(bodies, ['lang en', 'lang fr', 'lang none', 'lang en', 'lang fr', 'lang none'])
+      assert.equal(origin.count(target), 3)
+    })
+
+    test('a POST to the URL invalidates it', async () => {
+      const target = fresh('post')
+      await cache.sendAndSettle(target)
+      await send(cache.dispatcher, origin.url + target)
+      assert.equal((await cache.sendAndSettle(target, { method: 'POST' })).body, `POST ${target}`)
+      assert.equal((await cache.sendAndSettle(target)).body, `GET ${target}`)
+      await send(cache.dispatcher, origin.url + target)
+      assert.equal(origin.count(target), 3)
+    })
+
+    test('a large body is streamed back from the store whole', async () => {
+      const target = `/large?suite=${kind.slug}`
+      await cache.sendAndSettle(target)
+      const hit = await send(cache.dispatcher, origin.url + target)
+      assert.equal(hit.body, LARGE_BODY)
+      assert.equal(origin.count(target), 1)
+    })
+
+    test('a 304 revalidation serves the stored body', async () => {
+      const target = `/etag?suite=${kind.slug}`
+      const first = await cache.sendAndSettle(target)
+      const revalidated = await send(cache.dispatcher, origin.url + target)
+      assert.deepEqual([first.status, revalidated.status], [200, 200])
+      assert.equal(revalidated.body, LARGE_BODY)
+      assert.deepEqual(
+        origin.requests.filter((seen) => seen.url === target).map((seen) => seen.headers['if-none-match']),
+        [undefined, '"v1"'],
+      )
+    })
+  })
+}
+
+/** Writes one value and body through the adapter, resolved once the store has committed it. */
+function writeValue(adapter: UndiciCacheStore, key: UndiciKey, value: UndiciValue, body: string) {
+  const stream = adapter.createWriteStream(key, value)
+  assert.ok(stream)
+  return new Promise((resolve, reject) => {
+    stream.on('error', reject).on('finish', resolve).end(Buffer.from(body))
+  })
+}
+
+test('the adapter keeps undici values intact and picks by method, Vary and deleteAt', async () => {
+  const store = new MemoryStore()
+  const adapter = toUndiciStore(store)
+  const key = { origin: 'http://127.0.0.1:1', method: 'GET', path: '/x', headers: { accept: 'text/html' } }
+  const nowMs = Date.now()
+  const value = {
+    statusCode: 200,
+    statusMessage: 'OK',
+    headers: { 'content-type': 'text/html', 'content-length': '5', [UNDICI_VALUE_HEADER]: 'forged' },
+    vary: { accept: 'text/html', 'accept-language': null },
+    etag: '"e"',
+    cacheControlDirectives: { 'max-age': 60 },
+    cachedAt: nowMs,
+    staleAt: nowMs + 60_000,
+    deleteAt: nowMs + 120_000,
+  }
+  await writeValue(adapter, key, value, 'hello')
+  const { body, ...found } = (await adapter.get(key)) ?? {}
+  assert.deepEqual(found, { ...value, headers: { 'content-type': 'text/html', 'content-length': '5' } })
+  assert.deepEqual(body, [Buffer.from('hello')])
+  assert.equal(await adapter.get({ ...key, method: 'HEAD' }), undefined)
+  assert.equal(await adapter.get({ ...key, headers: { accept: 'text/plain' } }), undefined)
+  assert.equal(
+    await adapter.get({ ...key, headers: { accept: 'text/html', 'accept-language': 'en' } }),
+    undefined,
+  )
+  await writeValue(adapter, key, { ...value, deleteAt: nowMs - 1 }, 'stale')
+  assert.equal(await adapter.get(key), undefined, 'past deleteAt')
+  await adapter.delete(key)
+  await storeBody(
+    store,
+    `undici ${key.origin}${key.path}`,
+    sampleMeta({ headers: { [UNDICI_VALUE_HEADER]: '{' } }),
+    Buffer.from('x'),
+  )
+  await storeBody(store, `undici ${key.origin}${key.path}`, sampleMeta({ varyKey: 'own' }), Buffer.from('x'))
+  assert.equal(await adapter.get(key), undefined, 'entries without a readable undici value are never served')
+})
+
+test('a failing store never fails a request through the adapter', async () => {
+  const failing: CacheStore = {
+    get: async () => Promise.reject(new Error('get failed')),
+    put: () => ({
+      write: () => {
+        throw new Error('write failed')
+      },
+      commit: () => {},
+      abort: () => {},
+    }),
+    update: () => {},
+    delete: async () => Promise.reject(new Error('delete failed')),
+    close: () => {},
+  }
+  const cache = undiciCache(failing)
+  const target = '/failing'
+  for (const method of ['GET', 'GET', 'POST', 'GET']) {
+    const response = await send(cache.dispatcher, origin.url + target, { method })
+    assert.deepEqual([response.status, response.body], [200, `${method} ${target}`])
+  }
+  assert.equal(origin.count(target), 4)
+  const throwing = toUndiciStore({ ...failing, put: () => assert.fail('put failed') })
+  const value = { statusCode: 200, statusMessage: 'OK', headers: {}, cachedAt: 1, staleAt: 2, deleteAt: 3 }
+  const key = { origin: origin.url, method: 'GET', path: '/' }
+  assert.equal(throwing.createWriteStream(key, value), undefined)
+  const commitFails = toUndiciStore({
+    ...failing,
+    put: () => ({
+      write: async () => {},
+      commit: async () => Promise.reject(new Error('commit failed')),
+      abort: () => {},
+    }),
+  })
+  await assert.rejects(writeValue(commitFails, key, value, 'body'), /commit failed/)
+  await cache.close()
+})
