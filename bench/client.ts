@@ -100,14 +100,10 @@ function urlMaker(scenario: Scenario, origin: string): (phase: string, index: nu
 async function prepareFilled(name: ClientName, scenario: Scenario, env: Environment): Promise<Prepared> {
   const { entries } = scenario
   const limits = fillLimits(entries)
-  const client =
-    name === MEMORY_CLIENT
-      ? await createClient(name, env.tmpDir, { limits })
-      : await createClient(name, env.tmpDir, {
-          limits,
-          sqlitePath: await filledSqlitePath(env.origin, entries),
-        })
-  if (name === MEMORY_CLIENT && client.store) await fillStore(client.store, env.origin, entries)
+  const inMemory = name === MEMORY_CLIENT
+  const sqlitePath = inMemory ? undefined : await filledSqlitePath(env.origin, entries)
+  const client = await createClient(name, env.tmpDir, { limits, sqlitePath })
+  if (inMemory && client.store) await fillStore(client.store, env.origin, entries)
   const hot = randomIndices(entries, FILL_HOT_KEYS)
   return { client, urlFor: (_phase, index) => fillUrl(env.origin, hot[index % hot.length] ?? 0) }
 }

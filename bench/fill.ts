@@ -24,7 +24,6 @@ const FRESH_SECONDS = 365 * 24 * 3600
 /** Generous bytes per entry on disk (body, metadata, index rows, page slack), to check free space. */
 const DISK_BYTES_PER_ENTRY = 4096
 const PROGRESS_EVERY_ENTRIES = 100_000
-const WORTH_REPORTING_ENTRIES = 100_000
 
 /** The key, and URL, of filled entry `index`. */
 export function fillUrl(origin: string, index: number): string {
@@ -56,15 +55,20 @@ function fillMeta(nowMs: number): EntryMeta {
   }
 }
 
-/** Writes entries 0..count-1 into `store`; every write shares one body buffer. */
-export async function fillStore(store: CacheStore, origin: string, count: number): Promise<void> {
+/** Writes entries 0..count-1 into `store`, all with one body buffer; reports every 100 000th if `progress`. */
+export async function fillStore(
+  store: CacheStore,
+  origin: string,
+  count: number,
+  progress = false,
+): Promise<void> {
   const meta = fillMeta(Date.now())
   for (let index = 0; index < count; index++) {
     const writer = store.put(fillUrl(origin, index), meta, BODY.length)
     if (!writer) throw new Error(`the store refused filled entry ${index}`)
     await writer.write(BODY)
     await writer.commit()
-    if (count >= WORTH_REPORTING_ENTRIES && (index + 1) % PROGRESS_EVERY_ENTRIES === 0) {
+    if (progress && (index + 1) % PROGRESS_EVERY_ENTRIES === 0) {
       process.stderr.write(`  filled ${index + 1} of ${count} entries\n`)
     }
   }
@@ -120,7 +124,7 @@ async function fillSqliteFile(path: string, origin: string, count: number): Prom
   const { SqliteStore } = await import('../lib/stores/sqlite-store.js')
   const store = new SqliteStore({ ...fillLimits(count), path, sweepIntervalMs: 0 })
   try {
-    await fillStore(store, origin, count)
+    await fillStore(store, origin, count, true)
   } finally {
     store.close()
   }

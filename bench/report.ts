@@ -3,10 +3,12 @@ import {
   type BigResult,
   BUILTIN_CLIENT,
   CEILING_CLIENT,
+  CLIENT_NAMES,
   type ClientName,
   findScenario,
   RAW_CLIENT,
   type RunResult,
+  SCENARIOS,
 } from './scenarios.js'
 import { median, round } from './stats.js'
 
@@ -82,9 +84,16 @@ function summarizeGroup(outcomes: readonly RunOutcome[]): Omit<Summary, Ratio> {
   }
 }
 
-/** One Summary per scenario × client, in the order first seen, with ratios to the baselines. */
+/** Scenarios in the order SCENARIOS lists them, then clients in the order of CLIENT_NAMES. */
+function byScenarioThenClient(a: Omit<Summary, Ratio>, b: Omit<Summary, Ratio>): number {
+  const scenarioIndex = (row: Omit<Summary, Ratio>) => SCENARIOS.findIndex((s) => s.id === row.scenario)
+  const clientIndex = (row: Omit<Summary, Ratio>) => CLIENT_NAMES.indexOf(row.client)
+  return scenarioIndex(a) - scenarioIndex(b) || clientIndex(a) - clientIndex(b)
+}
+
+/** One Summary per scenario × client, with ratios to the baselines. */
 export function summarize(outcomes: readonly RunOutcome[]): Summary[] {
-  const partial = [...groupOutcomes(outcomes).values()].map(summarizeGroup)
+  const partial = [...groupOutcomes(outcomes).values()].map(summarizeGroup).sort(byScenarioThenClient)
   const rate = (scenario: string, client: ClientName) =>
     partial.find((row) => row.scenario === scenario && row.client === client)?.reqPerSec ?? Number.NaN
   return partial.map((row) => ({

@@ -214,11 +214,14 @@ interface Report {
   runs: RunOutcome[]
 }
 
+function roundsText(rounds: number): string {
+  return rounds === 1 ? 'one round' : `median of ${rounds} rounds`
+}
+
 function chartCaption(report: Report): { title: string; subtitle: string } {
   const mode = report.quick ? 'quick run, ' : ''
-  const rounds = report.rounds === 1 ? 'one round' : `median of ${report.rounds} rounds`
   return {
-    title: `undici-cache: requests per second (${mode}${rounds}; each scenario scaled to its fastest cache)`,
+    title: `undici-cache: requests per second (${mode}${roundsText(report.rounds)}; each scenario scaled to its fastest cache)`,
     subtitle: `${report.date.slice(0, 10)} · Node ${report.node} · undici ${report.undici} · ${report.cpus} × ${report.cpuModel}`,
   }
 }
@@ -230,14 +233,18 @@ async function writeLatest(report: Report): Promise<void> {
 }
 
 function markdownReport(report: Report): string {
+  const fills = report.summary.filter((row) => row.entries > 0)
   const sections = [
-    `## Request rate (median of ${report.rounds} rounds)\n\n${rateTable(report.summary)}`,
-    `## Hits with many entries stored\n\n${fillTable(report.summary)}`,
-    `## One streamed body\n\n${bigTable(report.big)}\n\n${BIG_BUILTIN_NOTE}`,
-    `## Targets (issue 5)\n\n${targetTable(report.targets)}`,
+    [`## Request rate (${roundsText(report.rounds)})`, rateTable(report.summary)],
+    fills.length > 0 ? ['## Hits with many entries stored', fillTable(report.summary)] : [],
+    report.big.length > 0 ? ['## One streamed body', bigTable(report.big), BIG_BUILTIN_NOTE] : [],
+    report.targets.length > 0 ? ['## Targets (issue 5)', targetTable(report.targets)] : [],
+    report.micro.length > 0 ? ['## Policy micro-benchmark', microTable(report.micro)] : [],
   ]
-  if (report.micro.length > 0) sections.push(`## Policy micro-benchmark\n\n${microTable(report.micro)}`)
-  return `${sections.join('\n\n')}\n`
+  return `${sections
+    .filter((section) => section.length > 0)
+    .map((section) => section.join('\n\n'))
+    .join('\n\n')}\n`
 }
 
 async function main(): Promise<void> {
