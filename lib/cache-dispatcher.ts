@@ -118,7 +118,7 @@ export class CacheDispatcher {
       if (onlyIfCached) return this.#gatewayTimeout(handler)
       return this.#toOrigin(exchange, handler, entries.length === 0 ? 'miss' : 'vary-miss')
     }
-    if (collapsed && entry.responseTimeMs >= collapsed.sinceMs) {
+    if (collapsed && (entry.responseTimeMs >= collapsed.sinceMs || entry.id === collapsed.validatedEntryId)) {
       return this.#serveEntry(exchange, handler, entry, { fwd: collapsed.fwd, collapsed: true })
     }
     const decision = this.#decide(exchange, entry)
@@ -176,9 +176,10 @@ export class CacheDispatcher {
     if (!exchange.coalesce) return this.#send(exchange, handler, fwd, entry)
     const inFlight = this.#flights.get(flightKey(exchange))
     if (inFlight) {
-      inFlight.join((outcome) =>
-        this.#rerun(exchange, handler, { sinceMs: inFlight.startedMs, fwd }, outcome),
-      )
+      inFlight.join((outcome) => {
+        const collapsed = { sinceMs: inFlight.startedMs, fwd, validatedEntryId: inFlight.validatedEntryId }
+        this.#rerun(exchange, handler, collapsed, outcome)
+      })
       return true
     }
     return this.#send(

@@ -30,6 +30,8 @@ export interface Collapsed {
   sinceMs: number
   /** Why it would have gone to the origin itself. */
   fwd: ForwardReason
+  /** An entry the flight validated (304) without rewriting it: servable as if stored since `sinceMs`. */
+  validatedEntryId?: string | number
 }
 
 /** The headers the policy reads: RFC 9213 targeted fields replace Cache-Control and Expires. */

@@ -7,6 +7,8 @@ type Waiter = (outcome: FlightOutcome) => void
 export class Flight {
   /** When the flight started (epoch ms): what it stores is at least this fresh. */
   readonly startedMs: number
+  /** The stored entry a 304 validated without rewriting it (nothing in it changed). */
+  validatedEntryId: string | number | undefined
   readonly #waiters: Waiter[] = []
   readonly #onSettled: () => void
   #settled = false
@@ -25,9 +27,10 @@ export class Flight {
   }
 
   /** Releases every waiter once; later calls do nothing. */
-  settle(outcome: FlightOutcome): void {
+  settle(outcome: FlightOutcome, validatedEntryId?: string | number): void {
     if (this.#settled) return
     this.#settled = true
+    this.validatedEntryId = validatedEntryId
     this.#onSettled()
     for (const waiter of this.#waiters.splice(0)) waiter(outcome)
   }

@@ -1,6 +1,7 @@
 import { reportStoreError } from './diagnostics.js'
 import { type Exchange, policyView, quietly } from './exchange.js'
 import type { FlightOutcome } from './flights.js'
+import { freshnessLifetimeSeconds } from './policy/freshness.js'
 import { singletonValue } from './policy/headers.js'
 import { usefulUntilMs } from './policy/lookup.js'
 import { freshenedHeaders, hasValidator, notModifiedMatches } from './policy/revalidation.js'
@@ -41,15 +42,23 @@ export function storeFreshened(
   exchange: Exchange,
   entry: StoredEntry,
   meta: EntryMeta,
-  settled?: (outcome: FlightOutcome) => void,
+  settled?: (outcome: FlightOutcome, validatedEntryId?: StoredEntry['id']) => void,
 ): void {
   const { config, key, request } = exchange
+  if (!exchange.mayStore) {
+    settled?.('not-stored')
+    return
+  }
   const stored = {
     ...meta,
     headers: headersToStore(withoutSharedCookies(meta.headers, config.shared), config.shared),
   }
   const decision = canStore({ ...request, method: 'GET' }, policyView(config, stored), config.shared)
   const outcome: FlightOutcome = decision.storable ? 'stored' : 'not-stored'
+  if (decision.storable && changesNothing(exchange, entry, stored)) {
+    settled?.('stored', entry.id)
+    return
+  }
   const done = () => settled?.(outcome)
   quietly(
     (error) => {
@@ -62,6 +71,28 @@ export function storeFreshened(
       return result.then(done)
     },
   )
+}
+
+/** Fields that change on every response and decide nothing for a response that is stale on arrival. */
+const TIMING_FIELDS: ReadonlySet<string> = new Set(['date', 'age'])
+
+function sameFieldsBut(a: Headers, b: Headers, ignored: ReadonlySet<string>): boolean {
+  const names = new Set([...Object.keys(a), ...Object.keys(b)])
+  for (const name of names) {
+    if (ignored.has(name)) continue
+    if (JSON.stringify(a[name]) !== JSON.stringify(b[name])) return false
+  }
+  return true
+}
+
+/**
+ * A 304 for a response that is stale on arrival (e.g. `no-cache`) and that changes no field but
+ * its dates: writing it back would change no later decision, so the write is skipped.
+ */
+function changesNothing(exchange: Exchange, entry: StoredEntry, freshened: EntryMeta): boolean {
+  const { config } = exchange
+  if (freshnessLifetimeSeconds(policyView(config, freshened), config.shared) > 0) return false
+  return sameFieldsBut(entry.headers, freshened.headers, TIMING_FIELDS)
 }
 
 // RFC 9111 §4.3.5: a HEAD response with the same validators freshens the stored GET response

@@ -113,7 +113,9 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     const meta = freshenedMeta(this.#exchange, this.#entry, this.#notModifiedHeaders)
     const flight = this.#options.flight
     const collapsed = (flight?.waiterCount ?? 0) > 0
-    storeFreshened(this.#exchange, this.#entry, meta, (outcome) => flight?.settle(outcome))
+    storeFreshened(this.#exchange, this.#entry, meta, (outcome, validatedId) =>
+      flight?.settle(outcome, validatedId),
+    )
     if (this.#options.background) {
       this.#endSilently()
       return

@@ -1,5 +1,6 @@
 /** Who writes an incomplete row, so that another process can tell a killed writer from a live one. */
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 
 /** An incomplete row nobody wrote to for this long is dropped, whoever wrote it. */
@@ -9,7 +10,7 @@ export const STALE_WRITE_MS = 60 * 60 * 1000
 export interface WriterIdentity {
   host: string
   pid: number
-  /** Random per process, so a later process that got the same pid is not mistaken for the writer. */
+  /** Tells this process from an earlier one that had the same pid (see processToken). */
   token: string
 }
 
@@ -17,7 +18,23 @@ export interface WriterIdentity {
 export const THIS_WRITER: Readonly<WriterIdentity> = {
   host: hostname(),
   pid: process.pid,
-  token: randomBytes(8).toString('hex'),
+  token: processToken(),
+}
+
+/**
+ * On Linux, the boot id and the process start time (clock ticks since boot): the same in every
+ * worker thread, different for any later process with this pid. Elsewhere a random value, which
+ * worker threads do not share: a store in one thread then drops another thread's unfinished writes.
+ */
+export function processToken(procDir = '/proc'): string {
+  try {
+    const bootId = readFileSync(`${procDir}/sys/kernel/random/boot_id`, 'utf8').trim()
+    const stat = readFileSync(`${procDir}/self/stat`, 'utf8')
+    const startTicks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+    return `${bootId}:${startTicks}`
+  } catch {
+    return randomBytes(8).toString('hex')
+  }
 }
 
 /** An incomplete row as the cleanup sees it. */

@@ -45,7 +45,7 @@ export class SqliteStore implements CacheStore {
   readonly corruptCopyPath: string | undefined
   /** Why the file could not be opened; undefined when the store works. */
   readonly failure: Error | undefined
-  readonly #tables: SqliteTables | undefined
+  /** The open tables and what writers share; undefined when the store failed. */
   readonly #context: WriterContext | undefined
   readonly #writers = new Map<string, Set<SqliteEntryWriter>>()
   readonly #sweepTimer: NodeJS.Timeout | undefined
@@ -58,7 +58,6 @@ export class SqliteStore implements CacheStore {
     this.sweepIntervalMs = sweepIntervalMs
     this.onCorrupt = onCorrupt
     const opened = openTables(path, onCorrupt, Date.now())
-    this.#tables = opened.tables
     this.corruptCopyPath = opened.corruptCopyPath
     this.failure = opened.failure
     if (opened.failure) reportStoreError(this, 'open', opened.failure)
@@ -69,14 +68,13 @@ export class SqliteStore implements CacheStore {
   }
 
   get(key: string): StoredEntry[] {
-    const tables = this.#usable()
+    const { tables } = this.#usable()
     const nowMs = Date.now()
     return tables.variants(key).map((row) => this.#toEntry(tables, row, nowMs))
   }
 
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
-    this.#usable()
-    const context = this.#context as WriterContext
+    const context = this.#usable()
     if (expectedSizeBytes !== undefined && expectedSizeBytes > context.entryLimitBytes) return undefined
     const writer = new SqliteEntryWriter(context, draftOf(key, meta))
     let writers = this.#writers.get(key)
@@ -89,12 +87,12 @@ export class SqliteStore implements CacheStore {
   }
 
   update(key: string, id: StoredEntry['id'], meta: EntryMeta): void {
-    const tables = this.#usable()
+    const { tables } = this.#usable()
     if (typeof id === 'number') tables.updateMeta(id, draftOf(key, meta))
   }
 
   delete(key: string): void {
-    this.#usable().deleteKey(key)
+    this.#usable().tables.deleteKey(key)
     for (const writer of [...(this.#writers.get(key) ?? [])]) writer.abort()
   }
 
@@ -104,27 +102,27 @@ export class SqliteStore implements CacheStore {
    * Returns how many rows went; 0 when another process holds the write lock (it never waits).
    */
   sweep(nowMs: number = Date.now()): number {
-    return this.#usable().sweep(nowMs, SWEEP_MAX_ROWS)
+    return this.#usable().tables.sweep(nowMs, SWEEP_MAX_ROWS)
   }
 
   /** Releases the file and stops the sweep timer; stored entries stay. */
   close(): void {
     this.#closed = true
     clearInterval(this.#sweepTimer)
-    this.#tables?.close()
+    this.#context?.tables.close()
   }
 
   /** Bytes (as counted for maxBytes) and number of the complete entries, across every process. */
   stats(): { totalBytes: number; entryCount: number } {
-    const totals = this.#usable().totals()
+    const totals = this.#usable().tables.totals()
     return { totalBytes: totals.bytes, entryCount: totals.entries }
   }
 
-  /** The open tables; throws when closed or failed. */
-  #usable(): SqliteTables {
+  /** The open tables and writer settings; throws when closed or failed. */
+  #usable(): WriterContext {
     if (this.#closed) throw new Error('undici-cache: SqliteStore is closed')
-    if (this.#tables === undefined) throw this.failure as Error
-    return this.#tables
+    if (this.#context === undefined) throw this.failure as Error
+    return this.#context
   }
 
   #writerContext(tables: SqliteTables): WriterContext {

@@ -13,6 +13,13 @@ import {
 /** A background write (use mark, sweep) waits at most this long for the write lock, then gives up. */
 const BACKGROUND_BUSY_TIMEOUT_MS = 0
 
+/** This process as the writer of the rows it inserts. */
+const WRITER_PARAMS = {
+  writerHost: THIS_WRITER.host,
+  writerPid: THIS_WRITER.pid,
+  writerToken: THIS_WRITER.token,
+}
+
 /** What a writer knows about the entry it writes. */
 export interface EntryDraft {
   key: string
@@ -135,20 +142,27 @@ export class SqliteTables {
     return this.#sql.selectChunk.get(entryId, seq)?.data
   }
 
-  /** Records a use of an entry for eviction order; skipped (false) rather than waiting or throwing. */
-  markUsed(entryId: number, nowMs: number): boolean {
-    if (!this.#open) return false
-    return this.#inBackground(() => this.#sql.markUsed.run(nowMs, entryId)) !== undefined
+  /** Records a use of an entry for eviction order; skipped rather than waiting or throwing. */
+  markUsed(entryId: number, nowMs: number): void {
+    this.#inBackground(() => this.#sql.markUsed.run(nowMs, entryId))
   }
 
   /**
-   * Removes at most `maxRows` expired entries (delete_at_ms passed, soonest first) and at most
-   * `maxRows` abandoned incomplete rows; returns how many rows went. Never waits for the write lock.
+   * Retries the discards that failed, then removes at most `maxRows` expired entries (delete_at_ms
+   * passed, soonest first) and at most `maxRows` abandoned incomplete rows; returns how many rows
+   * went. Never waits for the write lock: 0 when another connection holds it.
    */
   sweep(nowMs: number, maxRows: number): number {
     this.assertOpen()
-    for (const entryId of [...this.#undiscarded]) this.discard(entryId)
-    return this.#inBackground(() => this.#sweep.immediate(nowMs, maxRows)) ?? 0
+    for (const entryId of [...this.#undiscarded]) {
+      if (this.#inBackground(() => this.#removeIncomplete.immediate(entryId)))
+        this.#undiscarded.delete(entryId)
+    }
+    let removed = 0
+    this.#inBackground(() => {
+      removed = this.#sweep.immediate(nowMs, maxRows)
+    })
+    return removed
   }
 
   /** Bytes and count of the complete entries. */
@@ -168,7 +182,11 @@ export class SqliteTables {
     if (!this.#open) throw new Error('undici-cache: SqliteStore is closed')
   }
 
-  /** On open: killed writers' rows, chunks without a row (none expected), and a recount of the totals. */
+  /**
+   * On open: killed writers' rows, chunks without a row (none expected), and a recount of the totals.
+   * A cleanup that finds the disk full or the lock held too long is skipped (a later open or sweep
+   * does it); any other failure (read-only, damaged file) throws.
+   */
   #cleanUp(nowMs: number): void {
     const cleanUp = this.#db.transaction(() => {
       this.#removeAbandoned(nowMs, -1)
@@ -178,18 +196,20 @@ export class SqliteTables {
     try {
       cleanUp.immediate()
     } catch (error) {
+      if (isTransient(error)) return
       this.#db.close()
       throw error
     }
   }
 
-  /** Runs a write that may be skipped: no wait for the lock, undefined on any failure. */
-  #inBackground<T>(write: () => T): T | undefined {
+  /** Runs a write that may be skipped: no wait for the lock; false on any failure. */
+  #inBackground(write: () => void): boolean {
     this.#db.pragma(`busy_timeout = ${BACKGROUND_BUSY_TIMEOUT_MS}`)
     try {
-      return write()
+      write()
+      return true
     } catch {
-      return undefined
+      return false
     } finally {
       this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
     }
@@ -240,20 +260,9 @@ export class SqliteTables {
 
   #insertEntry(args: ChunkArgs, row: EntryRowValues): number {
     const { draft, nowMs } = args
-    const writer = {
-      writerHost: THIS_WRITER.host,
-      writerPid: THIS_WRITER.pid,
-      writerToken: THIS_WRITER.token,
-    }
-    const params = {
-      key: draft.key,
-      varyKey: draft.varyKey,
-      metaJson: draft.metaJson,
-      nowMs,
-      ...row,
-      ...writer,
-    }
-    return Number(this.#sql.insertEntry.run({ ...params, deleteAtMs: draft.deleteAtMs }).lastInsertRowid)
+    const { key, varyKey, metaJson, deleteAtMs } = draft
+    const params = { key, varyKey, metaJson, deleteAtMs, nowMs, ...row, ...WRITER_PARAMS }
+    return Number(this.#sql.insertEntry.run(params).lastInsertRowid)
   }
 
   #removeOtherVariants(draft: EntryDraft, keepId: number): void {
@@ -306,4 +315,10 @@ export class SqliteTables {
     this.#sql.deleteEntry.run(row.id)
     if (row.complete === 1) this.#sql.addTotals.run(-row.size_bytes, -1)
   }
+}
+
+/** SQLITE_FULL and SQLITE_BUSY pass: the same write may work later. */
+function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === 'SQLITE_FULL' || (typeof code === 'string' && code.startsWith('SQLITE_BUSY'))
 }

@@ -65,6 +65,22 @@ const faults: Fault[] = [
     sidecarsKept: false,
   },
   {
+    name: 'a store file with a damaged index page',
+    make: async (path) => {
+      await storeFile(path)
+      const raw = new Database(path, { readonly: true })
+      const page = raw.prepare(`SELECT rootpage FROM sqlite_schema WHERE name = 'sqlite_autoindex_chunks_1'`)
+      const pageNumber = page.pluck().get() as number
+      raw.close()
+      const fd = openSync(path, 'r+')
+      writeSync(fd, patternBody(4096, 9), 0, 4096, (pageNumber - 1) * 4096)
+      closeSync(fd)
+    },
+    message: 'database disk image is malformed (SQLITE_CORRUPT)',
+    corrupt: true,
+    sidecarsKept: false,
+  },
+  {
     name: 'a store file of a newer schema',
     make: async (path) => {
       await storeFile(path)

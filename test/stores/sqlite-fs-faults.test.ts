@@ -44,7 +44,7 @@ function failedReport(path: string, reason: string): OpenReport {
   return { path, failure, get: failure, put: failure }
 }
 
-test('a read-only file, a read-only directory, an unwritable parent: every call fails, one warning each', {
+test('a read-only file, an unreadable file, a read-only directory, an unwritable parent: calls fail, one warning each', {
   skip: process.getuid === undefined ? 'needs POSIX users and file modes' : false,
 }, async () => {
   const writable = join(dir, 'writable')
@@ -56,15 +56,19 @@ test('a read-only file, a read-only directory, an unwritable parent: every call 
   await storeBody(store, 'k', sampleMeta(), patternBody(100, 1))
   store.close()
   chmodSync(readOnlyFile, 0o444)
+  const unreadableFile = join(writable, 'unreadable.db')
+  writeFileSync(unreadableFile, '')
+  chmodSync(unreadableFile, 0o000)
   chmodSync(writable, 0o777)
   chmodSync(readOnly, 0o555)
   const newFile = join(readOnly, 'new.db')
   const newDir = join(readOnly, 'sub', 'new.db')
 
-  const { uid, reports, warnings } = await openInChild([readOnlyFile, newFile, newDir])
+  const { uid, reports, warnings } = await openInChild([readOnlyFile, unreadableFile, newFile, newDir])
   assert.notEqual(uid, 0)
   assert.deepEqual(reports, [
     failedReport(readOnlyFile, 'attempt to write a readonly database (SQLITE_READONLY)'),
+    failedReport(unreadableFile, `EACCES: permission denied, open '${unreadableFile}'`),
     failedReport(newFile, 'unable to open database file (SQLITE_CANTOPEN)'),
     failedReport(newDir, `EACCES: permission denied, mkdir '${join(readOnly, 'sub')}'`),
   ])
@@ -114,6 +118,11 @@ test('a full disk fails the write that hits it, drops that entry, and the store 
     t.diagnostic(
       `${stored.length} entries of 100 000 bytes fit; the failed write left ${left} unfinished row(s)`,
     )
+
+    const second = new SqliteStore({ path, sweepIntervalMs: 0 })
+    assert.equal(second.failure, undefined, 'opening on a full disk skips the cleanup and still reads')
+    assert.deepEqual(await readBody(entryAt(second.get('k0'))), patternBody(100_000, 0))
+    second.close()
 
     rmSync(filler)
     assert.equal(store.sweep(), 0, 'nothing expired; an unfinished row left by the failed write is retried')

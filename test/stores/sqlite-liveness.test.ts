@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import {
   type IncompleteRow,
   isAbandoned,
+  processToken,
   STALE_WRITE_MS,
   THIS_WRITER,
 } from '../../lib/stores/sqlite-liveness.js'
@@ -35,10 +37,39 @@ const row = (overrides: Partial<IncompleteRow>): IncompleteRow => ({
   ...overrides,
 })
 
-test('THIS_WRITER is this host and process, with a 16-hex-digit token', () => {
+const onLinux = process.platform === 'linux' ? false : 'the token comes from /proc on Linux only'
+
+test('THIS_WRITER is this host and process; the token is the boot id and start time', {
+  skip: onLinux,
+}, () => {
   assert.equal(THIS_WRITER.host, hostname())
   assert.equal(THIS_WRITER.pid, process.pid)
-  assert.match(THIS_WRITER.token, /^[0-9a-f]{16}$/)
+  const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const startTicks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  assert.equal(THIS_WRITER.token, `${bootId}:${startTicks}`)
+  assert.match(THIS_WRITER.token, /^[0-9a-f-]{36}:\d+$/)
+})
+
+test('without /proc the token is 16 random hex digits', () => {
+  const token = processToken(join(dir, 'no-proc'))
+  assert.match(token, /^[0-9a-f]{16}$/)
+  assert.notEqual(processToken(join(dir, 'no-proc')), token)
+})
+
+test('a worker thread has the same identity as its process, so it keeps the rows of other threads', {
+  skip: onLinux,
+}, async () => {
+  const url = new URL('../../lib/stores/sqlite-liveness.ts', import.meta.url).href
+  const code = `import('tsx/esm/api')
+    .then(({ register }) => { register(); return import(${JSON.stringify(url)}) })
+    .then((liveness) => require('node:worker_threads').parentPort.postMessage(liveness.THIS_WRITER))`
+  const worker = new Worker(code, { eval: true })
+  const [identity] = await once(worker, 'message')
+  await worker.terminate()
+  assert.deepEqual(identity, THIS_WRITER)
+  const written = { writer_host: identity.host, writer_pid: identity.pid, writer_token: identity.token }
+  assert.equal(isAbandoned(row(written), NOW_MS), false)
 })
 
 test('isAbandoned: idle rows, dead local writers and earlier holders of this pid; never live or foreign ones', async () => {

@@ -1,0 +1,58 @@
+import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from '../../lib/stores/store.js'
+
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+async function* later(chunks: Iterable<Buffer> | AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  for await (const chunk of chunks) {
+    await tick()
+    yield chunk
+  }
+}
+
+/**
+ * A real store whose every answer arrives on a later turn of the event loop, the way a network
+ * store's does: it drives the interceptor's asynchronous paths with MemoryStore's semantics.
+ */
+export class AsyncStore implements CacheStore {
+  readonly #inner: CacheStore
+
+  constructor(inner: CacheStore) {
+    this.#inner = inner
+  }
+
+  async get(key: string): Promise<StoredEntry[]> {
+    await tick()
+    const entries = await this.#inner.get(key)
+    return entries.map((entry) => ({ ...entry, body: undefined, readBody: () => later(entry.readBody()) }))
+  }
+
+  put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
+    const writer = this.#inner.put(key, meta, expectedSizeBytes)
+    if (!writer) return undefined
+    return {
+      write: async (chunk) => {
+        await tick()
+        await writer.write(chunk)
+      },
+      commit: async () => {
+        await tick()
+        await writer.commit()
+      },
+      abort: () => writer.abort(),
+    }
+  }
+
+  async update(key: string, id: StoredEntry['id'], meta: EntryMeta): Promise<void> {
+    await tick()
+    await this.#inner.update(key, id, meta)
+  }
+
+  async delete(key: string): Promise<void> {
+    await tick()
+    await this.#inner.delete(key)
+  }
+
+  async close(): Promise<void> {
+    await this.#inner.close()
+  }
+}
