@@ -1,4 +1,6 @@
 /** MemoryStore: an in-process store, least recently used entries evicted by bytes and by count. */
+
+import { deepFreeze } from './freeze.js'
 import { checkOptionKeys, integerOption, type StoreOptions } from './options.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from './store.js'
 
@@ -38,6 +40,8 @@ interface MemoryEntry {
   bodyBytes: number
   /** What counts against maxBytes: body plus metadata JSON. */
   sizeBytes: number
+  /** What get() returns, built once: frozen, so no caller can change the store through it. */
+  stored?: StoredEntry
 }
 
 /** What every writer of one store shares. */
@@ -97,6 +101,7 @@ export class MemoryStore implements CacheStore {
     const entry = typeof id === 'number' ? this.#byId.get(id) : undefined
     if (entry === undefined || entry.key !== key) return
     entry.meta = cloneMeta(meta)
+    entry.stored = undefined
     const sizeBytes = entry.bodyBytes + metaBytes(entry.meta)
     this.#totalBytes += sizeBytes - entry.sizeBytes
     entry.sizeBytes = sizeBytes
@@ -182,27 +187,30 @@ function readLimits(options: StoreOptions): MemoryStoreLimits {
   }
 }
 
-/** A private copy of `meta`, without the fields of a StoredEntry (callers may pass one back). */
+/** A private, frozen copy of `meta`, without the fields of a StoredEntry (callers may pass one back). */
 function cloneMeta(meta: EntryMeta): EntryMeta {
   const { id: _id, sizeBytes: _sizeBytes, body: _body, readBody: _readBody, ...rest } = meta as StoredEntry
-  return structuredClone(rest)
+  return deepFreeze(structuredClone(rest))
 }
 
 function metaBytes(meta: EntryMeta): number {
   return Buffer.byteLength(JSON.stringify(meta))
 }
 
+/** The entry as get() returns it; hits share one frozen object and copy neither metadata nor body. */
 function toStoredEntry(entry: MemoryEntry): StoredEntry {
+  if (entry.stored) return entry.stored
   const { chunks } = entry
   const stored: StoredEntry = {
-    ...structuredClone(entry.meta),
+    ...entry.meta,
     id: entry.id,
     sizeBytes: entry.bodyBytes,
     readBody: () => chunks.values(),
   }
   if (chunks.length === 0) stored.body = Buffer.alloc(0)
   else if (chunks.length === 1) stored.body = chunks[0]
-  return stored
+  entry.stored = Object.freeze(stored)
+  return entry.stored
 }
 
 /** Collects the chunks of one body; past maxEntryBytes it drops them and stores nothing. */

@@ -38,6 +38,11 @@ export interface SqliteStoreOptions {
    * cache. Default 'fail'.
    */
   onCorrupt?: OnCorrupt
+  /**
+   * Bytes of recently read small entries this process keeps in memory in front of the file; emptied
+   * whenever another process commits. 0 turns it off. Default 16 MiB.
+   */
+  hotBytes?: number
 }
 
 /** The size limits a SqliteStore runs with, options and defaults applied. */
@@ -55,6 +60,7 @@ export const SQLITE_STORE_DEFAULTS: Readonly<SqliteStoreSettings> = {
   chunkBytes: 256 * KIB,
   sweepIntervalMs: 60_000,
   onCorrupt: 'fail',
+  hotBytes: 16 * MIB,
 }
 
 const OPTION_KEYS = [
@@ -65,6 +71,7 @@ const OPTION_KEYS = [
   'chunkBytes',
   'sweepIntervalMs',
   'onCorrupt',
+  'hotBytes',
 ] as const
 
 /** `UNDICI_CACHE_PATH` when set, else `.cache/undici-cache/http-cache.db` under the current directory. */
@@ -91,6 +98,7 @@ export function readSqliteOptions(options: unknown): SqliteStoreSettings & { pat
       unit: 'ms',
     }),
     onCorrupt: choiceOption(STORE_NAME, checked, 'onCorrupt', ['fail', 'recreate'], defaults.onCorrupt),
+    hotBytes: bytes('hotBytes', defaults.hotBytes, 0),
   }
 }
 

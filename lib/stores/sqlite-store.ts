@@ -1,5 +1,6 @@
 /** SqliteStore: the default store, one SQLite file shared safely by several processes. */
 import { reportStoreError } from '../diagnostics.js'
+import { HotTier } from './sqlite-hot-tier.js'
 import { openTables } from './sqlite-open.js'
 import {
   type OnCorrupt,
@@ -49,10 +50,11 @@ export class SqliteStore implements CacheStore {
   readonly #context: WriterContext | undefined
   readonly #writers = new Map<string, Set<SqliteEntryWriter>>()
   readonly #sweepTimer: NodeJS.Timeout | undefined
+  readonly #hot: HotTier | undefined
   #closed = false
 
   constructor(options?: SqliteStoreOptions) {
-    const { path, sweepIntervalMs, onCorrupt, ...limits } = readSqliteOptions(options)
+    const { path, sweepIntervalMs, onCorrupt, hotBytes, ...limits } = readSqliteOptions(options)
     this.path = path
     this.limits = limits
     this.sweepIntervalMs = sweepIntervalMs
@@ -62,6 +64,12 @@ export class SqliteStore implements CacheStore {
     this.failure = opened.failure
     if (opened.failure) reportStoreError(this, 'open', opened.failure)
     if (opened.tables) this.#context = this.#writerContext(opened.tables)
+    const { tables } = opened
+    if (tables && hotBytes > 0) {
+      const hot = new HotTier(hotBytes, TOUCH_INTERVAL_MS, () => tables.dataVersion())
+      tables.onRemoved = (id) => hot.forgetEntry(id)
+      this.#hot = hot
+    }
     if (opened.tables && sweepIntervalMs > 0) {
       this.#sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs).unref()
     }
@@ -70,7 +78,17 @@ export class SqliteStore implements CacheStore {
   get(key: string): StoredEntry[] {
     const { tables } = this.#usable()
     const nowMs = Date.now()
-    return tables.variants(key).map((row) => this.#toEntry(tables, row, nowMs))
+    const hot = this.#hot?.get(key, nowMs)
+    if (hot) {
+      const recorded = hot.touch && hot.entries.every((entry) => tables.markUsed(entry.id as number, nowMs))
+      if (recorded) this.#hot?.touched(key, nowMs)
+      return hot.entries
+    }
+    const rows = tables.variants(key)
+    const recordedMs = rows.map((row) => recordUse(tables, row, nowMs))
+    const entries = rows.map((row) => toEntry(tables, row))
+    this.#hot?.remember(key, entries, Math.min(...recordedMs))
+    return entries
   }
 
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
@@ -88,10 +106,12 @@ export class SqliteStore implements CacheStore {
 
   update(key: string, id: StoredEntry['id'], meta: EntryMeta): void {
     const { tables } = this.#usable()
+    this.#hot?.forget(key)
     if (typeof id === 'number') tables.updateMeta(id, draftOf(key, meta))
   }
 
   delete(key: string): void {
+    this.#hot?.forget(key)
     this.#usable().tables.deleteKey(key)
     for (const writer of [...(this.#writers.get(key) ?? [])]) writer.abort()
   }
@@ -135,18 +155,24 @@ export class SqliteStore implements CacheStore {
     }
   }
 
-  #toEntry(tables: SqliteTables, row: VariantRow, nowMs: number): StoredEntry {
-    if (nowMs - row.last_used_ms >= TOUCH_INTERVAL_MS) tables.markUsed(row.id, nowMs)
-    const meta = JSON.parse(row.meta) as EntryMeta
-    const entry = { ...meta, id: row.id, sizeBytes: row.body_bytes }
-    const { body } = row
-    if (body !== null) return { ...entry, body, readBody: () => (body.length > 0 ? [body] : []) }
-    return { ...entry, readBody: () => readChunks(tables, row.id, row.body_bytes) }
-  }
-
   #release(key: string, writer: SqliteEntryWriter): void {
+    this.#hot?.forget(key)
     const writers = this.#writers.get(key)
     writers?.delete(writer)
     if (writers?.size === 0) this.#writers.delete(key)
   }
+}
+
+/** Records a use of the row if the last one is a minute old; returns when the last recorded use is. */
+function recordUse(tables: SqliteTables, row: VariantRow, nowMs: number): number {
+  if (nowMs - row.last_used_ms < TOUCH_INTERVAL_MS) return row.last_used_ms
+  return tables.markUsed(row.id, nowMs) ? nowMs : row.last_used_ms
+}
+
+function toEntry(tables: SqliteTables, row: VariantRow): StoredEntry {
+  const meta = JSON.parse(row.meta) as EntryMeta
+  const entry = { ...meta, id: row.id, sizeBytes: row.body_bytes }
+  const { body } = row
+  if (body !== null) return { ...entry, body, readBody: () => (body.length > 0 ? [body] : []) }
+  return { ...entry, readBody: () => readChunks(tables, row.id, row.body_bytes) }
 }

@@ -69,6 +69,9 @@ export class SqliteTables {
   readonly #removeIncomplete: Database.Transaction<(entryId: number) => void>
   readonly #update: Database.Transaction<(id: number, draft: EntryDraft) => void>
   readonly #sweep: Database.Transaction<(nowMs: number, maxRows: number) => number>
+  readonly #dataVersion: Database.Statement<[], number>
+  /** Told of every entry row this connection removes (replaced, evicted, deleted, swept). */
+  onRemoved: ((entryId: number) => void) | undefined
   /** Incomplete rows whose removal failed (busy, disk full); the next sweep retries them. */
   readonly #undiscarded = new Set<number>()
   #open = true
@@ -82,6 +85,7 @@ export class SqliteTables {
       this.#db.close()
       throw error
     }
+    this.#dataVersion = this.#db.prepare<[], number>('PRAGMA data_version').pluck()
     this.#append = this.#db.transaction((args: ChunkArgs) => this.#appendRows(args))
     this.#commit = this.#db.transaction((args: CommitArgs) => this.#commitRows(args))
     this.#removeKey = this.#db.transaction((key: string) => this.#removeKeyRows(key))
@@ -130,6 +134,12 @@ export class SqliteTables {
     this.#update.immediate(id, draft)
   }
 
+  /** Changes whenever another connection commits (SQLite's `PRAGMA data_version`). */
+  dataVersion(): number {
+    this.assertOpen()
+    return this.#dataVersion.get() as number
+  }
+
   /** Complete entries under `key`, newest first. */
   variants(key: string): VariantRow[] {
     this.assertOpen()
@@ -143,8 +153,8 @@ export class SqliteTables {
   }
 
   /** Records a use of an entry for eviction order; skipped rather than waiting or throwing. */
-  markUsed(entryId: number, nowMs: number): void {
-    this.#inBackground(() => this.#sql.markUsed.run(nowMs, entryId))
+  markUsed(entryId: number, nowMs: number): boolean {
+    return this.#inBackground(() => this.#sql.markUsed.run(nowMs, entryId))
   }
 
   /**
@@ -311,6 +321,7 @@ export class SqliteTables {
   }
 
   #remove(row: SizedRow): void {
+    this.onRemoved?.(row.id)
     this.#sql.deleteChunks.run(row.id)
     this.#sql.deleteEntry.run(row.id)
     if (row.complete === 1) this.#sql.addTotals.run(-row.size_bytes, -1)

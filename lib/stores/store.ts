@@ -41,7 +41,10 @@ export interface EntryWriter {
 
 /** The store contract every store implements. Keys are primary cache keys (see lib/key.ts). */
 export interface CacheStore {
-  /** Every complete variant stored under `key`, newest (last committed) first. */
+  /**
+   * Every complete variant stored under `key`, newest (last committed) first. Callers must not
+   * change what is returned: a store may hand the same frozen objects to every hit.
+   */
   get(key: string): MaybePromise<StoredEntry[]>
   /** Starts writing a new variant; `undefined` when the store will not take it. */
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined

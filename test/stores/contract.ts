@@ -192,7 +192,7 @@ export function runStoreContract(
       await store.close()
     })
 
-    test('stored metadata is a copy, on the way in and out', async () => {
+    test('stored metadata is a copy on the way in, and read-only (or a copy) on the way out', async () => {
       const store = await open()
       const meta = sampleMeta()
       const writer = store.put('k', meta)
@@ -201,8 +201,16 @@ export function runStoreContract(
       await writer.commit()
       meta.statusCode = 500
       const entry = entryAt(await store.get('k'))
-      entry.headers['x-reader'] = 'changed'
-      entry.varyValues.accept = 'changed'
+      for (const change of [
+        () => (entry.headers['x-reader'] = 'changed'),
+        () => (entry.varyValues.accept = 'changed'),
+      ]) {
+        try {
+          change()
+        } catch (error) {
+          assert.ok(error instanceof TypeError, 'a frozen entry refuses changes with a TypeError')
+        }
+      }
       assert.deepEqual(metaOf(entryAt(await store.get('k'))), sampleMeta())
       await store.close()
     })

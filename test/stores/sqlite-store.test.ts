@@ -61,7 +61,12 @@ test('SqliteStore defaults and the file settings', () => {
   assert.equal(store.onCorrupt, 'fail')
   assert.equal(store.failure, undefined)
   assert.equal(store.corruptCopyPath, undefined)
-  assert.deepEqual(SQLITE_STORE_DEFAULTS, { ...store.limits, sweepIntervalMs: 60_000, onCorrupt: 'fail' })
+  assert.deepEqual(SQLITE_STORE_DEFAULTS, {
+    ...store.limits,
+    sweepIntervalMs: 60_000,
+    onCorrupt: 'fail',
+    hotBytes: 16 * 1024 * 1024,
+  })
   const raw = rawDb(path)
   assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal')
   assert.equal(raw.pragma('user_version', { simple: true }), SCHEMA_VERSION)
@@ -286,7 +291,8 @@ test('update and eviction keep the totals equal to a recount', async () => {
   store.close()
 })
 
-const KNOWN = 'known: path, maxBytes, maxEntryBytes, maxEntries, chunkBytes, sweepIntervalMs, onCorrupt'
+const KNOWN =
+  'known: path, maxBytes, maxEntryBytes, maxEntries, chunkBytes, sweepIntervalMs, onCorrupt, hotBytes'
 const invalidOptions: [unknown, ErrorConstructor, string][] = [
   [{ maxBytes: -1 }, RangeError, 'SqliteStore option maxBytes must be a positive integer (bytes), got -1'],
   [
