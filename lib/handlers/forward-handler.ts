@@ -127,7 +127,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const fail = (error: unknown) => this.#storeFailed(writer, error, 'commit', end)
     try {
       const pending = this.#pendingWrite
-      const result = pending ? pending.then(() => writer.commit()) : writer.commit()
+      const commit = () => (writer.commitSoon ? writer.commitSoon() : writer.commit())
+      const result = pending ? pending.then(commit) : commit()
       const committed = () => {
         this.#committed = true
         end()

@@ -1,5 +1,6 @@
 /** SqliteStore: the default store, one SQLite file shared safely by several processes. */
 import { reportStoreError } from '../diagnostics.js'
+import { CommitQueue } from './sqlite-commit-queue.js'
 import { HotTier } from './sqlite-hot-tier.js'
 import { openTables } from './sqlite-open.js'
 import {
@@ -92,7 +93,7 @@ export class SqliteStore implements CacheStore {
   }
 
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
-    const context = this.#usable()
+    const context = this.#usable(false)
     if (expectedSizeBytes !== undefined && expectedSizeBytes > context.entryLimitBytes) return undefined
     const writer = new SqliteEntryWriter(context, draftOf(key, meta))
     let writers = this.#writers.get(key)
@@ -127,6 +128,7 @@ export class SqliteStore implements CacheStore {
 
   /** Releases the file and stops the sweep timer; stored entries stay. */
   close(): void {
+    this.#context?.commits.flush()
     this.#closed = true
     clearInterval(this.#sweepTimer)
     this.#context?.tables.close()
@@ -138,10 +140,14 @@ export class SqliteStore implements CacheStore {
     return { totalBytes: totals.bytes, entryCount: totals.entries }
   }
 
-  /** The open tables and writer settings; throws when closed or failed. */
-  #usable(): WriterContext {
+  /**
+   * The open tables and writer settings; throws when closed or failed. Commits waiting to be
+   * grouped are made first, so this process always reads its own writes.
+   */
+  #usable(flushCommits = true): WriterContext {
     if (this.#closed) throw new Error('undici-cache: SqliteStore is closed')
     if (this.#context === undefined) throw this.failure as Error
+    if (flushCommits) this.#context.commits.flush()
     return this.#context
   }
 
@@ -151,6 +157,7 @@ export class SqliteStore implements CacheStore {
       entryLimitBytes: Math.min(this.limits.maxEntryBytes, this.limits.maxBytes),
       chunkBytes: this.limits.chunkBytes,
       eviction: { maxBytes: this.limits.maxBytes, maxEntries: this.limits.maxEntries },
+      commits: new CommitQueue(tables),
       release: (key, writer) => this.#release(key, writer),
     }
   }

@@ -65,6 +65,7 @@ export class SqliteTables {
   readonly #sql: Statements
   readonly #append: Database.Transaction<(args: ChunkArgs) => number | undefined>
   readonly #commit: Database.Transaction<(args: CommitArgs) => void>
+  readonly #commitMany: Database.Transaction<(list: CommitArgs[]) => void>
   readonly #removeKey: Database.Transaction<(key: string) => void>
   readonly #removeIncomplete: Database.Transaction<(entryId: number) => void>
   readonly #update: Database.Transaction<(id: number, draft: EntryDraft) => void>
@@ -88,6 +89,9 @@ export class SqliteTables {
     this.#dataVersion = this.#db.prepare<[], number>('PRAGMA data_version').pluck()
     this.#append = this.#db.transaction((args: ChunkArgs) => this.#appendRows(args))
     this.#commit = this.#db.transaction((args: CommitArgs) => this.#commitRows(args))
+    this.#commitMany = this.#db.transaction((list: CommitArgs[]) => {
+      for (const args of list) this.#commitRows(args)
+    })
     this.#removeKey = this.#db.transaction((key: string) => this.#removeKeyRows(key))
     this.#removeIncomplete = this.#db.transaction((entryId: number) =>
       this.#remove({ id: entryId, size_bytes: 0, complete: 0 }),
@@ -109,6 +113,12 @@ export class SqliteTables {
   commit(args: CommitArgs): void {
     this.assertOpen()
     this.#commit.immediate(args)
+  }
+
+  /** Several commits in one transaction (group commit): all become visible together, or none. */
+  commitMany(list: CommitArgs[]): void {
+    this.assertOpen()
+    this.#commitMany.immediate(list)
   }
 
   /** Drops an incomplete entry row and its chunks; never throws (a failure is retried by `sweep`). */

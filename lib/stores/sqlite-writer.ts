@@ -1,5 +1,6 @@
 /** How SqliteStore streams a body in (chunk rows, then one commit) and back out (one row a step). */
 
+import type { CommitQueue } from './sqlite-commit-queue.js'
 import type { EntryDraft, EvictionLimits, SqliteTables } from './sqlite-tables.js'
 import type { EntryMeta, EntryWriter, StoredEntry } from './store.js'
 
@@ -9,6 +10,7 @@ export interface WriterContext {
   entryLimitBytes: number
   chunkBytes: number
   eviction: EvictionLimits
+  commits: CommitQueue
   release(key: string, writer: SqliteEntryWriter): void
 }
 
@@ -75,6 +77,17 @@ export class SqliteEntryWriter implements EntryWriter {
       this.#discardRows()
       throw error
     }
+  }
+
+  /** Like commit(), but may share one transaction with the other commits of this turn. */
+  commitSoon(): Promise<void> {
+    if (!this.#open) return Promise.resolve()
+    const args = { ...this.#chunkArgs(), bodyBytes: this.#bodyBytes, limits: this.#context.eviction }
+    this.#close()
+    return this.#context.commits.commit(args).catch((error: unknown) => {
+      this.#discardRows()
+      throw error
+    })
   }
 
   abort(): void {

@@ -35,6 +35,11 @@ export interface EntryWriter {
   write(chunk: Buffer): MaybePromise<void>
   /** Makes the entry visible, atomically replacing the variant with the same key and varyKey. */
   commit(): MaybePromise<void>
+  /**
+   * Optional: like `commit()`, but the store may group it with other commits made at about the same
+   * time (one transaction for many responses ending together). Resolved once the entry is visible.
+   */
+  commitSoon?(): Promise<void>
   /** Drops everything written; never throws. */
   abort(): void
 }
