@@ -130,9 +130,19 @@ export function parseCacheControl(value: HeaderValue): CacheControl {
   return directives
 }
 
-/** The response's Cache-Control directives (RFC 9111 §5.2.2). */
+/** Parsed directives of frozen header blocks (stored responses, read by every hit), by block. */
+const parsedFrozen = new WeakMap<Headers, CacheControl>()
+
+/**
+ * The response's Cache-Control directives (RFC 9111 §5.2.2). A frozen header block cannot change,
+ * so its directives are parsed once; treat the result as read-only.
+ */
 export function responseDirectives(headers: Headers): CacheControl {
-  return parseCacheControl(fieldLines(headers, 'cache-control'))
+  const known = parsedFrozen.get(headers)
+  if (known) return known
+  const directives = parseCacheControl(fieldLines(headers, 'cache-control'))
+  if (Object.isFrozen(headers)) parsedFrozen.set(headers, directives)
+  return directives
 }
 
 // RFC 9111 §5.4: without Cache-Control, a request's `Pragma: no-cache` means `Cache-Control: no-cache`

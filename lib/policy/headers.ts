@@ -16,10 +16,14 @@ export function fieldLines(headers: Headers, name: string): string[] {
 
 /** The members of comma-separated lines, trimmed, empty members dropped (RFC 9110 §5.6.1). */
 export function splitListMembers(lines: string[]): string[] {
-  return lines
-    .flatMap((line) => splitOutsideQuotes(line, ','))
-    .map((member) => member.trim())
-    .filter((member) => member !== '')
+  const members: string[] = []
+  for (const line of lines) {
+    for (const part of splitOutsideQuotes(line, ',')) {
+      const member = part.trim()
+      if (member !== '') members.push(member)
+    }
+  }
+  return members
 }
 
 /** List members across all lines of a field (RFC 9110 §5.6.1); commas in quoted strings do not split. */

@@ -14,6 +14,7 @@ export function parseDeltaSeconds(value: string): number | undefined {
  * An unterminated quoted-string runs to the end of the value.
  */
 export function splitOutsideQuotes(value: string, separator: string): string[] {
+  if (!value.includes('"')) return value.split(separator)
   const parts: string[] = []
   let start = 0
   let inQuotes = false
