@@ -3,6 +3,7 @@
 import { deepFreeze } from './freeze.js'
 import { checkOptionKeys, integerOption, type StoreOptions } from './options.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from './store.js'
+import { metaOnly, WritersInProgress } from './writers.js'
 
 const STORE_NAME = 'MemoryStore'
 const MIB = 1024 * 1024
@@ -62,7 +63,7 @@ export class MemoryStore implements CacheStore {
   readonly #byId = new Map<number, MemoryEntry>()
   /** The variants under each key, newest first. */
   readonly #byKey = new Map<string, MemoryEntry[]>()
-  readonly #writers = new Map<string, Set<MemoryEntryWriter>>()
+  readonly #writers = new WritersInProgress<MemoryEntryWriter>()
   #totalBytes = 0
   #nextId = 1
   #open = true
@@ -87,13 +88,7 @@ export class MemoryStore implements CacheStore {
     this.#assertOpen()
     if (expectedSizeBytes !== undefined && expectedSizeBytes > this.#context.entryLimitBytes) return undefined
     const writer = new MemoryEntryWriter(this.#context, key, cloneMeta(meta))
-    let writers = this.#writers.get(key)
-    if (writers === undefined) {
-      writers = new Set()
-      this.#writers.set(key, writers)
-    }
-    writers.add(writer)
-    return writer
+    return this.#writers.add(key, writer)
   }
 
   update(key: string, id: StoredEntry['id'], meta: EntryMeta): void {
@@ -111,14 +106,14 @@ export class MemoryStore implements CacheStore {
   delete(key: string): void {
     this.#assertOpen()
     for (const entry of this.#byKey.get(key) ?? []) this.#remove(entry)
-    for (const writer of [...(this.#writers.get(key) ?? [])]) writer.abort()
+    this.#writers.abortKey(key)
   }
 
   close(): void {
+    this.#writers.abortAll()
     this.#open = false
     this.#byId.clear()
     this.#byKey.clear()
-    this.#writers.clear()
     this.#totalBytes = 0
   }
 
@@ -167,9 +162,7 @@ export class MemoryStore implements CacheStore {
   }
 
   #release(key: string, writer: MemoryEntryWriter): void {
-    const writers = this.#writers.get(key)
-    writers?.delete(writer)
-    if (writers?.size === 0) this.#writers.delete(key)
+    this.#writers.release(key, writer)
   }
 
   #assertOpen(): void {
@@ -189,8 +182,7 @@ function readLimits(options: StoreOptions): MemoryStoreLimits {
 
 /** A private, frozen copy of `meta`, without the fields of a StoredEntry (callers may pass one back). */
 function cloneMeta(meta: EntryMeta): EntryMeta {
-  const { id: _id, sizeBytes: _sizeBytes, body: _body, readBody: _readBody, ...rest } = meta as StoredEntry
-  return deepFreeze(structuredClone(rest))
+  return deepFreeze(structuredClone(metaOnly(meta)))
 }
 
 function metaBytes(meta: EntryMeta): number {

@@ -11,6 +11,7 @@ import {
 import { DELETE_SCRIPT, GET_SCRIPT, UPDATE_SCRIPT } from './redis-scripts.js'
 import { RedisEntryWriter, type WriterContext } from './redis-writer.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from './store.js'
+import { metaOnly, WritersInProgress } from './writers.js'
 
 export { REDIS_STORE_DEFAULTS, type RedisClient, type RedisStoreOptions } from './redis-options.js'
 
@@ -32,7 +33,7 @@ export class RedisStore implements CacheStore {
   readonly limits: Readonly<RedisStoreLimits>
   readonly #connection: RedisConnection
   readonly #context: WriterContext
-  readonly #writers = new Map<string, Set<RedisEntryWriter>>()
+  readonly #writers = new WritersInProgress<RedisEntryWriter>()
   #open = true
 
   constructor(options: RedisStoreOptions) {
@@ -83,13 +84,7 @@ export class RedisStore implements CacheStore {
       metaJson: metaJson(meta),
       deleteAtMs: meta.deleteAtMs,
     })
-    let writers = this.#writers.get(key)
-    if (writers === undefined) {
-      writers = new Set()
-      this.#writers.set(key, writers)
-    }
-    writers.add(writer)
-    return writer
+    return this.#writers.add(key, writer)
   }
 
   async update(key: string, id: StoredEntry['id'], meta: EntryMeta): Promise<void> {
@@ -101,7 +96,7 @@ export class RedisStore implements CacheStore {
 
   async delete(key: string): Promise<void> {
     this.#assertOpen()
-    for (const writer of [...(this.#writers.get(key) ?? [])]) writer.abort()
+    this.#writers.abortKey(key)
     await this.#connection.run(DELETE_SCRIPT, [this.#indexKey(key)], [])
   }
 
@@ -109,7 +104,7 @@ export class RedisStore implements CacheStore {
   async close(): Promise<void> {
     if (!this.#open) return
     this.#open = false
-    for (const writers of [...this.#writers.values()]) for (const writer of [...writers]) writer.abort()
+    this.#writers.abortAll()
     await this.#connection.close()
   }
 
@@ -142,9 +137,7 @@ export class RedisStore implements CacheStore {
   }
 
   #release(key: string, writer: RedisEntryWriter): void {
-    const writers = this.#writers.get(key)
-    writers?.delete(writer)
-    if (writers?.size === 0) this.#writers.delete(key)
+    this.#writers.release(key, writer)
   }
 
   #assertOpen(): void {
@@ -154,8 +147,7 @@ export class RedisStore implements CacheStore {
 
 /** The metadata to store: `meta` without the fields of a StoredEntry (callers may pass one back). */
 function metaJson(meta: EntryMeta): string {
-  const { id: _id, sizeBytes: _sizeBytes, body: _body, readBody: _readBody, ...rest } = meta as StoredEntry
-  return JSON.stringify(rest)
+  return JSON.stringify(metaOnly(meta))
 }
 
 /** Reads a chunked body one GETRANGE per step; throws when it is gone or short (evicted, deleted). */

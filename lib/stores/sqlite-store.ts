@@ -13,6 +13,7 @@ import type { VariantRow } from './sqlite-statements.js'
 import type { SqliteTables } from './sqlite-tables.js'
 import { draftOf, readChunks, SqliteEntryWriter, type WriterContext } from './sqlite-writer.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from './store.js'
+import { WritersInProgress } from './writers.js'
 
 export {
   defaultSqlitePath,
@@ -49,7 +50,7 @@ export class SqliteStore implements CacheStore {
   readonly failure: Error | undefined
   /** The open tables and what writers share; undefined when the store failed. */
   readonly #context: WriterContext | undefined
-  readonly #writers = new Map<string, Set<SqliteEntryWriter>>()
+  readonly #writers = new WritersInProgress<SqliteEntryWriter>()
   readonly #sweepTimer: NodeJS.Timeout | undefined
   readonly #hot: HotTier | undefined
   #closed = false
@@ -96,13 +97,7 @@ export class SqliteStore implements CacheStore {
     const context = this.#usable(false)
     if (expectedSizeBytes !== undefined && expectedSizeBytes > context.entryLimitBytes) return undefined
     const writer = new SqliteEntryWriter(context, draftOf(key, meta))
-    let writers = this.#writers.get(key)
-    if (writers === undefined) {
-      writers = new Set()
-      this.#writers.set(key, writers)
-    }
-    writers.add(writer)
-    return writer
+    return this.#writers.add(key, writer)
   }
 
   update(key: string, id: StoredEntry['id'], meta: EntryMeta): void {
@@ -114,7 +109,7 @@ export class SqliteStore implements CacheStore {
   delete(key: string): void {
     this.#hot?.forget(key)
     this.#usable().tables.deleteKey(key)
-    for (const writer of [...(this.#writers.get(key) ?? [])]) writer.abort()
+    this.#writers.abortKey(key)
   }
 
   /**
@@ -164,9 +159,7 @@ export class SqliteStore implements CacheStore {
 
   #release(key: string, writer: SqliteEntryWriter): void {
     this.#hot?.forget(key)
-    const writers = this.#writers.get(key)
-    writers?.delete(writer)
-    if (writers?.size === 0) this.#writers.delete(key)
+    this.#writers.release(key, writer)
   }
 }
 

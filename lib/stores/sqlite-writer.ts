@@ -2,7 +2,8 @@
 
 import type { CommitQueue } from './sqlite-commit-queue.js'
 import type { EntryDraft, EvictionLimits, SqliteTables } from './sqlite-tables.js'
-import type { EntryMeta, EntryWriter, StoredEntry } from './store.js'
+import type { EntryMeta, EntryWriter } from './store.js'
+import { metaOnly } from './writers.js'
 
 /** What every writer of one store shares. */
 export interface WriterContext {
@@ -16,8 +17,7 @@ export interface WriterContext {
 
 /** The metadata to store: `meta` without the fields of a StoredEntry (callers may pass one back). */
 export function draftOf(key: string, meta: EntryMeta): EntryDraft {
-  const { id: _id, sizeBytes: _sizeBytes, body: _body, readBody: _readBody, ...rest } = meta as StoredEntry
-  const metaJson = JSON.stringify(rest)
+  const metaJson = JSON.stringify(metaOnly(meta))
   const metaBytes = Buffer.byteLength(metaJson)
   return { key, varyKey: meta.varyKey, metaJson, metaBytes, deleteAtMs: meta.deleteAtMs }
 }
