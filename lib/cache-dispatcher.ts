@@ -19,13 +19,14 @@ import { RevalidationHandler } from './handlers/revalidation-handler.js'
 import { serve } from './handlers/serve.js'
 import { cacheKey } from './key.js'
 import { type CacheConfig, type CacheRequestOptions, resolveRequestOptions } from './options.js'
+import { currentAgeSeconds } from './policy/age.js'
 import { requestDirectives } from './policy/cache-control.js'
 import type { ForwardReason } from './policy/cache-status.js'
 import { answersFromCache, withoutClientConditionals } from './policy/conditional.js'
 import { isSafeMethod } from './policy/invalidation.js'
 import { decideReuse, type ReuseDecision, staleWhileRevalidateAllows } from './policy/lookup.js'
 import { conditionalHeaders, isClientConditional } from './policy/revalidation.js'
-import type { Headers } from './policy/types.js'
+import type { Headers, StoredResponse } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
 import { normalizeHeaders, toRequestHeaders } from './request-headers.js'
 import type { StoredEntry } from './stores/store.js'
@@ -118,8 +119,11 @@ export class CacheDispatcher {
       if (onlyIfCached) return this.#gatewayTimeout(handler)
       return this.#toOrigin(exchange, handler, entries.length === 0 ? 'miss' : 'vary-miss')
     }
-    if (collapsed && (entry.responseTimeMs >= collapsed.sinceMs || entry.id === collapsed.validatedEntryId)) {
-      return this.#serveEntry(exchange, handler, entry, { fwd: collapsed.fwd, collapsed: true })
+    if (collapsed && collapsed.validated?.entryId === entry.id) {
+      return this.#serveCollapsed(exchange, handler, entry, collapsed.validated.meta)
+    }
+    if (collapsed && entry.responseTimeMs >= collapsed.sinceMs) {
+      return this.#serveCollapsed(exchange, handler, entry, entry)
     }
     const decision = this.#decide(exchange, entry)
     if (decision.action !== 'revalidate') {
@@ -171,13 +175,21 @@ export class CacheDispatcher {
     return true
   }
 
+  /** A waiter served what its flight stored or validated (RFC 9211 `collapsed`). */
+  #serveCollapsed(exchange: Exchange, handler: Handler, entry: StoredEntry, meta: StoredResponse): boolean {
+    const ageSeconds = currentAgeSeconds(meta, Date.now())
+    const status = { fwd: exchange.collapsed?.fwd, collapsed: true }
+    respondFromCache(exchange, handler, new RelayController(), entry, meta, ageSeconds, status)
+    return true
+  }
+
   /** Sends the request on, unless an identical one is already on its way: then it waits for it. */
   #toOrigin(exchange: Exchange, handler: Handler, fwd: ForwardReason, entry?: StoredEntry): boolean {
     if (!exchange.coalesce) return this.#send(exchange, handler, fwd, entry)
     const inFlight = this.#flights.get(flightKey(exchange))
     if (inFlight) {
       inFlight.join((outcome) => {
-        const collapsed = { sinceMs: inFlight.startedMs, fwd, validatedEntryId: inFlight.validatedEntryId }
+        const collapsed = { sinceMs: inFlight.startedMs, fwd, validated: inFlight.validated }
         this.#rerun(exchange, handler, collapsed, outcome)
       })
       return true

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import type { Validated } from './flights.js'
 import type { CacheConfig, CacheRequestOptions } from './options.js'
 import { type CacheStatusParams, type ForwardReason, formatCacheStatus } from './policy/cache-status.js'
 import { targetedView } from './policy/targeted.js'
@@ -30,8 +31,8 @@ export interface Collapsed {
   sinceMs: number
   /** Why it would have gone to the origin itself. */
   fwd: ForwardReason
-  /** An entry the flight validated (304) without rewriting it: servable as if stored since `sinceMs`. */
-  validatedEntryId?: string | number
+  /** An entry the flight validated (304) without rewriting it: served with the freshened metadata. */
+  validated?: Validated
 }
 
 /** The headers the policy reads: RFC 9213 targeted fields replace Cache-Control and Expires. */

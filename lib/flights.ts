@@ -1,5 +1,13 @@
+import type { StoredResponse } from './policy/types.js'
+
 /** How a request in flight ended, for the identical requests that waited on it. */
 export type FlightOutcome = 'stored' | 'not-stored'
+
+/** An entry validated by a 304 but not written back, and the freshened metadata to serve it with. */
+export interface Validated {
+  entryId: string | number
+  meta: StoredResponse
+}
 
 type Waiter = (outcome: FlightOutcome) => void
 
@@ -7,8 +15,8 @@ type Waiter = (outcome: FlightOutcome) => void
 export class Flight {
   /** When the flight started (epoch ms): what it stores is at least this fresh. */
   readonly startedMs: number
-  /** The stored entry a 304 validated without rewriting it (nothing in it changed). */
-  validatedEntryId: string | number | undefined
+  /** A stored entry a 304 validated without rewriting it, with the metadata it would have had. */
+  validated: Validated | undefined
   readonly #waiters: Waiter[] = []
   readonly #onSettled: () => void
   #settled = false
@@ -27,10 +35,10 @@ export class Flight {
   }
 
   /** Releases every waiter once; later calls do nothing. */
-  settle(outcome: FlightOutcome, validatedEntryId?: string | number): void {
+  settle(outcome: FlightOutcome, validated?: Validated): void {
     if (this.#settled) return
     this.#settled = true
-    this.validatedEntryId = validatedEntryId
+    this.validated = validated
     this.#onSettled()
     for (const waiter of this.#waiters.splice(0)) waiter(outcome)
   }

@@ -1,7 +1,7 @@
 import { reportStoreError } from './diagnostics.js'
 import { type Exchange, policyView, quietly } from './exchange.js'
-import type { FlightOutcome } from './flights.js'
-import { freshnessLifetimeSeconds } from './policy/freshness.js'
+import type { FlightOutcome, Validated } from './flights.js'
+import { responseDirectives } from './policy/cache-control.js'
 import { singletonValue } from './policy/headers.js'
 import { usefulUntilMs } from './policy/lookup.js'
 import { freshenedHeaders, hasValidator, notModifiedMatches } from './policy/revalidation.js'
@@ -42,7 +42,7 @@ export function storeFreshened(
   exchange: Exchange,
   entry: StoredEntry,
   meta: EntryMeta,
-  settled?: (outcome: FlightOutcome, validatedEntryId?: StoredEntry['id']) => void,
+  settled?: (outcome: FlightOutcome, validated?: Validated) => void,
 ): void {
   const { config, key, request } = exchange
   if (!exchange.mayStore) {
@@ -56,7 +56,7 @@ export function storeFreshened(
   const decision = canStore({ ...request, method: 'GET' }, policyView(config, stored), config.shared)
   const outcome: FlightOutcome = decision.storable ? 'stored' : 'not-stored'
   if (decision.storable && changesNothing(exchange, entry, stored)) {
-    settled?.('stored', entry.id)
+    settled?.('stored', { entryId: entry.id, meta })
     return
   }
   const done = () => settled?.(outcome)
@@ -86,12 +86,12 @@ function sameFieldsBut(a: Headers, b: Headers, ignored: ReadonlySet<string>): bo
 }
 
 /**
- * A 304 for a response that is stale on arrival (e.g. `no-cache`) and that changes no field but
- * its dates: writing it back would change no later decision, so the write is skipped.
+ * A 304 for a `no-cache` response that changes no field but its dates: every use of such a response
+ * is validated first and it is never served stale (RFC 9111 §5.2.2.4, RFC 5861), so its stored
+ * times decide nothing later and the write is skipped.
  */
 function changesNothing(exchange: Exchange, entry: StoredEntry, freshened: EntryMeta): boolean {
-  const { config } = exchange
-  if (freshnessLifetimeSeconds(policyView(config, freshened), config.shared) > 0) return false
+  if (responseDirectives(policyView(exchange.config, freshened).headers).noCache !== true) return false
   return sameFieldsBut(entry.headers, freshened.headers, TIMING_FIELDS)
 }
 

@@ -113,8 +113,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     const meta = freshenedMeta(this.#exchange, this.#entry, this.#notModifiedHeaders)
     const flight = this.#options.flight
     const collapsed = (flight?.waiterCount ?? 0) > 0
-    storeFreshened(this.#exchange, this.#entry, meta, (outcome, validatedId) =>
-      flight?.settle(outcome, validatedId),
+    storeFreshened(this.#exchange, this.#entry, meta, (outcome, validated) =>
+      flight?.settle(outcome, validated),
     )
     if (this.#options.background) {
       this.#endSilently()

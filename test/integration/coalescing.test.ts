@@ -87,7 +87,10 @@ for (const kind of storeKinds) {
       const replies = await burst('/no-cache', 30)
       assert.equal(origin.count('/no-cache'), 2)
       assert.equal(origin.requests.at(-1)?.headers['if-none-match'], '"nc"')
-      for (const r of replies) assert.equal(r.body, '/no-cache in none')
+      for (const r of replies) {
+        assert.equal(r.body, '/no-cache in none')
+        assert.equal(r.headers.age, '0', 'a response just validated is served with its new age')
+      }
       const statuses = replies.map((r) => String(r.headers['cache-status']))
       assert.equal(
         statuses.filter((s) => s === 'undici-cache; fwd=stale; fwd-status=304; collapsed').length,

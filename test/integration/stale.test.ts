@@ -23,6 +23,7 @@ for (const kind of storeKinds) {
           '/swr': 'max-age=1, stale-while-revalidate=30',
           '/sie': 'max-age=1, stale-if-error=30',
           '/sie-strict': 'max-age=1, stale-if-error=30, must-revalidate',
+          '/swr0': 'max-age=0, stale-while-revalidate=2',
         }
         const headers = { 'cache-control': cacheControl[path] ?? 'max-age=1', etag: '"s"' }
         if (conditional) return setTimeout(() => reply(res, 304, headers), 50)
@@ -51,6 +52,19 @@ for (const kind of storeKinds) {
       const fresh = await send(cache.agent, `${origin.url}/swr`)
       assert.match(String(fresh.headers['cache-status']), /^undici-cache; hit; ttl=[01]$/)
       assert.equal(origin.count('/swr'), 2)
+    })
+
+    test('a background 304 restarts the stale-while-revalidate window (the entry is freshened)', async () => {
+      await send(cache.agent, `${origin.url}/swr0`)
+      await sleep(1500)
+      const first = await send(cache.agent, `${origin.url}/swr0`)
+      assert.match(String(first.headers['cache-status']), /^undici-cache; hit; ttl=-[0-9]+$/)
+      await sleep(1500)
+      const second = await send(cache.agent, `${origin.url}/swr0`)
+      assert.match(String(second.headers['cache-status']), /^undici-cache; hit; ttl=-[0-9]+$/)
+      assert.equal(second.body, 'stale test /swr0')
+      await sleep(100)
+      assert.equal(origin.count('/swr0'), 3)
     })
 
     test('a failed background revalidation is published on the diagnostics channel, never to a caller', async () => {
