@@ -9,6 +9,7 @@ import {
 } from './exchange.js'
 import { type Flight, type FlightOutcome, Flights } from './flights.js'
 import { backgroundHandler } from './handlers/background-handler.js'
+import type { LiveWaiter } from './handlers/fan-out.js'
 import { ForwardHandler } from './handlers/forward-handler.js'
 import { InvalidationHandler } from './handlers/invalidation-handler.js'
 import { PassHandler } from './handlers/pass-handler.js'
@@ -27,7 +28,7 @@ import { isSafeMethod } from './policy/invalidation.js'
 import { decideReuse, type ReuseDecision, staleWhileRevalidateAllows } from './policy/lookup.js'
 import { conditionalHeaders, isClientConditional } from './policy/revalidation.js'
 import type { Headers, StoredResponse } from './policy/types.js'
-import { selectVariant } from './policy/vary.js'
+import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
 import { normalizeHeaders, toRequestHeaders } from './request-headers.js'
 import type { StoredEntry } from './stores/store.js'
 
@@ -188,9 +189,12 @@ export class CacheDispatcher {
     if (!exchange.coalesce) return this.#send(exchange, handler, fwd, entry)
     const inFlight = this.#flights.get(flightKey(exchange))
     if (inFlight) {
-      inFlight.join((outcome) => {
-        const collapsed = { sinceMs: inFlight.startedMs, fwd, validated: inFlight.validated }
-        this.#rerun(exchange, handler, collapsed, outcome)
+      inFlight.join({
+        settled: (outcome) => {
+          const collapsed = { sinceMs: inFlight.startedMs, fwd, validated: inFlight.validated }
+          this.#rerun(exchange, handler, collapsed, outcome)
+        },
+        live: this.#liveWaiter(exchange, handler, fwd),
       })
       return true
     }
@@ -201,6 +205,25 @@ export class CacheDispatcher {
       entry,
       this.#flights.start(flightKey(exchange), exchange.requestTimeMs),
     )
+  }
+
+  /**
+   * A plain GET waiter can be fed the leader's response as it arrives; one with a Range, its own
+   * conditionals or a forced lifetime re-enters the cache instead, once the flight has settled.
+   */
+  #liveWaiter(exchange: Exchange, handler: Handler, fwd: ForwardReason): LiveWaiter | undefined {
+    const { headers, method } = exchange.request
+    if (method !== 'GET' || headers.range !== undefined || isClientConditional(headers)) return undefined
+    if (exchange.requestOptions?.ttl !== undefined) return undefined
+    return {
+      handler,
+      varyKeyFor: (responseHeaders) => {
+        const names = varyFieldNames(responseHeaders)
+        return names === '*' ? '*' : varyKey(varyValues(names, headers))
+      },
+      headers: (responseHeaders) =>
+        forwardedHeaders(responseHeaders, cacheStatusValue(this.#config, { fwd, collapsed: true })),
+    }
   }
 
   /** A waiter goes through the cache again: a stored result is served to it as `collapsed`. */

@@ -1,3 +1,4 @@
+import type { LiveWaiter } from './handlers/fan-out.js'
 import type { StoredResponse } from './policy/types.js'
 
 /** How a request in flight ended, for the identical requests that waited on it. */
@@ -9,7 +10,12 @@ export interface Validated {
   meta: StoredResponse
 }
 
-type Waiter = (outcome: FlightOutcome) => void
+/** A request waiting on the flight: re-run when it settles, unless it is fed the response live. */
+export interface Waiter {
+  settled: (outcome: FlightOutcome) => void
+  /** Set when the waiter can take the leader's response as it arrives (a plain GET). */
+  live?: LiveWaiter
+}
 
 /** One request on its way to the origin for a key; identical requests wait on it (single flight). */
 export class Flight {
@@ -34,13 +40,26 @@ export class Flight {
     this.#waiters.push(waiter)
   }
 
+  /** Takes the live-capable waiters that `accept` picks: they are fed the response, not re-run. */
+  takeLive(accept: (waiter: LiveWaiter) => boolean): LiveWaiter[] {
+    const taken: LiveWaiter[] = []
+    for (let index = this.#waiters.length - 1; index >= 0; index--) {
+      const live = this.#waiters[index]?.live
+      if (live && accept(live)) {
+        taken.unshift(live)
+        this.#waiters.splice(index, 1)
+      }
+    }
+    return taken
+  }
+
   /** Releases every waiter once; later calls do nothing. */
   settle(outcome: FlightOutcome, validated?: Validated): void {
     if (this.#settled) return
     this.#settled = true
     this.validated = validated
     this.#onSettled()
-    for (const waiter of this.#waiters.splice(0)) waiter(outcome)
+    for (const waiter of this.#waiters.splice(0)) waiter.settled(outcome)
   }
 }
 

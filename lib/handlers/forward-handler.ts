@@ -9,11 +9,14 @@ import { isWorthStoring, usefulUntilMs } from '../policy/lookup.js'
 import { canStore, headersToStore } from '../policy/storable.js'
 import type { Headers } from '../policy/types.js'
 import { varyFieldNames, varyKey, varyValues } from '../policy/vary.js'
-import type { EntryMeta, EntryWriter } from '../stores/store.js'
+import type { EntryMeta, EntryWriter, StoredEntry } from '../stores/store.js'
+import { FanOut, type StoredCopy } from './fan-out.js'
 import type { RelayController } from './relay-controller.js'
 import { forwardedHeaders } from './response-headers.js'
 
-type Opened = { writer: EntryWriter; detail?: undefined } | { writer?: undefined; detail: string }
+type Opened =
+  | { writer: EntryWriter; meta: EntryMeta; detail?: undefined }
+  | { writer?: undefined; meta?: undefined; detail: string }
 
 export interface ForwardOptions {
   /** Why the request went to the origin (RFC 9211 `fwd`). */
@@ -62,6 +65,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #fwd: ForwardReason
   readonly #flight: Flight | undefined
   #writer: EntryWriter | undefined
+  #meta: EntryMeta | undefined
+  #fanOut: FanOut | undefined
   #committed = false
   #pendingWrite: Promise<void> | undefined
 
@@ -91,13 +96,16 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   ): void {
     const opened = this.#open(statusCode, headers, statusMessage ?? '')
     this.#writer = opened.writer
-    if (!opened.writer) this.#flight?.settle('not-stored')
+    this.#meta = opened.meta
+    const collapsed = (this.#flight?.waiterCount ?? 0) > 0
+    if (!opened.meta) this.#flight?.settle('not-stored')
+    else this.#startFanOut(opened.meta, statusCode, headers, statusMessage)
     if (this.#exchange.request.method === 'HEAD' && statusCode === 200)
       freshenFromHead(this.#exchange, { statusCode, headers })
     const status = cacheStatusValue(this.#exchange.config, {
       fwd: this.#fwd,
       stored: opened.writer !== undefined,
-      collapsed: (this.#flight?.waiterCount ?? 0) > 0,
+      collapsed,
       detail: opened.detail,
     })
     this.#downstream.onResponseStart?.(
@@ -110,12 +118,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#writer) this.#write(this.#writer, chunk)
+    this.#fanOut?.data(chunk)
     this.#downstream.onResponseData?.(this.#relay, chunk)
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
     const end = () => {
       this.#flight?.settle(this.#committed ? 'stored' : 'not-stored')
+      this.#fanOut?.end(this.#committed ? this.#storedCopy() : undefined)
       this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
     }
     const writer = this.#writer
@@ -144,6 +154,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#writer?.abort()
     this.#writer = undefined
     this.#flight?.settle('not-stored')
+    this.#fanOut?.fail(error)
     this.#downstream.onResponseError?.(this.#relay, error)
   }
 
@@ -161,10 +172,33 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       const meta = entryMeta(this.#exchange, statusCode, headers, statusMessage)
       if (!isWorthStoring(policyView(config, meta), config.shared)) return { detail: 'no-freshness' }
       const writer = store.put(this.#exchange.key, meta, expectedSizeBytes(headers))
-      return writer ? { writer } : { detail: 'too-large' }
+      return writer ? { writer, meta } : { detail: 'too-large' }
     } catch (error) {
       reportStoreError(store, 'put', error)
       return { detail: 'store-error' }
+    }
+  }
+
+  /** The waiters whose requests select this response (same Vary values) are fed it as it arrives. */
+  #startFanOut(
+    meta: EntryMeta,
+    statusCode: number,
+    headers: Headers,
+    statusMessage: string | undefined,
+  ): void {
+    const live = this.#flight?.takeLive((waiter) => waiter.varyKeyFor(headers) === meta.varyKey) ?? []
+    if (live.length > 0) this.#fanOut = new FanOut(live, statusCode, headers, statusMessage)
+  }
+
+  /** Finds the entry this response became, for waiters that fell behind (never another one). */
+  #storedCopy(): StoredCopy {
+    const { config, key } = this.#exchange
+    const meta = this.#meta
+    const pick = (entries: StoredEntry[]) =>
+      entries.find((entry) => entry.varyKey === meta?.varyKey && entry.responseTimeMs === meta.responseTimeMs)
+    return () => {
+      const entries = config.store.get(key)
+      return Array.isArray(entries) ? pick(entries) : entries.then(pick)
     }
   }
 

@@ -18,6 +18,7 @@ export const STATEMENT_SQL = {
   selectVariants: `SELECT id, meta, body, body_bytes, last_used_ms FROM entries
     WHERE key = ? AND complete = 1 ORDER BY stored_ms DESC, id DESC`,
   selectChunk: 'SELECT data FROM chunks WHERE entry_id = ? AND seq = ?',
+  selectLastStored: 'SELECT MAX(stored_ms) AS ms FROM entries WHERE key = ? AND complete = 1',
   markUsed: 'UPDATE entries SET last_used_ms = ? WHERE id = ? AND complete = 1',
   selectSameVariant: `SELECT id, size_bytes, complete FROM entries
     WHERE key = ? AND complete = 1 AND vary_key = ? AND id != ?`,
@@ -72,6 +73,7 @@ export interface Statements {
   markWritten: Statement<[number, number]>
   insertChunk: Statement<[number, number, Buffer]>
   markComplete: Statement<[number, number, number, number, number]>
+  selectLastStored: Statement<[string], { ms: number | null }>
   selectVariants: Statement<[string], VariantRow>
   selectChunk: Statement<[number, number], { data: Buffer }>
   markUsed: Statement<[number, number]>

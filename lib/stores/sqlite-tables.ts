@@ -248,31 +248,51 @@ export class SqliteTables {
 
   #commitRows(args: CommitArgs): void {
     const sizeBytes = args.bodyBytes + args.draft.metaBytes
+    const storedMs = this.#commitTimeMs(args)
     const entryId =
       args.entryId === undefined
-        ? this.#insertInline(args, sizeBytes)
-        : this.#completeChunked(args, args.entryId, sizeBytes)
+        ? this.#insertInline(args, sizeBytes, storedMs)
+        : this.#completeChunked(args, args.entryId, sizeBytes, storedMs)
     if (entryId === undefined) return
     this.#removeOtherVariants(args.draft, entryId)
     this.#sql.addTotals.run(sizeBytes, 1)
     this.#evict({ id: entryId, size_bytes: sizeBytes, complete: 1 }, args.limits)
   }
 
-  #insertInline(args: CommitArgs, sizeBytes: number): number {
+  /**
+   * The commit's place in its key's newest-first order: now, but always after the key's last commit,
+   * so two commits in one millisecond keep their order (the ids of chunked rows say when they began).
+   */
+  #commitTimeMs(args: CommitArgs): number {
+    const lastMs = this.#sql.selectLastStored.get(args.draft.key)?.ms ?? 0
+    return Math.max(args.nowMs, lastMs + 1)
+  }
+
+  #insertInline(args: CommitArgs, sizeBytes: number, storedMs: number): number {
     const row: EntryRowValues = {
       complete: 1,
       body: args.data,
       bodyBytes: args.bodyBytes,
       sizeBytes,
-      storedMs: args.nowMs,
+      storedMs,
     }
     return this.#insertEntry(args, row)
   }
 
   /** Flips the row to complete with its last chunk; undefined when the row is gone. */
-  #completeChunked(args: CommitArgs, entryId: number, sizeBytes: number): number | undefined {
-    const { nowMs } = args
-    const changes = this.#sql.markComplete.run(args.bodyBytes, sizeBytes, nowMs, nowMs, entryId).changes
+  #completeChunked(
+    args: CommitArgs,
+    entryId: number,
+    sizeBytes: number,
+    storedMs: number,
+  ): number | undefined {
+    const changes = this.#sql.markComplete.run(
+      args.bodyBytes,
+      sizeBytes,
+      storedMs,
+      args.nowMs,
+      entryId,
+    ).changes
     if (changes === 0) return undefined
     if (args.data.length > 0) this.#sql.insertChunk.run(entryId, args.seq, args.data)
     return entryId

@@ -63,3 +63,19 @@ test('a write cancelled by delete() among waiting commits stores nothing; the ot
   assert.equal(store.stats().entryCount, 3)
   store.close()
 })
+
+test('two commits of one key in the same millisecond keep their commit order (newest first)', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_800_000_000_000 })
+  const store = new SqliteStore({ path: join(dir, 'order.db'), chunkBytes: 1024 })
+  const first = store.put('k', sampleMeta({ varyKey: 'first' }))
+  const second = store.put('k', sampleMeta({ varyKey: 'second' }))
+  assert.ok(first && second)
+  second.write(patternBody(1024, 1))
+  first.commit()
+  second.commit()
+  assert.deepEqual(
+    store.get('k').map((entry) => entry.varyKey),
+    ['second', 'first'],
+  )
+  store.close()
+})
