@@ -128,24 +128,12 @@ export class CacheDispatcher {
     }
     const decision = this.#decide(exchange, entry)
     if (decision.action !== 'revalidate') {
-      return this.#serveEntry(
-        exchange,
-        handler,
-        entry,
-        { hit: true, ttlSeconds: decision.ttlSeconds },
-        decision,
-      )
+      return this.#serveHit(exchange, handler, entry, decision)
     }
     if (onlyIfCached) return this.#gatewayTimeout(handler)
     if (staleWhileRevalidateAllows(policyView(this.#config, entry), decision, this.#config.shared)) {
       this.#revalidateInBackground(exchange, entry)
-      return this.#serveEntry(
-        exchange,
-        handler,
-        entry,
-        { hit: true, ttlSeconds: decision.ttlSeconds },
-        decision,
-      )
+      return this.#serveHit(exchange, handler, entry, decision)
     }
     return this.#toOrigin(exchange, handler, forwardReason(decision), entry)
   }
@@ -164,15 +152,10 @@ export class CacheDispatcher {
     return { ...decision, lifetimeSeconds: ttl, ttlSeconds, action: ttlSeconds > 0 ? 'fresh' : 'revalidate' }
   }
 
-  #serveEntry(
-    exchange: Exchange,
-    handler: Handler,
-    entry: StoredEntry,
-    status: Parameters<typeof respondFromCache>[6],
-    decision?: ReuseDecision,
-  ): boolean {
-    const ageSeconds = decision?.ageSeconds ?? this.#decide(exchange, entry).ageSeconds
-    respondFromCache(exchange, handler, new RelayController(), entry, entry, ageSeconds, status)
+  /** A fresh hit, or a stale one the request or stale-while-revalidate allows (RFC 9211 `hit; ttl`). */
+  #serveHit(exchange: Exchange, handler: Handler, entry: StoredEntry, decision: ReuseDecision): boolean {
+    const status = { hit: true, ttlSeconds: decision.ttlSeconds }
+    respondFromCache(exchange, handler, new RelayController(), entry, entry, decision.ageSeconds, status)
     return true
   }
 
