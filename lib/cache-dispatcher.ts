@@ -102,13 +102,15 @@ export class CacheDispatcher {
       return this.#pass(exchange.opts, handler, 'miss', 'store-error')
     }
     if (Array.isArray(entries)) return this.#afterLookup(exchange, handler, entries)
-    entries.then(
-      (found) => this.#afterLookup(exchange, handler, found),
-      (error: unknown) => {
-        reportStoreError(store, 'get', error)
-        this.#pass(exchange.opts, handler, 'miss', 'store-error')
-      },
-    )
+    entries
+      .then(
+        (found) => this.#afterLookup(exchange, handler, found),
+        (error: unknown) => {
+          reportStoreError(store, 'get', error)
+          return this.#pass(exchange.opts, handler, 'miss', 'store-error')
+        },
+      )
+      .catch((error: unknown) => failAsync(handler, error))
     return true
   }
 
@@ -173,9 +175,16 @@ export class CacheDispatcher {
     const inFlight = this.#flights.get(flightKey(exchange))
     if (inFlight) {
       inFlight.join({
+        // Re-run on a microtask: outside the leader's handler callbacks, and a throw reaches this waiter only.
         settled: (outcome) => {
           const collapsed = { sinceMs: inFlight.startedMs, fwd, validated: inFlight.validated }
-          this.#rerun(exchange, handler, collapsed, outcome)
+          queueMicrotask(() => {
+            try {
+              this.#rerun(exchange, handler, collapsed, outcome)
+            } catch (error) {
+              failAsync(handler, error)
+            }
+          })
         },
         live: this.#liveWaiter(exchange, handler, fwd),
       })
@@ -290,6 +299,12 @@ export class CacheDispatcher {
 function forwardReason(decision: ReuseDecision): ForwardReason {
   const byRequest = REQUEST_REASONS.has(decision.reason) && decision.ttlSeconds > 0
   return byRequest ? 'request' : 'stale'
+}
+
+/** A throw on a later turn has no caller to reach but the handler (as undici routes dispatch errors). */
+function failAsync(handler: Handler, error: unknown): void {
+  const reason = error instanceof Error ? error : new Error(String(error))
+  handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, reason)
 }
 
 /** Our per-request option is not the next dispatcher's business. */

@@ -38,8 +38,10 @@ class WaiterStream implements ResponseSource {
   }
 
   start(statusCode: number, headers: OutgoingHeaders, statusMessage: string | undefined): void {
-    this.#relay.start(this.#handler, {})
-    this.#handler.onResponseStart?.(this.#relay, statusCode, headers, statusMessage)
+    this.#guard(() => {
+      this.#relay.start(this.#handler, {})
+      this.#handler.onResponseStart?.(this.#relay, statusCode, headers, statusMessage)
+    })
   }
 
   data(chunk: Buffer): void {
@@ -88,7 +90,16 @@ class WaiterStream implements ResponseSource {
 
   #deliver(chunk: Buffer): void {
     this.#deliveredBytes += chunk.length
-    this.#handler.onResponseData?.(this.#relay, chunk)
+    this.#guard(() => this.#handler.onResponseData?.(this.#relay, chunk))
+  }
+
+  /** A waiter's handler that throws fails that waiter alone, never the shared download. */
+  #guard(call: () => void): void {
+    try {
+      call()
+    } catch (error) {
+      this.abort(error instanceof Error ? error : new Error(String(error)))
+    }
   }
 
   /** Hands on what is queued while not paused; at the end, finishes or catches up from the store. */
@@ -104,7 +115,7 @@ class WaiterStream implements ResponseSource {
       return
     }
     this.#done = true
-    this.#handler.onResponseEnd?.(this.#relay, {})
+    this.#guard(() => this.#handler.onResponseEnd?.(this.#relay, {}))
   }
 
   #catchUp(): void {
