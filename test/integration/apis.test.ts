@@ -31,7 +31,8 @@ test("Node's built-in global fetch() is cached through setGlobalDispatcher(new C
   const second = await globalThis.fetch(`${origin.url}/global`)
   assert.equal(await second.text(), 'hello /global')
   assert.match(String(second.headers.get('cache-status')), /^undici-cache; hit; ttl=(58|59|60)$/)
-  assert.equal(second.headers.get('age'), '0')
+  // Date has one-second resolution, so a response a few ms old may already count 1 s of age.
+  assert.match(String(second.headers.get('age')), /^[01]$/)
   assert.equal(origin.count('/global'), 1)
 })
 

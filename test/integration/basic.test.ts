@@ -43,7 +43,7 @@ for (const kind of storeKinds) {
       const second = await send(cache.agent, `${origin.url}/fresh`)
       assert.equal(second.body, first.body)
       assert.match(String(second.headers['cache-status']), /^undici-cache; hit; ttl=(58|59|60)$/)
-      assert.equal(second.headers.age, '0')
+      assert.match(String(second.headers.age), /^[01]$/)
       assert.equal(second.headers['content-length'], String(Buffer.byteLength(first.body)))
       assert.equal(origin.count('/fresh'), 1)
     })

@@ -60,7 +60,7 @@ for (const kind of storeKinds) {
       assert.equal(second.body, 'body v1')
       assert.equal(second.headers['x-seen'], 'revalidated')
       assert.equal(second.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
-      assert.equal(second.headers.age, '0')
+      assert.match(String(second.headers.age), /^[01]$/)
       assert.equal(origin.count('/no-cache'), 2)
       assert.equal(origin.requests.at(-1)?.headers['if-none-match'], '"v1"')
     })
