@@ -29,7 +29,7 @@ import { decideReuse, type ReuseDecision, staleWhileRevalidateAllows } from './p
 import { conditionalHeaders, isClientConditional } from './policy/revalidation.js'
 import type { Headers, StoredResponse } from './policy/types.js'
 import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
-import { normalizeHeaders, toRequestHeaders } from './request-headers.js'
+import { definedFields, normalizeHeaders } from './request-headers.js'
 import type { StoredEntry } from './stores/store.js'
 
 type Handler = Dispatcher.DispatchHandler
@@ -77,12 +77,14 @@ export class CacheDispatcher {
       return this.#pass(opts, handler, 'bypass')
     }
     const headers = normalizeHeaders(opts.headers)
+    const directives = requestDirectives(headers)
     const exchange: Exchange = {
       config: this.#config,
       key,
       request: { method, headers },
       requestTimeMs: Date.now(),
-      mayStore: !requestDirectives(headers).noStore,
+      mayStore: !directives.noStore,
+      onlyIfCached: requestOptions?.onlyIfCached === true || directives.onlyIfCached === true,
       opts,
       requestOptions,
       ...rerun,
@@ -115,9 +117,8 @@ export class CacheDispatcher {
   }
 
   #afterLookup(exchange: Exchange, handler: Handler, entries: StoredEntry[]): boolean {
-    const { request, requestOptions, collapsed } = exchange
+    const { request, onlyIfCached, collapsed } = exchange
     const entry = selectVariant(entries, request.headers)
-    const onlyIfCached = requestOptions?.onlyIfCached || requestDirectives(request.headers).onlyIfCached
     if (!entry) {
       if (onlyIfCached) return this.#gatewayTimeout(handler)
       return this.#toOrigin(exchange, handler, entries.length === 0 ? 'miss' : 'vary-miss')
@@ -320,7 +321,7 @@ function flightKey(exchange: Exchange): string {
 
 /** The caller's headers with our validators in place of its own (RFC 9111 §4.3.1–§4.3.2). */
 function revalidationHeaders(requestHeaders: Headers, entry: StoredEntry, background: boolean) {
-  const headers = toRequestHeaders(withoutClientConditionals(requestHeaders))
+  const headers = definedFields(withoutClientConditionals(requestHeaders))
   if (background) for (const name of CALLER_ONLY_FIELDS) delete headers[name]
   return { ...headers, ...conditionalHeaders(entry) }
 }

@@ -17,6 +17,8 @@ export interface Exchange {
   readonly requestTimeMs: number
   /** False when this request may not store its response (request `no-store`). */
   readonly mayStore: boolean
+  /** Never contact the origin (request `only-if-cached` or `cache.onlyIfCached`, RFC 9111 §5.2.1.7). */
+  readonly onlyIfCached: boolean
   readonly opts: DispatchOptions
   readonly requestOptions: CacheRequestOptions | undefined
   /** May this request wait on an identical one in flight, or lead one? */

@@ -35,8 +35,8 @@ export function normalizeHeaders(headers: RawHeaders): Headers {
   return out
 }
 
-/** Flattens headers into undici's request form, one pair per field line. */
-export function toRequestHeaders(headers: Headers): Record<string, string | string[]> {
+/** The fields that have a value, in the form undici takes for requests and handlers alike. */
+export function definedFields(headers: Headers): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name] = value
   return out

@@ -1,5 +1,6 @@
 import { ageHeaderValue } from '../policy/age.js'
 import type { Headers } from '../policy/types.js'
+import { definedFields } from '../request-headers.js'
 
 export type OutgoingHeaders = Record<string, string | string[]>
 
@@ -14,15 +15,9 @@ function withCacheStatus(headers: OutgoingHeaders, cacheStatus: string | undefin
   return headers
 }
 
-function copyHeaders(headers: Headers): OutgoingHeaders {
-  const out: OutgoingHeaders = {}
-  for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name] = value
-  return out
-}
-
 /** Headers of a response passed on from the origin. */
 export function forwardedHeaders(headers: Headers, cacheStatus: string | undefined): OutgoingHeaders {
-  return withCacheStatus(copyHeaders(headers), cacheStatus)
+  return withCacheStatus(definedFields(headers), cacheStatus)
 }
 
 /**
@@ -35,7 +30,7 @@ export function servedHeaders(
   cacheStatus: string | undefined,
   sizeBytes: number | undefined,
 ): OutgoingHeaders {
-  const out = copyHeaders(stored)
+  const out = definedFields(stored)
   out.age = ageHeaderValue(ageSeconds)
   if (
     sizeBytes !== undefined &&
