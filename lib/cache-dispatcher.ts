@@ -158,16 +158,33 @@ export class CacheDispatcher {
   /** A fresh hit, or a stale one the request or stale-while-revalidate allows (RFC 9211 `hit; ttl`). */
   #serveHit(exchange: Exchange, handler: Handler, entry: StoredEntry, decision: ReuseDecision): boolean {
     const status = { hit: true, ttlSeconds: decision.ttlSeconds }
-    respondFromCache(exchange, handler, new RelayController(), entry, entry, decision.ageSeconds, status)
-    return true
+    return this.#serveStored(exchange, handler, () =>
+      respondFromCache(exchange, handler, new RelayController(), entry, entry, decision.ageSeconds, status),
+    )
   }
 
   /** A waiter served what its flight stored or validated (RFC 9211 `collapsed`). */
   #serveCollapsed(exchange: Exchange, handler: Handler, entry: StoredEntry, meta: StoredResponse): boolean {
     const ageSeconds = currentAgeSeconds(meta, Date.now())
     const status = { fwd: exchange.collapsed?.fwd, collapsed: true }
-    respondFromCache(exchange, handler, new RelayController(), entry, meta, ageSeconds, status)
-    return true
+    return this.#serveStored(exchange, handler, () =>
+      respondFromCache(exchange, handler, new RelayController(), entry, meta, ageSeconds, status),
+    )
+  }
+
+  /**
+   * Answers from the store; a body the store can no longer read (its file removed or damaged since the
+   * lookup) throws before anything reached the caller, and the request goes to the origin instead.
+   */
+  #serveStored(exchange: Exchange, handler: Handler, respond: () => void): boolean {
+    try {
+      respond()
+      return true
+    } catch (error) {
+      reportStoreError(this.#config.store, 'read', error)
+      if (exchange.onlyIfCached) return this.#gatewayTimeout(handler)
+      return this.#toOrigin(exchange, handler, 'miss')
+    }
   }
 
   /** Sends the request on, unless an identical one is already on its way: then it waits for it. */

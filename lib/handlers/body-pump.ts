@@ -26,6 +26,8 @@ export class BodyPump implements ResponseSource {
   readonly #controller: RelayController
   #paused = false
   #running = false
+  /** A step of an asynchronous body is on its way: nothing may ask the iterator for another. */
+  #waiting = false
   #finished = false
 
   constructor(
@@ -45,7 +47,7 @@ export class BodyPump implements ResponseSource {
   resume(): void {
     if (!this.#paused) return
     this.#paused = false
-    setImmediate(() => this.run())
+    queueMicrotask(() => this.run())
   }
 
   abort(reason: Error): void {
@@ -57,13 +59,14 @@ export class BodyPump implements ResponseSource {
 
   /** Delivers chunks until paused, finished, or a turn's byte budget is spent. */
   run(): void {
-    if (this.#running || this.#finished) return
+    if (this.#running || this.#waiting || this.#finished) return
     this.#running = true
     let bytes = 0
     try {
       while (!this.#paused && !this.#finished) {
         const step = this.#iterator.next()
         if (isPromise(step)) {
+          this.#waiting = true
           step.then(
             (result) => this.#continueAfter(result),
             (error: unknown) => this.#fail(error),
@@ -85,7 +88,7 @@ export class BodyPump implements ResponseSource {
   }
 
   #continueAfter(step: Step): void {
-    this.#running = false
+    this.#waiting = false
     try {
       if (this.#deliver(step)) this.run()
     } catch (error) {

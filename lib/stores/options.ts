@@ -83,6 +83,19 @@ export function choiceOption<T extends string>(
   throw typeof value === 'string' ? new RangeError(message) : new TypeError(message)
 }
 
+/** Reads an optional boolean option. */
+export function booleanOption(
+  storeName: string,
+  options: StoreOptions,
+  name: string,
+  defaultValue: boolean,
+): boolean {
+  const value = options[name]
+  if (value === undefined) return defaultValue
+  if (typeof value === 'boolean') return value
+  throw new TypeError(`${storeName} option ${name} must be true or false, got ${describe(value)}`)
+}
+
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'number' || typeof value === 'boolean') return String(value)

@@ -14,6 +14,16 @@ export interface HotHit {
   touch: boolean
 }
 
+/**
+ * Another process's writes are looked for (SQLite's `PRAGMA data_version`, a read transaction of ~5 µs,
+ * as long as a whole hit from memory) at most this often: a hit from memory may be this much older
+ * than another process's write. Stores of this process on the same file tell each other at once.
+ */
+export const OTHER_PROCESS_CHECK_MS = 1
+
+/** The hot tiers of this process, by database file. */
+const tiersByPath = new Map<string, Set<HotTier>>()
+
 /** Rough bytes one entry's metadata holds in memory (a header block is a few hundred bytes). */
 const META_BYTES_ESTIMATE = 1024
 
@@ -23,32 +33,41 @@ function sizeOf(entries: StoredEntry[]): number {
 
 /**
  * This process's recently read small entries, in front of SQLite, least recently used first out.
- * Another process's commit changes the database's data_version, which empties it; this process's own
- * writes forget the key they touch. Only entries whose bodies are inline (already in memory) are kept.
+ * Another process's commit changes the database's data_version, which empties it (looked at every
+ * OTHER_PROCESS_CHECK_MS); a write by another store of this process on the same file empties it at once;
+ * this store's own writes forget the key they touch. Only entries whose bodies are inline are kept.
  */
 export class HotTier {
   readonly #byKey = new Map<string, HotKey>()
   readonly #keyById = new Map<StoredEntry['id'], string>()
   readonly #maxBytes: number
   readonly #readDataVersion: () => number
+  readonly #path: string | undefined
   #bytes = 0
   #dataVersion: number
+  /** performance.now() when data_version was last read. */
+  #checkedMs: number
 
   readonly #touchIntervalMs: number
 
-  constructor(maxBytes: number, touchIntervalMs: number, readDataVersion: () => number) {
+  /** `path`: the database file (resolved), shared with this process's other stores; undefined for ':memory:'. */
+  constructor(maxBytes: number, touchIntervalMs: number, readDataVersion: () => number, path?: string) {
     this.#touchIntervalMs = touchIntervalMs
     this.#maxBytes = maxBytes
     this.#readDataVersion = readDataVersion
     this.#dataVersion = readDataVersion()
+    this.#checkedMs = performance.now()
+    this.#path = path
+    if (path === undefined) return
+    const peers = tiersByPath.get(path) ?? new Set()
+    peers.add(this)
+    tiersByPath.set(path, peers)
   }
 
-  /** The entries kept for `key`, if no other process wrote since they were read. */
+  /** The entries kept for `key`, unless another store or process wrote since they were read. */
   get(key: string, nowMs: number): HotHit | undefined {
-    const version = this.#readDataVersion()
-    if (version !== this.#dataVersion) {
+    if (this.#otherProcessWrote()) {
       this.clear()
-      this.#dataVersion = version
       return undefined
     }
     const hot = this.#byKey.get(key)
@@ -86,6 +105,33 @@ export class HotTier {
       if (this.#bytes <= this.#maxBytes) break
       this.forget(oldest)
     }
+  }
+
+  /** Tells this process's other stores on the same file that this one wrote. */
+  wrote(): void {
+    for (const peer of this.#peers()) if (peer !== this) peer.clear()
+  }
+
+  /** Stops hearing of the other stores' writes (the store closed). */
+  close(): void {
+    this.#peers().delete(this)
+    if (this.#path !== undefined && this.#peers().size === 0) tiersByPath.delete(this.#path)
+    this.clear()
+  }
+
+  #peers(): Set<HotTier> {
+    return (this.#path !== undefined && tiersByPath.get(this.#path)) || new Set()
+  }
+
+  /** Reads data_version when the last look is OTHER_PROCESS_CHECK_MS old; true when it changed. */
+  #otherProcessWrote(): boolean {
+    const nowMs = performance.now()
+    if (nowMs - this.#checkedMs < OTHER_PROCESS_CHECK_MS) return false
+    this.#checkedMs = nowMs
+    const version = this.#readDataVersion()
+    if (version === this.#dataVersion) return false
+    this.#dataVersion = version
+    return true
   }
 
   forget(key: string): void {

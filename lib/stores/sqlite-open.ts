@@ -1,5 +1,6 @@
 /** Opens a store file without throwing: a fault becomes a failure, a corrupt file may be replaced. */
 import { existsSync, renameSync } from 'node:fs'
+import { BODY_DIR_SUFFIX } from './sqlite-body-files.js'
 import type { OnCorrupt } from './sqlite-options.js'
 import { isCorruption } from './sqlite-schema.js'
 import { SqliteTables } from './sqlite-tables.js'
@@ -35,9 +36,12 @@ function recreate(path: string, corruption: unknown, nowMs: number): OpenResult 
   }
 }
 
-/** Renames the file and its WAL and shared-memory files, so no old WAL frame meets the new file. */
+/**
+ * Renames the file, its WAL and shared-memory files (so no old WAL frame meets the new file) and its
+ * body files (whose names the new file's entry ids will reuse).
+ */
 function moveAside(path: string, copyPath: string): void {
-  for (const suffix of ['', '-wal', '-shm']) {
+  for (const suffix of ['', '-wal', '-shm', BODY_DIR_SUFFIX]) {
     if (existsSync(path + suffix)) renameSync(path + suffix, copyPath + suffix)
   }
 }

@@ -1,6 +1,13 @@
 /** The options of `new SqliteStore()`, their defaults and their validation. */
 import { join } from 'node:path'
-import { checkOptionKeys, choiceOption, integerOption, type StoreOptions, stringOption } from './options.js'
+import {
+  booleanOption,
+  checkOptionKeys,
+  choiceOption,
+  integerOption,
+  type StoreOptions,
+  stringOption,
+} from './options.js'
 
 export const STORE_NAME = 'SqliteStore'
 const KIB = 1024
@@ -43,6 +50,12 @@ export interface SqliteStoreOptions {
    * whenever another process commits. 0 turns it off. Default 16 MiB.
    */
   hotBytes?: number
+  /**
+   * Whether bodies longer than chunkBytes are written as plain files in `<path>-bodies/` (read back with
+   * a few large reads) rather than as chunk rows inside the database. Always false for ':memory:'.
+   * Default true.
+   */
+  bodyFiles?: boolean
 }
 
 /** The size limits a SqliteStore runs with, options and defaults applied. */
@@ -61,6 +74,7 @@ export const SQLITE_STORE_DEFAULTS: Readonly<SqliteStoreSettings> = {
   sweepIntervalMs: 60_000,
   onCorrupt: 'fail',
   hotBytes: 16 * MIB,
+  bodyFiles: true,
 }
 
 const OPTION_KEYS = [
@@ -72,6 +86,7 @@ const OPTION_KEYS = [
   'sweepIntervalMs',
   'onCorrupt',
   'hotBytes',
+  'bodyFiles',
 ] as const
 
 /** `UNDICI_CACHE_PATH` when set, else `.cache/undici-cache/http-cache.db` under the current directory. */
@@ -99,6 +114,7 @@ export function readSqliteOptions(options: unknown): SqliteStoreSettings & { pat
     }),
     onCorrupt: choiceOption(STORE_NAME, checked, 'onCorrupt', ['fail', 'recreate'], defaults.onCorrupt),
     hotBytes: bytes('hotBytes', defaults.hotBytes, 0),
+    bodyFiles: booleanOption(STORE_NAME, checked, 'bodyFiles', defaults.bodyFiles),
   }
 }
 

@@ -4,7 +4,7 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 
 /** Stored in `PRAGMA user_version`; each bump adds a step to MIGRATIONS. */
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 /** How long a write waits for another connection's write lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5000
@@ -52,6 +52,8 @@ INSERT INTO totals (id, bytes, entries) VALUES (1, 0, 0);
  * 1 → 2: the writer of each row (host, pid, per-process token) so that a killed writer's incomplete rows
  * are dropped as soon as its process is gone; an index for the expiry sweep and one for incomplete rows;
  * the LRU index covers size_bytes, so eviction and the totals recount read no table rows.
+ * 2 → 3: `body_file` = 1 when the body is a file beside the database (see sqlite-body-files.ts), covered
+ * by the eviction and expiry indexes so that removing an entry still reads no table row.
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -62,6 +64,13 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX entries_lru ON entries (last_used_ms, id, size_bytes) WHERE complete = 1;
   CREATE INDEX entries_expiry ON entries (delete_at_ms, size_bytes) WHERE complete = 1;
   CREATE INDEX entries_incomplete ON entries (written_ms) WHERE complete = 0;
+  `,
+  `
+  ALTER TABLE entries ADD COLUMN body_file INTEGER NOT NULL DEFAULT 0;
+  DROP INDEX entries_lru;
+  CREATE INDEX entries_lru ON entries (last_used_ms, id, size_bytes, body_file) WHERE complete = 1;
+  DROP INDEX entries_expiry;
+  CREATE INDEX entries_expiry ON entries (delete_at_ms, size_bytes, body_file) WHERE complete = 1;
   `,
 ]
 

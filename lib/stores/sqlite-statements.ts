@@ -7,30 +7,32 @@ import type { IncompleteRow } from './sqlite-liveness.js'
  * covering indexes) search an index: no write costs more than O(log n) per row it touches.
  */
 export const STATEMENT_SQL = {
-  insertEntry: `INSERT INTO entries (key, vary_key, complete, meta, body, body_bytes, size_bytes,
+  insertEntry: `INSERT INTO entries (key, vary_key, complete, meta, body, body_bytes, size_bytes, body_file,
       written_ms, stored_ms, last_used_ms, delete_at_ms, writer_host, writer_pid, writer_token)
-    VALUES (@key, @varyKey, @complete, @metaJson, @body, @bodyBytes, @sizeBytes,
+    VALUES (@key, @varyKey, @complete, @metaJson, @body, @bodyBytes, @sizeBytes, @bodyFile,
       @nowMs, @storedMs, @nowMs, @deleteAtMs, @writerHost, @writerPid, @writerToken)`,
   markWritten: 'UPDATE entries SET written_ms = ? WHERE id = ? AND complete = 0',
   insertChunk: 'INSERT INTO chunks (entry_id, seq, data) VALUES (?, ?, ?)',
   markComplete: `UPDATE entries SET complete = 1, body_bytes = ?, size_bytes = ?, stored_ms = ?, last_used_ms = ?
     WHERE id = ? AND complete = 0`,
-  selectVariants: `SELECT id, meta, body, body_bytes, last_used_ms FROM entries
+  selectVariants: `SELECT id, meta, body, body_bytes, body_file, last_used_ms FROM entries
     WHERE key = ? AND complete = 1 ORDER BY stored_ms DESC, id DESC`,
   selectChunk: 'SELECT data FROM chunks WHERE entry_id = ? AND seq = ?',
   selectLastStored: 'SELECT MAX(stored_ms) AS ms FROM entries WHERE key = ? AND complete = 1',
   markUsed: 'UPDATE entries SET last_used_ms = ? WHERE id = ? AND complete = 1',
-  selectSameVariant: `SELECT id, size_bytes, complete FROM entries
+  selectSameVariant: `SELECT id, size_bytes, complete, body_file FROM entries
     WHERE key = ? AND complete = 1 AND vary_key = ? AND id != ?`,
-  selectKeyRows: 'SELECT id, size_bytes, complete FROM entries WHERE key = ?',
+  selectKeyRows: 'SELECT id, size_bytes, complete, body_file FROM entries WHERE key = ?',
   selectComplete: 'SELECT size_bytes, body_bytes FROM entries WHERE id = ? AND key = ? AND complete = 1',
   updateMeta: 'UPDATE entries SET meta = ?, vary_key = ?, delete_at_ms = ?, size_bytes = ? WHERE id = ?',
-  selectLeastRecent: `SELECT id, size_bytes, 1 AS complete FROM entries
+  selectLeastRecent: `SELECT id, size_bytes, 1 AS complete, body_file FROM entries
     WHERE complete = 1 AND id != ? ORDER BY last_used_ms, id LIMIT 1`,
-  selectExpired: `SELECT id, size_bytes, 1 AS complete FROM entries
+  selectExpired: `SELECT id, size_bytes, 1 AS complete, body_file FROM entries
     WHERE complete = 1 AND delete_at_ms > 0 AND delete_at_ms <= ? ORDER BY delete_at_ms LIMIT ?`,
-  selectIncomplete: `SELECT id, written_ms, writer_host, writer_pid, writer_token FROM entries
+  selectIncomplete: `SELECT id, written_ms, writer_host, writer_pid, writer_token, body_file FROM entries
     WHERE complete = 0 ORDER BY written_ms LIMIT ?`,
+  entryExists: 'SELECT 1 FROM entries WHERE id = ?',
+  selectRow: 'SELECT id, size_bytes, complete, body_file FROM entries WHERE id = ?',
   deleteChunks: 'DELETE FROM chunks WHERE entry_id = ?',
   deleteEntry: 'DELETE FROM entries WHERE id = ?',
   selectTotals: 'SELECT bytes, entries FROM totals WHERE id = 1',
@@ -49,6 +51,8 @@ export interface VariantRow {
   meta: string
   body: Buffer | null
   body_bytes: number
+  /** 1 when the body is a file (see sqlite-body-files.ts). */
+  body_file: number
   last_used_ms: number
 }
 
@@ -57,6 +61,7 @@ export interface SizedRow {
   id: number
   size_bytes: number
   complete: number
+  body_file: number
 }
 
 /** Running totals of the complete entries. */
@@ -83,7 +88,9 @@ export interface Statements {
   updateMeta: Statement<[string, string, number, number, number]>
   selectLeastRecent: Statement<[number], SizedRow>
   selectExpired: Statement<[number, number], SizedRow>
-  selectIncomplete: Statement<[number], IncompleteRow>
+  selectIncomplete: Statement<[number], IncompleteRow & { body_file: number }>
+  entryExists: Statement<[number], unknown>
+  selectRow: Statement<[number], SizedRow>
   deleteChunks: Statement<[number]>
   deleteEntry: Statement<[number]>
   selectTotals: Statement<[], TotalsRow>

@@ -1,5 +1,7 @@
 /** SqliteStore: the default store, one SQLite file shared safely by several processes. */
+import { resolve } from 'node:path'
 import { reportStoreError } from '../diagnostics.js'
+import type { BodyFiles } from './sqlite-body-files.js'
 import { CommitQueue } from './sqlite-commit-queue.js'
 import { HotTier } from './sqlite-hot-tier.js'
 import { openTables } from './sqlite-open.js'
@@ -56,7 +58,7 @@ export class SqliteStore implements CacheStore {
   #closed = false
 
   constructor(options?: SqliteStoreOptions) {
-    const { path, sweepIntervalMs, onCorrupt, hotBytes, ...limits } = readSqliteOptions(options)
+    const { path, sweepIntervalMs, onCorrupt, hotBytes, bodyFiles, ...limits } = readSqliteOptions(options)
     this.path = path
     this.limits = limits
     this.sweepIntervalMs = sweepIntervalMs
@@ -65,11 +67,13 @@ export class SqliteStore implements CacheStore {
     this.corruptCopyPath = opened.corruptCopyPath
     this.failure = opened.failure
     if (opened.failure) reportStoreError(this, 'open', opened.failure)
-    if (opened.tables) this.#context = this.#writerContext(opened.tables)
+    if (opened.tables) this.#context = this.#writerContext(opened.tables, bodyFiles)
     const { tables } = opened
     if (tables && hotBytes > 0) {
-      const hot = new HotTier(hotBytes, TOUCH_INTERVAL_MS, () => tables.dataVersion())
+      const file = path === ':memory:' ? undefined : resolve(path)
+      const hot = new HotTier(hotBytes, TOUCH_INTERVAL_MS, () => tables.dataVersion(), file)
       tables.onRemoved = (id) => hot.forgetEntry(id)
+      tables.onWritten = () => hot.wrote()
       this.#hot = hot
     }
     if (opened.tables && sweepIntervalMs > 0) {
@@ -88,7 +92,7 @@ export class SqliteStore implements CacheStore {
     }
     const rows = tables.variants(key)
     const recordedMs = rows.map((row) => recordUse(tables, row, nowMs))
-    const entries = rows.map((row) => toEntry(tables, row))
+    const entries = rows.map((row) => this.#toEntry(tables, row))
     this.#hot?.remember(key, entries, Math.min(...recordedMs))
     return entries
   }
@@ -125,6 +129,7 @@ export class SqliteStore implements CacheStore {
   close(): void {
     this.#context?.commits.flush()
     this.#closed = true
+    this.#hot?.close()
     clearInterval(this.#sweepTimer)
     this.#context?.tables.close()
   }
@@ -146,14 +151,38 @@ export class SqliteStore implements CacheStore {
     return this.#context
   }
 
-  #writerContext(tables: SqliteTables): WriterContext {
+  #writerContext(tables: SqliteTables, bodyFiles: boolean): WriterContext {
     return {
+      bodyFiles: bodyFiles ? tables.files : undefined,
       tables,
       entryLimitBytes: Math.min(this.limits.maxEntryBytes, this.limits.maxBytes),
       chunkBytes: this.limits.chunkBytes,
       eviction: { maxBytes: this.limits.maxBytes, maxEntries: this.limits.maxEntries },
       commits: new CommitQueue(tables),
       release: (key, writer) => this.#release(key, writer),
+    }
+  }
+
+  #toEntry(tables: SqliteTables, row: VariantRow): StoredEntry {
+    const meta = JSON.parse(row.meta) as EntryMeta
+    const entry = { ...meta, id: row.id, sizeBytes: row.body_bytes }
+    const { body } = row
+    if (body !== null) return { ...entry, body, readBody: () => (body.length > 0 ? [body] : []) }
+    const { files } = tables
+    if (row.body_file === 1 && files) {
+      return { ...entry, readBody: () => this.#readFile(files, row.id, row.body_bytes) }
+    }
+    return { ...entry, readBody: () => readChunks(tables, row.id, row.body_bytes) }
+  }
+
+  /** A body file's reader; a file gone or damaged drops its entry and throws (the caller asks the origin). */
+  #readFile(files: BodyFiles, entryId: number, sizeBytes: number): AsyncIterable<Buffer> {
+    try {
+      return files.reader(entryId, sizeBytes)
+    } catch (error) {
+      this.#hot?.forgetEntry(entryId)
+      if (!this.#closed) this.#context?.tables.dropEntry(entryId)
+      throw error
     }
   }
 
@@ -167,12 +196,4 @@ export class SqliteStore implements CacheStore {
 function recordUse(tables: SqliteTables, row: VariantRow, nowMs: number): number {
   if (nowMs - row.last_used_ms < TOUCH_INTERVAL_MS) return row.last_used_ms
   return tables.markUsed(row.id, nowMs) ? nowMs : row.last_used_ms
-}
-
-function toEntry(tables: SqliteTables, row: VariantRow): StoredEntry {
-  const meta = JSON.parse(row.meta) as EntryMeta
-  const entry = { ...meta, id: row.id, sizeBytes: row.body_bytes }
-  const { body } = row
-  if (body !== null) return { ...entry, body, readBody: () => (body.length > 0 ? [body] : []) }
-  return { ...entry, readBody: () => readChunks(tables, row.id, row.body_bytes) }
 }

@@ -1,5 +1,6 @@
 /** The database of one SqliteStore: every read and write, each write in one immediate transaction. */
 import type Database from 'better-sqlite3'
+import { BODY_DIR_SUFFIX, BodyFiles } from './sqlite-body-files.js'
 import { isAbandoned, THIS_WRITER } from './sqlite-liveness.js'
 import { BUSY_TIMEOUT_MS, connect, prepareSchema } from './sqlite-schema.js'
 import {
@@ -48,6 +49,8 @@ export interface ChunkArgs {
 export interface CommitArgs extends ChunkArgs {
   bodyBytes: number
   limits: EvictionLimits
+  /** The body was written to the entry's file (then `data` is empty). */
+  inFile: boolean
 }
 
 /** Columns that differ between an incomplete (chunked) and a complete inline entry row. */
@@ -57,13 +60,31 @@ interface EntryRowValues {
   bodyBytes: number
   sizeBytes: number
   storedMs: number
+  bodyFile: 0 | 1
 }
+
+/** The values of a new incomplete row whose body goes to chunk rows. */
+const CHUNKED_ROW_VALUES: EntryRowValues = {
+  complete: 0,
+  body: null,
+  bodyBytes: 0,
+  sizeBytes: 0,
+  storedMs: 0,
+  bodyFile: 0,
+}
+
+/** The values of a new incomplete row whose body goes to a file. */
+const FILE_ROW_VALUES: EntryRowValues = { ...CHUNKED_ROW_VALUES, bodyFile: 1 }
 
 /** Opens (creating or migrating) a store database and drops what killed writers left behind. */
 export class SqliteTables {
   readonly #db: Database.Database
   readonly #sql: Statements
+  /** The body files of this database; undefined for ':memory:'. */
+  readonly files: BodyFiles | undefined
   readonly #append: Database.Transaction<(args: ChunkArgs) => number | undefined>
+  readonly #begin: Database.Transaction<(args: ChunkArgs) => number>
+  readonly #drop: Database.Transaction<(entryId: number) => void>
   readonly #commit: Database.Transaction<(args: CommitArgs) => void>
   readonly #commitMany: Database.Transaction<(list: CommitArgs[]) => void>
   readonly #removeKey: Database.Transaction<(key: string) => void>
@@ -73,11 +94,16 @@ export class SqliteTables {
   readonly #dataVersion: Database.Statement<[], number>
   /** Told of every entry row this connection removes (replaced, evicted, deleted, swept). */
   onRemoved: ((entryId: number) => void) | undefined
+  /** Told after each write transaction this connection commits. */
+  onWritten: (() => void) | undefined
   /** Incomplete rows whose removal failed (busy, disk full); the next sweep retries them. */
   readonly #undiscarded = new Set<number>()
+  /** Entries with a body file removed by the running transaction: their files go once it commits. */
+  #removedFiles: number[] = []
   #open = true
 
   constructor(path: string, nowMs: number) {
+    this.files = path === ':memory:' ? undefined : new BodyFiles(path + BODY_DIR_SUFFIX)
     this.#db = connect(path)
     try {
       prepareSchema(this.#db, path)
@@ -88,13 +114,19 @@ export class SqliteTables {
     }
     this.#dataVersion = this.#db.prepare<[], number>('PRAGMA data_version').pluck()
     this.#append = this.#db.transaction((args: ChunkArgs) => this.#appendRows(args))
+    this.#begin = this.#db.transaction((args: ChunkArgs) => this.#insertEntry(args, FILE_ROW_VALUES))
+    this.#drop = this.#db.transaction((entryId: number) => {
+      const row = this.#sql.selectRow.get(entryId)
+      if (row) this.#remove(row)
+    })
     this.#commit = this.#db.transaction((args: CommitArgs) => this.#commitRows(args))
     this.#commitMany = this.#db.transaction((list: CommitArgs[]) => {
       for (const args of list) this.#commitRows(args)
     })
     this.#removeKey = this.#db.transaction((key: string) => this.#removeKeyRows(key))
+    // The writer that discards its row has removed its own file.
     this.#removeIncomplete = this.#db.transaction((entryId: number) =>
-      this.#remove({ id: entryId, size_bytes: 0, complete: 0 }),
+      this.#remove({ id: entryId, size_bytes: 0, complete: 0, body_file: 0 }),
     )
     this.#update = this.#db.transaction((id: number, draft: EntryDraft) => this.#updateRow(id, draft))
     this.#sweep = this.#db.transaction((sweepMs: number, maxRows: number) =>
@@ -109,16 +141,33 @@ export class SqliteTables {
     return this.#append.immediate(args)
   }
 
+  /** Inserts the incomplete row of an entry whose body goes to its file; returns the entry id. */
+  beginFileEntry(args: ChunkArgs): number {
+    this.assertOpen()
+    return this.#begin.immediate(args)
+  }
+
+  /** Notes that a writer is still at work on an incomplete row; false when the row is gone. */
+  markWritten(entryId: number, nowMs: number): boolean {
+    this.assertOpen()
+    return this.#sql.markWritten.run(nowMs, entryId).changes > 0
+  }
+
   /** Makes an entry complete, replaces its variant, then evicts least recently used entries. */
   commit(args: CommitArgs): void {
     this.assertOpen()
-    this.#commit.immediate(args)
+    this.#transact(() => this.#commit.immediate(args))
   }
 
   /** Several commits in one transaction (group commit): all become visible together, or none. */
   commitMany(list: CommitArgs[]): void {
     this.assertOpen()
-    this.#commitMany.immediate(list)
+    this.#transact(() => this.#commitMany.immediate(list))
+  }
+
+  /** Drops an entry whose body file is damaged or gone; skipped rather than waiting or throwing. */
+  dropEntry(entryId: number): void {
+    this.#inBackground(() => this.#transact(() => this.#drop.immediate(entryId)))
   }
 
   /** Drops an incomplete entry row and its chunks; never throws (a failure is retried by `sweep`). */
@@ -135,13 +184,13 @@ export class SqliteTables {
   /** Drops every row under `key`, complete or not. */
   deleteKey(key: string): void {
     this.assertOpen()
-    this.#removeKey.immediate(key)
+    this.#transact(() => this.#removeKey.immediate(key))
   }
 
   /** Replaces the metadata of a complete entry under `draft.key`; no-op when it is gone. */
   updateMeta(id: number, draft: EntryDraft): void {
     this.assertOpen()
-    this.#update.immediate(id, draft)
+    this.#transact(() => this.#update.immediate(id, draft))
   }
 
   /** Changes whenever another connection commits (SQLite's `PRAGMA data_version`). */
@@ -180,7 +229,7 @@ export class SqliteTables {
     }
     let removed = 0
     this.#inBackground(() => {
-      removed = this.#sweep.immediate(nowMs, maxRows)
+      removed = this.#transact(() => this.#sweep.immediate(nowMs, maxRows))
     })
     return removed
   }
@@ -214,12 +263,23 @@ export class SqliteTables {
       this.#sql.recountTotals.run()
     })
     try {
-      cleanUp.immediate()
+      this.#transact(() => cleanUp.immediate())
     } catch (error) {
       if (isTransient(error)) return
       this.#db.close()
       throw error
     }
+    this.files?.removeOrphans((entryId) => this.#sql.entryExists.get(entryId) !== undefined)
+  }
+
+  /** Runs a write transaction, then removes the body files of the entries it removed. */
+  #transact<R>(write: () => R): R {
+    this.#removedFiles = []
+    const result = write()
+    for (const entryId of this.#removedFiles) this.files?.remove(entryId)
+    this.#removedFiles = []
+    this.onWritten?.()
+    return result
   }
 
   /** Runs a write that may be skipped: no wait for the lock; false on any failure. */
@@ -238,7 +298,7 @@ export class SqliteTables {
   #appendRows(args: ChunkArgs): number | undefined {
     let entryId = args.entryId
     if (entryId === undefined) {
-      entryId = this.#insertEntry(args, { complete: 0, body: null, bodyBytes: 0, sizeBytes: 0, storedMs: 0 })
+      entryId = this.#insertEntry(args, CHUNKED_ROW_VALUES)
     } else if (this.#sql.markWritten.run(args.nowMs, entryId).changes === 0) {
       return undefined
     }
@@ -256,7 +316,10 @@ export class SqliteTables {
     if (entryId === undefined) return
     this.#removeOtherVariants(args.draft, entryId)
     this.#sql.addTotals.run(sizeBytes, 1)
-    this.#evict({ id: entryId, size_bytes: sizeBytes, complete: 1 }, args.limits)
+    this.#evict(
+      { id: entryId, size_bytes: sizeBytes, complete: 1, body_file: args.inFile ? 1 : 0 },
+      args.limits,
+    )
   }
 
   /**
@@ -275,6 +338,7 @@ export class SqliteTables {
       bodyBytes: args.bodyBytes,
       sizeBytes,
       storedMs,
+      bodyFile: 0,
     }
     return this.#insertEntry(args, row)
   }
@@ -293,7 +357,11 @@ export class SqliteTables {
       args.nowMs,
       entryId,
     ).changes
-    if (changes === 0) return undefined
+    if (changes === 0) {
+      // Removed by another process while written: its file (maybe made after that removal) goes too.
+      if (args.inFile) this.#removedFiles.push(entryId)
+      return undefined
+    }
     if (args.data.length > 0) this.#sql.insertChunk.run(entryId, args.seq, args.data)
     return entryId
   }
@@ -333,7 +401,8 @@ export class SqliteTables {
   /** Removes incomplete rows no live writer can finish, looking at `maxRows` of them (-1: all). */
   #removeAbandoned(nowMs: number, maxRows: number): number {
     const abandoned = this.#sql.selectIncomplete.all(maxRows).filter((row) => isAbandoned(row, nowMs))
-    for (const row of abandoned) this.#remove({ id: row.id, size_bytes: 0, complete: 0 })
+    for (const row of abandoned)
+      this.#remove({ id: row.id, size_bytes: 0, complete: 0, body_file: row.body_file })
     return abandoned.length
   }
 
@@ -352,6 +421,7 @@ export class SqliteTables {
 
   #remove(row: SizedRow): void {
     this.onRemoved?.(row.id)
+    if (row.body_file === 1) this.#removedFiles.push(row.id)
     this.#sql.deleteChunks.run(row.id)
     this.#sql.deleteEntry.run(row.id)
     if (row.complete === 1) this.#sql.addTotals.run(-row.size_bytes, -1)

@@ -1,7 +1,8 @@
-/** How SqliteStore streams a body in (chunk rows, then one commit) and back out (one row a step). */
-
+/** How SqliteStore streams a body in (a file or chunk rows, then one commit) and back out (one row a step). */
+import { closeSync } from 'node:fs'
+import type { BodyFiles } from './sqlite-body-files.js'
 import type { CommitQueue } from './sqlite-commit-queue.js'
-import type { EntryDraft, EvictionLimits, SqliteTables } from './sqlite-tables.js'
+import type { CommitArgs, EntryDraft, EvictionLimits, SqliteTables } from './sqlite-tables.js'
 import type { EntryMeta, EntryWriter } from './store.js'
 import { metaOnly } from './writers.js'
 
@@ -12,8 +13,15 @@ export interface WriterContext {
   chunkBytes: number
   eviction: EvictionLimits
   commits: CommitQueue
+  /** Where bodies longer than one chunk go; undefined: into chunk rows. */
+  bodyFiles: BodyFiles | undefined
   release(key: string, writer: SqliteEntryWriter): void
 }
+
+/** A writer of a body file tells the database it is alive at most this often (see sqlite-liveness.ts). */
+export const FILE_WRITER_MARK_MS = 1000
+
+const EMPTY = Buffer.alloc(0)
 
 /** The metadata to store: `meta` without the fields of a StoredEntry (callers may pass one back). */
 export function draftOf(key: string, meta: EntryMeta): EntryDraft {
@@ -36,9 +44,9 @@ export function* readChunks(tables: SqliteTables, entryId: number, sizeBytes: nu
 }
 
 /**
- * Buffers chunks (by reference) until chunkBytes are pending, then writes them as one chunk row.
- * A body that never reaches chunkBytes goes inline into the entry row at commit. A failed write
- * (disk full, busy past the timeout) drops the entry and throws.
+ * Buffers chunks (by reference) until chunkBytes are pending, then writes them to the entry's body file
+ * (or, without body files, as one chunk row). A body that never reaches chunkBytes goes inline into the
+ * entry row at commit. A failed write (disk full, busy past the timeout) drops the entry and throws.
  */
 export class SqliteEntryWriter implements EntryWriter {
   readonly #context: WriterContext
@@ -49,6 +57,9 @@ export class SqliteEntryWriter implements EntryWriter {
   #bodyBytes = 0
   #entryId: number | undefined
   #nextSeq = 0
+  /** The open body file, once the body outgrew one chunk (with body files). */
+  #fd: number | undefined
+  #markedMs = 0
 
   constructor(context: WriterContext, draft: EntryDraft) {
     this.#context = context
@@ -69,7 +80,7 @@ export class SqliteEntryWriter implements EntryWriter {
 
   commit(): void {
     if (!this.#open) return
-    const args = { ...this.#chunkArgs(), bodyBytes: this.#bodyBytes, limits: this.#context.eviction }
+    const args = this.#commitArgs()
     this.#close()
     try {
       this.#context.tables.commit(args)
@@ -82,7 +93,12 @@ export class SqliteEntryWriter implements EntryWriter {
   /** Like commit(), but may share one transaction with the other commits of this turn. */
   commitSoon(): Promise<void> {
     if (!this.#open) return Promise.resolve()
-    const args = { ...this.#chunkArgs(), bodyBytes: this.#bodyBytes, limits: this.#context.eviction }
+    let args: CommitArgs
+    try {
+      args = this.#commitArgs()
+    } catch (error) {
+      return Promise.reject(error)
+    }
     this.#close()
     return this.#context.commits.commit(args).catch((error: unknown) => {
       this.#discardRows()
@@ -96,15 +112,68 @@ export class SqliteEntryWriter implements EntryWriter {
     this.#discardRows()
   }
 
+  /** Writes the pending chunks; stops (storing nothing) when the entry's row was removed meanwhile. */
   #flush(): void {
+    let kept: boolean
     try {
-      this.#entryId = this.#context.tables.appendChunk(this.#chunkArgs())
+      kept = this.#context.bodyFiles ? this.#flushToFile(this.#context.bodyFiles) : this.#flushToRow()
     } catch (error) {
       this.abort()
       throw error
     }
-    if (this.#entryId === undefined) this.abort()
-    else this.#nextSeq += 1
+    if (kept) this.#nextSeq += 1
+    else this.abort()
+  }
+
+  #flushToRow(): boolean {
+    this.#entryId = this.#context.tables.appendChunk(this.#chunkArgs())
+    return this.#entryId !== undefined
+  }
+
+  /** Appends the pending chunks to the body file, creating the incomplete row and the file first. */
+  #flushToFile(files: BodyFiles): boolean {
+    const { tables } = this.#context
+    tables.assertOpen()
+    const nowMs = Date.now()
+    if (this.#entryId === undefined) {
+      const args = { draft: this.#draft, entryId: undefined, seq: 0, data: EMPTY, nowMs }
+      this.#entryId = tables.beginFileEntry(args)
+      this.#fd = files.create(this.#entryId)
+      this.#markedMs = nowMs
+    } else if (nowMs - this.#markedMs >= FILE_WRITER_MARK_MS) {
+      this.#markedMs = nowMs
+      if (!tables.markWritten(this.#entryId, nowMs)) return false
+    }
+    files.append(this.#fd as number, this.#takePending())
+    return true
+  }
+
+  /** The end of the body: the last chunk or inline body, or (with a body file) the file's last bytes. */
+  #commitArgs(): CommitArgs {
+    const inFile = this.#fd !== undefined
+    if (inFile) this.#finishFile()
+    const args = inFile ? { ...this.#chunkArgs(), data: EMPTY } : this.#chunkArgs()
+    return { ...args, bodyBytes: this.#bodyBytes, limits: this.#context.eviction, inFile }
+  }
+
+  /** Writes the pending chunks and closes the body file; a failure drops the entry and throws. */
+  #finishFile(): void {
+    const fd = this.#fd as number
+    try {
+      this.#context.bodyFiles?.append(fd, this.#takePending())
+      this.#fd = undefined
+      closeSync(fd)
+    } catch (error) {
+      this.abort()
+      throw error
+    }
+  }
+
+  #takePending(): Buffer[] {
+    const pending = this.#pending
+    this.#pending = []
+    this.#pendingBytes = 0
+    return pending
   }
 
   /** Takes the pending chunks as one buffer (no copy when there is just one). */
@@ -123,8 +192,18 @@ export class SqliteEntryWriter implements EntryWriter {
     this.#context.release(this.#draft.key, this)
   }
 
-  /** Removes the incomplete row, if one was written (a failure is retried by the store's sweep). */
+  /** Removes the body file and the incomplete row, if written (a failed row removal is retried by the sweep). */
   #discardRows(): void {
-    if (this.#entryId !== undefined) this.#context.tables.discard(this.#entryId)
+    if (this.#fd !== undefined) closeQuietly(this.#fd)
+    this.#fd = undefined
+    if (this.#entryId === undefined) return
+    if (this.#context.bodyFiles) this.#context.bodyFiles.remove(this.#entryId)
+    this.#context.tables.discard(this.#entryId)
   }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd)
+  } catch {}
 }

@@ -1,7 +1,7 @@
 /**
  * Run as a separate process and killed by the parent at a random moment: writes entries into a
- * SqliteStore file without end and prints one line per commit. Mode 'body': 1 MiB bodies in 16 KiB
- * chunk rows. Mode 'evict': bursts of small inline entries, then a 200 KiB one whose commit evicts
+ * SqliteStore file without end and prints one line per commit. Mode 'body': 1 MiB bodies written
+ * 16 KiB at a time (to a body file, or to chunk rows with `rows`). Mode 'evict': bursts of small inline entries, then a 200 KiB one whose commit evicts
  * most of them (maxBytes 512 KiB).
  */
 import { createHash } from 'node:crypto'
@@ -9,23 +9,43 @@ import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { patternBody, sampleMeta } from './helpers.js'
 
 const KIB = 1024
-const [path, mode] = process.argv.slice(2)
-if (path === undefined || (mode !== 'body' && mode !== 'evict')) {
-  throw new Error('usage: child-crash-writer.ts <path> body|evict')
+const [path, mode, storage] = process.argv.slice(2)
+if (
+  path === undefined ||
+  (mode !== 'body' && mode !== 'evict') ||
+  (storage !== 'rows' && storage !== 'files')
+) {
+  throw new Error('usage: child-crash-writer.ts <path> body|evict rows|files')
 }
+const bodyFiles = storage === 'files'
 const store =
   mode === 'body'
-    ? new SqliteStore({ path, chunkBytes: 16 * KIB, maxBytes: 4096 * KIB, sweepIntervalMs: 0 })
-    : new SqliteStore({ path, chunkBytes: 4 * KIB, maxBytes: 512 * KIB, sweepIntervalMs: 0 })
+    ? new SqliteStore({ path, chunkBytes: 16 * KIB, maxBytes: 4096 * KIB, sweepIntervalMs: 0, bodyFiles })
+    : new SqliteStore({ path, chunkBytes: 4 * KIB, maxBytes: 512 * KIB, sweepIntervalMs: 0, bodyFiles })
 if (store.failure) throw store.failure
+
+/** Large bodies come from a few made before 'ready', so that most of a round is spent writing. */
+const BODY_VARIANTS = 4
+const largeBodies = Array.from({ length: BODY_VARIANTS }, (_, variant) =>
+  describedBody(largeSize(variant), variant),
+)
 const startedMs = performance.now()
 let commitMs = 0
 process.stdout.write('ready\n')
 
-/** Writes one entry that describes its own body (size and sha256 in its headers), then reports it. */
-function writeEntry(key: string, sizeBytes: number, seed: number, writeBytes: number): void {
+function largeSize(variant: number): number {
+  return 1024 * KIB + ((variant * 7919) % (64 * KIB))
+}
+
+function describedBody(sizeBytes: number, seed: number) {
   const body = patternBody(sizeBytes, seed)
-  const sha256 = createHash('sha256').update(body).digest('hex')
+  return { body, sha256: createHash('sha256').update(body).digest('hex') }
+}
+
+/** Writes one entry that describes its own body (size and sha256 in its headers), then reports it. */
+function writeEntry(key: string, described: { body: Buffer; sha256: string }, writeBytes: number): void {
+  const { body, sha256 } = described
+  const sizeBytes = body.length
   const meta = sampleMeta({ headers: { 'x-sha256': sha256, 'x-size': String(sizeBytes) }, deleteAtMs: 0 })
   const writer = store.put(key, meta)
   if (writer === undefined) throw new Error(`put refused ${key}`)
@@ -42,9 +62,14 @@ function writeEntry(key: string, sizeBytes: number, seed: number, writeBytes: nu
 const run = `${process.pid}`
 for (let round = 0; ; round++) {
   if (mode === 'body') {
-    writeEntry(`body-${run}-${round}`, 1024 * KIB + ((round * 7919) % (64 * KIB)), round, 16 * KIB)
+    writeEntry(
+      `body-${run}-${round}`,
+      largeBodies[round % BODY_VARIANTS] as { body: Buffer; sha256: string },
+      16 * KIB,
+    )
     continue
   }
-  for (let i = 0; i < 20; i++) writeEntry(`small-${run}-${round}-${i}`, KIB, round * 20 + i, KIB)
-  writeEntry(`large-${run}-${round}`, 200 * KIB, round, 8 * KIB)
+  for (let i = 0; i < 20; i++)
+    writeEntry(`small-${run}-${round}-${i}`, describedBody(KIB, round * 20 + i), KIB)
+  writeEntry(`large-${run}-${round}`, describedBody(200 * KIB, round), 8 * KIB)
 }

@@ -72,12 +72,12 @@ function put(key: string, abort = false): void {
 }
 
 /** Reads every variant under key; each must match its headers unless it vanished mid-read. */
-function getAndCheck(key: string): void {
+async function getAndCheck(key: string): Promise<void> {
   for (const entry of store.get(key)) {
     const hash = createHash('sha256')
     let readBytes = 0
     try {
-      for (const chunk of entry.readBody() as Iterable<Buffer>) {
+      for await (const chunk of entry.readBody()) {
         hash.update(chunk)
         readBytes += chunk.length
       }
@@ -99,7 +99,7 @@ function update(key: string): void {
   if (entry) store.update(key, entry.id, { ...entry, headers: { ...entry.headers, 'x-freshened': '1' } })
 }
 
-const OPS: [string, number, (key: string) => void][] = [
+const OPS: [string, number, (key: string) => void | Promise<void>][] = [
   ['get', 40, getAndCheck],
   ['put', 35, (key) => put(key)],
   ['update', 8, update],
@@ -108,7 +108,7 @@ const OPS: [string, number, (key: string) => void][] = [
   ['sweep', 5, () => store.sweep()],
 ]
 
-function randomOp(): [string, (key: string) => void] {
+function randomOp(): [string, (key: string) => void | Promise<void>] {
   let roll = Math.random() * 100
   for (const [name, weight, run] of OPS) {
     roll -= weight
@@ -118,11 +118,11 @@ function randomOp(): [string, (key: string) => void] {
 }
 
 /** Runs one op, timing it and counting what it threw. */
-function runOp(): void {
+async function runOp(): Promise<void> {
   const [name, run] = randomOp()
   const startedMs = performance.now()
   try {
-    run(`k${Math.floor(Math.random() * WORKER_KEYS)}`)
+    await run(`k${Math.floor(Math.random() * WORKER_KEYS)}`)
     report.ops[name] = (report.ops[name] ?? 0) + 1
   } catch (error) {
     const message = `${name}: ${(error as { code?: string }).code ?? ''} ${(error as Error).message}`
@@ -133,7 +133,7 @@ function runOp(): void {
 
 const endMs = performance.now() + Number(durationMs)
 while (performance.now() < endMs) {
-  runOp()
+  await runOp()
   await new Promise((resolve) => setImmediate(resolve))
 }
 process.send?.({ type: 'load', report })

@@ -71,7 +71,9 @@ export function entryAt(entries: StoredEntry[], index = 0): StoredEntry {
 /** Runs child-writer.ts in a new process; resolves to the sha256 (hex) of the body it stored. */
 export async function writeFromChild(path: string, key: string, sizes: ChildWrite): Promise<string> {
   const script = fileURLToPath(new URL('./child-writer.ts', import.meta.url))
-  const args = [sizes.sizeBytes, sizes.seed, sizes.writeBytes, sizes.chunkBytes].map(String)
+  const args = [sizes.sizeBytes, sizes.seed, sizes.writeBytes, sizes.chunkBytes, sizes.bodyFiles ?? true].map(
+    String,
+  )
   const child = spawn(process.execPath, ['--import', 'tsx', script, path, key, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -90,4 +92,6 @@ export interface ChildWrite {
   seed: number
   writeBytes: number
   chunkBytes: number
+  /** SqliteStore's bodyFiles option; default true. */
+  bodyFiles?: boolean
 }

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import Database from 'better-sqlite3'
+import { SCHEMA_VERSION } from '../../lib/stores/sqlite-schema.js'
 import { SqliteStore, type SqliteStoreOptions } from '../../lib/stores/sqlite-store.js'
 import { entryAt, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
 
@@ -85,11 +86,10 @@ const faults: Fault[] = [
     make: async (path) => {
       await storeFile(path)
       const raw = new Database(path)
-      raw.pragma('user_version = 3')
+      raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`)
       raw.close()
     },
-    message:
-      'schema version 3 is newer than this undici-cache reads (2); upgrade undici-cache or use another path',
+    message: `schema version ${SCHEMA_VERSION + 1} is newer than this undici-cache reads (${SCHEMA_VERSION}); upgrade undici-cache or use another path`,
     corrupt: false,
   },
   {

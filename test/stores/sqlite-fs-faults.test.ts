@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -81,72 +81,83 @@ test('a read-only file, an unreadable file, a read-only directory, an unwritable
   )
 })
 
-test('a full disk fails the write that hits it, drops that entry, and the store reads on', async (t) => {
-  const tmpfs = mountTmpfs(2 * 1024 * KIB)
-  if ('skip' in tmpfs) return t.skip(tmpfs.skip)
-  try {
-    const filler = join(tmpfs.dir, 'filler')
-    writeFileSync(filler, Buffer.alloc(256 * KIB))
-    const path = join(tmpfs.dir, 'cache.db')
-    const store = new SqliteStore({ path, chunkBytes: 16 * KIB, sweepIntervalMs: 0 })
-    const meta = sampleMeta({ deleteAtMs: 0 })
-    const stored: number[] = []
-    let failure: unknown
-    for (let seed = 0; failure === undefined; seed++) {
-      await storeBody(store, `k${seed}`, meta, patternBody(100_000, seed), 8 * KIB).then(
-        () => stored.push(seed),
-        (error: unknown) => {
-          failure = error
-        },
-      )
-    }
-    assert.equal((failure as { code?: string }).code, 'SQLITE_FULL')
-    assert.equal((failure as Error).message, 'database or disk is full')
-    const failedKey = `k${stored.length}`
-    assert.deepEqual(store.get(failedKey), [])
-    const metaBytes = Buffer.byteLength(JSON.stringify(meta))
-    assert.deepEqual(store.stats(), {
-      totalBytes: stored.length * (100_000 + metaBytes),
-      entryCount: stored.length,
-    })
-    for (const seed of stored) {
-      assert.deepEqual(await readBody(entryAt(store.get(`k${seed}`))), patternBody(100_000, seed))
-    }
-    const unfinished = 'SELECT COUNT(*) AS n FROM entries WHERE complete = 0'
-    const raw = new Database(path, { readonly: true })
-    const left = (raw.prepare(unfinished).get() as { n: number }).n
-    t.diagnostic(
-      `${stored.length} entries of 100 000 bytes fit; the failed write left ${left} unfinished row(s)`,
-    )
+/** How a full disk shows, by where bodies go: SQLite's error for chunk rows, the system's for files. */
+const FULL_DISK = {
+  rows: { code: 'SQLITE_FULL', message: 'database or disk is full' },
+  files: { code: 'ENOSPC', message: 'ENOSPC: no space left on device, write' },
+}
 
-    const second = new SqliteStore({ path, sweepIntervalMs: 0 })
-    assert.equal(second.failure, undefined, 'opening on a full disk skips the cleanup and still reads')
-    assert.deepEqual(await readBody(entryAt(second.get('k0'))), patternBody(100_000, 0))
-    second.close()
-
-    rmSync(filler)
-    assert.equal(store.sweep(), 0, 'nothing expired; an unfinished row left by the failed write is retried')
-    assert.deepEqual(raw.prepare(unfinished).get(), { n: 0 })
-    assert.deepEqual(
-      raw
-        .prepare(
-          'SELECT COUNT(*) AS n FROM chunks WHERE entry_id NOT IN (SELECT id FROM entries WHERE complete = 1)',
+for (const storage of ['files', 'rows'] as const)
+  test(`a full disk (bodies in ${storage}) fails the write that hits it, drops that entry, and the store reads on`, async (t) => {
+    const tmpfs = mountTmpfs(2 * 1024 * KIB)
+    if ('skip' in tmpfs) return t.skip(tmpfs.skip)
+    try {
+      const filler = join(tmpfs.dir, 'filler')
+      writeFileSync(filler, Buffer.alloc(256 * KIB))
+      const path = join(tmpfs.dir, 'cache.db')
+      const bodyFiles = storage === 'files'
+      const store = new SqliteStore({ path, chunkBytes: 16 * KIB, sweepIntervalMs: 0, bodyFiles })
+      const meta = sampleMeta({ deleteAtMs: 0 })
+      const stored: number[] = []
+      let failure: unknown
+      for (let seed = 0; failure === undefined; seed++) {
+        await storeBody(store, `k${seed}`, meta, patternBody(100_000, seed), 8 * KIB).then(
+          () => stored.push(seed),
+          (error: unknown) => {
+            failure = error
+          },
         )
-        .get(),
-      { n: 0 },
-    )
-    raw.close()
-    await storeBody(store, failedKey, meta, patternBody(50_000, 99), 8 * KIB)
-    const again = await readBody(entryAt(store.get(failedKey)))
-    assert.equal(
-      createHash('sha256').update(again).digest('hex'),
-      createHash('sha256').update(patternBody(50_000, 99)).digest('hex'),
-    )
-    store.close()
-  } finally {
-    tmpfs.unmount()
-  }
-})
+      }
+      assert.equal((failure as { code?: string }).code, FULL_DISK[storage].code)
+      assert.equal((failure as Error).message, FULL_DISK[storage].message)
+      const failedKey = `k${stored.length}`
+      assert.deepEqual(store.get(failedKey), [])
+      const metaBytes = Buffer.byteLength(JSON.stringify(meta))
+      assert.deepEqual(store.stats(), {
+        totalBytes: stored.length * (100_000 + metaBytes),
+        entryCount: stored.length,
+      })
+      for (const seed of stored) {
+        assert.deepEqual(await readBody(entryAt(store.get(`k${seed}`))), patternBody(100_000, seed))
+      }
+      const unfinished = 'SELECT COUNT(*) AS n FROM entries WHERE complete = 0'
+      const raw = new Database(path, { readonly: true })
+      const left = (raw.prepare(unfinished).get() as { n: number }).n
+      t.diagnostic(
+        `${stored.length} entries of 100 000 bytes fit; the failed write left ${left} unfinished row(s)`,
+      )
+
+      const second = new SqliteStore({ path, sweepIntervalMs: 0 })
+      assert.equal(second.failure, undefined, 'opening on a full disk skips the cleanup and still reads')
+      assert.deepEqual(await readBody(entryAt(second.get('k0'))), patternBody(100_000, 0))
+      second.close()
+
+      rmSync(filler)
+      assert.equal(store.sweep(), 0, 'nothing expired; an unfinished row left by the failed write is retried')
+      assert.deepEqual(raw.prepare(unfinished).get(), { n: 0 })
+      assert.deepEqual(
+        raw
+          .prepare(
+            'SELECT COUNT(*) AS n FROM chunks WHERE entry_id NOT IN (SELECT id FROM entries WHERE complete = 1)',
+          )
+          .get(),
+        { n: 0 },
+      )
+      const bodyFileIds = raw.prepare('SELECT id FROM entries WHERE body_file = 1 ORDER BY id').pluck().all()
+      assert.deepEqual(bodyFileNames(path), bodyFileIds.map(String), 'a file for each stored body, no other')
+      assert.equal(bodyFileIds.length, bodyFiles ? stored.length : 0)
+      raw.close()
+      await storeBody(store, failedKey, meta, patternBody(50_000, 99), 8 * KIB)
+      const again = await readBody(entryAt(store.get(failedKey)))
+      assert.equal(
+        createHash('sha256').update(again).digest('hex'),
+        createHash('sha256').update(patternBody(50_000, 99)).digest('hex'),
+      )
+      store.close()
+    } finally {
+      tmpfs.unmount()
+    }
+  })
 
 test('a read-only file system: a store there fails, every call throws, the file stays as it was', async (t) => {
   const tmpfs = mountTmpfs(1024 * KIB)
@@ -169,3 +180,10 @@ test('a read-only file system: a store there fails, every call throws, the file 
     tmpfs.unmount()
   }
 })
+
+/** The names of the body files beside the database at `path`, in id order. */
+function bodyFileNames(path: string): string[] {
+  const bodyDir = `${path}-bodies`
+  if (!existsSync(bodyDir)) return []
+  return readdirSync(bodyDir).sort((a, b) => Number(a) - Number(b))
+}

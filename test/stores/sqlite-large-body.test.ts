@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import Database from 'better-sqlite3'
+import { FILE_READ_BYTES } from '../../lib/stores/sqlite-body-files.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { entryAt, writeFromChild } from './helpers.js'
 
@@ -13,10 +14,33 @@ const MIB = 1024 * KIB
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-large-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
+/** Reads every chunk of the entry's body; its sha256, chunk count and the peak RSS growth (MiB) meanwhile. */
+async function readMeasured(store: SqliteStore, key: string) {
+  const entry = entryAt(store.get(key))
+  assert.equal(entry.sizeBytes, 64 * MIB)
+  assert.equal(entry.body, undefined)
+  const read = createHash('sha256')
+  const rssBefore = process.memoryUsage.rss()
+  let peakRss = rssBefore
+  let chunks = 0
+  for await (const chunk of entry.readBody()) {
+    read.update(chunk)
+    chunks += 1
+    peakRss = Math.max(peakRss, process.memoryUsage.rss())
+  }
+  return { sha256: read.digest('hex'), chunks, growthMiB: (peakRss - rssBefore) / MIB }
+}
+
 // Written by another process, so this one's memory holds no leftovers of the write when it reads.
-test('a 64 MiB body streams into 256 chunk rows and back with bounded memory', async () => {
-  const path = join(dir, 'large.db')
-  const write = { sizeBytes: 64 * MIB, seed: 3, writeBytes: 64 * KIB, chunkBytes: 256 * KIB }
+test('a 64 MiB body streams into 256 chunk rows and back with bounded memory (bodyFiles: false)', async () => {
+  const path = join(dir, 'large-rows.db')
+  const write = {
+    sizeBytes: 64 * MIB,
+    seed: 3,
+    writeBytes: 64 * KIB,
+    chunkBytes: 256 * KIB,
+    bodyFiles: false,
+  }
   const writtenSha256 = await writeFromChild(path, 'big', write)
 
   const raw = new Database(path, { readonly: true })
@@ -25,23 +49,35 @@ test('a 64 MiB body streams into 256 chunk rows and back with bounded memory', a
     .get()
   assert.deepEqual(rows, { n: 256, min: 256 * KIB, max: 256 * KIB })
   raw.close()
+  assert.equal(existsSync(`${path}-bodies`), false)
 
   const store = new SqliteStore({ path, chunkBytes: 256 * KIB })
-  const entry = entryAt(store.get('big'))
-  assert.equal(entry.sizeBytes, 64 * MIB)
-  assert.equal(entry.body, undefined)
-  const read = createHash('sha256')
-  const rssBefore = process.memoryUsage.rss()
-  let peakRss = rssBefore
-  let chunks = 0
-  for (const chunk of entry.readBody() as Iterable<Buffer>) {
-    read.update(chunk)
-    chunks += 1
-    peakRss = Math.max(peakRss, process.memoryUsage.rss())
-  }
+  const { sha256, chunks, growthMiB } = await readMeasured(store, 'big')
   assert.equal(chunks, 256)
-  assert.equal(read.digest('hex'), writtenSha256)
-  const growthMiB = (peakRss - rssBefore) / MIB
+  assert.equal(sha256, writtenSha256)
+  assert.ok(growthMiB < 48, `rss grew by ${growthMiB.toFixed(1)} MiB while reading`)
+  store.close()
+})
+
+test('a 64 MiB body streams into one body file and back in reads of 1 MiB with bounded memory', async () => {
+  const path = join(dir, 'large-file.db')
+  const write = { sizeBytes: 64 * MIB, seed: 4, writeBytes: 64 * KIB, chunkBytes: 256 * KIB }
+  const writtenSha256 = await writeFromChild(path, 'big', write)
+
+  const raw = new Database(path, { readonly: true })
+  const row = raw.prepare('SELECT id, body_file, body_bytes FROM entries WHERE complete = 1').get() as {
+    id: number
+  }
+  assert.deepEqual(row, { id: row.id, body_file: 1, body_bytes: 64 * MIB })
+  assert.deepEqual(raw.prepare('SELECT COUNT(*) AS n FROM chunks').get(), { n: 0 })
+  raw.close()
+  assert.deepEqual(readdirSync(`${path}-bodies`), [String(row.id)])
+  assert.equal(statSync(join(`${path}-bodies`, String(row.id))).size, 64 * MIB)
+
+  const store = new SqliteStore({ path, chunkBytes: 256 * KIB })
+  const { sha256, chunks, growthMiB } = await readMeasured(store, 'big')
+  assert.equal(chunks, (64 * MIB) / FILE_READ_BYTES)
+  assert.equal(sha256, writtenSha256)
   assert.ok(growthMiB < 48, `rss grew by ${growthMiB.toFixed(1)} MiB while reading`)
   store.close()
 })

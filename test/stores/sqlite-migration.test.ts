@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -98,14 +98,14 @@ function layout(path: string): { name: string; sql: string | null }[] {
   return rows as { name: string; sql: string | null }[]
 }
 
-test('a version-1 file migrates to version 2 and its entries read back', async () => {
+test('a version-1 file migrates to version 3 and its entries read back', async () => {
   const path = join(dir, 'v1.db')
   writeVersion1File(path)
   const store = new SqliteStore({ path, chunkBytes: 1024 })
   assert.equal(store.failure, undefined)
   const raw = new Database(path)
-  assert.equal(raw.pragma('user_version', { simple: true }), 2)
-  assert.equal(SCHEMA_VERSION, 2)
+  assert.equal(raw.pragma('user_version', { simple: true }), 3)
+  assert.equal(SCHEMA_VERSION, 3)
 
   const inline = entryAt(store.get('inline'))
   assert.deepEqual(metaOf(inline), inlineMeta)
@@ -119,12 +119,12 @@ test('a version-1 file migrates to version 2 and its entries read back', async (
 
   // The stale unfinished write went; the recent one has no known writer (pid 0), so it waits.
   const rows = raw.prepare(
-    'SELECT id, complete, writer_host, writer_pid, writer_token FROM entries ORDER BY id',
+    'SELECT id, complete, writer_host, writer_pid, writer_token, body_file FROM entries ORDER BY id',
   )
   assert.deepEqual(rows.all(), [
-    { id: 1, complete: 1, writer_host: '', writer_pid: 0, writer_token: '' },
-    { id: 2, complete: 1, writer_host: '', writer_pid: 0, writer_token: '' },
-    { id: 4, complete: 0, writer_host: '', writer_pid: 0, writer_token: '' },
+    { id: 1, complete: 1, writer_host: '', writer_pid: 0, writer_token: '', body_file: 0 },
+    { id: 2, complete: 1, writer_host: '', writer_pid: 0, writer_token: '', body_file: 0 },
+    { id: 4, complete: 0, writer_host: '', writer_pid: 0, writer_token: '', body_file: 0 },
   ])
   assert.deepEqual(raw.prepare('SELECT entry_id, seq FROM chunks ORDER BY entry_id, seq').all(), [
     { entry_id: 2, seq: 0 },
@@ -135,7 +135,9 @@ test('a version-1 file migrates to version 2 and its entries read back', async (
   raw.close()
 
   await storeBody(store, 'after', sampleMeta({ deleteAtMs: 0 }), patternBody(3000, 5), 500)
-  assert.deepEqual(await readBody(entryAt(store.get('after'))), patternBody(3000, 5))
+  const after = entryAt(store.get('after'))
+  assert.deepEqual(await readBody(after), patternBody(3000, 5))
+  assert.deepEqual(readdirSync(`${path}-bodies`), [String(after.id)], 'a new long body goes to a file')
   assert.equal(store.sweep(NOW_MS + 60_000), 1, 'the inline entry expired, the chunked one has a validator')
   assert.deepEqual(store.get('inline'), [])
   store.close()

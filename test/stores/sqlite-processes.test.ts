@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { type ChildProcess, fork } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -61,6 +61,27 @@ function combine(reports: LoadReport[]) {
 }
 
 /** What the file holds once every worker has exited, read with a plain connection. */
+/** Body files without their row, and complete rows whose body file is missing or of another size. */
+function bodyFileState(path: string, raw: Database.Database) {
+  const bodyDir = `${path}-bodies`
+  const names = existsSync(bodyDir) ? readdirSync(bodyDir) : []
+  const rows = raw.prepare('SELECT id, body_bytes, complete FROM entries WHERE body_file = 1').all() as {
+    id: number
+    body_bytes: number
+    complete: number
+  }[]
+  const ids = new Set(rows.map((row) => String(row.id)))
+  const sizeOf = (id: number) => {
+    const file = join(bodyDir, String(id))
+    return existsSync(file) ? statSync(file).size : -1
+  }
+  return {
+    bodyFiles: names.length > 0,
+    strayBodyFiles: names.filter((name) => !ids.has(name)).length,
+    brokenBodyFiles: rows.filter((row) => row.complete === 1 && sizeOf(row.id) !== row.body_bytes).length,
+  }
+}
+
 function fileState(path: string) {
   const raw = new Database(path, { readonly: true })
   const count = (sql: string) => (raw.prepare(sql).get() as { n: number }).n
@@ -71,6 +92,7 @@ function fileState(path: string) {
          AND (SELECT entries FROM totals) = (SELECT COUNT(*) FROM entries WHERE complete = 1) AS n`,
     ),
     orphanChunks: count('SELECT COUNT(*) AS n FROM chunks WHERE entry_id NOT IN (SELECT id FROM entries)'),
+    ...bodyFileState(path, raw),
   }
   const unfinished = count('SELECT COUNT(*) AS n FROM entries WHERE complete = 0')
   raw.close()
@@ -107,7 +129,14 @@ test(`${WORKERS} processes share one file for ${LOAD_MS} ms: no busy error, noth
   assert.ok(load.committedBytes > 10 * WORKER_STORE.maxBytes, 'too few bytes written to force eviction')
 
   const { state, unfinished } = fileState(path)
-  assert.deepEqual(state, { integrity: 'ok', totalsMatchRows: 1, orphanChunks: 0 })
+  assert.deepEqual(state, {
+    integrity: 'ok',
+    totalsMatchRows: 1,
+    orphanChunks: 0,
+    bodyFiles: true,
+    strayBodyFiles: 0,
+    brokenBodyFiles: 0,
+  })
   const store = new SqliteStore({ ...WORKER_STORE, path, sweepIntervalMs: 0 })
   assert.deepEqual(
     fileState(path),

@@ -66,18 +66,19 @@ test('SqliteStore defaults and the file settings', () => {
     sweepIntervalMs: 60_000,
     onCorrupt: 'fail',
     hotBytes: 16 * 1024 * 1024,
+    bodyFiles: true,
   })
   const raw = rawDb(path)
   assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal')
   assert.equal(raw.pragma('user_version', { simple: true }), SCHEMA_VERSION)
-  assert.equal(SCHEMA_VERSION, 2)
+  assert.equal(SCHEMA_VERSION, 3)
   raw.close()
   store.close()
 })
 
-test('SqliteStore keeps small bodies inline and writes large ones as chunk rows of chunkBytes', async () => {
+test('SqliteStore (bodyFiles: false) keeps small bodies inline and writes large ones as chunk rows of chunkBytes', async () => {
   const path = newPath()
-  const store = new SqliteStore({ path, chunkBytes: 1024 })
+  const store = new SqliteStore({ path, chunkBytes: 1024, bodyFiles: false })
   await storeBody(store, 'small', sampleMeta(), patternBody(1000, 1), 256)
   await storeBody(store, 'large', sampleMeta(), patternBody(3584, 2), 256)
   const raw = rawDb(path)
@@ -186,7 +187,7 @@ test('two stores on one file see each other, including deletes and totals', asyn
 
 test('a chunked write whose row another store deleted stores nothing', async () => {
   const path = newPath()
-  const writerStore = new SqliteStore({ path, chunkBytes: 1024 })
+  const writerStore = new SqliteStore({ path, chunkBytes: 1024, bodyFiles: false })
   const other = new SqliteStore({ path, chunkBytes: 1024 })
   for (const deleteBeforeLastFlush of [true, false]) {
     const writer = writerStore.put('k', sampleMeta())
@@ -224,7 +225,7 @@ test('an entry written by another process is visible', async () => {
 })
 
 test('reading a body whose chunks were replaced meanwhile throws instead of ending short', async () => {
-  const store = new SqliteStore({ path: newPath(), chunkBytes: 1024 })
+  const store = new SqliteStore({ path: newPath(), chunkBytes: 1024, bodyFiles: false })
   await storeBody(store, 'k', sampleMeta(), patternBody(3000, 1))
   const old = entryAt(store.get('k'))
   const chunks = (old.readBody() as Iterable<Buffer>)[Symbol.iterator]()
@@ -292,7 +293,7 @@ test('update and eviction keep the totals equal to a recount', async () => {
 })
 
 const KNOWN =
-  'known: path, maxBytes, maxEntryBytes, maxEntries, chunkBytes, sweepIntervalMs, onCorrupt, hotBytes'
+  'known: path, maxBytes, maxEntryBytes, maxEntries, chunkBytes, sweepIntervalMs, onCorrupt, hotBytes, bodyFiles'
 const invalidOptions: [unknown, ErrorConstructor, string][] = [
   [{ maxBytes: -1 }, RangeError, 'SqliteStore option maxBytes must be a positive integer (bytes), got -1'],
   [
@@ -355,6 +356,7 @@ const invalidOptions: [unknown, ErrorConstructor, string][] = [
     'SqliteStore option onCorrupt must be "fail" or "recreate", got "delete"',
   ],
   [{ onCorrupt: true }, TypeError, 'SqliteStore option onCorrupt must be "fail" or "recreate", got true'],
+  [{ bodyFiles: 'yes' }, TypeError, 'SqliteStore option bodyFiles must be true or false, got "yes"'],
   [{ maxEntrySize: 1 }, TypeError, `SqliteStore has no option maxEntrySize (${KNOWN})`],
   [{ filename: 'x.db' }, TypeError, `SqliteStore has no option filename (${KNOWN})`],
   ['x.db', TypeError, 'SqliteStore options must be an object, got "x.db"'],

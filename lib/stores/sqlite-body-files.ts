@@ -1,0 +1,175 @@
+/**
+ * Bodies longer than one chunk, kept as plain files in a directory beside the database, one file per
+ * entry named by its id (AUTOINCREMENT: never reused). A file is written before its row is complete
+ * and removed after its row is gone, so a complete row always has its whole file.
+ */
+import { closeSync, mkdirSync, openSync, read, readdirSync, statSync, unlinkSync, writevSync } from 'node:fs'
+import { join } from 'node:path'
+
+/** Bytes one read of a body file asks for (less for the last piece). */
+export const FILE_READ_BYTES = 1024 * 1024
+
+/** Added to the database's path to name its directory of body files. */
+export const BODY_DIR_SUFFIX = '-bodies'
+
+/** The body files of one database. */
+export class BodyFiles {
+  readonly dir: string
+  #dirMade = false
+
+  constructor(dir: string) {
+    this.dir = dir
+  }
+
+  pathOf(entryId: number): string {
+    return join(this.dir, String(entryId))
+  }
+
+  /** Creates (or truncates) the file of `entryId`; returns its descriptor. */
+  create(entryId: number): number {
+    if (!this.#dirMade) {
+      mkdirSync(this.dir, { recursive: true })
+      this.#dirMade = true
+    }
+    return openSync(this.pathOf(entryId), 'w')
+  }
+
+  /** Writes every buffer at the end of the file, looping over short writes. */
+  append(fd: number, buffers: Buffer[]): void {
+    let pending = buffers.filter((buffer) => buffer.length > 0)
+    while (pending.length > 0) {
+      let written = writevSync(fd, pending)
+      const rest: Buffer[] = []
+      for (const buffer of pending) {
+        if (written >= buffer.length) written -= buffer.length
+        else {
+          rest.push(buffer.subarray(written))
+          written = 0
+        }
+      }
+      pending = rest
+    }
+  }
+
+  /** Removes the file of `entryId`; a file already gone is fine, any other failure is ignored. */
+  remove(entryId: number): void {
+    try {
+      unlinkSync(this.pathOf(entryId))
+    } catch {}
+  }
+
+  /**
+   * The body of `entryId` as `sizeBytes` bytes read one piece at a time. Throws now when the file
+   * is missing or has another length (removed by another process, damaged); opens it at the first read.
+   */
+  reader(entryId: number, sizeBytes: number): AsyncIterable<Buffer> {
+    const path = this.pathOf(entryId)
+    const size = sizeOf(path, entryId)
+    if (size !== sizeBytes)
+      throw new Error(`undici-cache: body file ${path} has ${size} bytes, not ${sizeBytes}`)
+    return { [Symbol.asyncIterator]: () => new FileBodyIterator(path, entryId, sizeBytes) }
+  }
+
+  /** Removes files whose entry row is gone (left by a process killed between the two). */
+  removeOrphans(hasRow: (entryId: number) => boolean): void {
+    let names: string[]
+    try {
+      names = readdirSync(this.dir)
+    } catch {
+      return
+    }
+    for (const name of names) {
+      const entryId = Number(name)
+      if (Number.isSafeInteger(entryId) && String(entryId) === name && !hasRow(entryId)) this.remove(entryId)
+    }
+  }
+}
+
+/**
+ * Reads a body file front to back into fresh buffers (the caller keeps them). The descriptor is opened
+ * at the first `next()` and closed at the end, on an error, or on `return()`: nothing leaks when the
+ * iteration never starts or stops early.
+ */
+class FileBodyIterator implements AsyncIterator<Buffer> {
+  readonly #path: string
+  readonly #entryId: number
+  readonly #sizeBytes: number
+  #fd: number | undefined
+  #readBytes = 0
+  #reading = false
+  #done = false
+
+  constructor(path: string, entryId: number, sizeBytes: number) {
+    this.#path = path
+    this.#entryId = entryId
+    this.#sizeBytes = sizeBytes
+  }
+
+  async next(): Promise<IteratorResult<Buffer>> {
+    if (this.#done || this.#readBytes >= this.#sizeBytes) return this.#finish()
+    try {
+      this.#fd ??= openBody(this.#path, this.#entryId)
+      const buffer = Buffer.allocUnsafe(Math.min(FILE_READ_BYTES, this.#sizeBytes - this.#readBytes))
+      this.#reading = true
+      const readBytes = await readAt(this.#fd, buffer, this.#readBytes).finally(() => {
+        this.#reading = false
+      })
+      if (this.#done) return this.#finish()
+      if (readBytes === 0) throw new Error(`undici-cache: body file ${this.#path} ended early`)
+      this.#readBytes += readBytes
+      return { done: false, value: readBytes === buffer.length ? buffer : buffer.subarray(0, readBytes) }
+    } catch (error) {
+      this.#finish()
+      throw error
+    }
+  }
+
+  async return(): Promise<IteratorResult<Buffer>> {
+    return this.#finish()
+  }
+
+  /** Ends the iteration; the descriptor is closed now, or once a read in flight is back. */
+  #finish(): IteratorResult<Buffer> {
+    this.#done = true
+    if (this.#fd !== undefined && !this.#reading) {
+      closeSync(this.#fd)
+      this.#fd = undefined
+    }
+    return { done: true, value: undefined }
+  }
+}
+
+/** The error a body removed by another process (replaced, evicted, deleted) gives, as for chunk rows. */
+function goneError(entryId: number, cause: unknown): Error {
+  return new Error(`undici-cache: body of entry ${entryId} is gone (replaced or evicted while read)`, {
+    cause,
+  })
+}
+
+function isMissing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === 'ENOENT'
+}
+
+function sizeOf(path: string, entryId: number): number {
+  try {
+    return statSync(path).size
+  } catch (error) {
+    throw isMissing(error) ? goneError(entryId, error) : error
+  }
+}
+
+function openBody(path: string, entryId: number): number {
+  try {
+    return openSync(path, 'r')
+  } catch (error) {
+    throw isMissing(error) ? goneError(entryId, error) : error
+  }
+}
+
+function readAt(fd: number, buffer: Buffer, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, buffer, 0, buffer.length, position, (error, readBytes) =>
+      error ? reject(error) : resolve(readBytes),
+    )
+  })
+}

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict'
+import diagnosticsChannel from 'node:diagnostics_channel'
+import { readdirSync, rmSync, truncateSync } from 'node:fs'
+import path from 'node:path'
+import { after, before, beforeEach, test } from 'node:test'
+import { request } from 'undici'
+import { storeErrorChannel } from '../../lib/diagnostics.js'
+import { FILE_READ_BYTES } from '../../lib/stores/sqlite-body-files.js'
+import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { makeAgent, tempDir } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+import { patternBody } from '../stores/helpers.js'
+
+/** Longer than SqliteStore's default chunkBytes (256 KiB), so kept as a body file; spans 3 reads. */
+const BIG = patternBody(2 * FILE_READ_BYTES + 12_345, 7)
+
+let origin: Origin
+let dbPath: string
+let cache: ReturnType<typeof makeAgent>
+const storeErrors: { operation: string; error: Error }[] = []
+const onStoreError = (message: unknown) => storeErrors.push(message as { operation: string; error: Error })
+
+before(async () => {
+  origin = await startOrigin((_req, res) => {
+    reply(res, 200, { 'cache-control': 'max-age=600', etag: '"big"' }, BIG as unknown as string)
+  })
+  dbPath = path.join(tempDir(), 'cache.db')
+  cache = makeAgent(new SqliteStore({ path: dbPath }))
+  diagnosticsChannel.subscribe(storeErrorChannel.name, onStoreError)
+})
+after(async () => {
+  diagnosticsChannel.unsubscribe(storeErrorChannel.name, onStoreError)
+  await cache.close()
+  await origin.close()
+})
+beforeEach(() => {
+  storeErrors.length = 0
+})
+
+/** One GET whose body is read whole as bytes. */
+async function getBytes(url: string, headers: Record<string, string> = {}) {
+  const res = await request(url, { dispatcher: cache.agent, headers })
+  const body = Buffer.from(await res.body.arrayBuffer())
+  return { status: res.statusCode, headers: res.headers, body }
+}
+
+const bodyFiles = () => readdirSync(`${dbPath}-bodies`)
+
+test('a body longer than one chunk is stored as a file and served from it byte for byte', async () => {
+  const url = `${origin.url}/served`
+  const miss = await getBytes(url)
+  assert.equal(miss.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+  assert.ok(miss.body.equals(BIG))
+  assert.equal(bodyFiles().length, 1)
+  const hit = await getBytes(url)
+  assert.match(String(hit.headers['cache-status']), /^undici-cache; hit; ttl=\d+$/)
+  assert.equal(hit.headers['content-length'], String(BIG.length))
+  assert.ok(hit.body.equals(BIG))
+  assert.equal(origin.count('/served'), 1)
+})
+
+test('a Range across the boundary of two file reads gets exactly those bytes (RFC 9110 §14.2)', async () => {
+  const url = `${origin.url}/ranged`
+  await getBytes(url)
+  const start = FILE_READ_BYTES - 10
+  const end = FILE_READ_BYTES + 9
+  const part = await getBytes(url, { range: `bytes=${start}-${end}` })
+  assert.equal(part.status, 206)
+  assert.equal(part.headers['content-range'], `bytes ${start}-${end}/${BIG.length}`)
+  assert.ok(part.body.equals(BIG.subarray(start, end + 1)))
+  const tail = await getBytes(url, { range: 'bytes=-5' })
+  assert.ok(tail.body.equals(BIG.subarray(BIG.length - 5)))
+  assert.equal(origin.count('/ranged'), 1)
+})
+
+test('a body file removed or cut short under the cache: the request goes to the origin and is stored again', async () => {
+  const url = `${origin.url}/vanishing`
+  await getBytes(url)
+  for (const damage of ['removed', 'cut short'] as const) {
+    const before = origin.count('/vanishing')
+    for (const name of bodyFiles()) {
+      const file = path.join(`${dbPath}-bodies`, name)
+      if (damage === 'removed') rmSync(file)
+      else truncateSync(file, 1000)
+    }
+    const recovered = await getBytes(url)
+    assert.equal(recovered.status, 200)
+    assert.equal(recovered.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+    assert.ok(recovered.body.equals(BIG))
+    assert.equal(origin.count('/vanishing') - before, 1)
+    assert.deepEqual(
+      storeErrors.map(({ operation }) => operation),
+      ['read'],
+    )
+    const again = await getBytes(url)
+    assert.match(String(again.headers['cache-status']), /^undici-cache; hit/)
+    assert.ok(again.body.equals(BIG))
+    assert.equal(origin.count('/vanishing') - before, 1)
+    storeErrors.length = 0
+  }
+})
+
+test('only-if-cached with its body file gone answers 504 without asking the origin (RFC 9111 §5.2.1.7)', async () => {
+  const url = `${origin.url}/only-cached`
+  await getBytes(url)
+  for (const name of bodyFiles()) rmSync(path.join(`${dbPath}-bodies`, name))
+  const res = await getBytes(url, { 'cache-control': 'only-if-cached' })
+  assert.equal(res.status, 504)
+  assert.equal(res.body.length, 0)
+  assert.equal(origin.count('/only-cached'), 1)
+  assert.match(storeErrors[0]?.error.message ?? '', /is gone \(replaced or evicted while read\)/)
+})
