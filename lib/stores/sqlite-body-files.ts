@@ -1,5 +1,5 @@
 /**
- * Bodies longer than one chunk, kept as plain files in a directory beside the database, one file per
+ * Bodies of one chunk or more, kept as plain files in a directory beside the database, one file per
  * entry named by its id (AUTOINCREMENT: never reused). A file is written before its row is complete
  * and removed after its row is gone, so a complete row always has its whole file.
  */
@@ -95,9 +95,10 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
   readonly #entryId: number
   readonly #sizeBytes: number
   #fd: number | undefined
-  #readBytes = 0
-  #reading = false
-  #done = false
+  /** Bytes asked for so far (read or being read). */
+  #claimedBytes = 0
+  #readsInFlight = 0
+  #stopped = false
 
   constructor(path: string, entryId: number, sizeBytes: number) {
     this.#path = path
@@ -105,39 +106,55 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
     this.#sizeBytes = sizeBytes
   }
 
+  /** Each call claims the next piece at once, so calls made without waiting read consecutive pieces. */
   async next(): Promise<IteratorResult<Buffer>> {
-    if (this.#done || this.#readBytes >= this.#sizeBytes) return this.#finish()
+    if (this.#stopped || this.#claimedBytes >= this.#sizeBytes) return this.#end()
     try {
       this.#fd ??= openBody(this.#path, this.#entryId)
-      const buffer = Buffer.allocUnsafe(Math.min(FILE_READ_BYTES, this.#sizeBytes - this.#readBytes))
-      this.#reading = true
-      const readBytes = await readAt(this.#fd, buffer, this.#readBytes).finally(() => {
-        this.#reading = false
+      const position = this.#claimedBytes
+      const buffer = Buffer.allocUnsafe(Math.min(FILE_READ_BYTES, this.#sizeBytes - position))
+      this.#claimedBytes += buffer.length
+      this.#readsInFlight += 1
+      const readBytes = await readAt(this.#fd, buffer, position).finally(() => {
+        this.#readsInFlight -= 1
+        this.#closeWhenIdle()
       })
-      if (this.#done) return this.#finish()
-      if (readBytes === 0) throw new Error(`undici-cache: body file ${this.#path} ended early`)
-      this.#readBytes += readBytes
-      return { done: false, value: readBytes === buffer.length ? buffer : buffer.subarray(0, readBytes) }
+      if (this.#stopped) return DONE
+      // A regular file reads short only at its end: it is shorter than its row says.
+      if (readBytes < buffer.length) throw new Error(`undici-cache: body file ${this.#path} ended early`)
+      return { done: false, value: buffer }
     } catch (error) {
-      this.#finish()
+      this.#stop()
       throw error
     }
   }
 
   async return(): Promise<IteratorResult<Buffer>> {
-    return this.#finish()
+    this.#stop()
+    return DONE
   }
 
-  /** Ends the iteration; the descriptor is closed now, or once a read in flight is back. */
-  #finish(): IteratorResult<Buffer> {
-    this.#done = true
-    if (this.#fd !== undefined && !this.#reading) {
-      closeSync(this.#fd)
-      this.#fd = undefined
-    }
-    return { done: true, value: undefined }
+  #end(): IteratorResult<Buffer> {
+    this.#closeWhenIdle()
+    return DONE
+  }
+
+  /** Ends the iteration early (return(), an error): pieces still being read are dropped. */
+  #stop(): void {
+    this.#stopped = true
+    this.#closeWhenIdle()
+  }
+
+  /** Closes the descriptor once no read is in flight and none will follow. */
+  #closeWhenIdle(): void {
+    const finished = this.#stopped || this.#claimedBytes >= this.#sizeBytes
+    if (this.#fd === undefined || this.#readsInFlight > 0 || !finished) return
+    closeSync(this.#fd)
+    this.#fd = undefined
   }
 }
+
+const DONE: IteratorResult<Buffer> = { done: true, value: undefined }
 
 /** The error a body removed by another process (replaced, evicted, deleted) gives, as for chunk rows. */
 function goneError(entryId: number, cause: unknown): Error {

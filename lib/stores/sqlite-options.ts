@@ -51,7 +51,7 @@ export interface SqliteStoreOptions {
    */
   hotBytes?: number
   /**
-   * Whether bodies longer than chunkBytes are written as plain files in `<path>-bodies/` (read back with
+   * Whether bodies that reach chunkBytes are written as plain files in `<path>-bodies/` (read back with
    * a few large reads) rather than as chunk rows inside the database. Always false for ':memory:'.
    * Default true.
    */

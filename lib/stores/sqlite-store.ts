@@ -125,9 +125,10 @@ export class SqliteStore implements CacheStore {
     return this.#usable().tables.sweep(nowMs, SWEEP_MAX_ROWS)
   }
 
-  /** Releases the file and stops the sweep timer; stored entries stay. */
+  /** Releases the file and stops the sweep timer; stored entries stay, writes in progress are dropped. */
   close(): void {
     this.#context?.commits.flush()
+    this.#writers.abortAll()
     this.#closed = true
     this.#hot?.close()
     clearInterval(this.#sweepTimer)

@@ -13,7 +13,7 @@ export interface WriterContext {
   chunkBytes: number
   eviction: EvictionLimits
   commits: CommitQueue
-  /** Where bodies longer than one chunk go; undefined: into chunk rows. */
+  /** Where bodies of one chunk or more go; undefined: into chunk rows. */
   bodyFiles: BodyFiles | undefined
   release(key: string, writer: SqliteEntryWriter): void
 }
