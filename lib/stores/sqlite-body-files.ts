@@ -98,6 +98,7 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
   /** Bytes asked for so far (read or being read). */
   #claimedBytes = 0
   #readsInFlight = 0
+  #ahead: Promise<IteratorResult<Buffer>> | undefined
   #stopped = false
 
   constructor(path: string, entryId: number, sizeBytes: number) {
@@ -106,8 +107,21 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
     this.#sizeBytes = sizeBytes
   }
 
-  /** Each call claims the next piece at once, so calls made without waiting read consecutive pieces. */
+  /** The next piece, asked for ahead while the caller handles this one (two pieces in memory at most). */
   async next(): Promise<IteratorResult<Buffer>> {
+    const step = this.#ahead ?? this.#read()
+    this.#ahead = undefined
+    const result = await step
+    if (!result.done && !this.#stopped && this.#claimedBytes < this.#sizeBytes) {
+      this.#ahead = this.#read()
+      // A failure is thrown by the next() that takes it, or dropped with the iteration.
+      this.#ahead.catch(() => {})
+    }
+    return result
+  }
+
+  /** Each call claims the next piece at once, so calls made without waiting read consecutive pieces. */
+  async #read(): Promise<IteratorResult<Buffer>> {
     if (this.#stopped || this.#claimedBytes >= this.#sizeBytes) return this.#end()
     try {
       this.#fd ??= openBody(this.#path, this.#entryId)
@@ -129,8 +143,11 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
     }
   }
 
+  /** Stops; resolves once a piece read ahead is back and the descriptor closed. */
   async return(): Promise<IteratorResult<Buffer>> {
     this.#stop()
+    await this.#ahead?.catch(() => {})
+    this.#ahead = undefined
     return DONE
   }
 
