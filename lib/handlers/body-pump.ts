@@ -28,6 +28,9 @@ export class BodyPump implements ResponseSource {
   #running = false
   /** A step of an asynchronous body is on its way: nothing may ask the iterator for another. */
   #waiting = false
+  /** A step read while the caller paused, delivered first on resume. */
+  #held: Step | undefined
+  #scheduled = false
   #finished = false
 
   constructor(
@@ -47,7 +50,7 @@ export class BodyPump implements ResponseSource {
   resume(): void {
     if (!this.#paused) return
     this.#paused = false
-    queueMicrotask(() => this.run())
+    this.#runLater(queueMicrotask)
   }
 
   abort(reason: Error): void {
@@ -63,6 +66,9 @@ export class BodyPump implements ResponseSource {
     this.#running = true
     let bytes = 0
     try {
+      const held = this.#held
+      this.#held = undefined
+      if (held && !this.#deliver(held)) return
       while (!this.#paused && !this.#finished) {
         const step = this.#iterator.next()
         if (isPromise(step)) {
@@ -76,7 +82,7 @@ export class BodyPump implements ResponseSource {
         if (!this.#deliver(step)) return
         bytes += step.done ? 0 : step.value.length
         if (bytes >= BYTES_PER_TURN) {
-          setImmediate(() => this.run())
+          this.#runLater(setImmediate)
           return
         }
       }
@@ -87,8 +93,23 @@ export class BodyPump implements ResponseSource {
     }
   }
 
+  /** Schedules one more run, unless one is scheduled already (a turn's budget is not doubled). */
+  #runLater(schedule: (callback: () => void) => unknown): void {
+    if (this.#scheduled) return
+    this.#scheduled = true
+    schedule(() => {
+      this.#scheduled = false
+      this.run()
+    })
+  }
+
   #continueAfter(step: Step): void {
     this.#waiting = false
+    if (this.#paused) {
+      // Paused while the step was read: it waits for resume().
+      this.#held = step
+      return
+    }
     try {
       if (this.#deliver(step)) this.run()
     } catch (error) {
