@@ -58,10 +58,10 @@ type SizeName = keyof typeof SIZE_BYTES
 
 /** `--quick` sends this many times fewer requests. */
 const QUICK_DIVISOR = 10
-const WARMUP_REQUESTS = 200
+const WARMUP_REQUESTS = 2000
 const QUICK_WARMUP_REQUESTS = 100
 /** 4 MiB bodies warm up with fewer requests. */
-const LARGE_BODY_WARMUP_REQUESTS = 20
+const LARGE_BODY_WARMUP_REQUESTS = 100
 const QUICK_LARGE_BODY_WARMUP_REQUESTS = 5
 /** Stored keys a `fill` scenario sends its hits to (all of them when fewer are stored). */
 export const FILL_HOT_KEYS = 1000
