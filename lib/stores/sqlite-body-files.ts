@@ -64,7 +64,7 @@ export class BodyFiles {
    */
   reader(entryId: number, sizeBytes: number): AsyncIterable<Buffer> {
     const path = this.pathOf(entryId)
-    const size = sizeOf(path, entryId)
+    const size = unlessGone(entryId, () => statSync(path).size)
     if (size !== sizeBytes)
       throw new Error(`undici-cache: body file ${path} has ${size} bytes, not ${sizeBytes}`)
     return { [Symbol.asyncIterator]: () => new FileBodyIterator(path, entryId, sizeBytes) }
@@ -124,7 +124,7 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
   async #read(): Promise<IteratorResult<Buffer>> {
     if (this.#stopped || this.#claimedBytes >= this.#sizeBytes) return this.#end()
     try {
-      this.#fd ??= openBody(this.#path, this.#entryId)
+      this.#fd ??= unlessGone(this.#entryId, () => openSync(this.#path, 'r'))
       const position = this.#claimedBytes
       const buffer = Buffer.allocUnsafe(Math.min(FILE_READ_BYTES, this.#sizeBytes - position))
       this.#claimedBytes += buffer.length
@@ -180,23 +180,12 @@ function goneError(entryId: number, cause: unknown): Error {
   })
 }
 
-function isMissing(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException).code === 'ENOENT'
-}
-
-function sizeOf(path: string, entryId: number): number {
+/** Runs a file operation; a file that is not there becomes the "gone" error of a removed body. */
+function unlessGone<T>(entryId: number, operation: () => T): T {
   try {
-    return statSync(path).size
+    return operation()
   } catch (error) {
-    throw isMissing(error) ? goneError(entryId, error) : error
-  }
-}
-
-function openBody(path: string, entryId: number): number {
-  try {
-    return openSync(path, 'r')
-  } catch (error) {
-    throw isMissing(error) ? goneError(entryId, error) : error
+    throw (error as NodeJS.ErrnoException).code === 'ENOENT' ? goneError(entryId, error) : error
   }
 }
 

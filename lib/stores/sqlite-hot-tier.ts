@@ -114,11 +114,13 @@ export class HotTier {
 
   /** Stops hearing of the other stores' writes (the store closed). */
   close(): void {
-    this.#peers().delete(this)
-    if (this.#path !== undefined && this.#peers().size === 0) tiersByPath.delete(this.#path)
+    const peers = this.#peers()
+    peers.delete(this)
+    if (peers.size === 0 && this.#path !== undefined) tiersByPath.delete(this.#path)
     this.clear()
   }
 
+  /** This process's hot tiers on the same file, this one included; none for ':memory:'. */
   #peers(): Set<HotTier> {
     return (this.#path !== undefined && tiersByPath.get(this.#path)) || new Set()
   }

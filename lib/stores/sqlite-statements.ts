@@ -31,7 +31,6 @@ export const STATEMENT_SQL = {
     WHERE complete = 1 AND delete_at_ms > 0 AND delete_at_ms <= ? ORDER BY delete_at_ms LIMIT ?`,
   selectIncomplete: `SELECT id, written_ms, writer_host, writer_pid, writer_token, body_file FROM entries
     WHERE complete = 0 ORDER BY written_ms LIMIT ?`,
-  entryExists: 'SELECT 1 FROM entries WHERE id = ?',
   selectRow: 'SELECT id, size_bytes, complete, body_file FROM entries WHERE id = ?',
   deleteChunks: 'DELETE FROM chunks WHERE entry_id = ?',
   deleteEntry: 'DELETE FROM entries WHERE id = ?',
@@ -89,7 +88,6 @@ export interface Statements {
   selectLeastRecent: Statement<[number], SizedRow>
   selectExpired: Statement<[number, number], SizedRow>
   selectIncomplete: Statement<[number], IncompleteRow & { body_file: number }>
-  entryExists: Statement<[number], unknown>
   selectRow: Statement<[number], SizedRow>
   deleteChunks: Statement<[number]>
   deleteEntry: Statement<[number]>

@@ -269,7 +269,7 @@ export class SqliteTables {
       this.#db.close()
       throw error
     }
-    this.files?.removeOrphans((entryId) => this.#sql.entryExists.get(entryId) !== undefined)
+    this.files?.removeOrphans((entryId) => this.#sql.selectRow.get(entryId) !== undefined)
   }
 
   /** Runs a write transaction, then removes the body files of the entries it removed. */

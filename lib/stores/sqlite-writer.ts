@@ -152,8 +152,7 @@ export class SqliteEntryWriter implements EntryWriter {
   #commitArgs(): CommitArgs {
     const inFile = this.#fd !== undefined
     if (inFile) this.#finishFile()
-    const args = inFile ? { ...this.#chunkArgs(), data: EMPTY } : this.#chunkArgs()
-    return { ...args, bodyBytes: this.#bodyBytes, limits: this.#context.eviction, inFile }
+    return { ...this.#chunkArgs(), bodyBytes: this.#bodyBytes, limits: this.#context.eviction, inFile }
   }
 
   /** Writes the pending chunks and closes the body file; a failure drops the entry and throws. */

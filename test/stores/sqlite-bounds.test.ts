@@ -39,7 +39,6 @@ const EXPECTED_PLANS: Record<keyof typeof STATEMENT_SQL, string> = {
   selectLeastRecent: 'SCAN entries USING COVERING INDEX entries_lru',
   selectExpired: 'SEARCH entries USING COVERING INDEX entries_expiry (delete_at_ms>? AND delete_at_ms<?)',
   selectIncomplete: 'SCAN entries USING INDEX entries_incomplete',
-  entryExists: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
   selectRow: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
   deleteChunks: 'SEARCH chunks USING INDEX sqlite_autoindex_chunks_1 (entry_id=?)',
   deleteEntry: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
