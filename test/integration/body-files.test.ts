@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import diagnosticsChannel from 'node:diagnostics_channel'
-import { readdirSync, rmSync, truncateSync } from 'node:fs'
+import { rmSync, truncateSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, beforeEach, test } from 'node:test'
 import { request } from 'undici'
@@ -9,7 +9,7 @@ import { FILE_READ_BYTES } from '../../lib/stores/sqlite-body-files.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { makeAgent, tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
-import { patternBody } from '../stores/helpers.js'
+import { bodyFileNames, bodyFileOf, patternBody } from '../stores/helpers.js'
 
 /** Longer than SqliteStore's default chunkBytes (256 KiB), so kept as a body file; spans 3 reads. */
 const BIG = patternBody(2 * FILE_READ_BYTES + 12_345, 7)
@@ -44,7 +44,7 @@ async function getBytes(url: string, headers: Record<string, string> = {}) {
   return { status: res.statusCode, headers: res.headers, body }
 }
 
-const bodyFiles = () => readdirSync(`${dbPath}-bodies`)
+const bodyFiles = () => bodyFileNames(dbPath)
 
 test('a body longer than one chunk is stored as a file and served from it byte for byte', async () => {
   const url = `${origin.url}/served`
@@ -79,7 +79,7 @@ test('a body file removed or cut short under the cache: the request goes to the 
   for (const damage of ['removed', 'cut short'] as const) {
     const before = origin.count('/vanishing')
     for (const name of bodyFiles()) {
-      const file = path.join(`${dbPath}-bodies`, name)
+      const file = bodyFileOf(dbPath, name)
       if (damage === 'removed') rmSync(file)
       else truncateSync(file, 1000)
     }
@@ -103,7 +103,7 @@ test('a body file removed or cut short under the cache: the request goes to the 
 test('only-if-cached with its body file gone answers 504 without asking the origin (RFC 9111 §5.2.1.7)', async () => {
   const url = `${origin.url}/only-cached`
   await getBytes(url)
-  for (const name of bodyFiles()) rmSync(path.join(`${dbPath}-bodies`, name))
+  for (const name of bodyFiles()) rmSync(bodyFileOf(dbPath, name))
   const res = await getBytes(url, { 'cache-control': 'only-if-cached' })
   assert.equal(res.status, 504)
   assert.equal(res.body.length, 0)

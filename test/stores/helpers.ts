@@ -1,7 +1,10 @@
 /** Small helpers shared by the store tests and the child-process writer. */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { existsSync, readdirSync, readlinkSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { BODY_DIR_SUFFIX } from '../../lib/stores/sqlite-body-files.js'
 import type { CacheStore, EntryMeta, StoredEntry } from '../../lib/stores/store.js'
 
 /** A plausible stored response; `overrides` replace fields. */
@@ -95,3 +98,40 @@ export interface ChildWrite {
   /** SqliteStore's bodyFiles option; default true. */
   bodyFiles?: boolean
 }
+
+/** The directory of body files beside the SqliteStore database at `path`. */
+export function bodyDirOf(path: string): string {
+  return path + BODY_DIR_SUFFIX
+}
+
+/** The body file of entry `id` of the database at `path`. */
+export function bodyFileOf(path: string, id: unknown): string {
+  return join(bodyDirOf(path), String(id))
+}
+
+/** The names in the body directory, numbers in order first; [] when it does not exist. */
+export function bodyFileNames(path: string): string[] {
+  if (!existsSync(bodyDirOf(path))) return []
+  return readdirSync(bodyDirOf(path)).sort((a, b) => Number(a) - Number(b) || a.localeCompare(b))
+}
+
+/** The size of entry `id`'s body file; -1 when there is none. */
+export function bodyFileSize(path: string, id: unknown): number {
+  const file = bodyFileOf(path, id)
+  return existsSync(file) ? statSync(file).size : -1
+}
+
+/** What this process's open descriptors under the body directory of `path` point to (Linux). */
+export function openBodyFds(path: string): string[] {
+  const targets = readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      return '' // the descriptor readdirSync used, closed by now
+    }
+  })
+  return targets.filter((target) => target.startsWith(`${bodyDirOf(path)}/`)).sort()
+}
+
+/** For tests that read /proc/self/fd. */
+export const linuxOnly = { skip: process.platform !== 'linux' && 'reads /proc/self/fd' }

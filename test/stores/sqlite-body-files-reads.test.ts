@@ -4,9 +4,7 @@ import {
   existsSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
   truncateSync,
   unlinkSync,
@@ -19,18 +17,27 @@ import Database from 'better-sqlite3'
 import { FILE_READ_BYTES } from '../../lib/stores/sqlite-body-files.js'
 import { SqliteStore, type SqliteStoreOptions } from '../../lib/stores/sqlite-store.js'
 import type { StoredEntry } from '../../lib/stores/store.js'
-import { entryAt, patternBody, readBody, readChunks, sampleMeta, storeBody } from './helpers.js'
+import {
+  bodyDirOf,
+  bodyFileNames,
+  bodyFileOf,
+  entryAt,
+  linuxOnly,
+  openBodyFds,
+  patternBody,
+  readBody,
+  readChunks,
+  sampleMeta,
+  storeBody,
+} from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-body-reads-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 let files = 0
 const newPath = () => join(dir, `store-${files++}.db`)
-const bodyDir = (path: string) => `${path}-bodies`
-const bodyFile = (path: string, id: unknown) => join(bodyDir(path), String(id))
 const KEPT = sampleMeta({ deleteAtMs: 0 })
 /** Three reads: two of FILE_READ_BYTES and a short last one. */
 const LONG_BYTES = 2 * FILE_READ_BYTES + 100
-const linuxOnly = { skip: process.platform !== 'linux' && 'reads /proc/self/fd' }
 
 function openStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
   return new SqliteStore({ path, chunkBytes: 1024, sweepIntervalMs: 0, ...options })
@@ -39,10 +46,6 @@ function openStore(path: string, options: SqliteStoreOptions = {}): SqliteStore 
 /** Stores a body of LONG_BYTES in writes of 64 KiB (quicker than the helper's default). */
 function storeLong(store: SqliteStore, key: string, seed: number): Promise<boolean> {
   return storeBody(store, key, KEPT, patternBody(LONG_BYTES, seed), 64 * 1024)
-}
-
-function listing(path: string): string[] {
-  return existsSync(bodyDir(path)) ? readdirSync(bodyDir(path)).sort() : []
 }
 
 function count(path: string, table: 'entries' | 'chunks'): number {
@@ -58,18 +61,6 @@ const goneMessage = (entry: StoredEntry) =>
   `undici-cache: body of entry ${entry.id} is gone (replaced or evicted while read)`
 const iteratorOf = (entry: StoredEntry) => (entry.readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
 
-/** The open descriptors of this process under the body directory of `path` (Linux). */
-function openFds(path: string): string[] {
-  const targets = readdirSync('/proc/self/fd').map((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      return '' // the descriptor readdirSync used, closed by now
-    }
-  })
-  return targets.filter((target) => target.startsWith(`${bodyDir(path)}/`)).sort()
-}
-
 test('a read already started keeps yielding the old body after a replace; the stale entry is then gone', async () => {
   const path = newPath()
   const store = openStore(path, { chunkBytes: 64 * 1024 })
@@ -83,7 +74,7 @@ test('a read already started keeps yielding the old body after a replace; the st
   await storeLong(store, 'k', 2)
   const current = entryAt(store.get('k'))
   assert.notEqual(current.id, old.id)
-  assert.deepEqual(listing(path), [String(current.id)])
+  assert.deepEqual(bodyFileNames(path), [String(current.id)])
   const rest: Buffer[] = []
   for (let step = await started.next(); !step.done; step = await started.next()) rest.push(step.value)
   assert.deepEqual(
@@ -95,7 +86,7 @@ test('a read already started keeps yielding the old body after a replace; the st
   await assert.rejects(notStarted.next(), { message: goneMessage(old) })
   assert.throws(() => old.readBody(), { message: goneMessage(old) })
   assert.deepEqual(await readBody(entryAt(store.get('k'))), patternBody(LONG_BYTES, 2))
-  assert.deepEqual(listing(path), [String(current.id)], 'the stale read dropped nothing else')
+  assert.deepEqual(bodyFileNames(path), [String(current.id)], 'the stale read dropped nothing else')
   store.close()
 })
 
@@ -105,7 +96,7 @@ test('a body file removed by hand: readBody throws at once and the entry is drop
   await storeBody(store, 'k', KEPT, patternBody(3584, 1))
   await storeBody(store, 'other', KEPT, patternBody(3000, 2))
   const entry = entryAt(store.get('k'))
-  unlinkSync(bodyFile(path, entry.id))
+  unlinkSync(bodyFileOf(path, entry.id))
   assert.throws(() => entry.readBody(), { message: goneMessage(entry) })
   assert.deepEqual(store.get('k'), [])
   assert.equal(count(path, 'entries'), 1)
@@ -115,7 +106,7 @@ test('a body file removed by hand: readBody throws at once and the entry is drop
   // Once closed, the store cannot drop the entry: the read still says gone, not closed.
   const other = entryAt(store.get('other'))
   store.close()
-  unlinkSync(bodyFile(path, other.id))
+  unlinkSync(bodyFileOf(path, other.id))
   assert.throws(() => other.readBody(), { message: goneMessage(other) })
   assert.equal(count(path, 'entries'), 1)
 })
@@ -125,13 +116,13 @@ test('a truncated body file: readBody throws its size and the entry and file are
   const store = openStore(path)
   await storeBody(store, 'k', KEPT, patternBody(3584, 1))
   const entry = entryAt(store.get('k'))
-  const file = bodyFile(path, entry.id)
+  const file = bodyFileOf(path, entry.id)
   truncateSync(file, 1000)
   assert.throws(() => entry.readBody(), {
     message: `undici-cache: body file ${file} has 1000 bytes, not 3584`,
   })
   assert.deepEqual(store.get('k'), [])
-  assert.deepEqual(listing(path), [])
+  assert.deepEqual(bodyFileNames(path), [])
   assert.equal(count(path, 'entries'), 0)
   assert.deepEqual(store.stats(), { totalBytes: 0, entryCount: 0 })
   store.close()
@@ -142,7 +133,7 @@ test('a body file truncated during a read: the read fails instead of ending shor
   const store = openStore(path, { chunkBytes: 64 * 1024 })
   await storeLong(store, 'k', 1)
   const entry = entryAt(store.get('k'))
-  const file = bodyFile(path, entry.id)
+  const file = bodyFileOf(path, entry.id)
   const chunks = iteratorOf(entry)
   const read: Buffer[] = []
   read.push((await chunks.next()).value as Buffer)
@@ -160,7 +151,7 @@ test('a body file truncated during a read: the read fails instead of ending shor
   const delivered = Buffer.concat(read)
   assert.ok(delivered.length === FILE_READ_BYTES || delivered.length === 2 * FILE_READ_BYTES)
   assert.deepEqual(delivered, patternBody(LONG_BYTES, 1).subarray(0, delivered.length))
-  assert.deepEqual(openFds(path), [], 'the failed read closed its descriptor')
+  assert.deepEqual(openBodyFds(path), [], 'the failed read closed its descriptor')
   assert.deepEqual(await chunks.next(), { done: true, value: undefined })
   assert.throws(() => entry.readBody(), {
     message: `undici-cache: body file ${file} has ${FILE_READ_BYTES + 10} bytes, not ${LONG_BYTES}`,
@@ -180,19 +171,19 @@ test(
     const entries = keys.map((key) => entryAt(store.get(key)))
 
     const iterators = entries.map(iteratorOf)
-    assert.deepEqual(openFds(path), [], 'obtained, never started: no descriptor')
+    assert.deepEqual(openBodyFds(path), [], 'obtained, never started: no descriptor')
 
     const first = iterators[0] as AsyncIterator<Buffer>
     assert.deepEqual((await first.next()).value, patternBody(1100, 0))
-    assert.deepEqual(openFds(path), [], 'its last piece read: closed before the final next()')
+    assert.deepEqual(openBodyFds(path), [], 'its last piece read: closed before the final next()')
     assert.deepEqual(await first.return?.(), { done: true, value: undefined })
 
     await storeLong(store, 'long', 9)
     const long = iteratorOf(entryAt(store.get('long')))
     assert.equal((await long.next()).value?.length, FILE_READ_BYTES)
-    assert.equal(openFds(path).length, 1)
+    assert.equal(openBodyFds(path).length, 1)
     assert.deepEqual(await long.return?.(), { done: true, value: undefined })
-    assert.deepEqual(openFds(path), [], 'return() after one piece closes it')
+    assert.deepEqual(openBodyFds(path), [], 'return() after one piece closes it')
 
     const steps = await Promise.all(iterators.slice(1).map((iterator) => iterator.next()))
     assert.deepEqual(
@@ -201,19 +192,19 @@ test(
     )
     const ends = await Promise.all(iterators.slice(1).map((iterator) => iterator.next()))
     assert.deepEqual(ends, Array(49).fill({ done: true, value: undefined }))
-    assert.deepEqual(openFds(path), [], 'read to the end: closed')
+    assert.deepEqual(openBodyFds(path), [], 'read to the end: closed')
 
     const inFlight = iteratorOf(entryAt(entries, 1))
     const step = inFlight.next()
     assert.deepEqual(await inFlight.return?.(), { done: true, value: undefined })
     assert.deepEqual(await step, { done: true, value: undefined })
-    assert.deepEqual(openFds(path), [], 'return() during a read: closed once the read is back')
+    assert.deepEqual(openBodyFds(path), [], 'return() during a read: closed once the read is back')
 
     for await (const chunk of entryAt(entries, 2).readBody()) {
       assert.equal(chunk.length, 1100)
       break
     }
-    assert.deepEqual(openFds(path), [], 'break out of for await: closed')
+    assert.deepEqual(openBodyFds(path), [], 'break out of for await: closed')
     store.close()
   },
 )
@@ -240,11 +231,11 @@ test('a store with bodyFiles: false reads and deletes body files, and writes chu
   const rowsOnly = openStore(path, { bodyFiles: false })
   await storeBody(writer, 'file', KEPT, patternBody(3584, 1))
   const fileId = entryAt(writer.get('file')).id
-  assert.deepEqual(listing(path), [String(fileId)])
+  assert.deepEqual(bodyFileNames(path), [String(fileId)])
   assert.deepEqual(await readChunks(entryAt(rowsOnly.get('file'))), [patternBody(3584, 1)])
 
   await storeBody(rowsOnly, 'rows', KEPT, patternBody(3584, 2))
-  assert.deepEqual(listing(path), [String(fileId)])
+  assert.deepEqual(bodyFileNames(path), [String(fileId)])
   assert.equal(count(path, 'chunks'), 4)
   const rows = await readChunks(entryAt(writer.get('rows')))
   assert.deepEqual(
@@ -254,7 +245,7 @@ test('a store with bodyFiles: false reads and deletes body files, and writes chu
   assert.deepEqual(Buffer.concat(rows), patternBody(3584, 2))
 
   rowsOnly.delete('file')
-  assert.deepEqual(listing(path), [])
+  assert.deepEqual(bodyFileNames(path), [])
   assert.deepEqual(writer.get('file'), [])
   writer.close()
   rowsOnly.close()
@@ -268,7 +259,7 @@ test(':memory: keeps long bodies in chunk rows, whatever bodyFiles says', async 
     rows.map((chunk) => chunk.length),
     [1024, 1024, 1024, 512],
   )
-  assert.equal(existsSync(':memory:-bodies'), false)
+  assert.equal(existsSync(bodyDirOf(':memory:')), false)
   store.close()
 })
 
@@ -287,15 +278,15 @@ test("onCorrupt 'recreate' moves the body files aside with the database", async 
   const copyPath = `${path}.corrupt-1800000000000`
   assert.equal(store.failure, undefined)
   assert.equal(store.corruptCopyPath, copyPath)
-  assert.deepEqual(readdirSync(`${copyPath}-bodies`), [String(oldId)])
-  assert.deepEqual(readFileSync(join(`${copyPath}-bodies`, String(oldId))), patternBody(3584, 1))
-  assert.equal(existsSync(bodyDir(path)), false)
+  assert.deepEqual(bodyFileNames(copyPath), [String(oldId)])
+  assert.deepEqual(readFileSync(bodyFileOf(copyPath, oldId)), patternBody(3584, 1))
+  assert.equal(existsSync(bodyDirOf(path)), false)
 
   assert.deepEqual(store.get('k'), [])
   await storeBody(store, 'k', KEPT, patternBody(5000, 2))
   const entry = entryAt(store.get('k'))
   assert.equal(entry.id, oldId, 'a new file numbers its entries from 1 again')
-  assert.deepEqual(listing(path), [String(entry.id)])
+  assert.deepEqual(bodyFileNames(path), [String(entry.id)])
   assert.deepEqual(await readBody(entry), patternBody(5000, 2))
   store.close()
 })

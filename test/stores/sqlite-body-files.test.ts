@@ -1,13 +1,5 @@
 import assert from 'node:assert/strict'
-import {
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -16,26 +8,29 @@ import { STALE_WRITE_MS } from '../../lib/stores/sqlite-liveness.js'
 import { SqliteStore, type SqliteStoreOptions } from '../../lib/stores/sqlite-store.js'
 import { FILE_WRITER_MARK_MS } from '../../lib/stores/sqlite-writer.js'
 import type { EntryMeta } from '../../lib/stores/store.js'
-import { entryAt, patternBody, readBody, readChunks, sampleMeta, storeBody } from './helpers.js'
+import {
+  bodyFileNames,
+  bodyFileOf,
+  entryAt,
+  linuxOnly,
+  openBodyFds,
+  patternBody,
+  readBody,
+  readChunks,
+  sampleMeta,
+  storeBody,
+} from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-body-files-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 let files = 0
 const newPath = () => join(dir, `store-${files++}.db`)
-const bodyDir = (path: string) => `${path}-bodies`
-const bodyFile = (path: string, id: unknown) => join(bodyDir(path), String(id))
 const metaBytesOf = (meta: EntryMeta) => Buffer.byteLength(JSON.stringify(meta))
 /** Never swept: these entries stay until replaced, deleted or evicted. */
 const KEPT = sampleMeta({ deleteAtMs: 0 })
 
 function openStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
   return new SqliteStore({ path, chunkBytes: 1024, sweepIntervalMs: 0, ...options })
-}
-
-/** The names in the body directory, numbers sorted first; [] when it does not exist. */
-function listing(path: string): string[] {
-  if (!existsSync(bodyDir(path))) return []
-  return readdirSync(bodyDir(path)).sort((a, b) => Number(a) - Number(b) || a.localeCompare(b))
 }
 
 /** Runs `query` on a plain connection to the store's file. */
@@ -51,7 +46,7 @@ function query<T>(path: string, sql: string, ...params: unknown[]): T[] {
 /** Asserts the body files are exactly `ids`, and exactly the complete rows with body_file = 1. */
 function assertFiles(path: string, ids: unknown[], step: string): void {
   const rows = query<{ id: number }>(path, 'SELECT id FROM entries WHERE complete = 1 AND body_file = 1')
-  assert.deepEqual(listing(path), ids.map(String), step)
+  assert.deepEqual(bodyFileNames(path), ids.map(String), step)
   assert.deepEqual(
     rows.map((row) => String(row.id)),
     ids.map(String),
@@ -61,19 +56,6 @@ function assertFiles(path: string, ids: unknown[], step: string): void {
 }
 
 const idOf = (store: SqliteStore, key: string) => entryAt(store.get(key)).id
-
-/** What this process's open descriptors under the body directory point to (Linux). */
-function openBodyFds(path: string): string[] {
-  const targets = readdirSync('/proc/self/fd').map((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      return '' // the descriptor readdirSync used
-    }
-  })
-  return targets.filter((target) => target.startsWith(`${bodyDir(path)}/`)).sort()
-}
-const linuxOnly = { skip: process.platform !== 'linux' && 'reads /proc/self/fd' }
 
 test('a body of chunkBytes or more is one file named by its id; a shorter one stays inline', async () => {
   const path = newPath()
@@ -100,9 +82,9 @@ test('a body of chunkBytes or more is one file named by its id; a shorter one st
     return { id, key, complete: 1, body_file: bodyFile, inline, body_bytes: bodyBytes, size_bytes: sizeBytes }
   }
   assert.deepEqual(query(path, 'SELECT COUNT(*) AS n FROM chunks'), [{ n: 0 }])
-  assert.deepEqual(listing(path), [String(longId), String(oneChunkId)])
-  assert.deepEqual(readFileSync(bodyFile(path, longId)), patternBody(3584, 1))
-  assert.deepEqual(readFileSync(bodyFile(path, oneChunkId)), patternBody(1024, 3))
+  assert.deepEqual(bodyFileNames(path), [String(longId), String(oneChunkId)])
+  assert.deepEqual(readFileSync(bodyFileOf(path, longId)), patternBody(3584, 1))
+  assert.deepEqual(readFileSync(bodyFileOf(path, oneChunkId)), patternBody(1024, 3))
   assert.deepEqual(store.stats(), { totalBytes: 3584 + 1023 + 1024 + 3 * metaBytes, entryCount: 3 })
   const long = entryAt(store.get('long'))
   assert.equal(long.body, undefined)
@@ -159,7 +141,7 @@ test('replace, delete, eviction (maxEntries, maxBytes, too big alone) and sweep 
   await storeBody(store, 'e1', expired, patternBody(2000, 8))
   await storeBody(store, 'kept', KEPT, patternBody(2000, 9))
   await storeBody(store, 'e2', expired, patternBody(1500, 10))
-  assert.equal(listing(path).length, 3)
+  assert.equal(bodyFileNames(path).length, 3)
   assert.equal(store.sweep(), 2)
   assertFiles(path, [idOf(store, 'kept')], 'expired entries swept')
   assert.deepEqual(await readBody(entryAt(store.get('kept'))), patternBody(2000, 9))
@@ -175,21 +157,21 @@ test('abort after the file was made removes file and row; a body past maxEntryBy
   aborted.write(patternBody(2000, 1))
   const [row] = query<{ id: number }>(path, 'SELECT id, complete, body_file FROM entries')
   assert.deepEqual(row, { id: row?.id, complete: 0, body_file: 1 })
-  assert.deepEqual(listing(path), [String(row?.id)])
-  assert.deepEqual(readFileSync(bodyFile(path, row?.id)), patternBody(2000, 1))
+  assert.deepEqual(bodyFileNames(path), [String(row?.id)])
+  assert.deepEqual(readFileSync(bodyFileOf(path, row?.id)), patternBody(2000, 1))
   aborted.abort()
-  assert.deepEqual(listing(path), [])
+  assert.deepEqual(bodyFileNames(path), [])
   assert.deepEqual(query(path, 'SELECT id FROM entries'), [])
 
   const tooLong = store.put('k', KEPT)
   assert.ok(tooLong)
   tooLong.write(patternBody(2048, 2))
-  assert.equal(listing(path).length, 1)
+  assert.equal(bodyFileNames(path).length, 1)
   tooLong.write(patternBody(1000, 3))
-  assert.deepEqual(listing(path), [])
+  assert.deepEqual(bodyFileNames(path), [])
   tooLong.write(patternBody(1000, 4))
   tooLong.commit()
-  assert.deepEqual(listing(path), [])
+  assert.deepEqual(bodyFileNames(path), [])
   assert.deepEqual(query(path, 'SELECT id FROM entries'), [])
   assert.deepEqual(store.get('k'), [])
   store.close()
@@ -203,16 +185,16 @@ test('a file write whose key another store deleted stores nothing and leaves no 
     const writer = writerStore.put('k', KEPT)
     assert.ok(writer)
     writer.write(patternBody(2000, 1))
-    assert.equal(listing(path).length, 1)
+    assert.equal(bodyFileNames(path).length, 1)
     if (deleteBeforeLastFlush) {
       other.delete('k')
-      assert.deepEqual(listing(path), [], 'the deleter removes the file of the incomplete row')
+      assert.deepEqual(bodyFileNames(path), [], 'the deleter removes the file of the incomplete row')
     }
     writer.write(patternBody(1500, 2))
     if (!deleteBeforeLastFlush) other.delete('k')
     writer.commit()
     assert.deepEqual(writerStore.get('k'), [])
-    assert.deepEqual(listing(path), [])
+    assert.deepEqual(bodyFileNames(path), [])
     assert.deepEqual(query(path, 'SELECT id FROM entries'), [])
     assert.deepEqual(query(path, 'SELECT COUNT(*) AS n FROM chunks'), [{ n: 0 }])
   }
@@ -223,9 +205,9 @@ test('a file write whose key another store deleted stores nothing and leaves no 
   const raw = new Database(path)
   raw.prepare(`DELETE FROM entries WHERE key = 'k'`).run()
   raw.close()
-  assert.equal(listing(path).length, 1)
+  assert.equal(bodyFileNames(path).length, 1)
   writer.commit()
-  assert.deepEqual(listing(path), [])
+  assert.deepEqual(bodyFileNames(path), [])
   assert.deepEqual(writerStore.get('k'), [])
   assert.deepEqual(writerStore.stats(), { totalBytes: 0, entryCount: 0 })
   writerStore.close()
@@ -243,8 +225,8 @@ test(
     const writer = writerStore.put('k', KEPT)
     assert.ok(writer)
     writer.write(patternBody(2000, 1))
-    const [name] = listing(path)
-    const file = bodyFile(path, name)
+    const [name] = bodyFileNames(path)
+    const file = bodyFileOf(path, name)
     other.delete('k')
     assert.deepEqual(openBodyFds(path), [`${file} (deleted)`])
     t.mock.timers.tick(FILE_WRITER_MARK_MS - 1)
@@ -256,7 +238,7 @@ test(
     writer.write(patternBody(1024, 4))
     writer.commit()
     assert.deepEqual(writerStore.get('k'), [])
-    assert.deepEqual(listing(path), [])
+    assert.deepEqual(bodyFileNames(path), [])
     assert.deepEqual(query(path, 'SELECT id FROM entries'), [])
     writerStore.close()
     other.close()
@@ -271,7 +253,7 @@ function insertKilled(path: string): number {
     VALUES ('killed', '', 0, '{}', 1, ?, 0)`)
   const killedId = Number(insert.run(Date.now() - STALE_WRITE_MS - 1000).lastInsertRowid)
   raw.close()
-  writeFileSync(bodyFile(path, killedId), patternBody(500, 3))
+  writeFileSync(bodyFileOf(path, killedId), patternBody(500, 3))
   return killedId
 }
 
@@ -286,14 +268,14 @@ test('opening removes orphan files and a killed writer’s file; keeps live writ
   const [liveRow] = query<{ id: number }>(path, 'SELECT id FROM entries WHERE complete = 0')
   const liveId = liveRow?.id
   const killedId = insertKilled(path)
-  assert.equal(existsSync(bodyFile(path, killedId)), true)
-  writeFileSync(bodyFile(path, 999_999), 'no row')
-  writeFileSync(bodyFile(path, 'notes.txt'), 'not a body')
-  writeFileSync(bodyFile(path, '0012'), 'not an id as written')
-  assert.equal(listing(path).length, 6)
+  assert.equal(existsSync(bodyFileOf(path, killedId)), true)
+  writeFileSync(bodyFileOf(path, 999_999), 'no row')
+  writeFileSync(bodyFileOf(path, 'notes.txt'), 'not a body')
+  writeFileSync(bodyFileOf(path, '0012'), 'not an id as written')
+  assert.equal(bodyFileNames(path).length, 6)
 
   const second = openStore(path)
-  assert.deepEqual(listing(path), [String(doneId), String(liveId), '0012', 'notes.txt'])
+  assert.deepEqual(bodyFileNames(path), [String(doneId), String(liveId), '0012', 'notes.txt'])
   assert.deepEqual(query(path, 'SELECT key FROM entries ORDER BY id'), [{ key: 'done' }, { key: 'live' }])
   live.write(patternBody(1500, 4))
   live.commit()
@@ -302,12 +284,12 @@ test('opening removes orphan files and a killed writer’s file; keeps live writ
     Buffer.concat([patternBody(2000, 2), patternBody(1500, 4)]),
   )
   assert.deepEqual(await readBody(entryAt(second.get('done'))), patternBody(3000, 1))
-  assert.equal(readFileSync(bodyFile(path, 'notes.txt'), 'utf8'), 'not a body')
+  assert.equal(readFileSync(bodyFileOf(path, 'notes.txt'), 'utf8'), 'not a body')
   // A writer killed while the store is open: the sweep removes its row and file.
   const killedLater = insertKilled(path)
   assert.equal(second.sweep(), 1)
-  assert.equal(existsSync(bodyFile(path, killedLater)), false)
-  assert.deepEqual(listing(path), [String(doneId), String(liveId), '0012', 'notes.txt'])
+  assert.equal(existsSync(bodyFileOf(path, killedLater)), false)
+  assert.deepEqual(bodyFileNames(path), [String(doneId), String(liveId), '0012', 'notes.txt'])
   first.close()
   second.close()
 })
@@ -321,15 +303,15 @@ test('closing a store drops its writes in progress: their files and rows go, lat
   writer.write(patternBody(2000, 1))
   committer.write(patternBody(2000, 2))
   committer.write(patternBody(100, 3))
-  assert.equal(listing(path).length, 2)
+  assert.equal(bodyFileNames(path).length, 2)
   store.close()
-  assert.deepEqual(listing(path), [])
+  assert.deepEqual(bodyFileNames(path), [])
   assert.deepEqual(query(path, 'SELECT id FROM entries'), [])
   writer.write(patternBody(1024, 4))
   writer.abort()
   committer.commit()
   committer.abort()
-  assert.deepEqual(listing(path), [])
+  assert.deepEqual(bodyFileNames(path), [])
   const reopened = openStore(path)
   assert.deepEqual(reopened.get('c'), [])
   reopened.close()

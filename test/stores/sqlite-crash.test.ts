@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, type TestContext, test } from 'node:test'
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import type { StoredEntry } from '../../lib/stores/store.js'
-import { entryAt, readChunks } from './helpers.js'
+import { bodyFileNames, bodyFileSize, entryAt, readChunks } from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-crash-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -65,16 +65,13 @@ type Storage = 'rows' | 'files'
  * no complete row (a killed writer's, until the next open cleans up).
  */
 function inspectFiles(path: string, raw: Database.Database) {
-  const bodyDir = `${path}-bodies`
-  const names = existsSync(bodyDir) ? readdirSync(bodyDir) : []
   const rows = raw
     .prepare('SELECT id, body_bytes FROM entries WHERE complete = 1 AND body_file = 1')
     .all() as { id: number; body_bytes: number }[]
-  const sizeOf = (name: string) => (existsSync(join(bodyDir, name)) ? statSync(join(bodyDir, name)).size : -1)
   const complete = new Set(rows.map((row) => String(row.id)))
   return {
-    brokenFiles: rows.filter((row) => sizeOf(String(row.id)) !== row.body_bytes).length,
-    strayFiles: names.filter((name) => !complete.has(name)).length,
+    brokenFiles: rows.filter((row) => bodyFileSize(path, row.id) !== row.body_bytes).length,
+    strayFiles: bodyFileNames(path).filter((name) => !complete.has(name)).length,
   }
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import type { OpenReport } from './child-open.js'
-import { entryAt, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
+import { bodyFileNames, entryAt, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
 import { mountTmpfs } from './sqlite-mounts.js'
 
 const KIB = 1024
@@ -180,10 +180,3 @@ test('a read-only file system: a store there fails, every call throws, the file 
     tmpfs.unmount()
   }
 })
-
-/** The names of the body files beside the database at `path`, in id order. */
-function bodyFileNames(path: string): string[] {
-  const bodyDir = `${path}-bodies`
-  if (!existsSync(bodyDir)) return []
-  return readdirSync(bodyDir).sort((a, b) => Number(a) - Number(b))
-}

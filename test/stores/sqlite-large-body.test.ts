@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import Database from 'better-sqlite3'
 import { FILE_READ_BYTES } from '../../lib/stores/sqlite-body-files.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
-import { entryAt, writeFromChild } from './helpers.js'
+import { bodyDirOf, bodyFileNames, bodyFileSize, entryAt, writeFromChild } from './helpers.js'
 
 const KIB = 1024
 const MIB = 1024 * KIB
@@ -49,7 +49,7 @@ test('a 64 MiB body streams into 256 chunk rows and back with bounded memory (bo
     .get()
   assert.deepEqual(rows, { n: 256, min: 256 * KIB, max: 256 * KIB })
   raw.close()
-  assert.equal(existsSync(`${path}-bodies`), false)
+  assert.equal(existsSync(bodyDirOf(path)), false)
 
   const store = new SqliteStore({ path, chunkBytes: 256 * KIB })
   const { sha256, chunks, growthMiB } = await readMeasured(store, 'big')
@@ -71,8 +71,8 @@ test('a 64 MiB body streams into one body file and back in reads of 1 MiB with b
   assert.deepEqual(row, { id: row.id, body_file: 1, body_bytes: 64 * MIB })
   assert.deepEqual(raw.prepare('SELECT COUNT(*) AS n FROM chunks').get(), { n: 0 })
   raw.close()
-  assert.deepEqual(readdirSync(`${path}-bodies`), [String(row.id)])
-  assert.equal(statSync(join(`${path}-bodies`, String(row.id))).size, 64 * MIB)
+  assert.deepEqual(bodyFileNames(path), [String(row.id)])
+  assert.equal(bodyFileSize(path, row.id), 64 * MIB)
 
   const store = new SqliteStore({ path, chunkBytes: 256 * KIB })
   const { sha256, chunks, growthMiB } = await readMeasured(store, 'big')

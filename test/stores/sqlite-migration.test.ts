@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -7,7 +7,7 @@ import Database from 'better-sqlite3'
 import { STALE_WRITE_MS } from '../../lib/stores/sqlite-liveness.js'
 import { SCHEMA_VERSION } from '../../lib/stores/sqlite-schema.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
-import { entryAt, metaOf, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
+import { bodyFileNames, entryAt, metaOf, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-migration-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -137,7 +137,7 @@ test('a version-1 file migrates to version 3 and its entries read back', async (
   await storeBody(store, 'after', sampleMeta({ deleteAtMs: 0 }), patternBody(3000, 5), 500)
   const after = entryAt(store.get('after'))
   assert.deepEqual(await readBody(after), patternBody(3000, 5))
-  assert.deepEqual(readdirSync(`${path}-bodies`), [String(after.id)], 'a new long body goes to a file')
+  assert.deepEqual(bodyFileNames(path), [String(after.id)], 'a new long body goes to a file')
   assert.equal(store.sweep(NOW_MS + 60_000), 1, 'the inline entry expired, the chunked one has a validator')
   assert.deepEqual(store.get('inline'), [])
   store.close()

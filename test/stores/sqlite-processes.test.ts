@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { type ChildProcess, fork } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -11,7 +11,7 @@ import Database from 'better-sqlite3'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import type { StoredEntry } from '../../lib/stores/store.js'
 import { FINALS_PER_WORKER, type LoadReport, WORKER_KEYS, WORKER_STORE } from './child-worker.js'
-import { entryAt, readBody } from './helpers.js'
+import { bodyFileNames, bodyFileSize, entryAt, readBody } from './helpers.js'
 
 const WORKERS = 4
 const LOAD_MS = Number(process.env.UNDICI_CACHE_STRESS_MS ?? 10_000)
@@ -60,28 +60,24 @@ function combine(reports: LoadReport[]) {
   }
 }
 
-/** What the file holds once every worker has exited, read with a plain connection. */
 /** Body files without their row, and complete rows whose body file is missing or of another size. */
 function bodyFileState(path: string, raw: Database.Database) {
-  const bodyDir = `${path}-bodies`
-  const names = existsSync(bodyDir) ? readdirSync(bodyDir) : []
+  const names = bodyFileNames(path)
   const rows = raw.prepare('SELECT id, body_bytes, complete FROM entries WHERE body_file = 1').all() as {
     id: number
     body_bytes: number
     complete: number
   }[]
   const ids = new Set(rows.map((row) => String(row.id)))
-  const sizeOf = (id: number) => {
-    const file = join(bodyDir, String(id))
-    return existsSync(file) ? statSync(file).size : -1
-  }
   return {
     bodyFiles: names.length > 0,
     strayBodyFiles: names.filter((name) => !ids.has(name)).length,
-    brokenBodyFiles: rows.filter((row) => row.complete === 1 && sizeOf(row.id) !== row.body_bytes).length,
+    brokenBodyFiles: rows.filter((row) => row.complete === 1 && bodyFileSize(path, row.id) !== row.body_bytes)
+      .length,
   }
 }
 
+/** What the file holds once every worker has exited, read with a plain connection. */
 function fileState(path: string) {
   const raw = new Database(path, { readonly: true })
   const count = (sql: string) => (raw.prepare(sql).get() as { n: number }).n
