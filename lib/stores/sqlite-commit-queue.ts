@@ -1,4 +1,5 @@
-import type { CommitArgs, SqliteTables } from './sqlite-tables.js'
+import type { CommitArgs } from './sqlite-rows.js'
+import type { SqliteTables } from './sqlite-tables.js'
 
 interface Queued {
   args: CommitArgs

@@ -2,6 +2,15 @@
 import type Database from 'better-sqlite3'
 import { BODY_DIR_SUFFIX, BodyFiles } from './sqlite-body-files.js'
 import { isAbandoned, THIS_WRITER } from './sqlite-liveness.js'
+import {
+  CHUNKED_ROW_VALUES,
+  type ChunkArgs,
+  type CommitArgs,
+  type EntryDraft,
+  type EntryRowValues,
+  type EvictionLimits,
+  FILE_ROW_VALUES,
+} from './sqlite-rows.js'
 import { BUSY_TIMEOUT_MS, connect, prepareSchema } from './sqlite-schema.js'
 import {
   prepareStatements,
@@ -20,61 +29,6 @@ const WRITER_PARAMS = {
   writerPid: THIS_WRITER.pid,
   writerToken: THIS_WRITER.token,
 }
-
-/** What a writer knows about the entry it writes. */
-export interface EntryDraft {
-  key: string
-  varyKey: string
-  metaJson: string
-  metaBytes: number
-  deleteAtMs: number
-}
-
-/** Limits that eviction enforces after each commit. */
-export interface EvictionLimits {
-  maxBytes: number
-  maxEntries: number
-}
-
-/** One chunk row to append; `entryId` is undefined until the entry row exists. */
-export interface ChunkArgs {
-  draft: EntryDraft
-  entryId: number | undefined
-  seq: number
-  data: Buffer
-  nowMs: number
-}
-
-/** The end of a write: `data` is the inline body (no entry row yet) or the last chunk (maybe empty). */
-export interface CommitArgs extends ChunkArgs {
-  bodyBytes: number
-  limits: EvictionLimits
-  /** The body was written to the entry's file (then `data` is empty). */
-  inFile: boolean
-}
-
-/** Columns that differ between an incomplete (chunked) and a complete inline entry row. */
-interface EntryRowValues {
-  complete: 0 | 1
-  body: Buffer | null
-  bodyBytes: number
-  sizeBytes: number
-  storedMs: number
-  bodyFile: 0 | 1
-}
-
-/** The values of a new incomplete row whose body goes to chunk rows. */
-const CHUNKED_ROW_VALUES: EntryRowValues = {
-  complete: 0,
-  body: null,
-  bodyBytes: 0,
-  sizeBytes: 0,
-  storedMs: 0,
-  bodyFile: 0,
-}
-
-/** The values of a new incomplete row whose body goes to a file. */
-const FILE_ROW_VALUES: EntryRowValues = { ...CHUNKED_ROW_VALUES, bodyFile: 1 }
 
 /** Opens (creating or migrating) a store database and drops what killed writers left behind. */
 export class SqliteTables {

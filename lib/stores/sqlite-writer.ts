@@ -2,7 +2,8 @@
 import { closeSync } from 'node:fs'
 import type { BodyFiles } from './sqlite-body-files.js'
 import type { CommitQueue } from './sqlite-commit-queue.js'
-import type { CommitArgs, EntryDraft, EvictionLimits, SqliteTables } from './sqlite-tables.js'
+import type { CommitArgs, EntryDraft, EvictionLimits } from './sqlite-rows.js'
+import type { SqliteTables } from './sqlite-tables.js'
 import type { EntryMeta, EntryWriter } from './store.js'
 import { metaOnly } from './writers.js'
 
