@@ -1,4 +1,5 @@
 /** What SqliteTables' writes take: a writer's entry, its chunks and commit, and the values of new rows. */
+
 /** What a writer knows about the entry it writes. */
 export interface EntryDraft {
   key: string
