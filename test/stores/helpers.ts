@@ -84,7 +84,7 @@ export async function writeFromChild(path: string, key: string, sizes: ChildWrit
   child.stdout.setEncoding('utf8').on('data', (text: string) => {
     output += text
   })
-  const [exitCode] = await once(child, 'exit')
+  const [exitCode] = await once(child, 'close') // after its stdout was read to the end
   if (exitCode !== 0) throw new Error(`child-writer.ts exited with ${exitCode}`)
   return output
 }

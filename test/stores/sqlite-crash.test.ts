@@ -41,7 +41,8 @@ async function killWriterAfter(path: string, mode: string, storage: Storage, del
     output += text
     if (output.startsWith('ready\n')) ready()
   })
-  const exited = once(child, 'exit')
+  // 'close', not 'exit': only then has all of the child's stdout been read.
+  const exited = once(child, 'close')
   await Promise.race([started, exited])
   await sleep(delayMs)
   child.kill('SIGKILL')

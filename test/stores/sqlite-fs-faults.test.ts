@@ -33,7 +33,7 @@ async function openInChild(
   child.stdout.setEncoding('utf8').on('data', (text: string) => {
     output += text
   })
-  const [exitCode] = await once(child, 'exit')
+  const [exitCode] = await once(child, 'close') // after its stdout was read to the end
   assert.equal(exitCode, 0)
   return JSON.parse(output)
 }
