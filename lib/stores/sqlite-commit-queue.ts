@@ -1,51 +1,80 @@
 import type { CommitArgs } from './sqlite-rows.js'
 import type { SqliteTables } from './sqlite-tables.js'
 
+/** A queued commit waits at most this long for the transaction it shares with the commits after it. */
+export const COMMIT_DELAY_MS = 5
+
+/** The queue is committed at once when it holds this many commits... */
+export const MAX_QUEUED_COMMITS = 256
+
+/** ...or this many bytes of bodies (inline bodies wait in memory until then). */
+export const MAX_QUEUED_BYTES = 4 * 1024 * 1024
+
 interface Queued {
   args: CommitArgs
-  resolve: () => void
-  reject: (error: unknown) => void
+  /** Told when this commit failed alone (the entry was not stored). */
+  failed: (error: unknown) => void
 }
 
+/** The queues of this process with commits waiting, by database file; '' for each ':memory:' one. */
+const queuesByPath = new Map<string, Set<CommitQueue>>()
+
+/** Every queue of this process with commits waiting, committed when the process exits. */
+const waitingQueues = new Set<CommitQueue>()
+
+let exitHookInstalled = false
+
 /**
- * Group commit. The first commit of a turn of the event loop runs at once, so a lone request pays
- * no delay; the commits that follow in the same turn (many responses ending together) wait for the
- * next turn and share one transaction, which costs about what one commit costs.
+ * Group commit. A commit joins a queue that is written in one transaction COMMIT_DELAY_MS after its
+ * first commit (sooner when it grows past MAX_QUEUED_COMMITS or MAX_QUEUED_BYTES): one write
+ * transaction costs about 8 page writes and a lock, whatever it holds, so a queue of n costs little more
+ * than one. This process never misses its own commits: a read of a key with a queued commit (by any
+ * store of this process on the same file) commits the queue first. Other processes see an entry once
+ * its queue is committed; a crash loses the queue (never a half-written entry). The queue is also
+ * committed when the process exits, and before the store deletes, updates, sweeps, counts or closes.
  */
 export class CommitQueue {
   readonly #tables: SqliteTables
+  readonly #path: string
   #queued: Queued[] = []
-  #turnBusy = false
+  #queuedBytes = 0
+  /** How many queued commits each key has. */
+  readonly #keys = new Map<string, number>()
+  #timer: NodeJS.Timeout | undefined
 
-  constructor(tables: SqliteTables) {
+  /** `path`: the resolved database file; undefined for ':memory:' (no other connection can read it). */
+  constructor(tables: SqliteTables, path: string | undefined) {
     this.#tables = tables
+    this.#path = path ?? ''
   }
 
-  commit(args: CommitArgs): Promise<void> {
-    if (this.#turnBusy) {
-      return new Promise((resolve, reject) => this.#queued.push({ args, resolve, reject }))
-    }
-    this.#turnBusy = true
-    setImmediate(() => {
-      this.#turnBusy = false
-      this.flush()
-    })
-    try {
-      this.#tables.commit(args)
-      return Promise.resolve()
-    } catch (error) {
-      return Promise.reject(error)
-    }
+  /** Queues a commit; `failed` is told if it could not be made. */
+  commit(args: CommitArgs, failed: (error: unknown) => void): void {
+    this.#queued.push({ args, failed })
+    this.#queuedBytes += args.data.length
+    const { key } = args.draft
+    this.#keys.set(key, (this.#keys.get(key) ?? 0) + 1)
+    if (this.#queued.length === 1) this.#startWaiting()
+    if (this.#queued.length >= MAX_QUEUED_COMMITS || this.#queuedBytes >= MAX_QUEUED_BYTES) this.flush()
   }
 
-  /** Commits what waits, in one transaction; if that fails, one by one, so one bad entry fails alone. */
+  /** Commits the queues of this process's stores on this file that hold a commit under `key`. */
+  flushKey(key: string): void {
+    if (this.#keys.has(key)) this.flush()
+    if (this.#path === '') return
+    for (const peer of queuesByPath.get(this.#path) ?? []) if (peer.#keys.has(key)) peer.flush()
+  }
+
+  /** Commits what waits in one transaction; if that fails, one by one, so one bad entry fails alone. */
   flush(): void {
     const batch = this.#queued
     if (batch.length === 0) return
     this.#queued = []
+    this.#queuedBytes = 0
+    this.#keys.clear()
+    this.#stopWaiting()
     try {
       this.#tables.commitMany(batch.map((queued) => queued.args))
-      for (const queued of batch) queued.resolve()
     } catch {
       for (const queued of batch) this.#commitAlone(queued)
     }
@@ -54,9 +83,34 @@ export class CommitQueue {
   #commitAlone(queued: Queued): void {
     try {
       this.#tables.commit(queued.args)
-      queued.resolve()
     } catch (error) {
-      queued.reject(error)
+      queued.failed(error)
     }
   }
+
+  #startWaiting(): void {
+    this.#timer = setTimeout(() => this.flush(), COMMIT_DELAY_MS).unref()
+    waitingQueues.add(this)
+    const peers = queuesByPath.get(this.#path) ?? new Set()
+    peers.add(this)
+    queuesByPath.set(this.#path, peers)
+    if (!exitHookInstalled) {
+      exitHookInstalled = true
+      process.on('exit', flushEveryQueue)
+    }
+  }
+
+  #stopWaiting(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    waitingQueues.delete(this)
+    const peers = queuesByPath.get(this.#path)
+    peers?.delete(this)
+    if (peers?.size === 0) queuesByPath.delete(this.#path)
+  }
+}
+
+/** Commits every queue still waiting (the process is exiting; a failure only loses that queue). */
+function flushEveryQueue(): void {
+  for (const queue of [...waitingQueues]) queue.flush()
 }

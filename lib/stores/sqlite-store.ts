@@ -67,10 +67,11 @@ export class SqliteStore implements CacheStore {
     this.corruptCopyPath = opened.corruptCopyPath
     this.failure = opened.failure
     if (opened.failure) reportStoreError(this, 'open', opened.failure)
-    if (opened.tables) this.#context = this.#writerContext(opened.tables, bodyFiles)
+    /** The resolved file, by which this process's stores on it find each other; none for ':memory:'. */
+    const file = path === ':memory:' ? undefined : resolve(path)
+    if (opened.tables) this.#context = this.#writerContext(opened.tables, bodyFiles, file)
     const { tables } = opened
     if (tables && hotBytes > 0) {
-      const file = path === ':memory:' ? undefined : resolve(path)
       const hot = new HotTier(hotBytes, TOUCH_INTERVAL_MS, () => tables.dataVersion(), file)
       tables.onRemoved = (id) => hot.forgetEntry(id)
       tables.onWritten = () => hot.wrote()
@@ -82,7 +83,8 @@ export class SqliteStore implements CacheStore {
   }
 
   get(key: string): StoredEntry[] {
-    const { tables } = this.#usable()
+    const { tables, commits } = this.#usable(false)
+    commits.flushKey(key)
     const nowMs = Date.now()
     const hot = this.#hot?.get(key, nowMs)
     if (hot) {
@@ -142,8 +144,8 @@ export class SqliteStore implements CacheStore {
   }
 
   /**
-   * The open tables and writer settings; throws when closed or failed. Commits waiting to be
-   * grouped are made first, so this process always reads its own writes.
+   * The open tables and writer settings; throws when closed or failed. Queued commits are made
+   * first (`flushCommits`), so what follows sees, deletes or counts them.
    */
   #usable(flushCommits = true): WriterContext {
     if (this.#closed) throw new Error('undici-cache: SqliteStore is closed')
@@ -152,15 +154,16 @@ export class SqliteStore implements CacheStore {
     return this.#context
   }
 
-  #writerContext(tables: SqliteTables, bodyFiles: boolean): WriterContext {
+  #writerContext(tables: SqliteTables, bodyFiles: boolean, file: string | undefined): WriterContext {
     return {
       bodyFiles: bodyFiles ? tables.files : undefined,
       tables,
       entryLimitBytes: Math.min(this.limits.maxEntryBytes, this.limits.maxBytes),
       chunkBytes: this.limits.chunkBytes,
       eviction: { maxBytes: this.limits.maxBytes, maxEntries: this.limits.maxEntries },
-      commits: new CommitQueue(tables),
+      commits: new CommitQueue(tables, file),
       release: (key, writer) => this.#release(key, writer),
+      commitFailed: (error) => reportStoreError(this, 'commit', error),
     }
   }
 

@@ -17,6 +17,8 @@ export interface WriterContext {
   /** Where bodies of one chunk or more go; undefined: into chunk rows. */
   bodyFiles: BodyFiles | undefined
   release(key: string, writer: SqliteEntryWriter): void
+  /** Told when a queued commit failed (the entry was not stored). */
+  commitFailed(error: unknown): void
 }
 
 /** A writer of a body file tells the database it is alive at most this often (see sqlite-liveness.ts). */
@@ -91,7 +93,10 @@ export class SqliteEntryWriter implements EntryWriter {
     }
   }
 
-  /** Like commit(), but may share one transaction with the other commits of this turn. */
+  /**
+   * Like commit(), but queued to share one transaction with the commits after it (see CommitQueue):
+   * resolved once this process reads the entry, which other processes see when the queue is committed.
+   */
   commitSoon(): Promise<void> {
     if (!this.#open) return Promise.resolve()
     let args: CommitArgs
@@ -101,10 +106,11 @@ export class SqliteEntryWriter implements EntryWriter {
       return Promise.reject(error)
     }
     this.#close()
-    return this.#context.commits.commit(args).catch((error: unknown) => {
+    this.#context.commits.commit(args, (error) => {
       this.#discardRows()
-      throw error
+      this.#context.commitFailed(error)
     })
+    return Promise.resolve()
   }
 
   abort(): void {

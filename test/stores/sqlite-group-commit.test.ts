@@ -1,47 +1,165 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
+import { storeErrorChannel } from '../../lib/diagnostics.js'
+import {
+  COMMIT_DELAY_MS,
+  MAX_QUEUED_BYTES,
+  MAX_QUEUED_COMMITS,
+} from '../../lib/stores/sqlite-commit-queue.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { entryAt, patternBody, readBody, sampleMeta } from './helpers.js'
+import { mountTmpfs } from './sqlite-mounts.js'
 
+const KIB = 1024
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-group-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
-/** Opens n writers with small bodies written, ready to commit. */
-function writers(store: SqliteStore, n: number) {
+/** Opens n writers with bodies of `sizeBytes` written, ready to commit. */
+function writers(store: SqliteStore, n: number, sizeBytes = 100) {
   return Array.from({ length: n }, (_, i) => {
     const writer = store.put(`k${i}`, sampleMeta())
     assert.ok(writer?.commitSoon)
-    writer.write(patternBody(100, i))
+    writer.write(patternBody(sizeBytes, i))
     return writer
   })
 }
 
-test('commits made in one turn share a transaction; all are visible once they resolve', async () => {
+/** How many complete entries another process would see: a plain connection, outside this process's stores. */
+function committedCount(path: string): number {
+  const raw = new Database(path, { readonly: true })
+  try {
+    return (raw.prepare('SELECT COUNT(*) AS n FROM entries WHERE complete = 1').get() as { n: number }).n
+  } finally {
+    raw.close()
+  }
+}
+
+test('queued commits resolve at once and reach the file together, one delay later', async () => {
   const path = join(dir, 'group.db')
-  const store = new SqliteStore({ path })
-  const other = new SqliteStore({ path })
-  const pending = writers(store, 20).map((writer) => writer.commitSoon?.())
-  assert.equal(other.get('k0').length, 1, 'the first commit of a turn is made at once')
-  assert.equal(other.get('k19').length, 0, 'the others wait for the next turn')
-  await Promise.all(pending)
-  for (let i = 0; i < 20; i++)
-    assert.deepEqual(await readBody(entryAt(other.get(`k${i}`))), patternBody(100, i))
+  const store = new SqliteStore({ path, sweepIntervalMs: 0 })
+  await Promise.all(writers(store, 20).map((writer) => writer.commitSoon?.()))
+  assert.equal(committedCount(path), 0, 'another process does not see them yet')
+  const seen = new Set<number>()
+  const deadline = Date.now() + COMMIT_DELAY_MS + 1000
+  while (committedCount(path) < 20 && Date.now() < deadline) {
+    seen.add(committedCount(path))
+    await sleep(1)
+  }
+  seen.add(committedCount(path))
+  assert.deepEqual(
+    [...seen].sort((a, b) => a - b),
+    [0, 20],
+    'all twenty in one transaction',
+  )
+  assert.deepEqual(await readBody(entryAt(store.get('k19'))), patternBody(100, 19))
+  store.close()
+})
+
+test('this process reads its queued commits at once, from any of its stores on the file', async () => {
+  const path = join(dir, 'own.db')
+  const store = new SqliteStore({ path, sweepIntervalMs: 0 })
+  const other = new SqliteStore({ path, sweepIntervalMs: 0 })
+  await Promise.all(writers(store, 3).map((writer) => writer.commitSoon?.()))
+  assert.deepEqual(await readBody(entryAt(other.get('k2'))), patternBody(100, 2))
+  assert.equal(committedCount(path), 3, 'reading one queued key committed the queue')
+  assert.deepEqual(await readBody(entryAt(store.get('k0'))), patternBody(100, 0))
   store.close()
   other.close()
 })
 
-test('this process reads its own waiting commits at once', async () => {
-  const store = new SqliteStore({ path: join(dir, 'own.db') })
-  const pending = writers(store, 3).map((writer) => writer.commitSoon?.())
-  assert.deepEqual(await readBody(entryAt(store.get('k2'))), patternBody(100, 2))
-  await Promise.all(pending)
+test(`a queue of ${MAX_QUEUED_COMMITS} commits, or of ${MAX_QUEUED_BYTES / KIB / KIB} MiB of bodies, is committed at once`, async () => {
+  const byCount = join(dir, 'count.db')
+  const store = new SqliteStore({ path: byCount, sweepIntervalMs: 0 })
+  const many = writers(store, MAX_QUEUED_COMMITS)
+  for (const writer of many.slice(0, -1)) await writer.commitSoon?.()
+  assert.equal(committedCount(byCount), 0)
+  await many.at(-1)?.commitSoon?.()
+  assert.equal(committedCount(byCount), MAX_QUEUED_COMMITS)
   store.close()
+
+  const byBytes = join(dir, 'bytes.db')
+  const bodyBytes = 200 * KIB
+  const big = new SqliteStore({ path: byBytes, sweepIntervalMs: 0, chunkBytes: 256 * KIB })
+  const filling = Math.ceil(MAX_QUEUED_BYTES / bodyBytes)
+  const heavy = writers(big, filling, bodyBytes)
+  for (const writer of heavy.slice(0, -1)) await writer.commitSoon?.()
+  assert.equal(committedCount(byBytes), 0)
+  await heavy.at(-1)?.commitSoon?.()
+  assert.equal(committedCount(byBytes), filling)
+  big.close()
 })
 
-test('a write cancelled by delete() among waiting commits stores nothing; the others land', async () => {
+/** Runs child-queued-commit.ts, which queues `count` commits and ends `how`. */
+async function queueInChild(path: string, how: 'end' | 'exit', count: number): Promise<void> {
+  const script = fileURLToPath(new URL('./child-queued-commit.ts', import.meta.url))
+  const child = spawn(process.execPath, ['--import', 'tsx', script, path, how, String(count)], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  const [exitCode] = await once(child, 'close')
+  assert.equal(exitCode, 0)
+}
+
+for (const how of ['end', 'exit'] as const)
+  test(`a process that ${how === 'end' ? 'runs out of work' : 'calls process.exit()'} commits its queue first`, async () => {
+    const path = join(dir, `child-${how}.db`)
+    await queueInChild(path, how, 5)
+    assert.equal(committedCount(path), 5)
+    const store = new SqliteStore({ path, sweepIntervalMs: 0 })
+    assert.deepEqual(await readBody(entryAt(store.get('k4'))), patternBody(100, 4))
+    store.close()
+  })
+
+test('a queue that cannot be committed (disk full) stores nothing, says so on the store-error channel, and the store goes on', async (t) => {
+  const tmpfs = mountTmpfs(1024 * KIB)
+  if ('skip' in tmpfs) return t.skip(tmpfs.skip)
+  const reports: { store: unknown; operation: string; error: { code?: string } }[] = []
+  const listen = (message: unknown) => reports.push(message as (typeof reports)[number])
+  storeErrorChannel.subscribe(listen)
+  try {
+    const path = join(tmpfs.dir, 'cache.db')
+    const store = new SqliteStore({ path, sweepIntervalMs: 0 })
+    const filler = join(tmpfs.dir, 'filler')
+    let fillerBytes = 1024 * KIB
+    for (;;) {
+      try {
+        writeFileSync(filler, Buffer.alloc(fillerBytes))
+        break
+      } catch {
+        fillerBytes -= 4 * KIB
+      }
+    }
+    await Promise.all(writers(store, 3, 2 * KIB).map((writer) => writer.commitSoon?.()))
+    await sleep(COMMIT_DELAY_MS + 50)
+    assert.deepEqual(
+      reports.map((report) => [report.store === store, report.operation, report.error.code]),
+      [
+        [true, 'commit', 'SQLITE_FULL'],
+        [true, 'commit', 'SQLITE_FULL'],
+        [true, 'commit', 'SQLITE_FULL'],
+      ],
+    )
+    assert.deepEqual(store.get('k0'), [])
+    assert.deepEqual(store.stats(), { totalBytes: 0, entryCount: 0 })
+    rmSync(filler)
+    await Promise.all(writers(store, 2).map((writer) => writer.commitSoon?.()))
+    assert.deepEqual(await readBody(entryAt(store.get('k1'))), patternBody(100, 1))
+    assert.equal(store.stats().entryCount, 2)
+    store.close()
+  } finally {
+    storeErrorChannel.unsubscribe(listen)
+    tmpfs.unmount()
+  }
+})
+
+test('a write cancelled by delete() among queued commits stores nothing; the others land', async () => {
   const store = new SqliteStore({ path: join(dir, 'fail.db'), chunkBytes: 1024 })
   const [first, second, third] = writers(store, 3)
   const chunked = store.put('chunked', sampleMeta())
