@@ -18,7 +18,8 @@ export const STATEMENT_SQL = {
   selectVariants: `SELECT id, meta, body, body_bytes, body_file, last_used_ms FROM entries
     WHERE key = ? AND complete = 1 ORDER BY stored_ms DESC, id DESC`,
   selectChunk: 'SELECT data FROM chunks WHERE entry_id = ? AND seq = ?',
-  selectLastStored: 'SELECT MAX(stored_ms) AS ms FROM entries WHERE key = ? AND complete = 1',
+  selectStoredVariants: `SELECT id, size_bytes, 1 AS complete, body_file, vary_key, stored_ms FROM entries
+    WHERE key = ? AND complete = 1`,
   markUsed: 'UPDATE entries SET last_used_ms = ? WHERE id = ? AND complete = 1',
   selectSameVariant: `SELECT id, size_bytes, complete, body_file FROM entries
     WHERE key = ? AND complete = 1 AND vary_key = ? AND id != ?`,
@@ -63,6 +64,12 @@ export interface SizedRow {
   body_file: number
 }
 
+/** A complete entry under the key a commit is about to store. */
+export interface StoredVariantRow extends SizedRow {
+  vary_key: string
+  stored_ms: number
+}
+
 /** Running totals of the complete entries. */
 export interface TotalsRow {
   bytes: number
@@ -77,7 +84,7 @@ export interface Statements {
   markWritten: Statement<[number, number]>
   insertChunk: Statement<[number, number, Buffer]>
   markComplete: Statement<[number, number, number, number, number]>
-  selectLastStored: Statement<[string], { ms: number | null }>
+  selectStoredVariants: Statement<[string], StoredVariantRow>
   selectVariants: Statement<[string], VariantRow>
   selectChunk: Statement<[number, number], { data: Buffer }>
   markUsed: Statement<[number, number]>

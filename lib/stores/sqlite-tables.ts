@@ -16,6 +16,7 @@ import {
   prepareStatements,
   type SizedRow,
   type Statements,
+  type StoredVariantRow,
   type TotalsRow,
   type VariantRow,
 } from './sqlite-statements.js'
@@ -260,29 +261,22 @@ export class SqliteTables {
     return entryId
   }
 
+  /** One read of the key's complete entries gives both the commit time and the variant it replaces. */
   #commitRows(args: CommitArgs): void {
     const sizeBytes = args.bodyBytes + args.draft.metaBytes
-    const storedMs = this.#commitTimeMs(args)
+    const stored = this.#sql.selectStoredVariants.all(args.draft.key)
+    const storedMs = commitTimeMs(args.nowMs, stored)
     const entryId =
       args.entryId === undefined
         ? this.#insertInline(args, sizeBytes, storedMs)
         : this.#completeChunked(args, args.entryId, sizeBytes, storedMs)
     if (entryId === undefined) return
-    this.#removeOtherVariants(args.draft, entryId)
+    for (const row of stored) if (row.vary_key === args.draft.varyKey) this.#remove(row)
     this.#sql.addTotals.run(sizeBytes, 1)
     this.#evict(
       { id: entryId, size_bytes: sizeBytes, complete: 1, body_file: args.inFile ? 1 : 0 },
       args.limits,
     )
-  }
-
-  /**
-   * The commit's place in its key's newest-first order: now, but always after the key's last commit,
-   * so two commits in one millisecond keep their order (the ids of chunked rows say when they began).
-   */
-  #commitTimeMs(args: CommitArgs): number {
-    const lastMs = this.#sql.selectLastStored.get(args.draft.key)?.ms ?? 0
-    return Math.max(args.nowMs, lastMs + 1)
   }
 
   #insertInline(args: CommitArgs, sizeBytes: number, storedMs: number): number {
@@ -380,6 +374,14 @@ export class SqliteTables {
     this.#sql.deleteEntry.run(row.id)
     if (row.complete === 1) this.#sql.addTotals.run(-row.size_bytes, -1)
   }
+}
+
+/**
+ * The commit's place in its key's newest-first order: now, but always after the key's last commit,
+ * so two commits in one millisecond keep their order (the ids of chunked rows say when they began).
+ */
+function commitTimeMs(nowMs: number, stored: readonly StoredVariantRow[]): number {
+  return stored.reduce((timeMs, row) => Math.max(timeMs, row.stored_ms + 1), nowMs)
 }
 
 /** SQLITE_FULL and SQLITE_BUSY pass: the same write may work later. */

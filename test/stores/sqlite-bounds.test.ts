@@ -30,7 +30,7 @@ const EXPECTED_PLANS: Record<keyof typeof STATEMENT_SQL, string> = {
   selectVariants:
     'SEARCH entries USING INDEX entries_key (key=? AND complete=?); USE TEMP B-TREE FOR ORDER BY',
   selectChunk: 'SEARCH chunks USING INDEX sqlite_autoindex_chunks_1 (entry_id=? AND seq=?)',
-  selectLastStored: 'SEARCH entries USING INDEX entries_key (key=? AND complete=?)',
+  selectStoredVariants: 'SEARCH entries USING INDEX entries_key (key=? AND complete=?)',
   markUsed: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
   selectSameVariant: 'SEARCH entries USING INDEX entries_key (key=? AND complete=?)',
   selectKeyRows: 'SEARCH entries USING INDEX entries_key (key=?)',
