@@ -1,4 +1,5 @@
 /** What SqliteTables' writes take: a writer's entry, its chunks and commit, and the values of new rows. */
+import type { StoredVariantRow } from './sqlite-statements.js'
 
 /** What a writer knows about the entry it writes. */
 export interface EntryDraft {
@@ -54,3 +55,11 @@ export const CHUNKED_ROW_VALUES: EntryRowValues = {
 
 /** The values of a new incomplete row whose body goes to a file. */
 export const FILE_ROW_VALUES: EntryRowValues = { ...CHUNKED_ROW_VALUES, bodyFile: 1 }
+
+/**
+ * The commit's place in its key's newest-first order: now, but always after the key's last commit,
+ * so two commits in one millisecond keep their order (the ids of chunked rows say when they began).
+ */
+export function commitTimeMs(nowMs: number, stored: readonly StoredVariantRow[]): number {
+  return stored.reduce((timeMs, row) => Math.max(timeMs, row.stored_ms + 1), nowMs)
+}

@@ -150,3 +150,9 @@ export function isCorruption(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
   return typeof code === 'string' && (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT'))
 }
+
+/** SQLITE_FULL and SQLITE_BUSY pass: the same write may work later. */
+export function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === 'SQLITE_FULL' || (typeof code === 'string' && code.startsWith('SQLITE_BUSY'))
+}

@@ -1,22 +1,24 @@
 /** The database of one SqliteStore: every read and write, each write in one immediate transaction. */
+import { resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import { BODY_DIR_SUFFIX, BodyFiles } from './sqlite-body-files.js'
 import { isAbandoned, THIS_WRITER } from './sqlite-liveness.js'
+import { ReadSnapshot } from './sqlite-read-snapshot.js'
 import {
   CHUNKED_ROW_VALUES,
   type ChunkArgs,
   type CommitArgs,
+  commitTimeMs,
   type EntryDraft,
   type EntryRowValues,
   type EvictionLimits,
   FILE_ROW_VALUES,
 } from './sqlite-rows.js'
-import { BUSY_TIMEOUT_MS, connect, prepareSchema } from './sqlite-schema.js'
+import { BUSY_TIMEOUT_MS, connect, isTransient, prepareSchema } from './sqlite-schema.js'
 import {
   prepareStatements,
   type SizedRow,
   type Statements,
-  type StoredVariantRow,
   type TotalsRow,
   type VariantRow,
 } from './sqlite-statements.js'
@@ -47,6 +49,7 @@ export class SqliteTables {
   readonly #update: Database.Transaction<(id: number, draft: EntryDraft) => void>
   readonly #sweep: Database.Transaction<(nowMs: number, maxRows: number) => number>
   readonly #dataVersion: Database.Statement<[], number>
+  readonly #snapshot: ReadSnapshot
   /** Told of every entry row this connection removes (replaced, evicted, deleted, swept). */
   onRemoved: ((entryId: number) => void) | undefined
   /** Told after each write transaction this connection commits. */
@@ -68,6 +71,7 @@ export class SqliteTables {
       throw error
     }
     this.#dataVersion = this.#db.prepare<[], number>('PRAGMA data_version').pluck()
+    this.#snapshot = new ReadSnapshot(this.#db, path === ':memory:' ? undefined : resolve(path))
     this.#append = this.#db.transaction((args: ChunkArgs) => this.#appendRows(args))
     this.#begin = this.#db.transaction((args: ChunkArgs) => this.#insertEntry(args, FILE_ROW_VALUES))
     this.#drop = this.#db.transaction((entryId: number) => {
@@ -92,19 +96,19 @@ export class SqliteTables {
 
   /** Appends one chunk row, creating the incomplete entry row first; undefined when that row is gone. */
   appendChunk(args: ChunkArgs): number | undefined {
-    this.assertOpen()
+    this.#beforeWrite()
     return this.#append.immediate(args)
   }
 
   /** Inserts the incomplete row of an entry whose body goes to its file; returns the entry id. */
   beginFileEntry(args: ChunkArgs): number {
-    this.assertOpen()
+    this.#beforeWrite()
     return this.#begin.immediate(args)
   }
 
   /** Notes that a writer is still at work on an incomplete row; false when the row is gone. */
   markWritten(entryId: number, nowMs: number): boolean {
-    this.assertOpen()
+    this.#beforeWrite()
     return this.#sql.markWritten.run(nowMs, entryId).changes > 0
   }
 
@@ -129,6 +133,7 @@ export class SqliteTables {
   discard(entryId: number): void {
     if (!this.#open) return
     try {
+      this.#snapshot.beforeWrite()
       this.#removeIncomplete.immediate(entryId)
       this.#undiscarded.delete(entryId)
     } catch {
@@ -151,19 +156,19 @@ export class SqliteTables {
   /** Changes whenever another connection commits (SQLite's `PRAGMA data_version`). */
   dataVersion(): number {
     this.assertOpen()
-    return this.#dataVersion.get() as number
+    return this.#snapshot.read(() => this.#dataVersion.get() as number)
   }
 
   /** Complete entries under `key`, newest first. */
   variants(key: string): VariantRow[] {
     this.assertOpen()
-    return this.#sql.selectVariants.all(key)
+    return this.#snapshot.read(() => this.#sql.selectVariants.all(key))
   }
 
   /** One chunk of a body, undefined when it is gone. */
   chunk(entryId: number, seq: number): Buffer | undefined {
     this.assertOpen()
-    return this.#sql.selectChunk.get(entryId, seq)?.data
+    return this.#snapshot.read(() => this.#sql.selectChunk.get(entryId, seq)?.data)
   }
 
   /** Records a use of an entry for eviction order; skipped rather than waiting or throwing. */
@@ -192,13 +197,20 @@ export class SqliteTables {
   /** Bytes and count of the complete entries. */
   totals(): TotalsRow {
     this.assertOpen()
-    return this.#sql.selectTotals.get() as TotalsRow
+    return this.#snapshot.read(() => this.#sql.selectTotals.get() as TotalsRow)
   }
 
   close(): void {
     if (!this.#open) return
     this.#open = false
+    this.#snapshot.close()
     this.#db.close()
+  }
+
+  /** Ends the turn's read snapshot, so that the write is a transaction of its own. */
+  #beforeWrite(): void {
+    this.assertOpen()
+    this.#snapshot.beforeWrite()
   }
 
   /** Throws once the store is closed. */
@@ -229,6 +241,7 @@ export class SqliteTables {
 
   /** Runs a write transaction, then removes the body files of the entries it removed. */
   #transact<R>(write: () => R): R {
+    this.#snapshot.beforeWrite()
     this.#removedFiles = []
     const result = write()
     for (const entryId of this.#removedFiles) this.files?.remove(entryId)
@@ -239,6 +252,7 @@ export class SqliteTables {
 
   /** Runs a write that may be skipped: no wait for the lock; false on any failure. */
   #inBackground(write: () => void): boolean {
+    this.#snapshot.beforeWrite()
     this.#db.pragma(`busy_timeout = ${BACKGROUND_BUSY_TIMEOUT_MS}`)
     try {
       write()
@@ -374,18 +388,4 @@ export class SqliteTables {
     this.#sql.deleteEntry.run(row.id)
     if (row.complete === 1) this.#sql.addTotals.run(-row.size_bytes, -1)
   }
-}
-
-/**
- * The commit's place in its key's newest-first order: now, but always after the key's last commit,
- * so two commits in one millisecond keep their order (the ids of chunked rows say when they began).
- */
-function commitTimeMs(nowMs: number, stored: readonly StoredVariantRow[]): number {
-  return stored.reduce((timeMs, row) => Math.max(timeMs, row.stored_ms + 1), nowMs)
-}
-
-/** SQLITE_FULL and SQLITE_BUSY pass: the same write may work later. */
-function isTransient(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code
-  return code === 'SQLITE_FULL' || (typeof code === 'string' && code.startsWith('SQLITE_BUSY'))
 }
