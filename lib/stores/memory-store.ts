@@ -1,6 +1,7 @@
 /** MemoryStore: an in-process store, least recently used entries evicted by bytes and by count. */
 
 import { deepFreeze } from './freeze.js'
+import { LruMap } from './lru-map.js'
 import { checkOptionKeys, integerOption, type StoreOptions } from './options.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from './store.js'
 import { metaOnly, WritersInProgress } from './writers.js'
@@ -48,7 +49,7 @@ interface MemoryEntry {
 /** What every writer of one store shares. */
 interface WriterContext {
   entryLimitBytes: number
-  insert(key: string, meta: EntryMeta, chunks: Buffer[], bodyBytes: number): void
+  insert(key: string, meta: MetaCopy, chunks: Buffer[], bodyBytes: number): void
   release(key: string, writer: MemoryEntryWriter): void
 }
 
@@ -60,7 +61,7 @@ export class MemoryStore implements CacheStore {
   readonly limits: Readonly<MemoryStoreLimits>
   readonly #context: WriterContext
   /** Every entry by id, least recently used first. */
-  readonly #byId = new Map<number, MemoryEntry>()
+  readonly #byId = new LruMap<number, MemoryEntry>()
   /** The variants under each key, newest first. */
   readonly #byKey = new Map<string, MemoryEntry[]>()
   readonly #writers = new WritersInProgress<MemoryEntryWriter>()
@@ -87,7 +88,7 @@ export class MemoryStore implements CacheStore {
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
     this.#assertOpen()
     if (expectedSizeBytes !== undefined && expectedSizeBytes > this.#context.entryLimitBytes) return undefined
-    const writer = new MemoryEntryWriter(this.#context, key, cloneMeta(meta))
+    const writer = new MemoryEntryWriter(this.#context, key, frozenCopy(meta))
     return this.#writers.add(key, writer)
   }
 
@@ -95,9 +96,10 @@ export class MemoryStore implements CacheStore {
     this.#assertOpen()
     const entry = typeof id === 'number' ? this.#byId.get(id) : undefined
     if (entry === undefined || entry.key !== key) return
-    entry.meta = cloneMeta(meta)
+    const copy = frozenCopy(meta)
+    entry.meta = copy.meta
     entry.stored = undefined
-    const sizeBytes = entry.bodyBytes + metaBytes(entry.meta)
+    const sizeBytes = entry.bodyBytes + copy.metaBytes
     this.#totalBytes += sizeBytes - entry.sizeBytes
     entry.sizeBytes = sizeBytes
     this.#removeOtherVariants(entry)
@@ -123,9 +125,9 @@ export class MemoryStore implements CacheStore {
     return { totalBytes: this.#totalBytes, entryCount: this.#byId.size }
   }
 
-  #insert(key: string, meta: EntryMeta, chunks: Buffer[], bodyBytes: number): void {
+  #insert(key: string, { meta, metaBytes }: MetaCopy, chunks: Buffer[], bodyBytes: number): void {
     this.#assertOpen()
-    const sizeBytes = bodyBytes + metaBytes(meta)
+    const sizeBytes = bodyBytes + metaBytes
     const entry: MemoryEntry = { id: this.#nextId++, key, meta, chunks, bodyBytes, sizeBytes }
     this.#byKey.set(key, [entry, ...(this.#byKey.get(key) ?? [])])
     this.#byId.set(entry.id, entry)
@@ -142,15 +144,15 @@ export class MemoryStore implements CacheStore {
 
   /** Evicts from the least recently used end; the newest entry goes only when it alone is too big. */
   #evict(): void {
-    for (const entry of this.#byId.values()) {
-      if (this.#totalBytes <= this.limits.maxBytes && this.#byId.size <= this.limits.maxEntries) return
-      this.#remove(entry)
+    while (this.#totalBytes > this.limits.maxBytes || this.#byId.size > this.limits.maxEntries) {
+      const oldest = this.#byId.get(this.#byId.oldestKey() as number)
+      if (oldest === undefined) return
+      this.#remove(oldest)
     }
   }
 
   #touch(entry: MemoryEntry): void {
-    this.#byId.delete(entry.id)
-    this.#byId.set(entry.id, entry)
+    this.#byId.touch(entry.id)
   }
 
   #remove(entry: MemoryEntry): void {
@@ -180,13 +182,19 @@ function readLimits(options: StoreOptions): MemoryStoreLimits {
   }
 }
 
-/** A private, frozen copy of `meta`, without the fields of a StoredEntry (callers may pass one back). */
-function cloneMeta(meta: EntryMeta): EntryMeta {
-  return deepFreeze(structuredClone(metaOnly(meta)))
+/** A private copy of some metadata and the bytes of its JSON (what counts against maxBytes). */
+interface MetaCopy {
+  meta: EntryMeta
+  metaBytes: number
 }
 
-function metaBytes(meta: EntryMeta): number {
-  return Buffer.byteLength(JSON.stringify(meta))
+/**
+ * A private, frozen copy of `meta` (through JSON, as SqliteStore keeps it), without the fields of a
+ * StoredEntry (callers may pass one back).
+ */
+function frozenCopy(meta: EntryMeta): MetaCopy {
+  const json = JSON.stringify(metaOnly(meta))
+  return { meta: deepFreeze(JSON.parse(json) as EntryMeta), metaBytes: Buffer.byteLength(json) }
 }
 
 /** The entry as get() returns it; hits share one frozen object and copy neither metadata nor body. */
@@ -209,12 +217,12 @@ function toStoredEntry(entry: MemoryEntry): StoredEntry {
 class MemoryEntryWriter implements EntryWriter {
   readonly #context: WriterContext
   readonly #key: string
-  readonly #meta: EntryMeta
+  readonly #meta: MetaCopy
   #open = true
   #chunks: Buffer[] = []
   #bodyBytes = 0
 
-  constructor(context: WriterContext, key: string, meta: EntryMeta) {
+  constructor(context: WriterContext, key: string, meta: MetaCopy) {
     this.#context = context
     this.#key = key
     this.#meta = meta

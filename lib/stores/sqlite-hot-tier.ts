@@ -1,4 +1,5 @@
 import { deepFreeze } from './freeze.js'
+import { LruMap } from './lru-map.js'
 import type { StoredEntry } from './store.js'
 
 interface HotKey {
@@ -38,7 +39,7 @@ function sizeOf(entries: StoredEntry[]): number {
  * this store's own writes forget the key they touch. Only entries whose bodies are inline are kept.
  */
 export class HotTier {
-  readonly #byKey = new Map<string, HotKey>()
+  readonly #byKey = new LruMap<string, HotKey>()
   readonly #keyById = new Map<StoredEntry['id'], string>()
   readonly #maxBytes: number
   readonly #readDataVersion: () => number
@@ -72,8 +73,7 @@ export class HotTier {
     }
     const hot = this.#byKey.get(key)
     if (hot === undefined) return undefined
-    this.#byKey.delete(key)
-    this.#byKey.set(key, hot)
+    this.#byKey.touch(key)
     return { entries: hot.entries, touch: nowMs - hot.touchedMs >= this.#touchIntervalMs }
   }
 
@@ -101,9 +101,9 @@ export class HotTier {
     }
     this.#byKey.set(key, { entries, sizeBytes, touchedMs })
     this.#bytes += sizeBytes
-    for (const oldest of this.#byKey.keys()) {
-      if (this.#bytes <= this.#maxBytes) break
+    for (let oldest = this.#byKey.oldestKey(); oldest !== undefined && this.#bytes > this.#maxBytes; ) {
       this.forget(oldest)
+      oldest = this.#byKey.oldestKey()
     }
   }
 
