@@ -42,8 +42,22 @@ function describedBody(sizeBytes: number, seed: number) {
   return { body, sha256: createHash('sha256').update(body).digest('hex') }
 }
 
+/**
+ * Prints a line and resolves once it is in the pipe. When the parent is busy the pipe fills and
+ * process.stdout.write only queues the line in this process, where a SIGKILL loses it: a writer that
+ * went on committing would run rounds ahead of what the parent saw, and eviction would legitimately
+ * remove the entry the parent believes was last.
+ */
+function report(line: string): Promise<void> {
+  return new Promise((resolve) => process.stdout.write(line, () => resolve()))
+}
+
 /** Writes one entry that describes its own body (size and sha256 in its headers), then reports it. */
-function writeEntry(key: string, described: { body: Buffer; sha256: string }, writeBytes: number): void {
+async function writeEntry(
+  key: string,
+  described: { body: Buffer; sha256: string },
+  writeBytes: number,
+): Promise<void> {
   const { body, sha256 } = described
   const sizeBytes = body.length
   const meta = sampleMeta({ headers: { 'x-sha256': sha256, 'x-size': String(sizeBytes) }, deleteAtMs: 0 })
@@ -56,13 +70,13 @@ function writeEntry(key: string, described: { body: Buffer; sha256: string }, wr
   writer.commit()
   commitMs += performance.now() - commitStartedMs
   const elapsedMs = performance.now() - startedMs
-  process.stdout.write(`committed ${key} ${sha256} ${commitMs.toFixed(2)} ${elapsedMs.toFixed(2)}\n`)
+  await report(`committed ${key} ${sha256} ${commitMs.toFixed(2)} ${elapsedMs.toFixed(2)}\n`)
 }
 
 const run = `${process.pid}`
 for (let round = 0; ; round++) {
   if (mode === 'body') {
-    writeEntry(
+    await writeEntry(
       `body-${run}-${round}`,
       largeBodies[round % BODY_VARIANTS] as { body: Buffer; sha256: string },
       16 * KIB,
@@ -70,6 +84,6 @@ for (let round = 0; ; round++) {
     continue
   }
   for (let i = 0; i < 20; i++)
-    writeEntry(`small-${run}-${round}-${i}`, describedBody(KIB, round * 20 + i), KIB)
-  writeEntry(`large-${run}-${round}`, describedBody(200 * KIB, round), 8 * KIB)
+    await writeEntry(`small-${run}-${round}-${i}`, describedBody(KIB, round * 20 + i), KIB)
+  await writeEntry(`large-${run}-${round}`, describedBody(200 * KIB, round), 8 * KIB)
 }
