@@ -25,13 +25,45 @@ export function keyFromUrl(url: string): string {
   return `${parsed.origin}${parsed.pathname}${parsed.search}`
 }
 
+/**
+ * A path that URL parsing leaves as it is: only characters it never percent-encodes (no `'`, which a
+ * special scheme's query encodes; no `\`, `#`, space or non-ASCII) and no segment that starts with a dot
+ * (`.`, `..` and `%2e` forms are resolved away).
+ */
+const PLAIN_PATH = /^[A-Za-z0-9\-._~!$&()*+,;=:@/%?]*$/
+const DOT_SEGMENT = /\/(\.|%2e)/i
+
+/** Also not ending in an empty query (`/p?` is `/p` to URL parsing). */
+function isPlainPath(path: string): boolean {
+  return PLAIN_PATH.test(path) && !DOT_SEGMENT.test(path) && !path.endsWith('?')
+}
+
+/** Normalised origins (`new URL(origin).origin`) by what the dispatch passed; cleared past MAX_ORIGINS. */
+const origins = new Map<string, string>()
+const MAX_ORIGINS = 256
+
+function normalisedOrigin(origin: string | URL): string {
+  if (typeof origin !== 'string') return origin.origin
+  let normalised = origins.get(origin)
+  if (normalised === undefined) {
+    normalised = new URL(origin).origin
+    if (origins.size >= MAX_ORIGINS) origins.clear()
+    origins.set(origin, normalised)
+  }
+  return normalised
+}
+
 /** The key for a dispatch; undefined when the request has no absolute target. */
 export function cacheKey(input: KeyInput): string | undefined {
   if (input.origin === undefined || input.origin === null) return undefined
   // A path that is not origin-form (e.g. `//other.host/x`) must not resolve to another origin.
   if (!input.path.startsWith('/') || input.path.startsWith('//')) return undefined
   try {
-    return keyFromUrl(new URL(input.origin).origin + pathWithQuery(input.path, input.query))
+    const origin = normalisedOrigin(input.origin)
+    const path = pathWithQuery(input.path, input.query)
+    // An opaque origin ('null', e.g. file:) has no absolute target.
+    if (origin === 'null') return undefined
+    return isPlainPath(path) ? origin + path : keyFromUrl(origin + path)
   } catch {
     return undefined
   }

@@ -67,16 +67,32 @@ function resolveTwoDigitYear(parts: DateParts, referenceMs: number): number | un
 }
 
 /**
+ * IMF-fixdates parsed lately (a stored entry's Date is read on every hit; origins send about one new
+ * date a second). Only these: they do not depend on `referenceMs`.
+ */
+const recentFixdates = new Map<string, number>()
+const MAX_RECENT_FIXDATES = 64
+
+function rememberFixdate(value: string, ms: number | undefined): number | undefined {
+  if (ms === undefined) return undefined
+  if (recentFixdates.size >= MAX_RECENT_FIXDATES) recentFixdates.clear()
+  recentFixdates.set(value, ms)
+  return ms
+}
+
+/**
  * Parses an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, obsolete RFC 850 or asctime. Anything else
  * → undefined. `referenceMs` (default: now) places RFC 850 two-digit years; pass the response time.
  */
 export function parseHttpDate(value: string | undefined, referenceMs?: number): number | undefined {
   if (value === undefined) return undefined
+  const known = recentFixdates.get(value)
+  if (known !== undefined) return known
   const text = value.trim()
   const imf = IMF_FIXDATE.exec(text)
   if (imf) {
     const [, day = '', month = '', year = '', ...time] = imf
-    return toEpochMs(partsOf(year, month, day, time))
+    return rememberFixdate(value, toEpochMs(partsOf(year, month, day, time)))
   }
   const rfc850 = RFC850_DATE.exec(text)
   if (rfc850) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import fc from 'fast-check'
 import { cacheKey, keyFromUrl } from '../../lib/key.js'
 import { normalizeHeaders } from '../../lib/request-headers.js'
 
@@ -13,6 +14,66 @@ test('the key is the normalised target URI, with the query option appended', () 
   assert.equal(cacheKey({ origin: 'http://h', path: '/p?z=0', query: { a: 'b c' } }), 'http://h/p?z=0&a=b+c')
   assert.equal(cacheKey({ origin: 'http://h', path: '/p', query: {} }), 'http://h/p')
   assert.equal(keyFromUrl('http://h/p#fragment'), 'http://h/p')
+})
+
+test('the key of any path is what URL parsing makes of it (the plain-path shortcut changes nothing)', () => {
+  const pieces = [
+    'a',
+    'Z',
+    '0',
+    '/',
+    '.',
+    '..',
+    '%2e',
+    '%2E',
+    '%41',
+    '%zz',
+    '?',
+    '#',
+    "'",
+    '\\',
+    ' ',
+    '~',
+    '-',
+    '_',
+    ':',
+    '@',
+    '!',
+    '$',
+    '&',
+    '(',
+    ')',
+    '*',
+    '+',
+    ',',
+    ';',
+    '=',
+    '"',
+    '<',
+    '>',
+    '`',
+    '{',
+    '}',
+    '|',
+    '^',
+    '[',
+    ']',
+    'é',
+    '\u{1f600}',
+    '\t',
+  ]
+  const path = fc.array(fc.constantFrom(...pieces), { maxLength: 12 }).map((parts) => `/${parts.join('')}`)
+  const origin = fc.constantFrom('http://h', 'HTTPS://Example.COM:443', 'http://h:8080', 'http://[::1]:3000')
+  fc.assert(
+    fc.property(origin, path, (base, target) => {
+      fc.pre(!target.startsWith('//'))
+      assert.equal(cacheKey({ origin: base, path: target }), keyFromUrl(new URL(base).origin + target))
+    }),
+    { numRuns: 2000 },
+  )
+  assert.equal(cacheKey({ origin: 'http://h', path: '/a/./b/../c' }), 'http://h/a/c')
+  assert.equal(cacheKey({ origin: 'http://h', path: "/p?q='x'" }), 'http://h/p?q=%27x%27')
+  assert.equal(cacheKey({ origin: 'file:///x', path: '/p' }), undefined)
 })
 
 test('a request without an absolute origin-form target has no key (bypassed)', () => {
