@@ -135,10 +135,11 @@ test('a body file truncated during a read: the read fails instead of ending shor
   const entry = entryAt(store.get('k'))
   const file = bodyFileOf(path, entry.id)
   const chunks = iteratorOf(entry)
-  const read: Buffer[] = []
-  read.push((await chunks.next()).value as Buffer)
+  // Cut after the size check of readBody() but before the first step: a read in flight during the cut
+  // may come back whole with zeros where the cut was (the kernel does not order them), which no reader
+  // can tell from a body; no read starts before the first step.
   truncateSync(file, FILE_READ_BYTES + 10)
-  // The second piece may have been read ahead before the cut; the third cannot be whole.
+  const read: Buffer[] = []
   const failure = await (async () => {
     for (let step = 0; step < 3; step++) {
       const next = await chunks.next().catch((error: unknown) => error as Error)
@@ -149,7 +150,7 @@ test('a body file truncated during a read: the read fails instead of ending shor
   })()
   assert.equal(failure?.message, `undici-cache: body file ${file} ended early`)
   const delivered = Buffer.concat(read)
-  assert.ok(delivered.length === FILE_READ_BYTES || delivered.length === 2 * FILE_READ_BYTES)
+  assert.equal(delivered.length, FILE_READ_BYTES)
   assert.deepEqual(delivered, patternBody(LONG_BYTES, 1).subarray(0, delivered.length))
   assert.deepEqual(openBodyFds(path), [], 'the failed read closed its descriptor')
   assert.deepEqual(await chunks.next(), { done: true, value: undefined })
