@@ -50,8 +50,10 @@ export function policyView<T extends ResponseInfo>(config: CacheConfig, response
  */
 export function cacheStatusValue(config: CacheConfig, params: CacheStatusParams): string | undefined {
   if (config.cacheStatus === false) return undefined
-  const ttlSeconds = params.ttlSeconds === undefined ? undefined : Math.floor(params.ttlSeconds)
-  return formatCacheStatus(config.cacheStatus, { ...params, ttlSeconds })
+  const ttlSeconds = params.ttlSeconds
+  if (ttlSeconds === undefined || Number.isInteger(ttlSeconds))
+    return formatCacheStatus(config.cacheStatus, params)
+  return formatCacheStatus(config.cacheStatus, { ...params, ttlSeconds: Math.floor(ttlSeconds) })
 }
 
 function isPromise(value: unknown): value is Promise<unknown> {

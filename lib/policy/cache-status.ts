@@ -59,9 +59,22 @@ function sfInteger(value: number): string | undefined {
   return String(clamped === 0 ? 0 : clamped)
 }
 
-function integerParameter(name: string, value: number | undefined): string | undefined {
+function integerParameter(name: string, value: number | undefined): string {
   const integer = value === undefined ? undefined : sfInteger(value)
-  return integer === undefined ? undefined : `${name}=${integer}`
+  return integer === undefined ? '' : `; ${name}=${integer}`
+}
+
+/** The cache names seen, as sf-tokens or sf-strings (a cache formats its own name on every response). */
+const formattedNames = new Map<string, string>()
+
+function formattedName(cacheName: string): string {
+  let formatted = formattedNames.get(cacheName)
+  if (formatted === undefined) {
+    formatted = tokenOrString(cacheName)
+    if (formattedNames.size >= 16) formattedNames.clear()
+    formattedNames.set(cacheName, formatted)
+  }
+  return formatted
 }
 
 /**
@@ -69,15 +82,14 @@ function integerParameter(name: string, value: number | undefined): string | und
  * hit, fwd, fwd-status, ttl, stored, collapsed, key, detail; e.g. `name; fwd=stale; fwd-status=304`.
  */
 export function formatCacheStatus(cacheName: string, params: CacheStatusParams): string {
-  const parameters = [
-    params.hit === true ? 'hit' : undefined,
-    params.fwd === undefined ? undefined : `fwd=${tokenOrString(params.fwd)}`,
-    integerParameter('fwd-status', params.fwdStatus),
-    integerParameter('ttl', params.ttlSeconds),
-    params.stored === true ? 'stored' : undefined,
-    params.collapsed === true ? 'collapsed' : undefined,
-    params.key === undefined ? undefined : `key=${sfString(params.key)}`,
-    params.detail === undefined ? undefined : `detail=${tokenOrString(params.detail)}`,
-  ]
-  return [tokenOrString(cacheName), ...parameters.filter((parameter) => parameter !== undefined)].join('; ')
+  let member = formattedName(cacheName)
+  if (params.hit === true) member += '; hit'
+  if (params.fwd !== undefined) member += `; fwd=${tokenOrString(params.fwd)}`
+  member += integerParameter('fwd-status', params.fwdStatus)
+  member += integerParameter('ttl', params.ttlSeconds)
+  if (params.stored === true) member += '; stored'
+  if (params.collapsed === true) member += '; collapsed'
+  if (params.key !== undefined) member += `; key=${sfString(params.key)}`
+  if (params.detail !== undefined) member += `; detail=${tokenOrString(params.detail)}`
+  return member
 }

@@ -22,8 +22,15 @@ export function connectionNominatedFields(headers: Headers): Set<string> {
 
 /** Copies `headers` without the named (lower-case) fields; arrays are copied, undefined values dropped. */
 export function withoutFields(headers: Headers, excluded: ReadonlySet<string>): Headers {
-  const kept = Object.entries(headers).filter(
-    ([name, value]) => value !== undefined && !excluded.has(name.toLowerCase()),
-  )
-  return Object.fromEntries(kept.map(([name, value]) => [name, Array.isArray(value) ? [...value] : value]))
+  const kept: Headers = {}
+  for (const name of Object.keys(headers)) {
+    const value = headers[name]
+    if (value === undefined || excluded.has(name.toLowerCase())) continue
+    const copy = Array.isArray(value) ? [...value] : value
+    // A field named `__proto__` is kept as a field (assignment would set the prototype).
+    if (name === '__proto__')
+      Object.defineProperty(kept, name, { value: copy, enumerable: true, writable: true, configurable: true })
+    else kept[name] = copy
+  }
+  return kept
 }
