@@ -1,5 +1,6 @@
 /** What SqliteTables' writes take: a writer's entry, its chunks and commit, and the values of new rows. */
-import type { StoredVariantRow } from './sqlite-statements.js'
+import { THIS_WRITER } from './sqlite-liveness.js'
+import type { InsertEntryParams, StoredVariantRow } from './sqlite-statements.js'
 
 /** What a writer knows about the entry it writes. */
 export interface EntryDraft {
@@ -62,4 +63,27 @@ export const FILE_ROW_VALUES: EntryRowValues = { ...CHUNKED_ROW_VALUES, bodyFile
  */
 export function commitTimeMs(nowMs: number, stored: readonly StoredVariantRow[]): number {
   return stored.reduce((timeMs, row) => Math.max(timeMs, row.stored_ms + 1), nowMs)
+}
+
+/** The parameters of a new entry row, written by this process (see sqlite-liveness.ts). */
+export function insertEntryParams(args: ChunkArgs, row: EntryRowValues): InsertEntryParams {
+  const { draft, nowMs } = args
+  const { host, pid, token } = THIS_WRITER
+  return [
+    draft.key,
+    draft.varyKey,
+    row.complete,
+    draft.metaJson,
+    row.body,
+    row.bodyBytes,
+    row.sizeBytes,
+    row.bodyFile,
+    nowMs,
+    row.storedMs,
+    nowMs,
+    draft.deleteAtMs,
+    host,
+    pid,
+    token,
+  ]
 }

@@ -9,8 +9,7 @@ import type { IncompleteRow } from './sqlite-liveness.js'
 export const STATEMENT_SQL = {
   insertEntry: `INSERT INTO entries (key, vary_key, complete, meta, body, body_bytes, size_bytes, body_file,
       written_ms, stored_ms, last_used_ms, delete_at_ms, writer_host, writer_pid, writer_token)
-    VALUES (@key, @varyKey, @complete, @metaJson, @body, @bodyBytes, @sizeBytes, @bodyFile,
-      @nowMs, @storedMs, @nowMs, @deleteAtMs, @writerHost, @writerPid, @writerToken)`,
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   markWritten: 'UPDATE entries SET written_ms = ? WHERE id = ? AND complete = 0',
   insertChunk: 'INSERT INTO chunks (entry_id, seq, data) VALUES (?, ?, ?)',
   markComplete: `UPDATE entries SET complete = 1, body_bytes = ?, size_bytes = ?, stored_ms = ?, last_used_ms = ?
@@ -78,9 +77,28 @@ export interface TotalsRow {
 
 type Statement<Params extends unknown[], Row = unknown> = Database.Statement<Params, Row>
 
+/** The columns of `insertEntry`, in order (positional: ~2× faster to bind than named parameters). */
+export type InsertEntryParams = [
+  key: string,
+  varyKey: string,
+  complete: 0 | 1,
+  meta: string,
+  body: Buffer | null,
+  bodyBytes: number,
+  sizeBytes: number,
+  bodyFile: 0 | 1,
+  writtenMs: number,
+  storedMs: number,
+  lastUsedMs: number,
+  deleteAtMs: number,
+  writerHost: string,
+  writerPid: number,
+  writerToken: string,
+]
+
 /** The prepared statements of one connection, named as in STATEMENT_SQL. */
 export interface Statements {
-  insertEntry: Statement<[Record<string, unknown>]>
+  insertEntry: Statement<InsertEntryParams>
   markWritten: Statement<[number, number]>
   insertChunk: Statement<[number, number, Buffer]>
   markComplete: Statement<[number, number, number, number, number]>

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import { BODY_DIR_SUFFIX, BodyFiles } from './sqlite-body-files.js'
-import { isAbandoned, THIS_WRITER } from './sqlite-liveness.js'
+import { isAbandoned } from './sqlite-liveness.js'
 import { ReadSnapshot } from './sqlite-read-snapshot.js'
 import {
   CHUNKED_ROW_VALUES,
@@ -13,6 +13,7 @@ import {
   type EntryRowValues,
   type EvictionLimits,
   FILE_ROW_VALUES,
+  insertEntryParams,
 } from './sqlite-rows.js'
 import { BUSY_TIMEOUT_MS, connect, isTransient, prepareSchema } from './sqlite-schema.js'
 import {
@@ -25,13 +26,6 @@ import {
 
 /** A background write (use mark, sweep) waits at most this long for the write lock, then gives up. */
 const BACKGROUND_BUSY_TIMEOUT_MS = 0
-
-/** This process as the writer of the rows it inserts. */
-const WRITER_PARAMS = {
-  writerHost: THIS_WRITER.host,
-  writerPid: THIS_WRITER.pid,
-  writerToken: THIS_WRITER.token,
-}
 
 /** Opens (creating or migrating) a store database and drops what killed writers left behind. */
 export class SqliteTables {
@@ -329,10 +323,7 @@ export class SqliteTables {
   }
 
   #insertEntry(args: ChunkArgs, row: EntryRowValues): number {
-    const { draft, nowMs } = args
-    const { key, varyKey, metaJson, deleteAtMs } = draft
-    const params = { key, varyKey, metaJson, deleteAtMs, nowMs, ...row, ...WRITER_PARAMS }
-    return Number(this.#sql.insertEntry.run(params).lastInsertRowid)
+    return Number(this.#sql.insertEntry.run(...insertEntryParams(args, row)).lastInsertRowid)
   }
 
   #removeOtherVariants(draft: EntryDraft, keepId: number): void {

@@ -159,7 +159,17 @@ export class SqliteEntryWriter implements EntryWriter {
   #commitArgs(): CommitArgs {
     const inFile = this.#fd !== undefined
     if (inFile) this.#finishFile()
-    return { ...this.#chunkArgs(), bodyBytes: this.#bodyBytes, limits: this.#context.eviction, inFile }
+    const { draft, entryId, seq, data, nowMs } = this.#chunkArgs()
+    return {
+      draft,
+      entryId,
+      seq,
+      data,
+      nowMs,
+      bodyBytes: this.#bodyBytes,
+      limits: this.#context.eviction,
+      inFile,
+    }
   }
 
   /** Writes the pending chunks and closes the body file; a failure drops the entry and throws. */
