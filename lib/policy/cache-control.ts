@@ -140,8 +140,25 @@ const parsedFrozen = new WeakMap<Headers, CacheControl>()
 export function responseDirectives(headers: Headers): CacheControl {
   const known = parsedFrozen.get(headers)
   if (known) return known
-  const directives = parseCacheControl(fieldLines(headers, 'cache-control'))
+  const lines = fieldLines(headers, 'cache-control')
+  const directives = lines.length === 1 ? parsedLine(lines[0] as string) : parseCacheControl(lines)
   if (Object.isFrozen(headers)) parsedFrozen.set(headers, directives)
+  return directives
+}
+
+/** Parsed one-line values, frozen: origins send the same few values again and again (a miss reads them ~6 times). */
+const parsedLines = new Map<string, CacheControl>()
+const MAX_PARSED_LINES = 256
+
+function parsedLine(line: string): CacheControl {
+  let directives = parsedLines.get(line)
+  if (directives === undefined) {
+    directives = parseCacheControl(line)
+    for (const value of Object.values(directives)) if (Array.isArray(value)) Object.freeze(value)
+    Object.freeze(directives)
+    if (parsedLines.size >= MAX_PARSED_LINES) parsedLines.clear()
+    parsedLines.set(line, directives)
+  }
   return directives
 }
 

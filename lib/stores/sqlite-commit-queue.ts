@@ -1,4 +1,5 @@
 import type { CommitArgs } from './sqlite-rows.js'
+import { isTransient } from './sqlite-schema.js'
 import type { SqliteTables } from './sqlite-tables.js'
 
 /** A queued commit waits at most this long for the transaction it shares with the commits after it. */
@@ -7,7 +8,7 @@ export const COMMIT_DELAY_MS = 5
 /** The queue is committed at once when it holds this many commits... */
 export const MAX_QUEUED_COMMITS = 256
 
-/** ...or this many bytes of bodies (inline bodies wait in memory until then). */
+/** ...or this many bytes of bodies and metadata (inline bodies wait in memory until then). */
 export const MAX_QUEUED_BYTES = 4 * 1024 * 1024
 
 interface Queued {
@@ -51,7 +52,7 @@ export class CommitQueue {
   /** Queues a commit; `failed` is told if it could not be made. */
   commit(args: CommitArgs, failed: (error: unknown) => void): void {
     this.#queued.push({ args, failed })
-    this.#queuedBytes += args.data.length
+    this.#queuedBytes += args.data.length + args.draft.metaBytes
     const { key } = args.draft
     this.#keys.set(key, (this.#keys.get(key) ?? 0) + 1)
     if (this.#queued.length === 1) this.#startWaiting()
@@ -65,7 +66,18 @@ export class CommitQueue {
     for (const peer of queuesByPath.get(this.#path) ?? []) if (peer.#keys.has(key)) peer.flush()
   }
 
-  /** Commits what waits in one transaction; if that fails, one by one, so one bad entry fails alone. */
+  /** Commits the queues of every store of this process on this file. */
+  flushFile(): void {
+    this.flush()
+    if (this.#path === '') return
+    for (const peer of queuesByPath.get(this.#path) ?? []) peer.flush()
+  }
+
+  /**
+   * Commits what waits in one transaction. If that fails for a reason that would fail each of them
+   * (disk full, the lock held past the busy timeout: waiting again for each would block for minutes),
+   * all fail; otherwise they are committed one by one, so one bad entry fails alone.
+   */
   flush(): void {
     const batch = this.#queued
     if (batch.length === 0) return
@@ -75,8 +87,9 @@ export class CommitQueue {
     this.#stopWaiting()
     try {
       this.#tables.commitMany(batch.map((queued) => queued.args))
-    } catch {
-      for (const queued of batch) this.#commitAlone(queued)
+    } catch (error) {
+      if (isTransient(error)) for (const queued of batch) queued.failed(error)
+      else for (const queued of batch) this.#commitAlone(queued)
     }
   }
 

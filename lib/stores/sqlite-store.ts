@@ -1,4 +1,5 @@
 /** SqliteStore: the default store, one SQLite file shared safely by several processes. */
+import { realpathSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { reportStoreError } from '../diagnostics.js'
 import type { BodyFiles } from './sqlite-body-files.js'
@@ -67,8 +68,7 @@ export class SqliteStore implements CacheStore {
     this.corruptCopyPath = opened.corruptCopyPath
     this.failure = opened.failure
     if (opened.failure) reportStoreError(this, 'open', opened.failure)
-    /** The resolved file, by which this process's stores on it find each other; none for ':memory:'. */
-    const file = path === ':memory:' ? undefined : resolve(path)
+    const file = path === ':memory:' ? undefined : realFile(path)
     if (opened.tables) this.#context = this.#writerContext(opened.tables, bodyFiles, file)
     const { tables } = opened
     if (tables && hotBytes > 0) {
@@ -150,7 +150,7 @@ export class SqliteStore implements CacheStore {
   #usable(flushCommits = true): WriterContext {
     if (this.#closed) throw new Error('undici-cache: SqliteStore is closed')
     if (this.#context === undefined) throw this.failure as Error
-    if (flushCommits) this.#context.commits.flush()
+    if (flushCommits) this.#context.commits.flushFile()
     return this.#context
   }
 
@@ -193,6 +193,19 @@ export class SqliteStore implements CacheStore {
   #release(key: string, writer: SqliteEntryWriter): void {
     this.#hot?.forget(key)
     this.#writers.release(key, writer)
+  }
+}
+
+/**
+ * The file with symbolic links resolved, by which this process's stores on one file find each other
+ * (it exists once the store opened; if not, the absolute path).
+ */
+function realFile(path: string): string {
+  const absolute = resolve(path)
+  try {
+    return realpathSync(absolute)
+  } catch {
+    return absolute
   }
 }
 

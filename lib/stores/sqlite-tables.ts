@@ -1,9 +1,7 @@
 /** The database of one SqliteStore: every read and write, each write in one immediate transaction. */
-import { resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import { BODY_DIR_SUFFIX, BodyFiles } from './sqlite-body-files.js'
 import { isAbandoned } from './sqlite-liveness.js'
-import { ReadSnapshot } from './sqlite-read-snapshot.js'
 import {
   CHUNKED_ROW_VALUES,
   type ChunkArgs,
@@ -43,7 +41,6 @@ export class SqliteTables {
   readonly #update: Database.Transaction<(id: number, draft: EntryDraft) => void>
   readonly #sweep: Database.Transaction<(nowMs: number, maxRows: number) => number>
   readonly #dataVersion: Database.Statement<[], number>
-  readonly #snapshot: ReadSnapshot
   /** Told of every entry row this connection removes (replaced, evicted, deleted, swept). */
   onRemoved: ((entryId: number) => void) | undefined
   /** Told after each write transaction this connection commits. */
@@ -65,7 +62,6 @@ export class SqliteTables {
       throw error
     }
     this.#dataVersion = this.#db.prepare<[], number>('PRAGMA data_version').pluck()
-    this.#snapshot = new ReadSnapshot(this.#db, path === ':memory:' ? undefined : resolve(path))
     this.#append = this.#db.transaction((args: ChunkArgs) => this.#appendRows(args))
     this.#begin = this.#db.transaction((args: ChunkArgs) => this.#insertEntry(args, FILE_ROW_VALUES))
     this.#drop = this.#db.transaction((entryId: number) => {
@@ -90,19 +86,19 @@ export class SqliteTables {
 
   /** Appends one chunk row, creating the incomplete entry row first; undefined when that row is gone. */
   appendChunk(args: ChunkArgs): number | undefined {
-    this.#beforeWrite()
+    this.assertOpen()
     return this.#append.immediate(args)
   }
 
   /** Inserts the incomplete row of an entry whose body goes to its file; returns the entry id. */
   beginFileEntry(args: ChunkArgs): number {
-    this.#beforeWrite()
+    this.assertOpen()
     return this.#begin.immediate(args)
   }
 
   /** Notes that a writer is still at work on an incomplete row; false when the row is gone. */
   markWritten(entryId: number, nowMs: number): boolean {
-    this.#beforeWrite()
+    this.assertOpen()
     return this.#sql.markWritten.run(nowMs, entryId).changes > 0
   }
 
@@ -127,7 +123,6 @@ export class SqliteTables {
   discard(entryId: number): void {
     if (!this.#open) return
     try {
-      this.#snapshot.beforeWrite()
       this.#removeIncomplete.immediate(entryId)
       this.#undiscarded.delete(entryId)
     } catch {
@@ -150,19 +145,19 @@ export class SqliteTables {
   /** Changes whenever another connection commits (SQLite's `PRAGMA data_version`). */
   dataVersion(): number {
     this.assertOpen()
-    return this.#snapshot.read(() => this.#dataVersion.get() as number)
+    return this.#dataVersion.get() as number
   }
 
   /** Complete entries under `key`, newest first. */
   variants(key: string): VariantRow[] {
     this.assertOpen()
-    return this.#snapshot.read(() => this.#sql.selectVariants.all(key))
+    return this.#sql.selectVariants.all(key)
   }
 
   /** One chunk of a body, undefined when it is gone. */
   chunk(entryId: number, seq: number): Buffer | undefined {
     this.assertOpen()
-    return this.#snapshot.read(() => this.#sql.selectChunk.get(entryId, seq)?.data)
+    return this.#sql.selectChunk.get(entryId, seq)?.data
   }
 
   /** Records a use of an entry for eviction order; skipped rather than waiting or throwing. */
@@ -191,20 +186,13 @@ export class SqliteTables {
   /** Bytes and count of the complete entries. */
   totals(): TotalsRow {
     this.assertOpen()
-    return this.#snapshot.read(() => this.#sql.selectTotals.get() as TotalsRow)
+    return this.#sql.selectTotals.get() as TotalsRow
   }
 
   close(): void {
     if (!this.#open) return
     this.#open = false
-    this.#snapshot.close()
     this.#db.close()
-  }
-
-  /** Ends the turn's read snapshot, so that the write is a transaction of its own. */
-  #beforeWrite(): void {
-    this.assertOpen()
-    this.#snapshot.beforeWrite()
   }
 
   /** Throws once the store is closed. */
@@ -235,7 +223,6 @@ export class SqliteTables {
 
   /** Runs a write transaction, then removes the body files of the entries it removed. */
   #transact<R>(write: () => R): R {
-    this.#snapshot.beforeWrite()
     this.#removedFiles = []
     const result = write()
     for (const entryId of this.#removedFiles) this.files?.remove(entryId)
@@ -246,7 +233,6 @@ export class SqliteTables {
 
   /** Runs a write that may be skipped: no wait for the lock; false on any failure. */
   #inBackground(write: () => void): boolean {
-    this.#snapshot.beforeWrite()
     this.#db.pragma(`busy_timeout = ${BACKGROUND_BUSY_TIMEOUT_MS}`)
     try {
       write()

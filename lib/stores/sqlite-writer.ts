@@ -86,6 +86,8 @@ export class SqliteEntryWriter implements EntryWriter {
     const args = this.#commitArgs()
     this.#close()
     try {
+      // Queued commits of this key are older: they go first, so this one stays the newest.
+      this.#context.commits.flushKey(this.#draft.key)
       this.#context.tables.commit(args)
     } catch (error) {
       this.#discardRows()

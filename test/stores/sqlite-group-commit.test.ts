@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -14,6 +14,7 @@ import {
   MAX_QUEUED_BYTES,
   MAX_QUEUED_COMMITS,
 } from '../../lib/stores/sqlite-commit-queue.js'
+import { BUSY_TIMEOUT_MS } from '../../lib/stores/sqlite-schema.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { entryAt, patternBody, readBody, sampleMeta } from './helpers.js'
 import { mountTmpfs } from './sqlite-mounts.js'
@@ -196,4 +197,69 @@ test('two commits of one key in the same millisecond keep their commit order (ne
     ['second', 'first'],
   )
   store.close()
+})
+
+test("another store of this process on the file commits this store's queue before delete, stats and reads", async () => {
+  const path = join(dir, 'peers.db')
+  const linked = join(dir, 'linked')
+  symlinkSync(dir, linked)
+  const store = new SqliteStore({ path, sweepIntervalMs: 0 })
+  const other = new SqliteStore({ path: join(linked, 'peers.db'), sweepIntervalMs: 0 })
+  await Promise.all(writers(store, 2).map((writer) => writer.commitSoon?.()))
+  assert.equal(other.stats().entryCount, 2, 'stats (through a symbolic link) counts the queued commits')
+  await Promise.all(writers(store, 1).map((writer) => writer.commitSoon?.()))
+  other.delete('k0')
+  await sleep(COMMIT_DELAY_MS + 20)
+  assert.deepEqual(other.get('k0'), [], 'the queued commit went first, then the delete')
+  assert.deepEqual(store.get('k0'), [])
+  store.close()
+  other.close()
+})
+
+test('commit() after a queued commit of the same variant stays the newest', async () => {
+  const store = new SqliteStore({ path: join(dir, 'newest.db'), sweepIntervalMs: 0 })
+  const older = store.put('k', sampleMeta())
+  const newer = store.put('k', sampleMeta())
+  assert.ok(older?.commitSoon && newer)
+  older.write(Buffer.from('older'))
+  newer.write(Buffer.from('newer'))
+  await older.commitSoon()
+  newer.commit()
+  await sleep(COMMIT_DELAY_MS + 20)
+  assert.deepEqual(
+    store.get('k').map((entry) => entry.body?.toString()),
+    ['newer'],
+  )
+  store.close()
+})
+
+test('a queue that meets a write lock held past the busy timeout fails at once, each commit reported once', async () => {
+  const path = join(dir, 'busy.db')
+  const store = new SqliteStore({ path, sweepIntervalMs: 0 })
+  const reports: { operation: string; error: { code?: string } }[] = []
+  const listen = (message: unknown) => reports.push(message as (typeof reports)[number])
+  storeErrorChannel.subscribe(listen)
+  try {
+    await Promise.all(writers(store, 3).map((writer) => writer.commitSoon?.()))
+    const otherProcess = new Database(path)
+    otherProcess.prepare('BEGIN IMMEDIATE').run()
+    const startedMs = performance.now()
+    const entries = store.get('k0')
+    const waitedMs = performance.now() - startedMs
+    otherProcess.prepare('ROLLBACK').run()
+    otherProcess.close()
+    assert.deepEqual(entries, [])
+    assert.ok(waitedMs < 2 * BUSY_TIMEOUT_MS, `waited ${Math.round(waitedMs)} ms: once, not once per commit`)
+    assert.deepEqual(
+      reports.map((report) => [report.operation, report.error.code]),
+      [
+        ['commit', 'SQLITE_BUSY'],
+        ['commit', 'SQLITE_BUSY'],
+        ['commit', 'SQLITE_BUSY'],
+      ],
+    )
+  } finally {
+    storeErrorChannel.unsubscribe(listen)
+    store.close()
+  }
 })
