@@ -1,4 +1,5 @@
 /** The primary cache key (RFC 9111 §2): the target URI, the same for GET and HEAD. */
+import { BoundedMemo } from './policy/bounded-memo.js'
 
 export interface KeyInput {
   origin?: string | URL | null
@@ -38,19 +39,12 @@ function isPlainPath(path: string): boolean {
   return PLAIN_PATH.test(path) && !DOT_SEGMENT.test(path) && !path.endsWith('?')
 }
 
-/** Normalised origins (`new URL(origin).origin`) by what the dispatch passed; cleared past MAX_ORIGINS. */
-const origins = new Map<string, string>()
-const MAX_ORIGINS = 256
+/** Normalised origins (`new URL(origin).origin`) by what the dispatch passed. */
+const origins = new BoundedMemo<string, string>(256)
 
 function normalisedOrigin(origin: string | URL): string {
   if (typeof origin !== 'string') return origin.origin
-  let normalised = origins.get(origin)
-  if (normalised === undefined) {
-    normalised = new URL(origin).origin
-    if (origins.size >= MAX_ORIGINS) origins.clear()
-    origins.set(origin, normalised)
-  }
-  return normalised
+  return origins.get(origin) ?? origins.set(origin, new URL(origin).origin)
 }
 
 /** The key for a dispatch; undefined when the request has no absolute target. */

@@ -1,3 +1,4 @@
+import { BoundedMemo } from './bounded-memo.js'
 import { fieldLines, listMembers, splitListMembers, valueLines } from './headers.js'
 import { parseDeltaSeconds, unquote } from './syntax.js'
 import type { CacheControl, Headers, HeaderValue } from './types.js'
@@ -147,19 +148,14 @@ export function responseDirectives(headers: Headers): CacheControl {
 }
 
 /** Parsed one-line values, frozen: origins send the same few values again and again (a miss reads them ~6 times). */
-const parsedLines = new Map<string, CacheControl>()
-const MAX_PARSED_LINES = 256
+const parsedLines = new BoundedMemo<string, CacheControl>(256)
 
 function parsedLine(line: string): CacheControl {
-  let directives = parsedLines.get(line)
-  if (directives === undefined) {
-    directives = parseCacheControl(line)
-    for (const value of Object.values(directives)) if (Array.isArray(value)) Object.freeze(value)
-    Object.freeze(directives)
-    if (parsedLines.size >= MAX_PARSED_LINES) parsedLines.clear()
-    parsedLines.set(line, directives)
-  }
-  return directives
+  const known = parsedLines.get(line)
+  if (known) return known
+  const directives = parseCacheControl(line)
+  for (const value of Object.values(directives)) if (Array.isArray(value)) Object.freeze(value)
+  return parsedLines.set(line, Object.freeze(directives))
 }
 
 // RFC 9111 §5.4: without Cache-Control, a request's `Pragma: no-cache` means `Cache-Control: no-cache`

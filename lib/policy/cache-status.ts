@@ -1,3 +1,5 @@
+import { BoundedMemo } from './bounded-memo.js'
+
 /** Why the cache forwarded the request (RFC 9211 §2.2). */
 export type ForwardReason =
   | 'bypass'
@@ -65,16 +67,10 @@ function integerParameter(name: string, value: number | undefined): string {
 }
 
 /** The cache names seen, as sf-tokens or sf-strings (a cache formats its own name on every response). */
-const formattedNames = new Map<string, string>()
+const formattedNames = new BoundedMemo<string, string>(16)
 
 function formattedName(cacheName: string): string {
-  let formatted = formattedNames.get(cacheName)
-  if (formatted === undefined) {
-    formatted = tokenOrString(cacheName)
-    if (formattedNames.size >= 16) formattedNames.clear()
-    formattedNames.set(cacheName, formatted)
-  }
-  return formatted
+  return formattedNames.get(cacheName) ?? formattedNames.set(cacheName, tokenOrString(cacheName))
 }
 
 /**

@@ -1,3 +1,5 @@
+import { BoundedMemo } from './bounded-memo.js'
+
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec']
 const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
 const TIME = '(\\d{2}):(\\d{2}):(\\d{2})'
@@ -70,15 +72,7 @@ function resolveTwoDigitYear(parts: DateParts, referenceMs: number): number | un
  * IMF-fixdates parsed lately (a stored entry's Date is read on every hit; origins send about one new
  * date a second). Only these: they do not depend on `referenceMs`.
  */
-const recentFixdates = new Map<string, number>()
-const MAX_RECENT_FIXDATES = 64
-
-function rememberFixdate(value: string, ms: number | undefined): number | undefined {
-  if (ms === undefined) return undefined
-  if (recentFixdates.size >= MAX_RECENT_FIXDATES) recentFixdates.clear()
-  recentFixdates.set(value, ms)
-  return ms
-}
+const recentFixdates = new BoundedMemo<string, number>(64)
 
 /**
  * Parses an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, obsolete RFC 850 or asctime. Anything else
@@ -92,7 +86,8 @@ export function parseHttpDate(value: string | undefined, referenceMs?: number): 
   const imf = IMF_FIXDATE.exec(text)
   if (imf) {
     const [, day = '', month = '', year = '', ...time] = imf
-    return rememberFixdate(value, toEpochMs(partsOf(year, month, day, time)))
+    const ms = toEpochMs(partsOf(year, month, day, time))
+    return ms === undefined ? undefined : recentFixdates.set(value, ms)
   }
   const rfc850 = RFC850_DATE.exec(text)
   if (rfc850) {

@@ -1,3 +1,4 @@
+import { PathPeers } from './path-peers.js'
 import type { CommitArgs } from './sqlite-rows.js'
 import { isTransient } from './sqlite-schema.js'
 import type { SqliteTables } from './sqlite-tables.js'
@@ -17,8 +18,8 @@ interface Queued {
   failed: (error: unknown) => void
 }
 
-/** The queues of this process with commits waiting, by database file; '' for each ':memory:' one. */
-const queuesByPath = new Map<string, Set<CommitQueue>>()
+/** The queues of this process with commits waiting, by database file. */
+const waitingByPath = new PathPeers<CommitQueue>()
 
 /** Every queue of this process with commits waiting, committed when the process exits. */
 const waitingQueues = new Set<CommitQueue>()
@@ -36,25 +37,24 @@ let exitHookInstalled = false
  */
 export class CommitQueue {
   readonly #tables: SqliteTables
-  readonly #path: string
+  readonly #path: string | undefined
   #queued: Queued[] = []
   #queuedBytes = 0
-  /** How many queued commits each key has. */
-  readonly #keys = new Map<string, number>()
+  /** The keys of the queued commits. */
+  readonly #keys = new Set<string>()
   #timer: NodeJS.Timeout | undefined
 
   /** `path`: the resolved database file; undefined for ':memory:' (no other connection can read it). */
   constructor(tables: SqliteTables, path: string | undefined) {
     this.#tables = tables
-    this.#path = path ?? ''
+    this.#path = path
   }
 
   /** Queues a commit; `failed` is told if it could not be made. */
   commit(args: CommitArgs, failed: (error: unknown) => void): void {
     this.#queued.push({ args, failed })
     this.#queuedBytes += args.data.length + args.draft.metaBytes
-    const { key } = args.draft
-    this.#keys.set(key, (this.#keys.get(key) ?? 0) + 1)
+    this.#keys.add(args.draft.key)
     if (this.#queued.length === 1) this.#startWaiting()
     if (this.#queued.length >= MAX_QUEUED_COMMITS || this.#queuedBytes >= MAX_QUEUED_BYTES) this.flush()
   }
@@ -62,15 +62,13 @@ export class CommitQueue {
   /** Commits the queues of this process's stores on this file that hold a commit under `key`. */
   flushKey(key: string): void {
     if (this.#keys.has(key)) this.flush()
-    if (this.#path === '') return
-    for (const peer of queuesByPath.get(this.#path) ?? []) if (peer.#keys.has(key)) peer.flush()
+    for (const peer of waitingByPath.of(this.#path)) if (peer.#keys.has(key)) peer.flush()
   }
 
   /** Commits the queues of every store of this process on this file. */
   flushFile(): void {
     this.flush()
-    if (this.#path === '') return
-    for (const peer of queuesByPath.get(this.#path) ?? []) peer.flush()
+    for (const peer of waitingByPath.of(this.#path)) peer.flush()
   }
 
   /**
@@ -104,9 +102,7 @@ export class CommitQueue {
   #startWaiting(): void {
     this.#timer = setTimeout(() => this.flush(), COMMIT_DELAY_MS).unref()
     waitingQueues.add(this)
-    const peers = queuesByPath.get(this.#path) ?? new Set()
-    peers.add(this)
-    queuesByPath.set(this.#path, peers)
+    waitingByPath.join(this.#path, this)
     if (!exitHookInstalled) {
       exitHookInstalled = true
       process.on('exit', flushEveryQueue)
@@ -117,9 +113,7 @@ export class CommitQueue {
     clearTimeout(this.#timer)
     this.#timer = undefined
     waitingQueues.delete(this)
-    const peers = queuesByPath.get(this.#path)
-    peers?.delete(this)
-    if (peers?.size === 0) queuesByPath.delete(this.#path)
+    waitingByPath.leave(this.#path, this)
   }
 }
 

@@ -1,5 +1,6 @@
 import { deepFreeze } from './freeze.js'
 import { LruMap } from './lru-map.js'
+import { PathPeers } from './path-peers.js'
 import type { StoredEntry } from './store.js'
 
 interface HotKey {
@@ -23,7 +24,7 @@ export interface HotHit {
 export const OTHER_PROCESS_CHECK_MS = 1
 
 /** The hot tiers of this process, by database file. */
-const tiersByPath = new Map<string, Set<HotTier>>()
+const hotTiers = new PathPeers<HotTier>()
 
 /** Rough bytes one entry's metadata holds in memory (a header block is a few hundred bytes). */
 const META_BYTES_ESTIMATE = 1024
@@ -59,10 +60,7 @@ export class HotTier {
     this.#dataVersion = readDataVersion()
     this.#checkedMs = performance.now()
     this.#path = path
-    if (path === undefined) return
-    const peers = tiersByPath.get(path) ?? new Set()
-    peers.add(this)
-    tiersByPath.set(path, peers)
+    hotTiers.join(path, this)
   }
 
   /** The entries kept for `key`, unless another store or process wrote since they were read. */
@@ -109,20 +107,13 @@ export class HotTier {
 
   /** Tells this process's other stores on the same file that this one wrote. */
   wrote(): void {
-    for (const peer of this.#peers()) if (peer !== this) peer.clear()
+    for (const peer of hotTiers.of(this.#path)) if (peer !== this) peer.clear()
   }
 
   /** Stops hearing of the other stores' writes (the store closed). */
   close(): void {
-    const peers = this.#peers()
-    peers.delete(this)
-    if (peers.size === 0 && this.#path !== undefined) tiersByPath.delete(this.#path)
+    hotTiers.leave(this.#path, this)
     this.clear()
-  }
-
-  /** This process's hot tiers on the same file, this one included; none for ':memory:'. */
-  #peers(): Set<HotTier> {
-    return (this.#path !== undefined && tiersByPath.get(this.#path)) || new Set()
   }
 
   /** Reads data_version when the last look is OTHER_PROCESS_CHECK_MS old; true when it changed. */
