@@ -6,7 +6,7 @@ import { singletonValue } from './policy/headers.js'
 import { usefulUntilMs } from './policy/lookup.js'
 import { freshenedHeaders, hasValidator, notModifiedMatches } from './policy/revalidation.js'
 import { canStore, headersToStore } from './policy/storable.js'
-import type { Headers, ResponseInfo } from './policy/types.js'
+import type { Headers, HeaderValue, ResponseInfo } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
 import type { EntryMeta, StoredEntry } from './stores/store.js'
 
@@ -76,11 +76,23 @@ export function storeFreshened(
 /** Fields that change on every response and decide nothing for a response that is stale on arrival. */
 const TIMING_FIELDS: ReadonlySet<string> = new Set(['date', 'age'])
 
+function sameValue(a: HeaderValue, b: HeaderValue): boolean {
+  if (a === b) return true
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false
+  return a.every((line, index) => line === b[index])
+}
+
+function ownValue(headers: Headers, name: string): HeaderValue {
+  return Object.hasOwn(headers, name) ? headers[name] : undefined
+}
+
+/** Whether `a` and `b` have the same fields (an undefined value counts as absent), `ignored` aside. */
 function sameFieldsBut(a: Headers, b: Headers, ignored: ReadonlySet<string>): boolean {
-  const names = new Set([...Object.keys(a), ...Object.keys(b)])
-  for (const name of names) {
-    if (ignored.has(name)) continue
-    if (JSON.stringify(a[name]) !== JSON.stringify(b[name])) return false
+  for (const name of Object.keys(a)) {
+    if (!ignored.has(name) && !sameValue(a[name], ownValue(b, name))) return false
+  }
+  for (const name of Object.keys(b)) {
+    if (!ignored.has(name) && !Object.hasOwn(a, name) && b[name] !== undefined) return false
   }
   return true
 }

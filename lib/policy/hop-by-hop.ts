@@ -22,15 +22,24 @@ export function connectionNominatedFields(headers: Headers): Set<string> {
 
 /** Copies `headers` without the named (lower-case) fields; arrays are copied, undefined values dropped. */
 export function withoutFields(headers: Headers, excluded: ReadonlySet<string>): Headers {
-  const kept: Headers = {}
+  return copyFields({}, headers, excluded)
+}
+
+/** Adds to `target` the fields of `headers` not named in `excluded` (lower-case), as withoutFields copies them. */
+export function copyFields(target: Headers, headers: Headers, excluded: ReadonlySet<string>): Headers {
   for (const name of Object.keys(headers)) {
     const value = headers[name]
     if (value === undefined || excluded.has(name.toLowerCase())) continue
     const copy = Array.isArray(value) ? [...value] : value
     // A field named `__proto__` is kept as a field (assignment would set the prototype).
     if (name === '__proto__')
-      Object.defineProperty(kept, name, { value: copy, enumerable: true, writable: true, configurable: true })
-    else kept[name] = copy
+      Object.defineProperty(target, name, {
+        value: copy,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    else target[name] = copy
   }
-  return kept
+  return target
 }

@@ -1,7 +1,7 @@
 import { formatHttpDate, parseHttpDate } from './dates.js'
 import { entityTagOf, weakMatch } from './entity-tag.js'
 import { fieldLines, singletonValue } from './headers.js'
-import { connectionNominatedFields, HOP_BY_HOP_FIELDS, withoutFields } from './hop-by-hop.js'
+import { connectionNominatedFields, copyFields, HOP_BY_HOP_FIELDS, withoutFields } from './hop-by-hop.js'
 import type { Headers, ResponseInfo, StoredResponse } from './types.js'
 
 /** The Last-Modified in epoch ms, when valid; `referenceMs` places RFC 850 two-digit years. */
@@ -64,10 +64,14 @@ const NEVER_FRESHENED: ReadonlySet<string> = new Set([
  * storing the result should pass it through `headersToStore` (qualified no-cache / private).
  */
 export function freshenedHeaders(storedHeaders: Headers, notModifiedHeaders: Headers): Headers {
-  const excluded = new Set([...NEVER_FRESHENED, ...connectionNominatedFields(notModifiedHeaders)])
-  const updates = withoutFields(notModifiedHeaders, excluded)
-  const replaced = new Set(Object.keys(updates).map((name) => name.toLowerCase()))
-  return { ...withoutFields(storedHeaders, replaced), ...updates }
+  const nominated = connectionNominatedFields(notModifiedHeaders)
+  const excluded = nominated.size === 0 ? NEVER_FRESHENED : new Set([...NEVER_FRESHENED, ...nominated])
+  const replaced = new Set<string>()
+  for (const name of Object.keys(notModifiedHeaders)) {
+    const lowerName = name.toLowerCase()
+    if (notModifiedHeaders[name] !== undefined && !excluded.has(lowerName)) replaced.add(lowerName)
+  }
+  return copyFields(withoutFields(storedHeaders, replaced), notModifiedHeaders, excluded)
 }
 
 const CONDITIONAL_FIELDS = [

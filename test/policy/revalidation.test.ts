@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import fc from 'fast-check'
 import { formatHttpDate } from '../../lib/policy/dates.js'
+import { listMembers } from '../../lib/policy/headers.js'
+import { HOP_BY_HOP_FIELDS } from '../../lib/policy/hop-by-hop.js'
 import {
   conditionalHeaders,
   freshenedHeaders,
@@ -166,6 +169,46 @@ describe('freshenedHeaders (RFC 9111 §3.2, §4.3.4)', () => {
     const result = freshenedHeaders({ vary: 'accept', link: lines }, { vary: undefined })
     assert.deepEqual(result, { vary: 'accept', link: ['a'] })
     assert.notEqual(result.link, lines)
+  })
+
+  it('matches the rule as written: each 304 field but the excluded replaces its stored lines', () => {
+    const names = fc.constantFrom(
+      'ETag',
+      'etag',
+      'Date',
+      'x-a',
+      'X-A',
+      'content-length',
+      'keep-alive',
+      '__proto__',
+    )
+    const value = fc.option(fc.oneof(fc.constantFrom('1', '2'), fc.array(fc.constantFrom('1', '2'))), {
+      nil: undefined,
+    })
+    const headers = fc.dictionary(names, value)
+    const connection = fc.option(fc.constantFrom('x-a', 'X-A, etag', ''), { nil: undefined })
+    fc.assert(
+      fc.property(headers, headers, connection, (stored: Headers, received: Headers, nominating) => {
+        if (nominating !== undefined) received.connection = nominating
+        const excluded = new Set([
+          ...HOP_BY_HOP_FIELDS,
+          'content-length',
+          'content-encoding',
+          'content-range',
+          ...listMembers(received, 'connection').map((name) => name.toLowerCase()),
+        ])
+        const updates = Object.entries(received).filter(
+          ([name, lines]) => lines !== undefined && !excluded.has(name.toLowerCase()),
+        )
+        const replaced = new Set(updates.map(([name]) => name.toLowerCase()))
+        const kept = Object.entries(stored).filter(
+          ([name, lines]) => lines !== undefined && !replaced.has(name.toLowerCase()),
+        )
+        const result = freshenedHeaders(stored, received)
+        assert.deepEqual(Object.entries(result), [...kept, ...updates])
+        assert.equal(Object.getPrototypeOf(result), Object.prototype)
+      }),
+    )
   })
 })
 
