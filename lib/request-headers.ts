@@ -1,3 +1,4 @@
+import { setField } from './policy/headers.js'
 import type { Headers } from './policy/types.js'
 
 type RawHeaders = unknown
@@ -6,10 +7,15 @@ type RawHeaders = unknown
 function addField(out: Headers, name: string, value: unknown): void {
   if (value === undefined || value === null) return
   const lower = name.toLowerCase()
+  const existing = Object.hasOwn(out, lower) ? out[lower] : undefined
+  if (existing === undefined && typeof value === 'string') {
+    setField(out, lower, value)
+    return
+  }
   const values = Array.isArray(value) ? value.map(String) : [String(value)]
-  const existing = out[lower]
-  if (existing === undefined) out[lower] = values.length === 1 ? values[0] : values
-  else out[lower] = [...(Array.isArray(existing) ? existing : [existing]), ...values]
+  if (existing !== undefined)
+    setField(out, lower, [...(Array.isArray(existing) ? existing : [existing]), ...values])
+  else setField(out, lower, values.length === 1 ? (values[0] as string) : values)
 }
 
 /**
@@ -38,6 +44,9 @@ export function normalizeHeaders(headers: RawHeaders): Headers {
 /** The fields that have a value, in the form undici takes for requests and handlers alike. */
 export function definedFields(headers: Headers): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name] = value
+  for (const name of Object.keys(headers)) {
+    const value = headers[name]
+    if (value !== undefined) setField(out, name, value)
+  }
   return out
 }

@@ -26,9 +26,9 @@ function cachedResponse(
       headers: servedHeaders(notModifiedHeaders(meta.headers), ageSeconds, status, undefined),
     }
   }
-  const whole = { statusCode: meta.statusCode, statusMessage: meta.statusMessage, headers }
-  if (method === 'HEAD') return whole
-  if (meta.statusCode !== 200) return { ...whole, body: entryBody(entry) }
+  const { statusCode, statusMessage } = meta
+  if (method === 'HEAD') return { statusCode, statusMessage, headers }
+  if (statusCode !== 200) return { statusCode, statusMessage, headers, body: entryBody(entry) }
   const range = evaluateRange(requestHeaders, entry.sizeBytes, meta.headers)
   if (range.kind === 'partial') {
     headers['content-range'] = contentRangeValue(range, entry.sizeBytes)
@@ -45,7 +45,7 @@ function cachedResponse(
     refused['content-range'] = contentRangeValue(range, entry.sizeBytes)
     return { statusCode: 416, statusMessage: 'Range Not Satisfiable', headers: refused }
   }
-  return { ...whole, body: entryBody(entry) }
+  return { statusCode, statusMessage, headers, body: entryBody(entry) }
 }
 
 /** Answers the caller from a stored entry, with `meta` as the (possibly freshened) metadata. */

@@ -123,8 +123,12 @@ const DIRECTIVES = new Map<string, ApplyDirective>([
  * ignored; malformed ones are handled as documented on each rule above. Never throws.
  */
 export function parseCacheControl(value: HeaderValue): CacheControl {
+  return parseLines(valueLines(value))
+}
+
+function parseLines(lines: readonly string[]): CacheControl {
   const directives: CacheControl = {}
-  for (const member of splitListMembers(valueLines(value))) {
+  for (const member of splitListMembers(lines)) {
     const { name, value: argument } = parseDirective(member)
     DIRECTIVES.get(name)?.(directives, argument)
   }
@@ -142,7 +146,7 @@ export function responseDirectives(headers: Headers): CacheControl {
   const known = parsedFrozen.get(headers)
   if (known) return known
   const lines = fieldLines(headers, 'cache-control')
-  const directives = lines.length === 1 ? parsedLine(lines[0] as string) : parseCacheControl(lines)
+  const directives = lines.length === 1 ? parsedLine(lines[0] as string) : parseLines(lines)
   if (Object.isFrozen(headers)) parsedFrozen.set(headers, directives)
   return directives
 }
@@ -166,6 +170,6 @@ function pragmaNoCache(headers: Headers): boolean {
 /** The request's Cache-Control directives (RFC 9111 §5.2.1), with the Pragma fallback of §5.4. */
 export function requestDirectives(headers: Headers): CacheControl {
   const lines = fieldLines(headers, 'cache-control')
-  if (lines.length > 0) return parseCacheControl(lines)
+  if (lines.length > 0) return parseLines(lines)
   return pragmaNoCache(headers) ? { noCache: true } : {}
 }

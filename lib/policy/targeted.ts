@@ -9,7 +9,7 @@ const DICTIONARY_MEMBER =
   /^[a-z*][a-z0-9_\-.*]*(?:=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z:/]+|"(?:[^"\\]|\\[\\"])*"))?$/
 
 // RFC 9213 §2.2: an empty field, or one that fails to parse, is ignored as if absent
-function isValidTargetedField(lines: string[]): boolean {
+function isValidTargetedField(lines: readonly string[]): boolean {
   const members = splitListMembers(lines)
   return members.length > 0 && members.every((member) => DICTIONARY_MEMBER.test(member))
 }
@@ -17,9 +17,9 @@ function isValidTargetedField(lines: string[]): boolean {
 const REPLACED_FIELDS: ReadonlySet<string> = new Set(['cache-control', 'expires'])
 
 /** A copy of `headers` whose Cache-Control is the targeted field's lines, without Expires. */
-function withTargetedControl(headers: Headers, lines: string[]): Headers {
+function withTargetedControl(headers: Headers, lines: readonly string[]): Headers {
   const view = withoutFields(headers, REPLACED_FIELDS)
-  view['cache-control'] = lines.length === 1 ? lines[0] : lines
+  view['cache-control'] = lines.length === 1 ? lines[0] : [...lines]
   return view
 }
 

@@ -42,7 +42,7 @@ function normalisedMember(member: string): string {
 }
 
 /** `gzip, BR` and `br,gzip` alike: members trimmed, normalised, empty ones dropped, joined by ','. */
-function normalisedMemberList(lines: string[], unordered: boolean): string {
+function normalisedMemberList(lines: readonly string[], unordered: boolean): string {
   const members = splitListMembers(lines).map(normalisedMember)
   return (unordered ? members.sort() : members).join(',')
 }

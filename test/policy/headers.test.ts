@@ -28,11 +28,12 @@ describe('fieldLines', () => {
     assert.deepEqual(fieldLines({ a: undefined }, 'a'), [])
   })
 
-  it('returns a copy of arrays', () => {
+  it('returns a copy of arrays, and one frozen empty list for an absent field', () => {
     const lines = ['x']
     const result = fieldLines({ a: lines }, 'a')
-    result.push('y')
-    assert.deepEqual(lines, ['x'])
+    assert.notEqual(result, lines)
+    assert.deepEqual(result, ['x'])
+    assert.ok(Object.isFrozen(fieldLines({}, 'a')))
   })
 
   it('ignores inherited properties', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import { cacheKey, keyFromUrl } from '../../lib/key.js'
-import { normalizeHeaders } from '../../lib/request-headers.js'
+import { definedFields, normalizeHeaders } from '../../lib/request-headers.js'
 
 test('the key is the normalised target URI, with the query option appended', () => {
   assert.equal(cacheKey({ origin: 'HTTP://Example.COM:80', path: '/a?b=1' }), 'http://example.com/a?b=1')
@@ -107,4 +107,26 @@ test('request headers in every form undici accepts become lower-case names with 
   )
   assert.deepEqual(normalizeHeaders(null), {})
   assert.deepEqual(normalizeHeaders([]), {})
+})
+
+test('header names that are Object.prototype members stay plain fields', () => {
+  const normalized = normalizeHeaders([
+    'Constructor',
+    'a',
+    '__proto__',
+    'b',
+    'toString',
+    '1',
+    'tostring',
+    '2',
+  ])
+  assert.equal(Object.getPrototypeOf(normalized), Object.prototype)
+  assert.deepEqual(Object.entries(normalized), [
+    ['constructor', 'a'],
+    ['__proto__', 'b'],
+    ['tostring', ['1', '2']],
+  ])
+  const defined = definedFields(normalized)
+  assert.equal(Object.getPrototypeOf(defined), Object.prototype)
+  assert.deepEqual(Object.entries(defined), Object.entries(normalized))
 })
