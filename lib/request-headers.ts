@@ -37,7 +37,8 @@ export function normalizeHeaders(headers: RawHeaders): Headers {
     for (const [name, value] of headers as Iterable<[string, unknown]>) addField(out, name, value)
     return out
   }
-  for (const [name, value] of Object.entries(headers as Record<string, unknown>)) addField(out, name, value)
+  const fields = headers as Record<string, unknown>
+  for (const name of Object.keys(fields)) addField(out, name, fields[name])
   return out
 }
 

@@ -75,9 +75,8 @@ export function variantMatches(
   stored: { varyValues: Record<string, string | null> },
   requestHeaders: Headers,
 ): boolean {
-  return Object.entries(stored.varyValues).every(
-    ([name, value]) => normalisedValue(requestHeaders, name) === value,
-  )
+  const values = stored.varyValues
+  return Object.keys(values).every((name) => normalisedValue(requestHeaders, name) === values[name])
 }
 
 /** Recency of a variant: its Date (or response time), then its response time as the tie-break. */
