@@ -20,6 +20,17 @@ export function connectionNominatedFields(headers: Headers): Set<string> {
   return new Set(listMembers(headers, 'connection').map((name) => name.toLowerCase()))
 }
 
+/** `base` with the `more` names added; `base` itself when it holds them all already. */
+export function namesWith(base: ReadonlySet<string>, more: Iterable<string>): ReadonlySet<string> {
+  let added: Set<string> | undefined
+  for (const name of more) {
+    if ((added ?? base).has(name)) continue
+    added ??= new Set(base)
+    added.add(name)
+  }
+  return added ?? base
+}
+
 /** Copies `headers` without the named (lower-case) fields; arrays are copied, undefined values dropped. */
 export function withoutFields(headers: Headers, excluded: ReadonlySet<string>): Headers {
   return copyFields({}, headers, excluded)

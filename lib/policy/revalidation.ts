@@ -1,7 +1,13 @@
 import { formatHttpDate, parseHttpDate } from './dates.js'
 import { entityTagOf, weakMatch } from './entity-tag.js'
 import { fieldLines, singletonValue } from './headers.js'
-import { connectionNominatedFields, copyFields, HOP_BY_HOP_FIELDS, withoutFields } from './hop-by-hop.js'
+import {
+  connectionNominatedFields,
+  copyFields,
+  HOP_BY_HOP_FIELDS,
+  namesWith,
+  withoutFields,
+} from './hop-by-hop.js'
 import type { Headers, ResponseInfo, StoredResponse } from './types.js'
 
 /** The Last-Modified in epoch ms, when valid; `referenceMs` places RFC 850 two-digit years. */
@@ -64,8 +70,7 @@ const NEVER_FRESHENED: ReadonlySet<string> = new Set([
  * storing the result should pass it through `headersToStore` (qualified no-cache / private).
  */
 export function freshenedHeaders(storedHeaders: Headers, notModifiedHeaders: Headers): Headers {
-  const nominated = connectionNominatedFields(notModifiedHeaders)
-  const excluded = nominated.size === 0 ? NEVER_FRESHENED : new Set([...NEVER_FRESHENED, ...nominated])
+  const excluded = namesWith(NEVER_FRESHENED, connectionNominatedFields(notModifiedHeaders))
   const replaced = new Set<string>()
   for (const name of Object.keys(notModifiedHeaders)) {
     const lowerName = name.toLowerCase()

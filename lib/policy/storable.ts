@@ -1,7 +1,7 @@
 import { requestDirectives, responseDirectives } from './cache-control.js'
 import { HEURISTICALLY_CACHEABLE_STATUSES, hasExplicitExpiration } from './freshness.js'
 import { fieldLines } from './headers.js'
-import { connectionNominatedFields, HOP_BY_HOP_FIELDS, withoutFields } from './hop-by-hop.js'
+import { connectionNominatedFields, HOP_BY_HOP_FIELDS, namesWith, withoutFields } from './hop-by-hop.js'
 import type { CacheControl, Headers, RequestInfo, ResponseInfo } from './types.js'
 import { varyFieldNames } from './vary.js'
 
@@ -85,10 +85,9 @@ function qualifiedFieldNames(directives: CacheControl, shared: boolean): string[
  * and without fields named by `no-cache="…"` (and, in a shared cache, `private="…"`). Age is kept.
  */
 export function headersToStore(headers: Headers, shared: boolean): Headers {
-  const excluded = new Set([
-    ...HOP_BY_HOP_FIELDS,
-    ...connectionNominatedFields(headers),
-    ...qualifiedFieldNames(responseDirectives(headers), shared),
-  ])
-  return withoutFields(headers, excluded)
+  const nominated = namesWith(HOP_BY_HOP_FIELDS, connectionNominatedFields(headers))
+  return withoutFields(
+    headers,
+    namesWith(nominated, qualifiedFieldNames(responseDirectives(headers), shared)),
+  )
 }

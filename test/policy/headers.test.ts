@@ -8,6 +8,7 @@ import {
   splitListMembers,
   valueLines,
 } from '../../lib/policy/headers.js'
+import { namesWith } from '../../lib/policy/hop-by-hop.js'
 import type { Headers } from '../../lib/policy/types.js'
 
 describe('valueLines', () => {
@@ -78,5 +79,21 @@ describe('singletonValue', () => {
         singletonValue(headers, 'x')
       }),
     )
+  })
+})
+
+describe('namesWith', () => {
+  const base: ReadonlySet<string> = new Set(['connection', 'keep-alive'])
+
+  it('is the base set itself when every name is in it already (nothing copied)', () => {
+    assert.equal(namesWith(base, ['keep-alive', 'connection']), base)
+    assert.equal(namesWith(base, []), base)
+  })
+
+  it('adds the other names to a copy, leaving the base set as it was', () => {
+    const names = namesWith(base, ['x-token', 'keep-alive', 'x-token'])
+    assert.notEqual(names, base)
+    assert.deepEqual([...names], ['connection', 'keep-alive', 'x-token'])
+    assert.deepEqual([...base], ['connection', 'keep-alive'])
   })
 })
