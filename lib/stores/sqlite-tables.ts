@@ -21,6 +21,7 @@ import {
   type TotalsRow,
   type VariantRow,
 } from './sqlite-statements.js'
+import { PendingTotals } from './sqlite-totals.js'
 
 /** A background write (use mark, sweep) waits at most this long for the write lock, then gives up. */
 const BACKGROUND_BUSY_TIMEOUT_MS = 0
@@ -29,6 +30,7 @@ const BACKGROUND_BUSY_TIMEOUT_MS = 0
 export class SqliteTables {
   readonly #db: Database.Database
   readonly #sql: Statements
+  readonly #totals: PendingTotals
   /** The body files of this database; undefined for ':memory:'. */
   readonly files: BodyFiles | undefined
   readonly #append: Database.Transaction<(args: ChunkArgs) => number | undefined>
@@ -61,24 +63,25 @@ export class SqliteTables {
       this.#db.close()
       throw error
     }
+    this.#totals = new PendingTotals(this.#sql)
     this.#dataVersion = this.#db.prepare<[], number>('PRAGMA data_version').pluck()
-    this.#append = this.#db.transaction((args: ChunkArgs) => this.#appendRows(args))
-    this.#begin = this.#db.transaction((args: ChunkArgs) => this.#insertEntry(args, FILE_ROW_VALUES))
-    this.#drop = this.#db.transaction((entryId: number) => {
+    this.#append = this.#writeTransaction((args: ChunkArgs) => this.#appendRows(args))
+    this.#begin = this.#writeTransaction((args: ChunkArgs) => this.#insertEntry(args, FILE_ROW_VALUES))
+    this.#drop = this.#writeTransaction((entryId: number) => {
       const row = this.#sql.selectRow.get(entryId)
       if (row) this.#remove(row)
     })
-    this.#commit = this.#db.transaction((args: CommitArgs) => this.#commitRows(args))
-    this.#commitMany = this.#db.transaction((list: CommitArgs[]) => {
+    this.#commit = this.#writeTransaction((args: CommitArgs) => this.#commitRows(args))
+    this.#commitMany = this.#writeTransaction((list: CommitArgs[]) => {
       for (const args of list) this.#commitRows(args)
     })
-    this.#removeKey = this.#db.transaction((key: string) => this.#removeKeyRows(key))
+    this.#removeKey = this.#writeTransaction((key: string) => this.#removeKeyRows(key))
     // The writer that discards its row has removed its own file.
-    this.#removeIncomplete = this.#db.transaction((entryId: number) =>
+    this.#removeIncomplete = this.#writeTransaction((entryId: number) =>
       this.#remove({ id: entryId, size_bytes: 0, complete: 0, body_file: 0 }),
     )
-    this.#update = this.#db.transaction((id: number, draft: EntryDraft) => this.#updateRow(id, draft))
-    this.#sweep = this.#db.transaction((sweepMs: number, maxRows: number) =>
+    this.#update = this.#writeTransaction((id: number, draft: EntryDraft) => this.#updateRow(id, draft))
+    this.#sweep = this.#writeTransaction((sweepMs: number, maxRows: number) =>
       this.#sweepRows(sweepMs, maxRows),
     )
     this.#cleanUp(nowMs)
@@ -206,7 +209,7 @@ export class SqliteTables {
    * does it); any other failure (read-only, damaged file) throws.
    */
   #cleanUp(nowMs: number): void {
-    const cleanUp = this.#db.transaction(() => {
+    const cleanUp = this.#writeTransaction(() => {
       this.#removeAbandoned(nowMs, -1)
       this.#sql.orphanChunks.run()
       this.#sql.recountTotals.run()
@@ -219,6 +222,16 @@ export class SqliteTables {
       throw error
     }
     this.files?.removeOrphans((entryId) => this.#sql.selectRow.get(entryId) !== undefined)
+  }
+
+  /** A write transaction whose totals changes are written once, last, before it commits. */
+  #writeTransaction<F extends (...args: never[]) => unknown>(write: F): Database.Transaction<F> {
+    return this.#db.transaction(((...args: Parameters<F>) => {
+      this.#totals.begin()
+      const result = write(...args)
+      this.#totals.write()
+      return result
+    }) as F)
   }
 
   /** Runs a write transaction, then removes the body files of the entries it removed. */
@@ -266,7 +279,7 @@ export class SqliteTables {
         : this.#completeChunked(args, args.entryId, sizeBytes, storedMs)
     if (entryId === undefined) return
     for (const row of stored) if (row.vary_key === args.draft.varyKey) this.#remove(row)
-    this.#sql.addTotals.run(sizeBytes, 1)
+    this.#totals.add(sizeBytes, 1)
     this.#evict(
       { id: entryId, size_bytes: sizeBytes, complete: 1, body_file: args.inFile ? 1 : 0 },
       args.limits,
@@ -321,7 +334,7 @@ export class SqliteTables {
    * Reads one totals row and one index entry per evicted row: O(log n) each, no count or scan.
    */
   #evict(keep: SizedRow, limits: EvictionLimits): void {
-    const totals = this.#sql.selectTotals.get() as TotalsRow
+    const totals = this.#totals.current()
     while (totals.bytes > limits.maxBytes || totals.entries > limits.maxEntries) {
       const row = this.#sql.selectLeastRecent.get(keep.id) ?? keep
       this.#remove(row)
@@ -354,7 +367,7 @@ export class SqliteTables {
     if (row === undefined) return
     const sizeBytes = row.body_bytes + draft.metaBytes
     this.#sql.updateMeta.run(draft.metaJson, draft.varyKey, draft.deleteAtMs, sizeBytes, id)
-    this.#sql.addTotals.run(sizeBytes - row.size_bytes, 0)
+    this.#totals.add(sizeBytes - row.size_bytes, 0)
     this.#removeOtherVariants(draft, id)
   }
 
@@ -363,6 +376,6 @@ export class SqliteTables {
     if (row.body_file === 1) this.#removedFiles.push(row.id)
     this.#sql.deleteChunks.run(row.id)
     this.#sql.deleteEntry.run(row.id)
-    if (row.complete === 1) this.#sql.addTotals.run(-row.size_bytes, -1)
+    if (row.complete === 1) this.#totals.add(-row.size_bytes, -1)
   }
 }
