@@ -30,8 +30,14 @@ export class WritersInProgress<W extends { abort(): void }> {
   }
 }
 
-/** The metadata to store: `meta` without the fields of a StoredEntry (callers may pass one back). */
+/**
+ * The metadata to store: `meta` without the fields of a StoredEntry (callers may pass one back);
+ * `meta` itself when it has none of them. For reading (serialising) only.
+ */
 export function metaOnly(meta: EntryMeta): EntryMeta {
+  const entry = meta as Partial<StoredEntry>
+  const anyEntryField = entry.id ?? entry.sizeBytes ?? entry.body ?? entry.readBody
+  if (anyEntryField === undefined) return meta
   const { id: _id, sizeBytes: _sizeBytes, body: _body, readBody: _readBody, ...rest } = meta as StoredEntry
   return rest
 }
