@@ -41,7 +41,7 @@ import { checkTargets, type TargetCheck, targetTable } from './targets.js'
 
 const RESULTS_DIR = fileURLToPath(new URL('results/', import.meta.url))
 /** Rounds of a full run. A c1 process is cheap and its rate swings most, so c1 scenarios get more. */
-const FULL_ROUNDS = 5
+const FULL_ROUNDS = 4
 /** Rounds of the c64 and many-entry scenarios in a full run. */
 const FULL_HEAVY_ROUNDS = 3
 
