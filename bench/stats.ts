@@ -8,8 +8,13 @@ export function percentile(values: ArrayLike<number>, fraction: number): number 
   return sorted[rank - 1] ?? Number.NaN
 }
 
+/** The middle value of `values` (the mean of the two middle ones for an even count), or NaN when empty. */
 export function median(values: ArrayLike<number>): number {
-  return percentile(values, 0.5)
+  const sorted = Float64Array.from(values).sort()
+  const middle = sorted.length >> 1
+  if (sorted.length % 2 === 1) return sorted[middle] as number
+  if (sorted.length === 0) return Number.NaN
+  return ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
 }
 
 /** `value` rounded to `digits` decimals. */
