@@ -1,4 +1,4 @@
-import { setField } from './policy/headers.js'
+import { setField } from './policy/fields.js'
 import type { Headers } from './policy/types.js'
 
 type RawHeaders = unknown

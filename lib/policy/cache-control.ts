@@ -1,5 +1,6 @@
 import { BoundedMemo } from './bounded-memo.js'
-import { fieldLines, listMembers, splitListMembers, valueLines } from './headers.js'
+import { linesOf, valueLines } from './fields.js'
+import { listMembers, splitListMembers } from './headers.js'
 import { parseDeltaSeconds, unquote } from './syntax.js'
 import type { CacheControl, Headers, HeaderValue } from './types.js'
 
@@ -145,7 +146,7 @@ const parsedFrozen = new WeakMap<Headers, CacheControl>()
 export function responseDirectives(headers: Headers): CacheControl {
   const known = parsedFrozen.get(headers)
   if (known) return known
-  const lines = fieldLines(headers, 'cache-control')
+  const lines = linesOf(headers, 'cache-control')
   const directives = lines.length === 1 ? parsedLine(lines[0] as string) : parseLines(lines)
   if (Object.isFrozen(headers)) parsedFrozen.set(headers, directives)
   return directives
@@ -169,7 +170,7 @@ function pragmaNoCache(headers: Headers): boolean {
 
 /** The request's Cache-Control directives (RFC 9111 §5.2.1), with the Pragma fallback of §5.4. */
 export function requestDirectives(headers: Headers): CacheControl {
-  const lines = fieldLines(headers, 'cache-control')
+  const lines = linesOf(headers, 'cache-control')
   if (lines.length > 0) return parseLines(lines)
   return pragmaNoCache(headers) ? { noCache: true } : {}
 }

@@ -1,7 +1,8 @@
 import { dateValueMs } from './age.js'
 import { parseHttpDate } from './dates.js'
 import { entityTagOf, weakMatch } from './entity-tag.js'
-import { fieldLines, listMembers, singletonValue } from './headers.js'
+import { linesOf } from './fields.js'
+import { listMembers, singletonValue } from './headers.js'
 import { withoutFields } from './hop-by-hop.js'
 import type { Headers } from './types.js'
 
@@ -31,7 +32,7 @@ function noneMatchMatches(members: string[], storedTag: string | undefined): boo
 // RFC 9110 §13.1.3: a single field line holding a valid HTTP-date; anything else is ignored.
 // `referenceMs` places an RFC 850 two-digit year (the stored response time keeps this pure).
 function modifiedSinceMs(requestHeaders: Headers, referenceMs: number): number | undefined {
-  const lines = fieldLines(requestHeaders, 'if-modified-since')
+  const lines = linesOf(requestHeaders, 'if-modified-since')
   return lines.length === 1 ? parseHttpDate(lines[0], referenceMs) : undefined
 }
 
@@ -54,7 +55,7 @@ export function evaluateClientConditional(
   stored: ConditionalTarget,
 ): ClientConditionalOutcome {
   if (!preconditionsApply(stored)) return 'full'
-  if (fieldLines(requestHeaders, 'if-none-match').length > 0) {
+  if (linesOf(requestHeaders, 'if-none-match').length > 0) {
     const members = listMembers(requestHeaders, 'if-none-match')
     return noneMatchMatches(members, entityTagOf(stored.headers)) ? 'not-modified' : 'full'
   }
@@ -69,7 +70,7 @@ const ORIGIN_CONDITIONALS = ['if-match', 'if-unmodified-since']
 
 /** Whether the cache may answer the request's conditionals itself (none of ORIGIN_CONDITIONALS). */
 export function answersFromCache(requestHeaders: Headers): boolean {
-  return ORIGIN_CONDITIONALS.every((name) => fieldLines(requestHeaders, name).length === 0)
+  return ORIGIN_CONDITIONALS.every((name) => linesOf(requestHeaders, name).length === 0)
 }
 
 // RFC 9110 §15.4.5: a 304 carries the fields a 200 would (Cache-Control, Content-Location, Date,

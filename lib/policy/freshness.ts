@@ -1,7 +1,8 @@
 import { dateValueMs } from './age.js'
 import { responseDirectives } from './cache-control.js'
 import { parseHttpDate } from './dates.js'
-import { fieldLines, singletonValue } from './headers.js'
+import { linesOf } from './fields.js'
+import { singletonValue } from './headers.js'
 import type { Headers } from './types.js'
 
 /** Status codes that are heuristically cacheable by default (RFC 9110 §15.1). */
@@ -18,7 +19,7 @@ export interface FreshnessInput {
 
 // RFC 9111 §5.3: Expires − Date; an invalid Expires, or differing repeated lines, means already expired
 function expiresLifetimeSeconds(response: FreshnessInput): number | undefined {
-  const lines = fieldLines(response.headers, 'expires').map((line) => line.trim())
+  const lines = linesOf(response.headers, 'expires').map((line) => line.trim())
   if (lines.length === 0) return undefined
   if (new Set(lines).size > 1) return 0
   const expiresMs = parseHttpDate(lines[0], response.responseTimeMs)
@@ -68,6 +69,6 @@ export function hasExplicitExpiration(headers: Headers, shared: boolean): boolea
   return (
     (shared && directives.sMaxAgeSeconds !== undefined) ||
     directives.maxAgeSeconds !== undefined ||
-    fieldLines(headers, 'expires').length > 0
+    linesOf(headers, 'expires').length > 0
   )
 }

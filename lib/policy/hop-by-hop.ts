@@ -1,3 +1,4 @@
+import { copyFields } from './fields.js'
 import { listMembers } from './headers.js'
 import type { Headers } from './types.js'
 
@@ -20,37 +21,7 @@ export function connectionNominatedFields(headers: Headers): Set<string> {
   return new Set(listMembers(headers, 'connection').map((name) => name.toLowerCase()))
 }
 
-/** `base` with the `more` names added; `base` itself when it holds them all already. */
-export function namesWith(base: ReadonlySet<string>, more: Iterable<string>): ReadonlySet<string> {
-  let added: Set<string> | undefined
-  for (const name of more) {
-    if ((added ?? base).has(name)) continue
-    added ??= new Set(base)
-    added.add(name)
-  }
-  return added ?? base
-}
-
 /** Copies `headers` without the named (lower-case) fields; arrays are copied, undefined values dropped. */
 export function withoutFields(headers: Headers, excluded: ReadonlySet<string>): Headers {
   return copyFields({}, headers, excluded)
-}
-
-/** Adds to `target` the fields of `headers` not named in `excluded` (lower-case), as withoutFields copies them. */
-export function copyFields(target: Headers, headers: Headers, excluded: ReadonlySet<string>): Headers {
-  for (const name of Object.keys(headers)) {
-    const value = headers[name]
-    if (value === undefined || excluded.has(name.toLowerCase())) continue
-    const copy = Array.isArray(value) ? [...value] : value
-    // A field named `__proto__` is kept as a field (assignment would set the prototype).
-    if (name === '__proto__')
-      Object.defineProperty(target, name, {
-        value: copy,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      })
-    else target[name] = copy
-  }
-  return target
 }

@@ -1,6 +1,7 @@
 import { parseHttpDate } from './dates.js'
 import { entityTagOf, strongMatch } from './entity-tag.js'
-import { fieldLines, singletonValue, splitListMembers } from './headers.js'
+import { linesOf } from './fields.js'
+import { singletonValue, splitListMembers } from './headers.js'
 import type { Headers } from './types.js'
 
 /**
@@ -66,7 +67,7 @@ const DATE_REFERENCE_MS = Date.UTC(2000, 0, 1)
 // does); an HTTP-date must equal the stored Last-Modified. Simplification: the date is not also
 // checked to be a strong validator (§8.8.2.2). Several lines or an invalid date never match.
 function ifRangeMatches(requestHeaders: Headers, storedHeaders: Headers): boolean {
-  const lines = fieldLines(requestHeaders, 'if-range')
+  const lines = linesOf(requestHeaders, 'if-range')
   if (lines.length === 0) return true
   const value = lines.length === 1 ? lines[0]?.trim() : undefined
   if (value === undefined) return false
@@ -94,7 +95,7 @@ export function evaluateRange(
   sizeBytes: number,
   storedHeaders: Headers,
 ): RangeOutcome {
-  const lines = fieldLines(requestHeaders, 'range')
+  const lines = linesOf(requestHeaders, 'range')
   if (lines.length === 0) return NONE
   if (!isValidSize(sizeBytes) || !ifRangeMatches(requestHeaders, storedHeaders)) return FULL
   const [line, ...others] = lines

@@ -1,13 +1,8 @@
 import { formatHttpDate, parseHttpDate } from './dates.js'
 import { entityTagOf, weakMatch } from './entity-tag.js'
-import { fieldLines, singletonValue } from './headers.js'
-import {
-  connectionNominatedFields,
-  copyFields,
-  HOP_BY_HOP_FIELDS,
-  namesWith,
-  withoutFields,
-} from './hop-by-hop.js'
+import { copyFields, linesOf, namesWith } from './fields.js'
+import { singletonValue } from './headers.js'
+import { connectionNominatedFields, HOP_BY_HOP_FIELDS, withoutFields } from './hop-by-hop.js'
 import type { Headers, ResponseInfo, StoredResponse } from './types.js'
 
 /** The Last-Modified in epoch ms, when valid; `referenceMs` places RFC 850 two-digit years. */
@@ -89,5 +84,5 @@ const CONDITIONAL_FIELDS = [
 
 /** Whether the client's request is itself conditional (RFC 9110 §13.1). */
 export function isClientConditional(headers: Headers): boolean {
-  return CONDITIONAL_FIELDS.some((name) => fieldLines(headers, name).length > 0)
+  return CONDITIONAL_FIELDS.some((name) => linesOf(headers, name).length > 0)
 }

@@ -1,7 +1,7 @@
 import { requestDirectives, responseDirectives } from './cache-control.js'
+import { linesOf, namesWith } from './fields.js'
 import { HEURISTICALLY_CACHEABLE_STATUSES, hasExplicitExpiration } from './freshness.js'
-import { fieldLines } from './headers.js'
-import { connectionNominatedFields, HOP_BY_HOP_FIELDS, namesWith, withoutFields } from './hop-by-hop.js'
+import { connectionNominatedFields, HOP_BY_HOP_FIELDS, withoutFields } from './hop-by-hop.js'
 import type { CacheControl, Headers, RequestInfo, ResponseInfo } from './types.js'
 import { varyFieldNames } from './vary.js'
 
@@ -30,7 +30,7 @@ function responseForbidsStorage(directives: CacheControl): boolean {
 
 // RFC 9111 §3.5: a shared cache stores an authorized response only when the response allows it
 function authorizationAllowed(request: RequestInfo, directives: CacheControl): boolean {
-  if (fieldLines(request.headers, 'authorization').length === 0) return true
+  if (linesOf(request.headers, 'authorization').length === 0) return true
   return (
     directives.mustRevalidate === true ||
     directives.public === true ||
@@ -58,7 +58,7 @@ function refusal(request: RequestInfo, response: ResponseInfo, shared: boolean):
   if (responseForbidsStorage(directives)) return 'no-store'
   if (shared && directives.private === true) return 'private'
   if (shared && !authorizationAllowed(request, directives)) return 'authorization'
-  if (shared && fieldLines(response.headers, 'set-cookie').length > 0) return 'set-cookie'
+  if (shared && linesOf(response.headers, 'set-cookie').length > 0) return 'set-cookie'
   if (varyFieldNames(response.headers) === '*') return 'vary-star'
   if (!hasFreshnessInformation(response, directives, shared)) return 'no-freshness'
   return undefined

@@ -1,4 +1,5 @@
-import { fieldLines, splitListMembers } from './headers.js'
+import { linesOf } from './fields.js'
+import { splitListMembers } from './headers.js'
 import { withoutFields } from './hop-by-hop.js'
 import type { Headers } from './types.js'
 
@@ -31,7 +32,7 @@ function withTargetedControl(headers: Headers, lines: readonly string[]): Header
  */
 export function targetedView(headers: Headers, targetFields: readonly string[]): Headers {
   for (const name of targetFields) {
-    const lines = fieldLines(headers, name.toLowerCase())
+    const lines = linesOf(headers, name.toLowerCase())
     if (isValidTargetedField(lines)) return withTargetedControl(headers, lines)
   }
   return headers

@@ -1,5 +1,6 @@
 import { dateValueMs } from './age.js'
-import { fieldLines, listMembers, splitListMembers } from './headers.js'
+import { linesOf } from './fields.js'
+import { listMembers, splitListMembers } from './headers.js'
 import type { Headers } from './types.js'
 
 /** A stored variant as far as selection needs it. */
@@ -50,7 +51,7 @@ function normalisedMemberList(lines: readonly string[], unordered: boolean): str
 // RFC 9111 §4.1: selecting values may be normalised by combining lines and normalising whitespace,
 // and by the syntax of the field (here: the member lists of MEMBER_LIST_FIELDS)
 function normalisedValue(requestHeaders: Headers, name: string): string | null {
-  const lines = fieldLines(requestHeaders, name)
+  const lines = linesOf(requestHeaders, name)
   if (lines.length === 0) return null
   if (MEMBER_LIST_FIELDS.has(name)) return normalisedMemberList(lines, UNORDERED_FIELDS.has(name))
   return lines.join(', ').replace(/\s+/g, ' ').trim()

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
+import { linesOf, namesWith } from '../../lib/policy/fields.js'
 import {
   fieldLines,
   listMembers,
@@ -8,7 +9,6 @@ import {
   splitListMembers,
   valueLines,
 } from '../../lib/policy/headers.js'
-import { namesWith } from '../../lib/policy/hop-by-hop.js'
 import type { Headers } from '../../lib/policy/types.js'
 
 describe('valueLines', () => {
@@ -29,12 +29,21 @@ describe('fieldLines', () => {
     assert.deepEqual(fieldLines({ a: undefined }, 'a'), [])
   })
 
-  it('returns a copy of arrays, and one frozen empty list for an absent field', () => {
+  it('returns a new array the caller may change, also for an absent field', () => {
     const lines = ['x']
     const result = fieldLines({ a: lines }, 'a')
-    assert.notEqual(result, lines)
-    assert.deepEqual(result, ['x'])
-    assert.ok(Object.isFrozen(fieldLines({}, 'a')))
+    result.push('y')
+    assert.deepEqual(lines, ['x'])
+    const absent = fieldLines({}, 'a')
+    absent.push('z')
+    assert.deepEqual(fieldLines({}, 'a'), [])
+  })
+
+  it('linesOf (internal, read-only) shares one frozen empty list for absent fields', () => {
+    assert.equal(linesOf({}, 'a'), linesOf({ b: 'x' }, 'a'))
+    assert.ok(Object.isFrozen(linesOf({}, 'a')))
+    assert.deepEqual(linesOf({ a: ['x', 'y'] }, 'a'), ['x', 'y'])
+    assert.deepEqual(linesOf(Object.create({ a: 'inherited' }), 'a'), [])
   })
 
   it('ignores inherited properties', () => {
