@@ -37,7 +37,9 @@ const OPTION_KEYS = ['maxBytes', 'maxEntryBytes', 'maxEntries'] as const
 interface MemoryEntry {
   id: number
   key: string
-  meta: EntryMeta
+  /** The metadata as JSON until the entry is first read; then `stored` holds it, parsed and frozen. */
+  metaJson: string | undefined
+  varyKey: string
   chunks: Buffer[]
   bodyBytes: number
   /** What counts against maxBytes: body plus metadata JSON. */
@@ -88,7 +90,7 @@ export class MemoryStore implements CacheStore {
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
     this.#assertOpen()
     if (expectedSizeBytes !== undefined && expectedSizeBytes > this.#context.entryLimitBytes) return undefined
-    const writer = new MemoryEntryWriter(this.#context, key, frozenCopy(meta))
+    const writer = new MemoryEntryWriter(this.#context, key, metaCopy(meta))
     return this.#writers.add(key, writer)
   }
 
@@ -96,8 +98,9 @@ export class MemoryStore implements CacheStore {
     this.#assertOpen()
     const entry = typeof id === 'number' ? this.#byId.get(id) : undefined
     if (entry === undefined || entry.key !== key) return
-    const copy = frozenCopy(meta)
-    entry.meta = copy.meta
+    const copy = metaCopy(meta)
+    entry.metaJson = copy.json
+    entry.varyKey = copy.varyKey
     entry.stored = undefined
     const sizeBytes = entry.bodyBytes + copy.metaBytes
     this.#totalBytes += sizeBytes - entry.sizeBytes
@@ -125,10 +128,11 @@ export class MemoryStore implements CacheStore {
     return { totalBytes: this.#totalBytes, entryCount: this.#byId.size }
   }
 
-  #insert(key: string, { meta, metaBytes }: MetaCopy, chunks: Buffer[], bodyBytes: number): void {
+  #insert(key: string, { json, varyKey, metaBytes }: MetaCopy, chunks: Buffer[], bodyBytes: number): void {
     this.#assertOpen()
     const sizeBytes = bodyBytes + metaBytes
-    const entry: MemoryEntry = { id: this.#nextId++, key, meta, chunks, bodyBytes, sizeBytes }
+    const id = this.#nextId++
+    const entry: MemoryEntry = { id, key, metaJson: json, varyKey, chunks, bodyBytes, sizeBytes }
     this.#byKey.set(key, [entry, ...(this.#byKey.get(key) ?? [])])
     this.#byId.set(entry.id, entry)
     this.#totalBytes += sizeBytes
@@ -138,7 +142,7 @@ export class MemoryStore implements CacheStore {
 
   #removeOtherVariants(kept: MemoryEntry): void {
     for (const entry of this.#byKey.get(kept.key) ?? []) {
-      if (entry !== kept && entry.meta.varyKey === kept.meta.varyKey) this.#remove(entry)
+      if (entry !== kept && entry.varyKey === kept.varyKey) this.#remove(entry)
     }
   }
 
@@ -182,19 +186,20 @@ function readLimits(options: StoreOptions): MemoryStoreLimits {
   }
 }
 
-/** A private copy of some metadata and the bytes of its JSON (what counts against maxBytes). */
+/** A private copy of some metadata: its JSON (whose bytes count against maxBytes) and its varyKey. */
 interface MetaCopy {
-  meta: EntryMeta
+  json: string
+  varyKey: string
   metaBytes: number
 }
 
 /**
- * A private, frozen copy of `meta` (through JSON, as SqliteStore keeps it), without the fields of a
- * StoredEntry (callers may pass one back).
+ * A private copy of `meta` (as JSON, as SqliteStore keeps it), without the fields of a StoredEntry
+ * (callers may pass one back). It is parsed only when the entry is read: a miss stores without it.
  */
-function frozenCopy(meta: EntryMeta): MetaCopy {
+function metaCopy(meta: EntryMeta): MetaCopy {
   const json = JSON.stringify(metaOnly(meta))
-  return { meta: deepFreeze(JSON.parse(json) as EntryMeta), metaBytes: Buffer.byteLength(json) }
+  return { json, varyKey: meta.varyKey, metaBytes: Buffer.byteLength(json) }
 }
 
 /** The entry as get() returns it; hits share one frozen object and copy neither metadata nor body. */
@@ -202,7 +207,7 @@ function toStoredEntry(entry: MemoryEntry): StoredEntry {
   if (entry.stored) return entry.stored
   const { chunks } = entry
   const stored: StoredEntry = {
-    ...entry.meta,
+    ...deepFreeze(JSON.parse(entry.metaJson as string) as EntryMeta),
     id: entry.id,
     sizeBytes: entry.bodyBytes,
     readBody: () => chunks.values(),
@@ -210,6 +215,7 @@ function toStoredEntry(entry: MemoryEntry): StoredEntry {
   if (chunks.length === 0) stored.body = Buffer.alloc(0)
   else if (chunks.length === 1) stored.body = chunks[0]
   entry.stored = Object.freeze(stored)
+  entry.metaJson = undefined
   return entry.stored
 }
 
