@@ -33,7 +33,14 @@ export const MEMORY_STORE_DEFAULTS: Readonly<MemoryStoreLimits> = {
 
 const OPTION_KEYS = ['maxBytes', 'maxEntryBytes', 'maxEntries'] as const
 
-/** One complete variant; `chunks` are the buffers written, kept as they came. */
+/**
+ * A body is kept in pieces of at least this many bytes (the last one may be smaller), joined from the
+ * chunks written. A stream that holds several small buffers when its reader asks joins them into a new
+ * one (Node's Readable.read()): a 64 KiB body served as its two socket chunks cost a copy on every hit.
+ */
+export const PIECE_BYTES = 1024 * 1024
+
+/** One complete variant; `chunks` are its body's pieces. */
 interface MemoryEntry {
   id: number
   key: string
@@ -56,8 +63,9 @@ interface WriterContext {
 }
 
 /**
- * An RFC 9111 cache store in this process's memory. Metadata is cloned in and out; body buffers are
- * kept as written (do not change them afterwards). A delete(key) also drops the writes in progress under key.
+ * An RFC 9111 cache store in this process's memory. Metadata is cloned in and out; a body written in one
+ * buffer is kept as it is (do not change it afterwards), smaller ones are joined into pieces (PIECE_BYTES).
+ * A delete(key) also drops the writes in progress under key.
  */
 export class MemoryStore implements CacheStore {
   readonly limits: Readonly<MemoryStoreLimits>
@@ -225,7 +233,10 @@ class MemoryEntryWriter implements EntryWriter {
   readonly #key: string
   readonly #meta: MetaCopy
   #open = true
-  #chunks: Buffer[] = []
+  #pieces: Buffer[] = []
+  /** Chunks written since the last piece was joined. */
+  #pending: Buffer[] = []
+  #pendingBytes = 0
   #bodyBytes = 0
 
   constructor(context: WriterContext, key: string, meta: MetaCopy) {
@@ -237,24 +248,48 @@ class MemoryEntryWriter implements EntryWriter {
   write(chunk: Buffer): void {
     if (!this.#open || chunk.length === 0) return
     this.#bodyBytes += chunk.length
-    if (this.#bodyBytes > this.#context.entryLimitBytes) this.abort()
-    else this.#chunks.push(chunk)
+    if (this.#bodyBytes > this.#context.entryLimitBytes) {
+      this.abort()
+      return
+    }
+    this.#pending.push(chunk)
+    this.#pendingBytes += chunk.length
+    if (this.#pendingBytes >= PIECE_BYTES) this.#joinPending()
   }
 
   commit(): void {
     if (!this.#open) return
-    const chunks = this.#chunks
+    this.#joinPending()
+    const pieces = this.#pieces
     this.#close()
-    this.#context.insert(this.#key, this.#meta, chunks, this.#bodyBytes)
+    this.#context.insert(this.#key, this.#meta, pieces, this.#bodyBytes)
   }
 
   abort(): void {
     if (this.#open) this.#close()
   }
 
+  #joinPending(): void {
+    const pending = this.#pending
+    if (pending.length === 0) return
+    this.#pieces.push(pending.length === 1 ? (pending[0] as Buffer) : joined(pending, this.#pendingBytes))
+    this.#pending = []
+    this.#pendingBytes = 0
+  }
+
   #close(): void {
     this.#open = false
-    this.#chunks = []
+    this.#pieces = []
+    this.#pending = []
+    this.#pendingBytes = 0
     this.#context.release(this.#key, this)
   }
+}
+
+/** The chunks copied into one buffer of its own (not a slice of Node's shared pool, which it would keep alive). */
+function joined(chunks: Buffer[], totalBytes: number): Buffer {
+  const piece = Buffer.allocUnsafeSlow(totalBytes)
+  let offset = 0
+  for (const chunk of chunks) offset += chunk.copy(piece, offset)
+  return piece
 }

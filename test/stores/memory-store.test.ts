@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { inspect } from 'node:util'
-import { MEMORY_STORE_DEFAULTS, MemoryStore } from '../../lib/stores/memory-store.js'
+import { MEMORY_STORE_DEFAULTS, MemoryStore, PIECE_BYTES } from '../../lib/stores/memory-store.js'
 import { runStoreContract } from './contract.js'
 import { entryAt, patternBody, readChunks, sampleMeta, storeBody } from './helpers.js'
 
@@ -18,7 +18,7 @@ test('MemoryStore defaults', () => {
   assert.deepEqual(new MemoryStore({}).limits, store.limits)
 })
 
-test('MemoryStore keeps the written buffers and sets body only for a one-chunk body', async () => {
+test('MemoryStore keeps a one-buffer body as written and joins smaller chunks into one piece', async () => {
   const store = new MemoryStore()
   const pieces = [patternBody(10, 1), patternBody(20, 2), Buffer.alloc(0), patternBody(30, 3)]
   const writer = store.put('k', sampleMeta())
@@ -26,13 +26,13 @@ test('MemoryStore keeps the written buffers and sets body only for a one-chunk b
   for (const piece of pieces) writer.write(piece)
   writer.commit()
   const entry = entryAt(store.get('k'))
-  assert.equal(entry.body, undefined)
   assert.equal(entry.sizeBytes, 60)
-  const chunks = await readChunks(entry)
-  assert.equal(chunks.length, 3)
-  assert.equal(chunks[0], pieces[0])
-  assert.equal(chunks[1], pieces[1])
-  assert.equal(chunks[2], pieces[3])
+  assert.deepEqual(entry.body, Buffer.concat(pieces))
+  const [joined, ...rest] = await readChunks(entry)
+  assert.equal(rest.length, 0)
+  assert.equal(joined, entry.body)
+  // A buffer of its own, not a slice of Node's shared pool that it would keep alive.
+  assert.equal(joined?.buffer.byteLength, 60)
   const single = patternBody(5, 4)
   await storeBody(store, 'one', sampleMeta(), single, 100)
   assert.deepEqual(entryAt(store.get('one')).body, single)
@@ -40,7 +40,25 @@ test('MemoryStore keeps the written buffers and sets body only for a one-chunk b
   assert.deepEqual(entryAt(store.get('empty')).body, Buffer.alloc(0))
 })
 
-test('MemoryStore hits hand out the written buffers themselves: no concatenation, no copy', async () => {
+test('MemoryStore joins a large body into PIECE_BYTES pieces as it is written', async () => {
+  const store = new MemoryStore()
+  const chunkBytes = 64 * 1024
+  const chunks = Array.from({ length: 40 }, (_, index) => patternBody(chunkBytes, index))
+  const writer = store.put('big', sampleMeta())
+  assert.ok(writer)
+  for (const chunk of chunks) writer.write(chunk)
+  writer.commit()
+  const pieces = await readChunks(entryAt(store.get('big')))
+  // 16 chunks of 64 KiB reach 1 MiB: two full pieces, then the 8 chunks left.
+  assert.deepEqual(
+    pieces.map((piece) => piece.length),
+    [PIECE_BYTES, PIECE_BYTES, 8 * chunkBytes],
+  )
+  assert.deepEqual(Buffer.concat(pieces), Buffer.concat(chunks))
+  assert.equal(entryAt(store.get('big')).body, undefined)
+})
+
+test('MemoryStore hits hand out the stored buffers themselves: no copy per hit', async () => {
   const store = new MemoryStore()
   const single = patternBody(4096, 5)
   const writer = store.put('one', sampleMeta())
@@ -54,19 +72,16 @@ test('MemoryStore hits hand out the written buffers themselves: no concatenation
     assert.equal(chunk, single)
     assert.equal(rest.length, 0)
   }
-  const pieces = [patternBody(1000, 6), patternBody(2000, 7), patternBody(3000, 8)]
   const multi = store.put('many', sampleMeta())
   assert.ok(multi)
-  for (const piece of pieces) multi.write(piece)
+  for (const size of [1000, 2000, 3000]) multi.write(patternBody(size, size))
   multi.commit()
   const [first, second] = [
     await readChunks(entryAt(store.get('many'))),
     await readChunks(entryAt(store.get('many'))),
   ]
-  for (const chunks of [first, second]) {
-    assert.equal(chunks.length, 3)
-    for (const [index, piece] of pieces.entries()) assert.equal(chunks[index], piece)
-  }
+  assert.equal(first.length, 1)
+  assert.equal(first[0], second[0])
 })
 
 test('MemoryStore counts body bytes plus metadata JSON bytes, ids increase', async () => {
