@@ -1,6 +1,7 @@
 /**
  * Stores filled before a `fill` scenario measures hits: `count` entries of 1 KiB under
- * `${origin}/hit/1k?n=${i}`, written through the public store API (put → write → commit).
+ * `${origin}/hit/1k?n=${i}`, written through the public store API as the interceptor writes them
+ * (put → write → commitSoon where the store has it, else commit).
  *
  * An SQLite fill of 10⁶ entries takes minutes, so each filled file is kept in os.tmpdir(), named by
  * schema version, count and origin (the origin asks for a fixed port), and reused by later runs.
@@ -67,7 +68,7 @@ export async function fillStore(
     const writer = store.put(fillUrl(origin, index), meta, BODY.length)
     if (!writer) throw new Error(`the store refused filled entry ${index}`)
     await writer.write(BODY)
-    await writer.commit()
+    await (writer.commitSoon ? writer.commitSoon() : writer.commit())
     if (progress && (index + 1) % PROGRESS_EVERY_ENTRIES === 0) {
       process.stderr.write(`  filled ${index + 1} of ${count} entries\n`)
     }
