@@ -1,4 +1,5 @@
 import { parseHttpDate } from './dates.js'
+import { linesOf } from './fields.js'
 import { listMembers, singletonValue } from './headers.js'
 import { MAX_DELTA_SECONDS, parseDeltaSeconds } from './syntax.js'
 import type { Headers } from './types.js'
@@ -12,6 +13,7 @@ export interface AgeInput {
 
 // RFC 9111 §5.1: Age is delta-seconds; the first member counts, an invalid value is ignored
 export function ageValueSeconds(headers: Headers): number {
+  if (linesOf(headers, 'age').length === 0) return 0
   const [first] = listMembers(headers, 'age')
   return (first === undefined ? undefined : parseDeltaSeconds(first)) ?? 0
 }

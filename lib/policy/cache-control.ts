@@ -165,12 +165,16 @@ function parsedLine(line: string): CacheControl {
 
 // RFC 9111 §5.4: without Cache-Control, a request's `Pragma: no-cache` means `Cache-Control: no-cache`
 function pragmaNoCache(headers: Headers): boolean {
+  if (linesOf(headers, 'pragma').length === 0) return false
   return listMembers(headers, 'pragma').some((member) => member.toLowerCase() === 'no-cache')
 }
+
+/** What a request without Cache-Control or Pragma asks: nothing (one shared frozen object). */
+const NO_DIRECTIVES: CacheControl = Object.freeze({})
 
 /** The request's Cache-Control directives (RFC 9111 §5.2.1), with the Pragma fallback of §5.4. */
 export function requestDirectives(headers: Headers): CacheControl {
   const lines = linesOf(headers, 'cache-control')
   if (lines.length > 0) return parseLines(lines)
-  return pragmaNoCache(headers) ? { noCache: true } : {}
+  return pragmaNoCache(headers) ? { noCache: true } : NO_DIRECTIVES
 }

@@ -127,7 +127,8 @@ export function decideReuse(
     timing,
     shared,
   )
-  return { action: actionFor(reason), ...timing, reason }
+  const { ageSeconds, lifetimeSeconds, ttlSeconds } = timing
+  return { action: actionFor(reason), ageSeconds, lifetimeSeconds, ttlSeconds, reason }
 }
 
 // RFC 5861 §3: serve stale while revalidating in the background, within the window, for plain staleness
