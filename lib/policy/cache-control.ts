@@ -172,7 +172,10 @@ function pragmaNoCache(headers: Headers): boolean {
 /** What a request without Cache-Control or Pragma asks: nothing (one shared frozen object). */
 const NO_DIRECTIVES: CacheControl = Object.freeze({})
 
-/** The request's Cache-Control directives (RFC 9111 §5.2.1), with the Pragma fallback of §5.4. */
+/**
+ * The request's Cache-Control directives (RFC 9111 §5.2.1), with the Pragma fallback of §5.4.
+ * A one-line value's result and the empty one are shared and frozen; treat the result as read-only.
+ */
 export function requestDirectives(headers: Headers): CacheControl {
   const lines = linesOf(headers, 'cache-control')
   if (lines.length > 0) return parseLines(lines)
