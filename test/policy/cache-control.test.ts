@@ -186,4 +186,15 @@ describe('requestDirectives (RFC 9111 §5.2.1, §5.4)', () => {
     })
     assert.deepEqual(requestDirectives({ 'cache-control': '', pragma: 'no-cache' }), {})
   })
+
+  it('shares one frozen result for a request that asks nothing, and a fresh one for Pragma', () => {
+    const none = requestDirectives({})
+    assert.equal(requestDirectives({ accept: 'text/html', pragma: 'foo' }), none)
+    assert.ok(Object.isFrozen(none))
+    assert.throws(() => {
+      ;(none as { noCache?: boolean }).noCache = true
+    }, TypeError)
+    assert.deepEqual(requestDirectives({}), {})
+    assert.notEqual(requestDirectives({ pragma: 'no-cache' }), requestDirectives({ pragma: 'no-cache' }))
+  })
 })
