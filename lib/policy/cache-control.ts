@@ -174,7 +174,7 @@ const NO_DIRECTIVES: CacheControl = Object.freeze({})
 
 /**
  * The request's Cache-Control directives (RFC 9111 §5.2.1), with the Pragma fallback of §5.4.
- * A one-line value's result and the empty one are shared and frozen; treat the result as read-only.
+ * The empty result (no Cache-Control, no Pragma no-cache) is one shared frozen object; treat the result as read-only.
  */
 export function requestDirectives(headers: Headers): CacheControl {
   const lines = linesOf(headers, 'cache-control')

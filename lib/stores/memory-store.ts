@@ -290,6 +290,9 @@ class MemoryEntryWriter implements EntryWriter {
 function joined(chunks: Buffer[], totalBytes: number): Buffer {
   const piece = Buffer.allocUnsafeSlow(totalBytes)
   let offset = 0
-  for (const chunk of chunks) offset += chunk.copy(piece, offset)
+  for (const chunk of chunks) {
+    piece.set(chunk, offset)
+    offset += chunk.length
+  }
   return piece
 }
