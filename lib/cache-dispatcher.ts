@@ -29,7 +29,7 @@ import { decideReuse, type ReuseDecision, staleWhileRevalidateAllows } from './p
 import { conditionalHeaders, isClientConditional } from './policy/revalidation.js'
 import type { Headers, StoredResponse } from './policy/types.js'
 import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
-import { definedFields, normalizeHeaders } from './request-headers.js'
+import { normalizeHeaders } from './request-headers.js'
 import type { StoredEntry } from './stores/store.js'
 
 type Handler = Dispatcher.DispatchHandler
@@ -338,7 +338,8 @@ function flightKey(exchange: Exchange): string {
 
 /** The caller's headers with our validators in place of its own (RFC 9111 §4.3.1–§4.3.2). */
 function revalidationHeaders(requestHeaders: Headers, entry: StoredEntry, background: boolean) {
-  const headers = definedFields(withoutClientConditionals(requestHeaders))
+  // A copy: withoutClientConditionals leaves out undefined values.
+  const headers = withoutClientConditionals(requestHeaders) as Record<string, string | string[]>
   if (background) for (const name of CALLER_ONLY_FIELDS) delete headers[name]
-  return { ...headers, ...conditionalHeaders(entry) }
+  return Object.assign(headers, conditionalHeaders(entry))
 }

@@ -19,8 +19,9 @@ export interface FreshnessInput {
 
 // RFC 9111 §5.3: Expires − Date; an invalid Expires, or differing repeated lines, means already expired
 function expiresLifetimeSeconds(response: FreshnessInput): number | undefined {
-  const lines = linesOf(response.headers, 'expires').map((line) => line.trim())
-  if (lines.length === 0) return undefined
+  const found = linesOf(response.headers, 'expires')
+  if (found.length === 0) return undefined
+  const lines = found.map((line) => line.trim())
   if (new Set(lines).size > 1) return 0
   const expiresMs = parseHttpDate(lines[0], response.responseTimeMs)
   if (expiresMs === undefined) return 0

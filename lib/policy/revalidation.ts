@@ -65,7 +65,10 @@ const NEVER_FRESHENED: ReadonlySet<string> = new Set([
  * storing the result should pass it through `headersToStore` (qualified no-cache / private).
  */
 export function freshenedHeaders(storedHeaders: Headers, notModifiedHeaders: Headers): Headers {
-  const excluded = namesWith(NEVER_FRESHENED, connectionNominatedFields(notModifiedHeaders))
+  const excluded =
+    linesOf(notModifiedHeaders, 'connection').length > 0
+      ? namesWith(NEVER_FRESHENED, connectionNominatedFields(notModifiedHeaders))
+      : NEVER_FRESHENED
   const replaced = new Set<string>()
   for (const name of Object.keys(notModifiedHeaders)) {
     const lowerName = name.toLowerCase()

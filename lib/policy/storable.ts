@@ -85,7 +85,10 @@ function qualifiedFieldNames(directives: CacheControl, shared: boolean): string[
  * and without fields named by `no-cache="…"` (and, in a shared cache, `private="…"`). Age is kept.
  */
 export function headersToStore(headers: Headers, shared: boolean): Headers {
-  const nominated = namesWith(HOP_BY_HOP_FIELDS, connectionNominatedFields(headers))
+  const nominated =
+    linesOf(headers, 'connection').length > 0
+      ? namesWith(HOP_BY_HOP_FIELDS, connectionNominatedFields(headers))
+      : HOP_BY_HOP_FIELDS
   return withoutFields(
     headers,
     namesWith(nominated, qualifiedFieldNames(responseDirectives(headers), shared)),

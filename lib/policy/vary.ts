@@ -12,6 +12,7 @@ export interface VariantCandidate {
 
 /** The Vary field names, lower-case, deduplicated and sorted; '*' when any member is '*' (RFC 9110 §12.5.5). */
 export function varyFieldNames(headers: Headers): string[] | '*' {
+  if (linesOf(headers, 'vary').length === 0) return []
   const names = listMembers(headers, 'vary').map((name) => name.toLowerCase())
   if (names.includes('*')) return '*'
   return [...new Set(names)].sort()
