@@ -1,8 +1,8 @@
 import { formatHttpDate, parseHttpDate } from './dates.js'
 import { entityTagOf, weakMatch } from './entity-tag.js'
-import { copyFields, linesOf, namesWith } from './fields.js'
+import { copyFields, linesOf } from './fields.js'
 import { singletonValue } from './headers.js'
-import { connectionNominatedFields, HOP_BY_HOP_FIELDS, withoutFields } from './hop-by-hop.js'
+import { HOP_BY_HOP_FIELDS, withConnectionNominated, withoutFields } from './hop-by-hop.js'
 import type { Headers, ResponseInfo, StoredResponse } from './types.js'
 
 /** The Last-Modified in epoch ms, when valid; `referenceMs` places RFC 850 two-digit years. */
@@ -65,10 +65,7 @@ const NEVER_FRESHENED: ReadonlySet<string> = new Set([
  * storing the result should pass it through `headersToStore` (qualified no-cache / private).
  */
 export function freshenedHeaders(storedHeaders: Headers, notModifiedHeaders: Headers): Headers {
-  const excluded =
-    linesOf(notModifiedHeaders, 'connection').length > 0
-      ? namesWith(NEVER_FRESHENED, connectionNominatedFields(notModifiedHeaders))
-      : NEVER_FRESHENED
+  const excluded = withConnectionNominated(NEVER_FRESHENED, notModifiedHeaders)
   const replaced = new Set<string>()
   for (const name of Object.keys(notModifiedHeaders)) {
     const lowerName = name.toLowerCase()

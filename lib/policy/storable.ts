@@ -1,7 +1,7 @@
 import { requestDirectives, responseDirectives } from './cache-control.js'
 import { linesOf, namesWith } from './fields.js'
 import { HEURISTICALLY_CACHEABLE_STATUSES, hasExplicitExpiration } from './freshness.js'
-import { connectionNominatedFields, HOP_BY_HOP_FIELDS, withoutFields } from './hop-by-hop.js'
+import { HOP_BY_HOP_FIELDS, withConnectionNominated, withoutFields } from './hop-by-hop.js'
 import type { CacheControl, Headers, RequestInfo, ResponseInfo } from './types.js'
 import { varyFieldNames } from './vary.js'
 
@@ -85,10 +85,7 @@ function qualifiedFieldNames(directives: CacheControl, shared: boolean): string[
  * and without fields named by `no-cache="…"` (and, in a shared cache, `private="…"`). Age is kept.
  */
 export function headersToStore(headers: Headers, shared: boolean): Headers {
-  const nominated =
-    linesOf(headers, 'connection').length > 0
-      ? namesWith(HOP_BY_HOP_FIELDS, connectionNominatedFields(headers))
-      : HOP_BY_HOP_FIELDS
+  const nominated = withConnectionNominated(HOP_BY_HOP_FIELDS, headers)
   return withoutFields(
     headers,
     namesWith(nominated, qualifiedFieldNames(responseDirectives(headers), shared)),

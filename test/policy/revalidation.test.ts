@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { formatHttpDate } from '../../lib/policy/dates.js'
 import { listMembers } from '../../lib/policy/headers.js'
-import { HOP_BY_HOP_FIELDS } from '../../lib/policy/hop-by-hop.js'
+import { HOP_BY_HOP_FIELDS, withConnectionNominated } from '../../lib/policy/hop-by-hop.js'
 import {
   conditionalHeaders,
   freshenedHeaders,
@@ -209,6 +209,19 @@ describe('freshenedHeaders (RFC 9111 §3.2, §4.3.4)', () => {
         assert.equal(Object.getPrototypeOf(result), Object.prototype)
       }),
     )
+  })
+})
+
+describe('withConnectionNominated (RFC 9110 §7.6.1)', () => {
+  it('adds the lower-cased names Connection lists, and returns the base set itself without one', () => {
+    assert.equal(withConnectionNominated(HOP_BY_HOP_FIELDS, { etag: '"a"' }), HOP_BY_HOP_FIELDS)
+    assert.equal(withConnectionNominated(HOP_BY_HOP_FIELDS, { connection: 'keep-alive' }), HOP_BY_HOP_FIELDS)
+    const added = withConnectionNominated(HOP_BY_HOP_FIELDS, { connection: ['close, X-Trace', 'x-debug'] })
+    assert.deepEqual(
+      [...added].filter((name) => !HOP_BY_HOP_FIELDS.has(name)),
+      ['close', 'x-trace', 'x-debug'],
+    )
+    assert.equal(added.size, HOP_BY_HOP_FIELDS.size + 3)
   })
 })
 
