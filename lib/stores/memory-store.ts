@@ -114,6 +114,7 @@ export class MemoryStore implements CacheStore {
     this.#totalBytes += sizeBytes - entry.sizeBytes
     entry.sizeBytes = sizeBytes
     this.#removeOtherVariants(entry)
+    this.#evict()
   }
 
   delete(key: string): void {

@@ -23,7 +23,8 @@ export const STATEMENT_SQL = {
   selectSameVariant: `SELECT id, size_bytes, complete, body_file FROM entries
     WHERE key = ? AND complete = 1 AND vary_key = ? AND id != ?`,
   selectKeyRows: 'SELECT id, size_bytes, complete, body_file FROM entries WHERE key = ?',
-  selectComplete: 'SELECT size_bytes, body_bytes FROM entries WHERE id = ? AND key = ? AND complete = 1',
+  selectComplete:
+    'SELECT size_bytes, body_bytes, body_file FROM entries WHERE id = ? AND key = ? AND complete = 1',
   updateMeta: 'UPDATE entries SET meta = ?, vary_key = ?, delete_at_ms = ?, size_bytes = ? WHERE id = ?',
   selectLeastRecent: `SELECT id, size_bytes, 1 AS complete, body_file FROM entries
     WHERE complete = 1 AND id != ? ORDER BY last_used_ms, id LIMIT 1`,
@@ -108,7 +109,7 @@ export interface Statements {
   markUsed: Statement<[number, number]>
   selectSameVariant: Statement<[string, string, number], SizedRow>
   selectKeyRows: Statement<[string], SizedRow>
-  selectComplete: Statement<[number, string], { size_bytes: number; body_bytes: number }>
+  selectComplete: Statement<[number, string], { size_bytes: number; body_bytes: number; body_file: number }>
   updateMeta: Statement<[string, string, number, number, number]>
   selectLeastRecent: Statement<[number], SizedRow>
   selectExpired: Statement<[number, number], SizedRow>

@@ -107,9 +107,9 @@ export class SqliteStore implements CacheStore {
   }
 
   update(key: string, id: StoredEntry['id'], meta: EntryMeta): void {
-    const { tables } = this.#usable()
+    const { tables, eviction } = this.#usable()
     this.#hot?.forget(key)
-    if (typeof id === 'number') tables.updateMeta(id, draftOf(key, meta))
+    if (typeof id === 'number') tables.updateMeta(id, draftOf(key, meta), eviction)
   }
 
   delete(key: string): void {

@@ -40,7 +40,7 @@ export class SqliteTables {
   readonly #commitMany: Database.Transaction<(list: CommitArgs[]) => void>
   readonly #removeKey: Database.Transaction<(key: string) => void>
   readonly #removeIncomplete: Database.Transaction<(entryId: number) => void>
-  readonly #update: Database.Transaction<(id: number, draft: EntryDraft) => void>
+  readonly #update: Database.Transaction<(id: number, draft: EntryDraft, limits: EvictionLimits) => void>
   readonly #sweep: Database.Transaction<(nowMs: number, maxRows: number) => number>
   readonly #dataVersion: Database.Statement<[], number>
   /** Told of every entry row this connection removes (replaced, evicted, deleted, swept). */
@@ -80,7 +80,9 @@ export class SqliteTables {
     this.#removeIncomplete = this.#writeTransaction((entryId: number) =>
       this.#remove({ id: entryId, size_bytes: 0, complete: 0, body_file: 0 }),
     )
-    this.#update = this.#writeTransaction((id: number, draft: EntryDraft) => this.#updateRow(id, draft))
+    this.#update = this.#writeTransaction((id: number, draft: EntryDraft, limits: EvictionLimits) =>
+      this.#updateRow(id, draft, limits),
+    )
     this.#sweep = this.#writeTransaction((sweepMs: number, maxRows: number) =>
       this.#sweepRows(sweepMs, maxRows),
     )
@@ -139,10 +141,13 @@ export class SqliteTables {
     this.#transact(() => this.#removeKey.immediate(key))
   }
 
-  /** Replaces the metadata of a complete entry under `draft.key`; no-op when it is gone. */
-  updateMeta(id: number, draft: EntryDraft): void {
+  /**
+   * Replaces the metadata of a complete entry under `draft.key`, then evicts as a commit does (the
+   * new metadata may be bigger); no-op when the entry is gone.
+   */
+  updateMeta(id: number, draft: EntryDraft, limits: EvictionLimits): void {
     this.assertOpen()
-    this.#transact(() => this.#update.immediate(id, draft))
+    this.#transact(() => this.#update.immediate(id, draft, limits))
   }
 
   /** Changes whenever another connection commits (SQLite's `PRAGMA data_version`). */
@@ -362,13 +367,14 @@ export class SqliteTables {
     for (const row of this.#sql.selectKeyRows.all(key)) this.#remove(row)
   }
 
-  #updateRow(id: number, draft: EntryDraft): void {
+  #updateRow(id: number, draft: EntryDraft, limits: EvictionLimits): void {
     const row = this.#sql.selectComplete.get(id, draft.key)
     if (row === undefined) return
     const sizeBytes = row.body_bytes + draft.metaBytes
     this.#sql.updateMeta.run(draft.metaJson, draft.varyKey, draft.deleteAtMs, sizeBytes, id)
     this.#totals.add(sizeBytes - row.size_bytes, 0)
     this.#removeOtherVariants(draft, id)
+    this.#evict({ id, size_bytes: sizeBytes, complete: 1, body_file: row.body_file }, limits)
   }
 
   #remove(row: SizedRow): void {

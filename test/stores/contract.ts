@@ -274,6 +274,25 @@ export function runStoreContract(
       },
     )
 
+    test(
+      'an update whose metadata grows past maxBytes evicts the least recently used',
+      evictionCase,
+      async (t) => {
+        const clock = useFakeDate(t)
+        const store = await open({ maxBytes: 33_000, maxEntryBytes: 10_000 })
+        for (const key of ['a', 'b', 'c']) {
+          await storeBody(store, key, sampleMeta(), patternBody(10_000, key.charCodeAt(0)), 4096)
+          clock.tick(MINUTE_MS)
+        }
+        const c = entryAt(await store.get('c'))
+        const padded = sampleMeta({ headers: { etag: '"v2"', 'x-pad': 'p'.repeat(3000) } })
+        await store.update('c', c.id, padded)
+        assert.deepEqual(await presentKeys(store, ['a', 'b', 'c']), ['b', 'c'])
+        assert.deepEqual(metaOf(entryAt(await store.get('c'))), padded)
+        await store.close()
+      },
+    )
+
     test('an entry bigger than maxBytes on its own is not kept', evictionCase, async () => {
       const store = await open({ maxBytes: 20_000, maxEntryBytes: 20_000 })
       await storeBody(store, 'small', sampleMeta(), patternBody(100, 1))
