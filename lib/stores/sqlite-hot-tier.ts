@@ -4,6 +4,7 @@ import { PathPeers } from './path-peers.js'
 import type { StoredEntry } from './store.js'
 
 interface HotKey {
+  /** Replaced (never changed in place) when a body read whole is kept: hits hold the old array. */
   entries: StoredEntry[]
   sizeBytes: number
   /** When a use was last recorded in the file (epoch ms), for its eviction order. */
@@ -29,19 +30,25 @@ const hotTiers = new PathPeers<HotTier>()
 /** Rough bytes one entry's metadata holds in memory (a header block is a few hundred bytes). */
 const META_BYTES_ESTIMATE = 1024
 
+/** One key's entries may take at most this share of hotBytes (8 MiB of the default 32 MiB). */
+const KEY_SHARE = 4
+
 function sizeOf(entries: StoredEntry[]): number {
   return entries.reduce((total, entry) => total + entry.sizeBytes + META_BYTES_ESTIMATE, 0)
 }
 
 /**
- * This process's recently read small entries, in front of SQLite, least recently used first out.
+ * This process's recently read entries, in front of SQLite, least recently used first out.
  * Another process's commit changes the database's data_version, which empties it (looked at every
  * OTHER_PROCESS_CHECK_MS); a write by another store of this process on the same file empties it at once;
- * this store's own writes forget the key they touch. Only entries whose bodies are inline are kept.
+ * this store's own writes forget the key they touch. An inline body is kept as read; a body in a file
+ * or in chunk rows is kept once one hit has read it whole (the pieces that hit read; never re-read).
  */
 export class HotTier {
   readonly #byKey = new LruMap<string, HotKey>()
   readonly #keyById = new Map<StoredEntry['id'], string>()
+  /** Entries whose body one hit is reading to keep; other hits meanwhile read without keeping. */
+  readonly #warming = new Set<StoredEntry['id']>()
   readonly #maxBytes: number
   readonly #readDataVersion: () => number
   readonly #path: string | undefined
@@ -87,22 +94,26 @@ export class HotTier {
     if (key !== undefined) this.forget(key)
   }
 
-  /** Keeps what SQLite returned for `key` when every body is inline and it fits. */
-  remember(key: string, entries: StoredEntry[], touchedMs: number): void {
-    if (entries.length === 0 || !entries.every((entry) => entry.body !== undefined)) return
+  /**
+   * Keeps what SQLite returned for `key` when it fits in a KEY_SHARE of hotBytes; returns the entries
+   * to hand out (those kept, whose bodies not in memory yet are kept once a hit reads them whole).
+   */
+  remember(key: string, entries: StoredEntry[], touchedMs: number): StoredEntry[] {
     const sizeBytes = sizeOf(entries)
-    if (sizeBytes > this.#maxBytes / 8) return
+    if (entries.length === 0 || sizeBytes > this.#maxBytes / KEY_SHARE) return entries
     this.forget(key)
-    for (const entry of entries) {
+    const kept = entries.map((entry) => (entry.body === undefined ? this.#keepOnceRead(key, entry) : entry))
+    for (const entry of kept) {
       deepFreeze(entry)
       this.#keyById.set(entry.id, key)
     }
-    this.#byKey.set(key, { entries, sizeBytes, touchedMs })
+    this.#byKey.set(key, { entries: kept, sizeBytes, touchedMs })
     this.#bytes += sizeBytes
     for (let oldest = this.#byKey.oldestKey(); oldest !== undefined && this.#bytes > this.#maxBytes; ) {
       this.forget(oldest)
       oldest = this.#byKey.oldestKey()
     }
+    return kept
   }
 
   /** Tells this process's other stores on the same file that this one wrote. */
@@ -127,17 +138,98 @@ export class HotTier {
     return true
   }
 
+  /** `entry` with a reader that, read whole by the first hit to try, puts the body in memory. */
+  #keepOnceRead(key: string, entry: StoredEntry): StoredEntry {
+    const cold: StoredEntry = {
+      ...entry,
+      readBody: () => {
+        const source = entry.readBody()
+        if (this.#warming.has(entry.id)) return source
+        this.#warming.add(entry.id)
+        return new KeepingReader(source, entry.sizeBytes, (pieces) => this.#warmed(key, cold, pieces))
+      },
+    }
+    return cold
+  }
+
+  /** Swaps in the body read whole, if `cold` is still what the tier holds (nothing wrote meanwhile). */
+  #warmed(key: string, cold: StoredEntry, pieces: Buffer[] | undefined): void {
+    this.#warming.delete(cold.id)
+    const hot = this.#byKey.get(key)
+    const index = hot?.entries.indexOf(cold) ?? -1
+    if (hot === undefined || index === -1 || pieces === undefined) return
+    const body = pieces.length === 1 ? pieces[0] : undefined
+    const warm = Object.freeze({ ...cold, body, readBody: () => pieces.values() })
+    hot.entries = hot.entries.map((entry, at) => (at === index ? warm : entry))
+  }
+
   forget(key: string): void {
     const hot = this.#byKey.get(key)
     if (hot === undefined) return
     this.#byKey.delete(key)
-    for (const entry of hot.entries) this.#keyById.delete(entry.id)
+    for (const entry of hot.entries) {
+      this.#keyById.delete(entry.id)
+      this.#warming.delete(entry.id)
+    }
     this.#bytes -= hot.sizeBytes
   }
 
   clear(): void {
     this.#byKey.clear()
     this.#keyById.clear()
+    this.#warming.clear()
     this.#bytes = 0
+  }
+}
+
+/**
+ * Reads a body piece by piece like its source; `done` gets every piece once all `sizeBytes` were
+ * read, or undefined when the read failed or stopped early (a range, an aborted response).
+ */
+class KeepingReader implements AsyncIterableIterator<Buffer> {
+  readonly #source: Iterator<Buffer> | AsyncIterator<Buffer>
+  readonly #sizeBytes: number
+  #done: ((pieces: Buffer[] | undefined) => void) | undefined
+  readonly #pieces: Buffer[] = []
+  #readBytes = 0
+
+  constructor(
+    source: Iterable<Buffer> | AsyncIterable<Buffer>,
+    sizeBytes: number,
+    done: (pieces: Buffer[] | undefined) => void,
+  ) {
+    this.#source = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
+    this.#sizeBytes = sizeBytes
+    this.#done = done
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this
+  }
+
+  async next(): Promise<IteratorResult<Buffer>> {
+    try {
+      const step = await this.#source.next()
+      if (step.done) this.#settle(this.#readBytes === this.#sizeBytes ? this.#pieces : undefined)
+      else {
+        this.#pieces.push(step.value)
+        this.#readBytes += step.value.length
+      }
+      return step
+    } catch (error) {
+      this.#settle(undefined)
+      throw error
+    }
+  }
+
+  async return(): Promise<IteratorResult<Buffer>> {
+    this.#settle(undefined)
+    await this.#source.return?.()
+    return { done: true, value: undefined }
+  }
+
+  #settle(pieces: Buffer[] | undefined): void {
+    this.#done?.(pieces)
+    this.#done = undefined
   }
 }

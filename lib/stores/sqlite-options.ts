@@ -46,8 +46,9 @@ export interface SqliteStoreOptions {
    */
   onCorrupt?: OnCorrupt
   /**
-   * Bytes of recently read small entries this process keeps in memory in front of the file; emptied
-   * whenever another process commits. 0 turns it off. Default 16 MiB.
+   * Bytes of recently read entries (bodies included, each key's at most a quarter of it) this process
+   * keeps in memory in front of the file; emptied whenever another process commits. 0 turns it off.
+   * Default 32 MiB.
    */
   hotBytes?: number
   /**
@@ -73,7 +74,7 @@ export const SQLITE_STORE_DEFAULTS: Readonly<SqliteStoreSettings> = {
   chunkBytes: 256 * KIB,
   sweepIntervalMs: 60_000,
   onCorrupt: 'fail',
-  hotBytes: 16 * MIB,
+  hotBytes: 32 * MIB,
   bodyFiles: true,
 }
 

@@ -95,8 +95,7 @@ export class SqliteStore implements CacheStore {
     const rows = tables.variants(key)
     const recordedMs = rows.map((row) => recordUse(tables, row, nowMs))
     const entries = rows.map((row) => this.#toEntry(tables, row))
-    this.#hot?.remember(key, entries, Math.min(...recordedMs))
-    return entries
+    return this.#hot?.remember(key, entries, Math.min(...recordedMs)) ?? entries
   }
 
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {

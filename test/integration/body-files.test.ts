@@ -25,7 +25,8 @@ before(async () => {
     reply(res, 200, { 'cache-control': 'max-age=600', etag: '"big"' }, BIG as unknown as string)
   })
   dbPath = path.join(tempDir(), 'cache.db')
-  cache = makeAgent(new SqliteStore({ path: dbPath }))
+  // hotBytes: 0, so every hit reads its body file (the hot tier would keep these bodies in memory).
+  cache = makeAgent(new SqliteStore({ path: dbPath, hotBytes: 0 }))
   diagnosticsChannel.subscribe(storeErrorChannel.name, onStoreError)
 })
 after(async () => {
@@ -109,4 +110,30 @@ test('only-if-cached with its body file gone answers 504 without asking the orig
   assert.equal(res.body.length, 0)
   assert.equal(origin.count('/only-cached'), 1)
   assert.match(storeErrors[0]?.error.message ?? '', /is gone \(replaced or evicted while read\)/)
+})
+
+test('with the hot tier (the default), a body file read whole once is served from memory, ranges too', async () => {
+  const warmPath = path.join(tempDir(), 'warm.db')
+  const warm = makeAgent(new SqliteStore({ path: warmPath }))
+  try {
+    const url = `${origin.url}/warm`
+    const get = async (headers: Record<string, string> = {}) => {
+      const res = await request(url, { dispatcher: warm.agent, headers })
+      return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
+    }
+    assert.equal((await get()).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+    assert.ok((await get()).body.equals(BIG), 'the first hit reads the file whole')
+    for (const name of bodyFileNames(warmPath)) rmSync(bodyFileOf(warmPath, name))
+    const hit = await get()
+    assert.match(String(hit.headers['cache-status']), /^undici-cache; hit; ttl=\d+$/)
+    assert.ok(hit.body.equals(BIG))
+    const start = FILE_READ_BYTES - 10
+    const part = await get({ range: `bytes=${start}-${FILE_READ_BYTES + 9}` })
+    assert.equal(part.status, 206)
+    assert.ok(part.body.equals(BIG.subarray(start, FILE_READ_BYTES + 10)))
+    assert.equal(origin.count('/warm'), 1)
+    assert.deepEqual(storeErrors, [])
+  } finally {
+    await warm.close()
+  }
 })

@@ -1,12 +1,21 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { OTHER_PROCESS_CHECK_MS } from '../../lib/stores/sqlite-hot-tier.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
-import { entryAt, patternBody, readBody, sampleMeta, storeBody, writeFromChild } from './helpers.js'
+import {
+  bodyFileOf,
+  entryAt,
+  patternBody,
+  readBody,
+  readChunks,
+  sampleMeta,
+  storeBody,
+  writeFromChild,
+} from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-hot-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -66,20 +75,80 @@ test("this process's own writes forget the key they touch", async () => {
   store.close()
 })
 
-test('only inline bodies are kept, within hotBytes; hotBytes: 0 turns it off', async () => {
-  const chunked = new SqliteStore({ path: newPath(), chunkBytes: 1024 })
-  await storeBody(chunked, 'big', sampleMeta(), patternBody(4096, 1))
-  assert.notEqual(entryAt(chunked.get('big')), entryAt(chunked.get('big')))
-  chunked.close()
+test('a body in a file is kept in memory once a hit read it whole, and not read from the file again', async () => {
+  const path = newPath()
+  const store = new SqliteStore({ path, chunkBytes: 1024 })
+  const body = patternBody(3 * 1024 * 1024 + 5, 1)
+  await storeBody(store, 'k', sampleMeta(), body)
+  const cold = entryAt(store.get('k'))
+  assert.equal(entryAt(store.get('k')), cold, 'kept, body not in memory yet')
+  assert.deepEqual(await readBody(cold), body)
+  const warm = entryAt(store.get('k'))
+  assert.notEqual(warm, cold)
+  assert.equal(entryAt(store.get('k')), warm)
+  writeFileSync(bodyFileOf(path, warm.id), patternBody(body.length, 2))
+  assert.deepEqual(await readBody(warm), body, 'served from memory')
+  assert.equal((await readChunks(warm)).length, 4, 'as the 1 MiB pieces the first hit read')
+  store.close()
+})
+
+test('a body read in part (a range, an aborted response) is not kept; a read whole later is', async () => {
+  const store = new SqliteStore({ path: newPath(), chunkBytes: 1024, bodyFiles: false })
+  const body = patternBody(5000, 3)
+  await storeBody(store, 'k', sampleMeta(), body)
+  const cold = entryAt(store.get('k'))
+  const reader = (cold.readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+  assert.equal((await reader.next()).done, false)
+  await reader.return?.()
+  assert.equal(entryAt(store.get('k')), cold, 'still read from SQLite')
+  assert.deepEqual(await readBody(cold), body)
+  const warm = entryAt(store.get('k'))
+  assert.notEqual(warm, cold)
+  assert.deepEqual(await readBody(warm), body)
+  store.close()
+})
+
+test('a write during the first whole read keeps nothing from it', async () => {
+  const store = new SqliteStore({ path: newPath(), chunkBytes: 1024 })
+  await storeBody(store, 'k', sampleMeta(), patternBody(5000, 4))
+  const cold = entryAt(store.get('k'))
+  const reading = readBody(cold)
+  store.update('k', cold.id, sampleMeta({ statusMessage: 'Updated' }))
+  const updated = entryAt(store.get('k'))
+  assert.deepEqual(await reading, patternBody(5000, 4))
+  assert.equal(entryAt(store.get('k')), updated, 'the updated entry stays, not swapped for the old one')
+  assert.equal(updated.statusMessage, 'Updated')
+  store.close()
+})
+
+test('a body replaced during the first whole read throws as without the tier, and is not kept', async () => {
+  const store = new SqliteStore({ path: newPath(), chunkBytes: 1024, bodyFiles: false })
+  await storeBody(store, 'k', sampleMeta(), patternBody(3000, 1))
+  const old = entryAt(store.get('k'))
+  const reader = (old.readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+  assert.deepEqual((await reader.next()).value, patternBody(3000, 1).subarray(0, 1024))
+  await storeBody(store, 'k', sampleMeta(), patternBody(3000, 2))
+  await assert.rejects(reader.next(), {
+    message: `undici-cache: body of entry ${old.id} is gone (replaced or evicted while read)`,
+  })
+  const fresh = entryAt(store.get('k'))
+  assert.deepEqual(await readBody(fresh), patternBody(3000, 2))
+  assert.deepEqual(await readBody(entryAt(store.get('k'))), patternBody(3000, 2))
+  store.close()
+})
+
+test('each key may take a quarter of hotBytes; hotBytes: 0 turns it off', async () => {
   const off = new SqliteStore({ path: newPath(), hotBytes: 0 })
   await storeBody(off, 'k', sampleMeta(), patternBody(100, 1))
   assert.notEqual(entryAt(off.get('k')), entryAt(off.get('k')))
   off.close()
-  const tiny = new SqliteStore({ path: newPath(), hotBytes: 16 * 1024 })
+  const tiny = new SqliteStore({ path: newPath(), hotBytes: 16 * 1024, chunkBytes: 1024 })
   await storeBody(tiny, 'a', sampleMeta(), patternBody(100, 1))
-  await storeBody(tiny, 'b', sampleMeta(), patternBody(2000, 2))
+  await storeBody(tiny, 'b', sampleMeta(), patternBody(2900, 2))
+  await storeBody(tiny, 'c', sampleMeta(), patternBody(3100, 3))
   assert.equal(entryAt(tiny.get('a')), entryAt(tiny.get('a')))
-  assert.notEqual(entryAt(tiny.get('b')), entryAt(tiny.get('b')))
+  assert.equal(entryAt(tiny.get('b')), entryAt(tiny.get('b')))
+  assert.notEqual(entryAt(tiny.get('c')), entryAt(tiny.get('c')))
   tiny.close()
   assert.throws(() => new SqliteStore({ path: newPath(), hotBytes: -1 }), {
     name: 'RangeError',
