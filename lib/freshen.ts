@@ -35,14 +35,16 @@ function withoutSharedCookies(headers: Headers, shared: boolean): Headers {
 
 /**
  * Writes freshened metadata back; if the new headers make the response unstorable (e.g.
- * `no-store`, or `private` in a shared cache) the entry is removed instead. A request with
- * `no-store` (RFC 9111 §5.2.1.5) changes nothing stored.
+ * `no-store`, or `private` in a shared cache) the entry is removed instead, by `removeLater` when
+ * given (the caller is still serving the entry's body). A request with `no-store`
+ * (RFC 9111 §5.2.1.5) changes nothing stored.
  */
 export function storeFreshened(
   exchange: Exchange,
   entry: StoredEntry,
   meta: EntryMeta,
   settled?: (outcome: FlightOutcome, validated?: Validated) => void,
+  removeLater?: (remove: () => void) => void,
 ): void {
   const { config, key, request } = exchange
   if (!exchange.mayStore) {
@@ -55,6 +57,12 @@ export function storeFreshened(
   }
   const decision = canStore({ ...request, method: 'GET' }, policyView(config, stored), config.shared)
   const outcome: FlightOutcome = decision.storable ? 'stored' : 'not-stored'
+  if (!decision.storable && removeLater) {
+    settled?.(outcome)
+    const onError = (error: unknown) => reportStoreError(config.store, 'delete', error)
+    removeLater(() => quietly(onError, () => config.store.delete(key)))
+    return
+  }
   if (decision.storable && changesNothing(exchange, entry, stored)) {
     settled?.('stored', { entryId: entry.id, meta })
     return

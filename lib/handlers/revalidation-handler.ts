@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici'
 import type { Exchange } from '../exchange.js'
 import { policyView } from '../exchange.js'
-import type { Flight } from '../flights.js'
+import type { Flight, FlightOutcome, Validated } from '../flights.js'
 import { freshenedMeta, storeFreshened } from '../freshen.js'
 import { currentAgeSeconds } from '../policy/age.js'
 import type { ForwardReason } from '../policy/cache-status.js'
@@ -113,19 +113,20 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     const meta = freshenedMeta(this.#exchange, this.#entry, this.#notModifiedHeaders)
     const flight = this.#options.flight
     const collapsed = (flight?.waiterCount ?? 0) > 0
-    storeFreshened(this.#exchange, this.#entry, meta, (outcome, validated) =>
-      flight?.settle(outcome, validated),
-    )
+    const settle = (outcome: FlightOutcome, validated?: Validated) => flight?.settle(outcome, validated)
     if (this.#options.background) {
+      storeFreshened(this.#exchange, this.#entry, meta, settle)
       this.#endSilently()
       return
     }
     const ageSeconds = currentAgeSeconds(meta, Date.now())
-    respondFromCache(this.#exchange, this.#downstream, this.#relay, this.#entry, meta, ageSeconds, {
+    const served = new ServedBody(this.#entry)
+    respondFromCache(this.#exchange, this.#downstream, this.#relay, served.entry, meta, ageSeconds, {
       fwd: this.#options.fwd,
       fwdStatus: 304,
       collapsed,
     })
+    storeFreshened(this.#exchange, this.#entry, meta, settle, (remove) => served.afterRead(remove))
   }
 
   /** RFC 5861 §4: the origin failed; the stale entry is served instead. */
@@ -145,6 +146,38 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   #endSilently(): void {
     this.#downstream.onResponseEnd?.(this.#relay, {})
+  }
+}
+
+/**
+ * The stored entry as served, telling when its body has been read (or the read stopped): a 304 that
+ * makes the entry unstorable removes it only then, as a body in chunk rows cannot be read once removed.
+ */
+class ServedBody {
+  readonly entry: StoredEntry
+  #reading = false
+  #ended = false
+  #pending: (() => void) | undefined
+
+  constructor(stored: StoredEntry) {
+    this.entry =
+      stored.body === undefined ? { ...stored, readBody: () => this.#watch(stored.readBody()) } : stored
+  }
+
+  /** Runs `action` once the body was read to its end or abandoned; at once if no read is under way. */
+  afterRead(action: () => void): void {
+    if (!this.#reading || this.#ended) action()
+    else this.#pending = action
+  }
+
+  async *#watch(body: Iterable<Buffer> | AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    this.#reading = true
+    try {
+      yield* body
+    } finally {
+      this.#ended = true
+      this.#pending?.()
+    }
   }
 }
 

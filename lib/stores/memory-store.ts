@@ -114,7 +114,8 @@ export class MemoryStore implements CacheStore {
     this.#totalBytes += sizeBytes - entry.sizeBytes
     entry.sizeBytes = sizeBytes
     this.#removeOtherVariants(entry)
-    this.#evict()
+    this.#touch(entry)
+    this.#evict(entry)
   }
 
   delete(key: string): void {
@@ -155,11 +156,14 @@ export class MemoryStore implements CacheStore {
     }
   }
 
-  /** Evicts from the least recently used end; the newest entry goes only when it alone is too big. */
-  #evict(): void {
+  /**
+   * Evicts from the least recently used end; the newest entry goes only when it alone is too big,
+   * and never `kept` (an entry just updated, whose caller is about to serve it).
+   */
+  #evict(kept?: MemoryEntry): void {
     while (this.#totalBytes > this.limits.maxBytes || this.#byId.size > this.limits.maxEntries) {
       const oldest = this.#byId.get(this.#byId.oldestKey() as number)
-      if (oldest === undefined) return
+      if (oldest === undefined || oldest === kept) return
       this.#remove(oldest)
     }
   }

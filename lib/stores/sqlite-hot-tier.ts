@@ -1,4 +1,5 @@
 import { deepFreeze } from './freeze.js'
+import { type Keeper, KeepingReader } from './keeping-reader.js'
 import { LruMap } from './lru-map.js'
 import { PathPeers } from './path-peers.js'
 import type { StoredEntry } from './store.js'
@@ -47,8 +48,8 @@ function sizeOf(entries: StoredEntry[]): number {
 export class HotTier {
   readonly #byKey = new LruMap<string, HotKey>()
   readonly #keyById = new Map<StoredEntry['id'], string>()
-  /** Entries whose body one hit is reading to keep; other hits meanwhile read without keeping. */
-  readonly #warming = new Set<StoredEntry['id']>()
+  /** The one reader keeping each entry's body; other hits meanwhile read without keeping. */
+  readonly #keepers = new Map<StoredEntry['id'], KeepingReader>()
   readonly #maxBytes: number
   readonly #readDataVersion: () => number
   readonly #path: string | undefined
@@ -140,24 +141,33 @@ export class HotTier {
 
   /** `entry` with a reader that, read whole by the first hit to try, puts the body in memory. */
   #keepOnceRead(key: string, entry: StoredEntry): StoredEntry {
+    const keeper: Keeper = {
+      claim: (reader) => {
+        if (this.#keepers.has(entry.id) || !this.#holds(key, cold)) return false
+        this.#keepers.set(entry.id, reader)
+        return true
+      },
+      release: (reader) => {
+        if (this.#keepers.get(entry.id) === reader) this.#keepers.delete(entry.id)
+      },
+      kept: (pieces) => this.#warmed(key, cold, pieces),
+    }
     const cold: StoredEntry = {
       ...entry,
-      readBody: () => {
-        const source = entry.readBody()
-        if (this.#warming.has(entry.id)) return source
-        this.#warming.add(entry.id)
-        return new KeepingReader(source, entry.sizeBytes, (pieces) => this.#warmed(key, cold, pieces))
-      },
+      readBody: () => new KeepingReader(entry.readBody(), entry.sizeBytes, keeper),
     }
     return cold
   }
 
+  #holds(key: string, entry: StoredEntry): boolean {
+    return this.#byKey.get(key)?.entries.includes(entry) === true
+  }
+
   /** Swaps in the body read whole, if `cold` is still what the tier holds (nothing wrote meanwhile). */
-  #warmed(key: string, cold: StoredEntry, pieces: Buffer[] | undefined): void {
-    this.#warming.delete(cold.id)
+  #warmed(key: string, cold: StoredEntry, pieces: Buffer[]): void {
     const hot = this.#byKey.get(key)
     const index = hot?.entries.indexOf(cold) ?? -1
-    if (hot === undefined || index === -1 || pieces === undefined) return
+    if (hot === undefined || index === -1) return
     const body = pieces.length === 1 ? pieces[0] : undefined
     const warm = Object.freeze({ ...cold, body, readBody: () => pieces.values() })
     hot.entries = hot.entries.map((entry, at) => (at === index ? warm : entry))
@@ -169,7 +179,7 @@ export class HotTier {
     this.#byKey.delete(key)
     for (const entry of hot.entries) {
       this.#keyById.delete(entry.id)
-      this.#warming.delete(entry.id)
+      this.#keepers.get(entry.id)?.stopKeeping()
     }
     this.#bytes -= hot.sizeBytes
   }
@@ -177,59 +187,7 @@ export class HotTier {
   clear(): void {
     this.#byKey.clear()
     this.#keyById.clear()
-    this.#warming.clear()
+    for (const reader of [...this.#keepers.values()]) reader.stopKeeping()
     this.#bytes = 0
-  }
-}
-
-/**
- * Reads a body piece by piece like its source; `done` gets every piece once all `sizeBytes` were
- * read, or undefined when the read failed or stopped early (a range, an aborted response).
- */
-class KeepingReader implements AsyncIterableIterator<Buffer> {
-  readonly #source: Iterator<Buffer> | AsyncIterator<Buffer>
-  readonly #sizeBytes: number
-  #done: ((pieces: Buffer[] | undefined) => void) | undefined
-  readonly #pieces: Buffer[] = []
-  #readBytes = 0
-
-  constructor(
-    source: Iterable<Buffer> | AsyncIterable<Buffer>,
-    sizeBytes: number,
-    done: (pieces: Buffer[] | undefined) => void,
-  ) {
-    this.#source = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
-    this.#sizeBytes = sizeBytes
-    this.#done = done
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this
-  }
-
-  async next(): Promise<IteratorResult<Buffer>> {
-    try {
-      const step = await this.#source.next()
-      if (step.done) this.#settle(this.#readBytes === this.#sizeBytes ? this.#pieces : undefined)
-      else {
-        this.#pieces.push(step.value)
-        this.#readBytes += step.value.length
-      }
-      return step
-    } catch (error) {
-      this.#settle(undefined)
-      throw error
-    }
-  }
-
-  async return(): Promise<IteratorResult<Buffer>> {
-    this.#settle(undefined)
-    await this.#source.return?.()
-    return { done: true, value: undefined }
-  }
-
-  #settle(pieces: Buffer[] | undefined): void {
-    this.#done?.(pieces)
-    this.#done = undefined
   }
 }

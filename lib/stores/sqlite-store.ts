@@ -34,7 +34,8 @@ export const SWEEP_MAX_ROWS = 200
 
 /**
  * An RFC 9111 cache store in one SQLite file (better-sqlite3, WAL). Bodies stream in and out in
- * chunk rows, never whole in memory. Several processes may share the file.
+ * pieces (inline, chunk rows or a body file), never needing to be whole in memory; the hot tier
+ * keeps recently read ones, each key at most a quarter of `hotBytes`. Several processes may share the file.
  * A delete(key) also drops the writes in progress under key in this instance (and chunked ones everywhere).
  *
  * The constructor throws only on bad options. A file it cannot use (corrupt, not SQLite, read-only,

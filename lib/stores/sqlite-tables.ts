@@ -142,8 +142,8 @@ export class SqliteTables {
   }
 
   /**
-   * Replaces the metadata of a complete entry under `draft.key`, then evicts as a commit does (the
-   * new metadata may be bigger); no-op when the entry is gone.
+   * Replaces the metadata of a complete entry under `draft.key`, then evicts other entries while over
+   * a limit (the new metadata may be bigger); no-op when the entry is gone.
    */
   updateMeta(id: number, draft: EntryDraft, limits: EvictionLimits): void {
     this.assertOpen()
@@ -335,13 +335,15 @@ export class SqliteTables {
   }
 
   /**
-   * Removes least recently used entries while over a limit; `keep` only when it alone is too big.
+   * Removes least recently used entries while over a limit; `keep` only when it alone is too big and
+   * `keepMayGo` (not after an update, whose caller is about to serve that entry's body).
    * Reads one totals row and one index entry per evicted row: O(log n) each, no count or scan.
    */
-  #evict(keep: SizedRow, limits: EvictionLimits): void {
+  #evict(keep: SizedRow, limits: EvictionLimits, keepMayGo = true): void {
     const totals = this.#totals.current()
     while (totals.bytes > limits.maxBytes || totals.entries > limits.maxEntries) {
       const row = this.#sql.selectLeastRecent.get(keep.id) ?? keep
+      if (row === keep && !keepMayGo) return
       this.#remove(row)
       totals.bytes -= row.size_bytes
       totals.entries -= 1
@@ -374,7 +376,7 @@ export class SqliteTables {
     this.#sql.updateMeta.run(draft.metaJson, draft.varyKey, draft.deleteAtMs, sizeBytes, id)
     this.#totals.add(sizeBytes - row.size_bytes, 0)
     this.#removeOtherVariants(draft, id)
-    this.#evict({ id, size_bytes: sizeBytes, complete: 1, body_file: row.body_file }, limits)
+    this.#evict({ id, size_bytes: sizeBytes, complete: 1, body_file: row.body_file }, limits, false)
   }
 
   #remove(row: SizedRow): void {

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { request } from 'undici'
+import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from '../../lib/stores/store.js'
-import { makeAgent, send, storeKinds } from '../helpers/client.js'
+import { makeAgent, send, storeKinds, tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+import { patternBody } from '../stores/helpers.js'
 
 /** A real store that counts the metadata writes a 304 causes. */
 class CountingStore implements CacheStore {
@@ -87,6 +91,65 @@ for (const kind of storeKinds) {
       assert.deepEqual(kept.headers['x-lines'], ['b', 'a'])
       assert.equal(kept.headers['x-new'], '1')
       assert.equal(kept.body, 'stored body')
+    })
+  })
+}
+
+/** Stores whose bodies are not in memory: a body file, and chunk rows (read in turns of 1 MiB). */
+const bodyOutsideMemory = [
+  { name: 'body file', options: {} },
+  { name: 'chunk rows', options: { bodyFiles: false } },
+]
+
+// The entry is written back (or removed) while its body is still being served: the caller must get
+// the stored body whole either way.
+for (const { name, options } of bodyOutsideMemory) {
+  describe(`a 304 whose write-back grows or removes the entry (SqliteStore, ${name})`, () => {
+    const body = patternBody(3 * 1024 * 1024, 8)
+    let origin: Origin
+    let store: SqliteStore
+    let cache: ReturnType<typeof makeAgent>
+
+    before(async () => {
+      origin = await startOrigin((req, res) => {
+        const notModified = { etag: '"b"', 'cache-control': 'max-age=0' }
+        if (req.url === '/no-store' && req.headers['if-none-match'])
+          return reply(res, 304, { ...notModified, 'cache-control': 'no-store' })
+        if (req.url === '/grows' && req.headers['if-none-match'])
+          return reply(res, 304, { ...notModified, 'x-pad': 'p'.repeat(8000) })
+        reply(res, 200, notModified, body as unknown as string)
+      })
+      const path = join(tempDir(), 'grow.db')
+      store = new SqliteStore({ path, maxBytes: body.length + 4000, hotBytes: 0, ...options })
+      cache = makeAgent(store)
+    })
+    after(async () => {
+      await cache.close()
+      await origin.close()
+    })
+
+    const get = async (url: string) => {
+      const res = await request(url, { dispatcher: cache.agent })
+      return { headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
+    }
+
+    test('a 304 with no-store serves the stored body whole, then removes the entry', async () => {
+      await get(`${origin.url}/no-store`)
+      const revalidated = await get(`${origin.url}/no-store`)
+      assert.equal(revalidated.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+      assert.ok(revalidated.body.equals(body))
+      assert.deepEqual(store.stats(), { totalBytes: 0, entryCount: 0 })
+      assert.equal(origin.count('/no-store'), 2)
+    })
+
+    test('a 304 that takes the entry alone past maxBytes serves it whole and keeps it', async () => {
+      await get(`${origin.url}/grows`)
+      const revalidated = await get(`${origin.url}/grows`)
+      assert.equal(revalidated.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+      assert.equal(revalidated.headers['x-pad'], 'p'.repeat(8000))
+      assert.ok(revalidated.body.equals(body))
+      assert.equal(store.stats().entryCount, 1)
+      assert.equal(origin.count('/grows'), 2)
     })
   })
 }

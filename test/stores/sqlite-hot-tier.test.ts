@@ -108,6 +108,34 @@ test('a body read in part (a range, an aborted response) is not kept; a read who
   store.close()
 })
 
+test('a reader dropped or closed before its first read does not stop a later hit from keeping', async () => {
+  const store = new SqliteStore({ path: newPath(), chunkBytes: 1024 })
+  await storeBody(store, 'k', sampleMeta(), patternBody(5000, 5))
+  const cold = entryAt(store.get('k'))
+  cold.readBody()
+  await (cold.readBody() as AsyncIterableIterator<Buffer>).return?.()
+  assert.deepEqual(await readBody(cold), patternBody(5000, 5))
+  assert.notEqual(entryAt(store.get('k')), cold, 'kept')
+  store.close()
+})
+
+test('a write during a keeping read releases it: the next hit keeps the body, the old read nothing', async () => {
+  const store = new SqliteStore({ path: newPath(), chunkBytes: 1024, bodyFiles: false })
+  await storeBody(store, 'k', sampleMeta(), patternBody(5000, 6))
+  const first = entryAt(store.get('k'))
+  const slow = (first.readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+  await slow.next()
+  store.update('k', first.id, sampleMeta({ statusMessage: 'Updated' }))
+  const second = entryAt(store.get('k'))
+  assert.deepEqual(await readBody(second), patternBody(5000, 6))
+  const warm = entryAt(store.get('k'))
+  assert.notEqual(warm, second, 'kept by the second read')
+  while (!(await slow.next()).done) {}
+  assert.equal(entryAt(store.get('k')), warm)
+  assert.equal(warm.statusMessage, 'Updated')
+  store.close()
+})
+
 test('a write during the first whole read keeps nothing from it', async () => {
   const store = new SqliteStore({ path: newPath(), chunkBytes: 1024 })
   await storeBody(store, 'k', sampleMeta(), patternBody(5000, 4))

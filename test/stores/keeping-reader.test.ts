@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { type Keeper, KeepingReader } from '../../lib/stores/keeping-reader.js'
+
+const PIECES = [Buffer.from('ab'), Buffer.from('cde'), Buffer.from('f')]
+
+/** A keeper that records what it was asked and told. */
+function recordingKeeper(allow = true) {
+  const calls: string[] = []
+  const kept: Buffer[][] = []
+  const keeper: Keeper = {
+    claim: () => {
+      calls.push('claim')
+      return allow
+    },
+    release: () => calls.push('release'),
+    kept: (pieces) => {
+      calls.push('kept')
+      kept.push(pieces)
+    },
+  }
+  return { keeper, calls, kept }
+}
+
+async function readAll(iterable: AsyncIterable<Buffer>): Promise<string> {
+  let text = ''
+  for await (const piece of iterable) text += piece.toString()
+  return text
+}
+
+test('a body read whole is handed to the keeper as the pieces read, once', async () => {
+  const { keeper, calls, kept } = recordingKeeper()
+  assert.equal(await readAll(new KeepingReader(PIECES, 6, keeper)), 'abcdef')
+  assert.deepEqual(calls, ['claim', 'release', 'kept'])
+  assert.deepEqual(kept, [PIECES])
+  assert.equal(kept[0]?.[1], PIECES[1], 'the same buffers, not copies')
+})
+
+test('a reader the keeper refuses reads the same bytes and keeps nothing', async () => {
+  const { keeper, calls } = recordingKeeper(false)
+  assert.equal(await readAll(new KeepingReader(PIECES, 6, keeper)), 'abcdef')
+  assert.deepEqual(calls, ['claim'])
+})
+
+test('a reader never started claims nothing; one closed before its first read neither', async () => {
+  const { keeper, calls } = recordingKeeper()
+  new KeepingReader(PIECES, 6, keeper)
+  await new KeepingReader(PIECES, 6, keeper).return()
+  assert.deepEqual(calls, [])
+})
+
+test('a read stopped early, cut short, failed or told to stop keeps nothing', async () => {
+  const early = recordingKeeper()
+  const reader = new KeepingReader(PIECES, 6, early.keeper)
+  await reader.next()
+  await reader.return()
+  assert.deepEqual(early.calls, ['claim', 'release'])
+
+  const short = recordingKeeper()
+  assert.equal(await readAll(new KeepingReader(PIECES, 7, short.keeper)), 'abcdef')
+  assert.deepEqual(short.calls, ['claim', 'release'])
+
+  const failing = recordingKeeper()
+  async function* broken() {
+    yield Buffer.from('ab')
+    throw new Error('gone')
+  }
+  await assert.rejects(readAll(new KeepingReader(broken(), 6, failing.keeper)), /gone/)
+  assert.deepEqual(failing.calls, ['claim', 'release'])
+
+  const stopped = recordingKeeper()
+  const told = new KeepingReader(PIECES, 6, stopped.keeper)
+  await told.next()
+  told.stopKeeping()
+  told.stopKeeping()
+  assert.equal(await readAll(told), 'cdef', 'the read itself goes on')
+  assert.deepEqual(stopped.calls, ['claim', 'release'])
+})
