@@ -4,24 +4,25 @@ export interface Keeper {
   claim(reader: KeepingReader): boolean
   /** This reader keeps nothing more (read whole, failed, stopped, or told to stop). */
   release(reader: KeepingReader): void
-  /** The whole body, read by this reader while it kept. */
-  kept(pieces: Buffer[]): void
+  /** The whole body, copied by this reader as it read it. */
+  kept(body: Buffer): void
 }
 
 /**
- * Reads a body piece by piece like its source and, when its keeper lets it (asked at the first
- * read, so a reader never started holds nothing), keeps the pieces until the body has been read
- * whole. A read that fails or stops early (a range, an aborted response), or `stopKeeping()`, drops
- * what was kept.
+ * Reads a body piece by piece like its source and, when its keeper lets it (asked at the first read,
+ * so a reader never started holds nothing), copies each piece into one buffer of `sizeBytes` before
+ * handing it on: what is kept is what was read, whatever the caller then does with its pieces. A read
+ * that fails, stops early (a range, an aborted response) or is longer than `sizeBytes`, or
+ * `stopKeeping()`, drops the copy.
  */
 export class KeepingReader implements AsyncIterableIterator<Buffer> {
   readonly #source: Iterator<Buffer> | AsyncIterator<Buffer>
   readonly #sizeBytes: number
   readonly #keeper: Keeper
   #started = false
-  /** The pieces read so far while keeping; undefined when not keeping. */
-  #pieces: Buffer[] | undefined
-  #readBytes = 0
+  /** The copy being made; undefined when not keeping. */
+  #copy: Buffer | undefined
+  #copiedBytes = 0
 
   constructor(source: Iterable<Buffer> | AsyncIterable<Buffer>, sizeBytes: number, keeper: Keeper) {
     this.#source = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
@@ -36,15 +37,12 @@ export class KeepingReader implements AsyncIterableIterator<Buffer> {
   async next(): Promise<IteratorResult<Buffer>> {
     if (!this.#started) {
       this.#started = true
-      if (this.#keeper.claim(this)) this.#pieces = []
+      if (this.#keeper.claim(this)) this.#copy = Buffer.allocUnsafeSlow(this.#sizeBytes)
     }
     try {
       const step = await this.#source.next()
       if (step.done) this.#end()
-      else if (this.#pieces) {
-        this.#pieces.push(step.value)
-        this.#readBytes += step.value.length
-      }
+      else this.#keep(step.value)
       return step
     } catch (error) {
       this.stopKeeping()
@@ -58,16 +56,26 @@ export class KeepingReader implements AsyncIterableIterator<Buffer> {
     return { done: true, value: undefined }
   }
 
-  /** Drops the pieces kept so far and keeps no more. */
+  /** Drops the copy made so far and keeps no more. */
   stopKeeping(): void {
-    if (this.#pieces === undefined) return
-    this.#pieces = undefined
+    if (this.#copy === undefined) return
+    this.#copy = undefined
     this.#keeper.release(this)
   }
 
+  #keep(piece: Buffer): void {
+    if (this.#copy === undefined) return
+    if (this.#copiedBytes + piece.length > this.#sizeBytes) {
+      this.stopKeeping()
+      return
+    }
+    this.#copy.set(piece, this.#copiedBytes)
+    this.#copiedBytes += piece.length
+  }
+
   #end(): void {
-    const pieces = this.#pieces
+    const copy = this.#copy
     this.stopKeeping()
-    if (pieces && this.#readBytes === this.#sizeBytes) this.#keeper.kept(pieces)
+    if (copy && this.#copiedBytes === this.#sizeBytes) this.#keeper.kept(copy)
   }
 }

@@ -43,7 +43,7 @@ function sizeOf(entries: StoredEntry[]): number {
  * Another process's commit changes the database's data_version, which empties it (looked at every
  * OTHER_PROCESS_CHECK_MS); a write by another store of this process on the same file empties it at once;
  * this store's own writes forget the key they touch. An inline body is kept as read; a body in a file
- * or in chunk rows is kept once one hit has read it whole (the pieces that hit read; never re-read).
+ * or in chunk rows is kept, as one buffer, once one hit has read it whole (copied as it was read).
  */
 export class HotTier {
   readonly #byKey = new LruMap<string, HotKey>()
@@ -150,7 +150,7 @@ export class HotTier {
       release: (reader) => {
         if (this.#keepers.get(entry.id) === reader) this.#keepers.delete(entry.id)
       },
-      kept: (pieces) => this.#warmed(key, cold, pieces),
+      kept: (body) => this.#warmed(key, cold, body),
     }
     const cold: StoredEntry = {
       ...entry,
@@ -164,12 +164,11 @@ export class HotTier {
   }
 
   /** Swaps in the body read whole, if `cold` is still what the tier holds (nothing wrote meanwhile). */
-  #warmed(key: string, cold: StoredEntry, pieces: Buffer[]): void {
+  #warmed(key: string, cold: StoredEntry, body: Buffer): void {
     const hot = this.#byKey.get(key)
     const index = hot?.entries.indexOf(cold) ?? -1
     if (hot === undefined || index === -1) return
-    const body = pieces.length === 1 ? pieces[0] : undefined
-    const warm = Object.freeze({ ...cold, body, readBody: () => pieces.values() })
+    const warm = Object.freeze({ ...cold, body, readBody: () => [body] })
     hot.entries = hot.entries.map((entry, at) => (at === index ? warm : entry))
   }
 

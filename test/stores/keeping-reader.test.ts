@@ -7,16 +7,16 @@ const PIECES = [Buffer.from('ab'), Buffer.from('cde'), Buffer.from('f')]
 /** A keeper that records what it was asked and told. */
 function recordingKeeper(allow = true) {
   const calls: string[] = []
-  const kept: Buffer[][] = []
+  const kept: Buffer[] = []
   const keeper: Keeper = {
     claim: () => {
       calls.push('claim')
       return allow
     },
     release: () => calls.push('release'),
-    kept: (pieces) => {
+    kept: (body) => {
       calls.push('kept')
-      kept.push(pieces)
+      kept.push(body)
     },
   }
   return { keeper, calls, kept }
@@ -28,12 +28,17 @@ async function readAll(iterable: AsyncIterable<Buffer>): Promise<string> {
   return text
 }
 
-test('a body read whole is handed to the keeper as the pieces read, once', async () => {
+test('a body read whole is handed to the keeper once, as a copy made before each piece went on', async () => {
   const { keeper, calls, kept } = recordingKeeper()
-  assert.equal(await readAll(new KeepingReader(PIECES, 6, keeper)), 'abcdef')
+  const pieces = PIECES.map((piece) => Buffer.from(piece))
+  let text = ''
+  for await (const piece of new KeepingReader(pieces, 6, keeper)) {
+    text += piece.toString()
+    piece.fill('x')
+  }
+  assert.equal(text, 'abcdef')
   assert.deepEqual(calls, ['claim', 'release', 'kept'])
-  assert.deepEqual(kept, [PIECES])
-  assert.equal(kept[0]?.[1], PIECES[1], 'the same buffers, not copies')
+  assert.deepEqual(kept, [Buffer.from('abcdef')], 'what was read, not what the caller made of it')
 })
 
 test('a reader the keeper refuses reads the same bytes and keeps nothing', async () => {
@@ -49,7 +54,7 @@ test('a reader never started claims nothing; one closed before its first read ne
   assert.deepEqual(calls, [])
 })
 
-test('a read stopped early, cut short, failed or told to stop keeps nothing', async () => {
+test('a read stopped early, cut short, too long, failed or told to stop keeps nothing', async () => {
   const early = recordingKeeper()
   const reader = new KeepingReader(PIECES, 6, early.keeper)
   await reader.next()
@@ -59,6 +64,10 @@ test('a read stopped early, cut short, failed or told to stop keeps nothing', as
   const short = recordingKeeper()
   assert.equal(await readAll(new KeepingReader(PIECES, 7, short.keeper)), 'abcdef')
   assert.deepEqual(short.calls, ['claim', 'release'])
+
+  const long = recordingKeeper()
+  assert.equal(await readAll(new KeepingReader(PIECES, 5, long.keeper)), 'abcdef')
+  assert.deepEqual(long.calls, ['claim', 'release'])
 
   const failing = recordingKeeper()
   async function* broken() {
