@@ -69,6 +69,7 @@ export class BodyPump implements ResponseSource {
       const held = this.#held
       this.#held = undefined
       if (held && !this.#deliver(held)) return
+      bytes += held?.done === false ? held.value.length : 0
       while (!this.#paused && !this.#finished) {
         const step = this.#iterator.next()
         if (isPromise(step)) {
@@ -82,7 +83,7 @@ export class BodyPump implements ResponseSource {
         if (!this.#deliver(step)) return
         bytes += step.done ? 0 : step.value.length
         if (bytes >= BYTES_PER_TURN) {
-          this.#runLater(setImmediate)
+          this.#yieldTurn()
           return
         }
       }
@@ -91,6 +92,21 @@ export class BodyPump implements ResponseSource {
     } finally {
       this.#running = false
     }
+  }
+
+  /**
+   * The turn's budget is spent: the rest waits for the next turn, but the end of the body (which
+   * costs no bytes) is looked for now, so it does not wait a turn (nor, when paused, for that turn
+   * after resume()). The iterator is synchronous here: an asynchronous one never reaches the budget.
+   */
+  #yieldTurn(): void {
+    const next = this.#iterator.next() as Step
+    if (next.done && !this.#paused) {
+      this.#deliver(next)
+      return
+    }
+    this.#held = next
+    if (!next.done) this.#runLater(setImmediate)
   }
 
   /** Schedules one more run, unless one is scheduled already (a turn's budget is not doubled). */

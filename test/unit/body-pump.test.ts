@@ -328,3 +328,16 @@ test('a chunk read while the caller paused waits for resume()', async () => {
   await turn()
   assert.deepEqual(events, ['a', 'b', 'end'])
 })
+
+test('a big chunk that pauses the caller ends as soon as it resumes, not a turn later', async () => {
+  let resume: (() => void) | undefined
+  const { pump, events } = setup([Buffer.alloc(4096 * KiB, 4)], (controller) => {
+    controller.pause()
+    resume = () => controller.resume()
+  })
+  pump.run()
+  assert.deepEqual(events, ['4x4096K'])
+  resume?.()
+  await Promise.resolve()
+  assert.deepEqual(events, ['4x4096K', 'end'], 'within a microtask of resume()')
+})
