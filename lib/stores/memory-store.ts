@@ -40,6 +40,12 @@ const OPTION_KEYS = ['maxBytes', 'maxEntryBytes', 'maxEntries'] as const
  */
 export const PIECE_BYTES = 1024 * 1024
 
+/**
+ * A body up to this size is kept as one buffer, so a hit is one chunk; a larger one stays in pieces,
+ * so a hit is served (and a caller that stops reading is paused) a piece at a time.
+ */
+export const ONE_BUFFER_MAX_BYTES = 8 * 1024 * 1024
+
 /** One complete variant; `chunks` are its body's pieces. */
 interface MemoryEntry {
   id: number
@@ -64,7 +70,9 @@ interface WriterContext {
 
 /**
  * An RFC 9111 cache store in this process's memory. Metadata is cloned in and out; a body written in one
- * buffer is kept as it is (do not change it afterwards), smaller ones are joined into pieces (PIECE_BYTES).
+ * buffer is kept as it is (do not change it afterwards); one written in several is joined into pieces of
+ * PIECE_BYTES as it is written (so chunks are not held one by one), then, up to ONE_BUFFER_MAX_BYTES,
+ * into one buffer at commit.
  * A delete(key) also drops the writes in progress under key.
  */
 export class MemoryStore implements CacheStore {
@@ -265,7 +273,8 @@ class MemoryEntryWriter implements EntryWriter {
   commit(): void {
     if (!this.#open) return
     this.#joinPending()
-    const pieces = this.#pieces
+    const oneBuffer = this.#pieces.length > 1 && this.#bodyBytes <= ONE_BUFFER_MAX_BYTES
+    const pieces = oneBuffer ? [joined(this.#pieces, this.#bodyBytes)] : this.#pieces
     this.#close()
     this.#context.insert(this.#key, this.#meta, pieces, this.#bodyBytes)
   }

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { inspect } from 'node:util'
-import { MEMORY_STORE_DEFAULTS, MemoryStore, PIECE_BYTES } from '../../lib/stores/memory-store.js'
+import {
+  MEMORY_STORE_DEFAULTS,
+  MemoryStore,
+  ONE_BUFFER_MAX_BYTES,
+  PIECE_BYTES,
+} from '../../lib/stores/memory-store.js'
 import { runStoreContract } from './contract.js'
 import { entryAt, patternBody, readChunks, sampleMeta, storeBody } from './helpers.js'
 
@@ -40,7 +45,7 @@ test('MemoryStore keeps a one-buffer body as written and joins smaller chunks in
   assert.deepEqual(entryAt(store.get('empty')).body, Buffer.alloc(0))
 })
 
-test('MemoryStore joins a large body into PIECE_BYTES pieces as it is written', async () => {
+test('MemoryStore joins a large body written in chunks into one buffer at commit', async () => {
   const store = new MemoryStore()
   const chunkBytes = 64 * 1024
   const chunks = Array.from({ length: 40 }, (_, index) => patternBody(chunkBytes, index))
@@ -48,14 +53,32 @@ test('MemoryStore joins a large body into PIECE_BYTES pieces as it is written', 
   assert.ok(writer)
   for (const chunk of chunks) writer.write(chunk)
   writer.commit()
-  const pieces = await readChunks(entryAt(store.get('big')))
-  // 16 chunks of 64 KiB reach 1 MiB: two full pieces, then the 8 chunks left.
+  const entry = entryAt(store.get('big'))
+  const pieces = await readChunks(entry)
   assert.deepEqual(
     pieces.map((piece) => piece.length),
-    [PIECE_BYTES, PIECE_BYTES, 8 * chunkBytes],
+    [40 * chunkBytes],
+  )
+  assert.ok(40 * chunkBytes > 2 * PIECE_BYTES, 'more than the pieces joined while it was written')
+  assert.deepEqual(pieces[0], Buffer.concat(chunks))
+  assert.equal(entry.body, pieces[0], 'handed out as the one-piece body')
+})
+
+test('MemoryStore keeps a body over ONE_BUFFER_MAX_BYTES in PIECE_BYTES pieces', async () => {
+  const store = new MemoryStore({ maxEntryBytes: 16 * 1024 * 1024 })
+  const chunks = Array.from({ length: 9 }, (_, index) => patternBody(PIECE_BYTES + 1, index))
+  const writer = store.put('huge', sampleMeta())
+  assert.ok(writer)
+  for (const chunk of chunks) writer.write(chunk)
+  writer.commit()
+  const pieces = await readChunks(entryAt(store.get('huge')))
+  assert.ok(9 * (PIECE_BYTES + 1) > ONE_BUFFER_MAX_BYTES)
+  assert.deepEqual(
+    pieces.map((piece) => piece.length),
+    Array(9).fill(PIECE_BYTES + 1),
+    'each written chunk already a piece',
   )
   assert.deepEqual(Buffer.concat(pieces), Buffer.concat(chunks))
-  assert.equal(entryAt(store.get('big')).body, undefined)
 })
 
 test('MemoryStore hits hand out the stored buffers themselves: no copy per hit', async () => {
