@@ -28,8 +28,10 @@ export class BodyPump implements ResponseSource {
   #running = false
   /** A step of an asynchronous body is on its way: nothing may ask the iterator for another. */
   #waiting = false
-  /** A step read while the caller paused, delivered first on resume. */
+  /** A step read while the caller paused, or looked for when a turn's budget was spent; delivered first. */
   #held: Step | undefined
+  /** `#held` was read by #yieldTurn (so the iterator is synchronous and the held bytes count toward a turn). */
+  #heldPeeked = false
   #scheduled = false
   #finished = false
 
@@ -62,14 +64,20 @@ export class BodyPump implements ResponseSource {
 
   /** Delivers chunks until paused, finished, or a turn's byte budget is spent. */
   run(): void {
-    if (this.#running || this.#waiting || this.#finished) return
+    if (this.#running || this.#waiting || this.#finished || this.#paused) return
     this.#running = true
     let bytes = 0
     try {
       const held = this.#held
+      const peeked = this.#heldPeeked
       this.#held = undefined
+      this.#heldPeeked = false
       if (held && !this.#deliver(held)) return
       bytes += held?.done === false ? held.value.length : 0
+      if (peeked && bytes >= BYTES_PER_TURN) {
+        this.#yieldTurn()
+        return
+      }
       while (!this.#paused && !this.#finished) {
         const step = this.#iterator.next()
         if (isPromise(step)) {
@@ -100,12 +108,14 @@ export class BodyPump implements ResponseSource {
    * after resume()). The iterator is synchronous here: an asynchronous one never reaches the budget.
    */
   #yieldTurn(): void {
+    if (this.#finished) return
     const next = this.#iterator.next() as Step
     if (next.done && !this.#paused) {
       this.#deliver(next)
       return
     }
     this.#held = next
+    this.#heldPeeked = true
     if (!next.done) this.#runLater(setImmediate)
   }
 

@@ -341,3 +341,55 @@ test('a big chunk that pauses the caller ends as soon as it resumes, not a turn 
   await Promise.resolve()
   assert.deepEqual(events, ['4x4096K', 'end'], 'within a microtask of resume()')
 })
+
+test('a caller that pauses on the chunk that spends the budget gets nothing more until it resumes', async () => {
+  let resume: (() => void) | undefined
+  const chunks = [1, 2, 3].map((fill) => Buffer.alloc(1024 * KiB, fill))
+  const { pump, events } = setup(chunks, (controller) => {
+    controller.pause()
+    resume = () => controller.resume()
+  })
+  pump.run()
+  await turn()
+  await turn()
+  assert.deepEqual(events, ['1x1024K'])
+  resume?.()
+  await turn()
+  assert.deepEqual(events, ['1x1024K', '2x1024K'])
+})
+
+test('with a chunk looked for ahead, a turn still sends 1 MiB, not 2', async () => {
+  const chunks = Array.from({ length: 6 }, (_, index) => Buffer.alloc(1024 * KiB, index))
+  const { pump, events } = setup(chunks)
+  pump.run()
+  const perTurn = [events.length]
+  for (let turns = 0; turns < 6; turns++) {
+    await turn()
+    perTurn.push(events.length - perTurn.reduce((total, count) => total + count, 0))
+  }
+  assert.deepEqual(perTurn, [1, 1, 1, 1, 1, 2, 0], 'one chunk a turn; the sixth and the end together')
+})
+
+test('a caller that aborts on the chunk that spends the budget: nothing is read after the body is closed', async () => {
+  const log: string[] = []
+  let closed = false
+  let index = 0
+  const iterator: Iterator<Buffer> = {
+    next() {
+      log.push(closed ? 'next after return' : 'next')
+      return index++ < 4 ? { done: false, value: Buffer.alloc(1024 * KiB) } : { done: true, value: undefined }
+    },
+    return() {
+      closed = true
+      log.push('return')
+      return { done: true, value: undefined }
+    },
+  }
+  const { pump, events } = setup({ [Symbol.iterator]: () => iterator }, (controller) =>
+    controller.abort(new Error('caller gone')),
+  )
+  pump.run()
+  await turn()
+  assert.deepEqual(log, ['next', 'return'])
+  assert.deepEqual(events, ['0x1024K', 'error:caller gone'])
+})
