@@ -8,7 +8,7 @@ import { freshenedHeaders, hasValidator, notModifiedMatches } from './policy/rev
 import { canStore, headersToStore } from './policy/storable.js'
 import type { Headers, HeaderValue, ResponseInfo } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
-import type { EntryMeta, StoredEntry } from './stores/store.js'
+import type { CacheStore, EntryMeta, StoredEntry } from './stores/store.js'
 
 /** The stored metadata freshened by a 304 or HEAD (RFC 9111 §4.3.4), with new request/response times. */
 export function freshenedMeta(exchange: Exchange, entry: StoredEntry, newHeaders: Headers): EntryMeta {
@@ -60,7 +60,7 @@ export function storeFreshened(
   if (!decision.storable && removeLater) {
     settled?.(outcome)
     const onError = (error: unknown) => reportStoreError(config.store, 'delete', error)
-    removeLater(() => quietly(onError, () => config.store.delete(key)))
+    removeLater(() => quietly(onError, () => removeIfStored(config.store, key, entry.id)))
     return
   }
   if (decision.storable && changesNothing(exchange, entry, stored)) {
@@ -79,6 +79,14 @@ export function storeFreshened(
       return result.then(done)
     },
   )
+}
+
+/** Removes `key`'s variants if the entry `id` is still among them (not replaced meanwhile by a newer response). */
+function removeIfStored(store: CacheStore, key: string, id: StoredEntry['id']): unknown {
+  const removeIfFound = (entries: StoredEntry[]) =>
+    entries.some((stored) => stored.id === id) ? store.delete(key) : undefined
+  const found = store.get(key)
+  return Array.isArray(found) ? removeIfFound(found) : found.then(removeIfFound)
 }
 
 /** Fields that change on every response and decide nothing for a response that is stale on arrival. */

@@ -12,6 +12,7 @@ import type { StoredEntry } from '../stores/store.js'
 import { ForwardHandler } from './forward-handler.js'
 import type { RelayController } from './relay-controller.js'
 import { respondFromCache } from './respond.js'
+import { ServedBody } from './served-body.js'
 
 type Outcome = 'forward' | 'not-modified' | 'mismatch' | 'stale-if-error'
 
@@ -146,38 +147,6 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   #endSilently(): void {
     this.#downstream.onResponseEnd?.(this.#relay, {})
-  }
-}
-
-/**
- * The stored entry as served, telling when its body has been read (or the read stopped): a 304 that
- * makes the entry unstorable removes it only then, as a body in chunk rows cannot be read once removed.
- */
-class ServedBody {
-  readonly entry: StoredEntry
-  #reading = false
-  #ended = false
-  #pending: (() => void) | undefined
-
-  constructor(stored: StoredEntry) {
-    this.entry =
-      stored.body === undefined ? { ...stored, readBody: () => this.#watch(stored.readBody()) } : stored
-  }
-
-  /** Runs `action` once the body was read to its end or abandoned; at once if no read is under way. */
-  afterRead(action: () => void): void {
-    if (!this.#reading || this.#ended) action()
-    else this.#pending = action
-  }
-
-  async *#watch(body: Iterable<Buffer> | AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    this.#reading = true
-    try {
-      yield* body
-    } finally {
-      this.#ended = true
-      this.#pending?.()
-    }
   }
 }
 

@@ -108,13 +108,18 @@ for (const { name, options } of bodyOutsideMemory) {
     const body = patternBody(3 * 1024 * 1024, 8)
     let origin: Origin
     let store: SqliteStore
+    let replacedOnce = 0
     let cache: ReturnType<typeof makeAgent>
 
     before(async () => {
       origin = await startOrigin((req, res) => {
         const notModified = { etag: '"b"', 'cache-control': 'max-age=0' }
-        if (req.url === '/no-store' && req.headers['if-none-match'])
+        if (req.url?.startsWith('/no-store') && req.headers['if-none-match'])
           return reply(res, 304, { ...notModified, 'cache-control': 'no-store' })
+        if (req.url === '/replaced' && req.headers['if-none-match'])
+          return replacedOnce++ === 0
+            ? reply(res, 304, { ...notModified, 'cache-control': 'no-store' })
+            : reply(res, 200, { etag: '"b2"', 'cache-control': 'max-age=600' }, 'newer')
         if (req.url === '/grows' && req.headers['if-none-match'])
           return reply(res, 304, { ...notModified, 'x-pad': 'p'.repeat(8000) })
         reply(res, 200, notModified, body as unknown as string)
@@ -141,6 +146,66 @@ for (const { name, options } of bodyOutsideMemory) {
       assert.deepEqual(store.stats(), { totalBytes: 0, entryCount: 0 })
       assert.equal(origin.count('/no-store'), 2)
     })
+
+    test('a caller that pauses as the 304 with no-store starts still gets the body whole', async () => {
+      const url = new URL(`${origin.url}/no-store-paused`)
+      await get(url.href)
+      const received = await new Promise<number | Error>((resolve) => {
+        let bytes = 0
+        cache.agent.dispatch(
+          { origin: url.origin, path: url.pathname, method: 'GET', headers: {} },
+          {
+            onRequestStart() {},
+            onResponseStart(controller) {
+              controller.pause()
+              setTimeout(() => controller.resume(), 20)
+            },
+            onResponseData(_controller, chunk) {
+              bytes += chunk.length
+            },
+            onResponseEnd: () => resolve(bytes),
+            onResponseError: (_controller, error) => resolve(error),
+          },
+        )
+      })
+      assert.equal(received, body.length)
+      assert.deepEqual(store.stats(), { totalBytes: 0, entryCount: 0 })
+    })
+
+    if (name === 'body file') {
+      test('the entry a 304 with no-store leaves is removed after its read, unless replaced meanwhile', async () => {
+        const url = new URL(`${origin.url}/replaced`)
+        await get(url.href)
+        let resume: (() => void) | undefined
+        const first = new Promise<number | Error>((resolve) => {
+          let bytes = 0
+          cache.agent.dispatch(
+            { origin: url.origin, path: url.pathname, method: 'GET', headers: {} },
+            {
+              onRequestStart() {},
+              onResponseData(controller, chunk) {
+                bytes += chunk.length
+                if (resume === undefined) {
+                  controller.pause()
+                  resume = () => controller.resume()
+                }
+              },
+              onResponseEnd: () => resolve(bytes),
+              onResponseError: (_controller, error) => resolve(error),
+            },
+          )
+        })
+        while (resume === undefined) await new Promise((wait) => setTimeout(wait, 5))
+        const newer = await get(url.href)
+        assert.equal(newer.body.toString(), 'newer')
+        resume()
+        assert.equal(await first, body.length)
+        const hit = await get(url.href)
+        assert.match(String(hit.headers['cache-status']), /^undici-cache; hit/)
+        assert.equal(hit.body.toString(), 'newer')
+        assert.equal(origin.count('/replaced'), 3)
+      })
+    }
 
     test('a 304 that takes the entry alone past maxBytes serves it whole and keeps it', async () => {
       await get(`${origin.url}/grows`)
