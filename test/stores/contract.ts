@@ -260,10 +260,7 @@ export function runStoreContract(
       async (t) => {
         const clock = useFakeDate(t)
         const store = await open({ maxBytes: 35_000, maxEntryBytes: 10_000 })
-        for (const key of ['a', 'b', 'c']) {
-          await storeBody(store, key, sampleMeta(), patternBody(10_000, key.charCodeAt(0)), 4096)
-          clock.tick(MINUTE_MS)
-        }
+        await storeMinuteApart(store, clock, ['a', 'b', 'c'])
         assert.equal((await store.get('a')).length, 1, 'a is read, so b becomes the least recently used')
         clock.tick(MINUTE_MS)
         await storeBody(store, 'd', sampleMeta(), patternBody(10_000, 4), 4096)
@@ -280,10 +277,7 @@ export function runStoreContract(
       async (t) => {
         const clock = useFakeDate(t)
         const store = await open({ maxBytes: 33_000, maxEntryBytes: 10_000 })
-        for (const key of ['a', 'b', 'c']) {
-          await storeBody(store, key, sampleMeta(), patternBody(10_000, key.charCodeAt(0)), 4096)
-          clock.tick(MINUTE_MS)
-        }
+        await storeMinuteApart(store, clock, ['a', 'b', 'c'])
         const c = entryAt(await store.get('c'))
         clock.tick(MINUTE_MS)
         for (const key of ['a', 'b']) {
@@ -338,6 +332,14 @@ async function presentKeys(store: CacheStore, keys: string[]): Promise<string[]>
   const present: string[] = []
   for (const key of keys) if ((await store.get(key)).length > 0) present.push(key)
   return present
+}
+
+/** Stores a 10 000-byte body under each key, a minute apart, so each is less recently used than the next. */
+async function storeMinuteApart(store: CacheStore, clock: ReturnType<typeof useFakeDate>, keys: string[]) {
+  for (const key of keys) {
+    await storeBody(store, key, sampleMeta(), patternBody(10_000, key.charCodeAt(0)), 4096)
+    clock.tick(MINUTE_MS)
+  }
 }
 
 /** Mocks Date for one test (stores throttle recency updates by wall-clock time). */
