@@ -36,8 +36,12 @@ export class Flight {
     return this.#waiters.length
   }
 
+  /** Called whenever a request joins: the download may have to go on without its first caller. */
+  onJoin: (() => void) | undefined
+
   join(waiter: Waiter): void {
     this.#waiters.push(waiter)
+    this.onJoin?.()
   }
 
   /** Takes the live-capable waiters that `accept` picks: they are fed the response, not re-run. */

@@ -10,7 +10,8 @@ import { canStore, headersToStore } from '../policy/storable.js'
 import type { Headers } from '../policy/types.js'
 import { varyFieldNames, varyKey, varyValues } from '../policy/vary.js'
 import type { EntryMeta, EntryWriter, StoredEntry } from '../stores/store.js'
-import { FanOut, type StoredCopy } from './fan-out.js'
+import { FanOut } from './fan-out.js'
+import { ReaderStream, type StoredCopy } from './reader-stream.js'
 import type { RelayController } from './relay-controller.js'
 import { forwardedHeaders } from './response-headers.js'
 
@@ -55,8 +56,8 @@ export function entryMeta(
 
 /**
  * Forwards a request to the origin and tees a storable response into the store while it
- * streams to the caller. The caller sets the pace; the entry is committed before the caller
- * sees the end, and dropped if the response fails or is aborted.
+ * streams to the caller. The caller sets the pace while nobody else waits on the download; the
+ * entry is committed before the caller sees the end, and dropped if the response fails or is aborted.
  */
 export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #exchange: Exchange
@@ -67,8 +68,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #writer: EntryWriter | undefined
   #meta: EntryMeta | undefined
   #fanOut: FanOut | undefined
+  /** The caller's own reader, when others may share the download (a flight that stores). */
+  #reader: ReaderStream | undefined
+  #origin: Dispatcher.DispatchController | undefined
+  #originEnded = false
   #committed = false
   #pendingWrite: Promise<void> | undefined
+  /** Lets the origin follow the caller's pace again once nobody else needs the download. */
+  #followPace: () => void = () => {}
 
   constructor(
     exchange: Exchange,
@@ -84,6 +91,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#origin = controller
     this.#relay.setSource(controller)
     this.#relay.start(this.#downstream, context)
   }
@@ -108,25 +116,27 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       collapsed,
       detail: opened.detail,
     })
-    this.#downstream.onResponseStart?.(
-      this.#relay,
-      statusCode,
-      forwardedHeaders(headers, status),
-      statusMessage,
-    )
+    const outgoing = forwardedHeaders(headers, status)
+    if (opened.writer && this.#flight)
+      this.#readAsOneOfMany(this.#flight).start(statusCode, outgoing, statusMessage)
+    else this.#downstream.onResponseStart?.(this.#relay, statusCode, outgoing, statusMessage)
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#writer) this.#write(this.#writer, chunk)
     this.#fanOut?.data(chunk)
-    this.#downstream.onResponseData?.(this.#relay, chunk)
+    if (this.#reader) this.#reader.data(chunk)
+    else this.#downstream.onResponseData?.(this.#relay, chunk)
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
+    this.#originEnded = true
     const end = () => {
       this.#flight?.settle(this.#committed ? 'stored' : 'not-stored')
-      this.#fanOut?.end(this.#committed ? this.#storedCopy() : undefined)
-      this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
+      const storedCopy = this.#committed ? this.#storedCopy() : undefined
+      this.#fanOut?.end(storedCopy)
+      if (this.#reader) this.#reader.end(storedCopy, trailers as Record<string, string>)
+      else this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
     }
     const writer = this.#writer
     this.#writer = undefined
@@ -151,11 +161,40 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#originEnded = true
     this.#writer?.abort()
     this.#writer = undefined
     this.#flight?.settle('not-stored')
     this.#fanOut?.fail(error)
-    this.#downstream.onResponseError?.(this.#relay, error)
+    if (this.#reader) this.#reader.fail(error)
+    else this.#downstream.onResponseError?.(this.#relay, error)
+  }
+
+  /**
+   * The caller becomes one reader among the requests that wait on this flight: while any of them
+   * still needs the download, the caller's pause only queues (then falls behind to the store) and
+   * its abort ends its own response; alone, its pause and abort reach the origin as before.
+   */
+  #readAsOneOfMany(flight: Flight): ReaderStream {
+    const othersNeed = () =>
+      this.#writer !== undefined && (flight.waiterCount > 0 || this.#fanOut?.reading === true)
+    const followPace = () => {
+      const origin = this.#origin
+      if (!origin || this.#originEnded) return
+      const pause = this.#relay.paused && !othersNeed()
+      if (pause && !origin.paused) origin.pause()
+      else if (!pause && origin.paused) origin.resume()
+    }
+    this.#reader = new ReaderStream(this.#downstream, this.#relay, {
+      paceChanged: followPace,
+      readerGone: (reason) => {
+        if (!this.#originEnded && !othersNeed()) this.#origin?.abort(reason)
+      },
+      mayFallBehind: othersNeed,
+    })
+    flight.onJoin = followPace
+    this.#followPace = followPace
+    return this.#reader
   }
 
   #open(statusCode: number, headers: Headers, statusMessage: string): Opened {
@@ -223,6 +262,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   /** A store failure drops the entry and lets the response go on (it is never truncated). */
   #storeFailed(writer: EntryWriter, error: unknown, operation: string, then?: () => void): void {
     this.#writer = undefined
+    this.#flight?.settle('not-stored')
+    this.#followPace()
     quietly(
       () => {},
       () => writer.abort(),

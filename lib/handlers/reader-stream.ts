@@ -1,0 +1,172 @@
+import type { Dispatcher } from 'undici'
+import type { StoredEntry } from '../stores/store.js'
+import { BodyPump } from './body-pump.js'
+import { RelayController, type ResponseSource } from './relay-controller.js'
+import type { OutgoingHeaders } from './response-headers.js'
+import { rangeBody } from './serve.js'
+
+/** Bytes a reader that stopped reading may fall behind; past that it catches up from the store later. */
+const MAX_QUEUED_BYTES = 1024 * 1024
+
+/** Where a reader that fell behind reads the rest: the committed entry, or nothing. */
+export type StoredCopy = () => StoredEntry | undefined | Promise<StoredEntry | undefined>
+
+/** What the first caller's reader tells the download it shares with the requests waiting on it. */
+export interface Upstream {
+  /** The reader paused or resumed, or its queue is full and it may not fall behind. */
+  paceChanged(): void
+  /** The reader is gone: it aborted, or its handler threw. */
+  readerGone(reason: Error): void
+  /** Whether the reader may drop its queue and read the rest from the store once it is committed. */
+  mayFallBehind(): boolean
+}
+
+/**
+ * One caller's copy of a shared response: chunks handed on as they arrive, queued while it is
+ * paused; past MAX_QUEUED_BYTES it falls behind and reads the rest from the store. Its pace and
+ * its abort reach the download only through `upstream`, so they never hold up another reader.
+ */
+export class ReaderStream implements ResponseSource {
+  readonly #handler: Dispatcher.DispatchHandler
+  readonly #relay: RelayController
+  readonly #upstream: Upstream | undefined
+  #queue: Buffer[] = []
+  #queuedBytes = 0
+  #deliveredBytes = 0
+  #paused = false
+  #behind = false
+  #ended = false
+  #done = false
+  #trailers: Record<string, string> = {}
+  #storedCopy: StoredCopy | undefined
+
+  constructor(handler: Dispatcher.DispatchHandler, relay = new RelayController(), upstream?: Upstream) {
+    this.#handler = handler
+    this.#relay = relay
+    this.#upstream = upstream
+    this.#relay.setSource(this)
+  }
+
+  get paused(): boolean {
+    return this.#paused
+  }
+
+  /** Still to be handed something: not ended, failed nor aborted. */
+  get reading(): boolean {
+    return !this.#done
+  }
+
+  start(statusCode: number, headers: OutgoingHeaders, statusMessage: string | undefined): void {
+    this.#guard(() => {
+      this.#relay.start(this.#handler, {})
+      this.#handler.onResponseStart?.(this.#relay, statusCode, headers, statusMessage)
+    })
+  }
+
+  data(chunk: Buffer): void {
+    if (this.#done || this.#behind) return
+    if (!this.#paused && this.#queue.length === 0) {
+      this.#deliver(chunk)
+      return
+    }
+    this.#queue.push(chunk)
+    this.#queuedBytes += chunk.length
+    if (this.#queuedBytes <= MAX_QUEUED_BYTES) return
+    if (this.#upstream && !this.#upstream.mayFallBehind()) {
+      // nobody else needs the download any more: it waits for this reader again
+      this.#upstream.paceChanged()
+      return
+    }
+    this.#behind = true
+    this.#queue = []
+    this.#queuedBytes = 0
+  }
+
+  /** The response ended and, if `storedCopy` is given, is committed in the store. */
+  end(storedCopy: StoredCopy | undefined, trailers: Record<string, string> = {}): void {
+    this.#ended = true
+    this.#storedCopy = storedCopy
+    this.#trailers = trailers
+    if (!this.#paused) this.#advance()
+  }
+
+  fail(error: Error): void {
+    if (this.#done) return
+    this.#done = true
+    this.#handler.onResponseError?.(this.#relay, error)
+  }
+
+  pause(): void {
+    this.#paused = true
+    this.#upstream?.paceChanged()
+  }
+
+  resume(): void {
+    this.#paused = false
+    this.#upstream?.paceChanged()
+    setImmediate(() => this.#advance())
+  }
+
+  abort(reason: Error): void {
+    if (this.#done) return
+    this.#done = true
+    this.#queue = []
+    queueMicrotask(() => this.#handler.onResponseError?.(this.#relay, reason))
+    this.#upstream?.readerGone(reason)
+  }
+
+  #deliver(chunk: Buffer): void {
+    this.#deliveredBytes += chunk.length
+    this.#guard(() => this.#handler.onResponseData?.(this.#relay, chunk))
+  }
+
+  /** A reader's handler that throws fails that reader alone, never the shared download. */
+  #guard(call: () => void): void {
+    try {
+      call()
+    } catch (error) {
+      this.abort(error instanceof Error ? error : new Error(String(error)))
+    }
+  }
+
+  /** Hands on what is queued while not paused; at the end, finishes or catches up from the store. */
+  #advance(): void {
+    while (!this.#paused && !this.#done && this.#queue.length > 0) {
+      const chunk = this.#queue.shift() as Buffer
+      this.#queuedBytes -= chunk.length
+      this.#deliver(chunk)
+    }
+    if (this.#paused || this.#done || !this.#ended || this.#queue.length > 0) return
+    if (this.#behind) {
+      this.#catchUp()
+      return
+    }
+    this.#done = true
+    this.#guard(() => this.#handler.onResponseEnd?.(this.#relay, this.#trailers))
+  }
+
+  #catchUp(): void {
+    this.#done = true
+    const fail = (error: unknown) => {
+      this.#done = false
+      this.fail(error instanceof Error ? error : new Error(String(error)))
+    }
+    const serveRest = (entry: StoredEntry | undefined) => {
+      if (!entry) return fail(new Error('undici-cache: the shared response was not stored; its rest is lost'))
+      const pump = new BodyPump(
+        rangeBody(entry, this.#deliveredBytes, entry.sizeBytes - 1),
+        this.#handler,
+        this.#relay,
+      )
+      this.#relay.setSource(pump)
+      pump.run()
+    }
+    try {
+      const found = this.#storedCopy?.()
+      if (found instanceof Promise) found.then(serveRest, fail)
+      else serveRest(found)
+    } catch (error) {
+      fail(error)
+    }
+  }
+}
