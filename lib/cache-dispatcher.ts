@@ -269,10 +269,14 @@ export class CacheDispatcher {
   ): boolean {
     const relay = new RelayController()
     const onMismatch = () =>
-      this.#next(exchange.opts, new ForwardHandler(exchange, handler, relay, { fwd, flight }))
+      this.#next(
+        exchange.opts,
+        new ForwardHandler(exchange, handler, relay, { fwd, flight, next: this.#next }),
+      )
     const revalidation = new RevalidationHandler(exchange, entry, handler, relay, {
       fwd,
       flight,
+      next: this.#next,
       background,
       onMismatch,
     })
@@ -291,7 +295,7 @@ export class CacheDispatcher {
   #forward(exchange: Exchange, handler: Handler, fwd: ForwardReason, flight?: Flight): boolean {
     return this.#next(
       exchange.opts,
-      new ForwardHandler(exchange, handler, new RelayController(), { fwd, flight }),
+      new ForwardHandler(exchange, handler, new RelayController(), { fwd, flight, next: this.#next }),
     )
   }
 

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { ReaderStream, type StoredCopy } from './reader-stream.js'
+import { type Ending, ReaderStream } from './reader-stream.js'
 import type { OutgoingHeaders } from './response-headers.js'
 
 /** A request waiting on an identical one, ready to be fed the same response as it arrives. */
@@ -40,8 +40,8 @@ export class FanOut {
     for (const stream of this.#streams) stream.data(chunk)
   }
 
-  end(storedCopy: StoredCopy | undefined): void {
-    for (const stream of this.#streams) stream.end(storedCopy)
+  end(ending: Ending): void {
+    for (const stream of this.#streams) stream.end(ending)
   }
 
   fail(error: Error): void {

@@ -11,9 +11,10 @@ import type { Headers } from '../policy/types.js'
 import { varyFieldNames, varyKey, varyValues } from '../policy/vary.js'
 import type { EntryMeta, EntryWriter, StoredEntry } from '../stores/store.js'
 import { FanOut } from './fan-out.js'
-import { ReaderStream, type StoredCopy } from './reader-stream.js'
+import { type Ending, ReaderStream, type StoredCopy } from './reader-stream.js'
 import type { RelayController } from './relay-controller.js'
 import { forwardedHeaders } from './response-headers.js'
+import { type RestFetch, restFetcher } from './rest-from-origin.js'
 
 type Opened =
   | { writer: EntryWriter; meta: EntryMeta; detail?: undefined }
@@ -24,6 +25,8 @@ export interface ForwardOptions {
   fwd: ForwardReason
   /** The flight this request leads: settled once the entry is stored, or known not to be. */
   flight?: Flight
+  /** The dispatcher the request went to: readers that fell behind may ask it again for the rest. */
+  next?: Dispatcher.Dispatch
 }
 
 function expectedSizeBytes(headers: Headers): number | undefined {
@@ -65,6 +68,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #relay: RelayController
   readonly #fwd: ForwardReason
   readonly #flight: Flight | undefined
+  readonly #next: Dispatcher.Dispatch | undefined
+  #fromOrigin: RestFetch | undefined
   #writer: EntryWriter | undefined
   #meta: EntryMeta | undefined
   #fanOut: FanOut | undefined
@@ -88,6 +93,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#relay = relay
     this.#fwd = options.fwd
     this.#flight = options.flight
+    this.#next = options.next
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
@@ -116,6 +122,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       collapsed,
       detail: opened.detail,
     })
+    if (opened.writer && this.#flight && this.#next) {
+      const { opts, request } = this.#exchange
+      this.#fromOrigin = restFetcher(this.#next, opts, request.headers, headers)
+    }
     const outgoing = forwardedHeaders(headers, status)
     if (opened.writer && this.#flight)
       this.#readAsOneOfMany(this.#flight).start(statusCode, outgoing, statusMessage)
@@ -134,8 +144,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const end = () => {
       this.#flight?.settle(this.#committed ? 'stored' : 'not-stored')
       const storedCopy = this.#committed ? this.#storedCopy() : undefined
-      this.#fanOut?.end(storedCopy)
-      if (this.#reader) this.#reader.end(storedCopy, trailers as Record<string, string>)
+      const ending: Ending = {
+        storedCopy,
+        fromOrigin: this.#fromOrigin,
+        trailers: trailers as Record<string, string>,
+      }
+      this.#fanOut?.end(ending)
+      if (this.#reader) this.#reader.end(ending)
       else this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
     }
     const writer = this.#writer
@@ -176,8 +191,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
    * its abort ends its own response; alone, its pause and abort reach the origin as before.
    */
   #readAsOneOfMany(flight: Flight): ReaderStream {
+    // a reader that falls behind reads the rest from the store, or else from the origin again
+    const restAvailable = () => this.#writer !== undefined || this.#fromOrigin !== undefined
     const othersNeed = () =>
-      this.#writer !== undefined && (flight.waiterCount > 0 || this.#fanOut?.reading === true)
+      restAvailable() && (flight.waiterCount > 0 || this.#fanOut?.reading === true)
     const followPace = () => {
       const origin = this.#origin
       if (!origin || this.#originEnded) return

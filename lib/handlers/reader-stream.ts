@@ -3,13 +3,23 @@ import type { StoredEntry } from '../stores/store.js'
 import { BodyPump } from './body-pump.js'
 import { RelayController, type ResponseSource } from './relay-controller.js'
 import type { OutgoingHeaders } from './response-headers.js'
+import type { RestFetch } from './rest-from-origin.js'
 import { rangeBody } from './serve.js'
 
 /** Bytes a reader that stopped reading may fall behind; past that it catches up from the store later. */
 const MAX_QUEUED_BYTES = 1024 * 1024
 
-/** Where a reader that fell behind reads the rest: the committed entry, or nothing. */
+/** The committed entry a reader that fell behind reads the rest from, if it is still stored. */
 export type StoredCopy = () => StoredEntry | undefined | Promise<StoredEntry | undefined>
+
+/** How the shared response ended, and where a reader that fell behind finds the rest. */
+export interface Ending {
+  /** Given when the entry was committed. */
+  storedCopy?: StoredCopy
+  /** Asks the origin again when the store has no copy (given for a response with a strong ETag). */
+  fromOrigin?: RestFetch
+  trailers?: Record<string, string>
+}
 
 /** What the first caller's reader tells the download it shares with the requests waiting on it. */
 export interface Upstream {
@@ -37,8 +47,7 @@ export class ReaderStream implements ResponseSource {
   #behind = false
   #ended = false
   #done = false
-  #trailers: Record<string, string> = {}
-  #storedCopy: StoredCopy | undefined
+  #ending: Ending = {}
 
   constructor(handler: Dispatcher.DispatchHandler, relay = new RelayController(), upstream?: Upstream) {
     this.#handler = handler
@@ -82,11 +91,10 @@ export class ReaderStream implements ResponseSource {
     this.#queuedBytes = 0
   }
 
-  /** The response ended and, if `storedCopy` is given, is committed in the store. */
-  end(storedCopy: StoredCopy | undefined, trailers: Record<string, string> = {}): void {
+  /** The shared response ended. */
+  end(ending: Ending): void {
     this.#ended = true
-    this.#storedCopy = storedCopy
-    this.#trailers = trailers
+    this.#ending = ending
     if (!this.#paused) this.#advance()
   }
 
@@ -142,17 +150,20 @@ export class ReaderStream implements ResponseSource {
       return
     }
     this.#done = true
-    this.#guard(() => this.#handler.onResponseEnd?.(this.#relay, this.#trailers))
+    this.#guard(() => this.#handler.onResponseEnd?.(this.#relay, this.#ending.trailers ?? {}))
   }
 
+  /** Reads the rest from the committed entry; failing that, from the origin again; failing that, errs. */
   #catchUp(): void {
     this.#done = true
+    const { storedCopy, fromOrigin } = this.#ending
     const fail = (error: unknown) => {
+      if (fromOrigin) return fromOrigin(this.#deliveredBytes, this.#handler, this.#relay)
       this.#done = false
       this.fail(error instanceof Error ? error : new Error(String(error)))
     }
     const serveRest = (entry: StoredEntry | undefined) => {
-      if (!entry) return fail(new Error('undici-cache: the shared response was not stored; its rest is lost'))
+      if (!entry) return fail(new Error('undici-cache: the shared response is not stored; its rest is lost'))
       const pump = new BodyPump(
         rangeBody(entry, this.#deliveredBytes, entry.sizeBytes - 1),
         this.#handler,
@@ -162,7 +173,7 @@ export class ReaderStream implements ResponseSource {
       pump.run()
     }
     try {
-      const found = this.#storedCopy?.()
+      const found = storedCopy?.()
       if (found instanceof Promise) found.then(serveRest, fail)
       else serveRest(found)
     } catch (error) {

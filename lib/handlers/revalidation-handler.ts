@@ -1,25 +1,21 @@
 import type { Dispatcher } from 'undici'
 import type { Exchange } from '../exchange.js'
 import { policyView } from '../exchange.js'
-import type { Flight, FlightOutcome, Validated } from '../flights.js'
+import type { FlightOutcome, Validated } from '../flights.js'
 import { freshenedMeta, storeFreshened } from '../freshen.js'
 import { currentAgeSeconds } from '../policy/age.js'
-import type { ForwardReason } from '../policy/cache-status.js'
 import { staleIfErrorAllows } from '../policy/lookup.js'
 import { notModifiedMatches } from '../policy/revalidation.js'
 import type { Headers } from '../policy/types.js'
 import type { StoredEntry } from '../stores/store.js'
-import { ForwardHandler } from './forward-handler.js'
+import { ForwardHandler, type ForwardOptions } from './forward-handler.js'
 import type { RelayController } from './relay-controller.js'
 import { respondFromCache } from './respond.js'
 import { ServedBody } from './served-body.js'
 
 type Outcome = 'forward' | 'not-modified' | 'mismatch' | 'stale-if-error'
 
-export interface RevalidationOptions {
-  /** Why the stored response could not be used as it was (RFC 9211 `fwd`: `stale` or `request`). */
-  fwd: ForwardReason
-  flight?: Flight
+export interface RevalidationOptions extends ForwardOptions {
   /** A background revalidation (RFC 5861 §3): update the store, answer nobody. */
   background?: boolean
   /** Called when the 304 is for another representation: the request must be repeated unconditionally. */
@@ -59,10 +55,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     this.#downstream = downstream
     this.#relay = relay
     this.#options = options
-    this.#forward = new ForwardHandler(exchange, downstream, relay, {
-      fwd: options.fwd,
-      flight: options.flight,
-    })
+    this.#forward = new ForwardHandler(exchange, downstream, relay, options)
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {

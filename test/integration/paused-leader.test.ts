@@ -3,10 +3,10 @@ import { createHash } from 'node:crypto'
 import type http from 'node:http'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { type Dispatcher, request } from 'undici'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { AsyncStore } from '../helpers/async-store.js'
+import { readAll, stoppingCaller, within } from '../helpers/caller.js'
 import { makeAgent, sleep, tempDir } from '../helpers/client.js'
 import { type Origin, startOrigin } from '../helpers/origin.js'
 
@@ -43,60 +43,6 @@ before(async () => {
 })
 after(() => origin.close())
 
-interface Leader {
-  /** Resolves once the leader has its first chunk and has stopped reading (or aborted). */
-  stopped: Promise<void>
-  resume(): void
-  /** The whole body, or the error the leader saw. */
-  done: Promise<{ body?: Buffer; error?: Error }>
-  receivedBytes(): number
-}
-
-/** A caller that takes `chunkCount` chunks, then pauses (or aborts) until told to go on. */
-function leaderRequest(agent: Dispatcher, url: string, then: 'pause' | 'abort', chunkCount = 1): Leader {
-  const { origin: at, pathname } = new URL(url)
-  const chunks: Buffer[] = []
-  let controller: Dispatcher.DispatchController | undefined
-  let markStopped = () => {}
-  const stopped = new Promise<void>((resolve) => {
-    markStopped = resolve
-  })
-  const done = new Promise<{ body?: Buffer; error?: Error }>((resolve) => {
-    agent.dispatch({ origin: at, path: pathname, method: 'GET', headers: {} }, {
-      onRequestStart() {},
-      onResponseData(c: Dispatcher.DispatchController, chunk: Buffer) {
-        chunks.push(chunk)
-        if (controller || chunks.length < chunkCount) return
-        controller = c
-        if (then === 'pause') c.pause()
-        else c.abort(new Error('leader gave up'))
-        markStopped()
-      },
-      onResponseEnd: () => resolve({ body: Buffer.concat(chunks) }),
-      onResponseError: (_c: unknown, error: Error) => resolve({ error }),
-    } as Dispatcher.DispatchHandler)
-  })
-  return {
-    stopped,
-    resume: () => controller?.resume(),
-    done,
-    receivedBytes: () => chunks.reduce((sum, chunk) => sum + chunk.length, 0),
-  }
-}
-
-async function readAll(agent: Dispatcher, url: string) {
-  const res = await request(url, { dispatcher: agent })
-  return { status: res.headers['cache-status'], body: Buffer.from(await res.body.arrayBuffer()) }
-}
-
-function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms)
-  })
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
-}
-
 const stores = [
   { name: 'SqliteStore', make: () => new SqliteStore({ path: path.join(tempDir(), 'p.db') }) },
   {
@@ -111,7 +57,7 @@ for (const kind of stores) {
 
     test('a request sent while the first caller has stopped reading is answered without waiting for it', async () => {
       const cache = makeAgent(kind.make())
-      const leader = leaderRequest(cache.agent, url('joined'), 'pause')
+      const leader = stoppingCaller(cache.agent, url('joined'), 'pause')
       await leader.stopped
       const second = await within(5000, 'second request', readAll(cache.agent, url('joined')))
       assert.equal(sha(second.body), sha(BIG))
@@ -126,7 +72,7 @@ for (const kind of stores) {
 
     test('a waiter fed the response as it arrives reads it all while the first caller stays stopped', async () => {
       const cache = makeAgent(kind.make())
-      const leader = leaderRequest(cache.agent, url('late-live'), 'pause')
+      const leader = stoppingCaller(cache.agent, url('late-live'), 'pause')
       await sleep(20)
       const waiter = within(5000, 'waiter', readAll(cache.agent, url('late-live')))
       await leader.stopped
@@ -142,11 +88,11 @@ for (const kind of stores) {
 
     test('when the first caller aborts, its waiters still get the whole body, and it is stored', async () => {
       const cache = makeAgent(kind.make())
-      const leader = leaderRequest(cache.agent, url('late-abort'), 'abort')
+      const leader = stoppingCaller(cache.agent, url('late-abort'), 'abort')
       await sleep(20)
       const waiter = within(5000, 'waiter', readAll(cache.agent, url('late-abort')))
       const first = await within(5000, 'first caller', leader.done)
-      assert.equal(first.error?.message, 'leader gave up')
+      assert.equal(first.error?.message, 'caller gave up')
       const read = await waiter
       assert.equal(sha(read.body), sha(BIG))
       assert.equal(read.status, 'undici-cache; fwd=miss; collapsed')
@@ -160,10 +106,10 @@ for (const kind of stores) {
 
     test('once its last waiter gives up, the download waits for the stopped first caller again', async () => {
       const cache = makeAgent(kind.make())
-      const leader = leaderRequest(cache.agent, url('late-gone'), 'pause')
+      const leader = stoppingCaller(cache.agent, url('late-gone'), 'pause')
       await sleep(20)
-      const waiter = leaderRequest(cache.agent, url('late-gone'), 'abort', 2)
-      assert.equal((await within(5000, 'waiter', waiter.done)).error?.message, 'leader gave up')
+      const waiter = stoppingCaller(cache.agent, url('late-gone'), 'abort', 2)
+      assert.equal((await within(5000, 'waiter', waiter.done)).error?.message, 'caller gave up')
       await sleep(300)
       const written = writtenBytes.get(`/late-gone-${kind.name.length}`) ?? 0
       assert.ok(written < BIG.length / 2, `the origin wrote ${written} bytes for a stopped reader`)
@@ -175,7 +121,7 @@ for (const kind of stores) {
 
     test('a caller alone that stops reading stops the download; it resumes when an identical request arrives', async () => {
       const cache = makeAgent(kind.make())
-      const leader = leaderRequest(cache.agent, url('alone'), 'pause')
+      const leader = stoppingCaller(cache.agent, url('alone'), 'pause')
       await leader.stopped
       await sleep(300)
       const whileAlone = writtenBytes.get(`/alone-${kind.name.length}`) ?? 0
@@ -190,8 +136,8 @@ for (const kind of stores) {
 
     test('a caller alone that aborts stops the download, and nothing is stored', async () => {
       const cache = makeAgent(kind.make())
-      const leader = leaderRequest(cache.agent, url('alone-abort'), 'abort')
-      assert.equal((await within(5000, 'first caller', leader.done)).error?.message, 'leader gave up')
+      const leader = stoppingCaller(cache.agent, url('alone-abort'), 'abort')
+      assert.equal((await within(5000, 'first caller', leader.done)).error?.message, 'caller gave up')
       await sleep(100)
       assert.ok((writtenBytes.get(`/alone-abort-${kind.name.length}`) ?? 0) < BIG.length)
       const second = await readAll(cache.agent, url('alone-abort'))
