@@ -193,8 +193,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #readAsOneOfMany(flight: Flight): ReaderStream {
     // a reader that falls behind reads the rest from the store, or else from the origin again
     const restAvailable = () => this.#writer !== undefined || this.#fromOrigin !== undefined
-    const othersNeed = () =>
-      restAvailable() && (flight.waiterCount > 0 || this.#fanOut?.reading === true)
+    const othersNeed = () => restAvailable() && (flight.waiterCount > 0 || this.#fanOut?.reading === true)
     const followPace = () => {
       const origin = this.#origin
       if (!origin || this.#originEnded) return

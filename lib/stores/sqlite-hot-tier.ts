@@ -154,7 +154,7 @@ export class HotTier {
     }
     const cold: StoredEntry = {
       ...entry,
-      readBody: () => new KeepingReader(entry.readBody(), entry.sizeBytes, keeper),
+      readBody: () => new KeepingReader(entry.sizeBytes, keeper).read(entry.readBody()),
     }
     return cold
   }

@@ -53,6 +53,12 @@ export async function readChunks(entry: StoredEntry): Promise<Buffer[]> {
   return chunks
 }
 
+/** An entry's body opened to be read piece by piece, whichever kind it is. */
+export function openBody(entry: StoredEntry): Iterator<Buffer> | AsyncIterator<Buffer> {
+  const body = entry.readBody()
+  return Symbol.asyncIterator in body ? body[Symbol.asyncIterator]() : body[Symbol.iterator]()
+}
+
 /** The whole body of an entry. */
 export async function readBody(entry: StoredEntry): Promise<Buffer> {
   return Buffer.concat(await readChunks(entry))

@@ -22,7 +22,7 @@ function recordingKeeper(allow = true) {
   return { keeper, calls, kept }
 }
 
-async function readAll(iterable: AsyncIterable<Buffer>): Promise<string> {
+async function readAll(iterable: Iterable<Buffer> | AsyncIterable<Buffer>): Promise<string> {
   let text = ''
   for await (const piece of iterable) text += piece.toString()
   return text
@@ -32,7 +32,7 @@ test('a body read whole is handed to the keeper once, as a copy made before each
   const { keeper, calls, kept } = recordingKeeper()
   const pieces = PIECES.map((piece) => Buffer.from(piece))
   let text = ''
-  for await (const piece of new KeepingReader(pieces, 6, keeper)) {
+  for await (const piece of new KeepingReader(6, keeper).read(pieces)) {
     text += piece.toString()
     piece.fill('x')
   }
@@ -43,30 +43,30 @@ test('a body read whole is handed to the keeper once, as a copy made before each
 
 test('a reader the keeper refuses reads the same bytes and keeps nothing', async () => {
   const { keeper, calls } = recordingKeeper(false)
-  assert.equal(await readAll(new KeepingReader(PIECES, 6, keeper)), 'abcdef')
+  assert.equal(await readAll(new KeepingReader(6, keeper).read(PIECES)), 'abcdef')
   assert.deepEqual(calls, ['claim'])
 })
 
 test('a reader never started claims nothing; one closed before its first read neither', async () => {
   const { keeper, calls } = recordingKeeper()
-  new KeepingReader(PIECES, 6, keeper)
-  await new KeepingReader(PIECES, 6, keeper).return()
+  new KeepingReader(6, keeper).read(PIECES)
+  await new KeepingReader(6, keeper).read(PIECES).return?.()
   assert.deepEqual(calls, [])
 })
 
 test('a read stopped early, cut short, too long, failed or told to stop keeps nothing', async () => {
   const early = recordingKeeper()
-  const reader = new KeepingReader(PIECES, 6, early.keeper)
+  const reader = new KeepingReader(6, early.keeper).read(PIECES)
   await reader.next()
-  await reader.return()
+  await reader.return?.()
   assert.deepEqual(early.calls, ['claim', 'release'])
 
   const short = recordingKeeper()
-  assert.equal(await readAll(new KeepingReader(PIECES, 7, short.keeper)), 'abcdef')
+  assert.equal(await readAll(new KeepingReader(7, short.keeper).read(PIECES)), 'abcdef')
   assert.deepEqual(short.calls, ['claim', 'release'])
 
   const long = recordingKeeper()
-  assert.equal(await readAll(new KeepingReader(PIECES, 5, long.keeper)), 'abcdef')
+  assert.equal(await readAll(new KeepingReader(5, long.keeper).read(PIECES)), 'abcdef')
   assert.deepEqual(long.calls, ['claim', 'release'])
 
   const failing = recordingKeeper()
@@ -74,14 +74,15 @@ test('a read stopped early, cut short, too long, failed or told to stop keeps no
     yield Buffer.from('ab')
     throw new Error('gone')
   }
-  await assert.rejects(readAll(new KeepingReader(broken(), 6, failing.keeper)), /gone/)
+  await assert.rejects(readAll(new KeepingReader(6, failing.keeper).read(broken())), /gone/)
   assert.deepEqual(failing.calls, ['claim', 'release'])
 
   const stopped = recordingKeeper()
-  const told = new KeepingReader(PIECES, 6, stopped.keeper)
+  const keeping = new KeepingReader(6, stopped.keeper)
+  const told = keeping.read(PIECES)
   await told.next()
-  told.stopKeeping()
-  told.stopKeeping()
+  keeping.stopKeeping()
+  keeping.stopKeeping()
   assert.equal(await readAll(told), 'cdef', 'the read itself goes on')
   assert.deepEqual(stopped.calls, ['claim', 'release'])
 })

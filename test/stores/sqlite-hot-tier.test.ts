@@ -9,6 +9,7 @@ import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import {
   bodyFileOf,
   entryAt,
+  openBody,
   patternBody,
   readBody,
   readChunks,
@@ -98,7 +99,7 @@ test('a body read in part (a range, an aborted response) is not kept; a read who
   const body = patternBody(5000, 3)
   await storeBody(store, 'k', sampleMeta(), body)
   const cold = entryAt(store.get('k'))
-  const reader = (cold.readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+  const reader = openBody(cold)
   assert.equal((await reader.next()).done, false)
   await reader.return?.()
   assert.equal(entryAt(store.get('k')), cold, 'still read from SQLite')
@@ -114,7 +115,7 @@ test('a reader dropped or closed before its first read does not stop a later hit
   await storeBody(store, 'k', sampleMeta(), patternBody(5000, 5))
   const cold = entryAt(store.get('k'))
   cold.readBody()
-  await (cold.readBody() as AsyncIterableIterator<Buffer>).return?.()
+  await openBody(cold).return?.()
   assert.deepEqual(await readBody(cold), patternBody(5000, 5))
   assert.notEqual(entryAt(store.get('k')), cold, 'kept')
   store.close()
@@ -124,7 +125,7 @@ test('a write during a keeping read releases it: the next hit keeps the body, th
   const store = new SqliteStore({ path: newPath(), chunkBytes: 1024, bodyFiles: false })
   await storeBody(store, 'k', sampleMeta(), patternBody(5000, 6))
   const first = entryAt(store.get('k'))
-  const slow = (first.readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+  const slow = openBody(first)
   await slow.next()
   store.update('k', first.id, sampleMeta({ statusMessage: 'Updated' }))
   const second = entryAt(store.get('k'))
@@ -154,10 +155,10 @@ test('a body replaced during the first whole read throws as without the tier, an
   const store = new SqliteStore({ path: newPath(), chunkBytes: 1024, bodyFiles: false })
   await storeBody(store, 'k', sampleMeta(), patternBody(3000, 1))
   const old = entryAt(store.get('k'))
-  const reader = (old.readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+  const reader = openBody(old)
   assert.deepEqual((await reader.next()).value, patternBody(3000, 1).subarray(0, 1024))
   await storeBody(store, 'k', sampleMeta(), patternBody(3000, 2))
-  await assert.rejects(reader.next(), {
+  await assert.rejects(async () => reader.next(), {
     message: `undici-cache: body of entry ${old.id} is gone (replaced or evicted while read)`,
   })
   const fresh = entryAt(store.get('k'))
