@@ -24,6 +24,8 @@ export class BodyPump implements ResponseSource {
   readonly #iterator: Iterator<Buffer> | AsyncIterator<Buffer>
   readonly #handler: Dispatcher.DispatchHandler
   readonly #controller: RelayController
+  /** Handed on with the end: the origin's trailers, for a body that came from one. */
+  readonly #trailers: Record<string, string>
   #paused = false
   #running = false
   /** A step of an asynchronous body is on its way: nothing may ask the iterator for another. */
@@ -39,10 +41,12 @@ export class BodyPump implements ResponseSource {
     body: Iterable<Buffer> | AsyncIterable<Buffer>,
     handler: Dispatcher.DispatchHandler,
     controller: RelayController,
+    trailers: Record<string, string> = {},
   ) {
     this.#iterator = iteratorOf(body)
     this.#handler = handler
     this.#controller = controller
+    this.#trailers = trailers
   }
 
   pause(): void {
@@ -148,7 +152,7 @@ export class BodyPump implements ResponseSource {
     if (this.#finished) return false
     if (step.done) {
       this.#finished = true
-      this.#handler.onResponseEnd?.(this.#controller, {})
+      this.#handler.onResponseEnd?.(this.#controller, this.#trailers)
       return false
     }
     this.#handler.onResponseData?.(this.#controller, step.value)

@@ -9,7 +9,8 @@ import { isWorthStoring, usefulUntilMs } from '../policy/lookup.js'
 import { canStore, headersToStore } from '../policy/storable.js'
 import type { Headers } from '../policy/types.js'
 import { varyFieldNames, varyKey, varyValues } from '../policy/vary.js'
-import type { EntryMeta, EntryWriter, StoredEntry } from '../stores/store.js'
+import type { EntryMeta, EntryWriter, MaybePromise, StoredEntry } from '../stores/store.js'
+import { DownloadPace } from './download-pace.js'
 import { FanOut } from './fan-out.js'
 import { type Ending, ReaderStream, type StoredCopy } from './reader-stream.js'
 import type { RelayController } from './relay-controller.js'
@@ -75,12 +76,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #fanOut: FanOut | undefined
   /** The caller's own reader, when others may share the download (a flight that stores). */
   #reader: ReaderStream | undefined
-  #origin: Dispatcher.DispatchController | undefined
-  #originEnded = false
+  #pace: DownloadPace | undefined
+  /** The response declared its length, so the store refused it at once if it was too large. */
+  #sizeKnown = false
   #committed = false
   #pendingWrite: Promise<void> | undefined
-  /** Lets the origin follow the caller's pace again once nobody else needs the download. */
-  #followPace: () => void = () => {}
 
   constructor(
     exchange: Exchange,
@@ -97,8 +97,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
-    this.#origin = controller
-    this.#relay.setSource(controller)
+    this.#pace = new DownloadPace(controller)
+    this.#relay.setSource(this.#pace)
     this.#relay.start(this.#downstream, context)
   }
 
@@ -108,6 +108,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     headers: Headers,
     statusMessage?: string,
   ): void {
+    this.#sizeKnown = expectedSizeBytes(headers) !== undefined
     const opened = this.#open(statusCode, headers, statusMessage ?? '')
     this.#writer = opened.writer
     this.#meta = opened.meta
@@ -127,8 +128,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#fromOrigin = restFetcher(this.#next, opts, request.headers, headers)
     }
     const outgoing = forwardedHeaders(headers, status)
-    if (opened.writer && this.#flight)
-      this.#readAsOneOfMany(this.#flight).start(statusCode, outgoing, statusMessage)
+    if (opened.writer && this.#flight && this.#pace)
+      this.#readAsOneOfMany(this.#flight, this.#pace).start(statusCode, outgoing, statusMessage)
     else this.#downstream.onResponseStart?.(this.#relay, statusCode, outgoing, statusMessage)
   }
 
@@ -140,7 +141,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
-    this.#originEnded = true
+    this.#pace?.end()
     const end = () => {
       this.#flight?.settle(this.#committed ? 'stored' : 'not-stored')
       const storedCopy = this.#committed ? this.#storedCopy() : undefined
@@ -151,7 +152,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       }
       this.#fanOut?.end(ending)
       if (this.#reader) this.#reader.end(ending)
-      else this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
+      else this.#endCaller(ending)
     }
     const writer = this.#writer
     this.#writer = undefined
@@ -160,23 +161,41 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       return
     }
     const fail = (error: unknown) => this.#storeFailed(writer, error, 'commit', end)
+    const committed = () => {
+      this.#committed = true
+      end()
+    }
+    let result: MaybePromise<void>
     try {
       const pending = this.#pendingWrite
       const commit = () => (writer.commitSoon ? writer.commitSoon() : writer.commit())
-      const result = pending ? pending.then(commit) : commit()
-      const committed = () => {
-        this.#committed = true
-        end()
-      }
-      if (result === undefined) committed()
-      else result.then(committed, fail)
+      result = pending ? pending.then(commit) : commit()
     } catch (error) {
       fail(error)
+      return
+    }
+    if (result === undefined) committed()
+    else result.then(committed, fail)
+  }
+
+  /**
+   * The end for a caller reading the origin directly: an abort while the entry was being committed
+   * (the origin had already finished) is its error; a throw from its handler is its own.
+   */
+  #endCaller(ending: Ending): void {
+    if (this.#relay.aborted) {
+      this.#downstream.onResponseError?.(this.#relay, this.#relay.reason as Error)
+      return
+    }
+    try {
+      this.#downstream.onResponseEnd?.(this.#relay, ending.trailers ?? {})
+    } catch {
+      // like a ReaderStream's: the response was whole; there is nobody else to tell
     }
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.#originEnded = true
+    this.#pace?.end()
     this.#writer?.abort()
     this.#writer = undefined
     this.#flight?.settle('not-stored')
@@ -187,30 +206,20 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   /**
    * The caller becomes one reader among the requests that wait on this flight: while any of them
-   * still needs the download, the caller's pause only queues (then falls behind to the store) and
-   * its abort ends its own response; alone, its pause and abort reach the origin as before.
+   * still needs the download, the caller's pause only queues (then falls behind) and its abort ends
+   * its own response; alone, its pause and abort reach the origin as before (DownloadPace).
    */
-  #readAsOneOfMany(flight: Flight): ReaderStream {
-    // a reader that falls behind reads the rest from the store, or else from the origin again
-    const restAvailable = () => this.#writer !== undefined || this.#fromOrigin !== undefined
-    const othersNeed = () => restAvailable() && (flight.waiterCount > 0 || this.#fanOut?.reading === true)
-    const followPace = () => {
-      const origin = this.#origin
-      if (!origin || this.#originEnded) return
-      const pause = this.#relay.paused && !othersNeed()
-      if (pause && !origin.paused) origin.pause()
-      else if (!pause && origin.paused) origin.resume()
-    }
-    this.#reader = new ReaderStream(this.#downstream, this.#relay, {
-      paceChanged: followPace,
-      readerGone: (reason) => {
-        if (!this.#originEnded && !othersNeed()) this.#origin?.abort(reason)
-      },
-      mayFallBehind: othersNeed,
+  #readAsOneOfMany(flight: Flight, pace: DownloadPace): ReaderStream {
+    const reader = new ReaderStream(this.#downstream, this.#relay, pace)
+    pace.share(reader, {
+      othersNeed: () => flight.waiterCount > 0 || this.#fanOut?.reading === true,
+      // the store has the rest if it took the whole body (its size was checked up front), else the origin
+      restAvailable: () => this.#fromOrigin !== undefined || (this.#writer !== undefined && this.#sizeKnown),
+      heldByCaller: () => flight.settle('not-stored'),
     })
-    flight.onJoin = followPace
-    this.#followPace = followPace
-    return this.#reader
+    flight.onJoin = () => pace.paceChanged()
+    this.#reader = reader
+    return reader
   }
 
   #open(statusCode: number, headers: Headers, statusMessage: string): Opened {
@@ -260,26 +269,40 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #write(writer: EntryWriter, chunk: Buffer): void {
     const pending = this.#pendingWrite
     if (pending) {
-      this.#pendingWrite = pending.then(() => writer.write(chunk))
-      this.#pendingWrite.catch(() => {})
+      this.#writeLater(
+        writer,
+        pending.then(() => writer.write(chunk)),
+        chunk.length,
+      )
       return
     }
     try {
       const result = writer.write(chunk)
-      if (result !== undefined) {
-        this.#pendingWrite = result
-        result.catch(() => {})
-      }
+      if (result !== undefined) this.#writeLater(writer, result, chunk.length)
     } catch (error) {
       this.#storeFailed(writer, error, 'write')
     }
+  }
+
+  /** An asynchronous write: counted until done (the origin waits for a store far behind); a failure drops the entry at once. */
+  #writeLater(writer: EntryWriter, result: Promise<void>, bytes: number): void {
+    this.#pendingWrite = result
+    this.#pace?.queued(bytes)
+    result.then(
+      () => this.#pace?.stored(bytes),
+      (error: unknown) => {
+        this.#pace?.stored(bytes)
+        // once the response has ended the commit, chained on this write, reports it
+        if (this.#writer === writer) this.#storeFailed(writer, error, 'write')
+      },
+    )
   }
 
   /** A store failure drops the entry and lets the response go on (it is never truncated). */
   #storeFailed(writer: EntryWriter, error: unknown, operation: string, then?: () => void): void {
     this.#writer = undefined
     this.#flight?.settle('not-stored')
-    this.#followPace()
+    this.#pace?.paceChanged()
     quietly(
       () => {},
       () => writer.abort(),

@@ -9,6 +9,9 @@ import { rangeBody } from './serve.js'
 /** Bytes a reader that stopped reading may fall behind; past that it catches up from the store later. */
 const MAX_QUEUED_BYTES = 1024 * 1024
 
+const REST_LOST =
+  'undici-cache: the rest of a shared response this reader fell behind on is not in the store (its write failed, or it was removed since), and the origin gave no strong ETag to ask for it again'
+
 /** The committed entry a reader that fell behind reads the rest from, if it is still stored. */
 export type StoredCopy = () => StoredEntry | undefined | Promise<StoredEntry | undefined>
 
@@ -56,8 +59,9 @@ export class ReaderStream implements ResponseSource {
     this.#relay.setSource(this)
   }
 
-  get paused(): boolean {
-    return this.#paused
+  /** Paused while still to be fed live: not done, and not behind. */
+  get stalled(): boolean {
+    return this.#paused && !this.#done && !this.#behind
   }
 
   /** Still to be handed something: not ended, failed nor aborted. */
@@ -163,11 +167,12 @@ export class ReaderStream implements ResponseSource {
       this.fail(error instanceof Error ? error : new Error(String(error)))
     }
     const serveRest = (entry: StoredEntry | undefined) => {
-      if (!entry) return fail(new Error('undici-cache: the shared response is not stored; its rest is lost'))
+      if (!entry) return fail(new Error(REST_LOST))
       const pump = new BodyPump(
         rangeBody(entry, this.#deliveredBytes, entry.sizeBytes - 1),
         this.#handler,
         this.#relay,
+        this.#ending.trailers,
       )
       this.#relay.setSource(pump)
       pump.run()

@@ -1,12 +1,18 @@
 /** Callers for tests that share one download: one that stops reading or aborts, and one that reads it all. */
 import { type Dispatcher, request } from 'undici'
 
+export interface Outcome {
+  body?: Buffer
+  trailers?: Record<string, string>
+  error?: Error
+}
+
 export interface StoppingCaller {
   /** Resolves once the caller has its chunks and has stopped reading (or aborted). */
   stopped: Promise<void>
   resume(): void
-  /** The whole body, or the error the caller saw. */
-  done: Promise<{ body?: Buffer; error?: Error }>
+  /** The whole body and the trailers, or the error the caller saw. */
+  done: Promise<Outcome>
   receivedBytes(): number
 }
 
@@ -24,7 +30,7 @@ export function stoppingCaller(
   const stopped = new Promise<void>((resolve) => {
     markStopped = resolve
   })
-  const done = new Promise<{ body?: Buffer; error?: Error }>((resolve) => {
+  const done = new Promise<Outcome>((resolve) => {
     agent.dispatch({ origin: at, path: pathname, method: 'GET', headers: {} }, {
       onRequestStart() {},
       onResponseData(c: Dispatcher.DispatchController, chunk: Buffer) {
@@ -35,7 +41,8 @@ export function stoppingCaller(
         else c.abort(new Error('caller gave up'))
         markStopped()
       },
-      onResponseEnd: () => resolve({ body: Buffer.concat(chunks) }),
+      onResponseEnd: (_c: unknown, trailers: Record<string, string>) =>
+        resolve({ body: Buffer.concat(chunks), trailers }),
       onResponseError: (_c: unknown, error: Error) => resolve({ error }),
     } as Dispatcher.DispatchHandler)
   })

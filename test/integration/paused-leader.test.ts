@@ -5,6 +5,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import type { CacheStore } from '../../lib/stores/store.js'
 import { AsyncStore } from '../helpers/async-store.js'
 import { readAll, stoppingCaller, within } from '../helpers/caller.js'
 import { makeAgent, sleep, tempDir } from '../helpers/client.js'
@@ -27,16 +28,25 @@ function sendPaced(url: string, res: http.ServerResponse): void {
       writtenBytes.set(url, offset)
       if (!res.write(piece)) return void res.once('drain', write)
     }
+    if (url.includes('-trailers')) res.addTrailers({ 'x-checksum': 'c0ffee' })
     res.end()
   }
   write()
+}
+
+/** `/late-chunked-…`: no Content-Length and no ETag; `/late-trailers-…`: chunked, a strong ETag and a trailer. */
+function headersFor(url: string): http.OutgoingHttpHeaders {
+  if (url.startsWith('/late-chunked')) return { 'cache-control': 'max-age=60' }
+  if (url.startsWith('/late-trailers'))
+    return { 'cache-control': 'max-age=60', etag: '"t1"', trailer: 'x-checksum' }
+  return { 'cache-control': 'max-age=60', 'content-length': String(BIG.length) }
 }
 
 let origin: Origin
 before(async () => {
   origin = await startOrigin((req, res) => {
     const url = req.url ?? ''
-    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': String(BIG.length) })
+    res.writeHead(200, headersFor(url))
     // /late-… answers after a pause, so requests sent meanwhile wait on the first one's flight
     setTimeout(() => sendPaced(url, res), url.startsWith('/late-') ? 150 : 0)
   })
@@ -119,6 +129,43 @@ for (const kind of stores) {
       await cache.close()
     })
 
+    test('the trailers reach a first caller that fell behind and read the rest from the store', async () => {
+      const cache = makeAgent(kind.make())
+      const leader = stoppingCaller(cache.agent, url('late-trailers'), 'pause')
+      await sleep(20)
+      const waiter = await within(5000, 'waiter', readAll(cache.agent, url('late-trailers')))
+      assert.equal(sha(waiter.body), sha(BIG))
+      leader.resume()
+      const first = await within(5000, 'first caller', leader.done)
+      assert.equal(sha(first.body ?? Buffer.alloc(0)), sha(BIG))
+      assert.equal(first.trailers?.['x-checksum'], 'c0ffee')
+      assert.equal(origin.count(`/late-trailers-${kind.name.length}`), 1)
+      await cache.close()
+    })
+
+    test('a body the store may refuse and the origin cannot resend: the stopped first caller holds the download; a request arriving meanwhile goes its own way', async () => {
+      const cache = makeAgent(kind.make())
+      const path = `/late-chunked-${kind.name.length}`
+      const leader = stoppingCaller(cache.agent, url('late-chunked'), 'pause')
+      await sleep(20)
+      let liveDone = false
+      const live = readAll(cache.agent, url('late-chunked')).finally(() => {
+        liveDone = true
+      })
+      await leader.stopped
+      await sleep(300)
+      assert.equal(liveDone, false, 'the waiter fed live waits: the bytes it needs exist nowhere else')
+      assert.ok((writtenBytes.get(path) ?? 0) < BIG.length / 2, 'the origin waits for the first caller')
+      const late = await within(5000, 'request sent meanwhile', readAll(cache.agent, url('late-chunked')))
+      assert.equal(late.status, 'undici-cache; fwd=miss; stored')
+      assert.equal(sha(late.body), sha(BIG))
+      leader.resume()
+      assert.equal(sha((await within(5000, 'first caller', leader.done)).body ?? Buffer.alloc(0)), sha(BIG))
+      assert.equal(sha((await within(5000, 'waiter', live)).body), sha(BIG))
+      assert.equal(origin.count(path), 2)
+      await cache.close()
+    })
+
     test('a caller alone that stops reading stops the download; it resumes when an identical request arrives', async () => {
       const cache = makeAgent(kind.make())
       const leader = stoppingCaller(cache.agent, url('alone'), 'pause')
@@ -147,3 +194,39 @@ for (const kind of stores) {
     })
   })
 }
+
+test('an asynchronous store that writes slowly holds the download back, so what waits for it stays bounded', async () => {
+  const inner = new MemoryStore({ maxEntryBytes: 32 * MiB, maxBytes: 64 * MiB })
+  let storedBytes = 0
+  const slowWrites: CacheStore = {
+    get: (key) => inner.get(key),
+    put(key, meta, expectedSizeBytes) {
+      const writer = inner.put(key, meta, expectedSizeBytes)
+      if (!writer) return undefined
+      return {
+        write: (chunk) =>
+          new Promise<void>((resolve) =>
+            setTimeout(() => {
+              storedBytes += chunk.length
+              resolve(writer.write(chunk))
+            }, 2),
+          ),
+        commit: () => writer.commit(),
+        abort: () => writer.abort(),
+      }
+    },
+    update: (key, id, meta) => inner.update(key, id, meta),
+    delete: (key) => inner.delete(key),
+    close: () => inner.close(),
+  }
+  const cache = makeAgent(slowWrites)
+  const read = readAll(cache.agent, `${origin.url}/backlog`)
+  while ((writtenBytes.get('/backlog') ?? 0) < BIG.length) await sleep(5)
+  const behindBytes = BIG.length - storedBytes
+  assert.ok(
+    behindBytes < 12 * MiB,
+    `the origin had sent ${behindBytes} bytes more than the store had written`,
+  )
+  assert.equal(sha((await within(10_000, 'caller', read)).body), sha(BIG))
+  await cache.close()
+})

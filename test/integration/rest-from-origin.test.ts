@@ -13,13 +13,18 @@ const MiB = 1024 * KiB
 const BIG = Buffer.from(Array.from({ length: 8 * MiB }, (_, i) => (i * 31) % 251))
 const sha = (buffer: Buffer) => createHash('sha256').update(buffer).digest('hex')
 
-/** A MemoryStore whose writes fail once an entry has taken `failAfterBytes` (a full disk, say). */
+/**
+ * A MemoryStore whose writes fail once an entry has taken `failAfterBytes` (a full disk, say):
+ * they throw, or with `later` reject on a later turn, as a network store's would.
+ */
 class FailingWrites implements CacheStore {
   readonly #inner = new MemoryStore({ maxEntryBytes: 32 * MiB, maxBytes: 64 * MiB })
   readonly #failAfterBytes: number
+  readonly #later: boolean
 
-  constructor(failAfterBytes: number) {
+  constructor(failAfterBytes: number, later = false) {
     this.#failAfterBytes = failAfterBytes
+    this.#later = later
   }
 
   get(key: string): StoredEntry[] | Promise<StoredEntry[]> {
@@ -33,8 +38,16 @@ class FailingWrites implements CacheStore {
     return {
       write: (chunk) => {
         writtenBytes += chunk.length
-        if (writtenBytes > this.#failAfterBytes) throw new Error('ENOSPC: no space left on device')
-        return writer.write(chunk)
+        const full = writtenBytes > this.#failAfterBytes
+        if (!this.#later) {
+          if (full) throw new Error('ENOSPC: no space left on device')
+          return writer.write(chunk)
+        }
+        return new Promise<void>((resolve, reject) =>
+          setImmediate(() =>
+            full ? reject(new Error('ENOSPC: no space left on device')) : resolve(writer.write(chunk)),
+          ),
+        )
       },
       commit: () => writer.commit(),
       abort: () => writer.abort(),
@@ -68,6 +81,18 @@ function sendPaced(res: http.ServerResponse, body: Buffer): void {
   write()
 }
 
+/** 256 KiB every 20 ms: 8 MiB take about 650 ms. */
+function sendSlowly(res: http.ServerResponse, body: Buffer): void {
+  let offset = 0
+  const timer = setInterval(() => {
+    res.write(body.subarray(offset, offset + 256 * KiB))
+    offset += 256 * KiB
+    if (offset < body.length) return
+    clearInterval(timer)
+    res.end()
+  }, 20)
+}
+
 /** ETags per path prefix; `/changed-…` answers a second request with a new representation. */
 function etagFor(url: string, seen: number): string {
   if (url.startsWith('/weak-')) return 'W/"v1"'
@@ -88,6 +113,7 @@ before(async () => {
       const contentRange = `bytes ${fromByte}-${BIG.length - 1}/${BIG.length}`
       res.writeHead(206, { ...headers, 'content-range': contentRange })
     } else res.writeHead(200, headers)
+    if (url.startsWith('/slow-')) return void sendSlowly(res, BIG)
     // the first request answers after a pause, so a second one sent meanwhile is fed it as it arrives
     setTimeout(() => sendPaced(res, BIG.subarray(fromByte)), req.headers.range ? 0 : 150)
   })
@@ -97,7 +123,7 @@ after(() => origin.close())
 const ranges = (path: string) =>
   origin.requests.filter((r) => r.url === path).map((r) => [r.headers.range, r.headers['if-range']])
 
-describe('a reader that fell behind reads the rest from the origin when the store has no copy', () => {
+describe('a shared download the store keeps no copy of', () => {
   test('a waiter, after the write failed mid-body: a Range request with If-Range', async () => {
     const cache = makeAgent(new FailingWrites(2 * MiB))
     const first = readAll(cache.agent, `${origin.url}/write-fails`)
@@ -169,9 +195,32 @@ describe('a reader that fell behind reads the rest from the origin when the stor
       waiter.resume()
       const read = await within(5000, 'waiter', waiter.done)
       assert.equal(read.body, undefined)
-      assert.match(String(read.error?.message), /rest of a shared response|is not stored/)
+      assert.match(String(read.error?.message), /rest of a shared response/)
       assert.equal(origin.count(path), path === '/weak-etag' ? 1 : 2)
       await cache.close()
     })
   }
+
+  test('a write failing asynchronously lets a request waiting for the entry go its own way at once', async () => {
+    const cache = makeAgent(new FailingWrites(2 * MiB, true))
+    let firstDone = false
+    const first = readAll(cache.agent, `${origin.url}/slow-write-fails`).finally(() => {
+      firstDone = true
+    })
+    await sleep(200)
+    const late = readAll(cache.agent, `${origin.url}/slow-write-fails`)
+    await within(
+      3000,
+      'the second origin request',
+      untilTrue(() => origin.count('/slow-write-fails') === 2),
+    )
+    assert.equal(firstDone, false, 'it did not wait for the first download to end')
+    assert.equal(sha((await first).body), sha(BIG))
+    assert.equal(sha((await late).body), sha(BIG))
+    await cache.close()
+  })
 })
+
+async function untilTrue(check: () => boolean): Promise<void> {
+  while (!check()) await sleep(10)
+}

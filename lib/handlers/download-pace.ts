@@ -1,0 +1,99 @@
+import type { Dispatcher } from 'undici'
+import type { ReaderStream, Upstream } from './reader-stream.js'
+import type { ResponseSource } from './relay-controller.js'
+
+/** Bytes handed to an asynchronous store and not yet written, past which the origin waits for it. */
+export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024
+
+/** What a download knows of the other requests sharing it. */
+export interface Sharing {
+  /** Another request still needs this download: a waiter fed live, or one waiting for the entry. */
+  othersNeed(): boolean
+  /** A reader that falls behind will find the rest: the entry is being stored, or the origin can resend it. */
+  restAvailable(): boolean
+  /** Others need the download but the caller holds it (it cannot fall behind): those that can go their own way. */
+  heldByCaller(): void
+}
+
+/**
+ * Decides when the origin may send. It waits for a caller that stopped reading, unless others need
+ * the download and the caller can fall behind and read the rest later; and for an asynchronous store
+ * that is MAX_BACKLOG_BYTES behind. The caller's abort stops the download only if nobody else needs it.
+ * It is the caller's controller's source until the caller becomes one reader of a shared download.
+ */
+export class DownloadPace implements ResponseSource, Upstream {
+  readonly #origin: Dispatcher.DispatchController
+  #shared: { reader: ReaderStream; sharing: Sharing } | undefined
+  #callerPaused = false
+  #backlogBytes = 0
+  #ended = false
+
+  constructor(origin: Dispatcher.DispatchController) {
+    this.#origin = origin
+  }
+
+  /** From now on the caller reads through `reader`, one of the readers sharing the download. */
+  share(reader: ReaderStream, sharing: Sharing): void {
+    this.#shared = { reader, sharing }
+    this.#follow()
+  }
+
+  /** The origin has finished sending (or failed): nothing to pace any more. */
+  end(): void {
+    this.#ended = true
+  }
+
+  /** `bytes` were handed to an asynchronous store. */
+  queued(bytes: number): void {
+    this.#backlogBytes += bytes
+    if (this.#backlogBytes > MAX_BACKLOG_BYTES) this.#follow()
+  }
+
+  /** `bytes` handed to the store earlier are written (or dropped). */
+  stored(bytes: number): void {
+    this.#backlogBytes -= bytes
+    this.#follow()
+  }
+
+  pause(): void {
+    this.#callerPaused = true
+    this.#follow()
+  }
+
+  resume(): void {
+    this.#callerPaused = false
+    this.#follow()
+  }
+
+  abort(reason: Error): void {
+    this.#origin.abort(reason)
+  }
+
+  paceChanged(): void {
+    this.#follow()
+  }
+
+  readerGone(reason: Error): void {
+    if (!this.#ended && !this.#shared?.sharing.othersNeed()) this.#origin.abort(reason)
+  }
+
+  mayFallBehind(): boolean {
+    const sharing = this.#shared?.sharing
+    return sharing?.othersNeed() === true && sharing.restAvailable()
+  }
+
+  #follow(): void {
+    if (this.#ended) return
+    const held = this.#callerHolds()
+    if (held && this.#shared?.sharing.othersNeed()) this.#shared.sharing.heldByCaller()
+    const pause = held || this.#backlogBytes > MAX_BACKLOG_BYTES
+    if (pause && !this.#origin.paused) this.#origin.pause()
+    else if (!pause && this.#origin.paused) this.#origin.resume()
+  }
+
+  /** A caller that stopped reading holds the origin, unless it may fall behind instead. */
+  #callerHolds(): boolean {
+    if (!this.#shared) return this.#callerPaused
+    return this.#shared.reader.stalled && !this.mayFallBehind()
+  }
+}
