@@ -54,6 +54,11 @@ export function stoppingCaller(
   }
 }
 
+/** What the caller read in the end (nothing if it failed), waited for at most 5 s. */
+export async function finalBody(caller: StoppingCaller, what: string): Promise<Buffer> {
+  return (await within(5000, what, caller.done)).body ?? Buffer.alloc(0)
+}
+
 export async function readAll(agent: Dispatcher, url: string) {
   const res = await request(url, { dispatcher: agent })
   return { status: res.headers['cache-status'], body: Buffer.from(await res.body.arrayBuffer()) }
