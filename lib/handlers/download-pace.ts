@@ -77,6 +77,18 @@ export class DownloadPace implements ResponseSource, Upstream {
     if (!this.#ended && !this.#shared?.sharing.othersNeed()) this.#origin.abort(reason)
   }
 
+  /** What a waiter fed live tells the download: its leaving may leave nobody to read it. */
+  forWaiters(): Upstream {
+    return {
+      paceChanged: () => this.#follow(),
+      readerGone: (reason) => {
+        const callerReading = this.#shared?.reader.reading ?? true
+        if (!callerReading) this.readerGone(reason)
+      },
+      mayFallBehind: () => true,
+    }
+  }
+
   mayFallBehind(): boolean {
     const sharing = this.#shared?.sharing
     return sharing?.othersNeed() === true && sharing.restAvailable()

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
-import { type Ending, ReaderStream } from './reader-stream.js'
+import type { Ending } from './catch-up.js'
+import { ReaderStream, type Upstream } from './reader-stream.js'
 import type { OutgoingHeaders } from './response-headers.js'
 
 /** A request waiting on an identical one, ready to be fed the same response as it arrives. */
@@ -23,9 +24,10 @@ export class FanOut {
     statusCode: number,
     headers: Record<string, string | string[] | undefined>,
     statusMessage: string | undefined,
+    upstream?: Upstream,
   ) {
     this.#streams = waiters.map((waiter) => {
-      const stream = new ReaderStream(waiter.handler)
+      const stream = new ReaderStream(waiter.handler, undefined, upstream)
       stream.start(statusCode, waiter.headers(headers), statusMessage)
       return stream
     })

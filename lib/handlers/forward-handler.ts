@@ -10,9 +10,10 @@ import { canStore, headersToStore } from '../policy/storable.js'
 import type { Headers } from '../policy/types.js'
 import { varyFieldNames, varyKey, varyValues } from '../policy/vary.js'
 import type { EntryMeta, EntryWriter, MaybePromise, StoredEntry } from '../stores/store.js'
+import type { Ending, StoredCopy } from './catch-up.js'
 import { DownloadPace } from './download-pace.js'
 import { FanOut } from './fan-out.js'
-import { type Ending, ReaderStream, type StoredCopy } from './reader-stream.js'
+import { ReaderStream } from './reader-stream.js'
 import type { RelayController } from './relay-controller.js'
 import { forwardedHeaders } from './response-headers.js'
 import { type RestFetch, restFetcher } from './rest-from-origin.js'
@@ -251,7 +252,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     statusMessage: string | undefined,
   ): void {
     const live = this.#flight?.takeLive((waiter) => waiter.varyKeyFor(headers) === meta.varyKey) ?? []
-    if (live.length > 0) this.#fanOut = new FanOut(live, statusCode, headers, statusMessage)
+    if (live.length > 0)
+      this.#fanOut = new FanOut(live, statusCode, headers, statusMessage, this.#pace?.forWaiters())
   }
 
   /** Finds the entry this response became, for waiters that fell behind (never another one). */

@@ -1,30 +1,12 @@
 import type { Dispatcher } from 'undici'
-import type { StoredEntry } from '../stores/store.js'
-import { BodyPump } from './body-pump.js'
+import { catchUp, type Ending } from './catch-up.js'
 import { RelayController, type ResponseSource } from './relay-controller.js'
 import type { OutgoingHeaders } from './response-headers.js'
-import type { RestFetch } from './rest-from-origin.js'
-import { rangeBody } from './serve.js'
 
 /** Bytes a reader that stopped reading may fall behind; past that it catches up from the store later. */
 const MAX_QUEUED_BYTES = 1024 * 1024
 
-const REST_LOST =
-  'undici-cache: the rest of a shared response this reader fell behind on is not in the store (its write failed, or it was removed since), and the origin gave no strong ETag to ask for it again'
-
-/** The committed entry a reader that fell behind reads the rest from, if it is still stored. */
-export type StoredCopy = () => StoredEntry | undefined | Promise<StoredEntry | undefined>
-
-/** How the shared response ended, and where a reader that fell behind finds the rest. */
-export interface Ending {
-  /** Given when the entry was committed. */
-  storedCopy?: StoredCopy
-  /** Asks the origin again when the store has no copy (given for a response with a strong ETag). */
-  fromOrigin?: RestFetch
-  trailers?: Record<string, string>
-}
-
-/** What the first caller's reader tells the download it shares with the requests waiting on it. */
+/** What a reader tells the download it shares with others (its pace counts only for the first caller). */
 export interface Upstream {
   /** The reader paused or resumed, or its queue is full and it may not fall behind. */
   paceChanged(): void
@@ -150,39 +132,11 @@ export class ReaderStream implements ResponseSource {
     }
     if (this.#paused || this.#done || !this.#ended || this.#queue.length > 0) return
     if (this.#behind) {
-      this.#catchUp()
+      this.#done = true
+      catchUp(this.#handler, this.#relay, this.#deliveredBytes, this.#ending)
       return
     }
     this.#done = true
     this.#guard(() => this.#handler.onResponseEnd?.(this.#relay, this.#ending.trailers ?? {}))
-  }
-
-  /** Reads the rest from the committed entry; failing that, from the origin again; failing that, errs. */
-  #catchUp(): void {
-    this.#done = true
-    const { storedCopy, fromOrigin } = this.#ending
-    const fail = (error: unknown) => {
-      if (fromOrigin) return fromOrigin(this.#deliveredBytes, this.#handler, this.#relay)
-      this.#done = false
-      this.fail(error instanceof Error ? error : new Error(String(error)))
-    }
-    const serveRest = (entry: StoredEntry | undefined) => {
-      if (!entry) return fail(new Error(REST_LOST))
-      const pump = new BodyPump(
-        rangeBody(entry, this.#deliveredBytes, entry.sizeBytes - 1),
-        this.#handler,
-        this.#relay,
-        this.#ending.trailers,
-      )
-      this.#relay.setSource(pump)
-      pump.run()
-    }
-    try {
-      const found = storedCopy?.()
-      if (found instanceof Promise) found.then(serveRest, fail)
-      else serveRest(found)
-    } catch (error) {
-      fail(error)
-    }
   }
 }

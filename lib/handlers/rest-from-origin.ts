@@ -13,6 +13,12 @@ export type RestFetch = (
   relay: RelayController,
 ) => void
 
+/** The response being shared: its strong ETag, and its length when it declared one. */
+interface Shared {
+  etag: string
+  sizeBytes: number | undefined
+}
+
 /**
  * For a response with a strong ETag, a way to fetch its rest when the store has no copy to read it
  * from (the write failed, or the entry was evicted); undefined without one, as bytes from another
@@ -26,34 +32,38 @@ export function restFetcher(
 ): RestFetch | undefined {
   const etag = entityTagOf(responseHeaders)
   if (etag === undefined || isWeakTag(etag)) return undefined
+  const shared: Shared = { etag, sizeBytes: declaredLength(responseHeaders) }
   return (fromByte, handler, relay) => {
     // RFC 9110 §14.2, §13.1.5: the rest if the representation is unchanged, else all of the new one
-    const headers = {
-      ...withoutClientConditionals(requestHeaders),
-      range: `bytes=${fromByte}-`,
-      'if-range': etag,
-    }
-    next({ ...opts, headers }, new RestHandler(fromByte, etag, handler, relay))
+    const range = `bytes=${fromByte}-`
+    const headers = { ...withoutClientConditionals(requestHeaders), range, 'if-range': etag }
+    next({ ...opts, headers }, new RestHandler(shared, fromByte, handler, relay))
   }
 }
 
-/** Feeds a reader the bytes it is missing: a 206 from `fromByte`, or a 200 with the same strong ETag. */
+/**
+ * Feeds a reader the bytes it is missing, from `fromByte` to the very end: a 206 for exactly that
+ * range, or a 200 with the same strong ETag; anything else, or a body that ends early or runs long,
+ * is an error, never spliced on.
+ */
 class RestHandler implements Dispatcher.DispatchHandler {
+  readonly #shared: Shared
   readonly #fromByte: number
-  readonly #etag: string
   readonly #downstream: Dispatcher.DispatchHandler
   readonly #relay: RelayController
   #skipBytes = 0
+  /** Bytes the reader is still to be given, when the length is known. */
+  #remainingBytes: number | undefined
   #refused: Error | undefined
 
   constructor(
+    shared: Shared,
     fromByte: number,
-    etag: string,
     downstream: Dispatcher.DispatchHandler,
     relay: RelayController,
   ) {
+    this.#shared = shared
     this.#fromByte = fromByte
-    this.#etag = etag
     this.#downstream = downstream
     this.#relay = relay
   }
@@ -64,40 +74,90 @@ class RestHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Headers): void {
     const etag = entityTagOf(headers)
-    const same = etag !== undefined && strongMatch(etag, this.#etag)
-    if (statusCode === 206 && same && startsAt(headers, this.#fromByte)) return
-    // RFC 9110 §8.8.3: the same strong ETag means the same bytes, so a whole 200 serves from fromByte
-    if (statusCode === 200 && same) {
-      this.#skipBytes = this.#fromByte
+    const sameEtag = etag !== undefined && strongMatch(etag, this.#shared.etag)
+    if (!sameEtag || (statusCode !== 200 && statusCode !== 206)) {
+      this.#refuse(controller, `the origin answered ${statusCode}`)
       return
     }
-    this.#refused = new Error(
-      `undici-cache: the rest of a shared response could not be fetched again (the origin answered ${statusCode})`,
-    )
-    controller.abort(this.#refused)
+    const sizeBytes = this.#completeLength(statusCode, headers)
+    if (sizeBytes === null) {
+      this.#refuse(controller, 'its answer is not the rest of the same response')
+      return
+    }
+    if (sizeBytes !== undefined) this.#remainingBytes = sizeBytes - this.#fromByte
+    // RFC 9110 §8.8.3: the same strong ETag means the same bytes, so a whole 200 serves from fromByte
+    if (statusCode === 200) this.#skipBytes = this.#fromByte
   }
 
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#refused) return
     if (this.#skipBytes >= chunk.length) {
       this.#skipBytes -= chunk.length
       return
     }
     const rest = this.#skipBytes > 0 ? chunk.subarray(this.#skipBytes) : chunk
     this.#skipBytes = 0
+    if (this.#remainingBytes !== undefined) {
+      this.#remainingBytes -= rest.length
+      if (this.#remainingBytes < 0) {
+        this.#refuse(controller, 'its answer runs past the end')
+        return
+      }
+    }
     this.#downstream.onResponseData?.(this.#relay, rest)
   }
 
-  onResponseEnd(): void {
-    this.#downstream.onResponseEnd?.(this.#relay, {})
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
+    if (this.#skipBytes > 0 || (this.#remainingBytes ?? 0) !== 0) {
+      this.#downstream.onResponseError?.(this.#relay, refusal('its answer ends early'))
+      return
+    }
+    try {
+      this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
+    } catch {
+      // like a ReaderStream's: the response was whole; there is nobody else to tell
+    }
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.#downstream.onResponseError?.(this.#relay, this.#refused ?? error)
   }
+
+  /**
+   * The complete length the answer stands for (undefined when neither it nor the shared response
+   * declares one), or null when it is not the rest of the shared response: a 206 must be
+   * `bytes <fromByte>-<length - 1>/<length>` (RFC 9110 §14.4), and both lengths, when declared, agree.
+   */
+  #completeLength(statusCode: number, headers: Headers): number | undefined | null {
+    const declared = statusCode === 206 ? rangeToEnd(headers, this.#fromByte) : declaredLength(headers)
+    if (declared === null) return null
+    const shared = this.#shared.sizeBytes
+    if (shared !== undefined && declared !== undefined && declared !== shared) return null
+    return declared ?? shared
+  }
+
+  #refuse(controller: Dispatcher.DispatchController, why: string): void {
+    this.#refused = refusal(why)
+    controller.abort(this.#refused)
+  }
 }
 
-/** RFC 9110 §14.4: `Content-Range: bytes <first>-<last>/<length>` starting where the reader stopped. */
-function startsAt(headers: Headers, fromByte: number): boolean {
-  const match = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(singletonValue(headers, 'content-range') ?? '')
-  return match !== null && Number(match[1]) === fromByte
+function refusal(why: string): Error {
+  return new Error(`undici-cache: the rest of a shared response could not be fetched again (${why})`)
+}
+
+function declaredLength(headers: Headers): number | undefined {
+  const value = singletonValue(headers, 'content-length')
+  const length = Number(value)
+  return value !== undefined && value !== '' && Number.isSafeInteger(length) && length >= 0
+    ? length
+    : undefined
+}
+
+/** The complete length in `Content-Range: bytes <fromByte>-<length - 1>/<length>`, else null. */
+function rangeToEnd(headers: Headers, fromByte: number): number | null {
+  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(singletonValue(headers, 'content-range') ?? '')
+  if (!match) return null
+  const [first, last, length] = [Number(match[1]), Number(match[2]), Number(match[3])]
+  return first === fromByte && last === length - 1 ? length : null
 }

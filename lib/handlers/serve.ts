@@ -24,28 +24,70 @@ function slicePart(chunk: Buffer, offset: number, start: number, end: number): B
   return chunk.subarray(Math.max(0, start - offset), Math.min(chunk.length, end + 1 - offset))
 }
 
-function* sliceSync(chunks: Iterable<Buffer>, start: number, end: number): Generator<Buffer> {
+const DONE: IteratorResult<Buffer> = { done: true, value: undefined }
+
+// Explicit iterators, not generators: closing one before its first read must still close the stored
+// body (a generator not yet started skips its cleanup), or a watcher waiting for the read never hears.
+function sliceSync(chunks: Iterable<Buffer>, start: number, end: number): IterableIterator<Buffer> {
+  const source = chunks[Symbol.iterator]()
   let offset = 0
-  for (const chunk of chunks) {
-    const part = slicePart(chunk, offset, start, end)
-    if (part) yield part
-    offset += chunk.length
-    if (offset > end) return
+  let closed = false
+  const close = (): IteratorResult<Buffer> => {
+    if (closed) return DONE
+    closed = true
+    source.return?.()
+    return DONE
   }
+  const iterator: IterableIterator<Buffer> = {
+    [Symbol.iterator]: () => iterator,
+    next: () => {
+      while (!closed && offset <= end) {
+        const step = source.next()
+        if (step.done) closed = true
+        else {
+          const part = slicePart(step.value, offset, start, end)
+          offset += step.value.length
+          if (part) return { done: false, value: part }
+        }
+      }
+      return close()
+    },
+    return: close,
+  }
+  return iterator
 }
 
-async function* sliceAsync(
+function sliceAsync(
   chunks: AsyncIterable<Buffer>,
   start: number,
   end: number,
-): AsyncGenerator<Buffer> {
+): AsyncIterableIterator<Buffer> {
+  const source = chunks[Symbol.asyncIterator]()
   let offset = 0
-  for await (const chunk of chunks) {
-    const part = slicePart(chunk, offset, start, end)
-    if (part) yield part
-    offset += chunk.length
-    if (offset > end) return
+  let closed = false
+  const close = async (): Promise<IteratorResult<Buffer>> => {
+    if (closed) return DONE
+    closed = true
+    await source.return?.()
+    return DONE
   }
+  const iterator: AsyncIterableIterator<Buffer> = {
+    [Symbol.asyncIterator]: () => iterator,
+    next: async () => {
+      while (!closed && offset <= end) {
+        const step = await source.next()
+        if (step.done) closed = true
+        else {
+          const part = slicePart(step.value, offset, start, end)
+          offset += step.value.length
+          if (part) return { done: false, value: part }
+        }
+      }
+      return close()
+    },
+    return: close,
+  }
+  return iterator
 }
 
 /** Bytes `start`..`end` (inclusive) of the stored body, reading no further than `end`. */

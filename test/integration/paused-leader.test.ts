@@ -128,6 +128,19 @@ for (const kind of stores) {
       await cache.close()
     })
 
+    test('when the first caller aborts and then its last waiter, the download stops', async () => {
+      const cache = makeAgent(kind.make())
+      const leader = stoppingCaller(cache.agent, url('late-all-gone'), 'abort')
+      await sleep(20)
+      const waiter = stoppingCaller(cache.agent, url('late-all-gone'), 'abort', 3)
+      assert.equal((await within(5000, 'first caller', leader.done)).error?.message, 'caller gave up')
+      assert.equal((await within(5000, 'waiter', waiter.done)).error?.message, 'caller gave up')
+      await sleep(300)
+      const written = writtenBytes.get(`/late-all-gone-${kind.name.length}`) ?? 0
+      assert.ok(written < BIG.length / 2, `the origin wrote ${written} bytes for nobody`)
+      await cache.close()
+    })
+
     test('the trailers reach a first caller that fell behind and read the rest from the store', async () => {
       const cache = makeAgent(kind.make())
       const leader = stoppingCaller(cache.agent, url('late-trailers'), 'pause')

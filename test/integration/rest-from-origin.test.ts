@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { rmSync } from 'node:fs'
 import type http from 'node:http'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from '../../lib/stores/store.js'
+import { AsyncStore } from '../helpers/async-store.js'
 import { finalBody, readAll, stoppingCaller, within } from '../helpers/caller.js'
-import { makeAgent, sleep } from '../helpers/client.js'
+import { makeAgent, sleep, tempDir } from '../helpers/client.js'
 import { type Origin, startOrigin } from '../helpers/origin.js'
+import { bodyDirOf, bodyFileNames } from '../stores/helpers.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -67,8 +72,36 @@ class FailingWrites implements CacheStore {
   }
 }
 
-/** Writes `body` only as fast as the client reads it. */
-function sendPaced(res: http.ServerResponse, body: Buffer): void {
+/**
+ * An asynchronous MemoryStore whose bodies, read in 1 MiB pieces, are gone after 4 MiB (as the
+ * contract allows when an entry is evicted or replaced during a read).
+ */
+class VanishingBodies extends AsyncStore {
+  constructor() {
+    super(new MemoryStore({ maxEntryBytes: 32 * MiB, maxBytes: 64 * MiB }))
+  }
+
+  override async get(key: string): Promise<StoredEntry[]> {
+    const entries = await super.get(key)
+    return entries.map((entry) => ({ ...entry, readBody: () => goneAfter4MiB(entry.readBody()) }))
+  }
+}
+
+async function* goneAfter4MiB(body: Iterable<Buffer> | AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let readBytes = 0
+  for await (const piece of body) {
+    for (let offset = 0; offset < piece.length; offset += MiB) {
+      if (readBytes >= 4 * MiB)
+        throw new Error('undici-cache: body of entry 1 is gone (replaced or evicted while read)')
+      const part = piece.subarray(offset, offset + MiB)
+      readBytes += part.length
+      yield part
+    }
+  }
+}
+
+/** Writes `body` only as fast as the client reads it, then the trailers if any. */
+function sendPaced(res: http.ServerResponse, body: Buffer, trailers?: Record<string, string>): void {
   let offset = 0
   const write = () => {
     while (offset < body.length) {
@@ -76,6 +109,7 @@ function sendPaced(res: http.ServerResponse, body: Buffer): void {
       offset += piece.length
       if (!res.write(piece)) return void res.once('drain', write)
     }
+    if (trailers) res.addTrailers(trailers)
     res.end()
   }
   write()
@@ -93,6 +127,23 @@ function sendSlowly(res: http.ServerResponse, body: Buffer): void {
   }, 20)
 }
 
+/** A 206 from `fromByte`: to the end, or (`/short-range-…`, `/long-range-…`) wrongly shorter or longer. */
+function restAnswer(url: string, fromByte: number): { bytes: Buffer; contentRange: string } {
+  if (url.startsWith('/short-range-'))
+    return {
+      bytes: BIG.subarray(fromByte, fromByte + 1024),
+      contentRange: `bytes ${fromByte}-${fromByte + 1023}/${BIG.length}`,
+    }
+  if (url.startsWith('/long-range-')) {
+    const longer = Buffer.concat([BIG, Buffer.alloc(1000, 1)])
+    return {
+      bytes: longer.subarray(fromByte),
+      contentRange: `bytes ${fromByte}-${longer.length - 1}/${longer.length}`,
+    }
+  }
+  return { bytes: BIG.subarray(fromByte), contentRange: `bytes ${fromByte}-${BIG.length - 1}/${BIG.length}` }
+}
+
 /** ETags per path prefix; `/changed-…` answers a second request with a new representation. */
 function etagFor(url: string, seen: number): string {
   if (url.startsWith('/weak-')) return 'W/"v1"'
@@ -108,14 +159,17 @@ before(async () => {
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '')
     const honoursRange = !url.startsWith('/no-ranges-') && range && req.headers['if-range'] === etag
     const fromByte = honoursRange ? Number(range[1]) : 0
-    const headers = { 'cache-control': 'max-age=60', etag, 'content-length': String(BIG.length - fromByte) }
-    if (honoursRange) {
-      const contentRange = `bytes ${fromByte}-${BIG.length - 1}/${BIG.length}`
-      res.writeHead(206, { ...headers, 'content-range': contentRange })
-    } else res.writeHead(200, headers)
+    const body = honoursRange ? restAnswer(url, fromByte) : { bytes: BIG, contentRange: undefined }
+    const length = url.startsWith('/trailers-')
+      ? { trailer: 'x-checksum' }
+      : { 'content-length': String(body.bytes.length) }
+    const headers = { 'cache-control': 'max-age=60', etag, ...length }
+    if (body.contentRange) res.writeHead(206, { ...headers, 'content-range': body.contentRange })
+    else res.writeHead(200, headers)
     if (url.startsWith('/slow-')) return void sendSlowly(res, BIG)
     // the first request answers after a pause, so a second one sent meanwhile is fed it as it arrives
-    setTimeout(() => sendPaced(res, BIG.subarray(fromByte)), req.headers.range ? 0 : 150)
+    const trailers = url.startsWith('/trailers-') ? { 'x-checksum': 'c0ffee' } : undefined
+    setTimeout(() => sendPaced(res, body.bytes, trailers), req.headers.range ? 0 : 150)
   })
 })
 after(() => origin.close())
@@ -185,6 +239,8 @@ describe('a shared download the store keeps no copy of', () => {
   for (const [path, why] of [
     ['/weak-etag', 'a weak ETag'],
     ['/changed-etag', 'a representation that changed meanwhile'],
+    ['/short-range-x', 'a 206 that stops short of the end'],
+    ['/long-range-x', 'a 206 for a longer representation'],
   ]) {
     test(`${why}: the reader gets an error, never a short or spliced body`, async () => {
       const cache = makeAgent(new FailingWrites(2 * MiB))
@@ -200,6 +256,49 @@ describe('a shared download the store keeps no copy of', () => {
       await cache.close()
     })
   }
+
+  test('the trailers of the answer to the Range request reach the reader', async () => {
+    const cache = makeAgent(new FailingWrites(2 * MiB))
+    const first = readAll(cache.agent, `${origin.url}/trailers-x`)
+    await sleep(20)
+    const waiter = stoppingCaller(cache.agent, `${origin.url}/trailers-x`, 'pause')
+    await within(5000, 'first caller', first)
+    waiter.resume()
+    const read = await within(5000, 'waiter', waiter.done)
+    assert.equal(sha(read.body ?? Buffer.alloc(0)), sha(BIG))
+    assert.equal(read.trailers?.['x-checksum'], 'c0ffee')
+    assert.equal(origin.count('/trailers-x'), 2)
+    await cache.close()
+  })
+
+  test('a stored body that goes missing while the reader catches up: the rest comes from the origin', async () => {
+    const cache = makeAgent(new VanishingBodies())
+    const first = readAll(cache.agent, `${origin.url}/vanishes`)
+    await sleep(20)
+    const waiter = stoppingCaller(cache.agent, `${origin.url}/vanishes`, 'pause')
+    await within(5000, 'first caller', first)
+    assert.ok(waiter.receivedBytes() < 4 * MiB)
+    waiter.resume()
+    assert.equal(sha(await finalBody(waiter, 'waiter')), sha(BIG))
+    const [, rest] = ranges('/vanishes')
+    const restFrom = Number(/^bytes=(\d+)-$/.exec(String(rest?.[0]))?.[1])
+    assert.equal(restFrom, 4 * MiB, 'the rest from where the store read stopped')
+    await cache.close()
+  })
+
+  test('a body file removed before the reader caught up, read through an asynchronous store', async () => {
+    const dbPath = join(tempDir(), 'removed.db')
+    const cache = makeAgent(new AsyncStore(new SqliteStore({ path: dbPath, hotBytes: 0 })))
+    const first = readAll(cache.agent, `${origin.url}/file-removed`)
+    await sleep(20)
+    const waiter = stoppingCaller(cache.agent, `${origin.url}/file-removed`, 'pause')
+    await within(5000, 'first caller', first)
+    for (const name of bodyFileNames(dbPath)) rmSync(join(bodyDirOf(dbPath), name))
+    waiter.resume()
+    assert.equal(sha(await finalBody(waiter, 'waiter')), sha(BIG))
+    assert.equal(origin.count('/file-removed'), 2)
+    await cache.close()
+  })
 
   test('a write failing asynchronously lets a request waiting for the entry go its own way at once', async () => {
     const cache = makeAgent(new FailingWrites(2 * MiB, true))

@@ -172,6 +172,27 @@ for (const { name, options } of bodyOutsideMemory) {
       assert.deepEqual(store.stats(), { totalBytes: 0, entryCount: 0 })
     })
 
+    test('a Range served after a 304 with no-store, aborted before its first byte, still removes the entry', async () => {
+      const url = new URL(`${origin.url}/no-store-range`)
+      await get(url.href)
+      const outcome = await new Promise<string>((resolve) => {
+        cache.agent.dispatch(
+          { origin: url.origin, path: url.pathname, method: 'GET', headers: { range: 'bytes=100-199' } },
+          {
+            onRequestStart() {},
+            onResponseStart(controller, statusCode) {
+              controller.abort(new Error(`gave up on a ${statusCode}`))
+            },
+            onResponseEnd: () => resolve('end'),
+            onResponseError: (_controller, error) => resolve(error.message),
+          },
+        )
+      })
+      assert.equal(outcome, 'gave up on a 206')
+      await new Promise((wait) => setTimeout(wait, 20))
+      assert.deepEqual(store.stats(), { totalBytes: 0, entryCount: 0 })
+    })
+
     if (name === 'body file') {
       test('the entry a 304 with no-store leaves is removed after its read, unless replaced meanwhile', async () => {
         const url = new URL(`${origin.url}/replaced`)
