@@ -71,7 +71,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #fwd: ForwardReason
   readonly #flight: Flight | undefined
   readonly #next: Dispatcher.Dispatch | undefined
-  #fromOrigin: RestFetch | undefined
+  /** The response's headers, kept while others may share it: a strong ETag lets the origin resend its rest. */
+  #sharedHeaders: Headers | undefined
+  /** Made when first needed; null when the response cannot be asked for again. */
+  #restFetch: RestFetch | null | undefined
+  /** Bytes handed to the caller while it read the origin directly. */
+  #deliveredBytes = 0
   #writer: EntryWriter | undefined
   #meta: EntryMeta | undefined
   #fanOut: FanOut | undefined
@@ -124,21 +129,31 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       collapsed,
       detail: opened.detail,
     })
-    if (opened.writer && this.#flight && this.#next) {
-      const { opts, request } = this.#exchange
-      this.#fromOrigin = restFetcher(this.#next, opts, request.headers, headers)
-    }
     const outgoing = forwardedHeaders(headers, status)
-    if (opened.writer && this.#flight && this.#pace)
-      this.#readAsOneOfMany(this.#flight, this.#pace).start(statusCode, outgoing, statusMessage)
-    else this.#downstream.onResponseStart?.(this.#relay, statusCode, outgoing, statusMessage)
+    const flight = this.#flight
+    const pace = this.#pace
+    if (!opened.writer || !flight || !pace) {
+      this.#downstream.onResponseStart?.(this.#relay, statusCode, outgoing, statusMessage)
+      return
+    }
+    this.#sharedHeaders = headers
+    if (this.#fanOut) {
+      this.#readAsOneOfMany(flight, pace).start(statusCode, outgoing, statusMessage)
+      return
+    }
+    // alone so far: the caller reads the origin directly until an identical request joins
+    flight.onJoin = () => this.#readAsOneOfMany(flight, pace)
+    this.#downstream.onResponseStart?.(this.#relay, statusCode, outgoing, statusMessage)
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#writer) this.#write(this.#writer, chunk)
     this.#fanOut?.data(chunk)
     if (this.#reader) this.#reader.data(chunk)
-    else this.#downstream.onResponseData?.(this.#relay, chunk)
+    else {
+      this.#deliveredBytes += chunk.length
+      this.#downstream.onResponseData?.(this.#relay, chunk)
+    }
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
@@ -146,9 +161,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const end = () => {
       this.#flight?.settle(this.#committed ? 'stored' : 'not-stored')
       const storedCopy = this.#committed ? this.#storedCopy() : undefined
+      const shared = this.#reader !== undefined || this.#fanOut !== undefined
       const ending: Ending = {
         storedCopy,
-        fromOrigin: this.#fromOrigin,
+        fromOrigin: shared ? this.#fromOrigin() : undefined,
         trailers: trailers as Record<string, string>,
       }
       this.#fanOut?.end(ending)
@@ -211,16 +227,28 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
    * its own response; alone, its pause and abort reach the origin as before (DownloadPace).
    */
   #readAsOneOfMany(flight: Flight, pace: DownloadPace): ReaderStream {
-    const reader = new ReaderStream(this.#downstream, this.#relay, pace)
+    const reader = new ReaderStream(this.#downstream, this.#relay, pace, this.#deliveredBytes)
+    this.#reader = reader
+    flight.onJoin = () => pace.paceChanged()
     pace.share(reader, {
       othersNeed: () => flight.waiterCount > 0 || this.#fanOut?.reading === true,
       // the store has the rest if it took the whole body (its size was checked up front), else the origin
-      restAvailable: () => this.#fromOrigin !== undefined || (this.#writer !== undefined && this.#sizeKnown),
+      restAvailable: () =>
+        this.#fromOrigin() !== undefined || (this.#writer !== undefined && this.#sizeKnown),
       heldByCaller: () => flight.settle('not-stored'),
     })
-    flight.onJoin = () => pace.paceChanged()
-    this.#reader = reader
     return reader
+  }
+
+  /** How a reader that fell behind asks the origin for the rest (a strong ETag allowing), made once. */
+  #fromOrigin(): RestFetch | undefined {
+    if (this.#restFetch === undefined) {
+      const { opts, request } = this.#exchange
+      const headers = this.#sharedHeaders
+      const made = headers && this.#next ? restFetcher(this.#next, opts, request.headers, headers) : undefined
+      this.#restFetch = made ?? null
+    }
+    return this.#restFetch ?? undefined
   }
 
   #open(statusCode: number, headers: Headers, statusMessage: string): Opened {

@@ -34,10 +34,17 @@ export class ReaderStream implements ResponseSource {
   #done = false
   #ending: Ending = {}
 
-  constructor(handler: Dispatcher.DispatchHandler, relay = new RelayController(), upstream?: Upstream) {
+  /** `deliveredBytes`: what the caller already has (a first caller that read the origin directly until now). */
+  constructor(
+    handler: Dispatcher.DispatchHandler,
+    relay = new RelayController(),
+    upstream?: Upstream,
+    deliveredBytes = 0,
+  ) {
     this.#handler = handler
     this.#relay = relay
     this.#upstream = upstream
+    this.#deliveredBytes = deliveredBytes
     this.#relay.setSource(this)
   }
 
