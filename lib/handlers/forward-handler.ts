@@ -137,7 +137,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       return
     }
     this.#sharedHeaders = headers
-    if (this.#fanOut) {
+    // waiters already there (fed live, or waiting for the entry: a Range, its own conditionals, another variant)
+    if (this.#fanOut || flight.waiterCount > 0) {
       this.#readAsOneOfMany(flight, pace).start(statusCode, outgoing, statusMessage)
       return
     }

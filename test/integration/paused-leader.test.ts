@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import type http from 'node:http'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { request } from 'undici'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import type { CacheStore } from '../../lib/stores/store.js'
@@ -92,6 +93,26 @@ for (const kind of stores) {
       leader.resume()
       assert.equal(sha(await finalBody(leader, 'first caller')), sha(BIG))
       assert.equal(origin.count(`/late-live-${kind.name.length}`), 1)
+      await cache.close()
+    })
+
+    test('a request with a Range sent before the response started is answered while the first caller stays stopped', async () => {
+      const cache = makeAgent(kind.make())
+      const leader = stoppingCaller(cache.agent, url('late-range'), 'pause')
+      await sleep(20)
+      const ranged = request(url('late-range'), {
+        dispatcher: cache.agent,
+        headers: { range: 'bytes=100-199' },
+      })
+      const res = await within(5000, 'request with a Range', ranged)
+      const part = Buffer.from(await res.body.arrayBuffer())
+      assert.equal(res.statusCode, 206)
+      assert.equal(res.headers['cache-status'], 'undici-cache; fwd=miss; collapsed')
+      assert.ok(part.equals(BIG.subarray(100, 200)))
+      assert.ok(leader.receivedBytes() < BIG.length, 'the first caller was still stopped')
+      leader.resume()
+      assert.equal(sha(await finalBody(leader, 'first caller')), sha(BIG))
+      assert.equal(origin.count(`/late-range-${kind.name.length}`), 1)
       await cache.close()
     })
 
