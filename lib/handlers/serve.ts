@@ -18,37 +18,53 @@ export function entryBody(entry: StoredEntry): Iterable<Buffer> | AsyncIterable<
   return entry.readBody()
 }
 
-/** The part of `chunk` (found at `offset` in the body) that falls in `start`..`end` inclusive. */
-function slicePart(chunk: Buffer, offset: number, start: number, end: number): Buffer | undefined {
-  if (offset + chunk.length <= start || offset > end) return undefined
-  return chunk.subarray(Math.max(0, start - offset), Math.min(chunk.length, end + 1 - offset))
+/** Cuts bytes `start`..`end` (inclusive) out of a body read piece by piece. */
+class Slicer {
+  readonly #start: number
+  readonly #end: number
+  #offset = 0
+
+  constructor(start: number, end: number) {
+    this.#start = start
+    this.#end = end
+  }
+
+  /** Past `end`: nothing more to read. */
+  get full(): boolean {
+    return this.#offset > this.#end
+  }
+
+  /** The part of the next piece that falls in the range, if any. */
+  cut(piece: Buffer): Buffer | undefined {
+    const offset = this.#offset
+    this.#offset += piece.length
+    if (offset + piece.length <= this.#start || offset > this.#end) return undefined
+    return piece.subarray(Math.max(0, this.#start - offset), Math.min(piece.length, this.#end + 1 - offset))
+  }
 }
 
 const DONE: IteratorResult<Buffer> = { done: true, value: undefined }
 
 // Explicit iterators, not generators: closing one before its first read must still close the stored
 // body (a generator not yet started skips its cleanup), or a watcher waiting for the read never hears.
-function sliceSync(chunks: Iterable<Buffer>, start: number, end: number): IterableIterator<Buffer> {
+function sliceSync(chunks: Iterable<Buffer>, slicer: Slicer): IterableIterator<Buffer> {
   const source = chunks[Symbol.iterator]()
-  let offset = 0
   let closed = false
   const close = (): IteratorResult<Buffer> => {
-    if (closed) return DONE
-    closed = true
-    source.return?.()
+    if (!closed) {
+      closed = true
+      source.return?.()
+    }
     return DONE
   }
   const iterator: IterableIterator<Buffer> = {
     [Symbol.iterator]: () => iterator,
     next: () => {
-      while (!closed && offset <= end) {
+      while (!closed && !slicer.full) {
         const step = source.next()
-        if (step.done) closed = true
-        else {
-          const part = slicePart(step.value, offset, start, end)
-          offset += step.value.length
-          if (part) return { done: false, value: part }
-        }
+        closed = step.done === true
+        const part = step.done ? undefined : slicer.cut(step.value)
+        if (part) return { done: false, value: part }
       }
       return close()
     },
@@ -57,31 +73,24 @@ function sliceSync(chunks: Iterable<Buffer>, start: number, end: number): Iterab
   return iterator
 }
 
-function sliceAsync(
-  chunks: AsyncIterable<Buffer>,
-  start: number,
-  end: number,
-): AsyncIterableIterator<Buffer> {
+function sliceAsync(chunks: AsyncIterable<Buffer>, slicer: Slicer): AsyncIterableIterator<Buffer> {
   const source = chunks[Symbol.asyncIterator]()
-  let offset = 0
   let closed = false
   const close = async (): Promise<IteratorResult<Buffer>> => {
-    if (closed) return DONE
-    closed = true
-    await source.return?.()
+    if (!closed) {
+      closed = true
+      await source.return?.()
+    }
     return DONE
   }
   const iterator: AsyncIterableIterator<Buffer> = {
     [Symbol.asyncIterator]: () => iterator,
     next: async () => {
-      while (!closed && offset <= end) {
+      while (!closed && !slicer.full) {
         const step = await source.next()
-        if (step.done) closed = true
-        else {
-          const part = slicePart(step.value, offset, start, end)
-          offset += step.value.length
-          if (part) return { done: false, value: part }
-        }
+        closed = step.done === true
+        const part = step.done ? undefined : slicer.cut(step.value)
+        if (part) return { done: false, value: part }
       }
       return close()
     },
@@ -98,7 +107,8 @@ export function rangeBody(
 ): Iterable<Buffer> | AsyncIterable<Buffer> {
   if (entry.body) return [entry.body.subarray(start, end + 1)]
   const chunks = entry.readBody()
-  return Symbol.asyncIterator in chunks ? sliceAsync(chunks, start, end) : sliceSync(chunks, start, end)
+  const slicer = new Slicer(start, end)
+  return Symbol.asyncIterator in chunks ? sliceAsync(chunks, slicer) : sliceSync(chunks, slicer)
 }
 
 /** Answers a caller from the cache (hits, freshened 304s, synthesized 504s). */

@@ -28,6 +28,17 @@ const stores = [
     make: () => new SqliteStore({ path: path.join(tempDir(), 'c.db'), chunkBytes: 1024 }),
   },
   {
+    // read synchronously, piece by piece (no body files, no hot tier)
+    name: 'SqliteStore in 1 KiB chunk rows',
+    make: () =>
+      new SqliteStore({
+        path: path.join(tempDir(), 'r.db'),
+        chunkBytes: 1024,
+        bodyFiles: false,
+        hotBytes: 0,
+      }),
+  },
+  {
     name: 'an asynchronous store',
     make: () => new AsyncStore(new MemoryStore({ maxEntryBytes: 64 * MiB, maxBytes: 128 * MiB })),
   },
