@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { reportRevalidationError, reportStoreError } from './diagnostics.js'
+import { asError, reportRevalidationError, reportStoreError } from './diagnostics.js'
 import {
   type Collapsed,
   cacheStatusValue,
@@ -325,8 +325,7 @@ function forwardReason(decision: ReuseDecision): ForwardReason {
 
 /** A throw on a later turn has no caller to reach but the handler (as undici routes dispatch errors). */
 function failAsync(handler: Handler, error: unknown): void {
-  const reason = error instanceof Error ? error : new Error(String(error))
-  handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, reason)
+  handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, asError(error))
 }
 
 /** Our per-request option is not the next dispatcher's business. */

@@ -10,6 +10,11 @@ export function reportRevalidationError(key: string, error: unknown): void {
   if (revalidationErrorChannel.hasSubscribers) revalidationErrorChannel.publish({ key, error })
 }
 
+/** A thrown value as an Error, to hand to a handler's onResponseError or a callback. */
+export function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown))
+}
+
 const warnedStores = new WeakSet<object>()
 
 /** Reports a store failure: always on the channel, as a process warning once per store. */

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { asError } from '../diagnostics.js'
 import type { RelayController, ResponseSource } from './relay-controller.js'
 
 /** Bytes delivered in one turn of the event loop before yielding to other work. */
@@ -163,8 +164,7 @@ export class BodyPump implements ResponseSource {
     if (this.#finished) return
     this.#finished = true
     this.#closeIterator()
-    const reason = error instanceof Error ? error : new Error(String(error))
-    this.#handler.onResponseError?.(this.#controller, reason)
+    this.#handler.onResponseError?.(this.#controller, asError(error))
   }
 
   #closeIterator(): void {

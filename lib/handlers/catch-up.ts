@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { asError } from '../diagnostics.js'
 import type { StoredEntry } from '../stores/store.js'
 import { BodyPump } from './body-pump.js'
 import type { RelayController } from './relay-controller.js'
@@ -36,7 +37,7 @@ export function catchUp(
   const fromOriginOr = (error: unknown) => {
     if (ending.fromOrigin && !relay.aborted && !callerThrew)
       return ending.fromOrigin(deliveredBytes, handler, relay)
-    handler.onResponseError?.(relay, error instanceof Error ? error : new Error(String(error)))
+    handler.onResponseError?.(relay, asError(error))
   }
   // the caller's handler, counting what it is given; a store read failing midway goes to the origin
   const counting: Dispatcher.DispatchHandler = {

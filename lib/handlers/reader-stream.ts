@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { asError } from '../diagnostics.js'
 import { catchUp, type Ending } from './catch-up.js'
 import { RelayController, type ResponseSource } from './relay-controller.js'
 import type { OutgoingHeaders } from './response-headers.js'
@@ -126,7 +127,7 @@ export class ReaderStream implements ResponseSource {
     try {
       call()
     } catch (error) {
-      this.abort(error instanceof Error ? error : new Error(String(error)))
+      this.abort(asError(error))
     }
   }
 

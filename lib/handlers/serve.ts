@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { asError } from '../diagnostics.js'
 import type { StoredEntry } from '../stores/store.js'
 import { BodyPump } from './body-pump.js'
 import type { RelayController } from './relay-controller.js'
@@ -124,7 +125,7 @@ export function serve(
     if (relay.aborted) return
     downstream.onResponseStart?.(relay, response.statusCode, response.headers, response.statusMessage)
   } catch (error) {
-    pump.abort(error instanceof Error ? error : new Error(String(error)))
+    pump.abort(asError(error))
     return
   }
   if (!relay.aborted) pump.run()

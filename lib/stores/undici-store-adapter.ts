@@ -10,7 +10,7 @@
  */
 import { Readable, Writable } from 'node:stream'
 import type { interceptors } from 'undici'
-import { reportStoreError } from '../diagnostics.js'
+import { asError, reportStoreError } from '../diagnostics.js'
 import type { CacheStore, EntryMeta, MaybePromise, StoredEntry } from './store.js'
 
 /** undici's CacheStore interface: the `store` option of `interceptors.cache()`. */
@@ -181,7 +181,7 @@ function settle(
 ): void {
   const fail = (error: unknown) => {
     reportStoreError(store, operation, error)
-    callback(error instanceof Error ? error : new Error(String(error)))
+    callback(asError(error))
   }
   try {
     const result = step()
