@@ -4,7 +4,7 @@ import { cacheStatusValue, type Exchange, policyView, quietly } from '../exchang
 import type { Flight } from '../flights.js'
 import { freshenFromHead } from '../freshen.js'
 import type { ForwardReason } from '../policy/cache-status.js'
-import { singletonValue } from '../policy/headers.js'
+import { contentLengthBytes } from '../policy/headers.js'
 import { isWorthStoring, usefulUntilMs } from '../policy/lookup.js'
 import { canStore, headersToStore } from '../policy/storable.js'
 import type { Headers } from '../policy/types.js'
@@ -29,11 +29,6 @@ export interface ForwardOptions {
   flight?: Flight
   /** The dispatcher the request went to: readers that fell behind may ask it again for the rest. */
   next?: Dispatcher.Dispatch
-}
-
-function expectedSizeBytes(headers: Headers): number | undefined {
-  const length = Number(singletonValue(headers, 'content-length'))
-  return Number.isSafeInteger(length) && length >= 0 ? length : undefined
 }
 
 /** The metadata kept for a response about to be stored (RFC 9111 §3, §4.1). */
@@ -83,8 +78,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   /** The caller's own reader, when others may share the download (a flight that stores). */
   #reader: ReaderStream | undefined
   #pace: DownloadPace | undefined
-  /** The response declared its length, so the store refused it at once if it was too large. */
-  #sizeKnown = false
+  /** The length the response declared: the store refused it at once if it was too large. */
+  #declaredSizeBytes: number | undefined
   #committed = false
   #pendingWrite: Promise<void> | undefined
 
@@ -114,7 +109,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     headers: Headers,
     statusMessage?: string,
   ): void {
-    this.#sizeKnown = expectedSizeBytes(headers) !== undefined
+    this.#declaredSizeBytes = contentLengthBytes(headers)
     const opened = this.#open(statusCode, headers, statusMessage ?? '')
     this.#writer = opened.writer
     this.#meta = opened.meta
@@ -235,7 +230,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       othersNeed: () => flight.waiterCount > 0 || this.#fanOut?.reading === true,
       // the store has the rest if it took the whole body (its size was checked up front), else the origin
       restAvailable: () =>
-        this.#fromOrigin() !== undefined || (this.#writer !== undefined && this.#sizeKnown),
+        this.#fromOrigin() !== undefined ||
+        (this.#writer !== undefined && this.#declaredSizeBytes !== undefined),
       heldByCaller: () => flight.settle('not-stored'),
     })
     return reader
@@ -265,7 +261,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     try {
       const meta = entryMeta(this.#exchange, statusCode, headers, statusMessage)
       if (!isWorthStoring(policyView(config, meta), config.shared)) return { detail: 'no-freshness' }
-      const writer = store.put(this.#exchange.key, meta, expectedSizeBytes(headers))
+      const writer = store.put(this.#exchange.key, meta, this.#declaredSizeBytes)
       return writer ? { writer, meta } : { detail: 'too-large' }
     } catch (error) {
       reportStoreError(store, 'put', error)

@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici'
 import type { DispatchOptions } from '../exchange.js'
 import { withoutClientConditionals } from '../policy/conditional.js'
 import { entityTagOf, isWeakTag, strongMatch } from '../policy/entity-tag.js'
-import { singletonValue } from '../policy/headers.js'
+import { contentLengthBytes, singletonValue } from '../policy/headers.js'
 import type { Headers } from '../policy/types.js'
 import type { RelayController } from './relay-controller.js'
 
@@ -32,7 +32,7 @@ export function restFetcher(
 ): RestFetch | undefined {
   const etag = entityTagOf(responseHeaders)
   if (etag === undefined || isWeakTag(etag)) return undefined
-  const shared: Shared = { etag, sizeBytes: declaredLength(responseHeaders) }
+  const shared: Shared = { etag, sizeBytes: contentLengthBytes(responseHeaders) }
   return (fromByte, handler, relay) => {
     // RFC 9110 §14.2, §13.1.5: the rest if the representation is unchanged, else all of the new one
     const range = `bytes=${fromByte}-`
@@ -129,7 +129,7 @@ class RestHandler implements Dispatcher.DispatchHandler {
    * `bytes <fromByte>-<length - 1>/<length>` (RFC 9110 §14.4), and both lengths, when declared, agree.
    */
   #completeLength(statusCode: number, headers: Headers): number | undefined | null {
-    const declared = statusCode === 206 ? rangeToEnd(headers, this.#fromByte) : declaredLength(headers)
+    const declared = statusCode === 206 ? rangeToEnd(headers, this.#fromByte) : contentLengthBytes(headers)
     if (declared === null) return null
     const shared = this.#shared.sizeBytes
     if (shared !== undefined && declared !== undefined && declared !== shared) return null
@@ -144,14 +144,6 @@ class RestHandler implements Dispatcher.DispatchHandler {
 
 function refusal(why: string): Error {
   return new Error(`undici-cache: the rest of a shared response could not be fetched again (${why})`)
-}
-
-function declaredLength(headers: Headers): number | undefined {
-  const value = singletonValue(headers, 'content-length')
-  const length = Number(value)
-  return value !== undefined && value !== '' && Number.isSafeInteger(length) && length >= 0
-    ? length
-    : undefined
 }
 
 /** The complete length in `Content-Range: bytes <fromByte>-<length - 1>/<length>`, else null. */

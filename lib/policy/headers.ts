@@ -30,3 +30,12 @@ export function listMembers(headers: Headers, name: string): string[] {
 export function singletonValue(headers: Headers, name: string): string | undefined {
   return linesOf(headers, name)[0]?.trim()
 }
+
+// RFC 9110 §8.6: the body's length in bytes; undefined when the field is absent, empty or not a length
+export function contentLengthBytes(headers: Headers): number | undefined {
+  const value = singletonValue(headers, 'content-length')
+  const length = Number(value)
+  return value !== undefined && value !== '' && Number.isSafeInteger(length) && length >= 0
+    ? length
+    : undefined
+}

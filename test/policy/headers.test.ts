@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { linesOf, namesWith } from '../../lib/policy/fields.js'
 import {
+  contentLengthBytes,
   fieldLines,
   listMembers,
   singletonValue,
@@ -88,6 +89,20 @@ describe('singletonValue', () => {
         singletonValue(headers, 'x')
       }),
     )
+  })
+})
+
+describe('contentLengthBytes (RFC 9110 §8.6)', () => {
+  it('reads a non-negative length; absent, empty, negative or non-numeric is undefined', () => {
+    assert.equal(contentLengthBytes({ 'content-length': ' 1024 ' }), 1024)
+    assert.equal(contentLengthBytes({ 'content-length': '0' }), 0)
+    assert.equal(contentLengthBytes({ 'content-length': ['5', '5'] }), 5)
+    assert.equal(contentLengthBytes({}), undefined)
+    assert.equal(contentLengthBytes({ 'content-length': '' }), undefined)
+    assert.equal(contentLengthBytes({ 'content-length': '-1' }), undefined)
+    assert.equal(contentLengthBytes({ 'content-length': 'abc' }), undefined)
+    assert.equal(contentLengthBytes({ 'content-length': '1.5' }), undefined)
+    assert.equal(contentLengthBytes({ 'content-length': '9007199254740993' }), undefined)
   })
 })
 

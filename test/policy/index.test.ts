@@ -10,6 +10,7 @@ describe('policy entry point', () => {
       'answersFromCache',
       'canStore',
       'conditionalHeaders',
+      'contentLengthBytes',
       'contentRangeValue',
       'currentAgeSeconds',
       'decideReuse',
