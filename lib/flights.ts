@@ -62,6 +62,8 @@ export class Flight {
     if (this.#settled) return
     this.#settled = true
     this.validated = validated
+    // nobody joins a settled flight; a dead flight the GC has not yet found must not keep its request alive
+    this.onJoin = undefined
     this.#onSettled()
     for (const waiter of this.#waiters.splice(0)) waiter.settled(outcome)
   }
