@@ -64,7 +64,8 @@ export function storeFreshened(
     return
   }
   if (decision.storable && changesNothing(exchange, entry, stored)) {
-    settled?.('stored', { entryId: entry.id, meta })
+    // waiters are served what would be stored: never the 304's Set-Cookie or private fields
+    settled?.('stored', { entryId: entry.id, meta: stored })
     return
   }
   const done = () => settled?.(outcome)

@@ -269,7 +269,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
   }
 
-  /** The waiters whose requests select this response (same Vary values) are fed it as it arrives. */
+  /**
+   * The waiters whose requests select this response (same Vary values) are fed it as it arrives,
+   * with the fields the entry keeps: never the first caller's private ones (RFC 9111 §3.1).
+   */
   #startFanOut(
     meta: EntryMeta,
     statusCode: number,
@@ -278,7 +281,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   ): void {
     const live = this.#flight?.takeLive((waiter) => waiter.varyKeyFor(headers) === meta.varyKey) ?? []
     if (live.length > 0)
-      this.#fanOut = new FanOut(live, statusCode, headers, statusMessage, this.#pace?.forWaiters())
+      this.#fanOut = new FanOut(live, statusCode, meta.headers, statusMessage, this.#pace?.forWaiters())
   }
 
   /** Finds the entry this response became, for waiters that fell behind (never another one). */

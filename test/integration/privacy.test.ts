@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
-import { makeAgent, send } from '../helpers/client.js'
+import { makeAgent, send, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 const routes: Record<string, Record<string, string>> = {
@@ -97,3 +97,64 @@ describe('a private cache (shared: false)', () => {
     assert.equal(second.headers['x-user'], 'alice')
   })
 })
+
+for (const kind of storeKinds) {
+  describe(`a shared cache never hands one request's fields to the requests that waited on it (${kind.name})`, () => {
+    let personal: Origin
+    let cache: ReturnType<typeof makeAgent>
+    before(async () => {
+      personal = await startOrigin((req, res, seen) => {
+        const n = personal.count(seen.url) // this path's requests so far, this one included
+        if (req.url === '/account') {
+          const headers = {
+            'cache-control': 'max-age=60, private="x-user-token"',
+            'x-user-token': `token ${n}`,
+          }
+          res.writeHead(200, headers)
+          res.write('account ')
+          setTimeout(() => res.end('page'), 100)
+          return
+        }
+        const validators = { 'cache-control': 'no-cache', etag: '"p1"' }
+        if (req.headers['if-none-match'] !== '"p1"') return reply(res, 200, validators, 'page')
+        setTimeout(() => reply(res, 304, { ...validators, 'set-cookie': `session=${n}` }), 100)
+      })
+      cache = makeAgent(kind.make())
+    })
+    after(async () => {
+      await cache.close()
+      await personal.close()
+    })
+    const three = (path: string) =>
+      Promise.all([1, 2, 3].map(() => send(cache.agent, `${personal.url}${path}`)))
+
+    test('private="x-user-token": only the first caller sees it, not the requests fed its response', async () => {
+      const replies = await three('/account')
+      assert.equal(personal.count('/account'), 1)
+      assert.deepEqual(
+        replies.map((reply) => [reply.body, reply.headers['x-user-token']]),
+        [
+          ['account page', 'token 1'],
+          ['account page', undefined],
+          ['account page', undefined],
+        ],
+      )
+      assert.equal(replies[2]?.headers['cache-status'], 'undici-cache; fwd=miss; collapsed')
+    })
+
+    test("a 304's Set-Cookie goes only to the request that revalidated, not to those waiting on it", async () => {
+      await send(cache.agent, `${personal.url}/page`)
+      const replies = await three('/page')
+      assert.equal(personal.count('/page'), 2)
+      assert.deepEqual(
+        replies.map((reply) => [reply.body, reply.headers['set-cookie']]),
+        [
+          ['page', 'session=2'],
+          ['page', undefined],
+          ['page', undefined],
+        ],
+      )
+      assert.equal(replies[2]?.headers['cache-status'], 'undici-cache; fwd=stale; collapsed')
+    })
+  })
+}
