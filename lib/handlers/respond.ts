@@ -18,7 +18,9 @@ function cachedResponse(
   status: string | undefined,
 ): ServedResponse {
   const { headers: requestHeaders, method } = exchange.request
-  const headers = servedHeaders(meta.headers, ageSeconds, status, entry.sizeBytes)
+  // RFC 9110 §8.6: no Content-Length on a 204
+  const lengthBytes = meta.statusCode === 204 ? undefined : entry.sizeBytes
+  const headers = servedHeaders(meta.headers, ageSeconds, status, lengthBytes)
   if (evaluateClientConditional(requestHeaders, meta) === 'not-modified') {
     return {
       statusCode: 304,

@@ -22,6 +22,7 @@ for (const kind of storeKinds) {
         }
         if (url.pathname === '/nothing') return reply(res, 200, {}, 'no freshness')
         if (url.pathname === '/404') return reply(res, 404, { 'cache-control': 'max-age=60' }, 'not here')
+        if (url.pathname === '/204') return reply(res, 204, { 'cache-control': 'max-age=60' })
         if (url.pathname === '/500') return reply(res, 500, { 'cache-control': 'max-age=60' }, 'broken')
         if (url.pathname === '/with-status') {
           return reply(res, 200, { 'cache-control': 'max-age=60', 'cache-status': 'cdn; hit' }, 'x')
@@ -77,6 +78,20 @@ for (const kind of storeKinds) {
       const again = await send(cache.agent, `${origin.url}/500`)
       assert.equal(again.headers['cache-status'], 'undici-cache; fwd=miss; detail=status')
       assert.equal(origin.count('/500'), 2)
+    })
+
+    test('a stored 204 is served without a Content-Length, as the origin sent it (RFC 9110 §8.6)', async () => {
+      const first = await send(cache.agent, `${origin.url}/204`)
+      const second = await send(cache.agent, `${origin.url}/204`)
+      const head = await send(cache.agent, `${origin.url}/204`, { method: 'HEAD' })
+      assert.equal(origin.count('/204'), 1)
+      for (const reply of [first, second, head]) {
+        assert.equal(reply.status, 204)
+        assert.equal(reply.body, '')
+        assert.equal(reply.headers['content-length'], undefined)
+      }
+      assert.match(String(second.headers['cache-status']), /^undici-cache; hit; ttl=/)
+      assert.match(String(head.headers['cache-status']), /^undici-cache; hit; ttl=/)
     })
 
     test('a response with no freshness information and no validator is not stored', async () => {
