@@ -7,7 +7,7 @@ import {
   type Exchange,
   policyView,
 } from './exchange.js'
-import { type Flight, type FlightOutcome, Flights } from './flights.js'
+import { type Flight, type FlightOutcome, Flights, flightKeyOf } from './flights.js'
 import { backgroundHandler } from './handlers/background-handler.js'
 import type { LiveWaiter } from './handlers/fan-out.js'
 import { ForwardHandler } from './handlers/forward-handler.js'
@@ -69,7 +69,10 @@ export class CacheDispatcher {
   #start(opts: DispatchOptions, handler: Handler, rerun: Rerun): boolean {
     const method = opts.method
     if (opts.upgrade || method === 'CONNECT') return this.#next(opts, handler)
-    if (!isSafeMethod(method)) return this.#next(opts, new InvalidationHandler(this.#config, opts, handler))
+    if (!isSafeMethod(method)) {
+      const invalidated = (key: string) => this.#flights.invalidate(key)
+      return this.#next(opts, new InvalidationHandler(this.#config, opts, handler, invalidated))
+    }
     const requestOptions = rerun.requestOptions ?? resolveRequestOptions(opts.cache)
     if (opts.cache !== undefined) opts = withoutCacheOption(opts)
     const key = requestOptions?.key ?? cacheKey(opts)
@@ -336,7 +339,7 @@ function withoutCacheOption(opts: DispatchOptions): DispatchOptions {
 
 /** GET and HEAD share entries but not flights: a HEAD's answer stores nothing a GET could use. */
 function flightKey(exchange: Exchange): string {
-  return exchange.request.method === 'GET' ? exchange.key : `${exchange.request.method} ${exchange.key}`
+  return flightKeyOf(exchange.request.method, exchange.key)
 }
 
 /** The caller's headers with our validators in place of its own (RFC 9111 §4.3.1–§4.3.2). */

@@ -26,10 +26,16 @@ export class Flight {
   readonly #waiters: Waiter[] = []
   readonly #onSettled: () => void
   #settled = false
+  #invalidated = false
 
   constructor(startedMs: number, onSettled: () => void) {
     this.startedMs = startedMs
     this.#onSettled = onSettled
+  }
+
+  /** An unsafe request invalidated the key while this flight was under way: its response is not stored. */
+  get invalidated(): boolean {
+    return this.#invalidated
   }
 
   get waiterCount(): number {
@@ -58,6 +64,10 @@ export class Flight {
   }
 
   /** Releases every waiter once; later calls do nothing. */
+  markInvalidated(): void {
+    this.#invalidated = true
+  }
+
   settle(outcome: FlightOutcome, validated?: Validated): void {
     if (this.#settled) return
     this.#settled = true
@@ -77,6 +87,20 @@ export class Flights {
     return this.#byKey.get(key)
   }
 
+  /**
+   * RFC 9111 §4.4: an unsafe request invalidated `key`. Its flights may carry a response the write made
+   * stale: requests made from now on do not join them (they go to the origin), and they store nothing.
+   */
+  invalidate(key: string): void {
+    for (const method of FLIGHT_METHODS) {
+      const flightKey = flightKeyOf(method, key)
+      const flight = this.#byKey.get(flightKey)
+      if (flight === undefined) continue
+      flight.markInvalidated()
+      this.#byKey.delete(flightKey)
+    }
+  }
+
   start(key: string, nowMs: number): Flight {
     const flight = new Flight(nowMs, () => {
       if (this.#byKey.get(key) === flight) this.#byKey.delete(key)
@@ -84,4 +108,11 @@ export class Flights {
     this.#byKey.set(key, flight)
     return flight
   }
+}
+
+const FLIGHT_METHODS = ['GET', 'HEAD']
+
+/** The flight a request of `method` for `key` leads or joins. */
+export function flightKeyOf(method: string, key: string): string {
+  return method === 'GET' ? key : `${method} ${key}`
 }

@@ -173,6 +173,15 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       end()
       return
     }
+    if (this.#flight?.invalidated) {
+      // RFC 9111 §4.4: invalidated while it arrived (a store's delete need not reach writes in progress)
+      quietly(
+        () => {},
+        () => writer.abort(),
+      )
+      end()
+      return
+    }
     const fail = (error: unknown) => this.#storeFailed(writer, error, 'commit', end)
     const committed = () => {
       this.#committed = true
@@ -250,6 +259,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   #open(statusCode: number, headers: Headers, statusMessage: string): Opened {
     if (!this.#exchange.mayStore) return { detail: 'request-no-store' }
+    // RFC 9111 §4.4: an unsafe request invalidated the key since this one left: it may predate the write
+    if (this.#flight?.invalidated) return { detail: 'invalidated' }
     const { config } = this.#exchange
     const decision = canStore(
       this.#exchange.request,

@@ -12,24 +12,40 @@ interface Target extends KeyInput {
   method: string
 }
 
-/** RFC 9111 §4.4: a non-error response to an unsafe method invalidates the URIs it names. */
-export function invalidate(config: CacheConfig, target: Target, statusCode: number, headers: Headers): void {
+/**
+ * RFC 9111 §4.4: a non-error response to an unsafe method invalidates the URIs it names: their stored
+ * responses, and (`invalidated`) the requests for them still on their way to the origin.
+ */
+function invalidate(
+  config: CacheConfig,
+  target: Target,
+  statusCode: number,
+  headers: Headers,
+  invalidated: (key: string) => void,
+): void {
   if (!invalidatesOnResponse(target.method, statusCode)) return
   const url = cacheKey(target)
   if (url === undefined) return
   for (const targetUrl of invalidationTargets(url, headers)) {
+    const key = keyFromUrl(targetUrl)
+    invalidated(key)
     quietly(
       (error) => reportStoreError(config.store, 'delete', error),
-      () => config.store.delete(keyFromUrl(targetUrl)),
+      () => config.store.delete(key),
     )
   }
 }
 
 /** Forwards an unsafe request and invalidates what its response makes stale. */
 export class InvalidationHandler extends PassHandler {
-  constructor(config: CacheConfig, target: Target, downstream: Dispatcher.DispatchHandler) {
+  constructor(
+    config: CacheConfig,
+    target: Target,
+    downstream: Dispatcher.DispatchHandler,
+    invalidated: (key: string) => void,
+  ) {
     super(downstream, (statusCode, headers) => {
-      invalidate(config, target, statusCode, headers)
+      invalidate(config, target, statusCode, headers, invalidated)
       return forwardedHeaders(headers, cacheStatusValue(config, { fwd: 'method' }))
     })
   }

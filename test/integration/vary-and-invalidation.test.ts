@@ -83,3 +83,53 @@ for (const kind of storeKinds) {
     })
   })
 }
+
+for (const kind of storeKinds) {
+  describe(`a write while a GET for the same URI is on its way (${kind.name})`, () => {
+    let origin: Origin
+    let cache: ReturnType<typeof makeAgent>
+    let value = 1
+
+    before(async () => {
+      origin = await startOrigin((req, res) => {
+        if (req.method === 'POST') {
+          value++
+          return reply(res, 200, {}, 'written')
+        }
+        const read = value // the origin reads its state when the request arrives
+        const headers = { 'cache-control': 'max-age=60' }
+        if (req.url === '/slow-headers')
+          return setTimeout(() => reply(res, 200, headers, `value=${read}`), 300)
+        res.writeHead(200, headers)
+        res.write(`value=${read}`)
+        setTimeout(() => res.end(), 300)
+      })
+      cache = makeAgent(kind.make())
+    })
+    after(async () => {
+      await cache.close()
+      await origin.close()
+    })
+
+    for (const path of ['/slow-headers', '/slow-body']) {
+      test(`${path}: a GET sent after the POST completed sees the write, and the earlier response is not stored (RFC 9111 §4.4)`, async () => {
+        const earlier = send(cache.agent, `${origin.url}${path}`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        const write = await send(cache.agent, `${origin.url}${path}`, { method: 'POST' })
+        assert.equal(write.status, 200)
+        const later = await send(cache.agent, `${origin.url}${path}`)
+        const first = await earlier
+        const again = await send(cache.agent, `${origin.url}${path}`)
+        assert.deepEqual(
+          [first.body, later.body, again.body],
+          [`value=${value - 1}`, `value=${value}`, `value=${value}`],
+        )
+        assert.equal(later.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+        assert.match(String(again.headers['cache-status']), /^undici-cache; hit/)
+        assert.equal(origin.requests.filter((seen) => seen.url === path && seen.method === 'GET').length, 2)
+        if (path === '/slow-headers')
+          assert.equal(first.headers['cache-status'], 'undici-cache; fwd=miss; detail=invalidated')
+      })
+    }
+  })
+}
