@@ -41,10 +41,62 @@ interface UndiciFields {
  * `storeErrorChannel` (and as a process warning once per store).
  */
 export function toUndiciStore(store: CacheStore): UndiciCacheStore {
+  const reads = new BodyReads(store)
   return {
-    get: (key) => lookup(store, key),
-    createWriteStream: (key, value) => openWriteStream(store, key, value),
-    delete: (key) => remove(store, key),
+    get: (key) => lookup(store, key, reads),
+    createWriteStream: (key, value) => {
+      reads.written(storeKey(key))
+      return openWriteStream(store, key, value)
+    },
+    delete: (key) => reads.removeWhenRead(storeKey(key)),
+  }
+}
+
+/** A delete waits at most this long for the body streams handed out under its key. */
+export const DELETE_WAIT_MAX_MS = 30_000
+
+/**
+ * The body streams handed out per key. undici deletes an entry on a 304 that carries Cache-Control
+ * and then serves the body it looked up (nodejs/undici#5505): a body read from a file, chunk rows or
+ * Redis would be gone. So a delete waits until those streams are done (at most DELETE_WAIT_MAX_MS),
+ * and is dropped when a newer response is written under the key meanwhile (that one replaces it).
+ */
+class BodyReads {
+  readonly #store: CacheStore
+  readonly #open = new Map<string, Set<Readable>>()
+  readonly #waiting = new Map<string, () => void>()
+
+  constructor(store: CacheStore) {
+    this.#store = store
+  }
+
+  track(key: string, body: Readable): Readable {
+    const open = this.#open.get(key) ?? new Set()
+    this.#open.set(key, open)
+    open.add(body)
+    body.once('close', () => {
+      open.delete(body)
+      if (open.size > 0) return
+      this.#open.delete(key)
+      this.#waiting.get(key)?.()
+    })
+    return body
+  }
+
+  written(key: string): void {
+    this.#waiting.delete(key)
+  }
+
+  removeWhenRead(key: string): Promise<void> {
+    if (!this.#open.has(key)) return remove(this.#store, key)
+    const timer = setTimeout(() => this.#waiting.get(key)?.(), DELETE_WAIT_MAX_MS).unref()
+    const removeNow = () => {
+      clearTimeout(timer)
+      this.#waiting.delete(key)
+      remove(this.#store, key)
+    }
+    this.#waiting.set(key, removeNow)
+    return Promise.resolve()
   }
 }
 
@@ -54,19 +106,21 @@ function storeKey(key: UndiciCacheKey): string {
 }
 
 /** The newest variant for the key's method whose Vary values match the request, if still of use. */
-async function lookup(store: CacheStore, key: UndiciCacheKey): Promise<UndiciGetResult | undefined> {
-  let entries: StoredEntry[]
-  try {
-    entries = await store.get(storeKey(key))
-  } catch (error) {
-    reportStoreError(store, 'get', error)
-    return undefined
-  }
+async function lookup(
+  store: CacheStore,
+  key: UndiciCacheKey,
+  reads: BodyReads,
+): Promise<UndiciGetResult | undefined> {
   const nowMs = Date.now()
-  for (const entry of entries) {
-    const fields = undiciFields(entry)
-    if (fields === undefined || fields.method !== key.method || entry.deleteAtMs <= nowMs) continue
-    if (varyMatches(fields.vary, key.headers)) return toGetResult(entry, fields)
+  try {
+    for (const entry of await store.get(storeKey(key))) {
+      const fields = undiciFields(entry)
+      if (fields === undefined || fields.method !== key.method || entry.deleteAtMs <= nowMs) continue
+      if (varyMatches(fields.vary, key.headers)) return toGetResult(entry, fields, reads, storeKey(key))
+    }
+  } catch (error) {
+    // a body that cannot be read (its file gone) makes a miss too
+    reportStoreError(store, 'get', error)
   }
   return undefined
 }
@@ -90,7 +144,12 @@ function varyMatches(vary: UndiciVary | undefined, headers: UndiciCacheKey['head
   return true
 }
 
-function toGetResult(entry: StoredEntry, fields: UndiciFields): UndiciGetResult {
+function toGetResult(
+  entry: StoredEntry,
+  fields: UndiciFields,
+  reads: BodyReads,
+  key: string,
+): UndiciGetResult {
   const headers: UndiciHeaders = {}
   for (const [name, value] of Object.entries(entry.headers)) {
     if (value !== undefined && name !== UNDICI_VALUE_HEADER) headers[name] = value
@@ -105,14 +164,14 @@ function toGetResult(entry: StoredEntry, fields: UndiciFields): UndiciGetResult 
     cachedAt: fields.cachedAt,
     staleAt: fields.staleAt,
     deleteAt: entry.deleteAtMs,
-    body: bodyOf(entry),
+    body: bodyOf(entry, reads, key),
   }
 }
 
 /** The stored body: the chunks in an array when the store has it whole, else a stream read on demand. */
-function bodyOf(entry: StoredEntry): Buffer[] | Readable {
+function bodyOf(entry: StoredEntry, reads: BodyReads, key: string): Buffer[] | Readable {
   if (entry.body !== undefined) return entry.body.length > 0 ? [entry.body] : []
-  return Readable.from(entry.readBody(), { objectMode: false })
+  return reads.track(key, Readable.from(entry.readBody(), { objectMode: false }))
 }
 
 function toMeta(key: UndiciCacheKey, value: UndiciCacheValue): EntryMeta {
@@ -192,9 +251,9 @@ function settle(
   }
 }
 
-async function remove(store: CacheStore, key: UndiciCacheKey): Promise<void> {
+async function remove(store: CacheStore, key: string): Promise<void> {
   try {
-    await store.delete(storeKey(key))
+    await store.delete(key)
   } catch (error) {
     reportStoreError(store, 'delete', error)
   }

@@ -1,5 +1,6 @@
 /** toUndiciStore: every store of this package under undici 7's own cache interceptor. */
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { Agent, type Dispatcher, interceptors } from 'undici'
@@ -58,6 +59,11 @@ before(async () => {
     if (url.pathname === '/etag') {
       if (req.headers['if-none-match'] === '"v1"') return reply(res, 304, { etag: '"v1"' })
       return reply(res, 200, { 'cache-control': 'no-cache', etag: '"v1"' }, LARGE_BODY)
+    }
+    if (url.pathname === '/etag-cache-control') {
+      const headers = { 'cache-control': 'no-cache', etag: '"v1"' }
+      if (req.headers['if-none-match'] === '"v1"') return reply(res, 304, headers)
+      return reply(res, 200, headers, LARGE_BODY)
     }
     reply(res, 200, { 'cache-control': 'max-age=60' }, `${seen.method} ${seen.url}`)
   })
@@ -160,8 +166,31 @@ for (const kind of storeKinds) {
         [undefined, '"v1"'],
       )
     })
+
+    test('a 304 with Cache-Control, on which undici deletes the entry, still serves the stored body whole', async () => {
+      const target = `/etag-cache-control?suite=${kind.slug}`
+      await cache.sendAndSettle(target)
+      const revalidated = await send(cache.dispatcher, origin.url + target)
+      assert.deepEqual([revalidated.status, revalidated.body], [200, LARGE_BODY])
+      assert.deepEqual(
+        origin.requests.filter((seen) => seen.url === target).map((seen) => seen.headers['if-none-match']),
+        [undefined, '"v1"'],
+      )
+    })
   })
 }
+
+test('a body file gone when undici looks the entry up makes a miss, not a failed request', async () => {
+  const file = path.join(tempDir(), 'cache.db')
+  const cache = undiciCache(new SqliteStore({ path: file, chunkBytes: 1024 }))
+  const target = '/large?suite=gone'
+  await cache.sendAndSettle(target)
+  for (const name of fs.readdirSync(`${file}-bodies`)) fs.rmSync(path.join(`${file}-bodies`, name))
+  const again = await send(cache.dispatcher, origin.url + target)
+  assert.deepEqual([again.status, again.body], [200, LARGE_BODY])
+  assert.equal(origin.count(target), 2)
+  await cache.close()
+})
 
 /** Writes one value and body through the adapter, resolved once the store has committed it. */
 function writeValue(adapter: UndiciCacheStore, key: UndiciKey, value: UndiciValue, body: string) {
