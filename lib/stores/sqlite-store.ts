@@ -12,6 +12,7 @@ import {
   type SqliteStoreLimits,
   type SqliteStoreOptions,
 } from './sqlite-options.js'
+import { isTransient } from './sqlite-schema.js'
 import type { VariantRow } from './sqlite-statements.js'
 import type { SqliteTables } from './sqlite-tables.js'
 import { draftOf, readChunks, SqliteEntryWriter, type WriterContext } from './sqlite-writer.js'
@@ -176,7 +177,22 @@ export class SqliteStore implements CacheStore {
     if (row.body_file === 1 && files) {
       return { ...entry, readBody: () => this.#readFile(files, row.id, row.body_bytes) }
     }
-    return { ...entry, readBody: () => readChunks(tables, row.id, row.body_bytes) }
+    return { ...entry, readBody: () => this.#readChunkRows(tables, row.id, row.body_bytes) }
+  }
+
+  /** Chunk rows read one a step; a damaged one (not a busy or full database) drops its entry, reported. */
+  *#readChunkRows(tables: SqliteTables, entryId: number, sizeBytes: number): Generator<Buffer> {
+    try {
+      yield* readChunks(tables, entryId, sizeBytes)
+    } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code
+      if (typeof code === 'string' && code.startsWith('SQLITE_') && !isTransient(error)) {
+        reportStoreError(this, 'read', error)
+        this.#hot?.forgetEntry(entryId)
+        if (!this.#closed) tables.dropEntry(entryId)
+      }
+      throw error
+    }
   }
 
   /** A body file's reader; a file gone or damaged drops its entry and throws (the caller asks the origin). */

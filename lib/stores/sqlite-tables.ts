@@ -35,7 +35,7 @@ export class SqliteTables {
   readonly files: BodyFiles | undefined
   readonly #append: Database.Transaction<(args: ChunkArgs) => number | undefined>
   readonly #begin: Database.Transaction<(args: ChunkArgs) => number>
-  readonly #drop: Database.Transaction<(entryId: number) => void>
+  readonly #drop: Database.Transaction<(entryId: number, withChunks: boolean) => void>
   readonly #commit: Database.Transaction<(args: CommitArgs) => void>
   readonly #commitMany: Database.Transaction<(list: CommitArgs[]) => void>
   readonly #removeKey: Database.Transaction<(key: string) => void>
@@ -67,9 +67,9 @@ export class SqliteTables {
     this.#dataVersion = this.#db.prepare<[], number>('PRAGMA data_version').pluck()
     this.#append = this.#writeTransaction((args: ChunkArgs) => this.#appendRows(args))
     this.#begin = this.#writeTransaction((args: ChunkArgs) => this.#insertEntry(args, FILE_ROW_VALUES))
-    this.#drop = this.#writeTransaction((entryId: number) => {
+    this.#drop = this.#writeTransaction((entryId: number, withChunks: boolean) => {
       const row = this.#sql.selectRow.get(entryId)
-      if (row) this.#remove(row)
+      if (row) this.#remove(row, withChunks)
     })
     this.#commit = this.#writeTransaction((args: CommitArgs) => this.#commitRows(args))
     this.#commitMany = this.#writeTransaction((list: CommitArgs[]) => {
@@ -119,9 +119,13 @@ export class SqliteTables {
     this.#transact(() => this.#commitMany.immediate(list))
   }
 
-  /** Drops an entry whose body file is damaged or gone; skipped rather than waiting or throwing. */
+  /**
+   * Drops an entry whose body is damaged or gone; skipped rather than waiting or throwing. When its
+   * chunks cannot be removed (a damaged page), the row alone goes and they are left as orphans.
+   */
   dropEntry(entryId: number): void {
-    this.#inBackground(() => this.#transact(() => this.#drop.immediate(entryId)))
+    if (this.#inBackground(() => this.#transact(() => this.#drop.immediate(entryId, true)))) return
+    this.#inBackground(() => this.#transact(() => this.#drop.immediate(entryId, false)))
   }
 
   /** Drops an incomplete entry row and its chunks; never throws (a failure is retried by `sweep`). */
@@ -379,10 +383,10 @@ export class SqliteTables {
     this.#evict({ id, size_bytes: sizeBytes, complete: 1, body_file: row.body_file }, limits, false)
   }
 
-  #remove(row: SizedRow): void {
+  #remove(row: SizedRow, withChunks = true): void {
     this.onRemoved?.(row.id)
     if (row.body_file === 1) this.#removedFiles.push(row.id)
-    this.#sql.deleteChunks.run(row.id)
+    if (withChunks) this.#sql.deleteChunks.run(row.id)
     this.#sql.deleteEntry.run(row.id)
     if (row.complete === 1) this.#totals.add(-row.size_bytes, -1)
   }

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import Database from 'better-sqlite3'
+import { storeErrorChannel } from '../../lib/diagnostics.js'
 import { SCHEMA_VERSION } from '../../lib/stores/sqlite-schema.js'
 import { SqliteStore, type SqliteStoreOptions } from '../../lib/stores/sqlite-store.js'
 import { entryAt, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
@@ -205,4 +206,35 @@ test(':memory: never fails, whatever the option', () => {
   assert.equal(store.failure, undefined)
   assert.deepEqual(store.get('k'), [])
   store.close()
+})
+
+test('a damaged chunk page: that read fails, the entry is dropped and reported, and the next get misses', async () => {
+  const path = newPath()
+  const options: SqliteStoreOptions = { path, bodyFiles: false, chunkBytes: 16 * 1024, hotBytes: 0 }
+  const body = patternBody(300_000, 5)
+  let store = new SqliteStore(options)
+  await storeBody(store, 'k', sampleMeta(), body, 16 * 1024)
+  store.close()
+  const file = readFileSync(path)
+  const page = Math.floor(file.indexOf(body.subarray(150_000, 150_064)) / 4096) * 4096
+  assert.ok(page > 0, 'the body is on a page of the file')
+  const fd = openSync(path, 'r+')
+  writeSync(fd, Buffer.alloc(4096, 0xff), 0, 4096, page)
+  closeSync(fd)
+  const reported: unknown[] = []
+  const listen = (message: unknown) => reported.push(message)
+  storeErrorChannel.subscribe(listen)
+  store = new SqliteStore(options)
+  try {
+    const entry = entryAt(await store.get('k'))
+    await assert.rejects(readBody(entry), { code: 'SQLITE_CORRUPT' })
+    assert.deepEqual(await store.get('k'), [])
+    assert.deepEqual(
+      reported.map((message) => (message as { operation: string }).operation),
+      ['read'],
+    )
+  } finally {
+    storeErrorChannel.unsubscribe(listen)
+    store.close()
+  }
 })
