@@ -3,7 +3,17 @@
  * entry named by its id (AUTOINCREMENT: never reused). A file is written before its row is complete
  * and removed after its row is gone, so a complete row always has its whole file.
  */
-import { closeSync, mkdirSync, openSync, read, readdirSync, statSync, unlinkSync, writevSync } from 'node:fs'
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  read,
+  readdirSync,
+  type Stats,
+  statSync,
+  unlinkSync,
+  writevSync,
+} from 'node:fs'
 import { join } from 'node:path'
 
 /** Bytes one read of a body file asks for (less for the last piece). */
@@ -12,26 +22,54 @@ export const FILE_READ_BYTES = 1024 * 1024
 /** Added to the database's path to name its directory of body files. */
 export const BODY_DIR_SUFFIX = '-bodies'
 
-/** The body files of one database. */
+/**
+ * The body files of one database. Its files are named by entry id only, so they are touched only while
+ * the database file at its path is still the one this connection opened: deleted while open and made
+ * anew by another process, it numbers its entries from 1 again, in the same directory.
+ */
 export class BodyFiles {
   readonly dir: string
+  readonly #databasePath: string
+  /** The database file this connection opened, once known. */
+  #database: Stats | undefined
   #dirMade = false
 
-  constructor(dir: string) {
+  constructor(dir: string, databasePath: string) {
     this.dir = dir
+    this.#databasePath = databasePath
+  }
+
+  /** Notes which file the connection opened (call once it is open). */
+  opened(): void {
+    this.#database = statSync(this.#databasePath)
+  }
+
+  /** Whether the file at the database's path is still the one this connection opened. */
+  #sameDatabase(): boolean {
+    const now = statSync(this.#databasePath, { throwIfNoEntry: false })
+    return now !== undefined && now.ino === this.#database?.ino && now.dev === this.#database.dev
+  }
+
+  #assertSameDatabase(): void {
+    if (!this.#sameDatabase()) {
+      throw new Error(
+        `undici-cache: ${this.#databasePath} was removed or replaced while open; its body files are not this store's`,
+      )
+    }
   }
 
   pathOf(entryId: number): string {
     return join(this.dir, String(entryId))
   }
 
-  /** Creates (or truncates) the file of `entryId`; returns its descriptor. */
+  /** Creates the file of `entryId` (never over an existing one); returns its descriptor. */
   create(entryId: number): number {
+    this.#assertSameDatabase()
     if (!this.#dirMade) {
       mkdirSync(this.dir, { recursive: true })
       this.#dirMade = true
     }
-    return openSync(this.pathOf(entryId), 'w')
+    return openSync(this.pathOf(entryId), 'wx')
   }
 
   /** Writes every buffer at the end of the file, looping over short writes. */
@@ -54,7 +92,7 @@ export class BodyFiles {
   /** Removes the file of `entryId`; a file already gone is fine, any other failure is ignored. */
   remove(entryId: number): void {
     try {
-      unlinkSync(this.pathOf(entryId))
+      if (this.#sameDatabase()) unlinkSync(this.pathOf(entryId))
     } catch {}
   }
 
@@ -63,6 +101,7 @@ export class BodyFiles {
    * is missing or has another length (removed by another process, damaged); opens it at the first read.
    */
   reader(entryId: number, sizeBytes: number): AsyncIterable<Buffer> {
+    this.#assertSameDatabase()
     const path = this.pathOf(entryId)
     const size = unlessGone(entryId, () => statSync(path).size)
     if (size !== sizeBytes)

@@ -54,9 +54,10 @@ export class SqliteTables {
   #open = true
 
   constructor(path: string, nowMs: number) {
-    this.files = path === ':memory:' ? undefined : new BodyFiles(path + BODY_DIR_SUFFIX)
+    this.files = path === ':memory:' ? undefined : new BodyFiles(path + BODY_DIR_SUFFIX, path)
     this.#db = connect(path)
     try {
+      this.files?.opened()
       prepareSchema(this.#db, path)
       this.#sql = prepareStatements(this.#db)
     } catch (error) {

@@ -316,3 +316,27 @@ test('closing a store drops its writes in progress: their files and rows go, lat
   assert.deepEqual(reopened.get('c'), [])
   reopened.close()
 })
+
+test('files deleted while a store is open, then made anew: the old store never touches the new body files', async () => {
+  const path = newPath()
+  const options = { path, chunkBytes: 1024, sweepIntervalMs: 0 }
+  const old = new SqliteStore(options)
+  await storeBody(old, 'old', KEPT, patternBody(5000, 1))
+  for (const suffix of ['', '-wal', '-shm', '-bodies'])
+    rmSync(path + suffix, { recursive: true, force: true })
+  const made = new SqliteStore(options)
+  try {
+    await storeBody(made, 'new', KEPT, patternBody(5000, 2))
+    assert.equal(idOf(made, 'new'), idOf(old, 'old'), 'both number their entries from 1')
+    await assert.rejects(
+      storeBody(old, 'other', KEPT, patternBody(5000, 3)),
+      /removed or replaced while open/,
+    )
+    await assert.rejects(readBody(entryAt(old.get('old'))), /removed or replaced while open/)
+    old.delete('old')
+    assert.deepEqual(await readBody(entryAt(made.get('new'))), patternBody(5000, 2))
+  } finally {
+    old.close()
+    made.close()
+  }
+})
