@@ -137,12 +137,15 @@ function readLimits(options: StoreOptions): RedisStoreLimits {
   return limits
 }
 
-/** A finite number > 0 (fractions allowed), e.g. a time in seconds. */
+/** The longest delay a Node timer takes (a longer one fires after 1 ms), in seconds. */
+const MAX_TIMER_SECONDS = (2 ** 31 - 1) / 1000
+
+/** A number > 0 (fractions allowed) of seconds a timer can wait. */
 function positiveNumber(options: StoreOptions, name: string, defaultValue: number): number {
   const value = options[name]
   if (value === undefined) return defaultValue
-  const message = `${STORE_NAME} option ${name} must be a positive number (seconds), got ${typeof value === 'number' ? value : `a ${typeof value}`}`
+  const message = `${STORE_NAME} option ${name} must be a positive number of seconds up to ${MAX_TIMER_SECONDS}, got ${typeof value === 'number' ? value : `a ${typeof value}`}`
   if (typeof value !== 'number') throw new TypeError(message)
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(message)
+  if (!(value > 0 && value <= MAX_TIMER_SECONDS)) throw new RangeError(message)
   return value
 }

@@ -52,6 +52,7 @@ test('bad RedisStore options throw an error naming the option', () => {
     [{ client, minTtlSeconds: 120, maxTtlSeconds: 60 }, 'RangeError', /minTtlSeconds must not exceed/],
     [{ client, timeoutSeconds: 0 }, 'RangeError', /option timeoutSeconds must be a positive number/],
     [{ client, timeoutSeconds: 'soon' }, 'TypeError', /option timeoutSeconds .*got a string/],
+    [{ client, timeoutSeconds: 3_000_000 }, 'RangeError', /option timeoutSeconds .* up to 2147483\.647/],
     [{ client, maxBytes: 1 }, 'TypeError', /RedisStore has no option maxBytes/],
   ]
   for (const [options, name, message] of cases) {
