@@ -1,6 +1,6 @@
 import { Agent, Dispatcher } from 'undici'
-import { cacheInterceptor } from './interceptor.js'
-import type { CacheInterceptorOptions } from './options.js'
+import { interceptorWith } from './interceptor.js'
+import { assertKnownOptions, type CacheInterceptorOptions, INTERCEPTOR_OPTIONS } from './options.js'
 import { SqliteStore } from './stores/sqlite-store.js'
 import type { CacheStore } from './stores/store.js'
 
@@ -20,20 +20,24 @@ function isDispatcher(value: unknown): value is Dispatcher {
 export class CacheAgent extends Dispatcher {
   readonly #inner: Dispatcher
   readonly #composed: Dispatcher
-  readonly #ownedStore: CacheStore | undefined
+  #ownedStore: CacheStore | undefined
 
   constructor(options: CacheAgentOptions = {}) {
     super()
     if (typeof options !== 'object' || options === null)
       throw new TypeError('CacheAgent options must be an object')
+    assertKnownOptions('CacheAgent', options, [...INTERCEPTOR_OPTIONS, 'agent'])
     const { agent, ...cacheOptions } = options
     if (agent !== undefined && (typeof agent !== 'object' || agent === null)) {
       throw new TypeError('CacheAgent option agent must be Agent options or a Dispatcher')
     }
+    // the default store is made only once every option is valid
+    const interceptor = interceptorWith(cacheOptions, () => {
+      this.#ownedStore = new SqliteStore()
+      return this.#ownedStore
+    })
     this.#inner = isDispatcher(agent) ? agent : new Agent(agent)
-    this.#ownedStore = cacheOptions.store === undefined ? new SqliteStore() : undefined
-    const store = cacheOptions.store ?? this.#ownedStore
-    this.#composed = this.#inner.compose(cacheInterceptor({ ...cacheOptions, store }))
+    this.#composed = this.#inner.compose(interceptor)
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {

@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici'
 import { CacheDispatcher } from './cache-dispatcher.js'
 import { type CacheInterceptorOptions, resolveConfig } from './options.js'
 import { SqliteStore } from './stores/sqlite-store.js'
+import type { CacheStore } from './stores/store.js'
 
 /**
  * An undici interceptor for `dispatcher.compose(...)` that caches per RFC 9111.
@@ -10,7 +11,15 @@ import { SqliteStore } from './stores/sqlite-store.js'
 export function cacheInterceptor(
   options: CacheInterceptorOptions = {},
 ): Dispatcher.DispatcherComposeInterceptor {
-  const config = resolveConfig(options, () => new SqliteStore())
+  return interceptorWith(options, () => new SqliteStore())
+}
+
+/** cacheInterceptor, with the store to make when the options name none (called only if they are valid). */
+export function interceptorWith(
+  options: CacheInterceptorOptions,
+  defaultStore: () => CacheStore,
+): Dispatcher.DispatcherComposeInterceptor {
+  const config = resolveConfig(options, defaultStore)
   return (dispatch) => {
     const cache = new CacheDispatcher(dispatch, config)
     return (opts, handler) => cache.dispatch(opts, handler)

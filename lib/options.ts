@@ -81,11 +81,22 @@ function validateCacheStatus(value: unknown): string | false {
   return value
 }
 
-/** Validates interceptor options; the store is created by the caller when absent. */
+/** The options of cacheInterceptor (and of CacheAgent, with `agent`). */
+export const INTERCEPTOR_OPTIONS = ['store', 'shared', 'methods', 'cacheStatus', 'cdnCacheControl']
+
+/** A misspelt option would silently fall back to its default (a store on disk for `store`). */
+export function assertKnownOptions(owner: string, options: object, known: readonly string[]): void {
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) throw new TypeError(`${owner} has no option ${name}`)
+  }
+}
+
+/** Validates interceptor options; `defaultStore` is called only when they are valid and name no store. */
 export function resolveConfig(options: CacheInterceptorOptions, defaultStore: () => CacheStore): CacheConfig {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError('cacheInterceptor options must be an object')
   }
+  assertKnownOptions('cacheInterceptor', options, INTERCEPTOR_OPTIONS)
   if (options.store !== undefined && !isCacheStore(options.store)) {
     throw new TypeError(`cacheInterceptor option store must implement ${STORE_METHODS.join(', ')}`)
   }

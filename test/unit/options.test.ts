@@ -16,6 +16,8 @@ test('bad interceptor options throw an error naming the option', () => {
     [{ store, methods: ['POST'] }, 'RangeError', /option methods .*POST/],
     [{ store, cacheStatus: '' }, 'TypeError', /option cacheStatus/],
     [{ store, cacheStatus: 'has space' }, 'TypeError', /option cacheStatus/],
+    [{ stor: store }, 'TypeError', /^cacheInterceptor has no option stor$/],
+    [{ store, agent: {} }, 'TypeError', /^cacheInterceptor has no option agent$/],
   ]
   for (const [options, name, message] of cases) {
     assert.throws(() => cacheInterceptor(options as never), { name, message }, JSON.stringify(options))
@@ -69,6 +71,16 @@ test('CacheAgent without a store creates a SqliteStore at UNDICI_CACHE_PATH and 
   const previous = process.env.UNDICI_CACHE_PATH
   process.env.UNDICI_CACHE_PATH = file
   try {
+    // invalid options, a misspelt option among them: an error naming it, and no file made
+    assert.throws(() => new CacheAgent({ stor: new MemoryStore() } as never), {
+      name: 'TypeError',
+      message: /^CacheAgent has no option stor$/,
+    })
+    assert.throws(() => new CacheAgent({ shared: 'yes' } as never), {
+      name: 'TypeError',
+      message: /option shared/,
+    })
+    assert.equal(existsSync(file), false)
     const agent = new CacheAgent()
     assert.equal(existsSync(file), true)
     await agent.close()
