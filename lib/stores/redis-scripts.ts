@@ -9,6 +9,12 @@
  */
 import { luaScript } from './redis-connection.js'
 
+/**
+ * A body replaced by a newer response (or found dead) is kept this long for the readers already at it,
+ * on any machine: a refresh of a large URL does not break the downloads in flight. delete() drops at once.
+ */
+export const REPLACED_BODY_GRACE_MS = 60_000
+
 const HELPERS = `
 local function bodyKey(index, id) return index .. ':' .. id end
 local function sizeOf(record) return tonumber(string.match(record, '^%d+ (%d+) ')) end
@@ -17,7 +23,7 @@ local function alive(index, id, record, inline)
 end
 local function dropVariant(index, id)
   redis.call('HDEL', index, 'm:' .. id, 'v:' .. id, 'b:' .. id)
-  redis.call('DEL', bodyKey(index, id))
+  redis.call('PEXPIRE', bodyKey(index, id), ${REPLACED_BODY_GRACE_MS})
 end
 local function fieldMap(index)
   local fields = redis.call('HGETALL', index)

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { after, describe, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { loadRedisConstructor } from '../../lib/stores/redis-connection.js'
+import { REPLACED_BODY_GRACE_MS } from '../../lib/stores/redis-scripts.js'
 import { REDIS_STORE_DEFAULTS, RedisStore } from '../../lib/stores/redis-store.js'
 import { PENDING_IDLE_TTL_MS } from '../../lib/stores/redis-writer.js'
 import { sleep } from '../helpers/client.js'
@@ -197,6 +198,22 @@ describe('RedisStore against a real redis-server', { skip: skipReason ?? false }
     )
     await storeBody(store, 'k', sampleMeta({ varyKey: 'other' }), patternBody(10, 3))
     assert.equal((await client.hkeys(index)).length, 1 + 3 * 2, 'n, and m: v: b: of two variants')
+  })
+
+  test('a body replaced while read is read to its end; it goes once the grace period is over', async () => {
+    const keyPrefix = freshPrefix('replaced')
+    const client = connect()
+    const store = new RedisStore({ client, keyPrefix, chunkBytes: 1024 })
+    await storeBody(store, 'k', sampleMeta(), patternBody(5000, 1))
+    const [oldBody] = await client.keys(`${indexKey(keyPrefix, 'k')}:*`)
+    const chunks = (entryAt(await store.get('k')).readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+    const read = [(await chunks.next()).value as Buffer]
+    await storeBody(store, 'k', sampleMeta(), patternBody(5000, 2))
+    for (let next = await chunks.next(); !next.done; next = await chunks.next()) read.push(next.value)
+    assert.deepEqual(Buffer.concat(read), patternBody(5000, 1))
+    assert.deepEqual(await readBody(entryAt(await store.get('k'))), patternBody(5000, 2))
+    const ttl = await client.pttl(oldBody as string)
+    assert.ok(ttl > 0 && ttl <= REPLACED_BODY_GRACE_MS, `old body expires within the grace period: ${ttl}`)
   })
 
   test('a body removed while read makes the reader throw, never end short', async () => {
