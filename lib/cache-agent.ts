@@ -1,6 +1,7 @@
 import { Agent, Dispatcher } from 'undici'
 import { interceptorWith } from './interceptor.js'
 import { assertKnownOptions, type CacheInterceptorOptions, INTERCEPTOR_OPTIONS } from './options.js'
+import type { Serving } from './serving.js'
 import { SqliteStore } from './stores/sqlite-store.js'
 import type { CacheStore } from './stores/store.js'
 
@@ -21,6 +22,7 @@ export class CacheAgent extends Dispatcher {
   readonly #inner: Dispatcher
   readonly #composed: Dispatcher
   #ownedStore: CacheStore | undefined
+  readonly #serving: Serving
 
   constructor(options: CacheAgentOptions = {}) {
     super()
@@ -32,10 +34,11 @@ export class CacheAgent extends Dispatcher {
       throw new TypeError('CacheAgent option agent must be Agent options or a Dispatcher')
     }
     // the default store is made only once every option is valid
-    const interceptor = interceptorWith(cacheOptions, () => {
+    const { interceptor, serving } = interceptorWith(cacheOptions, () => {
       this.#ownedStore = new SqliteStore()
       return this.#ownedStore
     })
+    this.#serving = serving
     this.#inner = isDispatcher(agent) ? agent : new Agent(agent)
     this.#composed = this.#inner.compose(interceptor)
   }
@@ -47,7 +50,11 @@ export class CacheAgent extends Dispatcher {
   override close(): Promise<void>
   override close(callback: () => void): void
   override close(callback?: () => void): Promise<void> | undefined {
-    const closing = this.#inner.close().then(() => this.#ownedStore?.close())
+    // like undici's close: the requests under way finish first, hits streaming from the store included
+    const closing = this.#inner
+      .close()
+      .then(() => this.#serving.idle())
+      .then(() => this.#ownedStore?.close())
     if (!callback) return closing.then(() => undefined)
     closing.then(callback, callback)
     return undefined

@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici'
 import { CacheDispatcher } from './cache-dispatcher.js'
 import { type CacheInterceptorOptions, resolveConfig } from './options.js'
+import type { Serving } from './serving.js'
 import { SqliteStore } from './stores/sqlite-store.js'
 import type { CacheStore } from './stores/store.js'
 
@@ -11,17 +12,21 @@ import type { CacheStore } from './stores/store.js'
 export function cacheInterceptor(
   options: CacheInterceptorOptions = {},
 ): Dispatcher.DispatcherComposeInterceptor {
-  return interceptorWith(options, () => new SqliteStore())
+  return interceptorWith(options, () => new SqliteStore()).interceptor
 }
 
-/** cacheInterceptor, with the store to make when the options name none (called only if they are valid). */
+/**
+ * cacheInterceptor, with the store to make when the options name none (called only if they are
+ * valid), and what it is serving from the store.
+ */
 export function interceptorWith(
   options: CacheInterceptorOptions,
   defaultStore: () => CacheStore,
-): Dispatcher.DispatcherComposeInterceptor {
+): { interceptor: Dispatcher.DispatcherComposeInterceptor; serving: Serving } {
   const config = resolveConfig(options, defaultStore)
-  return (dispatch) => {
+  const interceptor: Dispatcher.DispatcherComposeInterceptor = (dispatch) => {
     const cache = new CacheDispatcher(dispatch, config)
     return (opts, handler) => cache.dispatch(opts, handler)
   }
+  return { interceptor, serving: config.serving }
 }

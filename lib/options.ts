@@ -1,3 +1,4 @@
+import { Serving } from './serving.js'
 import type { CacheStore } from './stores/store.js'
 
 /** Per-request overrides, given as `cache: { ... }` on the dispatch options. */
@@ -31,6 +32,8 @@ export interface CacheInterceptorOptions {
 /** Options after validation, with defaults applied. */
 export interface CacheConfig {
   store: CacheStore
+  /** The responses being served from the store. */
+  serving: Serving
   shared: boolean
   methods: ReadonlySet<string>
   cacheStatus: string | false
@@ -110,6 +113,7 @@ export function resolveConfig(options: CacheInterceptorOptions, defaultStore: ()
     methods: validateMethods(options.methods ?? ['GET', 'HEAD']),
     cacheStatus: validateCacheStatus(options.cacheStatus ?? 'undici-cache'),
     store: options.store ?? defaultStore(),
+    serving: new Serving(),
   }
 }
 

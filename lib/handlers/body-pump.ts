@@ -38,16 +38,21 @@ export class BodyPump implements ResponseSource {
   #scheduled = false
   #finished = false
 
+  /** Told once the body has ended, failed or been aborted. */
+  readonly #onFinished: (() => void) | undefined
+
   constructor(
     body: Iterable<Buffer> | AsyncIterable<Buffer>,
     handler: Dispatcher.DispatchHandler,
     controller: RelayController,
     trailers: Record<string, string> = {},
+    onFinished?: () => void,
   ) {
     this.#iterator = iteratorOf(body)
     this.#handler = handler
     this.#controller = controller
     this.#trailers = trailers
+    this.#onFinished = onFinished
   }
 
   pause(): void {
@@ -62,7 +67,7 @@ export class BodyPump implements ResponseSource {
 
   abort(reason: Error): void {
     if (this.#finished) return
-    this.#finished = true
+    this.#finish()
     this.#closeIterator()
     queueMicrotask(() => this.#handler.onResponseError?.(this.#controller, reason))
   }
@@ -152,7 +157,7 @@ export class BodyPump implements ResponseSource {
   #deliver(step: Step): boolean {
     if (this.#finished) return false
     if (step.done) {
-      this.#finished = true
+      this.#finish()
       this.#handler.onResponseEnd?.(this.#controller, this.#trailers)
       return false
     }
@@ -162,9 +167,14 @@ export class BodyPump implements ResponseSource {
 
   #fail(error: unknown): void {
     if (this.#finished) return
-    this.#finished = true
+    this.#finish()
     this.#closeIterator()
     this.#handler.onResponseError?.(this.#controller, asError(error))
+  }
+
+  #finish(): void {
+    this.#finished = true
+    this.#onFinished?.()
   }
 
   #closeIterator(): void {

@@ -61,5 +61,11 @@ export function respondFromCache(
   params: CacheStatusParams,
 ): void {
   const status = cacheStatusValue(exchange.config, params)
-  serve(downstream, relay, cachedResponse(exchange, entry, meta, ageSeconds, status))
+  const finished = exchange.config.serving.started()
+  try {
+    serve(downstream, relay, cachedResponse(exchange, entry, meta, ageSeconds, status), finished)
+  } catch (error) {
+    finished()
+    throw error
+  }
 }

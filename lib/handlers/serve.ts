@@ -117,8 +117,9 @@ export function serve(
   downstream: Dispatcher.DispatchHandler,
   relay: RelayController,
   response: ServedResponse,
+  onFinished?: () => void,
 ): void {
-  const pump = new BodyPump(response.body ?? [], downstream, relay)
+  const pump = new BodyPump(response.body ?? [], downstream, relay, {}, onFinished)
   relay.setSource(pump)
   try {
     relay.start(downstream, {})

@@ -1,10 +1,20 @@
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pipeline as pipelineAsync } from 'node:stream/promises'
 import { after, before, test } from 'node:test'
-import { getGlobalDispatcher, pipeline, setGlobalDispatcher, stream, fetch as undiciFetch } from 'undici'
+import {
+  getGlobalDispatcher,
+  pipeline,
+  request,
+  setGlobalDispatcher,
+  stream,
+  fetch as undiciFetch,
+} from 'undici'
 import { CacheAgent } from '../../lib/cache-agent.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 let origin: Origin
@@ -89,4 +99,34 @@ test('pipeline() is served from the cache', async () => {
     assert.equal(text(), 'hello /pipeline')
   }
   assert.equal(origin.count('/pipeline'), 1)
+})
+
+test('CacheAgent#close() waits for the hits still streaming from the store, as undici close() does', async () => {
+  const body = Buffer.alloc(2 * 1024 * 1024, 'b')
+  const big = await startOrigin((_req, res) =>
+    reply(res, 200, { 'cache-control': 'max-age=60' }, body.toString()),
+  )
+  const path = join(tempDir(), 'cache.db')
+  const store = new SqliteStore({ path, bodyFiles: false, chunkBytes: 16 * 1024, hotBytes: 0 })
+  const own = new CacheAgent({ store })
+  let closing: Promise<void> | undefined
+  try {
+    await (await request(`${big.url}/big`, { dispatcher: own })).body.arrayBuffer()
+    const hit = await request(`${big.url}/big`, { dispatcher: own })
+    assert.match(String(hit.headers['cache-status']), /^undici-cache; hit/)
+    let closed = false
+    closing = own.close().then(() => {
+      closed = true
+    })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.equal(closed, false, 'close() waits while the hit is unread')
+    const read = Buffer.from(await hit.body.arrayBuffer())
+    await closing
+    store.close()
+    assert.equal(read.length, body.length)
+    assert.ok(read.equals(body))
+  } finally {
+    await (closing ?? own.close())
+    await big.close()
+  }
 })
