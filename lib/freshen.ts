@@ -4,7 +4,12 @@ import type { FlightOutcome, Validated } from './flights.js'
 import { responseDirectives } from './policy/cache-control.js'
 import { singletonValue } from './policy/headers.js'
 import { usefulUntilMs } from './policy/lookup.js'
-import { freshenedHeaders, hasValidator, notModifiedMatches } from './policy/revalidation.js'
+import {
+  freshenedHeaders,
+  hasValidator,
+  notModifiedMatches,
+  withValidationTimes,
+} from './policy/revalidation.js'
 import { canStore, headersToStore } from './policy/storable.js'
 import type { Headers, HeaderValue, ResponseInfo } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
@@ -12,12 +17,13 @@ import type { CacheStore, EntryMeta, StoredEntry } from './stores/store.js'
 
 /** The stored metadata freshened by a 304 or HEAD (RFC 9111 §4.3.4), with new request/response times. */
 export function freshenedMeta(exchange: Exchange, entry: StoredEntry, newHeaders: Headers): EntryMeta {
+  const responseTimeMs = Date.now()
   const meta: EntryMeta = {
     statusCode: entry.statusCode,
     statusMessage: entry.statusMessage,
-    headers: freshenedHeaders(entry.headers, newHeaders),
+    headers: withValidationTimes(freshenedHeaders(entry.headers, newHeaders), newHeaders, responseTimeMs),
     requestTimeMs: exchange.requestTimeMs,
-    responseTimeMs: Date.now(),
+    responseTimeMs,
     varyValues: entry.varyValues,
     varyKey: entry.varyKey,
     deleteAtMs: 0,

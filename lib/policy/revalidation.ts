@@ -74,6 +74,19 @@ export function freshenedHeaders(storedHeaders: Headers, notModifiedHeaders: Hea
   return copyFields(withoutFields(storedHeaders, replaced), notModifiedHeaders, excluded)
 }
 
+/**
+ * Freshened fields describe the validating exchange, not the stored one (RFC 9111 §4.2.3, §4.3.4):
+ * a validating response without Age drops the stored Age (the origin answered just now), and one
+ * without Date gets the time it was received (RFC 9110 §6.6.1). Else the entry stays as old as before.
+ */
+export function withValidationTimes(freshened: Headers, validating: Headers, receivedMs: number): Headers {
+  const hasOwn = (name: string) => Object.keys(validating).some((field) => field.toLowerCase() === name)
+  const headers: Headers = { ...freshened }
+  if (!hasOwn('age')) delete headers.age
+  if (!hasOwn('date')) headers.date = formatHttpDate(receivedMs)
+  return headers
+}
+
 const CONDITIONAL_FIELDS = [
   'if-none-match',
   'if-modified-since',

@@ -17,6 +17,19 @@ for (const kind of storeKinds) {
           if (req.headers['if-none-match'] === etag) return reply(res, 304, { etag, 'x-seen': 'revalidated' })
           return reply(res, 200, { 'cache-control': 'no-cache', etag, 'x-seen': 'full' }, `body v${version}`)
         }
+        if (path === '/304-without-date') {
+          res.setHeader('etag', '"d"')
+          res.setHeader('cache-control', 'max-age=1')
+          if (req.headers['if-none-match'] !== '"d"') return res.end('dated body')
+          res.sendDate = false
+          res.statusCode = 304
+          return res.end()
+        }
+        if (path === '/304-without-age') {
+          const headers = { etag: '"a"', 'cache-control': 'max-age=60' }
+          if (req.headers['if-none-match'] === '"a"') return reply(res, 304, headers)
+          return reply(res, 200, { ...headers, age: '70' }, 'aged body')
+        }
         if (path === '/freshen') {
           // The 304 carries Cache-Control (RFC 9110 §15.4.5): the entry must be freshened, not dropped.
           if (req.headers['if-none-match'] === etag) {
@@ -77,6 +90,20 @@ for (const kind of storeKinds) {
       assert.match(String(hit.headers['cache-status']), /^undici-cache; hit; ttl=(58|59|60)$/)
       assert.equal(hit.headers['x-updated'], 'yes')
       assert.equal(origin.count('/freshen'), 2)
+    })
+
+    test("a 304 without Date or Age freshens from its own exchange, not the stored response's times", async () => {
+      await send(cache.agent, `${origin.url}/304-without-date`)
+      await sleep(1100)
+      await send(cache.agent, `${origin.url}/304-without-age`)
+      for (const path of ['/304-without-date', '/304-without-age']) {
+        const revalidated = await send(cache.agent, `${origin.url}${path}`)
+        const next = await send(cache.agent, `${origin.url}${path}`)
+        assert.equal(revalidated.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+        assert.match(String(next.headers['cache-status']), /^undici-cache; hit; ttl=/)
+        assert.match(String(next.headers.age), /^[01]$/)
+        assert.equal(origin.count(path), 2)
+      }
     })
 
     test('If-Modified-Since is built from Last-Modified once the entry is stale', async () => {
