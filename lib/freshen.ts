@@ -17,13 +17,12 @@ import type { CacheStore, EntryMeta, StoredEntry } from './stores/store.js'
 
 /** The stored metadata freshened by a 304 or HEAD (RFC 9111 §4.3.4), with new request/response times. */
 export function freshenedMeta(exchange: Exchange, entry: StoredEntry, newHeaders: Headers): EntryMeta {
-  const responseTimeMs = Date.now()
   const meta: EntryMeta = {
     statusCode: entry.statusCode,
     statusMessage: entry.statusMessage,
-    headers: withValidationTimes(freshenedHeaders(entry.headers, newHeaders), newHeaders, responseTimeMs),
+    headers: withValidationTimes(freshenedHeaders(entry.headers, newHeaders), newHeaders),
     requestTimeMs: exchange.requestTimeMs,
-    responseTimeMs,
+    responseTimeMs: Date.now(),
     varyValues: entry.varyValues,
     varyKey: entry.varyKey,
     deleteAtMs: 0,

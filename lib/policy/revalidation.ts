@@ -75,15 +75,16 @@ export function freshenedHeaders(storedHeaders: Headers, notModifiedHeaders: Hea
 }
 
 /**
- * Freshened fields describe the validating exchange, not the stored one (RFC 9111 §4.2.3, §4.3.4):
- * a validating response without Age drops the stored Age (the origin answered just now), and one
- * without Date gets the time it was received (RFC 9110 §6.6.1). Else the entry stays as old as before.
+ * The times of freshened fields are the validating exchange's, not the stored one's (RFC 9111 §4.2.3,
+ * §4.3.4): a validating response without Age or Date drops the stored one, so its age counts from when
+ * it arrived, as for any response without them. Else the entry stays as old as before.
  */
-export function withValidationTimes(freshened: Headers, validating: Headers, receivedMs: number): Headers {
+export function withValidationTimes(freshened: Headers, validating: Headers): Headers {
   const hasOwn = (name: string) => Object.keys(validating).some((field) => field.toLowerCase() === name)
+  if (hasOwn('age') && hasOwn('date')) return freshened
   const headers: Headers = { ...freshened }
   if (!hasOwn('age')) delete headers.age
-  if (!hasOwn('date')) headers.date = formatHttpDate(receivedMs)
+  if (!hasOwn('date')) delete headers.date
   return headers
 }
 
