@@ -1,4 +1,5 @@
 /** The primary cache key (RFC 9111 §2): the target URI, the same for GET and HEAD. */
+import { type ParsedUrlQueryInput, stringify } from 'node:querystring'
 import { BoundedMemo } from './policy/bounded-memo.js'
 
 export interface KeyInput {
@@ -7,17 +8,16 @@ export interface KeyInput {
   query?: Record<string, unknown> | null
 }
 
-/** Appends undici's `query` option the way undici serialises it into the path. */
-function pathWithQuery(path: string, query: Record<string, unknown> | null | undefined): string {
+/**
+ * The path undici sends for its `query` option: serialised by node:querystring, as undici's own
+ * serializePathWithQuery does (`a=` for null, `%20` for a space); undefined when undici refuses the
+ * request (query given for a path that already has a query or fragment).
+ */
+function pathWithQuery(path: string, query: Record<string, unknown> | null | undefined): string | undefined {
   if (!query) return path
-  const params = new URLSearchParams()
-  for (const [name, value] of Object.entries(query)) {
-    if (value === undefined || value === null) continue
-    for (const member of Array.isArray(value) ? value : [value]) params.append(name, String(member))
-  }
-  const search = params.toString()
-  if (search === '') return path
-  return `${path}${path.includes('?') ? '&' : '?'}${search}`
+  if (path.includes('?') || path.includes('#')) return undefined
+  const search = stringify(query as ParsedUrlQueryInput)
+  return search === '' ? path : `${path}?${search}`
 }
 
 /** Normalises an absolute URL into a key: scheme and host lower-cased, fragment dropped. */
@@ -56,7 +56,7 @@ export function cacheKey(input: KeyInput): string | undefined {
     const origin = normalisedOrigin(input.origin)
     const path = pathWithQuery(input.path, input.query)
     // An opaque origin ('null', e.g. file:) has no absolute target.
-    if (origin === 'null') return undefined
+    if (origin === 'null' || path === undefined) return undefined
     return isPlainPath(path) ? origin + path : keyFromUrl(origin + path)
   } catch {
     return undefined

@@ -9,10 +9,20 @@ test('the key is the normalised target URI, with the query option appended', () 
   assert.equal(cacheKey({ origin: new URL('http://h:8080'), path: '/p' }), 'http://h:8080/p')
   assert.equal(
     cacheKey({ origin: 'http://h', path: '/p', query: { a: 1, b: ['x', 'y'], c: null } }),
-    'http://h/p?a=1&b=x&b=y',
+    'http://h/p?a=1&b=x&b=y&c=',
   )
-  assert.equal(cacheKey({ origin: 'http://h', path: '/p?z=0', query: { a: 'b c' } }), 'http://h/p?z=0&a=b+c')
+  // as undici's own serialisation (node:querystring): the key is the target undici sends
+  assert.equal(
+    cacheKey({ origin: 'http://h', path: '/p', query: { a: 'b c', t: '~' } }),
+    'http://h/p?a=b%20c&t=~',
+  )
+  assert.notEqual(
+    cacheKey({ origin: 'http://h', path: '/p', query: { a: 'x y' } }),
+    cacheKey({ origin: 'http://h', path: '/p?a=x+y' }),
+  )
   assert.equal(cacheKey({ origin: 'http://h', path: '/p', query: {} }), 'http://h/p')
+  // undici refuses query with a path that has a query or fragment: not answered from the cache either
+  assert.equal(cacheKey({ origin: 'http://h', path: '/p?z=0', query: { a: 'b' } }), undefined)
   assert.equal(keyFromUrl('http://h/p#fragment'), 'http://h/p')
 })
 
