@@ -87,6 +87,9 @@ function validateCacheStatus(value: unknown): string | false {
 /** The options of cacheInterceptor (and of CacheAgent, with `agent`). */
 export const INTERCEPTOR_OPTIONS = ['store', 'shared', 'methods', 'cacheStatus', 'cdnCacheControl']
 
+/** The names of the per-request `cache` option. */
+const REQUEST_OPTIONS = ['ttl', 'key', 'bypass', 'onlyIfCached']
+
 /** A misspelt option would silently fall back to its default (a store on disk for `store`). */
 export function assertKnownOptions(owner: string, options: object, known: readonly string[]): void {
   for (const name of Object.keys(options)) {
@@ -121,6 +124,7 @@ export function resolveConfig(options: CacheInterceptorOptions, defaultStore: ()
 export function resolveRequestOptions(value: unknown): CacheRequestOptions | undefined {
   if (value === undefined || value === null) return undefined
   if (typeof value !== 'object') throw new TypeError('request option cache must be an object')
+  assertKnownOptions('request option cache', value, REQUEST_OPTIONS)
   const options = value as CacheRequestOptions
   if (options.ttl !== undefined && !(typeof options.ttl === 'number' && options.ttl >= 0)) {
     throw new RangeError('request option cache.ttl must be a non-negative number of seconds')

@@ -38,6 +38,7 @@ test('bad per-request cache options throw an error naming the option', () => {
     [{ key: '' }, 'TypeError', /cache\.key/],
     [{ bypass: 1 }, 'TypeError', /cache\.bypass/],
     [{ onlyIfCached: 'yes' }, 'TypeError', /cache\.onlyIfCached/],
+    [{ tll: 30 }, 'TypeError', /^request option cache has no option tll$/],
   ]
   for (const [options, name, message] of cases) {
     assert.throws(() => resolveRequestOptions(options), { name, message }, JSON.stringify(options))
