@@ -5,14 +5,23 @@ import type { Headers } from './types.js'
 
 // RFC 9213 §2.2: targeted fields are RFC 8941 Dictionaries. Simplified check, one member:
 // key = ( lcalpha / "*" ) *( lcalpha / DIGIT / "_" / "-" / "." / "*" ), optionally "=" and a bare
-// item written as a token, number or quoted-string; parameters (";") are not accepted.
-const DICTIONARY_MEMBER =
-  /^[a-z*][a-z0-9_\-.*]*(?:=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z:/]+|"(?:[^"\\]|\\[\\"])*"))?$/
+// item written as a token, number or quoted-string; then any parameters (";" key ["=" bare item]),
+// which no directive defines and which are ignored (RFC 9213 §2.2, RFC 8941 §3.1.2).
+const KEY = '[a-z*][a-z0-9_\\-.*]*'
+const BARE_ITEM = `(?:[!#$%&'*+\\-.^_\`|~0-9A-Za-z:/]+|"(?:[^"\\\\]|\\\\[\\\\"])*")`
+const DICTIONARY_MEMBER = new RegExp(`^(${KEY}(?:=${BARE_ITEM})?)((?:; *${KEY}(?:=${BARE_ITEM})?)*)$`)
 
-// RFC 9213 §2.2: an empty field, or one that fails to parse, is ignored as if absent
-function isValidTargetedField(lines: readonly string[]): boolean {
+/**
+ * RFC 9213 §2.2: the field's lines as Cache-Control lines, parameters dropped; undefined for an
+ * empty field or one that fails to parse (ignored as if absent).
+ */
+function targetedLines(lines: readonly string[]): readonly string[] | undefined {
   const members = splitListMembers(lines)
-  return members.length > 0 && members.every((member) => DICTIONARY_MEMBER.test(member))
+  if (members.length === 0) return undefined
+  const matches = members.map((member) => DICTIONARY_MEMBER.exec(member))
+  if (matches.some((match) => match === null)) return undefined
+  if (matches.every((match) => match?.[2] === '')) return lines
+  return [matches.map((match) => match?.[1]).join(', ')]
 }
 
 const REPLACED_FIELDS: ReadonlySet<string> = new Set(['cache-control', 'expires'])
@@ -32,8 +41,8 @@ function withTargetedControl(headers: Headers, lines: readonly string[]): Header
  */
 export function targetedView(headers: Headers, targetFields: readonly string[]): Headers {
   for (const name of targetFields) {
-    const lines = linesOf(headers, name.toLowerCase())
-    if (isValidTargetedField(lines)) return withTargetedControl(headers, lines)
+    const lines = targetedLines(linesOf(headers, name.toLowerCase()))
+    if (lines) return withTargetedControl(headers, lines)
   }
   return headers
 }

@@ -73,6 +73,16 @@ describe('targetedView (RFC 9213 §2.1)', () => {
     }
   })
 
+  it('ignores the parameters of a member (RFC 8941 §3.1.2): no directive defines one', () => {
+    for (const [value, read] of [
+      ['max-age=600;x=1', 'max-age=600'],
+      ['max-age=60, foo;bar', 'max-age=60, foo'],
+      ['no-store; a="x;y"; b, max-age=5;c=1.5', 'no-store, max-age=5'],
+    ] as const) {
+      assert.equal(targetedView({ 'cdn-cache-control': value }, CDN)['cache-control'], read, value)
+    }
+  })
+
   it('returns the same headers when no target field is valid and non-empty (RFC 9213 §2.2)', () => {
     const headers: Headers = { 'cache-control': 'max-age=60', expires: '0' }
     assert.equal(targetedView(headers, CDN), headers)
@@ -81,7 +91,8 @@ describe('targetedView (RFC 9213 §2.1)', () => {
       '',
       ' , ',
       'Max-Age=600',
-      'max-age=600;x=1',
+      'max-age=600;X=1',
+      'max-age=600;x==1',
       'max-age==600',
       'max-age=',
       'max age=600',
