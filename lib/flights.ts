@@ -26,16 +26,12 @@ export class Flight {
   readonly #waiters: Waiter[] = []
   readonly #onSettled: () => void
   #settled = false
-  #invalidated = false
+  /** An unsafe request invalidated the key while this flight was under way: its response is not stored. */
+  invalidated = false
 
   constructor(startedMs: number, onSettled: () => void) {
     this.startedMs = startedMs
     this.#onSettled = onSettled
-  }
-
-  /** An unsafe request invalidated the key while this flight was under way: its response is not stored. */
-  get invalidated(): boolean {
-    return this.#invalidated
   }
 
   get waiterCount(): number {
@@ -64,10 +60,6 @@ export class Flight {
   }
 
   /** Releases every waiter once; later calls do nothing. */
-  markInvalidated(): void {
-    this.#invalidated = true
-  }
-
   settle(outcome: FlightOutcome, validated?: Validated): void {
     if (this.#settled) return
     this.#settled = true
@@ -96,7 +88,7 @@ export class Flights {
       const flightKey = flightKeyOf(method, key)
       const flight = this.#byKey.get(flightKey)
       if (flight === undefined) continue
-      flight.markInvalidated()
+      flight.invalidated = true
       this.#byKey.delete(flightKey)
     }
   }

@@ -30,24 +30,25 @@ export const BODY_DIR_SUFFIX = '-bodies'
 export class BodyFiles {
   readonly dir: string
   readonly #databasePath: string
-  /** The database file this connection opened, once known. */
-  #database: Stats | undefined
+  /** The database file this connection opened. */
+  readonly #database: Stats
   #dirMade = false
 
+  /** Made once the connection to `databasePath` is open. */
   constructor(dir: string, databasePath: string) {
     this.dir = dir
     this.#databasePath = databasePath
-  }
-
-  /** Notes which file the connection opened (call once it is open). */
-  opened(): void {
-    this.#database = statSync(this.#databasePath)
+    this.#database = statSync(databasePath)
   }
 
   /** Whether the file at the database's path is still the one this connection opened. */
   #sameDatabase(): boolean {
-    const now = statSync(this.#databasePath, { throwIfNoEntry: false })
-    return now !== undefined && now.ino === this.#database?.ino && now.dev === this.#database.dev
+    try {
+      const now = statSync(this.#databasePath, { throwIfNoEntry: false })
+      return now !== undefined && now.ino === this.#database.ino && now.dev === this.#database.dev
+    } catch {
+      return false
+    }
   }
 
   #assertSameDatabase(): void {
@@ -89,11 +90,14 @@ export class BodyFiles {
     }
   }
 
-  /** Removes the file of `entryId`; a file already gone is fine, any other failure is ignored. */
-  remove(entryId: number): void {
-    try {
-      if (this.#sameDatabase()) unlinkSync(this.pathOf(entryId))
-    } catch {}
+  /** Removes the files of `entryIds`; a file already gone is fine, any other failure is ignored. */
+  remove(entryIds: readonly number[]): void {
+    if (entryIds.length === 0 || !this.#sameDatabase()) return
+    for (const entryId of entryIds) {
+      try {
+        unlinkSync(this.pathOf(entryId))
+      } catch {}
+    }
   }
 
   /**
@@ -119,7 +123,8 @@ export class BodyFiles {
     }
     for (const name of names) {
       const entryId = Number(name)
-      if (Number.isSafeInteger(entryId) && String(entryId) === name && !hasRow(entryId)) this.remove(entryId)
+      if (Number.isSafeInteger(entryId) && String(entryId) === name && !hasRow(entryId))
+        this.remove([entryId])
     }
   }
 }

@@ -54,10 +54,9 @@ export class SqliteTables {
   #open = true
 
   constructor(path: string, nowMs: number) {
-    this.files = path === ':memory:' ? undefined : new BodyFiles(path + BODY_DIR_SUFFIX, path)
     this.#db = connect(path)
     try {
-      this.files?.opened()
+      this.files = path === ':memory:' ? undefined : new BodyFiles(path + BODY_DIR_SUFFIX, path)
       prepareSchema(this.#db, path)
       this.#sql = prepareStatements(this.#db)
     } catch (error) {
@@ -248,7 +247,7 @@ export class SqliteTables {
   #transact<R>(write: () => R): R {
     this.#removedFiles = []
     const result = write()
-    for (const entryId of this.#removedFiles) this.files?.remove(entryId)
+    this.files?.remove(this.#removedFiles)
     this.#removedFiles = []
     this.onWritten?.()
     return result

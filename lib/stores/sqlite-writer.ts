@@ -215,7 +215,7 @@ export class SqliteEntryWriter implements EntryWriter {
     if (this.#fd !== undefined) closeQuietly(this.#fd)
     this.#fd = undefined
     if (this.#entryId === undefined) return
-    if (this.#context.bodyFiles) this.#context.bodyFiles.remove(this.#entryId)
+    this.#context.bodyFiles?.remove([this.#entryId])
     this.#context.tables.discard(this.#entryId)
   }
 }

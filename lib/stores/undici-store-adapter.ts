@@ -53,7 +53,7 @@ export function toUndiciStore(store: CacheStore): UndiciCacheStore {
 }
 
 /** A delete waits at most this long for the body streams handed out under its key. */
-export const DELETE_WAIT_MAX_MS = 30_000
+const DELETE_WAIT_MAX_MS = 30_000
 
 /**
  * The body streams handed out per key. undici deletes an entry on a 304 that carries Cache-Control
@@ -64,7 +64,8 @@ export const DELETE_WAIT_MAX_MS = 30_000
 class BodyReads {
   readonly #store: CacheStore
   readonly #open = new Map<string, Set<Readable>>()
-  readonly #waiting = new Map<string, () => void>()
+  /** The deletes waiting for those streams, by key: each one's DELETE_WAIT_MAX_MS timer. */
+  readonly #waiting = new Map<string, NodeJS.Timeout>()
 
   constructor(store: CacheStore) {
     this.#store = store
@@ -78,25 +79,31 @@ class BodyReads {
       open.delete(body)
       if (open.size > 0) return
       this.#open.delete(key)
-      this.#waiting.get(key)?.()
+      if (this.#waiting.has(key)) this.#removeNow(key)
     })
     return body
   }
 
+  /** A newer response is written under `key`: it replaces what the waiting delete would remove. */
   written(key: string): void {
-    this.#waiting.delete(key)
+    this.#stopWaiting(key)
   }
 
   removeWhenRead(key: string): Promise<void> {
     if (!this.#open.has(key)) return remove(this.#store, key)
-    const timer = setTimeout(() => this.#waiting.get(key)?.(), DELETE_WAIT_MAX_MS).unref()
-    const removeNow = () => {
-      clearTimeout(timer)
-      this.#waiting.delete(key)
-      remove(this.#store, key)
-    }
-    this.#waiting.set(key, removeNow)
+    this.#stopWaiting(key)
+    this.#waiting.set(key, setTimeout(() => this.#removeNow(key), DELETE_WAIT_MAX_MS).unref())
     return Promise.resolve()
+  }
+
+  #removeNow(key: string): void {
+    this.#stopWaiting(key)
+    remove(this.#store, key)
+  }
+
+  #stopWaiting(key: string): void {
+    clearTimeout(this.#waiting.get(key))
+    this.#waiting.delete(key)
   }
 }
 
