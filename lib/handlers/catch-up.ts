@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
+import type { Serving } from '../serving.js'
 import type { StoredEntry } from '../stores/store.js'
 import { BodyPump } from './body-pump.js'
 import type { RelayController } from './relay-controller.js'
@@ -19,6 +20,8 @@ export interface Ending {
   /** Asks the origin again when the store has no copy (given for a response with a strong ETag). */
   fromOrigin?: RestFetch
   trailers?: Record<string, string>
+  /** Counts a reader still to read from the store, so that closing waits for it. */
+  serving?: Serving
 }
 
 /**
@@ -27,11 +30,13 @@ export interface Ending {
  * the origin again; if the origin cannot resend it either, an error (never a short body).
  */
 export function catchUp(
-  handler: Dispatcher.DispatchHandler,
+  caller: Dispatcher.DispatchHandler,
   relay: RelayController,
   fromByte: number,
   ending: Ending,
+  finished: () => void = () => {},
 ): void {
+  const handler = finishing(caller, finished)
   let deliveredBytes = fromByte
   let callerThrew = false
   const fromOriginOr = (error: unknown) => {
@@ -66,5 +71,20 @@ export function catchUp(
     else serveRest(found)
   } catch (error) {
     fromOriginOr(error)
+  }
+}
+
+/** `handler`, telling `finished` once it is given the end or an error. */
+function finishing(handler: Dispatcher.DispatchHandler, finished: () => void): Dispatcher.DispatchHandler {
+  return {
+    onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
+    onResponseEnd: (controller, trailers) => {
+      finished()
+      handler.onResponseEnd?.(controller, trailers)
+    },
+    onResponseError: (controller, error) => {
+      finished()
+      handler.onResponseError?.(controller, error)
+    },
   }
 }

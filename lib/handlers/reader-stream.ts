@@ -34,6 +34,8 @@ export class ReaderStream implements ResponseSource {
   #ended = false
   #done = false
   #ending: Ending = {}
+  /** Told once a reader that fell behind has read the rest from the store (or stopped). */
+  #storeReadFinished: (() => void) | undefined
 
   /** `deliveredBytes`: what the caller already has (a first caller that read the origin directly until now). */
   constructor(
@@ -89,12 +91,14 @@ export class ReaderStream implements ResponseSource {
   end(ending: Ending): void {
     this.#ended = true
     this.#ending = ending
+    if (this.#behind && !this.#done) this.#storeReadFinished = ending.serving?.started()
     if (!this.#paused) this.#advance()
   }
 
   fail(error: Error): void {
     if (this.#done) return
     this.#done = true
+    this.#storeReadFinished?.()
     this.#handler.onResponseError?.(this.#relay, error)
   }
 
@@ -113,6 +117,7 @@ export class ReaderStream implements ResponseSource {
     if (this.#done) return
     this.#done = true
     this.#queue = []
+    this.#storeReadFinished?.()
     queueMicrotask(() => this.#handler.onResponseError?.(this.#relay, reason))
     this.#upstream?.readerGone(reason)
   }
@@ -141,7 +146,7 @@ export class ReaderStream implements ResponseSource {
     if (this.#paused || this.#done || !this.#ended || this.#queue.length > 0) return
     if (this.#behind) {
       this.#done = true
-      catchUp(this.#handler, this.#relay, this.#deliveredBytes, this.#ending)
+      catchUp(this.#handler, this.#relay, this.#deliveredBytes, this.#ending, this.#storeReadFinished)
       return
     }
     this.#done = true

@@ -78,6 +78,26 @@ for (const kind of stores) {
       await cache.close()
     })
 
+    test('CacheAgent#close() waits for a waiter that fell behind to read the rest from the store', async () => {
+      const cache = makeAgent(kind.make())
+      const path = `/closing-${kind.name.length}`
+      const leader = request(`${origin.url}${path}`, { dispatcher: cache.agent })
+      const slow = request(`${origin.url}${path}`, { dispatcher: cache.agent })
+      assert.equal(sha(Buffer.from(await (await leader).body.arrayBuffer())), sha(BIG))
+      const slowRes = await slow
+      let closed = false
+      const closing = cache.agent.close().then(() => {
+        closed = true
+      })
+      await sleep(100)
+      assert.equal(closed, false, 'close() waits while the rest is unread')
+      const slowBody = Buffer.from(await slowRes.body.arrayBuffer())
+      await closing
+      assert.equal(sha(slowBody), sha(BIG))
+      assert.equal(origin.count(path), 1)
+      await cache.store.close()
+    })
+
     test('when the shared download fails, its waiters see the error, never a short body', async () => {
       const cache = makeAgent(kind.make())
       const path = `/broken-${kind.name.length}`
