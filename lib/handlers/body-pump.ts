@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
+import { endResponse } from './end-response.js'
 import type { RelayController, ResponseSource } from './relay-controller.js'
 
 /** Bytes delivered in one turn of the event loop before yielding to other work. */
@@ -158,7 +159,7 @@ export class BodyPump implements ResponseSource {
     if (this.#finished) return false
     if (step.done) {
       this.#finish()
-      this.#handler.onResponseEnd?.(this.#controller, this.#trailers)
+      endResponse(this.#handler, this.#controller, this.#trailers)
       return false
     }
     this.#handler.onResponseData?.(this.#controller, step.value)

@@ -3,6 +3,7 @@ import { asError } from '../diagnostics.js'
 import type { Serving } from '../serving.js'
 import type { StoredEntry } from '../stores/store.js'
 import { BodyPump } from './body-pump.js'
+import { endResponse } from './end-response.js'
 import type { RelayController } from './relay-controller.js'
 import type { RestFetch } from './rest-from-origin.js'
 import { rangeBody } from './serve.js'
@@ -80,7 +81,7 @@ function finishing(handler: Dispatcher.DispatchHandler, finished: () => void): D
     onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
     onResponseEnd: (controller, trailers) => {
       finished()
-      handler.onResponseEnd?.(controller, trailers)
+      endResponse(handler, controller, trailers)
     },
     onResponseError: (controller, error) => {
       finished()

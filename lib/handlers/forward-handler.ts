@@ -12,6 +12,7 @@ import { varyFieldNames, varyKey, varyValues } from '../policy/vary.js'
 import type { EntryMeta, EntryWriter, MaybePromise, StoredEntry } from '../stores/store.js'
 import type { Ending, StoredCopy } from './catch-up.js'
 import { DownloadPace } from './download-pace.js'
+import { endResponse } from './end-response.js'
 import { FanOut } from './fan-out.js'
 import { ReaderStream } from './reader-stream.js'
 import type { RelayController } from './relay-controller.js'
@@ -210,11 +211,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#downstream.onResponseError?.(this.#relay, this.#relay.reason as Error)
       return
     }
-    try {
-      this.#downstream.onResponseEnd?.(this.#relay, ending.trailers ?? {})
-    } catch {
-      // like a ReaderStream's: the response was whole; there is nobody else to tell
-    }
+    endResponse(this.#downstream, this.#relay, ending.trailers ?? {})
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
 import { catchUp, type Ending } from './catch-up.js'
+import { endResponse } from './end-response.js'
 import { RelayController, type ResponseSource } from './relay-controller.js'
 import type { OutgoingHeaders } from './response-headers.js'
 
@@ -150,6 +151,6 @@ export class ReaderStream implements ResponseSource {
       return
     }
     this.#done = true
-    this.#guard(() => this.#handler.onResponseEnd?.(this.#relay, this.#ending.trailers ?? {}))
+    endResponse(this.#handler, this.#relay, this.#ending.trailers ?? {})
   }
 }

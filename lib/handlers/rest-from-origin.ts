@@ -4,6 +4,7 @@ import { withoutClientConditionals } from '../policy/conditional.js'
 import { entityTagOf, isWeakTag, strongMatch } from '../policy/entity-tag.js'
 import { contentLengthBytes, singletonValue } from '../policy/headers.js'
 import type { Headers } from '../policy/types.js'
+import { endResponse } from './end-response.js'
 import type { RelayController } from './relay-controller.js'
 
 /** Asks the origin again for a shared response from `fromByte` on, for a reader that fell behind. */
@@ -112,11 +113,7 @@ class RestHandler implements Dispatcher.DispatchHandler {
       this.#downstream.onResponseError?.(this.#relay, refusal('its answer ends early'))
       return
     }
-    try {
-      this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
-    } catch {
-      // like a ReaderStream's: the response was whole; there is nobody else to tell
-    }
+    endResponse(this.#downstream, this.#relay, trailers as Record<string, string>)
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

@@ -8,6 +8,7 @@ import { staleIfErrorAllows } from '../policy/lookup.js'
 import { notModifiedMatches } from '../policy/revalidation.js'
 import type { Headers } from '../policy/types.js'
 import type { StoredEntry } from '../stores/store.js'
+import { endResponse } from './end-response.js'
 import { ForwardHandler, type ForwardOptions } from './forward-handler.js'
 import type { RelayController } from './relay-controller.js'
 import { respondFromCache } from './respond.js'
@@ -139,7 +140,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   }
 
   #endSilently(): void {
-    this.#downstream.onResponseEnd?.(this.#relay, {})
+    endResponse(this.#downstream, this.#relay, {})
   }
 }
 
