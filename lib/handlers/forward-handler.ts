@@ -83,6 +83,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #declaredSizeBytes: number | undefined
   #committed = false
   #pendingWrite: Promise<void> | undefined
+  /** The URLs a redirect handler composed inside the cache visited, when there is one (it adds to it). */
+  #redirectHistory: readonly unknown[] | undefined
 
   constructor(
     exchange: Exchange,
@@ -98,7 +100,17 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#next = options.next
   }
 
+  /**
+   * The response came from another URL: undici's redirect interceptor, composed inside the cache,
+   * followed a redirect and hands on only the last hop's response (RFC 9111 §2: it is not this key's).
+   */
+  get redirected(): boolean {
+    return (this.#redirectHistory?.length ?? 0) > 1
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    const history = (context as { history?: unknown } | undefined)?.history
+    this.#redirectHistory = Array.isArray(history) ? history : undefined
     this.#pace = new DownloadPace(controller)
     this.#relay.setSource(this.#pace)
     this.#relay.start(this.#downstream, context)
@@ -259,6 +271,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (!this.#exchange.mayStore) return { detail: 'request-no-store' }
     // RFC 9111 §4.4: an unsafe request invalidated the key since this one left: it may predate the write
     if (this.#flight?.invalidated) return { detail: 'invalidated' }
+    if (this.redirected) return { detail: 'redirected' }
     const { config } = this.#exchange
     const decision = canStore(
       this.#exchange.request,

@@ -72,7 +72,9 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     this.#responseStarted = true
     this.#statusCode = statusCode
     if (statusCode === 304) {
-      this.#outcome = notModifiedMatches(this.#entry, { statusCode, headers }) ? 'not-modified' : 'mismatch'
+      // a 304 from where a redirect led says nothing about the stored response: asked again unconditionally
+      const matches = !this.#forward.redirected && notModifiedMatches(this.#entry, { statusCode, headers })
+      this.#outcome = matches ? 'not-modified' : 'mismatch'
       this.#notModifiedHeaders = headers
       return
     }

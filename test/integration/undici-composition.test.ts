@@ -1,16 +1,29 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { type Dispatcher, RetryAgent, request } from 'undici'
+import { Agent, type Dispatcher, interceptors, RetryAgent, request } from 'undici'
 import { CacheAgent } from '../../lib/cache-agent.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 let origin: Origin
 const failOnce = new Set<string>()
+/** Where /moved points; unset: /moved is a document of its own. */
+let movedTo: string | undefined
 
 before(async () => {
   origin = await startOrigin((req, res) => {
     const path = req.url ?? ''
+    if (path === '/me') {
+      const user = String(req.headers.authorization ?? '').replace('Bearer ', '')
+      return reply(res, 302, { location: `/profile/${user}`, 'cache-control': 'no-store' })
+    }
+    if (path.startsWith('/profile/')) return reply(res, 200, { 'cache-control': 'public, max-age=300' }, path)
+    if (path === '/moved' && movedTo) return reply(res, 302, { location: movedTo })
+    if (path === '/moved' || path === '/elsewhere') {
+      const etag = '"same-tag"'
+      if (req.headers['if-none-match'] === etag) return reply(res, 304, { etag, 'cache-control': 'no-cache' })
+      return reply(res, 200, { etag, 'cache-control': 'no-cache' }, `document ${path}`)
+    }
     if (path.startsWith('/flaky') && !failOnce.has(path)) {
       failOnce.add(path)
       return reply(res, 503, { 'retry-after': '0' }, 'busy')
@@ -60,4 +73,53 @@ test('RetryAgent over a CacheAgent retries a 503 and the retried response is cac
   assert.match(String(second.headers['cache-status']), /^undici-cache; hit/)
   assert.equal(origin.count('/flaky'), 2)
   await agent.close()
+})
+
+/** A CacheAgent whose inner Agent follows redirects itself: the cache sees only the last hop. */
+function redirectingCache(): CacheAgent {
+  return new CacheAgent({
+    store: new MemoryStore(),
+    agent: new Agent().compose(interceptors.redirect({ maxRedirections: 3 })),
+  })
+}
+
+test("a redirect followed inside the cache is not stored under the first URL: one user never gets another one's page", async () => {
+  const agent = redirectingCache()
+  const get = async (user: string) => {
+    const res = await request(`${origin.url}/me`, {
+      dispatcher: agent,
+      headers: { authorization: `Bearer ${user}` },
+    })
+    return { body: await res.body.text(), status: res.headers['cache-status'] }
+  }
+  assert.deepEqual(await get('alice'), {
+    body: '/profile/alice',
+    status: 'undici-cache; fwd=miss; detail=redirected',
+  })
+  assert.deepEqual(await get('bob'), {
+    body: '/profile/bob',
+    status: 'undici-cache; fwd=miss; detail=redirected',
+  })
+  assert.equal(origin.count('/me'), 2)
+  await agent.close()
+})
+
+test('a 304 from where a redirect led does not revalidate the stored response', async () => {
+  const agent = redirectingCache()
+  const first = await request(`${origin.url}/moved`, { dispatcher: agent })
+  assert.equal(await first.body.text(), 'document /moved')
+  assert.equal(first.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+  movedTo = '/elsewhere'
+  try {
+    const second = await request(`${origin.url}/moved`, { dispatcher: agent })
+    assert.equal(await second.body.text(), 'document /elsewhere')
+    assert.equal(
+      origin.requests.filter((r) => r.url === '/elsewhere' && r.headers['if-none-match']).length,
+      1,
+    )
+    assert.equal(origin.count('/elsewhere'), 2, 'the 304 was followed by an unconditional request')
+  } finally {
+    movedTo = undefined
+    await agent.close()
+  }
 })
