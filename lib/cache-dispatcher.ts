@@ -75,11 +75,11 @@ export class CacheDispatcher {
     }
     const requestOptions = rerun.requestOptions ?? resolveRequestOptions(opts.cache)
     if (opts.cache !== undefined) opts = withoutCacheOption(opts)
-    const key = requestOptions?.key ?? cacheKey(opts)
-    if (!this.#config.methods.has(method) || requestOptions?.bypass || key === undefined) {
+    if (!this.#config.methods.has(method) || requestOptions?.bypass)
       return this.#pass(opts, handler, 'bypass')
-    }
     const headers = normalizeHeaders(opts.headers)
+    const key = requestOptions?.key ?? cacheKey(opts, headers.host)
+    if (key === undefined) return this.#pass(opts, handler, 'bypass')
     const directives = requestDirectives(headers)
     const exchange: Exchange = {
       config: this.#config,

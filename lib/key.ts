@@ -47,8 +47,32 @@ function normalisedOrigin(origin: string | URL): string {
   return origins.get(origin) ?? origins.set(origin, new URL(origin).origin)
 }
 
-/** The key for a dispatch; undefined when the request has no absolute target. */
-export function cacheKey(input: KeyInput): string | undefined {
+/**
+ * The key for a dispatch; undefined when the request has no absolute target. `host`: the request's
+ * Host field, when it has one (see withHost).
+ */
+export function cacheKey(input: KeyInput, host?: string | string[]): string | undefined {
+  const url = targetUrl(input)
+  return url === undefined ? undefined : withHost(url, host)
+}
+
+/**
+ * RFC 9110 §7.2, RFC 9112 §3.2.1: a Host field names the target's authority. When it is not the
+ * authority of the address the request goes to (virtual hosts behind one address, or undici's dns
+ * interceptor outside the cache), it joins that address in the key. Undefined for a repeated Host,
+ * which undici refuses to send.
+ */
+export function withHost(url: string, host: string | string[] | undefined): string | undefined {
+  if (host === undefined) return url
+  if (typeof host !== 'string') return undefined
+  const named = host.toLowerCase()
+  const authorityStart = url.indexOf('//') + 2
+  const authority = url.slice(authorityStart, url.indexOf('/', authorityStart))
+  return named === authority ? url : `${url} host=${named}`
+}
+
+/** The target URI a dispatch names (origin and path, normalised); undefined when it has none. */
+export function targetUrl(input: KeyInput): string | undefined {
   if (input.origin === undefined || input.origin === null) return undefined
   // A path that is not origin-form (e.g. `//other.host/x`) must not resolve to another origin.
   if (!input.path.startsWith('/') || input.path.startsWith('//')) return undefined
@@ -57,7 +81,11 @@ export function cacheKey(input: KeyInput): string | undefined {
     const path = pathWithQuery(input.path, input.query)
     // An opaque origin ('null', e.g. file:) has no absolute target.
     if (origin === 'null' || path === undefined) return undefined
-    return isPlainPath(path) ? origin + path : keyFromUrl(origin + path)
+    if (isPlainPath(path)) return origin + path
+    // RFC 9111 §2: a path URL parsing would change (`\`, dot segments, a fragment, `/p?`) is sent as it
+    // is, so its normalised form would be another target's key: it gets none
+    const url = keyFromUrl(origin + path)
+    return url === origin + path ? url : undefined
   } catch {
     return undefined
   }

@@ -1,15 +1,17 @@
 import type { Dispatcher } from 'undici'
 import { reportStoreError } from '../diagnostics.js'
 import { cacheStatusValue, quietly } from '../exchange.js'
-import { cacheKey, type KeyInput, keyFromUrl } from '../key.js'
+import { type KeyInput, keyFromUrl, targetUrl, withHost } from '../key.js'
 import type { CacheConfig } from '../options.js'
 import { invalidatesOnResponse, invalidationTargets } from '../policy/invalidation.js'
 import type { Headers } from '../policy/types.js'
+import { normalizeHeaders } from '../request-headers.js'
 import { PassHandler } from './pass-handler.js'
 import { forwardedHeaders } from './response-headers.js'
 
 interface Target extends KeyInput {
   method: string
+  headers?: unknown
 }
 
 /**
@@ -24,10 +26,12 @@ function invalidate(
   invalidated: (key: string) => void,
 ): void {
   if (!invalidatesOnResponse(target.method, statusCode)) return
-  const url = cacheKey(target)
+  const url = targetUrl(target)
   if (url === undefined) return
-  for (const targetUrl of invalidationTargets(url, headers)) {
-    const key = keyFromUrl(targetUrl)
+  const { host } = normalizeHeaders(target.headers)
+  for (const invalidatedUrl of invalidationTargets(url, headers)) {
+    const key = withHost(keyFromUrl(invalidatedUrl), host)
+    if (key === undefined) continue
     invalidated(key)
     quietly(
       (error) => reportStoreError(config.store, 'delete', error),

@@ -26,7 +26,7 @@ test('the key is the normalised target URI, with the query option appended', () 
   assert.equal(keyFromUrl('http://h/p#fragment'), 'http://h/p')
 })
 
-test('the key of any path is what URL parsing makes of it (the plain-path shortcut changes nothing)', () => {
+test('a path has a key only when URL parsing leaves it as undici sends it (the plain-path shortcut changes nothing)', () => {
   const pieces = [
     'a',
     'Z',
@@ -77,13 +77,31 @@ test('the key of any path is what URL parsing makes of it (the plain-path shortc
   fc.assert(
     fc.property(origin, path, (base, target) => {
       fc.pre(!target.startsWith('//'))
-      assert.equal(cacheKey({ origin: base, path: target }), keyFromUrl(new URL(base).origin + target))
+      const sent = new URL(base).origin + target
+      const parsed = keyFromUrl(sent)
+      assert.equal(cacheKey({ origin: base, path: target }), parsed === sent ? sent : undefined)
     }),
     { numRuns: 2000 },
   )
-  assert.equal(cacheKey({ origin: 'http://h', path: '/a/./b/../c' }), 'http://h/a/c')
-  assert.equal(cacheKey({ origin: 'http://h', path: "/p?q='x'" }), 'http://h/p?q=%27x%27')
+  // each of these is another target to the origin than its normalised form
+  for (const path of ['/a/./b/../c', '/static/..\\api', '/x#frag', '/p?', "/p?q='x'", '/%2e%2e/x', '/a b'])
+    assert.equal(cacheKey({ origin: 'http://h', path }), undefined, path)
+  assert.equal(cacheKey({ origin: 'http://h', path: '/a%2Fb~%7E' }), 'http://h/a%2Fb~%7E')
   assert.equal(cacheKey({ origin: 'file:///x', path: '/p' }), undefined)
+})
+
+test('a Host field naming another authority than the address joins it in the key', () => {
+  assert.equal(
+    cacheKey({ origin: 'http://10.0.0.1:8080', path: '/p' }, '10.0.0.1:8080'),
+    'http://10.0.0.1:8080/p',
+  )
+  assert.equal(cacheKey({ origin: 'http://h', path: '/p' }, 'H'), 'http://h/p')
+  assert.equal(cacheKey({ origin: 'http://10.0.0.1', path: '/p' }, 'A.test'), 'http://10.0.0.1/p host=a.test')
+  assert.notEqual(
+    cacheKey({ origin: 'http://10.0.0.1', path: '/p' }, 'a.test'),
+    cacheKey({ origin: 'http://10.0.0.1', path: '/p' }, 'b.test'),
+  )
+  assert.equal(cacheKey({ origin: 'http://10.0.0.1', path: '/p' }, ['a.test', 'b.test']), undefined)
 })
 
 test('a request without an absolute origin-form target has no key (bypassed)', () => {
