@@ -7,7 +7,7 @@ import {
   type Exchange,
   policyView,
 } from './exchange.js'
-import { type Flight, type FlightOutcome, Flights, flightKeyOf } from './flights.js'
+import { type Flight, type FlightOutcome, Flights, flightKeyOf, type Waiter } from './flights.js'
 import { backgroundHandler } from './handlers/background-handler.js'
 import type { LiveWaiter } from './handlers/fan-out.js'
 import { ForwardHandler } from './handlers/forward-handler.js'
@@ -18,6 +18,7 @@ import { respondFromCache } from './handlers/respond.js'
 import { forwardedHeaders } from './handlers/response-headers.js'
 import { RevalidationHandler } from './handlers/revalidation-handler.js'
 import { serve } from './handlers/serve.js'
+import { WaitingHandler } from './handlers/waiting-handler.js'
 import { cacheKey } from './key.js'
 import { type CacheConfig, type CacheRequestOptions, resolveRequestOptions } from './options.js'
 import { currentAgeSeconds } from './policy/age.js'
@@ -195,20 +196,22 @@ export class CacheDispatcher {
     if (!exchange.coalesce) return this.#send(exchange, handler, fwd, entry)
     const inFlight = this.#flights.get(flightKey(exchange))
     if (inFlight) {
-      inFlight.join({
+      const waiting = new WaitingHandler(handler)
+      const waiter: Waiter = {
         // Re-run on a microtask: outside the leader's handler callbacks, and a throw reaches this waiter only.
         settled: (outcome) => {
           const collapsed = { sinceMs: inFlight.startedMs, fwd, validated: inFlight.validated }
           queueMicrotask(() => {
             try {
-              this.#rerun(exchange, handler, collapsed, outcome)
+              this.#rerun(exchange, waiting, collapsed, outcome)
             } catch (error) {
-              failAsync(handler, error)
+              failAsync(waiting, error)
             }
           })
         },
-        live: this.#liveWaiter(exchange, handler, fwd),
-      })
+        live: this.#liveWaiter(exchange, waiting, fwd),
+      }
+      if (waiting.start(() => inFlight.leave(waiter))) inFlight.join(waiter)
       return true
     }
     return this.#send(

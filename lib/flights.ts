@@ -46,6 +46,12 @@ export class Flight {
     this.onJoin?.()
   }
 
+  /** A waiter that aborted: it is neither fed nor re-run. */
+  leave(waiter: Waiter): void {
+    const index = this.#waiters.indexOf(waiter)
+    if (index >= 0) this.#waiters.splice(index, 1)
+  }
+
   /** Takes the live-capable waiters that `accept` picks: they are fed the response, not re-run. */
   takeLive(accept: (waiter: LiveWaiter) => boolean): LiveWaiter[] {
     const taken: LiveWaiter[] = []

@@ -65,7 +65,9 @@ export class ReaderStream implements ResponseSource {
   start(statusCode: number, headers: OutgoingHeaders, statusMessage: string | undefined): void {
     this.#guard(() => {
       this.#relay.start(this.#handler, {})
-      this.#handler.onResponseStart?.(this.#relay, statusCode, headers, statusMessage)
+      // a caller that aborted as it started has been told (abort())
+      if (!this.#relay.aborted)
+        this.#handler.onResponseStart?.(this.#relay, statusCode, headers, statusMessage)
     })
   }
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import { request } from 'undici'
 import { Flight } from '../../lib/flights.js'
 import { makeAgent, send, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
@@ -100,6 +101,27 @@ for (const kind of storeKinds) {
         1,
       )
       assert.equal(statuses.filter((s) => s === 'undici-cache; fwd=stale; collapsed').length, 29)
+    })
+
+    test('a waiter that aborts is rejected at once with its reason; the others are served', async () => {
+      for (const headers of [{}, { range: 'bytes=0-3' }]) {
+        const path = `/abort-waiter-${Object.keys(headers).length}`
+        const leader = send(cache.agent, `${origin.url}${path}`)
+        const controller = new AbortController()
+        const startedMs = performance.now()
+        const aborted = request(`${origin.url}${path}`, {
+          dispatcher: cache.agent,
+          signal: controller.signal,
+          headers,
+        })
+        const other = send(cache.agent, `${origin.url}${path}`)
+        setTimeout(() => controller.abort(new Error('gave up')), 20)
+        await assert.rejects(aborted, { message: 'gave up' })
+        assert.ok(performance.now() - startedMs < DELAY_MS, 'rejected before the origin answered')
+        assert.equal((await leader).body, `${path} in none`)
+        assert.equal((await other).body, `${path} in none`)
+        assert.equal(origin.count(path), 1)
+      }
     })
   })
 }

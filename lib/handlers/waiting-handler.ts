@@ -1,0 +1,70 @@
+import type { Dispatcher } from 'undici'
+import { endResponse } from './end-response.js'
+import { RelayController } from './relay-controller.js'
+
+/**
+ * The handler of a request that waits on an identical one in flight. The caller is started as it
+ * joins, as undici starts a request it sends, so that its abort is seen at once: an abort while it
+ * waits ends it with the reason (and `onAbortWhileWaiting` takes it off the flight). Whatever serves
+ * it later (fed live, or re-run through the cache once the flight settles) reaches the caller
+ * through the one controller it was given; once it has ended, nothing more does.
+ */
+export class WaitingHandler implements Dispatcher.DispatchHandler {
+  readonly #handler: Dispatcher.DispatchHandler
+  readonly #relay = new RelayController()
+  #done = false
+
+  constructor(handler: Dispatcher.DispatchHandler) {
+    this.#handler = handler
+  }
+
+  /** Starts the caller; false when it aborted at once (then it has been told, and must not wait). */
+  start(onAbortWhileWaiting: () => void): boolean {
+    this.#relay.setSource({
+      pause() {},
+      resume() {},
+      abort: (reason) => {
+        onAbortWhileWaiting()
+        queueMicrotask(() => this.onResponseError(this.#relay, reason))
+      },
+    })
+    this.#relay.start(this.#handler, {})
+    return !this.#relay.aborted
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#relay.setSource(controller)
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
+    if (this.#live()) this.#handler.onResponseStart?.(this.#relay, statusCode, headers, statusMessage)
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#live()) this.#handler.onResponseData?.(this.#relay, chunk)
+  }
+
+  onResponseEnd(
+    _controller: Dispatcher.DispatchController,
+    trailers: Record<string, string | string[] | undefined>,
+  ): void {
+    if (this.#done) return
+    this.#done = true
+    endResponse(this.#handler, this.#relay, trailers)
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
+    if (this.#done) return
+    this.#done = true
+    this.#handler.onResponseError?.(this.#relay, error)
+  }
+
+  #live(): boolean {
+    return !this.#done && !this.#relay.aborted
+  }
+}
