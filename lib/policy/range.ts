@@ -63,9 +63,19 @@ function resolveRange(spec: ByteRangeSpec, sizeBytes: number): RangeOutcome {
 /** Two-digit (RFC 850) years in If-Range and Last-Modified are both placed relative to 2000. */
 const DATE_REFERENCE_MS = Date.UTC(2000, 0, 1)
 
+/** RFC 9110 §8.8.2.2: a Last-Modified at least this long before the response's Date is a strong validator. */
+const STRONG_LAST_MODIFIED_MS = 60_000
+
+// RFC 9110 §8.8.2.2: a cache may take the stored Last-Modified as strong only when it is at least 60 s
+// before the stored Date (a second change within the same second could not be told apart)
+function isStrongLastModified(lastModifiedMs: number, storedHeaders: Headers): boolean {
+  const dateMs = parseHttpDate(singletonValue(storedHeaders, 'date'), DATE_REFERENCE_MS)
+  return dateMs !== undefined && lastModifiedMs <= dateMs - STRONG_LAST_MODIFIED_MS
+}
+
 // RFC 9110 §13.1.5: an entity-tag must match the stored ETag by strong comparison (a weak tag never
-// does); an HTTP-date must equal the stored Last-Modified. Simplification: the date is not also
-// checked to be a strong validator (§8.8.2.2). Several lines or an invalid date never match.
+// does); an HTTP-date must equal the stored Last-Modified, which must be a strong validator. Several
+// lines or an invalid date never match.
 function ifRangeMatches(requestHeaders: Headers, storedHeaders: Headers): boolean {
   const lines = linesOf(requestHeaders, 'if-range')
   if (lines.length === 0) return true
@@ -77,7 +87,8 @@ function ifRangeMatches(requestHeaders: Headers, storedHeaders: Headers): boolea
   }
   const dateMs = parseHttpDate(value, DATE_REFERENCE_MS)
   const lastModified = singletonValue(storedHeaders, 'last-modified')
-  return dateMs !== undefined && dateMs === parseHttpDate(lastModified, DATE_REFERENCE_MS)
+  if (dateMs === undefined || dateMs !== parseHttpDate(lastModified, DATE_REFERENCE_MS)) return false
+  return isStrongLastModified(dateMs, storedHeaders)
 }
 
 function isValidSize(sizeBytes: number): boolean {

@@ -6,7 +6,11 @@ import type { Headers } from '../../lib/policy/types.js'
 
 const SIZE = 10000
 const LAST_MODIFIED = 'Sat, 29 Oct 1994 19:43:31 GMT'
-const STORED: Headers = { etag: '"xyzzy"', 'last-modified': LAST_MODIFIED }
+const STORED: Headers = {
+  etag: '"xyzzy"',
+  'last-modified': LAST_MODIFIED,
+  date: 'Sat, 29 Oct 1994 19:44:31 GMT',
+}
 
 const range = (value: string | string[], extra: Headers = {}, size = SIZE, headers = STORED) =>
   evaluateRange({ range: value, ...extra }, size, headers)
@@ -91,6 +95,22 @@ describe('evaluateRange: If-Range (RFC 9110 §13.1.5)', () => {
     assert.deepEqual(range('bytes=0-1', { 'if-range': '"other"' }), FULL)
     assert.deepEqual(range('bytes=0-1', { 'if-range': '"xyzzy"' }, SIZE, { etag: 'W/"xyzzy"' }), FULL)
     assert.deepEqual(range('bytes=0-1', { 'if-range': '"xyzzy"' }, SIZE, {}), FULL)
+  })
+
+  it('answers a date only when the stored Last-Modified is a strong validator, 60 s or more before Date (§8.8.2.2)', () => {
+    const storedAt = (date: string | undefined) => ({
+      'last-modified': LAST_MODIFIED,
+      ...(date ? { date } : {}),
+    })
+    const ifRange = { 'if-range': LAST_MODIFIED }
+    assert.deepEqual(
+      range('bytes=0-1', ifRange, SIZE, storedAt('Sat, 29 Oct 1994 19:44:31 GMT')),
+      partial(0, 1),
+    )
+    assert.deepEqual(range('bytes=0-1', ifRange, SIZE, storedAt('Sat, 29 Oct 1994 19:44:30 GMT')), FULL)
+    assert.deepEqual(range('bytes=0-1', ifRange, SIZE, storedAt('Sat, 29 Oct 1994 19:43:31 GMT')), FULL)
+    assert.deepEqual(range('bytes=0-1', ifRange, SIZE, storedAt(undefined)), FULL)
+    assert.deepEqual(range('bytes=0-1', ifRange, SIZE, storedAt('not a date')), FULL)
   })
 
   it('serves the range when the date equals the stored Last-Modified', () => {
