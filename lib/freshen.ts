@@ -87,12 +87,22 @@ export function storeFreshened(
   )
 }
 
+/** The entry `id` under `key`, if it is still stored (not removed, evicted or replaced since it was looked up). */
+export function stillStored(
+  store: CacheStore,
+  key: string,
+  id: StoredEntry['id'],
+): StoredEntry | undefined | Promise<StoredEntry | undefined> {
+  const pick = (entries: StoredEntry[]) => entries.find((stored) => stored.id === id)
+  const found = store.get(key)
+  return Array.isArray(found) ? pick(found) : found.then(pick)
+}
+
 /** Removes `key`'s variants if the entry `id` is still among them (not replaced meanwhile by a newer response). */
 function removeIfStored(store: CacheStore, key: string, id: StoredEntry['id']): unknown {
-  const removeIfFound = (entries: StoredEntry[]) =>
-    entries.some((stored) => stored.id === id) ? store.delete(key) : undefined
-  const found = store.get(key)
-  return Array.isArray(found) ? removeIfFound(found) : found.then(removeIfFound)
+  const removeIfFound = (entry: StoredEntry | undefined) => (entry ? store.delete(key) : undefined)
+  const found = stillStored(store, key, id)
+  return found instanceof Promise ? found.then(removeIfFound) : removeIfFound(found)
 }
 
 /** Fields that change on every response and decide nothing for a response that is stale on arrival. */

@@ -1,8 +1,9 @@
 import type { Dispatcher } from 'undici'
+import { asError, reportStoreError } from '../diagnostics.js'
 import type { Exchange } from '../exchange.js'
 import { policyView } from '../exchange.js'
 import type { FlightOutcome, Validated } from '../flights.js'
-import { freshenedMeta, storeFreshened } from '../freshen.js'
+import { freshenedMeta, stillStored, storeFreshened } from '../freshen.js'
 import { currentAgeSeconds } from '../policy/age.js'
 import { staleIfErrorAllows } from '../policy/lookup.js'
 import { notModifiedMatches } from '../policy/revalidation.js'
@@ -116,14 +117,49 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       this.#endSilently()
       return
     }
-    const ageSeconds = currentAgeSeconds(meta, Date.now())
-    const served = new ServedBody(this.#entry)
-    respondFromCache(this.#exchange, this.#downstream, this.#relay, served.entry, meta, ageSeconds, {
-      fwd: this.#options.fwd,
-      fwdStatus: 304,
-      collapsed,
-    })
-    storeFreshened(this.#exchange, this.#entry, meta, settle, (remove) => served.afterRead(remove))
+    // the entry may have been removed while the request was at the origin: then it is asked for again
+    const { store } = this.#exchange.config
+    const serve = (entry: StoredEntry | undefined) => {
+      if (!entry) {
+        this.#options.onMismatch()
+        return
+      }
+      const ageSeconds = currentAgeSeconds(meta, Date.now())
+      const served = new ServedBody(entry)
+      try {
+        respondFromCache(this.#exchange, this.#downstream, this.#relay, served.entry, meta, ageSeconds, {
+          fwd: this.#options.fwd,
+          fwdStatus: 304,
+          collapsed,
+        })
+      } catch (error) {
+        // its body could not be opened (a file removed since): nothing reached the caller yet
+        reportStoreError(store, 'read', error)
+        this.#options.onMismatch()
+        return
+      }
+      storeFreshened(this.#exchange, entry, meta, settle, (remove) => served.afterRead(remove))
+    }
+    const lost = (error: unknown) => {
+      reportStoreError(store, 'get', error)
+      return undefined
+    }
+    let found: ReturnType<typeof stillStored>
+    try {
+      found = stillStored(store, this.#exchange.key, this.#entry.id)
+    } catch (error) {
+      found = lost(error)
+    }
+    if (found instanceof Promise)
+      found
+        .catch(lost)
+        .then(serve)
+        .catch((error) => this.#fail(error))
+    else serve(found)
+  }
+
+  #fail(error: unknown): void {
+    this.#forward.onResponseError(this.#relay, asError(error))
   }
 
   /** RFC 5861 §4: the origin failed; the stale entry is served instead. */

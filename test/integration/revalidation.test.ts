@@ -3,6 +3,9 @@ import { after, before, describe, test } from 'node:test'
 import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
+/** Big enough to be a body file in SqliteStore. */
+const BIG_BODY = 'r'.repeat(200 * 1024)
+
 for (const kind of storeKinds) {
   describe(`revalidation (${kind.name})`, () => {
     let origin: Origin
@@ -54,6 +57,11 @@ for (const kind of storeKinds) {
         if (path === '/wrong-304') {
           if (req.headers['if-none-match']) return reply(res, 304, { etag: '"something-else"' })
           return reply(res, 200, { 'cache-control': 'no-cache', etag: '"mine"' }, 'mine')
+        }
+        if (path === '/removed-meanwhile') {
+          const headers = { 'cache-control': 'no-cache', etag: '"r"' }
+          if (req.headers['if-none-match'] === '"r"') return setTimeout(() => reply(res, 304, headers), 150)
+          return reply(res, 200, headers, BIG_BODY)
         }
         if (path === '/no-validator') return reply(res, 200, { 'cache-control': 'max-age=0' }, 'plain')
         reply(res, 404, {})
@@ -137,6 +145,22 @@ for (const kind of storeKinds) {
       assert.equal(result.body, 'mine')
       assert.equal(origin.count('/wrong-304'), 3)
       assert.equal(origin.requests.at(-1)?.headers['if-none-match'], undefined)
+    })
+
+    test('an entry removed while its revalidation is at the origin: the 304 is followed by an unconditional request', async () => {
+      const url = `${origin.url}/removed-meanwhile`
+      await send(cache.agent, url)
+      const revalidated = send(cache.agent, url)
+      await sleep(50)
+      await cache.store.delete(url)
+      const result = await revalidated
+      assert.equal(result.status, 200)
+      assert.equal(result.body, BIG_BODY)
+      assert.equal(result.headers['cache-status'], 'undici-cache; fwd=stale; stored')
+      assert.deepEqual(
+        origin.requests.filter((r) => r.url === '/removed-meanwhile').map((r) => r.headers['if-none-match']),
+        [undefined, '"r"', undefined],
+      )
     })
 
     test('a response that could never be reused (max-age=0, no validator) is not stored', async () => {
