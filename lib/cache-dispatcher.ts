@@ -11,7 +11,7 @@ import { type Flight, type FlightOutcome, Flights, flightKeyOf, type Waiter } fr
 import { backgroundHandler } from './handlers/background-handler.js'
 import type { LiveWaiter } from './handlers/fan-out.js'
 import { ForwardHandler } from './handlers/forward-handler.js'
-import { InvalidationHandler } from './handlers/invalidation-handler.js'
+import { type Invalidated, InvalidationHandler } from './handlers/invalidation-handler.js'
 import { PassHandler } from './handlers/pass-handler.js'
 import { RelayController } from './handlers/relay-controller.js'
 import { respondFromCache } from './handlers/respond.js'
@@ -32,6 +32,7 @@ import type { Headers, StoredResponse } from './policy/types.js'
 import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
 import { normalizeHeaders } from './request-headers.js'
 import type { StoredEntry } from './stores/store.js'
+import { UnwrittenInvalidations } from './unwritten-invalidations.js'
 
 type Handler = Dispatcher.DispatchHandler
 
@@ -57,6 +58,11 @@ export class CacheDispatcher {
   readonly #next: Dispatcher.Dispatch
   readonly #config: CacheConfig
   readonly #flights = new Flights()
+  readonly #unwritten = new UnwrittenInvalidations()
+  readonly #invalidated: Invalidated = {
+    started: (key) => this.#flights.invalidate(key),
+    unwritten: (key) => this.#unwritten.add(key, Date.now()),
+  }
 
   constructor(next: Dispatcher.Dispatch, config: CacheConfig) {
     this.#next = next
@@ -71,8 +77,7 @@ export class CacheDispatcher {
     const method = opts.method
     if (opts.upgrade || method === 'CONNECT') return this.#next(opts, handler)
     if (!isSafeMethod(method)) {
-      const invalidated = (key: string) => this.#flights.invalidate(key)
-      return this.#next(opts, new InvalidationHandler(this.#config, opts, handler, invalidated))
+      return this.#next(opts, new InvalidationHandler(this.#config, opts, handler, this.#invalidated))
     }
     const requestOptions = rerun.requestOptions ?? resolveRequestOptions(opts.cache)
     if (opts.cache !== undefined) opts = withoutCacheOption(opts)
@@ -120,8 +125,9 @@ export class CacheDispatcher {
     return true
   }
 
-  #afterLookup(exchange: Exchange, handler: Handler, entries: StoredEntry[]): boolean {
+  #afterLookup(exchange: Exchange, handler: Handler, found: StoredEntry[]): boolean {
     const { request, onlyIfCached, collapsed } = exchange
+    const entries = this.#unwritten.usable(this.#config.store, exchange.key, found)
     const entry = selectVariant(entries, request.headers)
     if (!entry) {
       if (onlyIfCached) return this.#gatewayTimeout(handler)

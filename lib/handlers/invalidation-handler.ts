@@ -9,6 +9,12 @@ import { normalizeHeaders } from '../request-headers.js'
 import { PassHandler } from './pass-handler.js'
 import { forwardedHeaders } from './response-headers.js'
 
+/** Told of each key a response invalidates: as it arrives, and when the store failed to delete it. */
+export interface Invalidated {
+  started(key: string): void
+  unwritten(key: string): void
+}
+
 interface Target extends KeyInput {
   method: string
   headers?: unknown
@@ -23,7 +29,7 @@ function invalidate(
   target: Target,
   statusCode: number,
   headers: Headers,
-  invalidated: (key: string) => void,
+  invalidated: Invalidated,
 ): void {
   if (!invalidatesOnResponse(target.method, statusCode)) return
   const url = targetUrl(target)
@@ -32,9 +38,12 @@ function invalidate(
   for (const invalidatedUrl of invalidationTargets(url, headers)) {
     const key = withHost(keyFromUrl(invalidatedUrl), host)
     if (key === undefined) continue
-    invalidated(key)
+    invalidated.started(key)
     quietly(
-      (error) => reportStoreError(config.store, 'delete', error),
+      (error) => {
+        reportStoreError(config.store, 'delete', error)
+        invalidated.unwritten(key)
+      },
       () => config.store.delete(key),
     )
   }
@@ -46,7 +55,7 @@ export class InvalidationHandler extends PassHandler {
     config: CacheConfig,
     target: Target,
     downstream: Dispatcher.DispatchHandler,
-    invalidated: (key: string) => void,
+    invalidated: Invalidated,
   ) {
     super(downstream, (statusCode, headers) => {
       invalidate(config, target, statusCode, headers, invalidated)

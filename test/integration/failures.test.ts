@@ -3,7 +3,9 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import fc from 'fast-check'
 import { request } from 'undici'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { AsyncStore } from '../helpers/async-store.js'
 import { makeAgent, send, storeKinds, tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
@@ -73,5 +75,50 @@ test('a failing store degrades to passing requests through, with a warning', asy
   assert.equal(origin.count('/through') - before, 2)
   await new Promise((resolve) => setImmediate(resolve))
   assert.equal(warnings.filter((w) => w.includes('undici-cache: store get failed')).length, 1)
+  await cache.agent.close()
+})
+
+/** A real MemoryStore whose deletes fail while `failing` is set, as a locked or full disk's would. */
+class FailingDeletes extends MemoryStore {
+  failing = true
+
+  override delete(key: string): void {
+    if (this.failing) throw new Error('database is locked')
+    super.delete(key)
+  }
+}
+
+test('an invalidation the store fails to write still keeps the old entry from being served', async () => {
+  const store = new FailingDeletes()
+  for (const [name, inner] of [
+    ['sync', store],
+    ['async', new AsyncStore(store)],
+  ] as const) {
+    store.failing = true
+    const cache = makeAgent(inner)
+    const url = `${origin.url}/invalidated-${name}`
+    const path = `/invalidated-${name}`
+    await send(cache.agent, url)
+    assert.match(String((await send(cache.agent, url)).headers['cache-status']), /^undici-cache; hit/)
+    assert.equal((await send(cache.agent, url, { method: 'POST' })).status, 200)
+    const afterWrite = await send(cache.agent, url)
+    assert.equal(afterWrite.headers['cache-status'], 'undici-cache; fwd=miss; stored', name)
+    assert.equal(origin.count(path), 3)
+    assert.match(String((await send(cache.agent, url)).headers['cache-status']), /^undici-cache; hit/)
+    assert.equal(origin.count(path), 3, 'the response stored after the write is served')
+    await cache.agent.close()
+  }
+})
+
+test('once the store deletes again, the key is forgotten and the old entry removed', async () => {
+  const store = new FailingDeletes()
+  const cache = makeAgent(store)
+  const url = `${origin.url}/invalidated-later`
+  await send(cache.agent, url)
+  await send(cache.agent, url, { method: 'POST' })
+  store.failing = false
+  assert.equal((await send(cache.agent, url)).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+  assert.match(String((await send(cache.agent, url)).headers['cache-status']), /^undici-cache; hit/)
+  assert.equal(origin.count('/invalidated-later'), 3)
   await cache.agent.close()
 })
