@@ -151,8 +151,13 @@ export function isCorruption(error: unknown): boolean {
   return typeof code === 'string' && (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT'))
 }
 
+/** The write lock (or a read snapshot) was not had within the busy timeout. */
+export function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY')
+}
+
 /** SQLITE_FULL and SQLITE_BUSY pass: the same write may work later. */
 export function isTransient(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code
-  return code === 'SQLITE_FULL' || (typeof code === 'string' && code.startsWith('SQLITE_BUSY'))
+  return (error as { code?: unknown } | null)?.code === 'SQLITE_FULL' || isBusy(error)
 }

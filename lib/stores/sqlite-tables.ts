@@ -2,6 +2,7 @@
 import type Database from 'better-sqlite3'
 import { BODY_DIR_SUFFIX, BodyFiles } from './sqlite-body-files.js'
 import { isAbandoned } from './sqlite-liveness.js'
+import { LockWaits } from './sqlite-lock-waits.js'
 import {
   CHUNKED_ROW_VALUES,
   type ChunkArgs,
@@ -13,7 +14,7 @@ import {
   FILE_ROW_VALUES,
   insertEntryParams,
 } from './sqlite-rows.js'
-import { BUSY_TIMEOUT_MS, connect, isTransient, prepareSchema } from './sqlite-schema.js'
+import { connect, isTransient, prepareSchema } from './sqlite-schema.js'
 import {
   prepareStatements,
   type SizedRow,
@@ -22,9 +23,6 @@ import {
   type VariantRow,
 } from './sqlite-statements.js'
 import { PendingTotals } from './sqlite-totals.js'
-
-/** A background write (use mark, sweep) waits at most this long for the write lock, then gives up. */
-const BACKGROUND_BUSY_TIMEOUT_MS = 0
 
 /** Opens (creating or migrating) a store database and drops what killed writers left behind. */
 export class SqliteTables {
@@ -52,9 +50,11 @@ export class SqliteTables {
   /** Entries with a body file removed by the running transaction: their files go once it commits. */
   #removedFiles: number[] = []
   #open = true
+  readonly #lock: LockWaits
 
   constructor(path: string, nowMs: number) {
     this.#db = connect(path)
+    this.#lock = new LockWaits(this.#db)
     try {
       this.files = path === ':memory:' ? undefined : new BodyFiles(path + BODY_DIR_SUFFIX, path)
       prepareSchema(this.#db, path)
@@ -92,31 +92,31 @@ export class SqliteTables {
   /** Appends one chunk row, creating the incomplete entry row first; undefined when that row is gone. */
   appendChunk(args: ChunkArgs): number | undefined {
     this.assertOpen()
-    return this.#append.immediate(args)
+    return this.#lock.write(() => this.#append.immediate(args))
   }
 
   /** Inserts the incomplete row of an entry whose body goes to its file; returns the entry id. */
   beginFileEntry(args: ChunkArgs): number {
     this.assertOpen()
-    return this.#begin.immediate(args)
+    return this.#lock.write(() => this.#begin.immediate(args))
   }
 
   /** Notes that a writer is still at work on an incomplete row; false when the row is gone. */
   markWritten(entryId: number, nowMs: number): boolean {
     this.assertOpen()
-    return this.#sql.markWritten.run(nowMs, entryId).changes > 0
+    return this.#lock.write(() => this.#sql.markWritten.run(nowMs, entryId).changes > 0)
   }
 
   /** Makes an entry complete, replaces its variant, then evicts least recently used entries. */
   commit(args: CommitArgs): void {
     this.assertOpen()
-    this.#transact(() => this.#commit.immediate(args))
+    this.#lock.write(() => this.#transact(() => this.#commit.immediate(args)))
   }
 
   /** Several commits in one transaction (group commit): all become visible together, or none. */
   commitMany(list: CommitArgs[]): void {
     this.assertOpen()
-    this.#transact(() => this.#commitMany.immediate(list))
+    this.#lock.write(() => this.#transact(() => this.#commitMany.immediate(list)))
   }
 
   /**
@@ -124,15 +124,15 @@ export class SqliteTables {
    * chunks cannot be removed (a damaged page), the row alone goes and they are left as orphans.
    */
   dropEntry(entryId: number): void {
-    if (this.#inBackground(() => this.#transact(() => this.#drop.immediate(entryId, true)))) return
-    this.#inBackground(() => this.#transact(() => this.#drop.immediate(entryId, false)))
+    if (this.#lock.inBackground(() => this.#transact(() => this.#drop.immediate(entryId, true)))) return
+    this.#lock.inBackground(() => this.#transact(() => this.#drop.immediate(entryId, false)))
   }
 
   /** Drops an incomplete entry row and its chunks; never throws (a failure is retried by `sweep`). */
   discard(entryId: number): void {
     if (!this.#open) return
     try {
-      this.#removeIncomplete.immediate(entryId)
+      this.#lock.write(() => this.#removeIncomplete.immediate(entryId))
       this.#undiscarded.delete(entryId)
     } catch {
       this.#undiscarded.add(entryId)
@@ -142,7 +142,7 @@ export class SqliteTables {
   /** Drops every row under `key`, complete or not. */
   deleteKey(key: string): void {
     this.assertOpen()
-    this.#transact(() => this.#removeKey.immediate(key))
+    this.#lock.write(() => this.#transact(() => this.#removeKey.immediate(key)))
   }
 
   /**
@@ -151,7 +151,7 @@ export class SqliteTables {
    */
   updateMeta(id: number, draft: EntryDraft, limits: EvictionLimits): void {
     this.assertOpen()
-    this.#transact(() => this.#update.immediate(id, draft, limits))
+    this.#lock.write(() => this.#transact(() => this.#update.immediate(id, draft, limits)))
   }
 
   /** Changes whenever another connection commits (SQLite's `PRAGMA data_version`). */
@@ -174,7 +174,7 @@ export class SqliteTables {
 
   /** Records a use of an entry for eviction order; skipped rather than waiting or throwing. */
   markUsed(entryId: number, nowMs: number): boolean {
-    return this.#inBackground(() => this.#sql.markUsed.run(nowMs, entryId))
+    return this.#lock.inBackground(() => this.#sql.markUsed.run(nowMs, entryId))
   }
 
   /**
@@ -185,11 +185,11 @@ export class SqliteTables {
   sweep(nowMs: number, maxRows: number): number {
     this.assertOpen()
     for (const entryId of [...this.#undiscarded]) {
-      if (this.#inBackground(() => this.#removeIncomplete.immediate(entryId)))
+      if (this.#lock.inBackground(() => this.#removeIncomplete.immediate(entryId)))
         this.#undiscarded.delete(entryId)
     }
     let removed = 0
-    this.#inBackground(() => {
+    this.#lock.inBackground(() => {
       removed = this.#transact(() => this.#sweep.immediate(nowMs, maxRows))
     })
     return removed
@@ -251,19 +251,6 @@ export class SqliteTables {
     this.#removedFiles = []
     this.onWritten?.()
     return result
-  }
-
-  /** Runs a write that may be skipped: no wait for the lock; false on any failure. */
-  #inBackground(write: () => void): boolean {
-    this.#db.pragma(`busy_timeout = ${BACKGROUND_BUSY_TIMEOUT_MS}`)
-    try {
-      write()
-      return true
-    } catch {
-      return false
-    } finally {
-      this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
-    }
   }
 
   #appendRows(args: ChunkArgs): number | undefined {
