@@ -81,25 +81,29 @@ export class CacheDispatcher {
     }
     const requestOptions = rerun.requestOptions ?? resolveRequestOptions(opts.cache)
     if (opts.cache !== undefined) opts = withoutCacheOption(opts)
-    if (!this.#config.methods.has(method) || requestOptions?.bypass)
-      return this.#pass(opts, handler, 'bypass')
     const headers = normalizeHeaders(opts.headers)
-    const key = requestOptions?.key ?? cacheKey(opts, headers.host)
-    if (key === undefined) return this.#pass(opts, handler, 'bypass')
     const directives = requestDirectives(headers)
+    // RFC 9111 §5.2.1.7: only-if-cached never reaches the origin, whatever else the request asks
+    const onlyIfCached = requestOptions?.onlyIfCached === true || directives.onlyIfCached === true
+    const cached = this.#config.methods.has(method) && !requestOptions?.bypass
+    const key = cached ? (requestOptions?.key ?? cacheKey(opts, headers.host)) : undefined
+    if (key === undefined)
+      return onlyIfCached ? this.#gatewayTimeout(handler) : this.#pass(opts, handler, 'bypass')
     const exchange: Exchange = {
       config: this.#config,
       key,
       request: { method, headers },
       requestTimeMs: Date.now(),
       mayStore: !directives.noStore,
-      onlyIfCached: requestOptions?.onlyIfCached === true || directives.onlyIfCached === true,
+      onlyIfCached,
       opts,
       requestOptions,
       ...rerun,
     }
-    if (isClientConditional(headers) && !answersFromCache(headers))
-      return this.#forward(exchange, handler, 'request')
+    if (isClientConditional(headers) && !answersFromCache(headers)) {
+      // If-Match, If-Unmodified-Since: for the origin to answer
+      return onlyIfCached ? this.#gatewayTimeout(handler) : this.#forward(exchange, handler, 'request')
+    }
     return this.#lookup(exchange, handler)
   }
 

@@ -137,5 +137,8 @@ export function resolveRequestOptions(value: unknown): CacheRequestOptions | und
       throw new TypeError(`request option cache.${flag} must be a boolean`)
     }
   }
+  if (options.bypass && options.onlyIfCached) {
+    throw new TypeError('request option cache.bypass and cache.onlyIfCached cannot both be true')
+  }
   return options
 }

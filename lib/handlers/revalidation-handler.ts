@@ -102,7 +102,9 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     else this.#forward.onResponseError(controller, error)
   }
 
+  /** Never in the background: nobody waits there for the stale response, and the failure is reported. */
   #staleIfErrorAllowed(): boolean {
+    if (this.#options.background) return false
     const { config, request } = this.#exchange
     return staleIfErrorAllows(request, policyView(config, this.#entry), Date.now(), config.shared)
   }
@@ -165,10 +167,6 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   /** RFC 5861 §4: the origin failed; the stale entry is served instead. */
   #serveStale(detail: string): void {
     this.#options.flight?.settle('not-stored')
-    if (this.#options.background) {
-      this.#endSilently()
-      return
-    }
     const ageSeconds = currentAgeSeconds(this.#entry, Date.now())
     respondFromCache(this.#exchange, this.#downstream, this.#relay, this.#entry, this.#entry, ageSeconds, {
       fwd: this.#options.fwd,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { request } from 'undici'
 import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
@@ -84,6 +85,33 @@ for (const kind of storeKinds) {
       const hit = await get('/e', { 'cache-control': 'only-if-cached' })
       assert.equal(hit.body, 'content of /e')
       assert.equal(origin.count('/e'), 1)
+    })
+
+    test('only-if-cached with a condition for the origin (If-Match, If-Unmodified-Since) or a bypass answers 504 too', async () => {
+      await get('/f')
+      const conditions = [
+        { 'if-match': '"e"' },
+        { 'if-unmodified-since': 'Tue, 01 Jan 2030 00:00:00 GMT' },
+        { 'if-match': '*' },
+      ]
+      for (const condition of conditions) {
+        assert.equal((await get('/f', condition, true)).status, 504)
+        assert.equal((await get('/f', { ...condition, 'cache-control': 'only-if-cached' })).status, 504)
+      }
+      const notCached = makeAgent(kind.make(), { methods: ['GET'] })
+      const head = await request(`${origin.url}/f`, {
+        dispatcher: notCached.agent,
+        method: 'HEAD',
+        headers: { 'cache-control': 'only-if-cached' },
+      })
+      assert.equal(head.statusCode, 504)
+      await head.body.dump()
+      await notCached.close()
+      await assert.rejects(
+        send(cache.agent, `${origin.url}/f`, { cache: { onlyIfCached: true, bypass: true } }),
+        { name: 'TypeError', message: /cache\.bypass and cache\.onlyIfCached/ },
+      )
+      assert.equal(origin.count('/f'), 1)
     })
   })
 }

@@ -24,6 +24,7 @@ for (const kind of storeKinds) {
           '/sie': 'max-age=1, stale-if-error=30',
           '/sie-strict': 'max-age=1, stale-if-error=30, must-revalidate',
           '/swr0': 'max-age=0, stale-while-revalidate=2',
+          '/swr-sie': 'max-age=1, stale-while-revalidate=30, stale-if-error=30',
         }
         const headers = { 'cache-control': cacheControl[path] ?? 'max-age=1', etag: '"s"' }
         if (conditional) return setTimeout(() => reply(res, 304, headers), 50)
@@ -81,6 +82,26 @@ for (const kind of storeKinds) {
       assert.equal(stale.body, 'stale test /swr')
       assert.equal(published.length, 1)
       assert.equal(origin.count('/swr'), 3)
+    })
+
+    test('a failed background revalidation is published also inside a stale-if-error window', async () => {
+      await send(cache.agent, `${origin.url}/swr-sie`)
+      const published: unknown[] = []
+      const listener = (message: unknown) => published.push(message)
+      diagnosticsChannel.subscribe('undici-cache:revalidation-error', listener)
+      await sleep(1100)
+      failWith = 503
+      const stale = await send(cache.agent, `${origin.url}/swr-sie`)
+      await sleep(100)
+      failWith = 0
+      diagnosticsChannel.unsubscribe('undici-cache:revalidation-error', listener)
+      assert.equal(stale.body, 'stale test /swr-sie')
+      assert.match(String(stale.headers['cache-status']), /^undici-cache; hit; ttl=-[0-9]+$/)
+      assert.deepEqual(
+        published.map((message) => (message as { key: string }).key),
+        [`${origin.url}/swr-sie`],
+      )
+      assert.equal(origin.count('/swr-sie'), 2)
     })
 
     test('stale-if-error serves the stored response on 500, 502, 503 and 504 inside the window', async () => {
