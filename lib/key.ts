@@ -52,8 +52,11 @@ function normalisedOrigin(origin: string | URL): string {
  * Host field, when it has one (see withHost).
  */
 export function cacheKey(input: KeyInput, host?: string | string[]): string | undefined {
-  const url = targetUrl(input)
-  return url === undefined ? undefined : withHost(url, host)
+  const target = targetOf(input)
+  // RFC 9111 §2: a path URL parsing would change (`\`, dot segments, a fragment, `/p?`) is sent as it
+  // is, so its parsed form would be another target's key: it gets none
+  if (target === undefined || target.url !== target.sent) return undefined
+  return withHost(target.url, host)
 }
 
 /**
@@ -71,8 +74,16 @@ export function withHost(url: string, host: string | string[] | undefined): stri
   return named === authority ? url : `${url} host=${named}`
 }
 
-/** The target URI a dispatch names (origin and path, normalised); undefined when it has none. */
+/**
+ * The target URI a dispatch names, as URL parsing makes it (what an unsafe request invalidates: an
+ * origin that resolves dot segments changed that target); undefined when it has none.
+ */
 export function targetUrl(input: KeyInput): string | undefined {
+  return targetOf(input)?.url
+}
+
+/** The target as sent (origin and path) and as URL parsing makes it. */
+function targetOf(input: KeyInput): { sent: string; url: string } | undefined {
   if (input.origin === undefined || input.origin === null) return undefined
   // A path that is not origin-form (e.g. `//other.host/x`) must not resolve to another origin.
   if (!input.path.startsWith('/') || input.path.startsWith('//')) return undefined
@@ -81,11 +92,8 @@ export function targetUrl(input: KeyInput): string | undefined {
     const path = pathWithQuery(input.path, input.query)
     // An opaque origin ('null', e.g. file:) has no absolute target.
     if (origin === 'null' || path === undefined) return undefined
-    if (isPlainPath(path)) return origin + path
-    // RFC 9111 §2: a path URL parsing would change (`\`, dot segments, a fragment, `/p?`) is sent as it
-    // is, so its normalised form would be another target's key: it gets none
-    const url = keyFromUrl(origin + path)
-    return url === origin + path ? url : undefined
+    const sent = origin + path
+    return { sent, url: isPlainPath(path) ? sent : keyFromUrl(sent) }
   } catch {
     return undefined
   }

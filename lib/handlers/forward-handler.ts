@@ -129,7 +129,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const collapsed = (this.#flight?.waiterCount ?? 0) > 0
     if (!opened.meta) this.#flight?.settle('not-stored')
     else this.#startFanOut(opened.meta, statusCode, headers, statusMessage)
-    if (this.#exchange.request.method === 'HEAD' && statusCode === 200)
+    if (this.#exchange.request.method === 'HEAD' && statusCode === 200 && !this.redirected)
       freshenFromHead(this.#exchange, { statusCode, headers })
     const status = cacheStatusValue(this.#exchange.config, {
       fwd: this.#fwd,

@@ -66,3 +66,19 @@ test('a path the origin sees as another target than its normalised form is not c
     )
   }
 })
+
+test('an unsafe request to a path URL parsing changes invalidates the parsed target', async () => {
+  for (const [sent, target] of [
+    ['/k/./v', '/k/v'],
+    ['/k/x/../w', '/k/w'],
+  ]) {
+    await get(target as string)
+    assert.match(String((await get(target as string)).status), /^undici-cache; hit/)
+    await get(sent as string, {}, 'PUT')
+    assert.equal(
+      (await get(target as string)).status,
+      'undici-cache; fwd=miss; stored',
+      `${target} after ${sent}`,
+    )
+  }
+})

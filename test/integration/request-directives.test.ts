@@ -89,7 +89,7 @@ for (const kind of storeKinds) {
 
     test('only-if-cached with a condition for the origin (If-Match, If-Unmodified-Since) or a bypass answers 504 too', async () => {
       await get('/f')
-      const conditions = [
+      const conditions: Record<string, string>[] = [
         { 'if-match': '"e"' },
         { 'if-unmodified-since': 'Tue, 01 Jan 2030 00:00:00 GMT' },
         { 'if-match': '*' },

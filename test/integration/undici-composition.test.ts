@@ -19,6 +19,9 @@ before(async () => {
     }
     if (path.startsWith('/profile/')) return reply(res, 200, { 'cache-control': 'public, max-age=300' }, path)
     if (path === '/moved' && movedTo) return reply(res, 302, { location: movedTo })
+    if (path === '/head-a' && movedTo) return reply(res, 302, { location: '/head-b' })
+    if (path === '/head-a') return reply(res, 200, { 'cache-control': 'max-age=1', 'x-page': 'a' }, 'AAAAA')
+    if (path === '/head-b') return reply(res, 200, { 'cache-control': 'max-age=600', 'x-page': 'b' }, 'BBBBB')
     if (path === '/moved' || path === '/elsewhere') {
       const etag = '"same-tag"'
       if (req.headers['if-none-match'] === etag) return reply(res, 304, { etag, 'cache-control': 'no-cache' })
@@ -118,6 +121,24 @@ test('a 304 from where a redirect led does not revalidate the stored response', 
       1,
     )
     assert.equal(origin.count('/elsewhere'), 2, 'the 304 was followed by an unconditional request')
+  } finally {
+    movedTo = undefined
+    await agent.close()
+  }
+})
+
+test('a HEAD answered from where a redirect led does not freshen the stored GET', async () => {
+  const agent = redirectingCache()
+  assert.equal(await (await request(`${origin.url}/head-a`, { dispatcher: agent })).body.text(), 'AAAAA')
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  movedTo = '/head-b'
+  try {
+    const head = await request(`${origin.url}/head-a`, { dispatcher: agent, method: 'HEAD' })
+    await head.body.dump()
+    assert.equal(head.headers['x-page'], 'b')
+    const get = await request(`${origin.url}/head-a`, { dispatcher: agent })
+    assert.equal(await get.body.text(), 'BBBBB')
+    assert.equal(get.headers['cache-status'], 'undici-cache; fwd=stale; detail=redirected')
   } finally {
     movedTo = undefined
     await agent.close()
