@@ -32,7 +32,6 @@ import type { Headers, StoredResponse } from './policy/types.js'
 import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
 import { normalizeHeaders } from './request-headers.js'
 import type { StoredEntry } from './stores/store.js'
-import { UnwrittenInvalidations } from './unwritten-invalidations.js'
 
 type Handler = Dispatcher.DispatchHandler
 
@@ -58,10 +57,12 @@ export class CacheDispatcher {
   readonly #next: Dispatcher.Dispatch
   readonly #config: CacheConfig
   readonly #flights = new Flights()
-  readonly #unwritten = new UnwrittenInvalidations()
   readonly #invalidated: Invalidated = {
-    started: (key) => this.#flights.invalidate(key),
-    unwritten: (key) => this.#unwritten.add(key, Date.now()),
+    started: (key) => {
+      this.#config.invalidations.invalidated(key)
+      this.#flights.invalidate(key)
+    },
+    unwritten: (key) => this.#config.invalidations.unwritten(key, Date.now()),
   }
 
   constructor(next: Dispatcher.Dispatch, config: CacheConfig) {
@@ -94,6 +95,7 @@ export class CacheDispatcher {
       key,
       request: { method, headers },
       requestTimeMs: Date.now(),
+      invalidationCount: this.#config.invalidations.count,
       mayStore: !directives.noStore,
       onlyIfCached,
       opts,
@@ -131,7 +133,7 @@ export class CacheDispatcher {
 
   #afterLookup(exchange: Exchange, handler: Handler, found: StoredEntry[]): boolean {
     const { request, onlyIfCached, collapsed } = exchange
-    const entries = this.#unwritten.usable(this.#config.store, exchange.key, found)
+    const entries = this.#config.invalidations.usable(this.#config.store, exchange.key, found)
     const entry = selectVariant(entries, request.headers)
     if (!entry) {
       if (onlyIfCached) return this.#gatewayTimeout(handler)
@@ -305,7 +307,8 @@ export class CacheDispatcher {
     if (this.#flights.get(flightKey(exchange))) return
     const flight = this.#flights.start(flightKey(exchange), Date.now())
     const sink = backgroundHandler((error) => reportRevalidationError(exchange.key, error))
-    this.#revalidate({ ...exchange, requestTimeMs: Date.now() }, sink, entry, 'stale', flight, true)
+    const now = { requestTimeMs: Date.now(), invalidationCount: this.#config.invalidations.count }
+    this.#revalidate({ ...exchange, ...now }, sink, entry, 'stale', flight, true)
   }
 
   #forward(exchange: Exchange, handler: Handler, fwd: ForwardReason, flight?: Flight): boolean {

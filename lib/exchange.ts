@@ -15,6 +15,8 @@ export interface Exchange {
   readonly request: RequestInfo
   /** When the request was made (RFC 9111 §4.2.3 request_time), epoch ms. */
   readonly requestTimeMs: number
+  /** The cache's count of invalidations when the request was made (Invalidations.since). */
+  readonly invalidationCount: number
   /** False when this request may not store its response (request `no-store`). */
   readonly mayStore: boolean
   /** Never contact the origin (request `only-if-cached` or `cache.onlyIfCached`, RFC 9111 §5.2.1.7). */

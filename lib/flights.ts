@@ -26,8 +26,6 @@ export class Flight {
   readonly #waiters: Waiter[] = []
   readonly #onSettled: () => void
   #settled = false
-  /** An unsafe request invalidated the key while this flight was under way: its response is not stored. */
-  invalidated = false
 
   constructor(startedMs: number, onSettled: () => void) {
     this.startedMs = startedMs
@@ -87,16 +85,11 @@ export class Flights {
 
   /**
    * RFC 9111 §4.4: an unsafe request invalidated `key`. Its flights may carry a response the write made
-   * stale: requests made from now on do not join them (they go to the origin), and they store nothing.
+   * stale: requests made from now on do not join them but go to the origin (and they store nothing:
+   * Invalidations.since).
    */
   invalidate(key: string): void {
-    for (const method of FLIGHT_METHODS) {
-      const flightKey = flightKeyOf(method, key)
-      const flight = this.#byKey.get(flightKey)
-      if (flight === undefined) continue
-      flight.invalidated = true
-      this.#byKey.delete(flightKey)
-    }
+    for (const method of FLIGHT_METHODS) this.#byKey.delete(flightKeyOf(method, key))
   }
 
   start(key: string, nowMs: number): Flight {

@@ -42,7 +42,7 @@ function withoutSharedCookies(headers: Headers, shared: boolean): Headers {
  * Writes freshened metadata back; if the new headers make the response unstorable (e.g.
  * `no-store`, or `private` in a shared cache) the entry is removed instead, by `removeLater` when
  * given (the caller is still serving the entry's body). A request with `no-store`
- * (RFC 9111 §5.2.1.5) changes nothing stored.
+ * (RFC 9111 §5.2.1.5), or one sent before its key was invalidated, changes nothing stored.
  */
 export function storeFreshened(
   exchange: Exchange,
@@ -52,7 +52,8 @@ export function storeFreshened(
   removeLater?: (remove: () => void) => void,
 ): void {
   const { config, key, request } = exchange
-  if (!exchange.mayStore) {
+  // RFC 9111 §4.4: the key was invalidated since the request was sent: its answer may predate the write
+  if (!exchange.mayStore || config.invalidations.since(key, exchange.invalidationCount)) {
     settled?.('not-stored')
     return
   }

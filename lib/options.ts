@@ -1,3 +1,4 @@
+import { Invalidations } from './invalidations.js'
 import { Serving } from './serving.js'
 import type { CacheStore } from './stores/store.js'
 
@@ -34,6 +35,8 @@ export interface CacheConfig {
   store: CacheStore
   /** The responses being served from the store. */
   serving: Serving
+  /** What this cache invalidated, and when (RFC 9111 §4.4). */
+  invalidations: Invalidations
   shared: boolean
   methods: ReadonlySet<string>
   cacheStatus: string | false
@@ -117,6 +120,7 @@ export function resolveConfig(options: CacheInterceptorOptions, defaultStore: ()
     cacheStatus: validateCacheStatus(options.cacheStatus ?? 'undici-cache'),
     store: options.store ?? defaultStore(),
     serving: new Serving(),
+    invalidations: new Invalidations(),
   }
 }
 

@@ -187,7 +187,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       end()
       return
     }
-    if (this.#flight?.invalidated) {
+    if (this.#invalidatedSinceSent()) {
       // RFC 9111 §4.4: invalidated while it arrived (a store's delete need not reach writes in progress)
       quietly(
         () => {},
@@ -256,6 +256,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     return reader
   }
 
+  /** RFC 9111 §4.4: an unsafe request invalidated the key since this one was sent: it may predate the write. */
+  #invalidatedSinceSent(): boolean {
+    const { config, key, invalidationCount } = this.#exchange
+    return config.invalidations.since(key, invalidationCount)
+  }
+
   /** How a reader that fell behind asks the origin for the rest (a strong ETag allowing), made once. */
   #fromOrigin(): RestFetch | undefined {
     if (this.#restFetch === undefined) {
@@ -269,8 +275,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   #open(statusCode: number, headers: Headers, statusMessage: string): Opened {
     if (!this.#exchange.mayStore) return { detail: 'request-no-store' }
-    // RFC 9111 §4.4: an unsafe request invalidated the key since this one left: it may predate the write
-    if (this.#flight?.invalidated) return { detail: 'invalidated' }
+    if (this.#invalidatedSinceSent()) return { detail: 'invalidated' }
     if (this.redirected) return { detail: 'redirected' }
     const { config } = this.#exchange
     const decision = canStore(

@@ -11,6 +11,7 @@ import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 let origin: Origin
 let garbage: Record<string, string> = {}
+let acrossVersion = 1
 
 before(async () => {
   origin = await startOrigin((req, res) => {
@@ -19,6 +20,14 @@ before(async () => {
       res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': String(1024 * 1024) })
       res.write(Buffer.alloc(64 * 1024, 1))
       return // never finishes: the client aborts
+    }
+    if (req.url === '/across-write') {
+      if (req.method === 'POST') return reply(res, 200, {}, `written v${++acrossVersion}`)
+      // the origin decides when the request arrives and answers a little later
+      const etag = `"v${acrossVersion}"`
+      if (req.headers['if-none-match'] === etag)
+        return setTimeout(() => reply(res, 304, { etag, 'cache-control': 'max-age=60' }), 150)
+      return reply(res, 200, { etag, 'cache-control': 'max-age=1' }, `across v${acrossVersion}`)
     }
     reply(res, 200, { 'cache-control': 'max-age=60' }, `ok ${req.url}`)
   })
@@ -120,5 +129,22 @@ test('once the store deletes again, the key is forgotten and the old entry remov
   assert.equal((await send(cache.agent, url)).headers['cache-status'], 'undici-cache; fwd=miss; stored')
   assert.match(String((await send(cache.agent, url)).headers['cache-status']), /^undici-cache; hit/)
   assert.equal(origin.count('/invalidated-later'), 3)
+  await cache.agent.close()
+})
+
+test('a 304 to a revalidation sent before an invalidation the store failed to write does not revive the entry', async () => {
+  const store = new FailingDeletes()
+  const cache = makeAgent(store)
+  const url = `${origin.url}/across-write`
+  assert.equal((await send(cache.agent, url)).body, 'across v1')
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const revalidating = send(cache.agent, url)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  assert.equal((await send(cache.agent, url, { method: 'POST' })).body, 'written v2')
+  const concurrent = await revalidating
+  assert.equal(concurrent.body, 'across v1', 'a request concurrent with the write may see either')
+  const after = await send(cache.agent, url)
+  assert.equal(after.body, 'across v2')
+  assert.equal(after.headers['cache-status'], 'undici-cache; fwd=miss; stored')
   await cache.agent.close()
 })

@@ -98,7 +98,7 @@ for (const kind of storeKinds) {
         }
         const read = value // the origin reads its state when the request arrives
         const headers = { 'cache-control': 'max-age=60' }
-        if (req.url === '/slow-headers')
+        if (req.url?.startsWith('/slow-headers'))
           return setTimeout(() => reply(res, 200, headers, `value=${read}`), 300)
         res.writeHead(200, headers)
         res.write(`value=${read}`)
@@ -131,5 +131,17 @@ for (const kind of storeKinds) {
           assert.equal(first.headers['cache-status'], 'undici-cache; fwd=miss; detail=invalidated')
       })
     }
+
+    test('a GET that waits on no flight (its own If-Match) and is answered after a write is not stored either', async () => {
+      const earlier = send(cache.agent, `${origin.url}/slow-headers-alone`, { headers: { 'if-match': '*' } })
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      await send(cache.agent, `${origin.url}/slow-headers-alone`, { method: 'POST' })
+      const first = await earlier
+      assert.equal(first.body, `value=${value - 1}`)
+      assert.equal(first.headers['cache-status'], 'undici-cache; fwd=request; detail=invalidated')
+      const later = await send(cache.agent, `${origin.url}/slow-headers-alone`)
+      assert.equal(later.body, `value=${value}`)
+      assert.equal(later.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+    })
   })
 }

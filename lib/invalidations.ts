@@ -1,0 +1,98 @@
+import type { CacheStore, StoredEntry } from './stores/store.js'
+
+/**
+ * Keys remembered at most, in each map; past that the oldest is forgotten. A request sent before a
+ * forgotten invalidation counts as invalidated; the old entries of a forgotten unwritten one could be
+ * served again.
+ */
+const MAX_KEYS = 10_000
+
+/** A number for each of the MAX_KEYS keys that last had something happen to them. */
+class Recent {
+  readonly #values = new Map<string, number>()
+  /** The greatest number forgotten to stay within MAX_KEYS: any key may have had it. */
+  forgottenMax = 0
+
+  get size(): number {
+    return this.#values.size
+  }
+
+  get(key: string): number | undefined {
+    return this.#values.get(key)
+  }
+
+  set(key: string, value: number): void {
+    this.#values.delete(key)
+    this.#values.set(key, value)
+    if (this.#values.size <= MAX_KEYS) return
+    const [oldestKey, oldest] = this.#values.entries().next().value as [string, number]
+    this.#values.delete(oldestKey)
+    this.forgottenMax = Math.max(this.forgottenMax, oldest)
+  }
+
+  /** Forgets `key` if it still holds `value` (nothing happened to it since). */
+  forget(key: string, value: number): void {
+    if (this.#values.get(key) === value) this.#values.delete(key)
+  }
+}
+
+/**
+ * RFC 9111 §4.4: when this cache last invalidated each key, and which invalidations the store failed
+ * to write (locked past its timeout, disk full). A response to a request sent before its key's last
+ * invalidation may predate the write: it is neither stored nor written back. Entries stored before an
+ * invalidation the store failed to write are not served: each lookup deletes them again, and the key
+ * is forgotten once that works or none is left.
+ */
+export class Invalidations {
+  /** How many invalidations this cache has made: a request notes it when sent (`count`). */
+  #count = 0
+  /** The count each key was last invalidated at (a count, not a time: two can share a millisecond). */
+  readonly #lastCount = new Recent()
+  readonly #unwrittenMs = new Recent()
+
+  get count(): number {
+    return this.#count
+  }
+
+  invalidated(key: string): void {
+    this.#count++
+    this.#lastCount.set(key, this.#count)
+  }
+
+  unwritten(key: string, nowMs: number): void {
+    this.#unwrittenMs.set(key, nowMs)
+  }
+
+  /** Whether `key` was invalidated since a request for it was sent, when the count was `sentCount`. */
+  since(key: string, sentCount: number): boolean {
+    if (sentCount === this.#count) return false
+    return (this.#lastCount.get(key) ?? this.#lastCount.forgottenMax) > sentCount
+  }
+
+  /** `entries` of `key` without those stored before an invalidation the store failed to write. */
+  usable(store: CacheStore, key: string, entries: StoredEntry[]): StoredEntry[] {
+    if (this.#unwrittenMs.size === 0) return entries
+    const atMs = this.#unwrittenMs.get(key)
+    if (atMs === undefined) return entries
+    const kept = entries.filter((entry) => entry.responseTimeMs > atMs)
+    if (kept.length === entries.length) {
+      this.#unwrittenMs.forget(key, atMs)
+      return entries
+    }
+    // deleting removes the newer variants too: they are then a miss, like any invalidated key
+    try {
+      const deleting = store.delete(key)
+      if (deleting === undefined) {
+        this.#unwrittenMs.forget(key, atMs)
+        return []
+      }
+      deleting.then(
+        () => this.#unwrittenMs.forget(key, atMs),
+        () => {},
+      )
+    } catch {
+      // still failing: the old entries stay unused
+    }
+    return kept
+  }
+}
