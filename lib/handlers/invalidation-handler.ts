@@ -21,23 +21,41 @@ interface Target extends KeyInput {
 }
 
 /**
+ * The keys a non-error response to an unsafe method invalidates (RFC 9111 §4.4): the target, and
+ * same-origin Location / Content-Location. After redirects followed inside the cache (`hops`: the URLs
+ * the request went on to), each of those too, the last one's response naming Location and
+ * Content-Location; the Host field goes with the first URL only (undici drops it on the way).
+ */
+function invalidatedKeys(target: Target, hops: string[], headers: Headers): string[] {
+  const url = targetUrl(target)
+  if (url === undefined) return []
+  const { host } = normalizeHeaders(target.headers)
+  const first = withHost(url, host)
+  const last = hops.at(-1)
+  const urls =
+    last === undefined ? invalidationTargets(url, headers) : [...hops, ...invalidationTargets(last, headers)]
+  const keys = urls.map((invalidatedUrl) =>
+    invalidatedUrl === url
+      ? first
+      : withHost(keyFromUrl(invalidatedUrl), last === undefined ? host : undefined),
+  )
+  return [...new Set([first, ...keys].filter((key) => key !== undefined))]
+}
+
+/**
  * RFC 9111 §4.4: a non-error response to an unsafe method invalidates the URIs it names: their stored
  * responses, and (`invalidated`) the requests for them still on their way to the origin.
  */
 function invalidate(
   config: CacheConfig,
   target: Target,
+  hops: string[],
   statusCode: number,
   headers: Headers,
   invalidated: Invalidated,
 ): void {
   if (!invalidatesOnResponse(target.method, statusCode)) return
-  const url = targetUrl(target)
-  if (url === undefined) return
-  const { host } = normalizeHeaders(target.headers)
-  for (const invalidatedUrl of invalidationTargets(url, headers)) {
-    const key = withHost(keyFromUrl(invalidatedUrl), host)
-    if (key === undefined) continue
+  for (const key of invalidatedKeys(target, hops, headers)) {
     invalidated.started(key)
     quietly(
       (error) => {
@@ -51,6 +69,9 @@ function invalidate(
 
 /** Forwards an unsafe request and invalidates what its response makes stale. */
 export class InvalidationHandler extends PassHandler {
+  /** The URLs a redirect handler composed inside the cache visited, when there is one (it adds to it). */
+  #history: readonly unknown[] | undefined
+
   constructor(
     config: CacheConfig,
     target: Target,
@@ -58,8 +79,19 @@ export class InvalidationHandler extends PassHandler {
     invalidated: Invalidated,
   ) {
     super(downstream, (statusCode, headers) => {
-      invalidate(config, target, statusCode, headers, invalidated)
+      invalidate(config, target, this.#hops(), statusCode, headers, invalidated)
       return forwardedHeaders(headers, cacheStatusValue(config, { fwd: 'method' }))
     })
+  }
+
+  override onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    const history = (context as { history?: unknown } | undefined)?.history
+    this.#history = Array.isArray(history) ? history : undefined
+    super.onRequestStart(controller, context)
+  }
+
+  /** The URLs the request went on to after the first, when a redirect was followed inside the cache. */
+  #hops(): string[] {
+    return (this.#history ?? []).slice(1).map(String)
   }
 }

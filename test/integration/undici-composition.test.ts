@@ -9,10 +9,15 @@ let origin: Origin
 const failOnce = new Set<string>()
 /** Where /moved points; unset: /moved is a document of its own. */
 let movedTo: string | undefined
+let targetVersion = 1
 
 before(async () => {
   origin = await startOrigin((req, res) => {
     const path = req.url ?? ''
+    if (req.method === 'POST' && path === '/submit') return reply(res, 307, { location: '/target' })
+    if (req.method === 'POST' && path === '/target') return reply(res, 200, {}, `target v${++targetVersion}`)
+    if (path === '/target')
+      return reply(res, 200, { 'cache-control': 'max-age=300' }, `target v${targetVersion}`)
     if (path === '/me') {
       const user = String(req.headers.authorization ?? '').replace('Bearer ', '')
       return reply(res, 302, { location: `/profile/${user}`, 'cache-control': 'no-store' })
@@ -143,4 +148,15 @@ test('a HEAD answered from where a redirect led does not freshen the stored GET'
     movedTo = undefined
     await agent.close()
   }
+})
+
+test('an unsafe request redirected inside the cache invalidates where it went (a 307 re-sends it there)', async () => {
+  const agent = redirectingCache()
+  assert.equal(await (await request(`${origin.url}/target`, { dispatcher: agent })).body.text(), 'target v1')
+  const post = await request(`${origin.url}/submit`, { dispatcher: agent, method: 'POST', body: 'x' })
+  assert.equal(await post.body.text(), 'target v2')
+  const after = await request(`${origin.url}/target`, { dispatcher: agent })
+  assert.equal(await after.body.text(), 'target v2')
+  assert.equal(after.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+  await agent.close()
 })
