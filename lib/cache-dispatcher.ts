@@ -223,7 +223,7 @@ export class CacheDispatcher {
         },
         live: this.#liveWaiter(exchange, waiting, fwd),
       }
-      if (waiting.start(() => inFlight.leave(waiter))) inFlight.join(waiter)
+      if (waiting.start((reason) => inFlight.leave(waiter, reason))) inFlight.join(waiter)
       return true
     }
     return this.#send(

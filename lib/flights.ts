@@ -44,10 +44,15 @@ export class Flight {
     this.onJoin?.()
   }
 
+  /** Called whenever a waiter leaves: the download may be needed by nobody any more. */
+  onLeave: ((reason: Error) => void) | undefined
+
   /** A waiter that aborted: it is neither fed nor re-run. */
-  leave(waiter: Waiter): void {
+  leave(waiter: Waiter, reason: Error): void {
     const index = this.#waiters.indexOf(waiter)
-    if (index >= 0) this.#waiters.splice(index, 1)
+    if (index < 0) return
+    this.#waiters.splice(index, 1)
+    this.onLeave?.(reason)
   }
 
   /** Takes the live-capable waiters that `accept` picks: they are fed the response, not re-run. */
@@ -70,6 +75,7 @@ export class Flight {
     this.validated = validated
     // nobody joins a settled flight; a dead flight the GC has not yet found must not keep its request alive
     this.onJoin = undefined
+    this.onLeave = undefined
     this.#onSettled()
     for (const waiter of this.#waiters.splice(0)) waiter.settled(outcome)
   }

@@ -245,6 +245,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const reader = new ReaderStream(this.#downstream, this.#relay, pace, this.#deliveredBytes)
     this.#reader = reader
     flight.onJoin = () => pace.paceChanged()
+    // the last one to leave, once the caller has gone too, stops the download
+    const waiters = pace.forWaiters()
+    flight.onLeave = (reason) => waiters.readerGone(reason)
     pace.share(reader, {
       othersNeed: () => flight.waiterCount > 0 || this.#fanOut?.reading === true,
       // the store has the rest if it took the whole body (its size was checked up front), else the origin

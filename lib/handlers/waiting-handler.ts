@@ -19,12 +19,12 @@ export class WaitingHandler implements Dispatcher.DispatchHandler {
   }
 
   /** Starts the caller; false when it aborted at once (then it has been told, and must not wait). */
-  start(onAbortWhileWaiting: () => void): boolean {
+  start(onAbortWhileWaiting: (reason: Error) => void): boolean {
     this.#relay.setSource({
       pause() {},
       resume() {},
       abort: (reason) => {
-        onAbortWhileWaiting()
+        onAbortWhileWaiting(reason)
         queueMicrotask(() => this.onResponseError(this.#relay, reason))
       },
     })

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { after, before, describe, test } from 'node:test'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { request } from 'undici'
 import { Flight } from '../../lib/flights.js'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { makeAgent, send, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
@@ -147,4 +149,38 @@ describe('a settled flight', () => {
     assert.equal(flight.onJoin, undefined)
     assert.equal(held.deref(), undefined)
   })
+})
+
+test('when the first caller and a waiter that joined after the response started both abort, the download stops', async () => {
+  let closedEarly = false
+  const slow = await startOrigin((_req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': String(64 * 1024 * 30) })
+    let sent = 0
+    const timer = setInterval(() => {
+      res.write(Buffer.alloc(64 * 1024))
+      if (++sent === 30) {
+        clearInterval(timer)
+        res.end()
+      }
+    }, 100)
+    res.on('close', () => {
+      clearInterval(timer)
+      closedEarly = !res.writableFinished
+    })
+  })
+  const cache = makeAgent(new MemoryStore())
+  const leaderAbort = new AbortController()
+  const waiterAbort = new AbortController()
+  const leader = await request(`${slow.url}/slow`, { dispatcher: cache.agent, signal: leaderAbort.signal })
+  const waiter = request(`${slow.url}/slow`, { dispatcher: cache.agent, signal: waiterAbort.signal })
+  const reading = leader.body.resume()
+  leaderAbort.abort()
+  await assert.rejects(once(reading, 'end'))
+  waiterAbort.abort()
+  await assert.rejects(waiter)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(closedEarly, true, 'the origin connection was closed before the body was sent')
+  assert.equal(slow.count('/slow'), 1)
+  await cache.close()
+  await slow.close()
 })
