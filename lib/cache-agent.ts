@@ -1,4 +1,4 @@
-import { Agent, Dispatcher } from 'undici'
+import { Agent, Dispatcher, errors } from 'undici'
 import { interceptorWith } from './interceptor.js'
 import { assertKnownOptions, type CacheInterceptorOptions, INTERCEPTOR_OPTIONS } from './options.js'
 import type { Serving } from './serving.js'
@@ -14,6 +14,15 @@ function isDispatcher(value: unknown): value is Dispatcher {
   return typeof (value as Dispatcher | undefined)?.dispatch === 'function'
 }
 
+/** Fails a dispatch as undici's closed dispatchers do, whichever handler API the caller speaks. */
+function refuse(handler: Dispatcher.DispatchHandler, error: Error): void {
+  const legacy = handler as { onError?: (error: Error) => void }
+  if (typeof legacy.onError === 'function') legacy.onError(error)
+  else if (handler.onResponseError)
+    handler.onResponseError(null as unknown as Dispatcher.DispatchController, error)
+  else throw error
+}
+
 /**
  * An undici Dispatcher made of an Agent with the cache interceptor composed on, usable with
  * `setGlobalDispatcher`, `fetch`, `request`, `stream` and `pipeline`.
@@ -23,6 +32,7 @@ export class CacheAgent extends Dispatcher {
   readonly #composed: Dispatcher
   #ownedStore: CacheStore | undefined
   readonly #serving: Serving
+  #closed = false
 
   constructor(options: CacheAgentOptions = {}) {
     super()
@@ -44,15 +54,22 @@ export class CacheAgent extends Dispatcher {
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.#closed) {
+      refuse(handler, new errors.ClientClosedError())
+      return false
+    }
     return this.#composed.dispatch(opts, handler)
   }
 
   override close(): Promise<void>
   override close(callback: () => void): void
   override close(callback?: () => void): Promise<void> | undefined {
-    // like undici's close: the requests under way finish first, hits streaming from the store included
-    const closing = this.#inner
-      .close()
+    // like undici's close: the requests under way finish first, hits streaming from the store included;
+    // the inner dispatcher stays open for the readers that fell behind and may ask the origin for the rest
+    this.#closed = true
+    const closing = this.#serving
+      .idle()
+      .then(() => this.#inner.close())
       .then(() => this.#serving.idle())
       .then(() => this.#ownedStore?.close())
     if (!callback) return closing.then(() => undefined)
@@ -70,6 +87,7 @@ export class CacheAgent extends Dispatcher {
   ): Promise<void> | undefined {
     const error = typeof errorOrCallback === 'function' ? null : (errorOrCallback ?? null)
     const done = typeof errorOrCallback === 'function' ? errorOrCallback : callback
+    this.#closed = true
     const destroying = this.#inner.destroy(error).then(() => this.#ownedStore?.close())
     if (!done) return destroying.then(() => undefined)
     destroying.then(done, done)

@@ -224,6 +224,28 @@ describe('a shared download the store keeps no copy of', () => {
     await cache.close()
   })
 
+  test('CacheAgent#close() lets a reader whose entry was removed ask the origin for the rest; new requests are refused', async () => {
+    const store = new MemoryStore({ maxEntryBytes: 16 * MiB })
+    const cache = makeAgent(store)
+    const first = readAll(cache.agent, `${origin.url}/closing`)
+    await sleep(20)
+    const waiter = stoppingCaller(cache.agent, `${origin.url}/closing`, 'pause')
+    await within(5000, 'first caller', first)
+    store.delete(`${origin.url}/closing`)
+    let closed = false
+    const closing = cache.agent.close().then(() => {
+      closed = true
+    })
+    await assert.rejects(readAll(cache.agent, `${origin.url}/after-close`), { name: 'ClientClosedError' })
+    await sleep(50)
+    assert.equal(closed, false, 'close() waits for the reader')
+    waiter.resume()
+    assert.equal(sha(await finalBody(waiter, 'waiter')), sha(BIG))
+    await closing
+    assert.equal(origin.count('/closing'), 2)
+    assert.equal(origin.count('/after-close'), 0)
+  })
+
   test('an origin that ignores Range: its 200 with the same strong ETag, minus the bytes already read', async () => {
     const cache = makeAgent(new FailingWrites(2 * MiB))
     const first = readAll(cache.agent, `${origin.url}/no-ranges-x`)
