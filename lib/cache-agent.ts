@@ -33,6 +33,7 @@ export class CacheAgent extends Dispatcher {
   #ownedStore: CacheStore | undefined
   readonly #serving: Serving
   #closed = false
+  #destroyed = false
 
   constructor(options: CacheAgentOptions = {}) {
     super()
@@ -64,13 +65,12 @@ export class CacheAgent extends Dispatcher {
   override close(): Promise<void>
   override close(callback: () => void): void
   override close(callback?: () => void): Promise<void> | undefined {
-    // like undici's close: the requests under way finish first, hits streaming from the store included;
-    // the inner dispatcher stays open for the readers that fell behind and may ask the origin for the rest
+    // like undici's close: new requests are refused, those under way finish first (hits from the store,
+    // waiters, readers that fell behind included); the inner dispatcher serves them until then
     this.#closed = true
     const closing = this.#serving
       .idle()
-      .then(() => this.#inner.close())
-      .then(() => this.#serving.idle())
+      .then(() => (this.#destroyed ? undefined : this.#inner.close()))
       .then(() => this.#ownedStore?.close())
     if (!callback) return closing.then(() => undefined)
     closing.then(callback, callback)
@@ -88,6 +88,7 @@ export class CacheAgent extends Dispatcher {
     const error = typeof errorOrCallback === 'function' ? null : (errorOrCallback ?? null)
     const done = typeof errorOrCallback === 'function' ? errorOrCallback : callback
     this.#closed = true
+    this.#destroyed = true
     const destroying = this.#inner.destroy(error).then(() => this.#ownedStore?.close())
     if (!done) return destroying.then(() => undefined)
     destroying.then(done, done)

@@ -9,6 +9,7 @@ import {
 } from './exchange.js'
 import { type Flight, type FlightOutcome, Flights, flightKeyOf, type Waiter } from './flights.js'
 import { backgroundHandler } from './handlers/background-handler.js'
+import { CountedHandler } from './handlers/counted-handler.js'
 import type { LiveWaiter } from './handlers/fan-out.js'
 import { ForwardHandler } from './handlers/forward-handler.js'
 import { type Invalidated, InvalidationHandler } from './handlers/invalidation-handler.js'
@@ -71,21 +72,28 @@ export class CacheDispatcher {
   }
 
   dispatch(opts: DispatchOptions, handler: Handler): boolean {
-    return this.#start(opts, handler, { coalesce: true })
+    const counted = new CountedHandler(handler, this.#config.serving)
+    try {
+      return this.#start(opts, counted, { coalesce: true })
+    } catch (error) {
+      counted.over()
+      throw error
+    }
   }
 
   #start(opts: DispatchOptions, handler: Handler, rerun: Rerun): boolean {
     const method = opts.method
     if (opts.upgrade || method === 'CONNECT') return this.#next(opts, handler)
-    if (!isSafeMethod(method)) {
-      return this.#next(opts, new InvalidationHandler(this.#config, opts, handler, this.#invalidated))
-    }
     const requestOptions = rerun.requestOptions ?? resolveRequestOptions(opts.cache)
     if (opts.cache !== undefined) opts = withoutCacheOption(opts)
     const headers = normalizeHeaders(opts.headers)
     const directives = requestDirectives(headers)
     // RFC 9111 §5.2.1.7: only-if-cached never reaches the origin, whatever else the request asks
     const onlyIfCached = requestOptions?.onlyIfCached === true || directives.onlyIfCached === true
+    if (!isSafeMethod(method)) {
+      if (onlyIfCached) return this.#gatewayTimeout(handler)
+      return this.#next(opts, new InvalidationHandler(this.#config, opts, handler, this.#invalidated))
+    }
     const cached = this.#config.methods.has(method) && !requestOptions?.bypass
     const key = cached ? (requestOptions?.key ?? cacheKey(opts, headers.host)) : undefined
     if (key === undefined)
@@ -94,8 +102,7 @@ export class CacheDispatcher {
       config: this.#config,
       key,
       request: { method, headers },
-      requestTimeMs: Date.now(),
-      invalidationCount: this.#config.invalidations.count,
+      ...this.#sentNow(),
       mayStore: !directives.noStore,
       onlyIfCached,
       opts,
@@ -286,11 +293,11 @@ export class CacheDispatcher {
     background = false,
   ): boolean {
     const relay = new RelayController()
-    const onMismatch = () =>
-      this.#next(
-        exchange.opts,
-        new ForwardHandler(exchange, handler, relay, { fwd, flight, next: this.#next }),
-      )
+    const onMismatch = () => {
+      // a new request, sent now: its answer is not older than an invalidation since the first was sent
+      const again = { ...exchange, ...this.#sentNow() }
+      this.#next(exchange.opts, new ForwardHandler(again, handler, relay, { fwd, flight, next: this.#next }))
+    }
     const revalidation = new RevalidationHandler(exchange, entry, handler, relay, {
       fwd,
       flight,
@@ -307,8 +314,12 @@ export class CacheDispatcher {
     if (this.#flights.get(flightKey(exchange))) return
     const flight = this.#flights.start(flightKey(exchange), Date.now())
     const sink = backgroundHandler((error) => reportRevalidationError(exchange.key, error))
-    const now = { requestTimeMs: Date.now(), invalidationCount: this.#config.invalidations.count }
-    this.#revalidate({ ...exchange, ...now }, sink, entry, 'stale', flight, true)
+    this.#revalidate({ ...exchange, ...this.#sentNow() }, sink, entry, 'stale', flight, true)
+  }
+
+  /** What an exchange notes when its request is sent (RFC 9111 §4.2.3 request_time; Invalidations). */
+  #sentNow(): Pick<Exchange, 'requestTimeMs' | 'invalidationCount'> {
+    return { requestTimeMs: Date.now(), invalidationCount: this.#config.invalidations.count }
   }
 
   #forward(exchange: Exchange, handler: Handler, fwd: ForwardReason, flight?: Flight): boolean {

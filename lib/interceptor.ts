@@ -17,7 +17,7 @@ export function cacheInterceptor(
 
 /**
  * cacheInterceptor, with the store to make when the options name none (called only if they are
- * valid), and what it is serving from the store.
+ * valid), and the count of the requests under way through it.
  */
 export function interceptorWith(
   options: CacheInterceptorOptions,

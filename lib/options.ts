@@ -33,7 +33,7 @@ export interface CacheInterceptorOptions {
 /** Options after validation, with defaults applied. */
 export interface CacheConfig {
   store: CacheStore
-  /** The responses being served from the store. */
+  /** The requests under way through the cache. */
   serving: Serving
   /** What this cache invalidated, and when (RFC 9111 §4.4). */
   invalidations: Invalidations

@@ -39,21 +39,16 @@ export class BodyPump implements ResponseSource {
   #scheduled = false
   #finished = false
 
-  /** Told once the body has ended, failed or been aborted. */
-  readonly #onFinished: (() => void) | undefined
-
   constructor(
     body: Iterable<Buffer> | AsyncIterable<Buffer>,
     handler: Dispatcher.DispatchHandler,
     controller: RelayController,
     trailers: Record<string, string> = {},
-    onFinished?: () => void,
   ) {
     this.#iterator = iteratorOf(body)
     this.#handler = handler
     this.#controller = controller
     this.#trailers = trailers
-    this.#onFinished = onFinished
   }
 
   pause(): void {
@@ -68,7 +63,7 @@ export class BodyPump implements ResponseSource {
 
   abort(reason: Error): void {
     if (this.#finished) return
-    this.#finish()
+    this.#finished = true
     this.#closeIterator()
     queueMicrotask(() => this.#handler.onResponseError?.(this.#controller, reason))
   }
@@ -158,7 +153,7 @@ export class BodyPump implements ResponseSource {
   #deliver(step: Step): boolean {
     if (this.#finished) return false
     if (step.done) {
-      this.#finish()
+      this.#finished = true
       endResponse(this.#handler, this.#controller, this.#trailers)
       return false
     }
@@ -168,14 +163,9 @@ export class BodyPump implements ResponseSource {
 
   #fail(error: unknown): void {
     if (this.#finished) return
-    this.#finish()
+    this.#finished = true
     this.#closeIterator()
     this.#handler.onResponseError?.(this.#controller, asError(error))
-  }
-
-  #finish(): void {
-    this.#finished = true
-    this.#onFinished?.()
   }
 
   #closeIterator(): void {

@@ -1,6 +1,5 @@
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
-import type { Serving } from '../serving.js'
 import type { StoredEntry } from '../stores/store.js'
 import { BodyPump } from './body-pump.js'
 import { endResponse } from './end-response.js'
@@ -21,8 +20,6 @@ export interface Ending {
   /** Asks the origin again when the store has no copy (given for a response with a strong ETag). */
   fromOrigin?: RestFetch
   trailers?: Record<string, string>
-  /** Counts a reader still to read from the store, so that closing waits for it. */
-  serving?: Serving
 }
 
 /**
@@ -31,13 +28,11 @@ export interface Ending {
  * the origin again; if the origin cannot resend it either, an error (never a short body).
  */
 export function catchUp(
-  caller: Dispatcher.DispatchHandler,
+  handler: Dispatcher.DispatchHandler,
   relay: RelayController,
   fromByte: number,
   ending: Ending,
-  finished: () => void = () => {},
 ): void {
-  const handler = finishing(caller, finished)
   let deliveredBytes = fromByte
   let callerThrew = false
   const fromOriginOr = (error: unknown) => {
@@ -56,7 +51,7 @@ export function catchUp(
         throw error
       }
     },
-    onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
+    onResponseEnd: (controller, trailers) => endResponse(handler, controller, trailers),
     onResponseError: (_controller, error) => fromOriginOr(error),
   }
   const serveRest = (entry: StoredEntry | undefined) => {
@@ -72,20 +67,5 @@ export function catchUp(
     else serveRest(found)
   } catch (error) {
     fromOriginOr(error)
-  }
-}
-
-/** `handler`, telling `finished` once it is given the end or an error. */
-function finishing(handler: Dispatcher.DispatchHandler, finished: () => void): Dispatcher.DispatchHandler {
-  return {
-    onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
-    onResponseEnd: (controller, trailers) => {
-      finished()
-      endResponse(handler, controller, trailers)
-    },
-    onResponseError: (controller, error) => {
-      finished()
-      handler.onResponseError?.(controller, error)
-    },
   }
 }

@@ -175,7 +175,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
         storedCopy,
         fromOrigin: shared ? this.#fromOrigin() : undefined,
         trailers: trailers as Record<string, string>,
-        serving: this.#exchange.config.serving,
       }
       this.#fanOut?.end(ending)
       if (this.#reader) this.#reader.end(ending)

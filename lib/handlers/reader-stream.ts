@@ -35,8 +35,6 @@ export class ReaderStream implements ResponseSource {
   #ended = false
   #done = false
   #ending: Ending = {}
-  /** Told once a reader that fell behind has read the rest from the store (or stopped). */
-  #storeReadFinished: (() => void) | undefined
 
   /** `deliveredBytes`: what the caller already has (a first caller that read the origin directly until now). */
   constructor(
@@ -94,14 +92,12 @@ export class ReaderStream implements ResponseSource {
   end(ending: Ending): void {
     this.#ended = true
     this.#ending = ending
-    if (this.#behind && !this.#done) this.#storeReadFinished = ending.serving?.started()
     if (!this.#paused) this.#advance()
   }
 
   fail(error: Error): void {
     if (this.#done) return
     this.#done = true
-    this.#storeReadFinished?.()
     this.#handler.onResponseError?.(this.#relay, error)
   }
 
@@ -120,7 +116,6 @@ export class ReaderStream implements ResponseSource {
     if (this.#done) return
     this.#done = true
     this.#queue = []
-    this.#storeReadFinished?.()
     queueMicrotask(() => this.#handler.onResponseError?.(this.#relay, reason))
     this.#upstream?.readerGone(reason)
   }
@@ -149,7 +144,7 @@ export class ReaderStream implements ResponseSource {
     if (this.#paused || this.#done || !this.#ended || this.#queue.length > 0) return
     if (this.#behind) {
       this.#done = true
-      catchUp(this.#handler, this.#relay, this.#deliveredBytes, this.#ending, this.#storeReadFinished)
+      catchUp(this.#handler, this.#relay, this.#deliveredBytes, this.#ending)
       return
     }
     this.#done = true

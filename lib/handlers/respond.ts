@@ -61,11 +61,5 @@ export function respondFromCache(
   params: CacheStatusParams,
 ): void {
   const status = cacheStatusValue(exchange.config, params)
-  const finished = exchange.config.serving.started()
-  try {
-    serve(downstream, relay, cachedResponse(exchange, entry, meta, ageSeconds, status), finished)
-  } catch (error) {
-    finished()
-    throw error
-  }
+  serve(downstream, relay, cachedResponse(exchange, entry, meta, ageSeconds, status))
 }

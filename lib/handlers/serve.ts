@@ -117,9 +117,8 @@ export function serve(
   downstream: Dispatcher.DispatchHandler,
   relay: RelayController,
   response: ServedResponse,
-  onFinished?: () => void,
 ): void {
-  const pump = new BodyPump(response.body ?? [], downstream, relay, {}, onFinished)
+  const pump = new BodyPump(response.body ?? [], downstream, relay)
   relay.setSource(pump)
   try {
     relay.start(downstream, {})

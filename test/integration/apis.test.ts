@@ -130,3 +130,27 @@ test('CacheAgent#close() waits for the hits still streaming from the store, as u
     await big.close()
   }
 })
+
+test('CacheAgent#close() lets a waiter finish that goes to the origin after close (its leader was not storable), as undici close() does', async () => {
+  const slow = await startOrigin((_req, res) =>
+    setTimeout(() => reply(res, 200, { 'cache-control': 'no-store' }, 'not for keeping'), 100),
+  )
+  const own = new CacheAgent({ store: new MemoryStore() })
+  const leader = request(`${slow.url}/x`, { dispatcher: own })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const waiter = request(`${slow.url}/x`, { dispatcher: own })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const closing = own.close()
+  for (const res of [await leader, await waiter]) assert.equal(await res.body.text(), 'not for keeping')
+  await closing
+  assert.equal(slow.count('/x'), 2)
+  await assert.rejects(request(`${slow.url}/x`, { dispatcher: own }), { name: 'ClientClosedError' })
+  await slow.close()
+})
+
+test('CacheAgent#close() then destroy(): both resolve, as with undici Agent', async () => {
+  const own = new CacheAgent({ store: new MemoryStore() })
+  const closing = own.close()
+  await own.destroy()
+  await closing
+})

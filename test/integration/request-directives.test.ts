@@ -87,7 +87,7 @@ for (const kind of storeKinds) {
       assert.equal(origin.count('/e'), 1)
     })
 
-    test('only-if-cached with a condition for the origin (If-Match, If-Unmodified-Since) or a bypass answers 504 too', async () => {
+    test('only-if-cached with a condition for the origin (If-Match, If-Unmodified-Since), a bypass or an unsafe method answers 504 too', async () => {
       await get('/f')
       const conditions: Record<string, string>[] = [
         { 'if-match': '"e"' },
@@ -107,6 +107,21 @@ for (const kind of storeKinds) {
       assert.equal(head.statusCode, 504)
       await head.body.dump()
       await notCached.close()
+      for (const method of ['POST', 'DELETE']) {
+        assert.equal(
+          (await send(cache.agent, `${origin.url}/f`, { method, cache: { onlyIfCached: true } })).status,
+          504,
+        )
+        const viaHeader = { method, headers: { 'cache-control': 'only-if-cached' } }
+        assert.equal((await send(cache.agent, `${origin.url}/f`, viaHeader)).status, 504)
+      }
+      await assert.rejects(
+        send(cache.agent, `${origin.url}/f`, { method: 'POST', cache: { tll: 1 } as never }),
+        {
+          name: 'TypeError',
+          message: /tll/,
+        },
+      )
       await assert.rejects(
         send(cache.agent, `${origin.url}/f`, { cache: { onlyIfCached: true, bypass: true } }),
         { name: 'TypeError', message: /cache\.bypass and cache\.onlyIfCached/ },

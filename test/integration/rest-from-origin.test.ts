@@ -246,6 +246,20 @@ describe('a shared download the store keeps no copy of', () => {
     assert.equal(origin.count('/after-close'), 0)
   })
 
+  test('CacheAgent#close() called while the download runs: a reader that falls behind still gets the rest from the origin', async () => {
+    const cache = makeAgent(new FailingWrites(2 * MiB))
+    const first = readAll(cache.agent, `${origin.url}/mid-closing`)
+    await sleep(20)
+    const waiter = stoppingCaller(cache.agent, `${origin.url}/mid-closing`, 'pause')
+    await sleep(20) // the origin answers after 150 ms
+    const closing = cache.agent.close()
+    assert.equal(sha((await within(5000, 'first caller', first)).body), sha(BIG))
+    waiter.resume()
+    assert.equal(sha(await finalBody(waiter, 'waiter')), sha(BIG))
+    await closing
+    assert.equal(origin.count('/mid-closing'), 2)
+  })
+
   test('an origin that ignores Range: its 200 with the same strong ETag, minus the bytes already read', async () => {
     const cache = makeAgent(new FailingWrites(2 * MiB))
     const first = readAll(cache.agent, `${origin.url}/no-ranges-x`)
