@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pipeline as pipelineAsync } from 'node:stream/promises'
@@ -10,6 +13,7 @@ import {
   setGlobalDispatcher,
   stream,
   fetch as undiciFetch,
+  upgrade,
 } from 'undici'
 import { CacheAgent } from '../../lib/cache-agent.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
@@ -153,4 +157,25 @@ test('CacheAgent#close() then destroy(): both resolve, as with undici Agent', as
   const closing = own.close()
   await own.destroy()
   await closing
+})
+
+test('an upgrade passes through the cache untouched, and close() does not wait for the upgraded socket', async () => {
+  const server = createServer()
+  server.on('upgrade', (_req, socket) => {
+    socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhello')
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  const own = new CacheAgent({ store: new MemoryStore() })
+  const { headers, socket } = await upgrade(`http://127.0.0.1:${port}/ws`, {
+    dispatcher: own,
+    protocol: 'echo',
+  })
+  assert.equal(headers.upgrade, 'echo')
+  const chunks: Buffer[] = []
+  for await (const chunk of socket) chunks.push(chunk as Buffer)
+  assert.equal(Buffer.concat(chunks).toString(), 'hello')
+  await own.close()
+  server.close()
 })
