@@ -52,6 +52,9 @@ export class CacheAgent extends Dispatcher {
     this.#serving = serving
     this.#inner = isDispatcher(agent) ? agent : new Agent(agent)
     this.#composed = this.#inner.compose(interceptor)
+    // undici's compose() wraps a dispatcher in a Proxy, which calls these with the Proxy as `this`
+    this.close = this.close.bind(this) as CacheAgent['close']
+    this.destroy = this.destroy.bind(this) as CacheAgent['destroy']
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -89,6 +92,8 @@ export class CacheAgent extends Dispatcher {
     const done = typeof errorOrCallback === 'function' ? errorOrCallback : callback
     this.#closed = true
     this.#destroyed = true
+    // like undici's destroy: the requests under way fail at once, those served from the store included
+    this.#serving.abortAll(error ?? new errors.ClientDestroyedError())
     const destroying = this.#inner.destroy(error).then(() => this.#ownedStore?.close())
     if (!done) return destroying.then(() => undefined)
     destroying.then(done, done)

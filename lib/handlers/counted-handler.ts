@@ -1,33 +1,45 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import type { Serving } from '../serving.js'
+import type { Serving, UnderWay } from '../serving.js'
+import { endResponse } from './end-response.js'
 
 /**
  * The caller's handler, counted in `serving` until the request is over: its response ended or failed,
  * or (an upgrade) the connection was handed over. Whatever serves it (the origin, the store, a flight
- * it waits on, a catch-up) ends through here, so closing can wait for every request under way.
+ * it waits on, a catch-up) ends through here, so closing can wait for every request under way, and
+ * destroying can abort each through the controller it was given.
  */
-export class CountedHandler implements Dispatcher.DispatchHandler {
+export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
   readonly #handler: Dispatcher.DispatchHandler
   readonly #serving: Serving
+  #controller: Dispatcher.DispatchController | undefined
+  /** Set by abort() before the request started: it is aborted as it starts. */
+  #abortedWith: Error | undefined
   #over = false
 
   constructor(handler: Dispatcher.DispatchHandler, serving: Serving) {
     this.#handler = handler
     this.#serving = serving
-    serving.started()
+    serving.started(this)
   }
 
   /** Tells `serving` the request is over (once). */
   over(): void {
     if (this.#over) return
     this.#over = true
-    this.#serving.finished()
+    this.#serving.finished(this)
+  }
+
+  abort(reason: Error): void {
+    if (this.#controller) this.#controller.abort(reason)
+    else this.#abortedWith = reason
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#controller = controller
     this.#handler.onRequestStart?.(controller, context)
+    if (this.#abortedWith) controller.abort(this.#abortedWith)
   }
 
   onRequestUpgrade(
@@ -46,19 +58,22 @@ export class CountedHandler implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
     statusMessage?: string,
   ): void {
-    this.#handler.onResponseStart?.(controller, statusCode, headers, statusMessage)
+    if (!this.#over) this.#handler.onResponseStart?.(controller, statusCode, headers, statusMessage)
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.#handler.onResponseData?.(controller, chunk)
+    if (!this.#over) this.#handler.onResponseData?.(controller, chunk)
   }
 
+  /** The end, or the error, is handed on once (a destroyed request may be told of its end twice). */
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    if (this.#over) return
     this.over()
-    this.#handler.onResponseEnd?.(controller, trailers)
+    endResponse(this.#handler, controller, trailers)
   }
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.#over) return
     this.over()
     this.#handler.onResponseError?.(controller, error)
   }

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { asError } from '../diagnostics.js'
 import { endResponse } from './end-response.js'
 import { RelayController } from './relay-controller.js'
 
@@ -28,7 +29,13 @@ export class WaitingHandler implements Dispatcher.DispatchHandler {
         queueMicrotask(() => this.onResponseError(this.#relay, reason))
       },
     })
-    this.#relay.start(this.#handler, {})
+    try {
+      this.#relay.start(this.#handler, {})
+    } catch (error) {
+      // a throw from the caller's onRequestStart is its error, as for any other request
+      queueMicrotask(() => this.onResponseError(this.#relay, asError(error)))
+      return false
+    }
     return !this.#relay.aborted
   }
 

@@ -8,6 +8,7 @@ import { pipeline as pipelineAsync } from 'node:stream/promises'
 import { after, before, test } from 'node:test'
 import {
   getGlobalDispatcher,
+  interceptors,
   pipeline,
   request,
   setGlobalDispatcher,
@@ -178,4 +179,27 @@ test('an upgrade passes through the cache untouched, and close() does not wait f
   assert.equal(Buffer.concat(chunks).toString(), 'hello')
   await own.close()
   server.close()
+})
+
+test('close() and destroy() work on a CacheAgent composed with more interceptors (a Proxy), as on undici Agent', async () => {
+  for (const end of ['close', 'destroy'] as const) {
+    const own = new CacheAgent({ store: new MemoryStore() })
+    const composed = own.compose(interceptors.redirect({ maxRedirections: 2 }))
+    await composed[end]()
+    await assert.rejects(request(`${origin.url}/after-${end}`, { dispatcher: own }), /closed|destroyed/i)
+  }
+})
+
+test('destroy() ends a hit still streaming from the store, as undici ends the requests under way', async () => {
+  const body = Buffer.alloc(4 * 1024 * 1024, 'd')
+  const big = await startOrigin((_req, res) =>
+    reply(res, 200, { 'cache-control': 'max-age=60' }, body.toString()),
+  )
+  const own = new CacheAgent({ store: new MemoryStore({ maxEntryBytes: 8 * 1024 * 1024 }) })
+  await (await request(`${big.url}/big`, { dispatcher: own })).body.arrayBuffer()
+  const hit = await request(`${big.url}/big`, { dispatcher: own })
+  assert.match(String(hit.headers['cache-status']), /^undici-cache; hit/)
+  await own.destroy()
+  await assert.rejects(hit.body.arrayBuffer(), { name: 'ClientDestroyedError' })
+  await big.close()
 })

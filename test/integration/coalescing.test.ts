@@ -184,3 +184,27 @@ test('when the first caller and a waiter that joined after the response started 
   await cache.close()
   await slow.close()
 })
+
+test('a waiter whose onRequestStart throws gets the throw as its onResponseError, like any request', async () => {
+  const slow = await startOrigin((_req, res) =>
+    setTimeout(() => reply(res, 200, { 'cache-control': 'max-age=60' }, 'late'), 100),
+  )
+  const cache = makeAgent(new MemoryStore())
+  const leader = send(cache.agent, `${slow.url}/w`)
+  const error = await new Promise<Error>((resolve) => {
+    cache.agent.dispatch(
+      { origin: slow.url, path: '/w', method: 'GET' },
+      {
+        onRequestStart() {
+          throw new Error('boom')
+        },
+        onResponseError: (_controller, thrown) => resolve(thrown),
+      },
+    )
+  })
+  assert.equal(error.message, 'boom')
+  assert.equal((await leader).body, 'late')
+  assert.equal(slow.count('/w'), 1)
+  await cache.close()
+  await slow.close()
+})
