@@ -2,6 +2,8 @@
 export interface UnderWay {
   /** Ends it with `reason` (the dispatcher is destroyed). */
   abort(reason: Error): void
+  /** Its place in Serving's list (kept by Serving). */
+  slot: number
 }
 
 /**
@@ -10,22 +12,29 @@ export interface UnderWay {
  * (undici's close and destroy contract).
  */
 export class Serving {
-  readonly #live = new Set<UnderWay>()
+  /** The requests under way, in no order (an array with slots: no hashing on every request). */
+  readonly #live: UnderWay[] = []
   #idle: (() => void)[] = []
 
   started(request: UnderWay): void {
-    this.#live.add(request)
+    request.slot = this.#live.length
+    this.#live.push(request)
   }
 
-  /** A request given to started() has ended. */
+  /** A request given to started() has ended (once). */
   finished(request: UnderWay): void {
-    this.#live.delete(request)
-    if (this.#live.size === 0 && this.#idle.length > 0) for (const resolve of this.#idle.splice(0)) resolve()
+    const last = this.#live.pop() as UnderWay
+    if (last !== request) {
+      this.#live[request.slot] = last
+      last.slot = request.slot
+    }
+    if (this.#live.length === 0 && this.#idle.length > 0)
+      for (const resolve of this.#idle.splice(0)) resolve()
   }
 
   /** Resolves once no request is under way. */
   idle(): Promise<void> {
-    if (this.#live.size === 0) return Promise.resolve()
+    if (this.#live.length === 0) return Promise.resolve()
     return new Promise((resolve) => this.#idle.push(resolve))
   }
 

@@ -17,6 +17,7 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
   /** Set by abort() before the request started: it is aborted as it starts. */
   #abortedWith: Error | undefined
   #over = false
+  slot = -1
 
   constructor(handler: Dispatcher.DispatchHandler, serving: Serving) {
     this.#handler = handler
