@@ -129,8 +129,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const collapsed = (this.#flight?.waiterCount ?? 0) > 0
     if (!opened.meta) this.#flight?.settle('not-stored')
     else this.#startFanOut(opened.meta, statusCode, headers, statusMessage)
-    if (this.#exchange.request.method === 'HEAD' && statusCode === 200 && !this.redirected)
-      freshenFromHead(this.#exchange, { statusCode, headers })
+    if (this.#exchange.request.method === 'HEAD') this.#freshenFromHead(statusCode, headers)
     const status = cacheStatusValue(this.#exchange.config, {
       fwd: this.#fwd,
       stored: opened.writer !== undefined,
@@ -262,6 +261,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #invalidatedSinceSent(): boolean {
     const { config, key, invalidationCount } = this.#exchange
     return config.invalidations.since(key, invalidationCount)
+  }
+
+  /** RFC 9111 §4.3.5: a 200 to a HEAD freshens the stored GET, unless it came from where a redirect led. */
+  #freshenFromHead(statusCode: number, headers: Headers): void {
+    if (statusCode === 200 && !this.redirected) freshenFromHead(this.#exchange, { statusCode, headers })
   }
 
   /** How a reader that fell behind asks the origin for the rest (a strong ETag allowing), made once. */
