@@ -14,7 +14,7 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
   readonly #handler: Dispatcher.DispatchHandler
   readonly #serving: Serving
   #controller: Dispatcher.DispatchController | undefined
-  /** Set by abort() before the request started: it is aborted as it starts. */
+  /** Set by abort() before the request started: what serves it is aborted as it starts. */
   #abortedWith: Error | undefined
   #over = false
   slot = -1
@@ -32,15 +32,19 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     this.#serving.finished(this)
   }
 
+  /** Ends the request with `reason` now, even one whose store has yet to answer; what serves it stops. */
   abort(reason: Error): void {
-    if (this.#controller) this.#controller.abort(reason)
+    const controller = this.#controller
+    if (controller) controller.abort(reason)
     else this.#abortedWith = reason
+    queueMicrotask(() => this.onResponseError(controller as Dispatcher.DispatchController, reason))
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
     this.#controller = controller
-    this.#handler.onRequestStart?.(controller, context)
+    // aborted before it started: the caller has been told; what serves it stops
     if (this.#abortedWith) controller.abort(this.#abortedWith)
+    else this.#handler.onRequestStart?.(controller, context)
   }
 
   onRequestUpgrade(

@@ -19,6 +19,7 @@ import {
 import { CacheAgent } from '../../lib/cache-agent.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import type { CacheStore } from '../../lib/stores/store.js'
 import { tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
@@ -202,4 +203,27 @@ test('destroy() ends a hit still streaming from the store, as undici ends the re
   await own.destroy()
   await assert.rejects(hit.body.arrayBuffer(), { name: 'ClientDestroyedError' })
   await big.close()
+})
+
+test('destroy(error) ends at once, with that error, a request whose store lookup has not answered yet', async () => {
+  let open: () => void = () => {}
+  const gate = new Promise<void>((resolve) => {
+    open = resolve
+  })
+  const memory = new MemoryStore()
+  const slowStore: CacheStore = {
+    get: (key) => gate.then(() => memory.get(key)),
+    put: (key, meta, sizeBytes) => memory.put(key, meta, sizeBytes),
+    update: (key, id, meta) => memory.update(key, id, meta),
+    delete: (key) => memory.delete(key),
+    close: () => memory.close(),
+  }
+  const own = new CacheAgent({ store: slowStore })
+  const pending = request(`${origin.url}/slow-lookup`, { dispatcher: own })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const reason = new Error('shutting down')
+  await own.destroy(reason)
+  await assert.rejects(pending, (error) => error === reason)
+  open()
+  assert.equal(origin.count('/slow-lookup'), 0)
 })
