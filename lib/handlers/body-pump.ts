@@ -1,6 +1,5 @@
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
-import { endResponse } from './end-response.js'
 import type { RelayController, ResponseSource } from './relay-controller.js'
 
 /** Bytes delivered in one turn of the event loop before yielding to other work. */
@@ -154,7 +153,7 @@ export class BodyPump implements ResponseSource {
     if (this.#finished) return false
     if (step.done) {
       this.#finished = true
-      endResponse(this.#handler, this.#controller, this.#trailers)
+      this.#handler.onResponseEnd?.(this.#controller, this.#trailers)
       return false
     }
     this.#handler.onResponseData?.(this.#controller, step.value)

@@ -2,7 +2,6 @@ import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
 import type { StoredEntry } from '../stores/store.js'
 import { BodyPump } from './body-pump.js'
-import { endResponse } from './end-response.js'
 import type { RelayController } from './relay-controller.js'
 import type { RestFetch } from './rest-from-origin.js'
 import { rangeBody } from './serve.js'
@@ -51,7 +50,7 @@ export function catchUp(
         throw error
       }
     },
-    onResponseEnd: (controller, trailers) => endResponse(handler, controller, trailers),
+    onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
     onResponseError: (_controller, error) => fromOriginOr(error),
   }
   const serveRest = (entry: StoredEntry | undefined) => {

@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
+import { asError } from '../diagnostics.js'
 import type { Serving, UnderWay } from '../serving.js'
-import { endResponse } from './end-response.js'
 
 /**
  * The caller's handler, counted in `serving` until the request is over: its response ended or failed,
@@ -70,11 +70,24 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     if (!this.#over) this.#handler.onResponseData?.(controller, chunk)
   }
 
-  /** The end, or the error, is handed on once (a destroyed request may be told of its end twice). */
+  /**
+   * The end, or the error, is handed on once (a destroyed request may be told of its end twice). A throw
+   * from the caller's onResponseEnd becomes its onResponseError, as in undici's own requests
+   * (interceptors.retry throws there to retry a 5xx): every caller's handler is wrapped here, so no
+   * code inside the cache sees a caller's throw at the end.
+   */
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     if (this.#over) return
     this.over()
-    endResponse(this.#handler, controller, trailers)
+    try {
+      this.#handler.onResponseEnd?.(controller, trailers)
+    } catch (error) {
+      try {
+        this.#handler.onResponseError?.(controller, asError(error))
+      } catch {
+        // the response had ended: there is nobody else to tell
+      }
+    }
   }
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {

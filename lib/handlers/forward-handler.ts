@@ -12,9 +12,9 @@ import { varyFieldNames, varyKey, varyValues } from '../policy/vary.js'
 import type { EntryMeta, EntryWriter, MaybePromise, StoredEntry } from '../stores/store.js'
 import type { Ending, StoredCopy } from './catch-up.js'
 import { DownloadPace } from './download-pace.js'
-import { endResponse } from './end-response.js'
 import { FanOut } from './fan-out.js'
 import { ReaderStream } from './reader-stream.js'
+import { redirectHistory } from './redirect-history.js'
 import type { RelayController } from './relay-controller.js'
 import { forwardedHeaders } from './response-headers.js'
 import { type RestFetch, restFetcher } from './rest-from-origin.js'
@@ -109,8 +109,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
-    const history = (context as { history?: unknown } | undefined)?.history
-    this.#redirectHistory = Array.isArray(history) ? history : undefined
+    this.#redirectHistory = redirectHistory(context)
     this.#pace = new DownloadPace(controller)
     this.#relay.setSource(this.#pace)
     this.#relay.start(this.#downstream, context)
@@ -221,7 +220,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#downstream.onResponseError?.(this.#relay, this.#relay.reason as Error)
       return
     }
-    endResponse(this.#downstream, this.#relay, ending.trailers ?? {})
+    this.#downstream.onResponseEnd?.(this.#relay, ending.trailers ?? {})
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

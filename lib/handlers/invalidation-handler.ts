@@ -7,6 +7,7 @@ import { invalidatesOnResponse, invalidationTargets } from '../policy/invalidati
 import type { Headers } from '../policy/types.js'
 import { normalizeHeaders } from '../request-headers.js'
 import { PassHandler } from './pass-handler.js'
+import { redirectHistory } from './redirect-history.js'
 import { forwardedHeaders } from './response-headers.js'
 
 /** Told of each key a response invalidates: as it arrives, and when the store failed to delete it. */
@@ -30,16 +31,12 @@ function invalidatedKeys(target: Target, hops: string[], headers: Headers): stri
   const url = targetUrl(target)
   if (url === undefined) return []
   const { host } = normalizeHeaders(target.headers)
-  const first = withHost(url, host)
-  const last = hops.at(-1)
-  const urls =
-    last === undefined ? invalidationTargets(url, headers) : [...hops, ...invalidationTargets(last, headers)]
-  const keys = urls.map((invalidatedUrl) =>
-    invalidatedUrl === url
-      ? first
-      : withHost(keyFromUrl(invalidatedUrl), last === undefined ? host : undefined),
-  )
-  return [...new Set([first, ...keys].filter((key) => key !== undefined))]
+  const urls = [url, ...hops, ...invalidationTargets(hops.at(-1) ?? url, headers)]
+  const keys = urls.map((invalidatedUrl) => {
+    const hostNamed = invalidatedUrl === url || hops.length === 0
+    return withHost(keyFromUrl(invalidatedUrl), hostNamed ? host : undefined)
+  })
+  return [...new Set(keys.filter((key) => key !== undefined))]
 }
 
 /**
@@ -85,8 +82,7 @@ export class InvalidationHandler extends PassHandler {
   }
 
   override onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
-    const history = (context as { history?: unknown } | undefined)?.history
-    this.#history = Array.isArray(history) ? history : undefined
+    this.#history = redirectHistory(context)
     super.onRequestStart(controller, context)
   }
 

@@ -1,7 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
 import { catchUp, type Ending } from './catch-up.js'
-import { endResponse } from './end-response.js'
 import { RelayController, type ResponseSource } from './relay-controller.js'
 import type { OutgoingHeaders } from './response-headers.js'
 
@@ -148,6 +147,6 @@ export class ReaderStream implements ResponseSource {
       return
     }
     this.#done = true
-    endResponse(this.#handler, this.#relay, this.#ending.trailers ?? {})
+    this.#handler.onResponseEnd?.(this.#relay, this.#ending.trailers ?? {})
   }
 }

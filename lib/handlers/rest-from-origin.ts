@@ -4,7 +4,6 @@ import { withoutClientConditionals } from '../policy/conditional.js'
 import { entityTagOf, isWeakTag, strongMatch } from '../policy/entity-tag.js'
 import { contentLengthBytes, singletonValue } from '../policy/headers.js'
 import type { Headers } from '../policy/types.js'
-import { endResponse } from './end-response.js'
 import type { RelayController } from './relay-controller.js'
 
 /** Asks the origin again for a shared response from `fromByte` on, for a reader that fell behind. */
@@ -113,7 +112,7 @@ class RestHandler implements Dispatcher.DispatchHandler {
       this.#downstream.onResponseError?.(this.#relay, refusal('its answer ends early'))
       return
     }
-    endResponse(this.#downstream, this.#relay, trailers as Record<string, string>)
+    this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

@@ -9,7 +9,6 @@ import { staleIfErrorAllows } from '../policy/lookup.js'
 import { notModifiedMatches } from '../policy/revalidation.js'
 import type { Headers } from '../policy/types.js'
 import type { StoredEntry } from '../stores/store.js'
-import { endResponse } from './end-response.js'
 import { ForwardHandler, type ForwardOptions } from './forward-handler.js'
 import type { RelayController } from './relay-controller.js'
 import { respondFromCache } from './respond.js'
@@ -176,7 +175,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   }
 
   #endSilently(): void {
-    endResponse(this.#downstream, this.#relay, {})
+    this.#downstream.onResponseEnd?.(this.#relay, {})
   }
 }
 

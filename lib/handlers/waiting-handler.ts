@@ -1,6 +1,5 @@
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
-import { endResponse } from './end-response.js'
 import { RelayController } from './relay-controller.js'
 
 /**
@@ -62,7 +61,7 @@ export class WaitingHandler implements Dispatcher.DispatchHandler {
   ): void {
     if (this.#done) return
     this.#done = true
-    endResponse(this.#handler, this.#relay, trailers)
+    this.#handler.onResponseEnd?.(this.#relay, trailers)
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
