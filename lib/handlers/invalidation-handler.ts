@@ -36,7 +36,37 @@ function invalidatedKeys(target: Target, hops: string[], headers: Headers): stri
     const hostNamed = invalidatedUrl === url || hops.length === 0
     return withHost(keyFromUrl(invalidatedUrl), hostNamed ? host : undefined)
   })
+  if (hops.length === 0) keys.push(...hostNamedKeys(url, host, headers))
   return [...new Set(keys.filter((key) => key !== undefined))]
+}
+
+/**
+ * RFC 9110 §7.2: with a Host field naming another authority than the address, the target's origin is
+ * that authority's, so an absolute Location or Content-Location naming it is same-origin. Each such URL
+ * is invalidated as this cache keys it twice: sent to the address with that Host, and sent to the name.
+ */
+function hostNamedKeys(url: string, host: unknown, headers: Headers): (string | undefined)[] {
+  if (typeof host !== 'string' || withHost(url, host) === url) return []
+  const named = hostNamedUrl(url, host)
+  if (named === undefined) return []
+  const address = new URL(url).origin
+  return invalidationTargets(named, headers).flatMap((namedTarget) => {
+    const { pathname, search } = new URL(namedTarget)
+    return [withHost(`${address}${pathname}${search}`, host), keyFromUrl(namedTarget)]
+  })
+}
+
+/** The target URL with its authority replaced by the Host field's; undefined when that is no authority. */
+function hostNamedUrl(url: string, host: string): string | undefined {
+  const parsed = new URL(url)
+  const pathAndQuery = `${parsed.pathname}${parsed.search}`
+  try {
+    const named = new URL(`${parsed.protocol}//${host}${pathAndQuery}`)
+    const onlyAuthority = named.username === '' && `${named.pathname}${named.search}` === pathAndQuery
+    return onlyAuthority && named.hash === '' ? named.href : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import type { Dispatcher } from 'undici'
+import { Agent, type Dispatcher, interceptors } from 'undici'
 import { CacheAgent } from '../../lib/cache-agent.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
@@ -10,9 +10,11 @@ let agent: CacheAgent
 
 before(async () => {
   // routes on the raw request target and the Host field, as virtual hosts and many routers do
-  origin = await startOrigin((req, res) =>
-    reply(res, 200, { 'cache-control': 'max-age=300' }, `${req.headers.host} ${req.url}`),
-  )
+  origin = await startOrigin((req, res) => {
+    const made = req.method === 'POST' && req.url === '/make'
+    const location: Record<string, string> = made ? { location: `http://${req.headers.host}/made` } : {}
+    reply(res, 200, { 'cache-control': 'max-age=300', ...location }, `${req.headers.host} ${req.url}`)
+  })
   agent = new CacheAgent({ store: new MemoryStore() })
 })
 after(async () => {
@@ -80,5 +82,47 @@ test('an unsafe request to a path URL parsing changes invalidates the parsed tar
       'undici-cache; fwd=miss; stored',
       `${target} after ${sent}`,
     )
+  }
+})
+
+test("a write whose absolute Location names the Host field's authority invalidates that URL", async () => {
+  for (const host of ['a.test', 'b.test']) await get('/made', { host })
+  assert.match(String((await get('/made', { host: 'a.test' })).status), /^undici-cache; hit/)
+  await get('/make', { host: 'a.test' }, 'POST')
+  const after = await get('/made', { host: 'a.test' })
+  assert.deepEqual(after, { body: 'a.test /made', status: 'undici-cache; fwd=miss; stored' })
+  assert.match(String((await get('/made', { host: 'b.test' })).status), /^undici-cache; hit/)
+  assert.equal(origin.count('/made'), 3)
+})
+
+test('that write also invalidates the URL as sent to the name itself (resolved inside the cache)', async () => {
+  const store = new MemoryStore()
+  const lookup = (_origin: URL, _options: unknown, done: (error: null, records: unknown[]) => void) =>
+    done(null, [{ address: '127.0.0.1', family: 4, ttl: 60_000 }])
+  const resolving = new Agent().compose(interceptors.dns({ lookup } as never))
+  const byName = new CacheAgent({ store, agent: resolving })
+  const byAddress = new CacheAgent({ store })
+  const host = `a.test:${new URL(origin.url).port}`
+  const named = async (method: Dispatcher.HttpMethod = 'GET') => {
+    const res = await byName.request({ origin: `http://${host}`, path: '/made', method })
+    return { body: await res.body.text(), status: res.headers['cache-status'] }
+  }
+  try {
+    assert.equal((await named()).status, 'undici-cache; fwd=miss; stored')
+    assert.match(String((await named()).status), /^undici-cache; hit/)
+    const before = origin.count('/made')
+    const post = await byAddress.request({
+      origin: origin.url,
+      path: '/make',
+      method: 'POST',
+      headers: { host },
+    })
+    assert.equal(post.headers.location, `http://${host}/made`)
+    await post.body.dump()
+    assert.deepEqual(await named(), { body: `${host} /made`, status: 'undici-cache; fwd=miss; stored' })
+    assert.equal(origin.count('/made'), before + 1)
+  } finally {
+    await byName.close()
+    await byAddress.close()
   }
 })
