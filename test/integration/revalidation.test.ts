@@ -63,6 +63,13 @@ for (const kind of storeKinds) {
           if (req.headers['if-none-match'] === '"r"') return setTimeout(() => reply(res, 304, headers), 150)
           return reply(res, 200, headers, BIG_BODY)
         }
+        if (path === '/304-with-length') {
+          const headers = { 'cache-control': 'no-cache', etag: '"l"' }
+          if (req.headers['if-none-match'] !== '"l"') return reply(res, 200, headers, 'length body')
+          // the 200's length on the 304, as RFC 9110 §8.6 allows (node:http sends the header as set)
+          res.writeHead(304, { ...headers, 'content-length': '11' })
+          return res.end()
+        }
         if (path === '/no-validator') return reply(res, 200, { 'cache-control': 'max-age=0' }, 'plain')
         reply(res, 404, {})
       })
@@ -160,6 +167,21 @@ for (const kind of storeKinds) {
       assert.deepEqual(
         origin.requests.filter((r) => r.url === '/removed-meanwhile').map((r) => r.headers['if-none-match']),
         [undefined, '"r"', undefined],
+      )
+    })
+
+    test("a 304 naming the 200's Content-Length revalidates (undici fails such a 304 on its own)", async () => {
+      const url = `${origin.url}/304-with-length`
+      await send(cache.agent, url)
+      for (let i = 0; i < 2; i++) {
+        const revalidated = await send(cache.agent, url)
+        assert.equal(revalidated.body, 'length body')
+        assert.equal(revalidated.headers['content-length'], '11')
+        assert.equal(revalidated.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+      }
+      assert.deepEqual(
+        origin.requests.filter((r) => r.url === '/304-with-length').map((r) => r.headers['if-none-match']),
+        [undefined, '"l"', '"l"'],
       )
     })
 
