@@ -1,3 +1,4 @@
+import { DEFAULT_BODY_TIMEOUT_MS } from './handlers/body-timeout.js'
 import { Invalidations } from './invalidations.js'
 import { Serving } from './serving.js'
 import type { CacheStore } from './stores/store.js'
@@ -42,6 +43,8 @@ export interface CacheConfig {
   cacheStatus: string | false
   /** Lower-case targeted cache-control field names, in priority order (RFC 9213). */
   targetFields: readonly string[]
+  /** undici's bodyTimeout of the dispatcher under the cache, for bodies served from the store. */
+  bodyTimeoutMs: number
 }
 
 const CACHEABLE_METHODS = new Set(['GET', 'HEAD'])
@@ -101,7 +104,11 @@ export function assertKnownOptions(owner: string, options: object, known: readon
 }
 
 /** Validates interceptor options; `defaultStore` is called only when they are valid and name no store. */
-export function resolveConfig(options: CacheInterceptorOptions, defaultStore: () => CacheStore): CacheConfig {
+export function resolveConfig(
+  options: CacheInterceptorOptions,
+  defaultStore: () => CacheStore,
+  bodyTimeoutMs = DEFAULT_BODY_TIMEOUT_MS,
+): CacheConfig {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError('cacheInterceptor options must be an object')
   }
@@ -121,6 +128,7 @@ export function resolveConfig(options: CacheInterceptorOptions, defaultStore: ()
     store: options.store ?? defaultStore(),
     serving: new Serving(),
     invalidations: new Invalidations(),
+    bodyTimeoutMs,
   }
 }
 
