@@ -45,14 +45,10 @@ export class CacheAgent extends Dispatcher {
       throw new TypeError('CacheAgent option agent must be Agent options or a Dispatcher')
     }
     // the default store is made only once every option is valid
-    const { interceptor, serving } = interceptorWith(
-      cacheOptions,
-      () => {
-        this.#ownedStore = new SqliteStore()
-        return this.#ownedStore
-      },
-      isDispatcher(agent) ? undefined : (agent?.bodyTimeout ?? undefined),
-    )
+    const { interceptor, serving } = interceptorWith(cacheOptions, () => {
+      this.#ownedStore = new SqliteStore()
+      return this.#ownedStore
+    })
     this.#serving = serving
     this.#inner = isDispatcher(agent) ? agent : new Agent(agent)
     this.#composed = this.#inner.compose(interceptor)

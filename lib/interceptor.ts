@@ -22,9 +22,8 @@ export function cacheInterceptor(
 export function interceptorWith(
   options: CacheInterceptorOptions,
   defaultStore: () => CacheStore,
-  bodyTimeoutMs?: number,
 ): { interceptor: Dispatcher.DispatcherComposeInterceptor; serving: Serving } {
-  const config = resolveConfig(options, defaultStore, bodyTimeoutMs)
+  const config = resolveConfig(options, defaultStore)
   const interceptor: Dispatcher.DispatcherComposeInterceptor = (dispatch) => {
     const cache = new CacheDispatcher(dispatch, config)
     return (opts, handler) => cache.dispatch(opts, handler)

@@ -1,4 +1,3 @@
-import { DEFAULT_BODY_TIMEOUT_MS } from './handlers/body-timeout.js'
 import { Invalidations } from './invalidations.js'
 import { Serving } from './serving.js'
 import type { CacheStore } from './stores/store.js'
@@ -43,8 +42,6 @@ export interface CacheConfig {
   cacheStatus: string | false
   /** Lower-case targeted cache-control field names, in priority order (RFC 9213). */
   targetFields: readonly string[]
-  /** undici's bodyTimeout of the dispatcher under the cache, for bodies served from the store. */
-  bodyTimeoutMs: number
 }
 
 const CACHEABLE_METHODS = new Set(['GET', 'HEAD'])
@@ -104,11 +101,7 @@ export function assertKnownOptions(owner: string, options: object, known: readon
 }
 
 /** Validates interceptor options; `defaultStore` is called only when they are valid and name no store. */
-export function resolveConfig(
-  options: CacheInterceptorOptions,
-  defaultStore: () => CacheStore,
-  bodyTimeoutMs = DEFAULT_BODY_TIMEOUT_MS,
-): CacheConfig {
+export function resolveConfig(options: CacheInterceptorOptions, defaultStore: () => CacheStore): CacheConfig {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError('cacheInterceptor options must be an object')
   }
@@ -128,7 +121,6 @@ export function resolveConfig(
     store: options.store ?? defaultStore(),
     serving: new Serving(),
     invalidations: new Invalidations(),
-    bodyTimeoutMs,
   }
 }
 

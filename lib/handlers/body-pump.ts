@@ -1,6 +1,5 @@
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
-import { PauseTimer } from './body-timeout.js'
 import type { RelayController, ResponseSource } from './relay-controller.js'
 
 /** Bytes delivered in one turn of the event loop before yielding to other work. */
@@ -28,9 +27,6 @@ export class BodyPump implements ResponseSource {
   readonly #controller: RelayController
   /** Handed on with the end: the origin's trailers, for a body that came from one. */
   readonly #trailers: Record<string, string>
-  readonly #bodyTimeoutMs: number
-  /** Made at the first pause: fails the body when the caller keeps it paused for bodyTimeoutMs. */
-  #pauseTimer: PauseTimer | undefined
   #paused = false
   #running = false
   /** A step of an asynchronous body is on its way: nothing may ask the iterator for another. */
@@ -47,34 +43,26 @@ export class BodyPump implements ResponseSource {
     handler: Dispatcher.DispatchHandler,
     controller: RelayController,
     trailers: Record<string, string> = {},
-    bodyTimeoutMs = 0,
   ) {
     this.#iterator = iteratorOf(body)
     this.#handler = handler
     this.#controller = controller
     this.#trailers = trailers
-    this.#bodyTimeoutMs = bodyTimeoutMs
   }
 
   pause(): void {
     this.#paused = true
-    if (this.#bodyTimeoutMs > 0 && !this.#finished) {
-      this.#pauseTimer ??= new PauseTimer(this.#bodyTimeoutMs, (error) => this.abort(error))
-      this.#pauseTimer.start()
-    }
   }
 
   resume(): void {
     if (!this.#paused) return
     this.#paused = false
-    this.#pauseTimer?.stop()
     this.#runLater(queueMicrotask)
   }
 
   abort(reason: Error): void {
     if (this.#finished) return
     this.#finished = true
-    this.#pauseTimer?.stop()
     this.#closeIterator()
     queueMicrotask(() => this.#handler.onResponseError?.(this.#controller, reason))
   }
@@ -165,7 +153,6 @@ export class BodyPump implements ResponseSource {
     if (this.#finished) return false
     if (step.done) {
       this.#finished = true
-      this.#pauseTimer?.stop()
       this.#handler.onResponseEnd?.(this.#controller, this.#trailers)
       return false
     }
@@ -176,7 +163,6 @@ export class BodyPump implements ResponseSource {
   #fail(error: unknown): void {
     if (this.#finished) return
     this.#finished = true
-    this.#pauseTimer?.stop()
     this.#closeIterator()
     this.#handler.onResponseError?.(this.#controller, asError(error))
   }

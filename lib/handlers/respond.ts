@@ -5,7 +5,6 @@ import { evaluateClientConditional, notModifiedHeaders } from '../policy/conditi
 import { contentRangeValue, evaluateRange } from '../policy/range.js'
 import type { StoredResponse } from '../policy/types.js'
 import type { StoredEntry } from '../stores/store.js'
-import { bodyTimeoutMsOf } from './body-timeout.js'
 import type { RelayController } from './relay-controller.js'
 import { servedHeaders } from './response-headers.js'
 import { entryBody, rangeBody, type ServedResponse, serve } from './serve.js'
@@ -62,6 +61,5 @@ export function respondFromCache(
   params: CacheStatusParams,
 ): void {
   const status = cacheStatusValue(exchange.config, params)
-  const response = cachedResponse(exchange, entry, meta, ageSeconds, status)
-  serve(downstream, relay, response, bodyTimeoutMsOf(exchange.opts, exchange.config.bodyTimeoutMs))
+  serve(downstream, relay, cachedResponse(exchange, entry, meta, ageSeconds, status))
 }

@@ -112,17 +112,13 @@ export function rangeBody(
   return Symbol.asyncIterator in chunks ? sliceAsync(chunks, slicer) : sliceSync(chunks, slicer)
 }
 
-/**
- * Answers a caller from the cache (hits, freshened 304s, synthesized 504s). `bodyTimeoutMs`: undici's
- * bodyTimeout, how long the caller may keep the body paused (0: for ever).
- */
+/** Answers a caller from the cache (hits, freshened 304s, synthesized 504s). */
 export function serve(
   downstream: Dispatcher.DispatchHandler,
   relay: RelayController,
   response: ServedResponse,
-  bodyTimeoutMs = 0,
 ): void {
-  const pump = new BodyPump(response.body ?? [], downstream, relay, {}, bodyTimeoutMs)
+  const pump = new BodyPump(response.body ?? [], downstream, relay)
   relay.setSource(pump)
   try {
     relay.start(downstream, {})
