@@ -29,6 +29,7 @@ import { answersFromCache, withoutClientConditionals } from './policy/conditiona
 import { isSafeMethod } from './policy/invalidation.js'
 import { decideReuse, type ReuseDecision, staleWhileRevalidateAllows } from './policy/lookup.js'
 import { conditionalHeaders, isClientConditional } from './policy/revalidation.js'
+import { usableEntries } from './policy/storable.js'
 import type { Headers, StoredResponse } from './policy/types.js'
 import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
 import { normalizeHeaders } from './request-headers.js'
@@ -140,7 +141,8 @@ export class CacheDispatcher {
 
   #afterLookup(exchange: Exchange, handler: Handler, found: StoredEntry[]): boolean {
     const { request, onlyIfCached, collapsed } = exchange
-    const entries = this.#config.invalidations.usable(this.#config.store, exchange.key, found)
+    const { shared, invalidations, store } = this.#config
+    const entries = usableEntries(invalidations.usable(store, exchange.key, found), shared)
     const entry = selectVariant(entries, request.headers)
     if (!entry) {
       if (onlyIfCached) return this.#gatewayTimeout(handler)

@@ -10,7 +10,7 @@ import {
   notModifiedMatches,
   withValidationTimes,
 } from './policy/revalidation.js'
-import { canStore, headersToStore } from './policy/storable.js'
+import { canStore, headersToStore, usableEntries } from './policy/storable.js'
 import type { Headers, HeaderValue, ResponseInfo } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
 import type { CacheStore, EntryMeta, StoredEntry } from './stores/store.js'
@@ -28,6 +28,7 @@ export function freshenedMeta(exchange: Exchange, entry: StoredEntry, newHeaders
     deleteAtMs: 0,
   }
   meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
+  if (!exchange.config.shared) meta.privateCache = true
   return meta
 }
 
@@ -152,7 +153,7 @@ function headMatches(entry: StoredEntry, head: ResponseInfo): boolean {
 export function freshenFromHead(exchange: Exchange, head: ResponseInfo): void {
   const { config, key, request } = exchange
   const update = (entries: StoredEntry[]) => {
-    const entry = selectVariant(entries, request.headers)
+    const entry = selectVariant(usableEntries(entries, config.shared), request.headers)
     if (entry && headMatches(entry, head))
       storeFreshened(exchange, entry, freshenedMeta(exchange, entry, head.headers))
   }

@@ -52,6 +52,7 @@ export function entryMeta(
     deleteAtMs: 0,
   }
   meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
+  if (!exchange.config.shared) meta.privateCache = true
   return meta
 }
 

@@ -73,6 +73,21 @@ export function canStore(request: RequestInfo, response: ResponseInfo, shared: b
   return reason === undefined ? { storable: true } : { storable: false, reason }
 }
 
+/**
+ * RFC 9111 §3.5, §5.2.2.7: what a private cache stored (private, Authorization and Set-Cookie responses
+ * among it) is never used by a shared cache, even one that reads the same store.
+ */
+export function usableByCache(stored: { privateCache?: true }, shared: boolean): boolean {
+  return !shared || stored.privateCache !== true
+}
+
+/** The entries `usableByCache`: the same array when that is all of them (the usual case). */
+export function usableEntries<T extends { privateCache?: true }>(entries: T[], shared: boolean): T[] {
+  return entries.every((entry) => usableByCache(entry, shared))
+    ? entries
+    : entries.filter((entry) => usableByCache(entry, shared))
+}
+
 // RFC 9111 §5.2.2.4 (both modes), §5.2.2.7 (shared caches only): fields named by qualified directives
 function qualifiedFieldNames(directives: CacheControl, shared: boolean): string[] {
   const noCache = Array.isArray(directives.noCache) ? directives.noCache : []

@@ -9,6 +9,8 @@ export interface EntryMeta extends StoredResponse {
   varyKey: string
   /** Epoch ms after which the entry has no use at all and may be dropped (0 = unknown). */
   deleteAtMs: number
+  /** Stored or freshened by a private cache (`shared: false`): a shared cache on the same store never uses it. */
+  privateCache?: true
 }
 
 /** One stored, complete variant. */

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { CacheAgent } from '../../lib/cache-agent.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
-import { makeAgent, send, storeKinds } from '../helpers/client.js'
+import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { makeAgent, send, storeKinds, tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 const routes: Record<string, Record<string, string>> = {
@@ -95,6 +98,70 @@ describe('a private cache (shared: false)', () => {
   test('keeps fields named by private="..."', async () => {
     const { second } = await twice(false, '/private-field')
     assert.equal(second.headers['x-user'], 'alice')
+  })
+})
+
+describe('a shared cache on the store a private cache writes to', () => {
+  const cases: [string, Record<string, string>?][] = [
+    ['/private'],
+    ['/auth', { authorization: 'Bearer alice' }],
+    ['/cookie'],
+    ['/private-field'],
+  ]
+  for (const [name, make] of [
+    [
+      'one MemoryStore',
+      () => {
+        const store = new MemoryStore()
+        return [store, store] as const
+      },
+    ],
+    [
+      'two SqliteStores on one file',
+      () => {
+        const file = join(tempDir(), 'shared.db')
+        return [new SqliteStore({ path: file }), new SqliteStore({ path: file })] as const
+      },
+    ],
+  ] as const) {
+    test(`never uses what the private cache stored (${name})`, async () => {
+      const [aliceStore, bobStore] = make()
+      const alice = new CacheAgent({ store: aliceStore, shared: false })
+      const bob = new CacheAgent({ store: bobStore })
+      try {
+        for (const [path, headers] of cases) {
+          const before = origin.count(path)
+          await send(alice, `${origin.url}${path}`, { headers })
+          assert.match(
+            String((await send(alice, `${origin.url}${path}`, { headers })).headers['cache-status']),
+            /hit/,
+          )
+          const bobs = await send(bob, `${origin.url}${path}`)
+          assert.match(String(bobs.headers['cache-status']), /^undici-cache; fwd=miss/, path)
+          assert.equal(bobs.headers['set-cookie'], path === '/cookie' ? 'session=secret' : undefined)
+          assert.equal(origin.count(path) - before, 2, path)
+        }
+      } finally {
+        await alice.close()
+        await bob.close()
+        await aliceStore.close()
+        if (bobStore !== aliceStore) await bobStore.close()
+      }
+    })
+  }
+  test('a HEAD through the shared cache does not freshen what the private cache stored', async () => {
+    const store = new MemoryStore()
+    const alice = new CacheAgent({ store, shared: false })
+    const bob = new CacheAgent({ store })
+    try {
+      await send(alice, `${origin.url}/private`)
+      await send(bob, `${origin.url}/private`, { method: 'HEAD' })
+      const [entry] = await store.get(`${origin.url}/private`)
+      assert.equal(entry?.privateCache, true)
+    } finally {
+      await alice.close()
+      await bob.close()
+    }
   })
 })
 

@@ -58,8 +58,10 @@ export function runStoreContract(
     test('round trips a small body written in one piece, with the body fast path', async () => {
       const store = await open()
       const body = patternBody(200, 1)
-      await storeBody(store, 'k', sampleMeta(), body, 1000)
+      const meta = sampleMeta({ privateCache: true })
+      await storeBody(store, 'k', meta, body, 1000)
       const entry = entryAt(await store.get('k'))
+      assert.deepEqual(metaOf(entry), meta)
       assert.equal(entry.sizeBytes, 200)
       assert.deepEqual(entry.body, body)
       assert.deepEqual(await readBody(entry), body)
@@ -156,7 +158,12 @@ export function runStoreContract(
       const body = patternBody(CHUNKED_BYTES, 9)
       await storeBody(store, 'k', sampleMeta(), body)
       const entry = entryAt(await store.get('k'))
-      const fresher = sampleMeta({ headers: { etag: '"v2"' }, responseTimeMs: 5, deleteAtMs: 99 })
+      const fresher = sampleMeta({
+        headers: { etag: '"v2"' },
+        responseTimeMs: 5,
+        deleteAtMs: 99,
+        privateCache: true,
+      })
       await store.update('k', entry.id, fresher)
       const updated = entryAt(await store.get('k'))
       assert.equal(updated.id, entry.id)
