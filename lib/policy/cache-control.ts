@@ -21,6 +21,20 @@ function parseDirective(member: string): Directive {
 }
 
 // RFC 9111 §4.2.1: an invalid freshness value means the response is stale (lifetime 0)
+/** RFC 9110 §5.6.2: a token; §5.6.4: a quoted-string. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const QUOTED_STRING = /^"(?:[^"\\]|\\.)*"$/
+
+// RFC 9111 §5.2: a directive is `token [ "=" ( token / quoted-string ) ]` (whitespace around "=" and an
+// empty argument, which each directive's rule handles, are tolerated)
+function isWellFormed(member: string): boolean {
+  const equals = member.indexOf('=')
+  if (equals === -1) return TOKEN.test(member)
+  const argument = member.slice(equals + 1).trim()
+  const wellFormedArgument = argument === '' || TOKEN.test(argument) || QUOTED_STRING.test(argument)
+  return TOKEN.test(member.slice(0, equals).trim()) && wellFormedArgument
+}
+
 function freshnessSeconds(value: string | undefined): number {
   return (value === undefined ? undefined : parseDeltaSeconds(value)) ?? 0
 }
@@ -130,6 +144,7 @@ export function parseCacheControl(value: HeaderValue): CacheControl {
 function parseLines(lines: readonly string[]): CacheControl {
   const directives: CacheControl = {}
   for (const member of splitListMembers(lines)) {
+    if (!isWellFormed(member)) directives.malformed = true
     const { name, value: argument } = parseDirective(member)
     DIRECTIVES.get(name)?.(directives, argument)
   }

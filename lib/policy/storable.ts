@@ -15,6 +15,7 @@ export type StoreRefusal =
   | 'status'
   | 'request-no-store'
   | 'no-store'
+  | 'malformed-cache-control'
   | 'private'
   | 'authorization'
   | 'set-cookie'
@@ -56,6 +57,8 @@ function refusal(request: RequestInfo, response: ResponseInfo, shared: boolean):
   if (!UNDERSTOOD_STATUSES.has(response.statusCode)) return 'status'
   if (requestDirectives(request.headers).noStore === true) return 'request-no-store'
   if (responseForbidsStorage(directives)) return 'no-store'
+  // a misformed field (`no-store; no-cache`, `max-age=60;private`) may hide what it forbids
+  if (directives.malformed === true) return 'malformed-cache-control'
   if (shared && directives.private === true) return 'private'
   if (shared && !authorizationAllowed(request, directives)) return 'authorization'
   if (shared && linesOf(response.headers, 'set-cookie').length > 0) return 'set-cookie'

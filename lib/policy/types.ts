@@ -27,6 +27,8 @@ export interface StoredResponse extends ResponseInfo {
 
 /** Parsed Cache-Control (RFC 9111 §5.2). Absent = directive not present. Times in seconds. */
 export interface CacheControl {
+  /** A member is not `token [ "=" ( token / quoted-string ) ]` (e.g. `public; max-age=60`): the field cannot be trusted. */
+  malformed?: true
   maxAgeSeconds?: number
   sMaxAgeSeconds?: number
   /** Infinity when `max-stale` has no value (RFC 9111 §5.2.1.2). */

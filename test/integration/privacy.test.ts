@@ -17,6 +17,10 @@ const routes: Record<string, Record<string, string>> = {
   '/auth-must-revalidate': { 'cache-control': 'max-age=60, must-revalidate' },
   '/cookie': { 'cache-control': 'max-age=60', 'set-cookie': 'session=secret' },
   '/no-cache-field': { 'cache-control': 'max-age=60, no-cache="x-token"', 'x-token': 't1' },
+  '/semicolons': {
+    'cache-control': 'private; max-age=600',
+    'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT',
+  },
 }
 
 /** How many origin requests two identical requests cause, in the given mode. */
@@ -54,6 +58,11 @@ describe('what a shared cache (the default) never stores', () => {
   test('a response to a request with Authorization (RFC 9111 §3.5)', async () => {
     const { originRequests } = await twice(true, '/auth', { authorization: 'Bearer alice' })
     assert.equal(originRequests, 2)
+  })
+  test('a malformed Cache-Control, which may hide private or no-store (`private; max-age=600`)', async () => {
+    const { second, originRequests } = await twice(true, '/semicolons', { cookie: 'user=alice' })
+    assert.equal(originRequests, 2)
+    assert.equal(second.headers['cache-status'], 'undici-cache; fwd=miss; detail=malformed-cache-control')
   })
   test('Set-Cookie responses', async () => {
     const { second, originRequests } = await twice(true, '/cookie')

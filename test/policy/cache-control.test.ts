@@ -122,6 +122,29 @@ describe('parseCacheControl (RFC 9111 §5.2)', () => {
     assert.deepEqual(parseCacheControl('no-cache=" , "'), { noCache: true })
   })
 
+  it('marks a member that is not token [= token / quoted-string] malformed (§5.2)', () => {
+    for (const value of [
+      'public; max-age=60',
+      'no-store; no-cache',
+      'max-age=60;private',
+      'max-age=60 private',
+      'max-age="60',
+      'x=a b',
+    ]) {
+      assert.equal(parseCacheControl(value).malformed, true, value)
+    }
+    for (const value of [
+      'max-age = 60',
+      'max-age="60", no-cache="a, b"',
+      'max-age=3600.0',
+      'max-age=',
+      'ext=tok, , x="q\\"q"',
+    ]) {
+      assert.equal(parseCacheControl(value).malformed, undefined, value)
+    }
+    assert.deepEqual(parseCacheControl('max-age=60;private'), { malformed: true, maxAgeSeconds: 0 })
+  })
+
   it('does not split directives at commas inside quotes', () => {
     assert.deepEqual(parseCacheControl('private="max-age=5, no-store", public'), {
       private: ['max-age=5', 'no-store'],

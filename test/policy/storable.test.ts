@@ -72,6 +72,16 @@ describe('canStore (RFC 9111 §3)', () => {
     }
   })
 
+  it('refuses a malformed Cache-Control in both modes, which may hide no-store or private (§5.2)', () => {
+    for (const value of ['no-store; no-cache', 'public; max-age=60', 'max-age=60;private']) {
+      const response = ok({ 'cache-control': value, 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT' })
+      for (const shared of [true, false]) {
+        assert.deepEqual(canStore(get(), response, shared), refused('malformed-cache-control'), value)
+      }
+    }
+    assert.deepEqual(canStore(get(), ok({ 'cache-control': 'no-store, a;b' }), true), refused('no-store'))
+  })
+
   it('refuses bare private in a shared cache only (§5.2.2.7)', () => {
     const headers = { 'cache-control': 'private, max-age=60' }
     assert.deepEqual(canStore(get(), ok(headers), true), refused('private'))
