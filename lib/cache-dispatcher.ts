@@ -6,6 +6,7 @@ import {
   type DispatchOptions,
   type Exchange,
   policyView,
+  withVariantRoom,
 } from './exchange.js'
 import { type Flight, type FlightOutcome, Flights, flightKeyOf, type Waiter } from './flights.js'
 import { backgroundHandler } from './handlers/background-handler.js'
@@ -146,7 +147,8 @@ export class CacheDispatcher {
     const entry = selectVariant(entries, request.headers)
     if (!entry) {
       if (onlyIfCached) return this.#gatewayTimeout(handler)
-      return this.#toOrigin(exchange, handler, entries.length === 0 ? 'miss' : 'vary-miss')
+      const fwd = entries.length === 0 ? 'miss' : 'vary-miss'
+      return this.#toOrigin(withVariantRoom(exchange, found), handler, fwd)
     }
     if (collapsed && collapsed.validated?.entryId === entry.id) {
       return this.#serveCollapsed(exchange, handler, entry, collapsed.validated.meta)
