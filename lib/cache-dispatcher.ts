@@ -6,7 +6,6 @@ import {
   type DispatchOptions,
   type Exchange,
   policyView,
-  withVariantRoom,
 } from './exchange.js'
 import { type Flight, type FlightOutcome, Flights, flightKeyOf, type Waiter } from './flights.js'
 import { backgroundHandler } from './handlers/background-handler.js'
@@ -147,8 +146,7 @@ export class CacheDispatcher {
     const entry = selectVariant(entries, request.headers)
     if (!entry) {
       if (onlyIfCached) return this.#gatewayTimeout(handler)
-      const fwd = entries.length === 0 ? 'miss' : 'vary-miss'
-      return this.#toOrigin(withVariantRoom(exchange, found), handler, fwd)
+      return this.#toOrigin(exchange, handler, entries.length === 0 ? 'miss' : 'vary-miss')
     }
     if (collapsed && collapsed.validated?.entryId === entry.id) {
       return this.#serveCollapsed(exchange, handler, entry, collapsed.validated.meta)

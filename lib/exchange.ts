@@ -27,21 +27,6 @@ export interface Exchange {
   readonly coalesce: boolean
   /** Set when re-dispatched after waiting on a flight: entries stored since then are served. */
   readonly collapsed?: Collapsed
-  /** Set when the key holds MAX_VARIANTS_PER_KEY variants: their varyKeys, the only ones it may store. */
-  readonly fullVariants?: ReadonlySet<string>
-}
-
-/**
- * Stored variants of one key a lookup reads at most (plus those of a race): a response that would add
- * another is not stored, so an origin varying on a header its clients set at will (an id, a user agent)
- * cannot make every lookup of the URL read and parse thousands of variants.
- */
-export const MAX_VARIANTS_PER_KEY = 32
-
-/** The exchange, noting the variants it may replace when its key has no room for another. */
-export function withVariantRoom(exchange: Exchange, stored: readonly { varyKey: string }[]): Exchange {
-  if (stored.length < MAX_VARIANTS_PER_KEY) return exchange
-  return { ...exchange, fullVariants: new Set(stored.map((entry) => entry.varyKey)) }
 }
 
 /** A request that waited on an identical one (RFC 9211 `collapsed`). */

@@ -294,8 +294,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     try {
       const meta = entryMeta(this.#exchange, statusCode, headers, statusMessage)
       if (!isWorthStoring(policyView(config, meta), config.shared)) return { detail: 'no-freshness' }
-      const full = this.#exchange.fullVariants
-      if (full && !full.has(meta.varyKey)) return { detail: 'too-many-variants' }
       const writer = store.put(this.#exchange.key, meta, this.#declaredSizeBytes)
       return writer ? { writer, meta } : { detail: 'too-large' }
     } catch (error) {

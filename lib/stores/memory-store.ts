@@ -3,7 +3,13 @@
 import { deepFreeze } from './freeze.js'
 import { LruMap } from './lru-map.js'
 import { checkOptionKeys, integerOption, type StoreOptions } from './options.js'
-import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from './store.js'
+import {
+  type CacheStore,
+  type EntryMeta,
+  type EntryWriter,
+  MAX_VARIANTS_PER_KEY,
+  type StoredEntry,
+} from './store.js'
 import { metaOnly, WritersInProgress } from './writers.js'
 
 const STORE_NAME = 'MemoryStore'
@@ -155,6 +161,8 @@ export class MemoryStore implements CacheStore {
     this.#byId.set(entry.id, entry)
     this.#totalBytes += sizeBytes
     this.#removeOtherVariants(entry)
+    // newest first: what lies past the bound was committed before the rest
+    for (const oldest of (this.#byKey.get(key) ?? []).slice(MAX_VARIANTS_PER_KEY)) this.#remove(oldest)
     this.#evict()
   }
 

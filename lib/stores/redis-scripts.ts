@@ -8,6 +8,7 @@
  * variant whose body string is gone or short (evicted, expired) is skipped and tidied away.
  */
 import { luaScript } from './redis-connection.js'
+import { MAX_VARIANTS_PER_KEY } from './store.js'
 
 /**
  * A body replaced by a newer response (or found dead) is kept this long for the readers already at it,
@@ -42,6 +43,18 @@ local function tidy(index, keep, varyKey)
       end
     end
   end
+end
+-- Keeps the newest max variants (by commit counter), dropping the others.
+local function trimVariants(index, max)
+  local variants = {}
+  for name, record in pairs(fieldMap(index)) do
+    if string.sub(name, 1, 2) == 'm:' then
+      table.insert(variants, { id = string.sub(name, 3), seq = tonumber(string.match(record, '^(%d+) ')) })
+    end
+  end
+  if #variants <= max then return end
+  table.sort(variants, function(a, b) return a.seq > b.seq end)
+  for i = max + 1, #variants do dropVariant(index, variants[i].id) end
 end
 local function expireAtLeast(key, ttlMs)
   if redis.call('PTTL', key) < ttlMs then redis.call('PEXPIRE', key, ttlMs) end
@@ -87,6 +100,7 @@ end
 local seq = redis.call('HINCRBY', index, 'n', 1)
 redis.call('HSET', index, 'm:' .. id, seq .. ' ' .. ARGV[4] .. ' ' .. ARGV[3], 'v:' .. id, varyKey)
 tidy(index, id, varyKey)
+trimVariants(index, ${MAX_VARIANTS_PER_KEY})
 expireAtLeast(index, ttlMs)
 return 1
 `)

@@ -19,10 +19,12 @@ import {
   prepareStatements,
   type SizedRow,
   type Statements,
+  type StoredVariantRow,
   type TotalsRow,
   type VariantRow,
 } from './sqlite-statements.js'
 import { PendingTotals } from './sqlite-totals.js'
+import { MAX_VARIANTS_PER_KEY } from './store.js'
 
 /** Opens (creating or migrating) a store database and drops what killed writers left behind. */
 export class SqliteTables {
@@ -275,6 +277,7 @@ export class SqliteTables {
         : this.#completeChunked(args, args.entryId, sizeBytes, storedMs)
     if (entryId === undefined) return
     for (const row of stored) if (row.vary_key === args.draft.varyKey) this.#remove(row)
+    for (const row of oldestBeyondBound(stored, args.draft.varyKey)) this.#remove(row)
     this.#totals.add(sizeBytes, 1)
     this.#evict(
       { id: entryId, size_bytes: sizeBytes, complete: 1, body_file: args.inFile ? 1 : 0 },
@@ -377,4 +380,11 @@ export class SqliteTables {
     this.#sql.deleteEntry.run(row.id)
     if (row.complete === 1) this.#totals.add(-row.size_bytes, -1)
   }
+}
+
+/** The other variants under a key past MAX_VARIANTS_PER_KEY once one more is committed, oldest first out. */
+function oldestBeyondBound(stored: StoredVariantRow[], varyKey: string): StoredVariantRow[] {
+  const others = stored.filter((row) => row.vary_key !== varyKey)
+  if (others.length < MAX_VARIANTS_PER_KEY) return []
+  return others.sort((a, b) => b.stored_ms - a.stored_ms || b.id - a.id).slice(MAX_VARIANTS_PER_KEY - 1)
 }

@@ -13,6 +13,13 @@ export interface EntryMeta extends StoredResponse {
   privateCache?: true
 }
 
+/**
+ * Variants of one key a store keeps at most: committing another drops the oldest committed. An origin
+ * varying on a header its clients set at will (an id, User-Agent) then cannot make every lookup of the
+ * URL read thousands of variants.
+ */
+export const MAX_VARIANTS_PER_KEY = 32
+
 /** One stored, complete variant. */
 export interface StoredEntry extends EntryMeta {
   /** Store-specific id, used by `update`. */

@@ -1,7 +1,7 @@
 /** The behaviour every CacheStore must show, registered as node:test cases by runStoreContract. */
 import assert from 'node:assert/strict'
 import { after, describe, type TestContext, test } from 'node:test'
-import type { CacheStore } from '../../lib/stores/store.js'
+import { type CacheStore, MAX_VARIANTS_PER_KEY } from '../../lib/stores/store.js'
 import { MODEL_MAX_ENTRY_BYTES, runContractModel } from './contract-model.js'
 import { entryAt, metaOf, patternBody, readBody, readChunks, sampleMeta, storeBody } from './helpers.js'
 
@@ -134,6 +134,25 @@ export function runStoreContract(
       assert.deepEqual(await readBody(entryAt(entries, 1)), patternBody(CHUNKED_BYTES, 2))
       assert.notEqual(entries[0]?.id, entries[1]?.id)
       assert.equal((await store.get('other')).length, 1)
+      await store.close()
+    })
+
+    test(`keeps at most ${MAX_VARIANTS_PER_KEY} variants of a key, dropping the oldest committed`, async () => {
+      const store = await open()
+      for (let n = 0; n < MAX_VARIANTS_PER_KEY + 2; n++) {
+        await storeBody(
+          store,
+          'k',
+          sampleMeta({ varyKey: `v${n}` }),
+          patternBody(n === 5 ? CHUNKED_BYTES : 10, n),
+        )
+      }
+      await storeBody(store, 'k', sampleMeta({ varyKey: 'v2' }), patternBody(10, 99))
+      const kept = (await store.get('k')).map((entry) => entry.varyKey)
+      assert.equal(kept.length, MAX_VARIANTS_PER_KEY)
+      assert.deepEqual(kept.slice(0, 2), ['v2', `v${MAX_VARIANTS_PER_KEY + 1}`])
+      // replacing v2 added no variant: nothing more went
+      assert.ok(!kept.includes('v0') && !kept.includes('v1') && kept.includes('v3'), kept.join())
       await store.close()
     })
 
