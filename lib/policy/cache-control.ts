@@ -184,6 +184,12 @@ function pragmaNoCache(headers: Headers): boolean {
   return listMembers(headers, 'pragma').some((member) => member.toLowerCase() === 'no-cache')
 }
 
+// RFC 9111 §5.2: a malformed request field (`no-store; no-cache`) may ask for what it fails to say:
+// the request is neither answered from the cache unvalidated nor stored
+function withMalformedRequestRule(directives: CacheControl): CacheControl {
+  return directives.malformed === true ? { ...directives, noCache: true, noStore: true } : directives
+}
+
 /** What a request without Cache-Control or Pragma asks: nothing (one shared frozen object). */
 const NO_DIRECTIVES: CacheControl = Object.freeze({})
 
@@ -193,6 +199,6 @@ const NO_DIRECTIVES: CacheControl = Object.freeze({})
  */
 export function requestDirectives(headers: Headers): CacheControl {
   const lines = linesOf(headers, 'cache-control')
-  if (lines.length > 0) return parseLines(lines)
+  if (lines.length > 0) return withMalformedRequestRule(parseLines(lines))
   return pragmaNoCache(headers) ? { noCache: true } : NO_DIRECTIVES
 }

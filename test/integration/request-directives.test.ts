@@ -52,6 +52,17 @@ for (const kind of storeKinds) {
       assert.equal(origin.count('/c'), 2)
     })
 
+    test('a malformed request Cache-Control is neither answered unvalidated nor stored', async () => {
+      await get('/m')
+      const revalidated = await get('/m', { 'cache-control': 'no-cache; x' })
+      assert.equal(revalidated.headers['cache-status'], 'undici-cache; fwd=request; detail=request-no-store')
+      const unstored = await get('/n', { 'cache-control': 'no-store; no-cache' })
+      assert.equal(unstored.headers['cache-status'], 'undici-cache; fwd=miss; detail=request-no-store')
+      await get('/n')
+      assert.equal(origin.count('/m'), 2)
+      assert.equal(origin.count('/n'), 2)
+    })
+
     test('min-fresh asks for more remaining freshness than the entry has', async () => {
       await get('/d')
       const ok = await get('/d', { 'cache-control': 'min-fresh=30' })

@@ -196,6 +196,14 @@ describe('requestDirectives (RFC 9111 §5.2.1, §5.4)', () => {
     })
   })
 
+  it('makes a malformed field no-cache and no-store', () => {
+    assert.deepEqual(requestDirectives({ 'cache-control': 'no-store; no-cache' }), {
+      malformed: true,
+      noCache: true,
+      noStore: true,
+    })
+  })
+
   it('treats Pragma: no-cache as no-cache when there is no Cache-Control', () => {
     assert.deepEqual(requestDirectives({ pragma: 'No-Cache' }), { noCache: true })
     assert.deepEqual(requestDirectives({ pragma: ['foo', 'bar, no-cache'] }), { noCache: true })
