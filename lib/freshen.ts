@@ -26,9 +26,9 @@ export function freshenedMeta(exchange: Exchange, entry: StoredEntry, newHeaders
     varyValues: entry.varyValues,
     varyKey: entry.varyKey,
     deleteAtMs: 0,
+    sharedCache: exchange.config.shared ? true : undefined,
   }
   meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
-  if (!exchange.config.shared) meta.privateCache = true
   return meta
 }
 

@@ -50,9 +50,9 @@ export function entryMeta(
     varyValues: selecting,
     varyKey: varyKey(selecting),
     deleteAtMs: 0,
+    sharedCache: exchange.config.shared ? true : undefined,
   }
   meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
-  if (!exchange.config.shared) meta.privateCache = true
   return meta
 }
 

@@ -77,15 +77,15 @@ export function canStore(request: RequestInfo, response: ResponseInfo, shared: b
 }
 
 /**
- * RFC 9111 §3.5, §5.2.2.7: what a private cache stored (private, Authorization and Set-Cookie responses
- * among it) is never used by a shared cache, even one that reads the same store.
+ * RFC 9111 §3.5, §5.2.2.7: a shared cache uses only what a shared cache stored, never what a private
+ * cache on the same store kept (private, Authorization and Set-Cookie responses among it).
  */
-export function usableByCache(stored: { privateCache?: true }, shared: boolean): boolean {
-  return !shared || stored.privateCache !== true
+export function usableByCache(stored: { sharedCache?: true }, shared: boolean): boolean {
+  return !shared || stored.sharedCache === true
 }
 
 /** The entries `usableByCache`: the same array when that is all of them (the usual case). */
-export function usableEntries<T extends { privateCache?: true }>(entries: T[], shared: boolean): T[] {
+export function usableEntries<T extends { sharedCache?: true }>(entries: T[], shared: boolean): T[] {
   return entries.every((entry) => usableByCache(entry, shared))
     ? entries
     : entries.filter((entry) => usableByCache(entry, shared))

@@ -9,8 +9,12 @@ export interface EntryMeta extends StoredResponse {
   varyKey: string
   /** Epoch ms after which the entry has no use at all and may be dropped (0 = unknown). */
   deleteAtMs: number
-  /** Stored or freshened by a private cache (`shared: false`): a shared cache on the same store never uses it. */
-  privateCache?: true
+  /**
+   * Stored (or last freshened) by a shared cache. A shared cache uses only such entries: never what a
+   * private cache (`shared: false`) on the same store kept, nor entries of an older version that did
+   * not say.
+   */
+  sharedCache?: true
 }
 
 /**

@@ -166,7 +166,7 @@ describe('a shared cache on the store a private cache writes to', () => {
       await send(alice, `${origin.url}/private`)
       await send(bob, `${origin.url}/private`, { method: 'HEAD' })
       const [entry] = await store.get(`${origin.url}/private`)
-      assert.equal(entry?.privateCache, true)
+      assert.equal(entry?.sharedCache, undefined)
     } finally {
       await alice.close()
       await bob.close()

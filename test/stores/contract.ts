@@ -58,7 +58,7 @@ export function runStoreContract(
     test('round trips a small body written in one piece, with the body fast path', async () => {
       const store = await open()
       const body = patternBody(200, 1)
-      const meta = sampleMeta({ privateCache: true })
+      const meta = sampleMeta({ sharedCache: true })
       await storeBody(store, 'k', meta, body, 1000)
       const entry = entryAt(await store.get('k'))
       assert.deepEqual(metaOf(entry), meta)
@@ -181,7 +181,7 @@ export function runStoreContract(
         headers: { etag: '"v2"' },
         responseTimeMs: 5,
         deleteAtMs: 99,
-        privateCache: true,
+        sharedCache: true,
       })
       await store.update('k', entry.id, fresher)
       const updated = entryAt(await store.get('k'))
