@@ -24,6 +24,7 @@ function parseDirective(member: string): Directive {
 /** RFC 9110 §5.6.2: a token; §5.6.4: a quoted-string. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const QUOTED_STRING = /^"(?:[^"\\]|\\.)*"$/
+const TRAILING_SEMICOLONS = /[\s;]+$/
 
 // RFC 9111 §5.2: a directive is `token [ "=" ( token / quoted-string ) ]` (whitespace around "=" and an
 // empty argument, which each directive's rule handles, are tolerated)
@@ -143,7 +144,9 @@ export function parseCacheControl(value: HeaderValue): CacheControl {
 
 function parseLines(lines: readonly string[]): CacheControl {
   const directives: CacheControl = {}
-  for (const member of splitListMembers(lines)) {
+  for (const listed of splitListMembers(lines)) {
+    // a `;` ending a member (`max-age=600;`, a common configuration slip) hides nothing: it is dropped
+    const member = listed.endsWith(';') ? listed.replace(TRAILING_SEMICOLONS, '') : listed
     if (!isWellFormed(member)) directives.malformed = true
     const { name, value: argument } = parseDirective(member)
     DIRECTIVES.get(name)?.(directives, argument)

@@ -143,6 +143,7 @@ describe('parseCacheControl (RFC 9111 §5.2)', () => {
       assert.equal(parseCacheControl(value).malformed, undefined, value)
     }
     assert.deepEqual(parseCacheControl('max-age=60;private'), { malformed: true, maxAgeSeconds: 0 })
+    assert.deepEqual(parseCacheControl('public, max-age=600;'), { public: true, maxAgeSeconds: 600 })
   })
 
   it('does not split directives at commas inside quotes', () => {
