@@ -16,7 +16,7 @@ import type { StoreLimits } from './clients.js'
 import { SIZE_BYTES } from './scenarios.js'
 
 /** Bump when the filled entries change, so that no older file is reused. */
-const FILL_FORMAT = 1
+const FILL_FORMAT = 2
 const FILE_PREFIX = 'undici-cache-bench-fill-'
 const SHM_DIR = '/dev/shm'
 const BODY = Buffer.alloc(SIZE_BYTES['1k'], 'f')
@@ -53,6 +53,8 @@ function fillMeta(nowMs: number): EntryMeta {
     varyValues: {},
     varyKey: '',
     deleteAtMs: Number.MAX_SAFE_INTEGER,
+    // stored as a shared cache stores: the default (shared) clients use nothing else
+    sharedCache: true,
   }
 }
 
