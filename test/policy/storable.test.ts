@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { canStore, headersToStore, UNDERSTOOD_STATUSES } from '../../lib/policy/storable.js'
+import { canStore, headersToStore, UNDERSTOOD_STATUSES, usableEntries } from '../../lib/policy/storable.js'
 import type { Headers } from '../../lib/policy/types.js'
 
 const get = (headers: Headers = {}) => ({ method: 'GET', headers })
@@ -212,5 +212,21 @@ describe('headersToStore (RFC 9111 §3.1)', () => {
     const stored = headersToStore(headers, false)
     assert.equal(Object.getPrototypeOf(stored), Object.prototype)
     assert.deepEqual(Object.keys(stored), ['__proto__', 'a'])
+  })
+})
+
+describe('usableEntries (RFC 9111 §3.5)', () => {
+  type Entry = { id: string; sharedCache?: true }
+  const shared: Entry = { sharedCache: true, id: 's' }
+  const unmarked: Entry = { id: 'u' }
+  it("gives a shared cache only what a shared cache stored: not a private cache's entries, nor older unmarked ones", () => {
+    assert.deepEqual(usableEntries([unmarked, shared], true), [shared])
+    assert.deepEqual(usableEntries([unmarked], true), [])
+  })
+  it('gives a private cache everything, and the same array when nothing is left out', () => {
+    const all = [unmarked, shared]
+    assert.equal(usableEntries(all, false), all)
+    const marked = [shared]
+    assert.equal(usableEntries(marked, true), marked)
   })
 })
