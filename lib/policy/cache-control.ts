@@ -20,7 +20,6 @@ function parseDirective(member: string): Directive {
   return { name, value: unquote(member.slice(equals + 1).trim()) }
 }
 
-// RFC 9111 §4.2.1: an invalid freshness value means the response is stale (lifetime 0)
 /** RFC 9110 §5.6.2: a token; §5.6.4: a quoted-string. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const QUOTED_STRING = /^"(?:[^"\\]|\\.)*"$/
@@ -36,6 +35,7 @@ function isWellFormed(member: string): boolean {
   return TOKEN.test(member.slice(0, equals).trim()) && wellFormedArgument
 }
 
+// RFC 9111 §4.2.1: an invalid freshness value means the response is stale (lifetime 0)
 function freshnessSeconds(value: string | undefined): number {
   return (value === undefined ? undefined : parseDeltaSeconds(value)) ?? 0
 }

@@ -32,26 +32,25 @@ local function fieldMap(index)
   for i = 1, #fields, 2 do map[fields[i]] = fields[i + 1] end
   return map
 end
--- Drops the other variants with this varyKey, and those whose body is gone.
+-- Drops the other variants with this varyKey, and those whose body is gone; returns those kept
+-- ({ id, seq }, the commit counter of each).
 local function tidy(index, keep, varyKey)
   local map = fieldMap(index)
+  local kept = {}
   for name, record in pairs(map) do
     if string.sub(name, 1, 2) == 'm:' then
       local id = string.sub(name, 3)
       if id ~= keep and (map['v:' .. id] == varyKey or not alive(index, id, record, map['b:' .. id])) then
         dropVariant(index, id)
+      else
+        table.insert(kept, { id = id, seq = tonumber(string.match(record, '^(%d+) ')) })
       end
     end
   end
+  return kept
 end
--- Keeps the newest max variants (by commit counter), dropping the others.
-local function trimVariants(index, max)
-  local variants = {}
-  for name, record in pairs(fieldMap(index)) do
-    if string.sub(name, 1, 2) == 'm:' then
-      table.insert(variants, { id = string.sub(name, 3), seq = tonumber(string.match(record, '^(%d+) ')) })
-    end
-  end
+-- Keeps the newest max of the given variants (by commit counter), dropping the others.
+local function trimVariants(index, variants, max)
   if #variants <= max then return end
   table.sort(variants, function(a, b) return a.seq > b.seq end)
   for i = max + 1, #variants do dropVariant(index, variants[i].id) end
@@ -99,8 +98,7 @@ else
 end
 local seq = redis.call('HINCRBY', index, 'n', 1)
 redis.call('HSET', index, 'm:' .. id, seq .. ' ' .. ARGV[4] .. ' ' .. ARGV[3], 'v:' .. id, varyKey)
-tidy(index, id, varyKey)
-trimVariants(index, ${MAX_VARIANTS_PER_KEY})
+trimVariants(index, tidy(index, id, varyKey), ${MAX_VARIANTS_PER_KEY})
 expireAtLeast(index, ttlMs)
 return 1
 `)
