@@ -58,9 +58,10 @@ export function storeFreshened(
     settled?.('not-stored')
     return
   }
+  const merged = withoutSharedCookies(meta.headers, config.shared)
   const stored = {
     ...meta,
-    headers: headersToStore(withoutSharedCookies(meta.headers, config.shared), config.shared),
+    headers: headersToStore(merged, config.shared, policyView(config, { ...meta, headers: merged }).headers),
   }
   const decision = canStore({ ...request, method: 'GET' }, policyView(config, stored), config.shared)
   const outcome: FlightOutcome = decision.storable ? 'stored' : 'not-stored'

@@ -41,10 +41,11 @@ export function entryMeta(
 ): EntryMeta {
   const names = varyFieldNames(headers)
   const selecting = varyValues(names === '*' ? [] : names, exchange.request.headers)
+  const view = policyView(exchange.config, { statusCode, headers })
   const meta: EntryMeta = {
     statusCode,
     statusMessage,
-    headers: headersToStore(headers, exchange.config.shared),
+    headers: headersToStore(headers, exchange.config.shared, view.headers),
     requestTimeMs: exchange.requestTimeMs,
     responseTimeMs: Date.now(),
     varyValues: selecting,

@@ -101,11 +101,11 @@ function qualifiedFieldNames(directives: CacheControl, shared: boolean): string[
 /**
  * The header fields to store (RFC 9111 §3.1): without hop-by-hop and Connection-nominated fields
  * and without fields named by `no-cache="…"` (and, in a shared cache, `private="…"`). Age is kept.
+ * `policyHeaders` is the view the policy reads (RFC 9213 §2.1: a targeted field in place of
+ * Cache-Control); fields named in either are left out, the safer reading.
  */
-export function headersToStore(headers: Headers, shared: boolean): Headers {
-  const nominated = withConnectionNominated(HOP_BY_HOP_FIELDS, headers)
-  return withoutFields(
-    headers,
-    namesWith(nominated, qualifiedFieldNames(responseDirectives(headers), shared)),
-  )
+export function headersToStore(headers: Headers, shared: boolean, policyHeaders = headers): Headers {
+  const named = qualifiedFieldNames(responseDirectives(headers), shared)
+  if (policyHeaders !== headers) named.push(...qualifiedFieldNames(responseDirectives(policyHeaders), shared))
+  return withoutFields(headers, namesWith(withConnectionNominated(HOP_BY_HOP_FIELDS, headers), named))
 }

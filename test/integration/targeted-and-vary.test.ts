@@ -11,8 +11,21 @@ before(async () => {
       '/cdn-allows': { 'cache-control': 'no-store', 'cdn-cache-control': 'max-age=60' },
       '/cdn-forbids': { 'cache-control': 'max-age=60', 'cdn-cache-control': 'no-store' },
       '/custom-allows': { 'cache-control': 'no-store', 'my-cache-control': 'max-age=60' },
+      '/cdn-private-field': {
+        'cache-control': 'max-age=60',
+        'cdn-cache-control': 'max-age=60, private="x-user", no-cache="x-token"',
+        'x-user': 'alice',
+        'x-token': 't1',
+      },
       '/encodings': { 'cache-control': 'max-age=60', vary: 'Accept-Encoding, Accept-Language' },
       '/immutable': { 'cache-control': 'max-age=60, immutable', etag: '"i"' },
+    }
+    if (req.url === '/cdn-304-private-field' && req.headers['if-none-match'] === '"v1"') {
+      const cdn = 'max-age=60, private="x-user"'
+      return reply(res, 304, { etag: '"v1"', 'cdn-cache-control': cdn, 'x-user': 'bob' }, '')
+    }
+    if (req.url === '/cdn-304-private-field') {
+      return reply(res, 200, { etag: '"v1"', 'cdn-cache-control': 'max-age=0' }, 'v1')
     }
     reply(res, 200, routes[req.url ?? ''] ?? {}, `for ${req.url} ${req.headers['accept-encoding'] ?? ''}`)
   })
@@ -39,6 +52,33 @@ describe('CDN-Cache-Control (RFC 9213), opt-in', () => {
   test('without the option it is ignored', async () => {
     assert.equal(await originRequests({}, '/cdn-allows', [{}, {}]), 2)
     assert.equal(await originRequests({}, '/cdn-forbids', [{}, {}]), 1)
+  })
+  test('fields named by private="…" and no-cache="…" in the targeted field are not stored (RFC 9213 §2.1)', async () => {
+    const cache = makeAgent(new MemoryStore(), { cdnCacheControl: true })
+    const url = `${origin.url}/cdn-private-field`
+    const before = origin.count('/cdn-private-field')
+    const first = await send(cache.agent, url)
+    const second = await send(cache.agent, url)
+    await cache.close()
+    assert.equal(origin.count('/cdn-private-field') - before, 1)
+    assert.equal(first.headers['x-user'], 'alice')
+    assert.match(String(second.headers['cache-status']), /; hit/)
+    assert.equal(second.headers['x-user'], undefined)
+    assert.equal(second.headers['x-token'], undefined)
+  })
+  test('a field a 304 names in the targeted private="…" is not written back', async () => {
+    const cache = makeAgent(new MemoryStore(), { cdnCacheControl: true })
+    const url = `${origin.url}/cdn-304-private-field`
+    const before = origin.count('/cdn-304-private-field')
+    await send(cache.agent, url)
+    const revalidated = await send(cache.agent, url)
+    const hit = await send(cache.agent, url)
+    await cache.close()
+    assert.equal(origin.count('/cdn-304-private-field') - before, 2)
+    assert.match(String(revalidated.headers['cache-status']), /fwd=stale; fwd-status=304/)
+    assert.match(String(hit.headers['cache-status']), /; hit/)
+    assert.equal(hit.body, 'v1')
+    assert.equal(hit.headers['x-user'], undefined)
   })
   test('a custom targeted field name', async () => {
     assert.equal(await originRequests({ cdnCacheControl: 'My-Cache-Control' }, '/custom-allows', [{}, {}]), 1)

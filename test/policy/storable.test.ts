@@ -200,6 +200,17 @@ describe('headersToStore (RFC 9111 §3.1)', () => {
     })
   })
 
+  it('also drops the fields a policy view names (RFC 9213 §2.1: a targeted field read as Cache-Control)', () => {
+    const headers = { 'cache-control': 'no-cache="x-a"', 'x-a': '1', 'x-b': '2', 'x-c': '3' }
+    const view = { ...headers, 'cache-control': 'private="x-b"' }
+    assert.deepEqual(headersToStore(headers, true, view), { 'cache-control': 'no-cache="x-a"', 'x-c': '3' })
+    assert.deepEqual(headersToStore(headers, false, view), {
+      'cache-control': 'no-cache="x-a"',
+      'x-b': '2',
+      'x-c': '3',
+    })
+  })
+
   it('copies arrays instead of sharing them', () => {
     const cookies = ['a=1']
     const stored = headersToStore({ 'set-cookie': cookies }, false)

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { freshnessLifetimeSeconds } from '../../lib/policy/freshness.js'
+import { decideReuse, staleIfErrorAllows } from '../../lib/policy/lookup.js'
 import { canStore } from '../../lib/policy/storable.js'
 import { targetedView } from '../../lib/policy/targeted.js'
 import type { Headers } from '../../lib/policy/types.js'
@@ -46,6 +47,39 @@ describe('targetedView (RFC 9213 §2.1)', () => {
       storable: false,
       reason: 'no-store',
     })
+  })
+
+  it('applies private, no-cache and must-revalidate from the targeted field (RFC 9213 §2.1)', () => {
+    const get = { method: 'GET', headers: {} }
+    const viewOf = (cdn: string) =>
+      targetedView(
+        { 'cache-control': 'max-age=600, stale-if-error=600', 'cdn-cache-control': cdn, etag: '"e"' },
+        CDN,
+      )
+    const privateView = viewOf('private, max-age=60')
+    assert.deepEqual(canStore(get, { statusCode: 200, headers: privateView }, true), {
+      storable: false,
+      reason: 'private',
+    })
+    const stored = (cdn: string) => ({
+      statusCode: 200,
+      statusMessage: 'OK',
+      headers: viewOf(cdn),
+      requestTimeMs: T0,
+      responseTimeMs: T0,
+      varyValues: {},
+    })
+    assert.equal(decideReuse(get, stored('no-cache, max-age=60'), T0 + 1000, true).action, 'revalidate')
+    assert.equal(decideReuse(get, stored('max-age=60'), T0 + 1000, true).action, 'fresh')
+    const stale = T0 + 120_000
+    const maxStale = { method: 'GET', headers: { 'cache-control': 'max-stale' } }
+    assert.equal(decideReuse(maxStale, stored('max-age=60'), stale, true).action, 'stale')
+    assert.equal(
+      decideReuse(maxStale, stored('max-age=60, must-revalidate'), stale, true).action,
+      'revalidate',
+    )
+    assert.equal(staleIfErrorAllows(get, stored('max-age=60, stale-if-error=600'), stale, true), true)
+    assert.equal(staleIfErrorAllows(get, stored('max-age=60, must-revalidate'), stale, true), false)
   })
 
   it('uses the first valid field in target-list order', () => {
