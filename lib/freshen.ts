@@ -108,6 +108,14 @@ function removeIfStored(store: CacheStore, key: string, id: StoredEntry['id']): 
   return found instanceof Promise ? found.then(removeIfFound) : removeIfFound(found)
 }
 
+/** Removes `key`'s entries, reporting a failure (RFC 9111 §4.3.5: a stored response the HEAD shows outdated). */
+function removeOutdated(store: CacheStore, key: string): void {
+  quietly(
+    (error) => reportStoreError(store, 'delete', error),
+    () => store.delete(key),
+  )
+}
+
 /** Fields that change on every response and decide nothing for a response that is stale on arrival. */
 const TIMING_FIELDS: ReadonlySet<string> = new Set(['date', 'age'])
 
@@ -150,13 +158,18 @@ function headMatches(entry: StoredEntry, head: ResponseInfo): boolean {
   return notModifiedMatches(entry, head)
 }
 
-/** Freshens the stored GET entry from a 200 answer to a forwarded HEAD (RFC 9111 §4.3.5). */
+/**
+ * Freshens the stored GET entry from a 200 answer to a forwarded HEAD (RFC 9111 §4.3.5); when its
+ * validators or length differ, the stored GET is out of date and its key's entries are removed.
+ */
 export function freshenFromHead(exchange: Exchange, head: ResponseInfo): void {
   const { config, key, request } = exchange
   const update = (entries: StoredEntry[]) => {
     const entry = selectVariant(usableEntries(entries, config.shared), request.headers)
-    if (entry && headMatches(entry, head))
+    if (!entry) return
+    if (headMatches(entry, head))
       storeFreshened(exchange, entry, freshenedMeta(exchange, entry, head.headers))
+    else removeOutdated(config.store, key)
   }
   quietly(
     (error) => reportStoreError(config.store, 'get', error),

@@ -20,6 +20,12 @@ for (const kind of storeKinds) {
           'last-modified': LAST_MODIFIED,
           'content-type': 'text/plain',
         }
+        if (req.method === 'HEAD' && path.startsWith('/changed-head')) {
+          const changed: Record<string, string> = path.endsWith('length')
+            ? { 'content-length': '999' }
+            : { etag: '"v2"' }
+          return reply(res, 200, { ...headers, ...changed })
+        }
         if (req.method === 'HEAD' && path === '/short-head') {
           return reply(res, 200, { ...headers, 'cache-control': 'max-age=60', 'x-from-head': 'yes' })
         }
@@ -121,6 +127,22 @@ for (const kind of storeKinds) {
       assert.equal(hit.headers['x-from-head'], 'yes')
       assert.equal(hit.body, BODY)
       assert.equal(origin.count('/short-head'), 2)
+    })
+
+    test('a HEAD answer with another validator or length makes the stored GET unusable (RFC 9111 §4.3.5)', async () => {
+      for (const path of ['/changed-head-etag', '/changed-head-length']) {
+        await get(path)
+        const head = await get(path, { 'cache-control': 'no-cache' }, 'HEAD')
+        assert.equal(head.status, 200)
+        await sleep(50)
+        const after = await get(path)
+        assert.equal(after.headers['cache-status'], 'undici-cache; fwd=miss; stored', path)
+        assert.equal(after.body, BODY)
+        assert.deepEqual(
+          origin.requests.filter((r) => r.url === path).map((r) => r.method),
+          ['GET', 'HEAD', 'GET'],
+        )
+      }
     })
   })
 }
