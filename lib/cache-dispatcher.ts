@@ -191,7 +191,8 @@ export class CacheDispatcher {
   /** A waiter served what its flight stored or validated (RFC 9211 `collapsed`). */
   #serveCollapsed(exchange: Exchange, handler: Handler, entry: StoredEntry, meta: StoredResponse): boolean {
     const ageSeconds = currentAgeSeconds(meta, Date.now())
-    const status = { fwd: exchange.collapsed?.fwd, collapsed: true }
+    const { fwd, notModifiedEntryId } = exchange.collapsed ?? {}
+    const status = { fwd, fwdStatus: notModifiedEntryId === entry.id ? 304 : undefined, collapsed: true }
     return this.#serveStored(exchange, handler, () =>
       respondFromCache(exchange, handler, new RelayController(), entry, meta, ageSeconds, status),
     )
@@ -221,7 +222,8 @@ export class CacheDispatcher {
       const waiter: Waiter = {
         // Re-run on a microtask: outside the leader's handler callbacks, and a throw reaches this waiter only.
         settled: (outcome) => {
-          const collapsed = { sinceMs: inFlight.startedMs, fwd, validated: inFlight.validated }
+          const { startedMs: sinceMs, validated, notModifiedEntryId } = inFlight
+          const collapsed = { sinceMs, fwd, validated, notModifiedEntryId }
           queueMicrotask(() => {
             try {
               this.#rerun(exchange, waiting, collapsed, outcome)

@@ -37,6 +37,8 @@ export interface Collapsed {
   fwd: ForwardReason
   /** An entry the flight validated (304) without rewriting it: served with the freshened metadata. */
   validated?: Validated
+  /** The entry the flight's origin answered 304 for (RFC 9211 §2.3 `fwd-status=304` when it is served). */
+  notModifiedEntryId?: Validated['entryId']
 }
 
 /** The headers the policy reads: RFC 9213 targeted fields replace Cache-Control and Expires. */

@@ -5,8 +5,10 @@ import type { StoredResponse } from './policy/types.js'
 export type FlightOutcome = 'stored' | 'not-stored'
 
 /** An entry validated by a 304 but not written back, and the freshened metadata to serve it with. */
+type StoredEntryId = string | number
+
 export interface Validated {
-  entryId: string | number
+  entryId: StoredEntryId
   meta: StoredResponse
 }
 
@@ -23,6 +25,8 @@ export class Flight {
   readonly startedMs: number
   /** A stored entry a 304 validated without rewriting it, with the metadata it would have had. */
   validated: Validated | undefined
+  /** The stored entry the origin answered 304 for (rewritten or not): its waiters say `fwd-status=304`. */
+  notModifiedEntryId: StoredEntryId | undefined
   readonly #waiters: Waiter[] = []
   readonly #onSettled: () => void
   #settled = false

@@ -116,6 +116,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     const flight = this.#options.flight
     const collapsed = (flight?.waiterCount ?? 0) > 0
     const settle = (outcome: FlightOutcome, validated?: Validated) => flight?.settle(outcome, validated)
+    if (flight) flight.notModifiedEntryId = this.#entry.id
     if (this.#options.background) {
       storeFreshened(this.#exchange, this.#entry, meta, settle)
       this.#endSilently()

@@ -30,6 +30,13 @@ for (const kind of storeKinds) {
           if (req.headers['if-none-match'] === '"nc"')
             return setTimeout(() => reply(res, 304, headers), DELAY_MS)
         }
+        if (path === '/max-age-0') {
+          headers['cache-control'] = 'max-age=0'
+          headers.etag = '"m0"'
+          headers['x-version'] = String(origin.count(path))
+          if (req.headers['if-none-match'] === '"m0"')
+            return setTimeout(() => reply(res, 304, headers), DELAY_MS)
+        }
         setTimeout(() => reply(res, 200, headers, `${path} in ${language}`), DELAY_MS)
       })
       cache = makeAgent(kind.make())
@@ -100,9 +107,20 @@ for (const kind of storeKinds) {
       const statuses = replies.map((r) => String(r.headers['cache-status']))
       assert.equal(
         statuses.filter((s) => s === 'undici-cache; fwd=stale; fwd-status=304; collapsed').length,
-        1,
+        30,
+        'the leader and its waiters were all served what the 304 validated (RFC 9211 §2.3)',
       )
-      assert.equal(statuses.filter((s) => s === 'undici-cache; fwd=stale; collapsed').length, 29)
+    })
+
+    test('waiters on a revalidation whose 304 is written back say fwd-status=304 too', async () => {
+      await send(cache.agent, `${origin.url}/max-age-0`)
+      const replies = await burst('/max-age-0', 20)
+      assert.equal(origin.count('/max-age-0'), 2)
+      for (const r of replies) {
+        assert.equal(r.body, '/max-age-0 in none')
+        assert.equal(r.headers['x-version'], '2', 'served with the headers the 304 brought')
+        assert.equal(r.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304; collapsed')
+      }
     })
 
     test('a waiter that aborts is rejected at once with its reason; the others are served', async () => {
