@@ -184,7 +184,16 @@ export class CacheDispatcher {
   #serveHit(exchange: Exchange, handler: Handler, entry: StoredEntry, decision: ReuseDecision): boolean {
     const status = { hit: true, ttlSeconds: decision.ttlSeconds }
     return this.#serveStored(exchange, handler, () =>
-      respondFromCache(exchange, handler, new RelayController(), entry, entry, decision.ageSeconds, status),
+      respondFromCache(
+        exchange,
+        handler,
+        new RelayController(),
+        entry,
+        entry,
+        decision.ageSeconds,
+        status,
+        this.#next,
+      ),
     )
   }
 
@@ -194,7 +203,7 @@ export class CacheDispatcher {
     const { fwd, notModifiedEntryId } = exchange.collapsed ?? {}
     const status = { fwd, fwdStatus: notModifiedEntryId === entry.id ? 304 : undefined, collapsed: true }
     return this.#serveStored(exchange, handler, () =>
-      respondFromCache(exchange, handler, new RelayController(), entry, meta, ageSeconds, status),
+      respondFromCache(exchange, handler, new RelayController(), entry, meta, ageSeconds, status, this.#next),
     )
   }
 

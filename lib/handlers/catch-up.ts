@@ -22,6 +22,43 @@ export interface Ending {
 }
 
 /**
+ * The caller's handler, counting the bytes it is given after `fromByte`. A stored body failing
+ * midway (evicted, deleted, its store gone; not the caller's abort or throw) has its rest asked of the
+ * origin when `fromOrigin` is given (a strong ETag), else its error goes on: never a short body.
+ */
+export function restOnFailure(
+  handler: Dispatcher.DispatchHandler,
+  relay: RelayController,
+  fromByte: number,
+  fromOrigin: RestFetch | undefined,
+): Dispatcher.DispatchHandler {
+  let deliveredBytes = fromByte
+  let callerThrew = false
+  const caller = (call: () => void) => {
+    try {
+      call()
+    } catch (error) {
+      callerThrew = true
+      throw error
+    }
+  }
+  return {
+    onRequestStart: (controller, context) => caller(() => handler.onRequestStart?.(controller, context)),
+    onResponseStart: (controller, statusCode, headers, statusMessage) =>
+      caller(() => handler.onResponseStart?.(controller, statusCode, headers, statusMessage)),
+    onResponseData: (controller, chunk) => {
+      deliveredBytes += chunk.length
+      caller(() => handler.onResponseData?.(controller, chunk))
+    },
+    onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
+    onResponseError: (controller, error) => {
+      if (fromOrigin && !relay.aborted && !callerThrew) fromOrigin(deliveredBytes, handler, relay)
+      else handler.onResponseError?.(controller, error)
+    },
+  }
+}
+
+/**
  * Serves the rest of a shared response, from byte `fromByte` on, to a reader that fell behind: from
  * the committed entry; if it is not there, or its body goes missing midway (evicted, replaced), from
  * the origin again; if the origin cannot resend it either, an error (never a short body).
@@ -32,39 +69,20 @@ export function catchUp(
   fromByte: number,
   ending: Ending,
 ): void {
-  let deliveredBytes = fromByte
-  let callerThrew = false
-  const fromOriginOr = (error: unknown) => {
-    if (ending.fromOrigin && !relay.aborted && !callerThrew)
-      return ending.fromOrigin(deliveredBytes, handler, relay)
-    handler.onResponseError?.(relay, asError(error))
-  }
-  // the caller's handler, counting what it is given; a store read failing midway goes to the origin
-  const counting: Dispatcher.DispatchHandler = {
-    onResponseData: (controller, chunk) => {
-      deliveredBytes += chunk.length
-      try {
-        handler.onResponseData?.(controller, chunk)
-      } catch (error) {
-        callerThrew = true
-        throw error
-      }
-    },
-    onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
-    onResponseError: (_controller, error) => fromOriginOr(error),
-  }
+  const counting = restOnFailure(handler, relay, fromByte, ending.fromOrigin)
+  const lost = (error: unknown) => counting.onResponseError?.(relay, asError(error))
   const serveRest = (entry: StoredEntry | undefined) => {
     if (!entry) throw new Error(REST_LOST)
-    const body = rangeBody(entry, deliveredBytes, entry.sizeBytes - 1)
+    const body = rangeBody(entry, fromByte, entry.sizeBytes - 1)
     const pump = new BodyPump(body, counting, relay, ending.trailers)
     relay.setSource(pump)
     pump.run()
   }
   try {
     const found = ending.storedCopy?.()
-    if (found instanceof Promise) found.then(serveRest).catch(fromOriginOr)
+    if (found instanceof Promise) found.then(serveRest).catch(lost)
     else serveRest(found)
   } catch (error) {
-    fromOriginOr(error)
+    lost(error)
   }
 }

@@ -3,10 +3,12 @@ import { cacheStatusValue, type Exchange } from '../exchange.js'
 import type { CacheStatusParams } from '../policy/cache-status.js'
 import { evaluateClientConditional, notModifiedHeaders } from '../policy/conditional.js'
 import { contentRangeValue, evaluateRange } from '../policy/range.js'
-import type { StoredResponse } from '../policy/types.js'
+import type { Headers, StoredResponse } from '../policy/types.js'
 import type { StoredEntry } from '../stores/store.js'
+import { restOnFailure } from './catch-up.js'
 import type { RelayController } from './relay-controller.js'
 import { servedHeaders } from './response-headers.js'
+import { restFetcher } from './rest-from-origin.js'
 import { entryBody, rangeBody, type ServedResponse, serve } from './serve.js'
 
 /** What the cache answers from a stored response, given the request (RFC 9111 §4, §4.3.2; RFC 9110 §14). */
@@ -50,7 +52,11 @@ function cachedResponse(
   return { statusCode, statusMessage, headers, body: entryBody(entry) }
 }
 
-/** Answers the caller from a stored entry, with `meta` as the (possibly freshened) metadata. */
+/**
+ * Answers the caller from a stored entry, with `meta` as the (possibly freshened) metadata. A whole
+ * body the store fails to read midway (evicted, deleted, the store gone) is finished from the origin
+ * through `next` when it has a strong ETag (never for only-if-cached); otherwise the caller gets the error.
+ */
 export function respondFromCache(
   exchange: Exchange,
   downstream: Dispatcher.DispatchHandler,
@@ -59,7 +65,18 @@ export function respondFromCache(
   meta: StoredResponse,
   ageSeconds: number,
   params: CacheStatusParams,
+  next?: Dispatcher.Dispatch,
 ): void {
   const status = cacheStatusValue(exchange.config, params)
-  serve(downstream, relay, cachedResponse(exchange, entry, meta, ageSeconds, status))
+  const response = cachedResponse(exchange, entry, meta, ageSeconds, status)
+  const fromOrigin =
+    next && response.statusCode === 200 && response.body && !entry.body && !exchange.onlyIfCached
+      ? restFetcher(next, exchange.opts, exchange.request.headers, withLength(meta.headers, entry.sizeBytes))
+      : undefined
+  serve(fromOrigin ? restOnFailure(downstream, relay, 0, fromOrigin) : downstream, relay, response)
+}
+
+/** The stored headers with the length of the stored body, which the rest fetched again must match. */
+function withLength(headers: Headers, sizeBytes: number): Headers {
+  return { ...headers, 'content-length': String(sizeBytes) }
 }

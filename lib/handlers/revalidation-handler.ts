@@ -132,11 +132,18 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       const ageSeconds = currentAgeSeconds(meta, Date.now())
       const served = new ServedBody(entry)
       try {
-        respondFromCache(this.#exchange, this.#downstream, this.#relay, served.entry, meta, ageSeconds, {
-          fwd: this.#options.fwd,
-          fwdStatus: 304,
-          collapsed,
-        })
+        const status = { fwd: this.#options.fwd, fwdStatus: 304, collapsed }
+        const { next } = this.#options
+        respondFromCache(
+          this.#exchange,
+          this.#downstream,
+          this.#relay,
+          served.entry,
+          meta,
+          ageSeconds,
+          status,
+          next,
+        )
       } catch (error) {
         // its body could not be opened (a file removed since): nothing reached the caller yet
         reportStoreError(store, 'read', error)

@@ -11,8 +11,8 @@ import { luaScript } from './redis-connection.js'
 import { MAX_VARIANTS_PER_KEY } from './store.js'
 
 /**
- * A body replaced by a newer response (or found dead) is kept this long for the readers already at it,
- * on any machine: a refresh of a large URL does not break the downloads in flight. delete() drops at once.
+ * A body replaced by a newer response, deleted (an invalidation) or found dead is kept this long for the
+ * readers already at it, on any machine: a refresh of a large URL does not break the downloads in flight.
  */
 export const REPLACED_BODY_GRACE_MS = 60_000
 
@@ -115,11 +115,13 @@ expireAtLeast(index, ttlMs)
 return 1
 `)
 
-/** KEYS: index. Removes every variant and its body. */
+/** KEYS: index. Removes every variant; their bodies go after the grace period. */
 export const DELETE_SCRIPT = luaScript(`
 local index = KEYS[1]
 for _, name in ipairs(redis.call('HKEYS', index)) do
-  if string.sub(name, 1, 2) == 'm:' then redis.call('DEL', index .. ':' .. string.sub(name, 3)) end
+  if string.sub(name, 1, 2) == 'm:' then
+    redis.call('PEXPIRE', index .. ':' .. string.sub(name, 3), ${REPLACED_BODY_GRACE_MS})
+  end
 end
 return redis.call('DEL', index)
 `)

@@ -133,7 +133,8 @@ export class RedisStore implements CacheStore {
       return { seq, entry: { ...entry, body: inline, readBody: () => (inline.length > 0 ? [inline] : []) } }
     }
     const read = { connection: this.#connection, bodyKey: `${indexKey}:${id}`, sizeBytes }
-    return { seq, entry: { ...entry, readBody: () => readChunks(read, this.limits.chunkBytes) } }
+    const failed = (error: unknown) => reportStoreError(this, 'read', error)
+    return { seq, entry: { ...entry, readBody: () => readChunks(read, this.limits.chunkBytes, failed) } }
   }
 
   #release(key: string, writer: RedisEntryWriter): void {
@@ -150,17 +151,27 @@ function metaJson(meta: EntryMeta): string {
   return JSON.stringify(metaOnly(meta))
 }
 
-/** Reads a chunked body one GETRANGE per step; throws when it is gone or short (evicted, deleted). */
+/**
+ * Reads a chunked body one GETRANGE per step; throws, after telling `failed`, when it is gone or short
+ * (evicted, or expired past the grace period) or Redis fails.
+ */
 async function* readChunks(
   read: { connection: RedisConnection; bodyKey: string; sizeBytes: number },
   chunkBytes: number,
+  failed: (error: unknown) => void,
 ): AsyncGenerator<Buffer> {
   for (let offset = 0; offset < read.sizeBytes; offset += chunkBytes) {
     const expectedBytes = Math.min(chunkBytes, read.sizeBytes - offset)
     const end = offset + expectedBytes - 1
-    const data = (await read.connection.call('GETRANGE', [read.bodyKey, offset, end])) as Buffer
-    if (data.length !== expectedBytes) {
-      throw new Error(`undici-cache: Redis body ${read.bodyKey} is gone (deleted or evicted while read)`)
+    let data: Buffer
+    try {
+      data = (await read.connection.call('GETRANGE', [read.bodyKey, offset, end])) as Buffer
+      if (data.length !== expectedBytes) {
+        throw new Error(`undici-cache: Redis body ${read.bodyKey} is gone (evicted while read)`)
+      }
+    } catch (error) {
+      failed(error)
+      throw error
     }
     yield data
   }

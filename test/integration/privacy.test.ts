@@ -230,7 +230,7 @@ for (const kind of storeKinds) {
           ['page', undefined],
         ],
       )
-      assert.equal(replies[2]?.headers['cache-status'], 'undici-cache; fwd=stale; collapsed')
+      assert.equal(replies[2]?.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304; collapsed')
     })
   })
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, describe, test } from 'node:test'
 import { Redis } from 'ioredis'
+import { storeErrorChannel } from '../../lib/diagnostics.js'
 import { loadRedisConstructor } from '../../lib/stores/redis-connection.js'
 import { REPLACED_BODY_GRACE_MS } from '../../lib/stores/redis-scripts.js'
 import { REDIS_STORE_DEFAULTS, RedisStore } from '../../lib/stores/redis-store.js'
@@ -153,7 +154,16 @@ describe('RedisStore against a real redis-server', { skip: skipReason ?? false }
     writer?.abort()
     await waitFor(async () => (await client.exists(pending)) === 0)
     for (const key of ['large', 'validated', 'useless']) await store.delete(key)
-    assert.deepEqual(await client.keys(`${keyPrefix}*`), [])
+    assert.deepEqual(
+      await client.keys(`${keyPrefix}*`),
+      [largeBody],
+      'a deleted body waits out the grace period',
+    )
+    const ttl = await client.pttl(largeBody)
+    assert.ok(
+      ttl > 0 && ttl <= REPLACED_BODY_GRACE_MS,
+      `deleted body expires within the grace period: ${ttl}`,
+    )
   })
 
   test('concurrent writers of one key never mix their bytes; the last commit wins', async () => {
@@ -216,18 +226,41 @@ describe('RedisStore against a real redis-server', { skip: skipReason ?? false }
     assert.ok(ttl > 0 && ttl <= REPLACED_BODY_GRACE_MS, `old body expires within the grace period: ${ttl}`)
   })
 
-  test('a body removed while read makes the reader throw, never end short', async () => {
+  test('a body deleted while read (an invalidation) is read to its end; the entry is gone at once', async () => {
+    const keyPrefix = freshPrefix('deleted')
+    const client = connect()
+    const store = new RedisStore({ client, keyPrefix, chunkBytes: 1024 })
+    await storeBody(store, 'k', sampleMeta(), patternBody(5000, 1))
+    const chunks = (entryAt(await store.get('k')).readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+    const read = [(await chunks.next()).value as Buffer]
+    await store.delete('k')
+    assert.deepEqual(await store.get('k'), [])
+    for (let next = await chunks.next(); !next.done; next = await chunks.next()) read.push(next.value)
+    assert.deepEqual(Buffer.concat(read), patternBody(5000, 1))
+  })
+
+  test('a body evicted while read makes the reader throw, never end short, and is reported', async () => {
     const keyPrefix = freshPrefix('read')
     const client = connect()
     const store = new RedisStore({ client, keyPrefix, chunkBytes: 1024 })
     await storeBody(store, 'k', sampleMeta(), patternBody(5000, 1))
     const chunks = (entryAt(await store.get('k')).readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
     assert.deepEqual((await chunks.next()).value, patternBody(5000, 1).subarray(0, 1024))
-    await store.delete('k')
-    await assert.rejects(
-      chunks.next(),
-      /undici-cache: Redis body .* is gone \(deleted or evicted while read\)/,
+    const [body] = await client.keys(`${indexKey(keyPrefix, 'k')}:*`)
+    await client.del(body as string)
+    const reported: unknown[] = []
+    const onError = (message: unknown) => reported.push(message)
+    storeErrorChannel.subscribe(onError)
+    try {
+      await assert.rejects(chunks.next(), /undici-cache: Redis body .* is gone \(evicted while read\)/)
+    } finally {
+      storeErrorChannel.unsubscribe(onError)
+    }
+    assert.deepEqual(
+      reported.map((message) => (message as { store: unknown; operation: string }).operation),
+      ['read'],
     )
+    assert.equal((reported[0] as { store: unknown }).store, store)
   })
 
   test('under maxmemory with allkeys-lru, every entry read back is complete or absent', async () => {
