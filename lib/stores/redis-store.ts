@@ -1,6 +1,6 @@
 /** RedisStore: a cache store in Redis, shared by every process and machine that uses the same Redis. */
 import { createHash, randomBytes } from 'node:crypto'
-import { reportStoreError } from '../diagnostics.js'
+import { asError, reportStoreError } from '../diagnostics.js'
 import { RedisConnection } from './redis-connection.js'
 import {
   type RedisClient,
@@ -151,28 +151,52 @@ function metaJson(meta: EntryMeta): string {
   return JSON.stringify(metaOnly(meta))
 }
 
+/** A hit asks for up to this many bytes (and chunks) of a body ahead of its caller: a far Redis costs a round trip per window. */
+const READ_AHEAD_BYTES = 1024 * 1024
+const READ_AHEAD_CHUNKS = 16
+
 /**
- * Reads a chunked body one GETRANGE per step; throws, after telling `failed`, when it is gone or short
- * (evicted, or expired past the grace period) or Redis fails.
+ * Reads a chunked body with GETRANGEs of chunkBytes, up to READ_AHEAD_BYTES / READ_AHEAD_CHUNKS ahead; throws, after telling
+ * `failed`, when it is gone or short (evicted, or expired past the grace period) or Redis fails.
  */
 async function* readChunks(
   read: { connection: RedisConnection; bodyKey: string; sizeBytes: number },
   chunkBytes: number,
   failed: (error: unknown) => void,
 ): AsyncGenerator<Buffer> {
-  for (let offset = 0; offset < read.sizeBytes; offset += chunkBytes) {
-    const expectedBytes = Math.min(chunkBytes, read.sizeBytes - offset)
-    const end = offset + expectedBytes - 1
-    let data: Buffer
-    try {
-      data = (await read.connection.call('GETRANGE', [read.bodyKey, offset, end])) as Buffer
-      if (data.length !== expectedBytes) {
-        throw new Error(`undici-cache: Redis body ${read.bodyKey} is gone (evicted while read)`)
-      }
-    } catch (error) {
-      failed(error)
-      throw error
+  const aheadCount = Math.min(READ_AHEAD_CHUNKS, Math.max(1, Math.floor(READ_AHEAD_BYTES / chunkBytes)))
+  const asked: Promise<Buffer | Error>[] = []
+  let askedBytes = 0
+  while (askedBytes < read.sizeBytes || asked.length > 0) {
+    while (asked.length < aheadCount && askedBytes < read.sizeBytes) {
+      const expectedBytes = Math.min(chunkBytes, read.sizeBytes - askedBytes)
+      asked.push(readChunk(read, askedBytes, expectedBytes))
+      askedBytes += expectedBytes
     }
-    yield data
+    const data = await asked.shift()
+    if (data instanceof Error) {
+      failed(data)
+      throw data
+    }
+    if (data) yield data
+  }
+}
+
+/** One GETRANGE, or the error it failed with (never a rejection: reads ahead may outlive their reader). */
+async function readChunk(
+  read: { connection: RedisConnection; bodyKey: string },
+  offset: number,
+  expectedBytes: number,
+): Promise<Buffer | Error> {
+  try {
+    const data = (await read.connection.call('GETRANGE', [
+      read.bodyKey,
+      offset,
+      offset + expectedBytes - 1,
+    ])) as Buffer
+    if (data.length === expectedBytes) return data
+    return new Error(`undici-cache: Redis body ${read.bodyKey} is gone (evicted while read)`)
+  } catch (error) {
+    return asError(error)
   }
 }

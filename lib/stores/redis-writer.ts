@@ -6,6 +6,12 @@ import type { EntryWriter } from './store.js'
 /** A body being written expires this long after its last append, in ms (an abandoned writer's leftovers). */
 export const PENDING_IDLE_TTL_MS = 10 * 60_000
 
+/**
+ * Appends sent and not yet answered, in bytes, before a write waits for the oldest answer: Redis runs one
+ * connection's commands in order, so a far Redis costs a round trip per window rather than per append.
+ */
+export const APPEND_WINDOW_BYTES = 1024 * 1024
+
 /** What every writer of one store shares. */
 export interface WriterContext {
   connection: RedisConnection
@@ -29,7 +35,9 @@ export interface WriterTarget {
 }
 
 /**
- * Buffers chunks (by reference) until chunkBytes are pending, then appends them to the body key.
+ * Buffers chunks (by reference) until chunkBytes are pending, then appends them to the body key,
+ * up to APPEND_WINDOW_BYTES ahead of Redis's answers. Each answer's length shows a gap (an append
+ * failed, or the key was evicted): the entry is then dropped and commit() rejects.
  * A body that never reaches chunkBytes goes into the index hash at commit, in the same script.
  */
 export class RedisEntryWriter implements EntryWriter {
@@ -41,8 +49,13 @@ export class RedisEntryWriter implements EntryWriter {
   #pendingBytes = 0
   #bodyBytes = 0
   #sentBytes = 0
-  /** The appends sent or queued, in order; never rejects. */
+  /** Settles once every append sent so far has its answer; never rejects. */
   #appends: Promise<void> = Promise.resolve()
+  /** The appends awaiting their answer, oldest first, and their bytes. */
+  readonly #unanswered: Promise<void>[] = []
+  #unansweredBytes = 0
+  /** Why the entry cannot be stored (an append failed or left a gap): commit() rejects with it. */
+  #failure: Error | undefined
 
   constructor(context: WriterContext, target: WriterTarget) {
     this.#context = context
@@ -50,6 +63,8 @@ export class RedisEntryWriter implements EntryWriter {
   }
 
   write(chunk: Buffer): Promise<void> | undefined {
+    // a failure of an append already answered is told to the next write
+    if (this.#failure) return Promise.reject(this.#failure)
     if (!this.#open || chunk.length === 0) return
     this.#bodyBytes += chunk.length
     if (this.#bodyBytes > this.#context.maxEntryBytes) {
@@ -62,6 +77,7 @@ export class RedisEntryWriter implements EntryWriter {
   }
 
   commit(): Promise<void> | undefined {
+    if (this.#failure) return Promise.reject(this.#failure)
     if (!this.#open) return
     const last = this.#takePending()
     this.#close()
@@ -72,20 +88,35 @@ export class RedisEntryWriter implements EntryWriter {
   abort(): void {
     if (!this.#open) return
     this.#close()
-    this.#aborted = true
-    if (this.#sentBytes === 0) return
-    const { connection } = this.#context
-    this.#appends.then(() => connection.call('DEL', [this.#target.bodyKey])).catch(() => {})
+    this.#dropBody()
   }
 
-  /** Queues an append of the pending bytes after the ones already sent. */
-  #flush(): Promise<void> {
+  /**
+   * Sends an append of the pending bytes without waiting for the answers to those before it; past the
+   * window, the caller is given the oldest unanswered append to wait for (it rejects if that one failed).
+   */
+  #flush(): Promise<void> | undefined {
+    try {
+      this.#context.connection.assertReachable()
+    } catch (error) {
+      this.#fail(error as Error)
+      return Promise.reject(error)
+    }
     const data = this.#takePending()
     this.#sentBytes += data.length
-    const expectedBytes = this.#sentBytes
-    const appended = this.#appends.then(() => this.#append(data, expectedBytes))
-    this.#appends = appended.catch(() => {})
-    return appended
+    const appended = this.#append(data, this.#sentBytes)
+    this.#unanswered.push(appended)
+    this.#unansweredBytes += data.length
+    const answered = () => {
+      this.#unanswered.shift()
+      this.#unansweredBytes -= data.length
+    }
+    const settled = appended.then(answered, answered)
+    this.#appends = this.#appends.then(() => settled)
+    // the first append waits for its answer: a script Redis did not know yet (NOSCRIPT) is sent again,
+    // which would put it after the appends sent meanwhile
+    const first = this.#sentBytes === data.length
+    return first || this.#unansweredBytes > APPEND_WINDOW_BYTES ? this.#unanswered[0] : undefined
   }
 
   async #append(data: Buffer, expectedBytes: number): Promise<void> {
@@ -98,14 +129,35 @@ export class RedisEntryWriter implements EntryWriter {
         [data, PENDING_IDLE_TTL_MS],
       )
     } catch (error) {
-      this.abort()
+      this.#fail(error as Error)
       throw error
     }
-    // Shorter: the body key was evicted meanwhile, so nothing can be stored.
-    if (length !== expectedBytes) this.abort()
+    // Another length: an append before it failed, or the body key was evicted: nothing can be stored.
+    if (length !== expectedBytes && !this.#aborted) {
+      this.#fail(
+        new Error(`undici-cache: Redis body ${this.#target.bodyKey} has a gap (evicted while written)`),
+      )
+    }
+  }
+
+  /** Also while a commit waits for the appends: it then rejects instead of publishing. */
+  #fail(error: Error): void {
+    this.#failure ??= error
+    if (this.#open) this.#close()
+    this.#dropBody()
+  }
+
+  /** Deletes what was appended, once every append sent has its answer (once). */
+  #dropBody(): void {
+    if (this.#aborted) return
+    this.#aborted = true
+    if (this.#sentBytes === 0) return
+    const { connection } = this.#context
+    this.#appends.then(() => connection.call('DEL', [this.#target.bodyKey])).catch(() => {})
   }
 
   async #publish(last: Buffer, inline: boolean): Promise<void> {
+    if (this.#failure) throw this.#failure
     if (this.#aborted) return
     const target = this.#target
     await this.#context.connection.run(

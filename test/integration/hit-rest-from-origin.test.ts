@@ -81,7 +81,7 @@ describe('a hit whose stored body fails midway', () => {
     await get({ dispatcher: cache.agent }, url)
     const hit = await get({ dispatcher: cache.agent }, url)
     assert.equal(hit.error, undefined)
-    assert.match(hit.status, /^undici-cache; hit; ttl=(59|60)$/)
+    assert.match(hit.status, /^undici-cache; hit; ttl=\d+$/)
     assert.equal(sha(hit.body ?? Buffer.alloc(0)), sha(BODY))
     assert.deepEqual(seen('/strong'), [
       [undefined, undefined],
@@ -123,7 +123,7 @@ describe('a hit whose stored body fails midway', () => {
       if (chunks.length === 1)
         await (await request(url, { dispatcher: cache.agent, method: 'POST' })).body.dump()
     }
-    assert.match(String(res.headers['cache-status']), /^undici-cache; hit; ttl=(59|60)$/)
+    assert.match(String(res.headers['cache-status']), /^undici-cache; hit; ttl=\d+$/)
     assert.equal(sha(Buffer.concat(chunks)), sha(BODY))
     const methods = origin.requests.filter((r) => r.url === '/rows').map((r) => r.method)
     assert.deepEqual(methods, ['GET', 'POST', 'GET'])

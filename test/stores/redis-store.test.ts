@@ -226,6 +226,22 @@ describe('RedisStore against a real redis-server', { skip: skipReason ?? false }
     assert.ok(ttl > 0 && ttl <= REPLACED_BODY_GRACE_MS, `old body expires within the grace period: ${ttl}`)
   })
 
+  test('a body evicted while written: the appends sent without waiting show the gap; commit rejects', async () => {
+    const keyPrefix = freshPrefix('gap')
+    const client = connect()
+    const store = new RedisStore({ client, keyPrefix, chunkBytes: 1024 })
+    const writer = store.put('k', sampleMeta())
+    assert.ok(writer?.write(patternBody(1024, 1)) instanceof Promise, 'the first append waits for its answer')
+    assert.equal(writer?.write(patternBody(1024, 2)), undefined, 'the next ones, within the window, do not')
+    await waitFor(async () => (await client.keys(`${indexKey(keyPrefix, 'k')}:*`)).length === 1)
+    const [body] = await client.keys(`${indexKey(keyPrefix, 'k')}:*`)
+    await client.del(body as string)
+    assert.equal(writer?.write(patternBody(1024, 3)), undefined)
+    await assert.rejects(async () => writer?.commit(), /has a gap \(evicted while written\)/)
+    assert.deepEqual(await store.get('k'), [])
+    await waitFor(async () => (await client.keys(`${keyPrefix}*`)).length === 0)
+  })
+
   test('a body deleted while read (an invalidation) is read to its end; the entry is gone at once', async () => {
     const keyPrefix = freshPrefix('deleted')
     const client = connect()
@@ -243,16 +259,20 @@ describe('RedisStore against a real redis-server', { skip: skipReason ?? false }
     const keyPrefix = freshPrefix('read')
     const client = connect()
     const store = new RedisStore({ client, keyPrefix, chunkBytes: 1024 })
-    await storeBody(store, 'k', sampleMeta(), patternBody(5000, 1))
+    // 40 chunks: more than a reader asks for ahead of its caller (16)
+    await storeBody(store, 'k', sampleMeta(), patternBody(40 * 1024, 1))
     const chunks = (entryAt(await store.get('k')).readBody() as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
-    assert.deepEqual((await chunks.next()).value, patternBody(5000, 1).subarray(0, 1024))
+    assert.deepEqual((await chunks.next()).value, patternBody(40 * 1024, 1).subarray(0, 1024))
     const [body] = await client.keys(`${indexKey(keyPrefix, 'k')}:*`)
     await client.del(body as string)
     const reported: unknown[] = []
     const onError = (message: unknown) => reported.push(message)
     storeErrorChannel.subscribe(onError)
     try {
-      await assert.rejects(chunks.next(), /undici-cache: Redis body .* is gone \(evicted while read\)/)
+      const read = async () => {
+        for (let next = await chunks.next(); !next.done; next = await chunks.next());
+      }
+      await assert.rejects(read(), /undici-cache: Redis body .* is gone \(evicted while read\)/)
     } finally {
       storeErrorChannel.unsubscribe(onError)
     }
