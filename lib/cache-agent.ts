@@ -1,4 +1,5 @@
 import { Agent, Dispatcher, errors } from 'undici'
+import { isLegacyHandler, LegacyHandlerAdapter } from './handlers/legacy-handler.js'
 import { interceptorWith } from './interceptor.js'
 import { assertKnownOptions, type CacheInterceptorOptions, INTERCEPTOR_OPTIONS } from './options.js'
 import type { Serving } from './serving.js'
@@ -62,7 +63,9 @@ export class CacheAgent extends Dispatcher {
       refuse(handler, new errors.ClientClosedError())
       return false
     }
-    return this.#composed.dispatch(opts, handler)
+    // undici 6's callers (Node 20's global fetch) get each repeated field line on its own
+    const adapted = isLegacyHandler(handler) ? new LegacyHandlerAdapter(handler) : handler
+    return this.#composed.dispatch(opts, adapted)
   }
 
   override close(): Promise<void>

@@ -28,9 +28,16 @@ let agent: CacheAgent
 const previous = getGlobalDispatcher()
 
 before(async () => {
-  origin = await startOrigin((req, res) =>
-    reply(res, 200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' }, `hello ${req.url}`),
-  )
+  origin = await startOrigin((req, res) => {
+    if (req.url === '/lines') {
+      const lines = {
+        'set-cookie': ['a=1; Path=/', 'b=2; Expires=Wed, 21 Oct 2037 07:28:00 GMT'],
+        link: ['<a>', '<b>'],
+      }
+      return reply(res, 200, { 'cache-control': 'max-age=60', ...lines }, 'lines')
+    }
+    reply(res, 200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' }, `hello ${req.url}`)
+  })
   agent = new CacheAgent({ store: new MemoryStore() })
   setGlobalDispatcher(agent)
 })
@@ -50,6 +57,24 @@ test("Node's built-in global fetch() is cached through setGlobalDispatcher(new C
   // Date has one-second resolution, so a response a few ms old may already count 1 s of age.
   assert.match(String(second.headers.get('age')), /^[01]$/)
   assert.equal(origin.count('/global'), 1)
+})
+
+test('global fetch() gets each Set-Cookie line on its own, on a miss and on a hit (shared: false)', async () => {
+  const personal = new CacheAgent({ store: new MemoryStore(), shared: false })
+  for (const status of ['undici-cache; fwd=miss; stored', 'undici-cache; hit; ttl=60']) {
+    const response = await globalThis.fetch(`${origin.url}/lines`, { dispatcher: personal } as RequestInit)
+    assert.equal(await response.text(), 'lines')
+    assert.match(
+      String(response.headers.get('cache-status')),
+      new RegExp(`^${status.replace('60', '\\d+')}$`),
+    )
+    assert.deepEqual(response.headers.getSetCookie(), [
+      'a=1; Path=/',
+      'b=2; Expires=Wed, 21 Oct 2037 07:28:00 GMT',
+    ])
+    assert.equal(response.headers.get('link'), '<a>, <b>')
+  }
+  await personal.close()
 })
 
 test('global fetch() honours request Cache-Control (the way to pass directives there)', async () => {

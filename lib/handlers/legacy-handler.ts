@@ -1,0 +1,89 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Dispatcher } from 'undici'
+
+/** A caller's handler in undici's old API (undici 6, which Node 20's global fetch bundles). */
+interface LegacyHandler {
+  onConnect?(abort: (reason?: Error) => void, context?: unknown): void
+  onHeaders?(
+    statusCode: number,
+    rawHeaders: Buffer[],
+    resume: () => void,
+    statusText: string,
+  ): boolean | undefined
+  onUpgrade?(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void
+  onData?(chunk: Buffer): boolean | undefined
+  onComplete?(rawTrailers: Buffer[]): void
+  onError?(error: Error): void
+}
+
+/** A handler in the old API only: no onRequestStart, but onHeaders or onError. */
+export function isLegacyHandler(handler: object): handler is LegacyHandler {
+  const legacy = handler as LegacyHandler & Dispatcher.DispatchHandler
+  return (
+    typeof legacy.onRequestStart !== 'function' &&
+    (typeof legacy.onHeaders === 'function' || typeof legacy.onError === 'function')
+  )
+}
+
+/**
+ * One name/value pair per field line. undici 7's own adapter gives a repeated field as one name with a
+ * nested array of values, which undici 6 joins with commas: two Set-Cookie lines became one.
+ */
+function rawLines(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Buffer[] {
+  const raw: Buffer[] = []
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue
+    for (const line of Array.isArray(value) ? value : [value]) {
+      raw.push(Buffer.from(name, 'latin1'), Buffer.from(String(line), 'latin1'))
+    }
+  }
+  return raw
+}
+
+/** Speaks the new handler API to the dispatchers below and the old one to the caller's handler. */
+export class LegacyHandlerAdapter implements Dispatcher.DispatchHandler {
+  readonly #handler: LegacyHandler
+
+  constructor(handler: LegacyHandler) {
+    this.#handler = handler
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#handler.onConnect?.((reason) => controller.abort(reason as Error), context)
+  }
+
+  onRequestUpgrade(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    this.#handler.onUpgrade?.(statusCode, rawLines(headers), socket)
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    statusMessage?: string,
+  ): void {
+    const resume = () => controller.resume()
+    if (this.#handler.onHeaders?.(statusCode, rawLines(headers), resume, statusMessage ?? '') === false) {
+      controller.pause()
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#handler.onData?.(chunk) === false) controller.pause()
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.#handler.onComplete?.(rawLines(trailers))
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (!this.#handler.onError) throw error
+    this.#handler.onError(error)
+  }
+}
