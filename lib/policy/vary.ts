@@ -35,10 +35,19 @@ const MEMBER_LIST_FIELDS: ReadonlySet<string> = new Set([
  */
 const UNORDERED_FIELDS: ReadonlySet<string> = new Set(['accept-encoding'])
 
+// RFC 9110 §5.6.3: whitespace is SP and HTAB only (not U+00A0, which a Latin-1 0xA0 byte decodes to);
+// runs of it collapse to one SP, but inside a quoted-string (§5.6.4) every character counts
+const WHITESPACE_OR_QUOTED = /"(?:[^"\\]|\\.)*"?|[ \t]+/g
+
+function collapsedWhitespace(value: string): string {
+  return value
+    .replace(WHITESPACE_OR_QUOTED, (part) => (part.startsWith('"') ? part : ' '))
+    .replace(/^ | $/g, '')
+}
+
 // RFC 9110 §5.6.6: whitespace around the `;` and `=` of parameters carries no meaning
 function normalisedMember(member: string): string {
-  return member
-    .replace(/\s+/g, ' ')
+  return collapsedWhitespace(member)
     .replace(/ ?([;=]) ?/g, '$1')
     .toLowerCase()
 }
@@ -55,7 +64,7 @@ function normalisedValue(requestHeaders: Headers, name: string): string | null {
   const lines = linesOf(requestHeaders, name)
   if (lines.length === 0) return null
   if (MEMBER_LIST_FIELDS.has(name)) return normalisedMemberList(lines, UNORDERED_FIELDS.has(name))
-  return lines.join(', ').replace(/\s+/g, ' ').trim()
+  return collapsedWhitespace(lines.join(', '))
 }
 
 /** The normalised request values of the selecting fields (null = absent), keyed by lower-case name. */

@@ -145,6 +145,15 @@ describe('variantMatches (RFC 9111 §4.1)', () => {
     assert.equal(variantMatches({ varyValues: {} }, { anything: 'x' }), true)
   })
 
+  it('collapses only SP and HTAB, and never inside a quoted-string (RFC 9110 §5.6.3, §5.6.4)', () => {
+    const storedWith = (value: string) => ({ varyValues: varyValues(['x-q'], { 'x-q': value }) })
+    assert.equal(variantMatches(storedWith('a \t b'), { 'x-q': ' a b\t' }), true)
+    assert.equal(variantMatches(storedWith('a\u00a0b'), { 'x-q': 'a b' }), false)
+    assert.equal(variantMatches(storedWith('\u00a0a'), { 'x-q': 'a' }), false)
+    assert.equal(variantMatches(storedWith('"a  b"'), { 'x-q': '"a b"' }), false)
+    assert.equal(variantMatches(storedWith('"a \\" b"  c'), { 'x-q': '"a \\" b" c' }), true)
+  })
+
   it('matches Accept-Encoding by its members', () => {
     const encodings = { varyValues: varyValues(['accept-encoding'], { 'accept-encoding': 'gzip, br' }) }
     assert.equal(variantMatches(encodings, { 'accept-encoding': 'BR,gzip' }), true)
