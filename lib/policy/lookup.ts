@@ -104,8 +104,15 @@ function reuseReason(
     revalidationDemand(requestCc, responseCc, timing) ??
     freshReason(requestCc, timing) ??
     staleForbiddenBy(responseCc, shared) ??
-    (maxStaleCovers(requestCc, timing) ? 'max-stale' : 'stale')
+    (maxStaleCovers(requestCc, timing) ? 'max-stale' : (staleRefusedByRequest(requestCc) ?? 'stale'))
   )
+}
+
+// RFC 9111 §5.2.1.1, §5.2.1.3: a request with max-age or min-fresh (and no max-stale covering it) does
+// not want a stale response, not even one stale-while-revalidate (RFC 5861 §3) would allow
+function staleRefusedByRequest(requestCc: CacheControl): ReuseReason | undefined {
+  if (requestCc.maxAgeSeconds !== undefined) return 'request-max-age'
+  return requestCc.minFreshSeconds !== undefined ? 'min-fresh' : undefined
 }
 
 function actionFor(reason: ReuseReason): ReuseAction {

@@ -169,7 +169,10 @@ describe('decideReuse (RFC 9111 §4)', () => {
       T0,
       true,
     )
-    assert.deepEqual([decision.action, decision.lifetimeSeconds, decision.reason], ['revalidate', 0, 'stale'])
+    assert.deepEqual(
+      [decision.action, decision.lifetimeSeconds, decision.reason],
+      ['revalidate', 0, 'request-max-age'],
+    )
   })
 
   it('revalidates when the stored response has no freshness at all', () => {
@@ -210,6 +213,21 @@ describe('staleWhileRevalidateAllows (RFC 5861 §3)', () => {
   it('needs a stale-while-revalidate directive', () => {
     const plain = stored({ 'cache-control': 'max-age=60' })
     assert.equal(staleWhileRevalidateAllows(plain, decideReuse(get(), plain, at(61), true), true), false)
+  })
+
+  it('not to a request with max-age or min-fresh, which wants no stale response (RFC 9111 §5.2.1.1, §5.2.1.3)', () => {
+    for (const directives of ['max-age=200', 'min-fresh=10']) {
+      const decision = decideReuse(get({ 'cache-control': directives }), response, at(70), true)
+      assert.equal(decision.action, 'revalidate', directives)
+      assert.equal(staleWhileRevalidateAllows(response, decision, true), false, directives)
+    }
+    const acceptsStale = decideReuse(
+      get({ 'cache-control': 'max-age=200, max-stale=20' }),
+      response,
+      at(70),
+      true,
+    )
+    assert.deepEqual([acceptsStale.action, acceptsStale.reason], ['stale', 'max-stale'])
   })
 
   it('does not apply to other revalidation reasons', () => {
