@@ -36,6 +36,9 @@ const STARTING_STATES = new Set(['connecting', 'connect'])
 /** The longest wait between two reconnection attempts of a created client, in ms. */
 const MAX_RECONNECT_DELAY_MS = 1000
 
+/** A client the store created waits this long, once closed, for its socket to end (ioredis: 2 s). */
+const DISCONNECT_TIMEOUT_MS = 100
+
 /** ioredis, loaded only when a RedisStore is created from a URL (it is an optional peer dependency). */
 export function loadRedisConstructor(load: ModuleLoader = createRequire(import.meta.url)): RedisConstructor {
   let loaded: unknown
@@ -83,6 +86,9 @@ export class RedisConnection {
       autoResendUnfulfilledCommands: false,
       connectTimeout: timeoutMs,
       commandTimeout: timeoutMs,
+      // how long disconnect() waits for the socket to end; its timer keeps the process alive even
+      // when the socket has already closed (Redis gone), so the process exited 2 s after close()
+      disconnectTimeout: DISCONNECT_TIMEOUT_MS,
       retryStrategy: (attempt: number) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
     })
     client.on('error', onError)

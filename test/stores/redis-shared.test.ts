@@ -1,7 +1,8 @@
 /** RedisStore under a CacheAgent: Redis going down and coming back, and two processes sharing one cache. */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import diagnosticsChannel from 'node:diagnostics_channel'
+import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { after, before, describe, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
@@ -133,6 +134,35 @@ describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
     assert.equal(hit.body, 'body of /page')
     assert.equal(origin.count('/page'), before + 3)
     await close()
+  })
+
+  test('a process whose Redis went away exits promptly after close()', async () => {
+    const script = `
+      import { RedisStore } from ${JSON.stringify(pathToFileURL('lib/stores/redis-store.ts').href)}
+      const store = new RedisStore({ url: process.env.REDIS_URL })
+      await store.get('k')
+      process.stdout.write('ready\\n')
+      process.stdin.once('data', async () => {
+        await store.close()
+        const closedMs = performance.now()
+        process.on('exit', () => process.stdout.write(String(Math.round(performance.now() - closedMs))))
+      })
+    `
+    const stopped = await startRedisServer()
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, REDIS_URL: stopped.url },
+    })
+    let output = ''
+    child.stdout.on('data', (chunk) => {
+      output += chunk
+    })
+    await waitFor(() => output.includes('ready'))
+    await stopped.kill()
+    await sleep(300)
+    child.stdin.end('close\n')
+    await once(child, 'exit')
+    const exitMs = Number(output.split('\n')[1])
+    assert.ok(exitMs < 1000, `exited ${exitMs} ms after close() (ioredis's own disconnect timer is 2 s)`)
   })
 
   test('two processes share one cache: the parent is served what a child process stored', async () => {
