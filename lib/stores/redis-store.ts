@@ -156,19 +156,22 @@ const READ_AHEAD_BYTES = 1024 * 1024
 const READ_AHEAD_CHUNKS = 16
 
 /**
- * Reads a chunked body with GETRANGEs of chunkBytes, up to READ_AHEAD_BYTES / READ_AHEAD_CHUNKS ahead; throws, after telling
- * `failed`, when it is gone or short (evicted, or expired past the grace period) or Redis fails.
+ * Reads a chunked body with GETRANGEs of chunkBytes, up to READ_AHEAD_BYTES / READ_AHEAD_CHUNKS ahead
+ * once the reader has kept reading; throws, after telling `failed`, when it is gone or short (evicted,
+ * or expired past the grace period) or Redis fails.
  */
 async function* readChunks(
   read: { connection: RedisConnection; bodyKey: string; sizeBytes: number },
   chunkBytes: number,
   failed: (error: unknown) => void,
 ): AsyncGenerator<Buffer> {
-  const aheadCount = Math.min(READ_AHEAD_CHUNKS, Math.max(1, Math.floor(READ_AHEAD_BYTES / chunkBytes)))
+  const maxAhead = Math.min(READ_AHEAD_CHUNKS, Math.max(1, Math.floor(READ_AHEAD_BYTES / chunkBytes)))
+  // one chunk first, twice as many after each: a Range hit that stops early asks for little more
+  let ahead = 1
   const asked: Promise<Buffer | Error>[] = []
   let askedBytes = 0
   while (askedBytes < read.sizeBytes || asked.length > 0) {
-    while (asked.length < aheadCount && askedBytes < read.sizeBytes) {
+    while (asked.length < ahead && askedBytes < read.sizeBytes) {
       const expectedBytes = Math.min(chunkBytes, read.sizeBytes - askedBytes)
       asked.push(readChunk(read, askedBytes, expectedBytes))
       askedBytes += expectedBytes
@@ -179,6 +182,7 @@ async function* readChunks(
       throw data
     }
     if (data) yield data
+    ahead = Math.min(maxAhead, ahead * 2)
   }
 }
 
