@@ -15,6 +15,7 @@ export type ReuseReason =
   | 'must-revalidate'
   | 'proxy-revalidate'
   | 'max-stale'
+  | 'max-stale-exceeded'
   | 'stale'
 
 export interface ReuseDecision {
@@ -108,9 +109,11 @@ function reuseReason(
   )
 }
 
-// RFC 9111 §5.2.1.1, §5.2.1.3: a request with max-age or min-fresh (and no max-stale covering it) does
-// not want a stale response, not even one stale-while-revalidate (RFC 5861 §3) would allow
+// RFC 9111 §5.2.1.1–§5.2.1.3: a request with max-age or min-fresh (and no max-stale covering it), or
+// with a max-stale the staleness exceeds, does not want this stale response, not even through
+// stale-while-revalidate (RFC 5861 §3)
 function staleRefusedByRequest(requestCc: CacheControl): ReuseReason | undefined {
+  if (requestCc.maxStaleSeconds !== undefined) return 'max-stale-exceeded'
   if (requestCc.maxAgeSeconds !== undefined) return 'request-max-age'
   return requestCc.minFreshSeconds !== undefined ? 'min-fresh' : undefined
 }

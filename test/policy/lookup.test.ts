@@ -92,7 +92,7 @@ describe('decideReuse (RFC 9111 §4)', () => {
     assert.deepEqual([bounded.action, bounded.reason, bounded.ttlSeconds], ['stale', 'max-stale', -10])
     assert.equal(
       decideReuse(get({ 'cache-control': 'max-stale=10' }), maxAge60, at(71), true).reason,
-      'stale',
+      'max-stale-exceeded',
     )
     assert.equal(decideReuse(get({ 'cache-control': 'max-stale' }), maxAge60, at(1e6), true).action, 'stale')
   })
@@ -215,7 +215,7 @@ describe('staleWhileRevalidateAllows (RFC 5861 §3)', () => {
     assert.equal(staleWhileRevalidateAllows(plain, decideReuse(get(), plain, at(61), true), true), false)
   })
 
-  it('not to a request with max-age or min-fresh, which wants no stale response (RFC 9111 §5.2.1.1, §5.2.1.3)', () => {
+  it('not to a request with max-age or min-fresh, or a max-stale it exceeds: it wants no such stale response (RFC 9111 §5.2.1.1–§5.2.1.3)', () => {
     for (const directives of ['max-age=200', 'min-fresh=10']) {
       const decision = decideReuse(get({ 'cache-control': directives }), response, at(70), true)
       assert.equal(decision.action, 'revalidate', directives)
@@ -228,6 +228,9 @@ describe('staleWhileRevalidateAllows (RFC 5861 §3)', () => {
       true,
     )
     assert.deepEqual([acceptsStale.action, acceptsStale.reason], ['stale', 'max-stale'])
+    const tooStale = decideReuse(get({ 'cache-control': 'max-stale=5' }), response, at(70), true)
+    assert.deepEqual([tooStale.action, tooStale.reason], ['revalidate', 'max-stale-exceeded'])
+    assert.equal(staleWhileRevalidateAllows(response, tooStale, true), false)
   })
 
   it('does not apply to other revalidation reasons', () => {
