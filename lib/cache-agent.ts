@@ -1,5 +1,5 @@
 import { Agent, Dispatcher, errors } from 'undici'
-import { isLegacyHandler, LegacyHandlerAdapter } from './handlers/legacy-handler.js'
+import { assertLegacyHandler, isLegacyHandler, LegacyHandlerAdapter } from './handlers/legacy-handler.js'
 import { interceptorWith } from './interceptor.js'
 import { assertKnownOptions, type CacheInterceptorOptions, INTERCEPTOR_OPTIONS } from './options.js'
 import type { Serving } from './serving.js'
@@ -59,13 +59,14 @@ export class CacheAgent extends Dispatcher {
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // undici 6's callers (Node 20's global fetch) get each repeated field line on its own
+    const legacy = isLegacyHandler(handler)
+    if (legacy) assertLegacyHandler(handler, opts)
     if (this.#closed) {
-      refuse(handler, new errors.ClientClosedError())
+      refuse(handler, this.#destroyed ? new errors.ClientDestroyedError() : new errors.ClientClosedError())
       return false
     }
-    // undici 6's callers (Node 20's global fetch) get each repeated field line on its own
-    const adapted = isLegacyHandler(handler) ? new LegacyHandlerAdapter(handler) : handler
-    return this.#composed.dispatch(opts, adapted)
+    return this.#composed.dispatch(opts, legacy ? new LegacyHandlerAdapter(handler) : handler)
   }
 
   override close(): Promise<void>

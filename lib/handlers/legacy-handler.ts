@@ -1,10 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Dispatcher } from 'undici'
+import { type Dispatcher, errors } from 'undici'
 
 /** A caller's handler in undici's old API (undici 6, which Node 20's global fetch bundles). */
 interface LegacyHandler {
   onConnect?(abort: (reason?: Error) => void, context?: unknown): void
+  onResponseStarted?(): void
   onHeaders?(
     statusCode: number,
     rawHeaders: Buffer[],
@@ -17,13 +18,17 @@ interface LegacyHandler {
   onError?(error: Error): void
 }
 
-/** A handler in the old API only: no onRequestStart, but onHeaders or onError. */
+/** A handler in the old API: no onRequestStart. */
 export function isLegacyHandler(handler: object): handler is LegacyHandler {
-  const legacy = handler as LegacyHandler & Dispatcher.DispatchHandler
-  return (
-    typeof legacy.onRequestStart !== 'function' &&
-    (typeof legacy.onHeaders === 'function' || typeof legacy.onError === 'function')
-  )
+  return typeof (handler as Dispatcher.DispatchHandler).onRequestStart !== 'function'
+}
+
+/** The methods undici requires of an old-API handler, checked as its dispatch() does before it takes one. */
+export function assertLegacyHandler(handler: LegacyHandler, opts: Dispatcher.DispatchOptions): void {
+  const needed = opts.upgrade || opts.method === 'CONNECT' ? 'onUpgrade' : 'onHeaders'
+  for (const name of ['onConnect', 'onError', needed] as const) {
+    if (typeof handler[name] !== 'function') throw new errors.InvalidArgumentError(`invalid ${name} method`)
+  }
 }
 
 /**
@@ -68,6 +73,7 @@ export class LegacyHandlerAdapter implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
     statusMessage?: string,
   ): void {
+    this.#handler.onResponseStarted?.()
     const resume = () => controller.resume()
     if (this.#handler.onHeaders?.(statusCode, rawLines(headers), resume, statusMessage ?? '') === false) {
       controller.pause()

@@ -7,6 +7,8 @@ import { Writable } from 'node:stream'
 import { pipeline as pipelineAsync } from 'node:stream/promises'
 import { after, before, test } from 'node:test'
 import {
+  Agent,
+  type Dispatcher,
   getGlobalDispatcher,
   interceptors,
   pipeline,
@@ -75,6 +77,42 @@ test('global fetch() gets each Set-Cookie line on its own, on a miss and on a hi
     assert.equal(response.headers.get('link'), '<a>, <b>')
   }
   await personal.close()
+})
+
+test('old-API handlers are checked as a plain Agent checks them, and fetch() gets its response timing', async () => {
+  const plain = new Agent()
+  const opts = { origin: origin.url, path: '/checked', method: 'GET' as const }
+  for (const dispatcher of [plain, agent]) {
+    const noOnError = { onConnect() {}, onHeaders() {} } as unknown as Dispatcher.DispatchHandler
+    assert.throws(() => dispatcher.dispatch(opts, noOnError), {
+      name: 'InvalidArgumentError',
+      message: 'invalid onError method',
+    })
+  }
+  await plain.close()
+  for (const fetchOf of [globalThis.fetch, undiciFetch] as ((
+    url: string,
+    init: object,
+  ) => Promise<Response>)[]) {
+    const url = `${origin.url}/timed-${fetchOf === undiciFetch ? 'undici' : 'global'}`
+    await (await fetchOf(url, { dispatcher: agent })).text()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const entry = performance.getEntriesByName(url).at(-1) as PerformanceResourceTiming | undefined
+    assert.ok(entry && entry.responseStart > 0, `responseStart of ${url}: ${entry?.responseStart}`)
+  }
+})
+
+test('after destroy(), new requests fail with ClientDestroyedError, as with a plain Agent', async () => {
+  const destroyed = new CacheAgent({ store: new MemoryStore() })
+  await destroyed.destroy()
+  await assert.rejects(request(`${origin.url}/after-destroy`, { dispatcher: destroyed }), {
+    name: 'ClientDestroyedError',
+  })
+  const closed = new CacheAgent({ store: new MemoryStore() })
+  await closed.close()
+  await assert.rejects(request(`${origin.url}/after-close`, { dispatcher: closed }), {
+    name: 'ClientClosedError',
+  })
 })
 
 test('global fetch() honours request Cache-Control (the way to pass directives there)', async () => {
