@@ -381,8 +381,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #storeFailed(writer: EntryWriter, error: unknown, operation: string, then?: () => void): void {
     this.#writer = undefined
     this.#flight?.settle('not-stored')
-    // the waiters for the entry go their own way: if the caller left too, only those fed live may need it
-    if (this.#callerGone && this.#fanOut?.reading !== true) this.#pace?.stop(this.#callerGone)
     this.#pace?.paceChanged()
     quietly(
       () => {},
