@@ -27,11 +27,6 @@ export class DownloadPace implements ResponseSource, Upstream {
   #callerPaused = false
   #backlogBytes = 0
   #ended = false
-  /**
-   * Asked when the caller aborts before the response has started: true when others wait on the
-   * download, which then goes on without the caller (who has been told).
-   */
-  callerLeaves: ((reason: Error) => boolean) | undefined
 
   constructor(origin: Dispatcher.DispatchController) {
     this.#origin = origin
@@ -71,13 +66,7 @@ export class DownloadPace implements ResponseSource, Upstream {
   }
 
   abort(reason: Error): void {
-    if (this.callerLeaves?.(reason)) return
     this.#origin.abort(reason)
-  }
-
-  /** Stops the download: nobody needs it any more. */
-  stop(reason: Error): void {
-    if (!this.#ended) this.#origin.abort(reason)
   }
 
   paceChanged(): void {

@@ -5,22 +5,19 @@ import type { Flight } from '../flights.js'
 import { freshenFromHead } from '../freshen.js'
 import type { ForwardReason } from '../policy/cache-status.js'
 import { contentLengthBytes } from '../policy/headers.js'
-import { isWorthStoring } from '../policy/lookup.js'
-import { canStore } from '../policy/storable.js'
+import { isWorthStoring, usefulUntilMs } from '../policy/lookup.js'
+import { canStore, headersToStore } from '../policy/storable.js'
 import type { Headers } from '../policy/types.js'
+import { varyFieldNames, varyKey, varyValues } from '../policy/vary.js'
 import type { EntryMeta, EntryWriter, MaybePromise, StoredEntry } from '../stores/store.js'
 import type { Ending, StoredCopy } from './catch-up.js'
 import { DownloadPace } from './download-pace.js'
-import { entryMeta } from './entry-meta.js'
 import { FanOut } from './fan-out.js'
 import { ReaderStream } from './reader-stream.js'
 import { redirectHistory } from './redirect-history.js'
-import { RelayController } from './relay-controller.js'
+import type { RelayController } from './relay-controller.js'
 import { forwardedHeaders } from './response-headers.js'
 import { type RestFetch, restFetcher } from './rest-from-origin.js'
-
-/** The handler of a reader nobody reads through (a caller that left before the response started). */
-const SILENT: Dispatcher.DispatchHandler = {}
 
 type Opened =
   | { writer: EntryWriter; meta: EntryMeta; detail?: undefined }
@@ -33,6 +30,31 @@ export interface ForwardOptions {
   flight?: Flight
   /** The dispatcher the request went to: readers that fell behind may ask it again for the rest. */
   next?: Dispatcher.Dispatch
+}
+
+/** The metadata kept for a response about to be stored (RFC 9111 §3, §4.1). */
+export function entryMeta(
+  exchange: Exchange,
+  statusCode: number,
+  headers: Headers,
+  statusMessage: string,
+): EntryMeta {
+  const names = varyFieldNames(headers)
+  const selecting = varyValues(names === '*' ? [] : names, exchange.request.headers)
+  const view = policyView(exchange.config, { statusCode, headers })
+  const meta: EntryMeta = {
+    statusCode,
+    statusMessage,
+    headers: headersToStore(headers, exchange.config.shared, view.headers),
+    requestTimeMs: exchange.requestTimeMs,
+    responseTimeMs: Date.now(),
+    varyValues: selecting,
+    varyKey: varyKey(selecting),
+    deleteAtMs: 0,
+    sharedCache: exchange.config.shared ? true : undefined,
+  }
+  meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
+  return meta
 }
 
 /**
@@ -65,8 +87,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #pendingWrite: Promise<void> | undefined
   /** The URLs a redirect handler composed inside the cache visited, when there is one (it adds to it). */
   #redirectHistory: readonly unknown[] | undefined
-  /** Why the caller left before the response started, while others waited on the download. */
-  #callerGone: Error | undefined
 
   constructor(
     exchange: Exchange,
@@ -93,24 +113,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
     this.#redirectHistory = redirectHistory(context)
     this.#pace = new DownloadPace(controller)
-    if (this.#flight) this.#pace.callerLeaves = (reason) => this.#leaveEarly(reason)
     this.#relay.setSource(this.#pace)
     this.#relay.start(this.#downstream, context)
-  }
-
-  /**
-   * The caller aborted before the response started: while others wait on the download it goes on for
-   * them, and the caller alone is told; the last of them to leave stops it.
-   */
-  #leaveEarly(reason: Error): boolean {
-    const flight = this.#flight
-    if (!flight || flight.waiterCount === 0) return false
-    this.#callerGone = reason
-    queueMicrotask(() => this.#downstream.onResponseError?.(this.#relay, reason))
-    flight.onLeave = () => {
-      if (flight.waiterCount === 0) this.#pace?.stop(reason)
-    }
-    return true
   }
 
   onResponseStart(
@@ -119,7 +123,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     headers: Headers,
     statusMessage?: string,
   ): void {
-    if (this.#pace) this.#pace.callerLeaves = undefined
     this.#declaredSizeBytes = contentLengthBytes(headers)
     const opened = this.#open(statusCode, headers, statusMessage ?? '')
     this.#writer = opened.writer
@@ -137,25 +140,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const outgoing = forwardedHeaders(headers, status)
     const flight = this.#flight
     const pace = this.#pace
-    const gone = this.#callerGone
     if (!opened.writer || !flight || !pace) {
-      // the caller left early and nothing is shared: the waiters go their own way, nobody reads this
-      if (gone) this.#pace?.stop(gone)
-      else this.#downstream.onResponseStart?.(this.#relay, statusCode, outgoing, statusMessage)
+      this.#downstream.onResponseStart?.(this.#relay, statusCode, outgoing, statusMessage)
       return
     }
     this.#sharedHeaders = headers
-    if (gone) {
-      // the caller's place among the readers, already gone: the others alone keep the download going
-      const reader = this.#readAsOneOfMany(
-        flight,
-        pace,
-        new ReaderStream(SILENT, new RelayController(), pace),
-      )
-      reader.start(statusCode, outgoing, statusMessage)
-      reader.abort(gone)
-      return
-    }
     // waiters already there (fed live, or waiting for the entry: a Range, its own conditionals, another variant)
     if (this.#fanOut || flight.waiterCount > 0) {
       this.#readAsOneOfMany(flight, pace).start(statusCode, outgoing, statusMessage)
@@ -170,7 +159,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#writer) this.#write(this.#writer, chunk)
     this.#fanOut?.data(chunk)
     if (this.#reader) this.#reader.data(chunk)
-    else if (!this.#callerGone) {
+    else {
       this.#deliveredBytes += chunk.length
       this.#downstream.onResponseData?.(this.#relay, chunk)
     }
@@ -229,7 +218,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
    * (the origin had already finished) is its error; a throw from its handler is its own.
    */
   #endCaller(ending: Ending): void {
-    if (this.#callerGone) return
     if (this.#relay.aborted) {
       this.#downstream.onResponseError?.(this.#relay, this.#relay.reason as Error)
       return
@@ -244,7 +232,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#flight?.settle('not-stored')
     this.#fanOut?.fail(error)
     if (this.#reader) this.#reader.fail(error)
-    else if (!this.#callerGone) this.#downstream.onResponseError?.(this.#relay, error)
+    else this.#downstream.onResponseError?.(this.#relay, error)
   }
 
   /**
@@ -252,11 +240,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
    * still needs the download, the caller's pause only queues (then falls behind) and its abort ends
    * its own response; alone, its pause and abort reach the origin as before (DownloadPace).
    */
-  #readAsOneOfMany(
-    flight: Flight,
-    pace: DownloadPace,
-    reader = new ReaderStream(this.#downstream, this.#relay, pace, this.#deliveredBytes),
-  ): ReaderStream {
+  #readAsOneOfMany(flight: Flight, pace: DownloadPace): ReaderStream {
+    const reader = new ReaderStream(this.#downstream, this.#relay, pace, this.#deliveredBytes)
     this.#reader = reader
     flight.onJoin = () => pace.paceChanged()
     // the last one to leave, once the caller has gone too, stops the download
