@@ -1,14 +1,13 @@
 import type { LiveWaiter } from './handlers/fan-out.js'
 import type { StoredResponse } from './policy/types.js'
+import type { StoredEntry } from './stores/store.js'
 
 /** How a request in flight ended, for the identical requests that waited on it. */
 export type FlightOutcome = 'stored' | 'not-stored'
 
 /** An entry validated by a 304 but not written back, and the freshened metadata to serve it with. */
-type StoredEntryId = string | number
-
 export interface Validated {
-  entryId: StoredEntryId
+  entryId: StoredEntry['id']
   meta: StoredResponse
 }
 
@@ -26,7 +25,7 @@ export class Flight {
   /** A stored entry a 304 validated without rewriting it, with the metadata it would have had. */
   validated: Validated | undefined
   /** The stored entry the origin answered 304 for (rewritten or not): its waiters say `fwd-status=304`. */
-  notModifiedEntryId: StoredEntryId | undefined
+  notModifiedEntryId: StoredEntry['id'] | undefined
   readonly #waiters: Waiter[] = []
   readonly #onSettled: () => void
   #settled = false

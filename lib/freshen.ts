@@ -61,7 +61,11 @@ export function storeFreshened(
   const merged = withoutSharedCookies(meta.headers, config.shared)
   const stored = {
     ...meta,
-    headers: headersToStore(merged, config.shared, policyView(config, { ...meta, headers: merged }).headers),
+    headers: headersToStore(
+      merged,
+      config.shared,
+      policyView(config, { statusCode: meta.statusCode, headers: merged }).headers,
+    ),
   }
   const decision = canStore({ ...request, method: 'GET' }, policyView(config, stored), config.shared)
   const outcome: FlightOutcome = decision.storable ? 'stored' : 'not-stored'
