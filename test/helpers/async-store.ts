@@ -1,3 +1,4 @@
+import { MemoryStore } from '../../lib/stores/memory-store.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from '../../lib/stores/store.js'
 
 const tick = () => new Promise((resolve) => setImmediate(resolve))
@@ -54,5 +55,38 @@ export class AsyncStore implements CacheStore {
 
   async close(): Promise<void> {
     await this.#inner.close()
+  }
+}
+
+/**
+ * An asynchronous MemoryStore whose bodies, read in pieces of `pieceBytes`, are gone after
+ * `goneAfterBytes` (as the contract allows when an entry is evicted or replaced during a read).
+ */
+export class VanishingBodies extends AsyncStore {
+  readonly #goneAfterBytes: number
+  readonly #pieceBytes: number
+
+  constructor(goneAfterBytes: number, pieceBytes: number) {
+    super(new MemoryStore({ maxEntryBytes: 32 * 1024 * 1024, maxBytes: 64 * 1024 * 1024 }))
+    this.#goneAfterBytes = goneAfterBytes
+    this.#pieceBytes = pieceBytes
+  }
+
+  override async get(key: string): Promise<StoredEntry[]> {
+    const entries = await super.get(key)
+    return entries.map((entry) => ({ ...entry, readBody: () => this.#vanishing(entry.readBody()) }))
+  }
+
+  async *#vanishing(body: Iterable<Buffer> | AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    let readBytes = 0
+    for await (const piece of body) {
+      for (let offset = 0; offset < piece.length; offset += this.#pieceBytes) {
+        if (readBytes >= this.#goneAfterBytes)
+          throw new Error('undici-cache: a stored body is gone (replaced or evicted while read)')
+        const part = piece.subarray(offset, offset + this.#pieceBytes)
+        readBytes += part.length
+        yield part
+      }
+    }
   }
 }

@@ -3,10 +3,8 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { request } from 'undici'
-import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
-import type { StoredEntry } from '../../lib/stores/store.js'
-import { AsyncStore } from '../helpers/async-store.js'
+import { VanishingBodies } from '../helpers/async-store.js'
 import { makeAgent, tempDir } from '../helpers/client.js'
 import { type Origin, startOrigin } from '../helpers/origin.js'
 
@@ -15,30 +13,6 @@ const MiB = 1024 * KiB
 const BODY = Buffer.from(Array.from({ length: 4 * MiB }, (_, i) => (i * 7) % 253))
 const GONE_AFTER_BYTES = MiB
 const sha = (buffer: Buffer) => createHash('sha256').update(buffer).digest('hex')
-
-/** An asynchronous MemoryStore whose stored bodies fail after 1 MiB, as a Redis body evicted while read. */
-class FailingReads extends AsyncStore {
-  constructor() {
-    super(new MemoryStore({ maxEntryBytes: 32 * MiB, maxBytes: 64 * MiB }))
-  }
-
-  override async get(key: string): Promise<StoredEntry[]> {
-    const entries = await super.get(key)
-    return entries.map((entry) => ({ ...entry, readBody: () => goneAfter1MiB(entry.readBody()) }))
-  }
-}
-
-async function* goneAfter1MiB(body: Iterable<Buffer> | AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  let readBytes = 0
-  for await (const piece of body) {
-    for (let offset = 0; offset < piece.length; offset += 64 * KiB) {
-      if (readBytes >= GONE_AFTER_BYTES) throw new Error('undici-cache: body is gone (evicted while read)')
-      const part = piece.subarray(offset, offset + 64 * KiB)
-      readBytes += part.length
-      yield part
-    }
-  }
-}
 
 let origin: Origin
 before(async () => {
@@ -76,7 +50,7 @@ async function get(agent: Parameters<typeof request>[1] extends infer O ? O : ne
 
 describe('a hit whose stored body fails midway', () => {
   test('is finished from the origin: a Range request with If-Range from where the store stopped', async () => {
-    const cache = makeAgent(new FailingReads())
+    const cache = makeAgent(new VanishingBodies(GONE_AFTER_BYTES, 64 * KiB))
     const url = `${origin.url}/strong`
     await get({ dispatcher: cache.agent }, url)
     const hit = await get({ dispatcher: cache.agent }, url)
@@ -91,7 +65,7 @@ describe('a hit whose stored body fails midway', () => {
   })
 
   test('without a strong ETag, or with only-if-cached, the caller gets the error, never a short body', async () => {
-    const cache = makeAgent(new FailingReads())
+    const cache = makeAgent(new VanishingBodies(GONE_AFTER_BYTES, 64 * KiB))
     await get({ dispatcher: cache.agent }, `${origin.url}/weak`)
     const weak = await get({ dispatcher: cache.agent }, `${origin.url}/weak`)
     assert.match(String(weak.error?.message), /gone/)

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from '../../lib/stores/store.js'
-import { AsyncStore } from '../helpers/async-store.js'
+import { AsyncStore, VanishingBodies } from '../helpers/async-store.js'
 import { finalBody, readAll, stoppingCaller, within } from '../helpers/caller.js'
 import { makeAgent, sleep, tempDir } from '../helpers/client.js'
 import { type Origin, startOrigin } from '../helpers/origin.js'
@@ -69,34 +69,6 @@ class FailingWrites implements CacheStore {
 
   close() {
     return this.#inner.close()
-  }
-}
-
-/**
- * An asynchronous MemoryStore whose bodies, read in 1 MiB pieces, are gone after 4 MiB (as the
- * contract allows when an entry is evicted or replaced during a read).
- */
-class VanishingBodies extends AsyncStore {
-  constructor() {
-    super(new MemoryStore({ maxEntryBytes: 32 * MiB, maxBytes: 64 * MiB }))
-  }
-
-  override async get(key: string): Promise<StoredEntry[]> {
-    const entries = await super.get(key)
-    return entries.map((entry) => ({ ...entry, readBody: () => goneAfter4MiB(entry.readBody()) }))
-  }
-}
-
-async function* goneAfter4MiB(body: Iterable<Buffer> | AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  let readBytes = 0
-  for await (const piece of body) {
-    for (let offset = 0; offset < piece.length; offset += MiB) {
-      if (readBytes >= 4 * MiB)
-        throw new Error('undici-cache: body of entry 1 is gone (replaced or evicted while read)')
-      const part = piece.subarray(offset, offset + MiB)
-      readBytes += part.length
-      yield part
-    }
   }
 }
 
@@ -308,7 +280,7 @@ describe('a shared download the store keeps no copy of', () => {
   })
 
   test('a stored body that goes missing while the reader catches up: the rest comes from the origin', async () => {
-    const cache = makeAgent(new VanishingBodies())
+    const cache = makeAgent(new VanishingBodies(4 * MiB, MiB))
     const first = readAll(cache.agent, `${origin.url}/vanishes`)
     await sleep(20)
     const waiter = stoppingCaller(cache.agent, `${origin.url}/vanishes`, 'pause')
