@@ -15,6 +15,11 @@ export interface Sharing {
   heldByCaller(): void
 }
 
+/** Asked when the caller aborts: true when the download may go on without it (others need it). */
+export interface CallerExit {
+  callerLeaves(reason: Error): boolean
+}
+
 /**
  * Decides when the origin may send. It waits for a caller that stopped reading, unless others need
  * the download and the caller can fall behind and read the rest later; and for an asynchronous store
@@ -27,9 +32,11 @@ export class DownloadPace implements ResponseSource, Upstream {
   #callerPaused = false
   #backlogBytes = 0
   #ended = false
+  readonly #exit: CallerExit | undefined
 
-  constructor(origin: Dispatcher.DispatchController) {
+  constructor(origin: Dispatcher.DispatchController, exit?: CallerExit) {
     this.#origin = origin
+    this.#exit = exit
   }
 
   /** From now on the caller reads through `reader`, one of the readers sharing the download. */
@@ -66,7 +73,12 @@ export class DownloadPace implements ResponseSource, Upstream {
   }
 
   abort(reason: Error): void {
-    this.#origin.abort(reason)
+    if (!this.#exit?.callerLeaves(reason)) this.#origin.abort(reason)
+  }
+
+  /** Stops the download: nobody needs it any more. */
+  stop(reason: Error): void {
+    if (!this.#ended) this.#origin.abort(reason)
   }
 
   paceChanged(): void {
@@ -74,7 +86,9 @@ export class DownloadPace implements ResponseSource, Upstream {
   }
 
   readerGone(reason: Error): void {
-    if (!this.#ended && !this.#shared?.sharing.othersNeed()) this.#origin.abort(reason)
+    // a reader made for a caller that left early is gone before it shares the download
+    const shared = this.#shared
+    if (shared && !this.#ended && !shared.sharing.othersNeed()) this.#origin.abort(reason)
   }
 
   /** What a waiter fed live tells the download: its leaving may leave nobody to read it. */

@@ -5,13 +5,13 @@ import type { Flight } from '../flights.js'
 import { freshenFromHead } from '../freshen.js'
 import type { ForwardReason } from '../policy/cache-status.js'
 import { contentLengthBytes } from '../policy/headers.js'
-import { isWorthStoring, usefulUntilMs } from '../policy/lookup.js'
-import { canStore, headersToStore } from '../policy/storable.js'
+import { isWorthStoring } from '../policy/lookup.js'
+import { canStore } from '../policy/storable.js'
 import type { Headers } from '../policy/types.js'
-import { varyFieldNames, varyKey, varyValues } from '../policy/vary.js'
 import type { EntryMeta, EntryWriter, MaybePromise, StoredEntry } from '../stores/store.js'
 import type { Ending, StoredCopy } from './catch-up.js'
-import { DownloadPace } from './download-pace.js'
+import { type CallerExit, DownloadPace } from './download-pace.js'
+import { entryMeta } from './entry-meta.js'
 import { FanOut } from './fan-out.js'
 import { ReaderStream } from './reader-stream.js'
 import { redirectHistory } from './redirect-history.js'
@@ -32,39 +32,15 @@ export interface ForwardOptions {
   next?: Dispatcher.Dispatch
 }
 
-/** The metadata kept for a response about to be stored (RFC 9111 §3, §4.1). */
-export function entryMeta(
-  exchange: Exchange,
-  statusCode: number,
-  headers: Headers,
-  statusMessage: string,
-): EntryMeta {
-  const names = varyFieldNames(headers)
-  const selecting = varyValues(names === '*' ? [] : names, exchange.request.headers)
-  const view = policyView(exchange.config, { statusCode, headers })
-  const meta: EntryMeta = {
-    statusCode,
-    statusMessage,
-    headers: headersToStore(headers, exchange.config.shared, view.headers),
-    requestTimeMs: exchange.requestTimeMs,
-    responseTimeMs: Date.now(),
-    varyValues: selecting,
-    varyKey: varyKey(selecting),
-    deleteAtMs: 0,
-    sharedCache: exchange.config.shared ? true : undefined,
-  }
-  meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
-  return meta
-}
-
 /**
  * Forwards a request to the origin and tees a storable response into the store while it
  * streams to the caller. The caller sets the pace while nobody else waits on the download; the
  * entry is committed before the caller sees the end, and dropped if the response fails or is aborted.
  */
-export class ForwardHandler implements Dispatcher.DispatchHandler {
+export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   readonly #exchange: Exchange
-  readonly #downstream: Dispatcher.DispatchHandler
+  /** The caller, until it leaves early (callerLeaves). */
+  #downstream: Dispatcher.DispatchHandler
   readonly #relay: RelayController
   readonly #fwd: ForwardReason
   readonly #flight: Flight | undefined
@@ -84,6 +60,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   /** The length the response declared: the store refused it at once if it was too large. */
   #declaredSizeBytes: number | undefined
   #committed = false
+  #responseStarted = false
+  #callerGone = false
   #pendingWrite: Promise<void> | undefined
   /** The URLs a redirect handler composed inside the cache visited, when there is one (it adds to it). */
   #redirectHistory: readonly unknown[] | undefined
@@ -112,9 +90,33 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
     this.#redirectHistory = redirectHistory(context)
-    this.#pace = new DownloadPace(controller)
+    this.#pace = new DownloadPace(controller, this.#flight && this)
     this.#relay.setSource(this.#pace)
     this.#relay.start(this.#downstream, context)
+  }
+
+  /** The caller left before the response started: the download went on for the requests waiting on it. */
+  get callerGone(): boolean {
+    return this.#callerGone
+  }
+
+  /**
+   * The caller aborts. Before the response has started, while identical requests wait on this one,
+   * the download goes on for them and the caller alone is told; the last of them to leave stops it.
+   * Its place is taken by a handler that stops the download if the response is not for them (not
+   * stored, or nobody waits any more); a reader made for it sees the aborted controller and leaves.
+   */
+  callerLeaves(reason: Error): boolean {
+    const flight = this.#flight
+    if (this.#responseStarted || !flight || flight.waiterCount === 0) return false
+    const caller = this.#downstream
+    this.#callerGone = true
+    this.#downstream = { onResponseStart: () => this.#pace?.stop(reason) }
+    queueMicrotask(() => caller.onResponseError?.(this.#relay, reason))
+    flight.onLeave = () => {
+      if (flight.waiterCount === 0) this.#pace?.stop(reason)
+    }
+    return true
   }
 
   onResponseStart(
@@ -123,6 +125,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     headers: Headers,
     statusMessage?: string,
   ): void {
+    this.#responseStarted = true
     this.#declaredSizeBytes = contentLengthBytes(headers)
     const opened = this.#open(statusCode, headers, statusMessage ?? '')
     this.#writer = opened.writer
@@ -366,6 +369,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #storeFailed(writer: EntryWriter, error: unknown, operation: string, then?: () => void): void {
     this.#writer = undefined
     this.#flight?.settle('not-stored')
+    // the waiters for the entry go their own way: if the caller left too, only those fed live may need it
+    if (this.#callerGone && this.#fanOut?.reading !== true) this.#pace?.stop(this.#relay.reason as Error)
     this.#pace?.paceChanged()
     quietly(
       () => {},

@@ -117,9 +117,9 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     const collapsed = (flight?.waiterCount ?? 0) > 0
     const settle = (outcome: FlightOutcome, validated?: Validated) => flight?.settle(outcome, validated)
     if (flight) flight.notModifiedEntryId = this.#entry.id
-    if (this.#options.background) {
+    if (this.#options.background || this.#forward.callerGone) {
       storeFreshened(this.#exchange, this.#entry, meta, settle)
-      this.#endSilently()
+      if (this.#options.background) this.#endSilently()
       return
     }
     // the entry may have been removed while the request was at the origin: then it is asked for again
@@ -177,6 +177,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   /** RFC 5861 §4: the origin failed; the stale entry is served instead. */
   #serveStale(detail: string): void {
     this.#options.flight?.settle('not-stored')
+    if (this.#forward.callerGone) return
     const ageSeconds = currentAgeSeconds(this.#entry, Date.now())
     respondFromCache(this.#exchange, this.#downstream, this.#relay, this.#entry, this.#entry, ageSeconds, {
       fwd: this.#options.fwd,

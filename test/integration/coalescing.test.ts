@@ -6,10 +6,37 @@ import { runInNewContext } from 'node:vm'
 import { request } from 'undici'
 import { Flight } from '../../lib/flights.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
-import { makeAgent, send, storeKinds } from '../helpers/client.js'
+import type { EntryMeta, EntryWriter } from '../../lib/stores/store.js'
+import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 const DELAY_MS = 150
+
+/** A MemoryStore whose writes fail once an entry has taken `failAfterBytes` (a full disk, say). */
+class FailingAfter extends MemoryStore {
+  readonly #failAfterBytes: number
+
+  constructor(failAfterBytes: number) {
+    super()
+    this.#failAfterBytes = failAfterBytes
+  }
+
+  override put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
+    const writer = super.put(key, meta, expectedSizeBytes)
+    if (!writer) return undefined
+    let writtenBytes = 0
+    return {
+      write: (chunk) => {
+        writtenBytes += chunk.length
+        if (writtenBytes > this.#failAfterBytes)
+          return Promise.reject(new Error('ENOSPC: no space left on device'))
+        return writer.write(chunk)
+      },
+      commit: () => writer.commit(),
+      abort: () => writer.abort(),
+    }
+  }
+}
 
 for (const kind of storeKinds) {
   describe(`request coalescing (${kind.name})`, () => {
@@ -123,6 +150,51 @@ for (const kind of storeKinds) {
       }
     })
 
+    test('a first caller that aborts before the response starts is rejected at once; its waiters are served by the same download', async () => {
+      for (const headers of [{}, { range: 'bytes=0-3' }] as Record<string, string>[]) {
+        const path = `/abort-leader-${Object.keys(headers).length}`
+        const controller = new AbortController()
+        const startedMs = performance.now()
+        const leader = request(`${origin.url}${path}`, { dispatcher: cache.agent, signal: controller.signal })
+        await sleep(10)
+        const waiters = [
+          send(cache.agent, `${origin.url}${path}`),
+          send(cache.agent, `${origin.url}${path}`, { headers }),
+        ]
+        setTimeout(() => controller.abort(new Error('gave up')), 20)
+        await assert.rejects(leader, { message: 'gave up' })
+        assert.ok(performance.now() - startedMs < DELAY_MS, 'rejected before the origin answered')
+        const [plain, other] = await Promise.all(waiters)
+        assert.equal(plain?.body, `${path} in none`)
+        assert.equal(plain?.headers['cache-status'], 'undici-cache; fwd=miss; collapsed')
+        assert.equal(other?.body, 'range' in headers ? `${path}`.slice(0, 4) : `${path} in none`)
+        assert.equal(origin.count(path), 1)
+        assert.match(
+          String((await send(cache.agent, `${origin.url}${path}`)).headers['cache-status']),
+          /; hit/,
+        )
+      }
+    })
+
+    test('a revalidating first caller that leaves before the 304: its waiters are served what the 304 validated', async () => {
+      await send(cache.agent, `${origin.url}/no-cache`)
+      const before = origin.count('/no-cache')
+      const controller = new AbortController()
+      const leader = request(`${origin.url}/no-cache`, { dispatcher: cache.agent, signal: controller.signal })
+      await sleep(10)
+      const waiters = [
+        send(cache.agent, `${origin.url}/no-cache`),
+        send(cache.agent, `${origin.url}/no-cache`),
+      ]
+      setTimeout(() => controller.abort(new Error('gave up')), 20)
+      await assert.rejects(leader, { message: 'gave up' })
+      for (const waiter of await Promise.all(waiters)) {
+        assert.equal(waiter.body, '/no-cache in none')
+        assert.equal(waiter.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304; collapsed')
+      }
+      assert.equal(origin.count('/no-cache'), before + 1)
+    })
+
     test('a waiter that aborts is rejected at once with its reason; the others are served', async () => {
       for (const headers of [{}, { range: 'bytes=0-3' }]) {
         const path = `/abort-waiter-${Object.keys(headers).length}`
@@ -201,6 +273,168 @@ test('when the first caller and a waiter that joined after the response started 
   assert.equal(slow.count('/slow'), 1)
   await cache.close()
   await slow.close()
+})
+
+test('a first caller that left early: a response not stored is not read for nobody; its waiters send their own', async () => {
+  const closedEarly: boolean[] = []
+  const slow = await startOrigin((_req, res) => {
+    const index = closedEarly.push(false) - 1
+    res.on('close', () => {
+      closedEarly[index] = !res.writableFinished
+    })
+    setTimeout(() => {
+      res.writeHead(200, { 'cache-control': 'private, max-age=60', 'content-length': '8' })
+      res.write('priv')
+      setTimeout(() => res.end('ate!'), 200)
+    }, 100)
+  })
+  const cache = makeAgent(new MemoryStore())
+  const controller = new AbortController()
+  const leader = request(`${slow.url}/p`, { dispatcher: cache.agent, signal: controller.signal })
+  await sleep(10)
+  const waiters = [send(cache.agent, `${slow.url}/p`), send(cache.agent, `${slow.url}/p`)]
+  setTimeout(() => controller.abort(new Error('gave up')), 20)
+  await assert.rejects(leader, { message: 'gave up' })
+  for (const waiter of await Promise.all(waiters)) {
+    assert.equal(waiter.body, 'private!')
+    assert.equal(waiter.headers['cache-status'], 'undici-cache; fwd=miss; detail=private')
+  }
+  assert.equal(slow.count('/p'), 3)
+  assert.deepEqual(closedEarly, [true, false, false], 'the first download stopped at its headers')
+  await cache.close()
+  await slow.close()
+})
+
+test('a revalidating first caller that left early: a 5xx within stale-if-error serves its waiters, not it', async () => {
+  let failing = false
+  const slow = await startOrigin((_req, res) => {
+    if (!failing)
+      return reply(res, 200, { 'cache-control': 'max-age=0, stale-if-error=60', etag: '"s"' }, 'stale')
+    setTimeout(() => reply(res, 503, {}, 'down'), 100)
+  })
+  const cache = makeAgent(new MemoryStore())
+  await send(cache.agent, `${slow.url}/s`)
+  failing = true
+  // the first caller's handler records every call it gets: after its abort, nothing more
+  const calls: string[] = []
+  let abortLeader: (reason: Error) => void = () => {}
+  cache.agent.dispatch(
+    { origin: slow.url, path: '/s', method: 'GET' },
+    {
+      onRequestStart: (controller) => {
+        abortLeader = (reason) => controller.abort(reason)
+      },
+      onResponseStart: (_controller, statusCode) => void calls.push(`start ${statusCode}`),
+      onResponseData: () => void calls.push('data'),
+      onResponseEnd: () => void calls.push('end'),
+      onResponseError: (_controller, error) => void calls.push(`error ${error.message}`),
+    },
+  )
+  await sleep(10)
+  const waiters = [send(cache.agent, `${slow.url}/s`), send(cache.agent, `${slow.url}/s`)]
+  await sleep(10)
+  abortLeader(new Error('gave up'))
+  for (const waiter of await Promise.all(waiters)) {
+    assert.equal(waiter.status, 200)
+    assert.equal(waiter.body, 'stale')
+    assert.match(String(waiter.headers['cache-status']), /fwd-status=503; detail=stale-if-error-503$/)
+  }
+  await sleep(20)
+  assert.deepEqual(calls, ['error gave up'])
+  assert.equal(slow.count('/s'), 4)
+  await cache.close()
+  await slow.close()
+})
+
+test('a revalidating first caller that left early: a 304 for another representation is asked for again once, for its waiters', async () => {
+  let version = 'one'
+  const slow = await startOrigin((req, res) => {
+    const headers = { 'cache-control': 'no-cache', etag: `"${version}"` }
+    if (version === 'one') return reply(res, 200, headers, version)
+    // a 304 naming another ETag than the one asked about: the stored response is not the one it validates
+    if (req.headers['if-none-match']) return setTimeout(() => reply(res, 304, { etag: '"other"' }), 100)
+    setTimeout(() => reply(res, 200, headers, version), 100)
+  })
+  const cache = makeAgent(new MemoryStore())
+  await send(cache.agent, `${slow.url}/m`)
+  version = 'two'
+  const controller = new AbortController()
+  const leader = request(`${slow.url}/m`, { dispatcher: cache.agent, signal: controller.signal })
+  await sleep(10)
+  const waiters = [send(cache.agent, `${slow.url}/m`), send(cache.agent, `${slow.url}/m`)]
+  setTimeout(() => controller.abort(new Error('gave up')), 20)
+  await assert.rejects(leader, { message: 'gave up' })
+  for (const waiter of await Promise.all(waiters)) {
+    assert.equal(waiter.body, 'two')
+    assert.equal(waiter.headers['cache-status'], 'undici-cache; fwd=stale; collapsed')
+  }
+  assert.equal(slow.count('/m'), 3)
+  await cache.close()
+  await slow.close()
+})
+
+test('when the first caller leaves before the response starts and its one waiter leaves too, the request stops', async () => {
+  let closedEarly = false
+  const slow = await startOrigin((_req, res) => {
+    const timer = setTimeout(() => reply(res, 200, { 'cache-control': 'max-age=60' }, 'late'), 400)
+    res.on('close', () => {
+      clearTimeout(timer)
+      closedEarly = !res.writableFinished
+    })
+  })
+  const cache = makeAgent(new MemoryStore())
+  const leaderAbort = new AbortController()
+  const waiterAbort = new AbortController()
+  const leader = request(`${slow.url}/gone`, { dispatcher: cache.agent, signal: leaderAbort.signal })
+  await sleep(10)
+  const waiter = request(`${slow.url}/gone`, { dispatcher: cache.agent, signal: waiterAbort.signal })
+  await sleep(10)
+  leaderAbort.abort()
+  await assert.rejects(leader)
+  await sleep(50)
+  assert.equal(closedEarly, false, 'the waiter still needs it')
+  waiterAbort.abort()
+  await assert.rejects(waiter)
+  await sleep(100)
+  assert.equal(closedEarly, true, 'the origin request was stopped before its answer')
+  assert.equal(slow.count('/gone'), 1)
+  await cache.close()
+  await slow.close()
+})
+
+test('a download whose first caller left early stops when its store write fails and no waiter reads it live', async () => {
+  let closedEarly = false
+  const big = await startOrigin((req, res) => {
+    if (req.headers.range)
+      return reply(res, 206, { etag: '"a"', 'content-range': 'bytes 0-9/3932160' }, '0123456789')
+    res.on('close', () => {
+      closedEarly = !res.writableFinished
+    })
+    setTimeout(() => {
+      res.writeHead(200, { 'cache-control': 'max-age=60', etag: '"a"', 'content-length': String(3932160) })
+      const step = (left: number) => {
+        if (res.destroyed) return
+        if (left === 0) return void res.end()
+        res.write(Buffer.alloc(65536, 'x'))
+        setTimeout(() => step(left - 1), 20)
+      }
+      step(60)
+    }, 50)
+  })
+  const failing = new FailingAfter(128 * 1024)
+  const cache = makeAgent(failing)
+  const controller = new AbortController()
+  const leader = request(`${big.url}/big`, { dispatcher: cache.agent, signal: controller.signal })
+  await sleep(10)
+  const waiter = send(cache.agent, `${big.url}/big`, { headers: { range: 'bytes=0-9' } })
+  setTimeout(() => controller.abort(new Error('gave up')), 20)
+  await assert.rejects(leader, { message: 'gave up' })
+  assert.equal((await waiter).body, '0123456789')
+  const closingMs = performance.now()
+  await cache.close()
+  assert.ok(performance.now() - closingMs < 500, 'close() does not wait for a download nobody reads')
+  assert.equal(closedEarly, true, 'the first download was stopped')
+  await big.close()
 })
 
 test('a waiter whose onRequestStart throws gets the throw as its onResponseError, like any request', async () => {

@@ -1,0 +1,31 @@
+import { type Exchange, policyView } from '../exchange.js'
+import { usefulUntilMs } from '../policy/lookup.js'
+import { headersToStore } from '../policy/storable.js'
+import type { Headers } from '../policy/types.js'
+import { varyFieldNames, varyKey, varyValues } from '../policy/vary.js'
+import type { EntryMeta } from '../stores/store.js'
+
+/** The metadata kept for a response about to be stored (RFC 9111 §3, §4.1). */
+export function entryMeta(
+  exchange: Exchange,
+  statusCode: number,
+  headers: Headers,
+  statusMessage: string,
+): EntryMeta {
+  const names = varyFieldNames(headers)
+  const selecting = varyValues(names === '*' ? [] : names, exchange.request.headers)
+  const view = policyView(exchange.config, { statusCode, headers })
+  const meta: EntryMeta = {
+    statusCode,
+    statusMessage,
+    headers: headersToStore(headers, exchange.config.shared, view.headers),
+    requestTimeMs: exchange.requestTimeMs,
+    responseTimeMs: Date.now(),
+    varyValues: selecting,
+    varyKey: varyKey(selecting),
+    deleteAtMs: 0,
+    sharedCache: exchange.config.shared ? true : undefined,
+  }
+  meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
+  return meta
+}
