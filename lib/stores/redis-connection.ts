@@ -30,11 +30,20 @@ type RedisConstructor = new (url: string, options: Record<string, unknown>) => O
 /** Loads a module by name, like `require`. */
 export type ModuleLoader = (name: string) => unknown
 
+/** What ioredis rejects a command with once its `commandTimeout` has passed. */
+const COMMAND_TIMED_OUT = 'Command timed out'
+
 /** States in which ioredis cannot send a command now (it would queue it or fail it). */
 const DOWN_STATES = new Set(['reconnecting', 'close', 'end'])
 const STARTING_STATES = new Set(['connecting', 'connect'])
 /** The longest wait between two reconnection attempts of a created client, in ms. */
 const MAX_RECONNECT_DELAY_MS = 1000
+
+/**
+ * After a command timed out (Redis frozen, say), commands fail at once until Redis answers a PING: one
+ * is sent at once (a Redis slow on one command answers it), then one every STALL_RETRY_MS.
+ */
+export const STALL_RETRY_MS = 1000
 
 /** A client the store created waits this long, once closed, for its socket to end (ioredis: 2 s). */
 const DISCONNECT_TIMEOUT_MS = 100
@@ -59,6 +68,9 @@ export class RedisConnection {
   /** Until the first connection attempt of a created client is over: what commands wait for. */
   #startup: Promise<void> | undefined
   #closed = false
+  /** A command timed out and Redis has not answered a PING since. */
+  #stalled = false
+  #stallTimer: NodeJS.Timeout | undefined
 
   private constructor(client: RedisClient, owned?: OwnedClient, startup?: Promise<void>) {
     this.client = client
@@ -95,34 +107,67 @@ export class RedisConnection {
     return new RedisConnection(client, client, firstAttempt(client, timeoutMs))
   }
 
-  /** Throws when a command could not be sent now: Redis is down, or the store is closed. */
+  /** Throws when a command could not be sent now: Redis is down or not answering, or the store is closed. */
   assertReachable(): void {
     if (this.#closed) throw new Error('undici-cache: RedisStore is closed')
     const { status } = this.client
     if (DOWN_STATES.has(status)) throw new Error(`undici-cache: Redis is not connected (${status})`)
+    if (this.#stalled)
+      throw new Error('undici-cache: Redis did not answer in time (not answering a PING yet)')
   }
 
-  /** Sends one command; rejects at once while Redis is down. */
+  /** Sends one command; rejects at once while Redis is down or not answering. */
   async call(command: string, args: (string | Buffer | number)[]): Promise<unknown> {
     await this.#whenReachable()
-    return this.client.callBuffer(command, args)
+    return this.#watch(this.client.callBuffer(command, args))
   }
 
   /** Runs a Lua script by SHA1, loading it with EVAL when Redis does not have it. */
   async run(script: LuaScript, keys: string[], args: (string | Buffer | number)[]): Promise<unknown> {
     await this.#whenReachable()
     try {
-      return await this.client.callBuffer('EVALSHA', [script.sha1, keys.length, ...keys, ...args])
+      return await this.#watch(
+        this.client.callBuffer('EVALSHA', [script.sha1, keys.length, ...keys, ...args]),
+      )
     } catch (error) {
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
-      return this.client.callBuffer('EVAL', [script.source, keys.length, ...keys, ...args])
+      return this.#watch(this.client.callBuffer('EVAL', [script.source, keys.length, ...keys, ...args]))
     }
+  }
+
+  /** A command that timed out stalls the connection: the next ones fail at once instead of waiting too. */
+  async #watch(pending: Promise<unknown>): Promise<unknown> {
+    try {
+      return await pending
+    } catch (error) {
+      if ((error as Error)?.message === COMMAND_TIMED_OUT && !this.#stalled) {
+        this.#stalled = true
+        this.#ping()
+      }
+      throw error
+    }
+  }
+
+  /** Ends the stall once Redis answers; asks again every STALL_RETRY_MS until it does. */
+  #ping(): void {
+    if (this.#closed) return
+    this.client.callBuffer('PING', []).then(
+      () => {
+        this.#stalled = false
+      },
+      () => {
+        if (this.#closed) return
+        this.#stallTimer = setTimeout(() => this.#ping(), STALL_RETRY_MS)
+        this.#stallTimer.unref()
+      },
+    )
   }
 
   /** Closes a client the store created; a caller's client is left open. */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    clearTimeout(this.#stallTimer)
     const owned = this.#owned
     if (owned === undefined) return
     if (owned.status !== 'ready') {

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { storeErrorChannel } from '../../lib/diagnostics.js'
+import { STALL_RETRY_MS } from '../../lib/stores/redis-connection.js'
 import { RedisStore } from '../../lib/stores/redis-store.js'
 import { makeAgent, send, sleep } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
@@ -85,20 +86,78 @@ describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
     await store.close()
   })
 
-  test('while Redis hangs, a command fails after timeoutSeconds', async () => {
+  /** Retries `get` while it fails at once for a stalled connection; fails after `timeoutMs`. */
+  async function getOnceAnswering(store: RedisStore, key: string, timeoutMs: number) {
+    const deadline = performance.now() + timeoutMs
+    for (;;) {
+      try {
+        return await store.get(key)
+      } catch (error) {
+        assert.match((error as Error).message, /did not answer in time/)
+        if (performance.now() > deadline) throw error
+        await sleep(20)
+      }
+    }
+  }
+
+  test('while Redis hangs, one command waits timeoutSeconds, then the others fail at once until it answers a PING', async () => {
     const store = new RedisStore({ url: redis.url, keyPrefix: freshPrefix(), timeoutSeconds: 0.3 })
     await storeBody(store, 'k', sampleMeta(), patternBody(10, 1))
     redis.pause()
-    const startedMs = performance.now()
     try {
+      const startedMs = performance.now()
       await assert.rejects(store.get('k'), /Command timed out/)
+      const firstMs = performance.now() - startedMs
+      assert.ok(firstMs >= 290 && firstMs < 1000, `${firstMs} ms`)
+      const nextMs = performance.now()
+      await assert.rejects(store.get('k'), /Redis did not answer in time/)
+      await assert.rejects(store.update('k', 'id', sampleMeta()), /did not answer in time/)
+      await assert.rejects(store.delete('k'), /did not answer in time/)
+      assert.throws(() => store.put('j', sampleMeta()), /did not answer in time/)
+      assert.ok(performance.now() - nextMs < 50, `${performance.now() - nextMs} ms`)
+      // still frozen past the first PING's timeout: still at once
+      await sleep(400)
+      const laterMs = performance.now()
+      await assert.rejects(store.get('k'), /did not answer in time/)
+      assert.ok(performance.now() - laterMs < 50, `${performance.now() - laterMs} ms`)
     } finally {
       redis.resume()
     }
-    const elapsedMs = performance.now() - startedMs
-    assert.ok(elapsedMs >= 290 && elapsedMs < 1000, `${elapsedMs} ms`)
-    assert.equal((await store.get('k')).length, 1)
+    const resumedMs = performance.now()
+    assert.equal((await getOnceAnswering(store, 'k', STALL_RETRY_MS + 1000)).length, 1)
+    const recoveredMs = performance.now() - resumedMs
+    assert.ok(recoveredMs < STALL_RETRY_MS + 500, `answering again ${recoveredMs} ms after Redis resumed`)
     await store.close()
+  })
+
+  test('through a CacheAgent, a frozen Redis holds up one request for timeoutSeconds; the next go to the origin at once', async (t) => {
+    const store = new RedisStore({ url: redis.url, keyPrefix: freshPrefix(), timeoutSeconds: 0.3 })
+    const { agent, close } = makeAgent(store)
+    const url = `${origin.url}/frozen`
+    const before = origin.count('/frozen')
+    assert.equal((await send(agent, url)).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+    redis.pause()
+    const timesMs: number[] = []
+    try {
+      for (let i = 0; i < 3; i++) {
+        const startedMs = performance.now()
+        const passed = await send(agent, url)
+        timesMs.push(performance.now() - startedMs)
+        assert.deepEqual([passed.status, passed.body], [200, 'body of /frozen'])
+        assert.match(String(passed.headers['cache-status']), /; detail=store-error$/)
+      }
+    } finally {
+      redis.resume()
+    }
+    t.diagnostic(`requests while Redis was frozen took ${timesMs.map((ms) => ms.toFixed(1)).join(', ')} ms`)
+    const [firstMs = 0, secondMs = Infinity, thirdMs = Infinity] = timesMs
+    assert.ok(firstMs >= 290, `first ${firstMs} ms`)
+    assert.ok(secondMs < 100 && thirdMs < 100, `then ${secondMs} and ${thirdMs} ms`)
+    assert.equal(origin.count('/frozen'), before + 4)
+    await getOnceAnswering(store, 'any', STALL_RETRY_MS + 1000)
+    assert.match(String((await send(agent, url)).headers['cache-status']), /^undici-cache; hit/)
+    assert.equal(origin.count('/frozen'), before + 4)
+    await close()
   })
 
   test('requests through a CacheAgent pass through while Redis is down, and are cached once it is back', async (t) => {
