@@ -62,7 +62,6 @@ export class CacheDispatcher {
   readonly #invalidated: Invalidated = {
     started: (key) => {
       this.#config.invalidations.invalidated(key)
-      this.#flights.invalidate(key)
     },
     unwritten: (key) => this.#config.invalidations.unwritten(key, Date.now()),
   }
@@ -225,7 +224,7 @@ export class CacheDispatcher {
   /** Sends the request on, unless an identical one is already on its way: then it waits for it. */
   #toOrigin(exchange: Exchange, handler: Handler, fwd: ForwardReason, entry?: StoredEntry): boolean {
     if (!exchange.coalesce) return this.#send(exchange, handler, fwd, entry)
-    const inFlight = this.#flights.get(flightKey(exchange))
+    const inFlight = this.#joinable(exchange)
     if (inFlight) {
       const waiting = new WaitingHandler(handler)
       const waiter: Waiter = {
@@ -251,7 +250,7 @@ export class CacheDispatcher {
       handler,
       fwd,
       entry,
-      this.#flights.start(flightKey(exchange), exchange.requestTimeMs),
+      this.#flights.start(flightKey(exchange), exchange.requestTimeMs, exchange.invalidationCount),
     )
   }
 
@@ -324,10 +323,21 @@ export class CacheDispatcher {
 
   /** RFC 5861 §3: at most one background revalidation per key at a time. */
   #revalidateInBackground(exchange: Exchange, entry: StoredEntry): void {
-    if (this.#flights.get(flightKey(exchange))) return
-    const flight = this.#flights.start(flightKey(exchange), Date.now())
+    if (this.#joinable(exchange)) return
+    const sent = { ...exchange, ...this.#sentNow() }
+    const flight = this.#flights.start(flightKey(exchange), sent.requestTimeMs, sent.invalidationCount)
     const sink = backgroundHandler((error) => reportRevalidationError(exchange.key, error))
-    this.#revalidate({ ...exchange, ...this.#sentNow() }, sink, entry, 'stale', flight, true)
+    this.#revalidate(sent, sink, entry, 'stale', flight, true)
+  }
+
+  /**
+   * The flight for this request's key, unless the key was invalidated since its request was sent
+   * (RFC 9111 §4.4, through any interceptor on the store): its response may predate the write.
+   */
+  #joinable(exchange: Exchange): Flight | undefined {
+    const flight = this.#flights.get(flightKey(exchange))
+    if (!flight || this.#config.invalidations.since(exchange.key, flight.invalidationCount)) return undefined
+    return flight
   }
 
   /** What an exchange notes when its request is sent (RFC 9111 §4.2.3 request_time; Invalidations). */

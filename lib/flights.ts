@@ -22,6 +22,8 @@ export interface Waiter {
 export class Flight {
   /** When the flight started (epoch ms): what it stores is at least this fresh. */
   readonly startedMs: number
+  /** The store's invalidation count when its request was sent: one since makes it outdated (RFC 9111 §4.4). */
+  readonly invalidationCount: number
   /** A stored entry a 304 validated without rewriting it, with the metadata it would have had. */
   validated: Validated | undefined
   /** The stored entry the origin answered 304 for (rewritten or not): its waiters say `fwd-status=304`. */
@@ -30,8 +32,9 @@ export class Flight {
   readonly #onSettled: () => void
   #settled = false
 
-  constructor(startedMs: number, onSettled: () => void) {
+  constructor(startedMs: number, invalidationCount: number, onSettled: () => void) {
     this.startedMs = startedMs
+    this.invalidationCount = invalidationCount
     this.#onSettled = onSettled
   }
 
@@ -92,25 +95,14 @@ export class Flights {
     return this.#byKey.get(key)
   }
 
-  /**
-   * RFC 9111 §4.4: an unsafe request invalidated `key`. Its flights may carry a response the write made
-   * stale: requests made from now on do not join them but go to the origin (and they store nothing:
-   * Invalidations.since).
-   */
-  invalidate(key: string): void {
-    for (const method of FLIGHT_METHODS) this.#byKey.delete(flightKeyOf(method, key))
-  }
-
-  start(key: string, nowMs: number): Flight {
-    const flight = new Flight(nowMs, () => {
+  start(key: string, nowMs: number, invalidationCount: number): Flight {
+    const flight = new Flight(nowMs, invalidationCount, () => {
       if (this.#byKey.get(key) === flight) this.#byKey.delete(key)
     })
     this.#byKey.set(key, flight)
     return flight
   }
 }
-
-const FLIGHT_METHODS = ['GET', 'HEAD']
 
 /** The flight a request of `method` for `key` leads or joins. */
 export function flightKeyOf(method: string, key: string): string {

@@ -96,3 +96,15 @@ export class Invalidations {
     return kept
   }
 }
+
+/** One Invalidations per store: every interceptor on a store sees the invalidations made through the others. */
+const byStore = new WeakMap<CacheStore, Invalidations>()
+
+export function invalidationsOf(store: CacheStore): Invalidations {
+  let invalidations = byStore.get(store)
+  if (!invalidations) {
+    invalidations = new Invalidations()
+    byStore.set(store, invalidations)
+  }
+  return invalidations
+}

@@ -1,4 +1,4 @@
-import { Invalidations } from './invalidations.js'
+import { type Invalidations, invalidationsOf } from './invalidations.js'
 import { Serving } from './serving.js'
 import type { CacheStore } from './stores/store.js'
 
@@ -35,7 +35,7 @@ export interface CacheConfig {
   store: CacheStore
   /** The requests under way through the cache. */
   serving: Serving
-  /** What this cache invalidated, and when (RFC 9111 §4.4). */
+  /** What was invalidated through any interceptor on this store, and when (RFC 9111 §4.4). */
   invalidations: Invalidations
   shared: boolean
   methods: ReadonlySet<string>
@@ -113,14 +113,15 @@ export function resolveConfig(options: CacheInterceptorOptions, defaultStore: ()
     throw new TypeError('cacheInterceptor option shared must be a boolean')
   }
   const shared = options.shared ?? true
+  const store = options.store ?? defaultStore()
   return {
     shared,
     targetFields: validateTargetFields(options.cdnCacheControl, shared),
     methods: validateMethods(options.methods ?? ['GET', 'HEAD']),
     cacheStatus: validateCacheStatus(options.cacheStatus ?? 'undici-cache'),
-    store: options.store ?? defaultStore(),
+    store,
     serving: new Serving(),
-    invalidations: new Invalidations(),
+    invalidations: invalidationsOf(store),
   }
 }
 

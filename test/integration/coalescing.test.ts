@@ -225,7 +225,7 @@ describe('a settled flight', () => {
   test('lets go of its join hook, and what that hook holds', async () => {
     setFlagsFromString('--expose-gc')
     const collect = runInNewContext('gc') as () => void
-    const flight = new Flight(Date.now(), () => {})
+    const flight = new Flight(Date.now(), 0, () => {})
     let handler: { name: string } | undefined = { name: 'first caller' }
     const held = new WeakRef(handler)
     flight.onJoin = (

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { makeAgent, send, storeKinds } from '../helpers/client.js'
+import { CacheAgent } from '../../lib/cache-agent.js'
+import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 for (const kind of storeKinds) {
@@ -131,6 +132,31 @@ for (const kind of storeKinds) {
           assert.equal(first.headers['cache-status'], 'undici-cache; fwd=miss; detail=invalidated')
       })
     }
+
+    test('two CacheAgents on one store: a write through one stops what the other has on its way', async () => {
+      const other = new CacheAgent({ store: cache.store })
+      try {
+        const url = `${origin.url}/slow-headers-two-agents`
+        const earlier = send(other, url)
+        await sleep(100)
+        assert.equal((await send(cache.agent, url, { method: 'POST' })).status, 200)
+        const later = await send(other, url)
+        const first = await earlier
+        assert.equal(first.body, `value=${value - 1}`)
+        assert.equal(first.headers['cache-status'], 'undici-cache; fwd=miss; detail=invalidated')
+        assert.equal(later.body, `value=${value}`)
+        assert.equal(later.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+        const again = await send(cache.agent, url)
+        assert.equal(again.body, `value=${value}`)
+        assert.match(String(again.headers['cache-status']), /^undici-cache; hit/)
+        const gets = origin.requests.filter(
+          (seen) => seen.url === '/slow-headers-two-agents' && seen.method === 'GET',
+        )
+        assert.equal(gets.length, 2)
+      } finally {
+        await other.close()
+      }
+    })
 
     test('a GET that waits on no flight (its own If-Match) and is answered after a write is not stored either', async () => {
       const earlier = send(cache.agent, `${origin.url}/slow-headers-alone`, { headers: { 'if-match': '*' } })
