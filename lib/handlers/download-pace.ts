@@ -15,9 +15,11 @@ export interface Sharing {
   heldByCaller(): void
 }
 
-/** Asked when the caller aborts: true when the download may go on without it (others need it). */
+/** Asked when the caller aborts whether the download may go on without it (others need it). */
 export interface CallerExit {
-  callerLeaves(reason: Error): boolean
+  callerMayLeave(): boolean
+  /** The caller has left: it is told (a throw from its handler reaches its abort(), as in undici). */
+  callerLeaves(reason: Error): void
 }
 
 /**
@@ -33,6 +35,8 @@ export class DownloadPace implements ResponseSource, Upstream {
   #backlogBytes = 0
   #ended = false
   readonly #exit: CallerExit | undefined
+  /** Why the caller left while others needed the download: its pace counts no more. */
+  #callerLeft: Error | undefined
 
   constructor(origin: Dispatcher.DispatchController, exit?: CallerExit) {
     this.#origin = origin
@@ -42,7 +46,9 @@ export class DownloadPace implements ResponseSource, Upstream {
   /** From now on the caller reads through `reader`, one of the readers sharing the download. */
   share(reader: ReaderStream, sharing: Sharing): void {
     this.#shared = { reader, sharing }
-    this.#follow()
+    // the caller left, and those fed live may have left too as the response started
+    if (this.#callerLeft && !sharing.othersNeed()) this.stop(this.#callerLeft)
+    else this.#follow()
   }
 
   /** The origin has finished sending (or failed): nothing to pace any more. */
@@ -63,17 +69,29 @@ export class DownloadPace implements ResponseSource, Upstream {
   }
 
   pause(): void {
+    if (this.#callerLeft) return
     this.#callerPaused = true
     this.#follow()
   }
 
   resume(): void {
+    if (this.#callerLeft) return
     this.#callerPaused = false
     this.#follow()
   }
 
   abort(reason: Error): void {
-    if (!this.#exit?.callerLeaves(reason)) this.#origin.abort(reason)
+    if (this.#callerLeft) return
+    const exit = this.#exit
+    if (!exit?.callerMayLeave()) {
+      this.#origin.abort(reason)
+      return
+    }
+    // a caller that paused and left holds nothing up
+    this.#callerLeft = reason
+    this.#callerPaused = false
+    this.#follow()
+    exit.callerLeaves(reason)
   }
 
   /** Stops the download: nobody needs it any more. */
@@ -96,7 +114,7 @@ export class DownloadPace implements ResponseSource, Upstream {
     return {
       paceChanged: () => this.#follow(),
       readerGone: (reason) => {
-        const callerReading = this.#shared?.reader.reading ?? true
+        const callerReading = !this.#callerLeft && (this.#shared?.reader.reading ?? true)
         if (!callerReading) this.readerGone(reason)
       },
       mayFallBehind: () => true,

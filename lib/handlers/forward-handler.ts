@@ -101,22 +101,28 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   }
 
   /**
-   * The caller aborts. Before the response has started, while identical requests wait on this one,
-   * the download goes on for them and the caller alone is told; the last of them to leave stops it.
-   * Its place is taken by a handler that stops the download if the response is not for them (not
-   * stored, or nobody waits any more); a reader made for it sees the aborted controller and leaves.
+   * A caller that aborts before the response has started, while identical requests wait on this one,
+   * leaves the download to them; the last of them to leave stops it.
    */
-  callerLeaves(reason: Error): boolean {
-    const flight = this.#flight
-    if (this.#responseStarted || !flight || flight.waiterCount === 0) return false
+  callerMayLeave(): boolean {
+    return !this.#responseStarted && (this.#flight?.waiterCount ?? 0) > 0
+  }
+
+  /**
+   * The caller is told at once. Its place is taken by a handler that stops the download if the
+   * response is not for the others (not stored, or nobody waits any more); a reader made for it sees
+   * the aborted controller and leaves.
+   */
+  callerLeaves(reason: Error): void {
     const caller = this.#downstream
     this.#callerGone = true
     this.#downstream = { onResponseStart: () => this.#pace?.stop(reason) }
-    queueMicrotask(() => caller.onResponseError?.(this.#relay, reason))
-    flight.onLeave = () => {
-      if (flight.waiterCount === 0) this.#pace?.stop(reason)
-    }
-    return true
+    const flight = this.#flight
+    if (flight)
+      flight.onLeave = () => {
+        if (flight.waiterCount === 0) this.#pace?.stop(reason)
+      }
+    caller.onResponseError?.(this.#relay, reason)
   }
 
   onResponseStart(

@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { after, before, describe, test } from 'node:test'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { request } from 'undici'
+import { type Dispatcher, request } from 'undici'
 import { Flight } from '../../lib/flights.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import type { EntryMeta, EntryWriter } from '../../lib/stores/store.js'
@@ -369,6 +369,107 @@ test('a revalidating first caller that left early: a 304 for another representat
     assert.equal(waiter.headers['cache-status'], 'undici-cache; fwd=stale; collapsed')
   }
   assert.equal(slow.count('/m'), 3)
+  await cache.close()
+  await slow.close()
+})
+
+/** A raw handler that records each call; `onStart` runs in its onResponseStart, `onError` in its onResponseError. */
+function recorder(
+  hooks: { onStart?: (controller: Dispatcher.DispatchController) => void; onError?: () => void } = {},
+) {
+  const calls: string[] = []
+  let controller: Dispatcher.DispatchController | undefined
+  const handler: Dispatcher.DispatchHandler = {
+    onRequestStart: (started) => {
+      controller = started
+    },
+    onResponseStart: (started, statusCode) => {
+      calls.push(`start ${statusCode}`)
+      hooks.onStart?.(started)
+    },
+    onResponseData: () => void calls.push('data'),
+    onResponseEnd: () => void calls.push('end'),
+    onResponseError: (_controller, error) => {
+      calls.push(`error ${error.message}`)
+      hooks.onError?.()
+    },
+  }
+  return { handler, calls, controller: () => controller as Dispatcher.DispatchController }
+}
+
+test('a first caller that left early: when its one waiter fed live leaves as the response starts, the download stops', async () => {
+  let closedEarly = false
+  const endless = await startOrigin((_req, res) =>
+    setTimeout(() => {
+      res.writeHead(200, { 'cache-control': 'max-age=60' })
+      const timer = setInterval(() => res.write('x'.repeat(1024)), 20)
+      res.on('close', () => {
+        clearInterval(timer)
+        closedEarly = !res.writableFinished
+      })
+    }, 100),
+  )
+  const cache = makeAgent(new MemoryStore())
+  const leader = recorder()
+  cache.agent.dispatch({ origin: endless.url, path: '/e', method: 'GET' }, leader.handler)
+  await sleep(10)
+  const waiter = recorder({ onStart: (controller) => controller.abort(new Error('waiter gave up')) })
+  cache.agent.dispatch({ origin: endless.url, path: '/e', method: 'GET' }, waiter.handler)
+  await sleep(10)
+  leader.controller().abort(new Error('gave up'))
+  await sleep(300)
+  assert.deepEqual(leader.calls, ['error gave up'])
+  assert.deepEqual(waiter.calls, ['start 200', 'error waiter gave up'])
+  assert.equal(closedEarly, true, 'nobody reads the download: it stopped')
+  const closingMs = performance.now()
+  await cache.close()
+  assert.ok(performance.now() - closingMs < 500, 'close() waits for no download')
+  await endless.close()
+})
+
+test('a revalidating first caller that paused, then left: its waiters are served what the 304 validated', async () => {
+  let requests = 0
+  const slow = await startOrigin((_req, res) => {
+    if (requests++ === 0) return reply(res, 200, { 'cache-control': 'no-cache', etag: '"p"' }, 'body')
+    setTimeout(() => reply(res, 304, { etag: '"p"' }), 100)
+  })
+  const cache = makeAgent(new MemoryStore())
+  await send(cache.agent, `${slow.url}/p`)
+  const leader = recorder()
+  cache.agent.dispatch({ origin: slow.url, path: '/p', method: 'GET' }, leader.handler)
+  await sleep(10)
+  const waiter = send(cache.agent, `${slow.url}/p`)
+  await sleep(10)
+  leader.controller().pause()
+  leader.controller().abort(new Error('gave up'))
+  leader.controller().resume()
+  leader.controller().pause()
+  const served = await waiter
+  assert.equal(served.body, 'body')
+  assert.equal(served.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304; collapsed')
+  assert.deepEqual(leader.calls, ['error gave up'])
+  assert.equal(requests, 2)
+  await cache.close()
+  await slow.close()
+})
+
+test('a first caller that leaves early and whose onResponseError throws gets the throw from its abort(), as from undici', async () => {
+  const slow = await startOrigin((_req, res) =>
+    setTimeout(() => reply(res, 200, { 'cache-control': 'max-age=60' }, 'late'), 100),
+  )
+  const cache = makeAgent(new MemoryStore())
+  const leader = recorder({
+    onError: () => {
+      throw new Error('handler threw')
+    },
+  })
+  cache.agent.dispatch({ origin: slow.url, path: '/t', method: 'GET' }, leader.handler)
+  await sleep(10)
+  const waiter = send(cache.agent, `${slow.url}/t`)
+  await sleep(10)
+  assert.throws(() => leader.controller().abort(new Error('gave up')), { message: 'handler threw' })
+  assert.equal((await waiter).body, 'late')
+  assert.equal(slow.count('/t'), 1)
   await cache.close()
   await slow.close()
 })
