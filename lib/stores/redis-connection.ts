@@ -40,8 +40,10 @@ const STARTING_STATES = new Set(['connecting', 'connect'])
 const MAX_RECONNECT_DELAY_MS = 1000
 
 /**
- * After a command timed out (Redis frozen, say), commands fail at once until Redis answers a PING: one
- * is sent at once (a Redis slow on one command answers it), then one every STALL_RETRY_MS.
+ * After a command timed out (Redis frozen, say), commands fail at once until Redis answers a PING, with
+ * a reply or an error reply: one is sent at once (a Redis slow on one command answers it), then one
+ * every STALL_RETRY_MS, and only while connected (never into a caller's client's offline queue).
+ * Not for an ioredis Cluster client: one frozen node would stall every other, and a PING goes to any.
  */
 export const STALL_RETRY_MS = 1000
 
@@ -71,9 +73,11 @@ export class RedisConnection {
   /** A command timed out and Redis has not answered a PING since. */
   #stalled = false
   #stallTimer: NodeJS.Timeout | undefined
+  readonly #mayStall: boolean
 
   private constructor(client: RedisClient, owned?: OwnedClient, startup?: Promise<void>) {
     this.client = client
+    this.#mayStall = (client as { isCluster?: unknown }).isCluster !== true
     this.#owned = owned
     this.#startup = startup
     startup?.then(() => {
@@ -109,11 +113,18 @@ export class RedisConnection {
 
   /** Throws when a command could not be sent now: Redis is down or not answering, or the store is closed. */
   assertReachable(): void {
-    if (this.#closed) throw new Error('undici-cache: RedisStore is closed')
-    const { status } = this.client
-    if (DOWN_STATES.has(status)) throw new Error(`undici-cache: Redis is not connected (${status})`)
+    this.#assertConnected()
     if (this.#stalled)
       throw new Error('undici-cache: Redis did not answer in time (not answering a PING yet)')
+  }
+
+  /**
+   * Sends a command that tidies up after a failed write (a DEL), even while Redis is not answering:
+   * it runs once Redis answers again. Rejects at once while Redis is down.
+   */
+  async tidy(command: string, args: (string | Buffer | number)[]): Promise<unknown> {
+    await this.#whenConnected()
+    return this.client.callBuffer(command, args)
   }
 
   /** Sends one command; rejects at once while Redis is down or not answering. */
@@ -140,7 +151,7 @@ export class RedisConnection {
     try {
       return await pending
     } catch (error) {
-      if ((error as Error)?.message === COMMAND_TIMED_OUT && !this.#stalled) {
+      if (isTimeout(error) && this.#mayStall && !this.#stalled) {
         this.#stalled = true
         this.#ping()
       }
@@ -148,19 +159,30 @@ export class RedisConnection {
     }
   }
 
-  /** Ends the stall once Redis answers; asks again every STALL_RETRY_MS until it does. */
+  /** Ends the stall once Redis answers, even with an error (ACL, MISCONF); asks again every STALL_RETRY_MS. */
   #ping(): void {
     if (this.#closed) return
+    if (this.client.status !== 'ready') {
+      this.#pingLater()
+      return
+    }
     this.client.callBuffer('PING', []).then(
-      () => {
-        this.#stalled = false
-      },
-      () => {
-        if (this.#closed) return
-        this.#stallTimer = setTimeout(() => this.#ping(), STALL_RETRY_MS)
-        this.#stallTimer.unref()
+      () => this.#answered(),
+      (error: unknown) => {
+        if (isTimeout(error) || this.client.status !== 'ready') this.#pingLater()
+        else this.#answered()
       },
     )
+  }
+
+  #pingLater(): void {
+    if (this.#closed) return
+    this.#stallTimer = setTimeout(() => this.#ping(), STALL_RETRY_MS)
+    this.#stallTimer.unref()
+  }
+
+  #answered(): void {
+    this.#stalled = false
   }
 
   /** Closes a client the store created; a caller's client is left open. */
@@ -170,7 +192,8 @@ export class RedisConnection {
     clearTimeout(this.#stallTimer)
     const owned = this.#owned
     if (owned === undefined) return
-    if (owned.status !== 'ready') {
+    // a Redis not answering would hold QUIT until it times out
+    if (owned.status !== 'ready' || this.#stalled) {
       owned.disconnect()
       return
     }
@@ -178,12 +201,27 @@ export class RedisConnection {
   }
 
   async #whenReachable(): Promise<void> {
-    if (this.#startup && STARTING_STATES.has(this.client.status)) await this.#startup
+    await this.#whenConnected()
     this.assertReachable()
+  }
+
+  async #whenConnected(): Promise<void> {
+    if (this.#startup && STARTING_STATES.has(this.client.status)) await this.#startup
+    this.#assertConnected()
     if (this.#owned && this.client.status !== 'ready') {
       throw new Error(`undici-cache: Redis is not connected (${this.client.status})`)
     }
   }
+
+  #assertConnected(): void {
+    if (this.#closed) throw new Error('undici-cache: RedisStore is closed')
+    const { status } = this.client
+    if (DOWN_STATES.has(status)) throw new Error(`undici-cache: Redis is not connected (${status})`)
+  }
+}
+
+function isTimeout(error: unknown): boolean {
+  return (error as Error)?.message === COMMAND_TIMED_OUT
 }
 
 /** Resolves when the first connection attempt is over (ready or failed), or after `timeoutMs` at the latest. */

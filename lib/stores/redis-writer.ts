@@ -153,7 +153,7 @@ export class RedisEntryWriter implements EntryWriter {
     this.#aborted = true
     if (this.#sentBytes === 0) return
     const { connection } = this.#context
-    this.#appends.then(() => connection.call('DEL', [this.#target.bodyKey])).catch(() => {})
+    this.#appends.then(() => connection.tidy('DEL', [this.#target.bodyKey])).catch(() => {})
   }
 
   async #publish(last: Buffer, inline: boolean): Promise<void> {

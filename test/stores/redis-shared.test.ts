@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks'
 import { after, before, describe, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
+import { Redis } from 'ioredis'
 import { storeErrorChannel } from '../../lib/diagnostics.js'
 import { STALL_RETRY_MS } from '../../lib/stores/redis-connection.js'
 import { RedisStore } from '../../lib/stores/redis-store.js'
@@ -128,6 +129,101 @@ describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
     const recoveredMs = performance.now() - resumedMs
     assert.ok(recoveredMs < STALL_RETRY_MS + 500, `answering again ${recoveredMs} ms after Redis resumed`)
     await store.close()
+  })
+
+  test('a PING answered with an error (a user whose ACL forbids PING) ends the stall too', async () => {
+    const admin = new Redis(redis.url)
+    await admin.call('ACL', 'SETUSER', 'no-ping', 'on', '>secret', '~*', '&*', '+@all', '-ping')
+    const store = new RedisStore({
+      url: `redis://no-ping:secret@127.0.0.1:${redis.port}`,
+      keyPrefix: freshPrefix(),
+      timeoutSeconds: 0.3,
+    })
+    try {
+      await storeBody(store, 'k', sampleMeta(), patternBody(10, 1))
+      redis.pause()
+      try {
+        await assert.rejects(store.get('k'), /Command timed out/)
+      } finally {
+        redis.resume()
+      }
+      const resumedMs = performance.now()
+      assert.equal((await getOnceAnswering(store, 'k', STALL_RETRY_MS + 1000)).length, 1)
+      assert.ok(performance.now() - resumedMs < STALL_RETRY_MS + 500)
+    } finally {
+      await store.close()
+      await admin.call('ACL', 'DELUSER', 'no-ping')
+      admin.disconnect()
+    }
+  })
+
+  test('a body being written when Redis stops answering is deleted once it answers again', async () => {
+    const prefix = freshPrefix()
+    const store = new RedisStore({ url: redis.url, keyPrefix: prefix, timeoutSeconds: 0.3, chunkBytes: 1024 })
+    const admin = new Redis(redis.url)
+    try {
+      const writer = store.put('k', sampleMeta())
+      await writer?.write(patternBody(3000, 1))
+      assert.equal((await admin.keys(`${prefix}*`)).length, 1, 'the body key being written')
+      redis.pause()
+      try {
+        // the appends after the first go out without waiting: the commit waits for their answers
+        await assert.rejects(async () => {
+          await writer?.write(patternBody(3000, 2))
+          await writer?.commit()
+        }, /Command timed out/)
+      } finally {
+        redis.resume()
+      }
+      const deadline = performance.now() + 2000
+      while ((await admin.keys(`${prefix}*`)).length > 0 && performance.now() < deadline) await sleep(20)
+      assert.deepEqual(await admin.keys(`${prefix}*`), [])
+    } finally {
+      await store.close()
+      admin.disconnect()
+    }
+  })
+
+  test('closing a store whose Redis does not answer takes no timeoutSeconds', async () => {
+    const store = new RedisStore({ url: redis.url, keyPrefix: freshPrefix(), timeoutSeconds: 2 })
+    await storeBody(store, 'k', sampleMeta(), patternBody(10, 1))
+    redis.pause()
+    try {
+      await assert.rejects(store.get('k'), /Command timed out/)
+      const closingMs = performance.now()
+      await store.close()
+      assert.ok(performance.now() - closingMs < 200, `close() took ${performance.now() - closingMs} ms`)
+    } finally {
+      redis.resume()
+    }
+  })
+
+  test("a caller's client with an offline queue is sent no PING while Redis is down", async () => {
+    const client = new Redis(redis.url, { commandTimeout: 300, maxRetriesPerRequest: null })
+    client.on('error', () => {}) // the connection refused while Redis is down
+    const store = new RedisStore({ client, keyPrefix: freshPrefix() })
+    try {
+      await storeBody(store, 'k', sampleMeta(), patternBody(10, 1))
+      redis.pause()
+      try {
+        await assert.rejects(store.get('k'), /Command timed out/)
+        await redis.kill()
+      } finally {
+        redis.resume()
+      }
+      // down for 5 s: a PING a second into the offline queue would make about 5 more
+      await sleep(5000)
+      await redis.restart()
+      await waitFor(() => client.status === 'ready')
+      await getOnceAnswering(store, 'k', STALL_RETRY_MS + 1000)
+      const stats = String(await client.call('INFO', 'commandstats'))
+      const pings = Number(/cmdstat_ping:calls=(\d+)/.exec(stats)?.[1] ?? 0)
+      // the one in flight as Redis went away (resent on reconnection, as ioredis does) and the next
+      assert.ok(pings <= 3, `the restarted Redis got ${pings} PINGs`)
+    } finally {
+      await store.close()
+      client.disconnect()
+    }
   })
 
   test('through a CacheAgent, a frozen Redis holds up one request for timeoutSeconds; the next go to the origin at once', async (t) => {
