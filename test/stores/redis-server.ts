@@ -61,12 +61,13 @@ export interface RedisServer {
   stop(): Promise<void>
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
+/** `args`: more redis-server options (`--cluster-enabled yes`, say). */
+export async function startRedisServer(args: readonly string[] = []): Promise<RedisServer> {
   const binary = findRedisServer()
   if (binary === undefined) throw new Error('redis-server not installed')
   const port = await freePort()
   const dir = tempDir()
-  let child = await launch(binary, port, dir)
+  let child = await launch(binary, port, dir, args)
   const kill = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return
     child.kill('SIGKILL')
@@ -78,7 +79,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     kill,
     restart: async () => {
       await kill()
-      child = await launch(binary, port, dir)
+      child = await launch(binary, port, dir, args)
     },
     pause: () => child.kill('SIGSTOP'),
     resume: () => child.kill('SIGCONT'),
@@ -97,9 +98,14 @@ async function freePort(): Promise<number> {
   return port
 }
 
-async function launch(binary: string, port: number, dir: string): Promise<ChildProcess> {
+async function launch(
+  binary: string,
+  port: number,
+  dir: string,
+  extraArgs: readonly string[],
+): Promise<ChildProcess> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
-  const child = spawn(binary, [...args, '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(binary, [...args, '--dir', dir, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child)
   child.on('exit', () => running.delete(child))
   let output = ''

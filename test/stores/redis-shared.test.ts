@@ -1,13 +1,14 @@
 /** RedisStore under a CacheAgent: Redis going down and coming back, and two processes sharing one cache. */
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { after, before, describe, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { storeErrorChannel } from '../../lib/diagnostics.js'
 import { STALL_RETRY_MS } from '../../lib/stores/redis-connection.js'
 import { RedisStore } from '../../lib/stores/redis-store.js'
@@ -338,5 +339,78 @@ describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
     assert.equal(hit.body, LARGE_BODY)
     assert.equal(origin.count('/large'), 1)
     await close()
+  })
+})
+
+/** Three masters on free ports, slots split 0-5460, 5461-10922, 10923-16383 in that order. */
+async function startCluster(): Promise<RedisServer[]> {
+  const nodes = await Promise.all([0, 1, 2].map(() => startRedisServer(['--cluster-enabled', 'yes'])))
+  const admins = nodes.map((node) => new Redis(node.url))
+  const ranges = [
+    [0, 5460],
+    [5461, 10922],
+    [10923, 16383],
+  ]
+  try {
+    for (const [index, admin] of admins.entries())
+      await admin.call('CLUSTER', 'ADDSLOTSRANGE', ...(ranges[index] ?? []))
+    for (const node of nodes.slice(1)) await admins[0]?.call('CLUSTER', 'MEET', '127.0.0.1', node.port)
+    const clusterOk = async () =>
+      (await Promise.all(admins.map((admin) => admin.call('CLUSTER', 'INFO')))).every((info) =>
+        String(info).includes('cluster_state:ok'),
+      )
+    const deadline = performance.now() + 10_000
+    while (!(await clusterOk())) {
+      if (performance.now() > deadline) throw new Error('the Redis cluster did not form')
+      await sleep(50)
+    }
+  } finally {
+    for (const admin of admins) admin.disconnect()
+  }
+  return nodes
+}
+
+describe('RedisStore on an ioredis Cluster', { skip: skipReason ?? false }, () => {
+  test('a frozen node does not make the store fail at once for keys on the other nodes (no stall)', async () => {
+    const nodes = await startCluster()
+    const cluster = new Cluster(
+      nodes.map((node) => ({ host: '127.0.0.1', port: node.port })),
+      { redisOptions: { commandTimeout: 300 } },
+    )
+    cluster.on('error', () => {})
+    await once(cluster, 'ready')
+    const store = new RedisStore({ client: cluster, keyPrefix: 'c:' })
+    try {
+      // the first node holds slots 0-5460; the store's keys for `key` share the slot of its hash tag
+      const slotOf = async (key: string) =>
+        Number(
+          await cluster.call(
+            'CLUSTER',
+            'KEYSLOT',
+            createHash('sha256').update(key).digest('hex').slice(0, 32),
+          ),
+        )
+      const keys = Array.from({ length: 40 }, (_, i) => `key-${i}`)
+      const slots = await Promise.all(keys.map(slotOf))
+      const onFrozen = keys.find((_, i) => (slots[i] ?? 0) <= 5460) as string
+      const onOthers = keys.find((_, i) => (slots[i] ?? 0) > 5460) as string
+      await storeBody(store, onFrozen, sampleMeta(), patternBody(10, 1))
+      await storeBody(store, onOthers, sampleMeta(), patternBody(10, 2))
+      nodes[0]?.pause()
+      try {
+        await assert.rejects(store.get(onFrozen), /Command timed out/)
+        for (let i = 0; i < 3; i++) {
+          const startedMs = performance.now()
+          assert.equal((await store.get(onOthers)).length, 1)
+          assert.ok(performance.now() - startedMs < 100, `${performance.now() - startedMs} ms`)
+        }
+      } finally {
+        nodes[0]?.resume()
+      }
+    } finally {
+      await store.close()
+      cluster.disconnect()
+      for (const node of nodes) await node.stop()
+    }
   })
 })
