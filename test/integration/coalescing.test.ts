@@ -7,7 +7,7 @@ import { type Dispatcher, request } from 'undici'
 import { Flight } from '../../lib/flights.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import type { EntryMeta, EntryWriter } from '../../lib/stores/store.js'
-import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
+import { makeAgent, type Reply, send, sleep, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 const DELAY_MS = 150
@@ -36,6 +36,20 @@ class FailingAfter extends MemoryStore {
       abort: () => writer.abort(),
     }
   }
+}
+
+/**
+ * A first caller for `url` that aborts ('gave up') 30 ms in, before a slow origin answers, while the
+ * requests `waiters` makes wait on it; resolves once it is rejected, with their replies to come.
+ */
+async function firstCallerLeaves(agent: Dispatcher, url: string, waiters: () => Promise<Reply>[]) {
+  const controller = new AbortController()
+  const leader = request(url, { dispatcher: agent, signal: controller.signal })
+  await sleep(10)
+  const waiting = waiters()
+  setTimeout(() => controller.abort(new Error('gave up')), 20)
+  await assert.rejects(leader, { message: 'gave up' })
+  return { replies: Promise.all(waiting) }
 }
 
 for (const kind of storeKinds) {
@@ -153,18 +167,13 @@ for (const kind of storeKinds) {
     test('a first caller that aborts before the response starts is rejected at once; its waiters are served by the same download', async () => {
       for (const headers of [{}, { range: 'bytes=0-3' }] as Record<string, string>[]) {
         const path = `/abort-leader-${Object.keys(headers).length}`
-        const controller = new AbortController()
         const startedMs = performance.now()
-        const leader = request(`${origin.url}${path}`, { dispatcher: cache.agent, signal: controller.signal })
-        await sleep(10)
-        const waiters = [
+        const { replies } = await firstCallerLeaves(cache.agent, `${origin.url}${path}`, () => [
           send(cache.agent, `${origin.url}${path}`),
           send(cache.agent, `${origin.url}${path}`, { headers }),
-        ]
-        setTimeout(() => controller.abort(new Error('gave up')), 20)
-        await assert.rejects(leader, { message: 'gave up' })
+        ])
         assert.ok(performance.now() - startedMs < DELAY_MS, 'rejected before the origin answered')
-        const [plain, other] = await Promise.all(waiters)
+        const [plain, other] = await replies
         assert.equal(plain?.body, `${path} in none`)
         assert.equal(plain?.headers['cache-status'], 'undici-cache; fwd=miss; collapsed')
         assert.equal(other?.body, 'range' in headers ? `${path}`.slice(0, 4) : `${path} in none`)
@@ -179,16 +188,12 @@ for (const kind of storeKinds) {
     test('a revalidating first caller that leaves before the 304: its waiters are served what the 304 validated', async () => {
       await send(cache.agent, `${origin.url}/no-cache`)
       const before = origin.count('/no-cache')
-      const controller = new AbortController()
-      const leader = request(`${origin.url}/no-cache`, { dispatcher: cache.agent, signal: controller.signal })
-      await sleep(10)
-      const waiters = [
-        send(cache.agent, `${origin.url}/no-cache`),
-        send(cache.agent, `${origin.url}/no-cache`),
-      ]
-      setTimeout(() => controller.abort(new Error('gave up')), 20)
-      await assert.rejects(leader, { message: 'gave up' })
-      for (const waiter of await Promise.all(waiters)) {
+      const url = `${origin.url}/no-cache`
+      const { replies } = await firstCallerLeaves(cache.agent, url, () => [
+        send(cache.agent, url),
+        send(cache.agent, url),
+      ])
+      for (const waiter of await replies) {
         assert.equal(waiter.body, '/no-cache in none')
         assert.equal(waiter.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304; collapsed')
       }
@@ -289,13 +294,12 @@ test('a first caller that left early: a response not stored is not read for nobo
     }, 100)
   })
   const cache = makeAgent(new MemoryStore())
-  const controller = new AbortController()
-  const leader = request(`${slow.url}/p`, { dispatcher: cache.agent, signal: controller.signal })
-  await sleep(10)
-  const waiters = [send(cache.agent, `${slow.url}/p`), send(cache.agent, `${slow.url}/p`)]
-  setTimeout(() => controller.abort(new Error('gave up')), 20)
-  await assert.rejects(leader, { message: 'gave up' })
-  for (const waiter of await Promise.all(waiters)) {
+  const url = `${slow.url}/p`
+  const { replies } = await firstCallerLeaves(cache.agent, url, () => [
+    send(cache.agent, url),
+    send(cache.agent, url),
+  ])
+  for (const waiter of await replies) {
     assert.equal(waiter.body, 'private!')
     assert.equal(waiter.headers['cache-status'], 'undici-cache; fwd=miss; detail=private')
   }
@@ -358,13 +362,12 @@ test('a revalidating first caller that left early: a 304 for another representat
   const cache = makeAgent(new MemoryStore())
   await send(cache.agent, `${slow.url}/m`)
   version = 'two'
-  const controller = new AbortController()
-  const leader = request(`${slow.url}/m`, { dispatcher: cache.agent, signal: controller.signal })
-  await sleep(10)
-  const waiters = [send(cache.agent, `${slow.url}/m`), send(cache.agent, `${slow.url}/m`)]
-  setTimeout(() => controller.abort(new Error('gave up')), 20)
-  await assert.rejects(leader, { message: 'gave up' })
-  for (const waiter of await Promise.all(waiters)) {
+  const url = `${slow.url}/m`
+  const { replies } = await firstCallerLeaves(cache.agent, url, () => [
+    send(cache.agent, url),
+    send(cache.agent, url),
+  ])
+  for (const waiter of await replies) {
     assert.equal(waiter.body, 'two')
     assert.equal(waiter.headers['cache-status'], 'undici-cache; fwd=stale; collapsed')
   }
@@ -524,13 +527,10 @@ test('a download whose first caller left early stops when its store write fails 
   })
   const failing = new FailingAfter(128 * 1024)
   const cache = makeAgent(failing)
-  const controller = new AbortController()
-  const leader = request(`${big.url}/big`, { dispatcher: cache.agent, signal: controller.signal })
-  await sleep(10)
-  const waiter = send(cache.agent, `${big.url}/big`, { headers: { range: 'bytes=0-9' } })
-  setTimeout(() => controller.abort(new Error('gave up')), 20)
-  await assert.rejects(leader, { message: 'gave up' })
-  assert.equal((await waiter).body, '0123456789')
+  const { replies } = await firstCallerLeaves(cache.agent, `${big.url}/big`, () => [
+    send(cache.agent, `${big.url}/big`, { headers: { range: 'bytes=0-9' } }),
+  ])
+  assert.equal((await replies)[0]?.body, '0123456789')
   const closingMs = performance.now()
   await cache.close()
   assert.ok(performance.now() - closingMs < 500, 'close() does not wait for a download nobody reads')
