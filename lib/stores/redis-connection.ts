@@ -111,6 +111,11 @@ export class RedisConnection {
     return new RedisConnection(client, client, firstAttempt(client, timeoutMs))
   }
 
+  /** A command timed out and Redis has not answered a PING since. */
+  get stalled(): boolean {
+    return this.#stalled
+  }
+
   /** Throws when a command could not be sent now: Redis is down or not answering, or the store is closed. */
   assertReachable(): void {
     this.#assertConnected()

@@ -104,7 +104,9 @@ export class RedisStore implements CacheStore {
   async close(): Promise<void> {
     if (!this.#open) return
     this.#open = false
-    this.#writers.abortAll()
+    const aborted = this.#writers.abortAll()
+    // their bodies are deleted before the client closes, unless Redis is not answering
+    if (!this.#connection.stalled) await Promise.all(aborted.map((writer) => writer.dropped))
     await this.#connection.close()
   }
 

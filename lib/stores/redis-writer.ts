@@ -56,6 +56,7 @@ export class RedisEntryWriter implements EntryWriter {
   #unansweredBytes = 0
   /** Why the entry cannot be stored (an append failed or left a gap): commit() rejects with it. */
   #failure: Error | undefined
+  #dropped: Promise<void> = Promise.resolve()
 
   constructor(context: WriterContext, target: WriterTarget) {
     this.#context = context
@@ -89,6 +90,11 @@ export class RedisEntryWriter implements EntryWriter {
     if (!this.#open) return
     this.#close()
     this.#dropBody()
+  }
+
+  /** Settles once the body an aborted or failed write appended is deleted (or its DEL failed). */
+  get dropped(): Promise<void> {
+    return this.#dropped
   }
 
   /**
@@ -153,7 +159,12 @@ export class RedisEntryWriter implements EntryWriter {
     this.#aborted = true
     if (this.#sentBytes === 0) return
     const { connection } = this.#context
-    this.#appends.then(() => connection.tidy('DEL', [this.#target.bodyKey])).catch(() => {})
+    this.#dropped = this.#appends
+      .then(() => connection.tidy('DEL', [this.#target.bodyKey]))
+      .then(
+        () => {},
+        () => {},
+      )
   }
 
   async #publish(last: Buffer, inline: boolean): Promise<void> {

@@ -25,8 +25,11 @@ export class WritersInProgress<W extends { abort(): void }> {
     for (const writer of [...(this.#byKey.get(key) ?? [])]) writer.abort()
   }
 
-  abortAll(): void {
-    for (const key of [...this.#byKey.keys()]) this.abortKey(key)
+  /** Aborts every writer in progress; returns them. */
+  abortAll(): W[] {
+    const writers = [...this.#byKey.values()].flatMap((set) => [...set])
+    for (const writer of writers) writer.abort()
+    return writers
   }
 }
 

@@ -185,6 +185,22 @@ describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
     }
   })
 
+  test('close() deletes the bodies of the writes it drops', async () => {
+    const prefix = freshPrefix()
+    const store = new RedisStore({ url: redis.url, keyPrefix: prefix, chunkBytes: 1024 })
+    const admin = new Redis(redis.url)
+    try {
+      const writer = store.put('k', sampleMeta())
+      await writer?.write(patternBody(3000, 1))
+      writer?.write(patternBody(3000, 2))
+      assert.equal((await admin.keys(`${prefix}*`)).length, 1, 'the body key being written')
+      await store.close()
+      assert.deepEqual(await admin.keys(`${prefix}*`), [])
+    } finally {
+      admin.disconnect()
+    }
+  })
+
   test('closing a store whose Redis does not answer takes no timeoutSeconds', async () => {
     const store = new RedisStore({ url: redis.url, keyPrefix: freshPrefix(), timeoutSeconds: 2 })
     await storeBody(store, 'k', sampleMeta(), patternBody(10, 1))
