@@ -35,9 +35,13 @@ const MEMBER_LIST_FIELDS: ReadonlySet<string> = new Set([
  */
 const UNORDERED_FIELDS: ReadonlySet<string> = new Set(['accept-encoding'])
 
+/** A quoted-string (RFC 9110 §5.6.4); one left open runs to the end of the value. */
+const QUOTED_STRING = /"(?:[^"\\]|\\.)*"?/
+const QUOTED = new RegExp(QUOTED_STRING.source, 'g')
+
 // RFC 9110 §5.6.3: whitespace is SP and HTAB only (not U+00A0, which a Latin-1 0xA0 byte decodes to);
-// runs of it collapse to one SP, but inside a quoted-string (§5.6.4) every character counts
-const WHITESPACE_OR_QUOTED = /"(?:[^"\\]|\\.)*"?|[ \t]+/g
+// runs of it collapse to one SP, but inside a quoted-string every character counts
+const WHITESPACE_OR_QUOTED = new RegExp(`${QUOTED_STRING.source}|[ \\t]+`, 'g')
 
 function collapsedWhitespace(value: string): string {
   return value
@@ -45,11 +49,18 @@ function collapsedWhitespace(value: string): string {
     .replace(/^ | $/g, '')
 }
 
-// RFC 9110 §5.6.6: whitespace around the `;` and `=` of parameters carries no meaning
+// RFC 9110 §5.6.6: whitespace around the `;` and `=` of parameters carries no meaning; tokens are
+// case-insensitive here, a quoted-string (§5.6.4) is taken as it is
 function normalisedMember(member: string): string {
-  return collapsedWhitespace(member)
-    .replace(/ ?([;=]) ?/g, '$1')
-    .toLowerCase()
+  const collapsed = collapsedWhitespace(member)
+  const outsideQuotes = (part: string) => part.replace(/ ?([;=]) ?/g, '$1').toLowerCase()
+  let normalised = ''
+  let from = 0
+  for (const quoted of collapsed.matchAll(QUOTED)) {
+    normalised += outsideQuotes(collapsed.slice(from, quoted.index)) + quoted[0]
+    from = quoted.index + quoted[0].length
+  }
+  return normalised + outsideQuotes(collapsed.slice(from))
 }
 
 /** `gzip, BR` and `br,gzip` alike: members trimmed, normalised, empty ones dropped, joined by ','. */

@@ -162,6 +162,15 @@ describe('variantMatches (RFC 9111 §4.1)', () => {
     assert.equal(variantMatches(encodings, { 'accept-encoding': 'gzip;q=0, br' }), false)
   })
 
+  it('compares the quoted parameter values of Accept-* members as they are (RFC 9110 §5.6.4)', () => {
+    const quoted = { varyValues: varyValues(['accept-language'], { 'accept-language': 'en;x="A b"' }) }
+    assert.equal(variantMatches(quoted, { 'accept-language': 'EN ; x="A b"' }), true)
+    assert.equal(variantMatches(quoted, { 'accept-language': 'en;x="a b"' }), false)
+    assert.equal(variantMatches(quoted, { 'accept-language': 'en;x="A ; b"' }), false)
+    const semicolon = { varyValues: varyValues(['accept-language'], { 'accept-language': 'en;x="a ; b"' }) }
+    assert.equal(variantMatches(semicolon, { 'accept-language': 'en;x="a;b"' }), false)
+  })
+
   it('does not match a different, missing or newly present value', () => {
     assert.equal(variantMatches(stored, { accept: 'text/plain' }), false)
     assert.equal(variantMatches(stored, {}), false)
