@@ -90,17 +90,21 @@ function parseClientArgs(argv: string[]): ClientArgs {
   }
 }
 
-/** Warms up more until MIN_HIT_WARMUP_MS have passed; the rate (requests per ms) the last batch reached. */
+/**
+ * Warms up in batches of about WARMUP_BATCH_MS until `minMs` have passed, at least one: the rate (requests
+ * per ms) the last batch reached, a better guess than the first requests' (JIT tiers, a body still read
+ * from its file).
+ */
 async function warmedUpRate(
   dispatcher: Dispatcher,
   scenario: Scenario,
   warmed: Measurement,
   warmup: number,
   urlFor: (phase: string, index: number) => string,
+  minMs: number,
 ): Promise<number> {
   let elapsedMs = warmed.seconds * 1000
   let perMs = warmup / Math.max(1, elapsedMs)
-  // at least one batch: the first requests (a body still read from its file) may be the slowest
   do {
     const count = Math.min(
       MAX_HIT_REQUESTS,
@@ -109,7 +113,7 @@ async function warmedUpRate(
     const batch = await sendRequests(dispatcher, { ...scenario, count }, (i) => urlFor('warmup', i))
     elapsedMs += batch.seconds * 1000
     perMs = count / Math.max(0.1, batch.seconds * 1000)
-  } while (elapsedMs < MIN_HIT_WARMUP_MS)
+  } while (elapsedMs < minMs)
   return perMs
 }
 
@@ -192,13 +196,14 @@ function buildResult(
 }
 
 /**
- * A full run's 4 MiB hit measurement lasts at least MIN_HIT_RUN_MS after at least MIN_HIT_WARMUP_MS of
- * warm-up: its 100 warm-up and 100–200 measured hits from a cache take 2–20 ms, a window of JIT tiers,
- * GC pauses and (SQLite) the first reads of the body from its file, not of the steady rate (SqliteStore
- * at c64 reached it after ~1.5 s). The warm-up goes on in batches of about WARMUP_BATCH_MS; the measured
- * count grows (to at most MAX_HIT_REQUESTS) to fill the window at the rate the last batch reached.
+ * A full run's hit measurement lasts at least MIN_HIT_RUN_MS: the request counts suit raw undici, but a
+ * cache answers 1 500 hits of 64 KiB in 40–60 ms, a window of JIT tiers and GC pauses, not of the steady
+ * rate. After the warm-up, one more batch gives the rate at which the count grows (to at most
+ * MAX_HIT_REQUESTS) to fill the window. A 4 MiB hit (100 warm-up and 100–200 measured requests: 2–20 ms)
+ * warms up for at least MIN_LARGE_HIT_WARMUP_MS (SqliteStore's first hits at c64 read the body from its
+ * file, and it reached its steady rate after ~1.5 s).
  */
-const MIN_HIT_WARMUP_MS = 1000
+const MIN_LARGE_HIT_WARMUP_MS = 1000
 const WARMUP_BATCH_MS = 50
 const MIN_HIT_RUN_MS = 400
 const MAX_HIT_REQUESTS = 50_000
@@ -211,8 +216,9 @@ async function runRate(args: ClientArgs, scenario: Scenario, env: Environment): 
   const warmup = args.warmupRequests ?? (args.quick ? scenario.quickWarmupRequests : scenario.warmupRequests)
   let count = args.requests ?? (args.quick ? scenario.quickRequests : scenario.requests)
   const warmed = await sendRequests(client.dispatcher, load(warmup), (i) => urlFor('warmup', i))
-  if (scenario.kind === 'hit' && scenario.bodyBytes === SIZE_BYTES['4m'] && !args.quick && !args.requests) {
-    const perMs = await warmedUpRate(client.dispatcher, scenario, warmed, warmup, urlFor)
+  if (scenario.kind === 'hit' && !args.quick && !args.requests) {
+    const minMs = scenario.bodyBytes === SIZE_BYTES['4m'] ? MIN_LARGE_HIT_WARMUP_MS : 0
+    const perMs = await warmedUpRate(client.dispatcher, scenario, warmed, warmup, urlFor, minMs)
     count = Math.min(MAX_HIT_REQUESTS, Math.max(count, Math.ceil(perMs * MIN_HIT_RUN_MS)))
   }
   const measured = await sendRequests(client.dispatcher, load(count), (i) => urlFor('run', i))
