@@ -203,9 +203,9 @@ function buildResult(
  * warms up for at least MIN_LARGE_HIT_WARMUP_MS (SqliteStore's first hits at c64 read the body from its
  * file, and it reached its steady rate after ~1.5 s).
  */
-const MIN_LARGE_HIT_WARMUP_MS = 1000
+const MIN_LARGE_HIT_WARMUP_MS = 800
 const WARMUP_BATCH_MS = 50
-const MIN_HIT_RUN_MS = 400
+const MIN_HIT_RUN_MS = 300
 const MAX_HIT_REQUESTS = 50_000
 
 /** Measures one request-rate scenario (hit, miss, revalidate, fill). */
