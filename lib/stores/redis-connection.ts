@@ -74,11 +74,18 @@ export class RedisConnection {
   #stalled = false
   #stallTimer: NodeJS.Timeout | undefined
   readonly #mayStall: boolean
+  /** The command timeout of a client the store created. */
+  readonly #timeoutMs: number
 
-  private constructor(client: RedisClient, owned?: OwnedClient, startup?: Promise<void>) {
+  private constructor(
+    client: RedisClient,
+    owned?: { client: OwnedClient; startup: Promise<void>; timeoutMs: number },
+  ) {
     this.client = client
     this.#mayStall = (client as { isCluster?: unknown }).isCluster !== true
-    this.#owned = owned
+    this.#owned = owned?.client
+    this.#timeoutMs = owned?.timeoutMs ?? 0
+    const startup = owned?.startup
     this.#startup = startup
     startup?.then(() => {
       this.#startup = undefined
@@ -108,12 +115,7 @@ export class RedisConnection {
       retryStrategy: (attempt: number) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
     })
     client.on('error', onError)
-    return new RedisConnection(client, client, firstAttempt(client, timeoutMs))
-  }
-
-  /** A command timed out and Redis has not answered a PING since. */
-  get stalled(): boolean {
-    return this.#stalled
+    return new RedisConnection(client, { client, startup: firstAttempt(client, timeoutMs), timeoutMs })
   }
 
   /** Throws when a command could not be sent now: Redis is down or not answering, or the store is closed. */
@@ -125,10 +127,11 @@ export class RedisConnection {
 
   /**
    * Sends a command that tidies up after a failed write (a DEL), even while Redis is not answering:
-   * it runs once Redis answers again. Rejects at once while Redis is down.
+   * it runs once Redis answers again. Rejects at once while Redis is down. A caller's client outlives
+   * the store's close(): it still goes out on it.
    */
   async tidy(command: string, args: (string | Buffer | number)[]): Promise<unknown> {
-    await this.#whenConnected()
+    if (this.#owned || !this.#closed) await this.#whenConnected()
     return this.client.callBuffer(command, args)
   }
 
@@ -190,12 +193,19 @@ export class RedisConnection {
     this.#stalled = false
   }
 
-  /** Closes a client the store created; a caller's client is left open. */
-  async close(): Promise<void> {
+  /**
+   * Closes a client the store created, once the `inFlight` commands (deletes, commits) are answered or
+   * its timeout has passed: a frozen Redis costs close() one timeout in all. A caller's client is left
+   * open, and they go on on it.
+   */
+  async close(inFlight: readonly Promise<unknown>[] = []): Promise<void> {
     if (this.#closed) return
+    const owned = this.#owned
+    if (owned?.status === 'ready' && !this.#stalled && !(await settledWithin(inFlight, this.#timeoutMs))) {
+      this.#stalled = true
+    }
     this.#closed = true
     clearTimeout(this.#stallTimer)
-    const owned = this.#owned
     if (owned === undefined) return
     // a Redis not answering would hold QUIT until it times out
     if (owned.status !== 'ready' || this.#stalled) {
@@ -223,6 +233,17 @@ export class RedisConnection {
     const { status } = this.client
     if (DOWN_STATES.has(status)) throw new Error(`undici-cache: Redis is not connected (${status})`)
   }
+}
+
+/** Whether every one of `pending` settled within `ms`. */
+async function settledWithin(pending: readonly Promise<unknown>[], ms: number): Promise<boolean> {
+  if (pending.length === 0) return true
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+  })
+  const settled = Promise.allSettled(pending).then(() => true)
+  return Promise.race([settled, late]).finally(() => clearTimeout(timer))
 }
 
 function isTimeout(error: unknown): boolean {

@@ -35,6 +35,8 @@ export class RedisStore implements CacheStore {
   readonly #context: WriterContext
   readonly #writers = new WritersInProgress<RedisEntryWriter>()
   #open = true
+  /** Commits and deletes of bodies sent and not yet answered. */
+  readonly #inFlight = new Set<Promise<unknown>>()
 
   constructor(options: RedisStoreOptions) {
     const { source, limits } = readRedisOptions(options)
@@ -50,6 +52,11 @@ export class RedisStore implements CacheStore {
       chunkBytes: limits.chunkBytes,
       ttlMs: (deleteAtMs) => this.#ttlMs(deleteAtMs),
       release: (key, writer) => this.#release(key, writer),
+      track: (command) => {
+        this.#inFlight.add(command)
+        const done = () => this.#inFlight.delete(command)
+        command.then(done, done)
+      },
     }
   }
 
@@ -104,10 +111,9 @@ export class RedisStore implements CacheStore {
   async close(): Promise<void> {
     if (!this.#open) return
     this.#open = false
-    const aborted = this.#writers.abortAll()
-    // their bodies are deleted before the client closes, unless Redis is not answering
-    if (!this.#connection.stalled) await Promise.all(aborted.map((writer) => writer.dropped))
-    await this.#connection.close()
+    this.#writers.abortAll()
+    // the deletes of their bodies and the commits under way go out before the client closes
+    await this.#connection.close([...this.#inFlight])
   }
 
   /** The index hash of a primary key; the hash tag keeps all its keys in one Redis Cluster slot. */

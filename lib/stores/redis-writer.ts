@@ -20,6 +20,8 @@ export interface WriterContext {
   /** The expiry of an entry useful until `deleteAtMs`, in ms from now. */
   ttlMs(deleteAtMs: number): number
   release(key: string, writer: RedisEntryWriter): void
+  /** Notes a command in flight (a commit, a delete) that close() lets finish first. */
+  track(inFlight: Promise<unknown>): void
 }
 
 /** Where one variant goes: its primary key, index hash, own body key and metadata. */
@@ -56,7 +58,6 @@ export class RedisEntryWriter implements EntryWriter {
   #unansweredBytes = 0
   /** Why the entry cannot be stored (an append failed or left a gap): commit() rejects with it. */
   #failure: Error | undefined
-  #dropped: Promise<void> = Promise.resolve()
 
   constructor(context: WriterContext, target: WriterTarget) {
     this.#context = context
@@ -83,18 +84,15 @@ export class RedisEntryWriter implements EntryWriter {
     const last = this.#takePending()
     this.#close()
     const inline = this.#sentBytes === 0
-    return this.#appends.then(() => this.#publish(last, inline))
+    const committed = this.#appends.then(() => this.#publish(last, inline))
+    this.#context.track(committed)
+    return committed
   }
 
   abort(): void {
     if (!this.#open) return
     this.#close()
     this.#dropBody()
-  }
-
-  /** Settles once the body an aborted or failed write appended is deleted (or its DEL failed). */
-  get dropped(): Promise<void> {
-    return this.#dropped
   }
 
   /**
@@ -159,12 +157,8 @@ export class RedisEntryWriter implements EntryWriter {
     this.#aborted = true
     if (this.#sentBytes === 0) return
     const { connection } = this.#context
-    this.#dropped = this.#appends
-      .then(() => connection.tidy('DEL', [this.#target.bodyKey]))
-      .then(
-        () => {},
-        () => {},
-      )
+    const dropped = this.#appends.then(() => connection.tidy('DEL', [this.#target.bodyKey]))
+    this.#context.track(dropped.catch(() => {}))
   }
 
   async #publish(last: Buffer, inline: boolean): Promise<void> {

@@ -25,11 +25,8 @@ export class WritersInProgress<W extends { abort(): void }> {
     for (const writer of [...(this.#byKey.get(key) ?? [])]) writer.abort()
   }
 
-  /** Aborts every writer in progress; returns them. */
-  abortAll(): W[] {
-    const writers = [...this.#byKey.values()].flatMap((set) => [...set])
-    for (const writer of writers) writer.abort()
-    return writers
+  abortAll(): void {
+    for (const key of [...this.#byKey.keys()]) this.abortKey(key)
   }
 }
 

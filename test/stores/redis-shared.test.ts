@@ -185,7 +185,7 @@ describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
     }
   })
 
-  test('close() deletes the bodies of the writes it drops', async () => {
+  test('close() deletes the bodies of the writes it drops, and of those aborted just before', async () => {
     const prefix = freshPrefix()
     const store = new RedisStore({ url: redis.url, keyPrefix: prefix, chunkBytes: 1024 })
     const admin = new Redis(redis.url)
@@ -193,11 +193,35 @@ describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
       const writer = store.put('k', sampleMeta())
       await writer?.write(patternBody(3000, 1))
       writer?.write(patternBody(3000, 2))
-      assert.equal((await admin.keys(`${prefix}*`)).length, 1, 'the body key being written')
+      const aborted = store.put('j', sampleMeta())
+      await aborted?.write(patternBody(3000, 3))
+      assert.equal((await admin.keys(`${prefix}*`)).length, 2, 'the body keys being written')
+      aborted?.abort()
       await store.close()
       assert.deepEqual(await admin.keys(`${prefix}*`), [])
     } finally {
       admin.disconnect()
+    }
+  })
+
+  test('closing a store with writes under way as Redis stops answering takes one timeoutSeconds', async () => {
+    const store = new RedisStore({
+      url: redis.url,
+      keyPrefix: freshPrefix(),
+      timeoutSeconds: 0.5,
+      chunkBytes: 1024,
+    })
+    const writers = Array.from({ length: 5 }, (_, i) => store.put(`k${i}`, sampleMeta()))
+    for (const writer of writers) await writer?.write(patternBody(3000, 1))
+    redis.pause()
+    try {
+      for (const writer of writers) writer?.write(patternBody(3000, 2))
+      const closingMs = performance.now()
+      await store.close()
+      const tookMs = performance.now() - closingMs
+      assert.ok(tookMs >= 450 && tookMs < 800, `close() took ${tookMs} ms`)
+    } finally {
+      redis.resume()
     }
   })
 
