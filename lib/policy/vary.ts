@@ -53,14 +53,18 @@ function collapsedWhitespace(value: string): string {
 // case-insensitive here, a quoted-string (§5.6.4) is taken as it is
 function normalisedMember(member: string): string {
   const collapsed = collapsedWhitespace(member)
-  const outsideQuotes = (part: string) => part.replace(/ ?([;=]) ?/g, '$1').toLowerCase()
+  if (!collapsed.includes('"')) return normalisedTokens(collapsed)
   let normalised = ''
   let from = 0
   for (const quoted of collapsed.matchAll(QUOTED)) {
-    normalised += outsideQuotes(collapsed.slice(from, quoted.index)) + quoted[0]
+    normalised += normalisedTokens(collapsed.slice(from, quoted.index)) + quoted[0]
     from = quoted.index + quoted[0].length
   }
-  return normalised + outsideQuotes(collapsed.slice(from))
+  return normalised + normalisedTokens(collapsed.slice(from))
+}
+
+function normalisedTokens(part: string): string {
+  return part.replace(/ ?([;=]) ?/g, '$1').toLowerCase()
 }
 
 /** `gzip, BR` and `br,gzip` alike: members trimmed, normalised, empty ones dropped, joined by ','. */
