@@ -196,7 +196,7 @@ export class RedisConnection {
   /**
    * Closes a client the store created, once the `inFlight` commands (deletes, commits) are answered or
    * its timeout has passed: a frozen Redis costs close() one timeout in all. A caller's client is left
-   * open, and they go on on it.
+   * open, and those commands finish there.
    */
   async close(inFlight: readonly Promise<unknown>[] = []): Promise<void> {
     if (this.#closed) return
