@@ -106,9 +106,9 @@ async function warmedUpRate(
   let elapsedMs = warmed.seconds * 1000
   let perMs = warmup / Math.max(1, elapsedMs)
   let batchMs = 0
+  let batches = 0
   // until a batch lasted half its aim too: one sized by a slower rate is short, and its rate noisy
-  for (let batches = 0; batches < MAX_WARMUP_BATCHES; batches++) {
-    if (batches > 0 && elapsedMs >= minMs && batchMs >= WARMUP_BATCH_MS / 2) break
+  do {
     const count = Math.min(
       MAX_HIT_REQUESTS,
       Math.max(scenario.concurrency, Math.ceil(perMs * WARMUP_BATCH_MS)),
@@ -117,7 +117,8 @@ async function warmedUpRate(
     batchMs = batch.seconds * 1000
     elapsedMs += batchMs
     perMs = count / Math.max(0.1, batchMs)
-  }
+    batches++
+  } while (batches < MAX_WARMUP_BATCHES && (elapsedMs < minMs || batchMs < WARMUP_BATCH_MS / 2))
   return perMs
 }
 

@@ -43,6 +43,11 @@ export class DownloadPace implements ResponseSource, Upstream {
     this.#exit = exit
   }
 
+  /** Why the caller left early while others needed the download, if it did. */
+  get callerLeft(): Error | undefined {
+    return this.#callerLeft
+  }
+
   /** From now on the caller reads through `reader`, one of the readers sharing the download. */
   share(reader: ReaderStream, sharing: Sharing): void {
     this.#shared = { reader, sharing }

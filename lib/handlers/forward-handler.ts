@@ -61,7 +61,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   #declaredSizeBytes: number | undefined
   #committed = false
   #responseStarted = false
-  #callerGone = false
   #pendingWrite: Promise<void> | undefined
   /** The URLs a redirect handler composed inside the cache visited, when there is one (it adds to it). */
   #redirectHistory: readonly unknown[] | undefined
@@ -97,7 +96,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
 
   /** The caller left before the response started: the download went on for the requests waiting on it. */
   get callerGone(): boolean {
-    return this.#callerGone
+    return this.#pace?.callerLeft !== undefined
   }
 
   /**
@@ -115,7 +114,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
    */
   callerLeaves(reason: Error): void {
     const caller = this.#downstream
-    this.#callerGone = true
     this.#downstream = { onResponseStart: () => this.#pace?.stop(reason) }
     const flight = this.#flight
     if (flight)
@@ -376,7 +374,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     this.#writer = undefined
     this.#flight?.settle('not-stored')
     // the waiters for the entry go their own way: if the caller left too, only those fed live may need it
-    if (this.#callerGone && this.#fanOut?.reading !== true) this.#pace?.stop(this.#relay.reason as Error)
+    const left = this.#pace?.callerLeft
+    if (left && this.#fanOut?.reading !== true) this.#pace?.stop(left)
     this.#pace?.paceChanged()
     quietly(
       () => {},
