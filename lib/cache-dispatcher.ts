@@ -10,7 +10,6 @@ import {
 import { type Flight, type FlightOutcome, Flights, flightKeyOf, type Waiter } from './flights.js'
 import { backgroundHandler } from './handlers/background-handler.js'
 import { CountedHandler } from './handlers/counted-handler.js'
-import type { LiveWaiter } from './handlers/fan-out.js'
 import { ForwardHandler } from './handlers/forward-handler.js'
 import { type Invalidated, InvalidationHandler } from './handlers/invalidation-handler.js'
 import { PassHandler } from './handlers/pass-handler.js'
@@ -21,17 +20,23 @@ import { RevalidationHandler } from './handlers/revalidation-handler.js'
 import { serve } from './handlers/serve.js'
 import { WaitingHandler } from './handlers/waiting-handler.js'
 import { cacheKey } from './key.js'
+import { liveWaiter } from './live-waiter.js'
 import { type CacheConfig, type CacheRequestOptions, resolveRequestOptions } from './options.js'
 import { currentAgeSeconds } from './policy/age.js'
 import { requestDirectives } from './policy/cache-control.js'
-import type { ForwardReason } from './policy/cache-status.js'
-import { answersFromCache, withoutClientConditionals } from './policy/conditional.js'
+import type { CacheStatusParams, ForwardReason } from './policy/cache-status.js'
+import { answersFromCache } from './policy/conditional.js'
 import { isSafeMethod } from './policy/invalidation.js'
-import { decideReuse, type ReuseDecision, staleWhileRevalidateAllows } from './policy/lookup.js'
-import { conditionalHeaders, isClientConditional } from './policy/revalidation.js'
+import {
+  decideReuse,
+  type ReuseDecision,
+  staleIfErrorAllows,
+  staleWhileRevalidateAllows,
+} from './policy/lookup.js'
+import { isClientConditional, revalidationHeaders } from './policy/revalidation.js'
 import { usableEntries } from './policy/storable.js'
 import type { Headers, StoredResponse } from './policy/types.js'
-import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
+import { selectVariant } from './policy/vary.js'
 import { normalizeHeaders } from './request-headers.js'
 import type { StoredEntry } from './stores/store.js'
 
@@ -47,9 +52,6 @@ interface Rerun {
 
 /** Reuse refusals that come from the request's own directives. */
 const REQUEST_REASONS: ReadonlySet<string> = new Set(['request-no-cache', 'request-max-age', 'min-fresh'])
-
-/** Fields a background revalidation does not repeat: it wants the whole, current response. */
-const CALLER_ONLY_FIELDS = ['range', 'if-range']
 
 /**
  * The cache's driver: key → lookup → serve / revalidate / forward → store / update /
@@ -162,6 +164,9 @@ export class CacheDispatcher {
       this.#revalidateInBackground(exchange, entry)
       return this.#serveHit(exchange, handler, entry, decision)
     }
+    if (collapsed?.staleServed?.entryId === entry.id && this.#staleIfErrorAllows(exchange, entry)) {
+      return this.#serveCollapsed(exchange, handler, entry, entry)
+    }
     return this.#toOrigin(exchange, handler, forwardReason(decision), entry)
   }
 
@@ -177,6 +182,12 @@ export class CacheDispatcher {
     if (ttl === undefined) return decision
     const ttlSeconds = ttl - decision.ageSeconds
     return { ...decision, lifetimeSeconds: ttl, ttlSeconds, action: ttlSeconds > 0 ? 'fresh' : 'revalidate' }
+  }
+
+  /** RFC 5861 §4, asked for a waiter on a revalidation that failed: its own request may forbid it. */
+  #staleIfErrorAllows(exchange: Exchange, entry: StoredEntry): boolean {
+    const { config, request } = exchange
+    return staleIfErrorAllows(request, policyView(config, entry), Date.now(), config.shared)
   }
 
   /** A fresh hit, or a stale one the request or stale-while-revalidate allows (RFC 9211 `hit; ttl`). */
@@ -199,8 +210,7 @@ export class CacheDispatcher {
   /** A waiter served what its flight stored or validated (RFC 9211 `collapsed`). */
   #serveCollapsed(exchange: Exchange, handler: Handler, entry: StoredEntry, meta: StoredResponse): boolean {
     const ageSeconds = currentAgeSeconds(meta, Date.now())
-    const { fwd, notModifiedEntryId } = exchange.collapsed ?? {}
-    const status = { fwd, fwdStatus: notModifiedEntryId === entry.id ? 304 : undefined, collapsed: true }
+    const status = collapsedStatus(exchange.collapsed, entry.id)
     return this.#serveStored(exchange, handler, () =>
       respondFromCache(exchange, handler, new RelayController(), entry, meta, ageSeconds, status, this.#next),
     )
@@ -230,8 +240,8 @@ export class CacheDispatcher {
       const waiter: Waiter = {
         // Re-run on a microtask: outside the leader's handler callbacks, and a throw reaches this waiter only.
         settled: (outcome) => {
-          const { startedMs: sinceMs, validated, notModifiedEntryId } = inFlight
-          const collapsed = { sinceMs, fwd, validated, notModifiedEntryId }
+          const { startedMs: sinceMs, validated, notModifiedEntryId, staleServed } = inFlight
+          const collapsed = { sinceMs, fwd, validated, notModifiedEntryId, staleServed }
           queueMicrotask(() => {
             try {
               this.#rerun(exchange, waiting, collapsed, outcome)
@@ -240,7 +250,7 @@ export class CacheDispatcher {
             }
           })
         },
-        live: this.#liveWaiter(exchange, waiting, fwd),
+        live: liveWaiter(exchange, waiting, fwd),
       }
       if (waiting.start((reason) => inFlight.leave(waiter, reason))) inFlight.join(waiter)
       return true
@@ -255,33 +265,16 @@ export class CacheDispatcher {
   }
 
   /**
-   * A plain GET waiter can be fed the leader's response as it arrives; one with a Range, its own
-   * conditionals or a forced lifetime re-enters the cache instead, once the flight has settled.
+   * A waiter goes through the cache again: a stored result, or the stale entry a failed revalidation
+   * served, is served to it as `collapsed`; otherwise it sends its own request.
    */
-  #liveWaiter(exchange: Exchange, handler: Handler, fwd: ForwardReason): LiveWaiter | undefined {
-    const { headers, method } = exchange.request
-    if (method !== 'GET' || headers.range !== undefined || isClientConditional(headers)) return undefined
-    if (exchange.requestOptions?.ttl !== undefined) return undefined
-    return {
-      handler,
-      varyKeyFor: (responseHeaders) => {
-        const names = varyFieldNames(responseHeaders)
-        return names === '*' ? '*' : varyKey(varyValues(names, headers))
-      },
-      headers: (responseHeaders) =>
-        forwardedHeaders(responseHeaders, cacheStatusValue(this.#config, { fwd, collapsed: true })),
-    }
-  }
-
-  /** A waiter goes through the cache again: a stored result is served to it as `collapsed`. */
   #rerun(exchange: Exchange, handler: Handler, collapsed: Collapsed, outcome: FlightOutcome): void {
-    const stored = outcome === 'stored'
     const { requestOptions } = exchange
-    this.#start(
-      exchange.opts,
-      handler,
-      stored ? { coalesce: true, collapsed, requestOptions } : { coalesce: false, requestOptions },
-    )
+    const rerun: Rerun =
+      outcome === 'not-stored'
+        ? { coalesce: false, requestOptions }
+        : { coalesce: outcome === 'stored', collapsed, requestOptions }
+    this.#start(exchange.opts, handler, rerun)
   }
 
   #send(
@@ -376,6 +369,14 @@ function forwardReason(decision: ReuseDecision): ForwardReason {
   return byRequest ? 'request' : 'stale'
 }
 
+/** RFC 9211 for a waiter: why its flight went to the origin, and what the origin said. */
+function collapsedStatus(collapsed: Collapsed | undefined, entryId: StoredEntry['id']): CacheStatusParams {
+  const stale = collapsed?.staleServed
+  if (stale?.entryId === entryId) return { ...stale, fwd: collapsed?.fwd, collapsed: true }
+  const fwdStatus = collapsed?.notModifiedEntryId === entryId ? 304 : undefined
+  return { fwd: collapsed?.fwd, fwdStatus, collapsed: true }
+}
+
 /** A throw on a later turn has no caller to reach but the handler (as undici routes dispatch errors). */
 function failAsync(handler: Handler, error: unknown): void {
   handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, asError(error))
@@ -390,12 +391,4 @@ function withoutCacheOption(opts: DispatchOptions): DispatchOptions {
 /** GET and HEAD share entries but not flights: a HEAD's answer stores nothing a GET could use. */
 function flightKey(exchange: Exchange): string {
   return flightKeyOf(exchange.request.method, exchange.key)
-}
-
-/** The caller's headers with our validators in place of its own (RFC 9111 §4.3.1–§4.3.2). */
-function revalidationHeaders(requestHeaders: Headers, entry: StoredEntry, background: boolean) {
-  // A copy: withoutClientConditionals leaves out undefined values.
-  const headers = withoutClientConditionals(requestHeaders) as Record<string, string | string[]>
-  if (background) for (const name of CALLER_ONLY_FIELDS) delete headers[name]
-  return Object.assign(headers, conditionalHeaders(entry))
 }

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import type { Validated } from './flights.js'
+import type { StaleServed, Validated } from './flights.js'
 import type { CacheConfig, CacheRequestOptions } from './options.js'
 import { type CacheStatusParams, type ForwardReason, formatCacheStatus } from './policy/cache-status.js'
 import { targetedView } from './policy/targeted.js'
@@ -39,6 +39,8 @@ export interface Collapsed {
   validated?: Validated
   /** The entry the flight's origin answered 304 for (RFC 9211 §2.3 `fwd-status=304` when it is served). */
   notModifiedEntryId?: Validated['entryId']
+  /** The stale entry the flight served when the origin failed: its waiters are served it too, if they allow. */
+  staleServed?: StaleServed
 }
 
 /** The headers the policy reads: RFC 9213 targeted fields replace Cache-Control and Expires. */

@@ -2,13 +2,23 @@ import type { LiveWaiter } from './handlers/fan-out.js'
 import type { StoredResponse } from './policy/types.js'
 import type { StoredEntry } from './stores/store.js'
 
-/** How a request in flight ended, for the identical requests that waited on it. */
-export type FlightOutcome = 'stored' | 'not-stored'
+/**
+ * How a request in flight ended, for the identical requests that waited on it: `stale` when its
+ * revalidation failed and the stale entry was served instead (see Flight.staleServed).
+ */
+export type FlightOutcome = 'stored' | 'not-stored' | 'stale'
 
 /** An entry validated by a 304 but not written back, and the freshened metadata to serve it with. */
 export interface Validated {
   entryId: StoredEntry['id']
   meta: StoredResponse
+}
+
+/** RFC 5861 §4: the stale entry a failed revalidation served, and why (Cache-Status `fwd-status`, `detail`). */
+export interface StaleServed {
+  entryId: StoredEntry['id']
+  fwdStatus: number | undefined
+  detail: string
 }
 
 /** A request waiting on the flight: re-run when it settles, unless it is fed the response live. */
@@ -28,6 +38,8 @@ export class Flight {
   validated: Validated | undefined
   /** The stored entry the origin answered 304 for (rewritten or not): its waiters say `fwd-status=304`. */
   notModifiedEntryId: StoredEntry['id'] | undefined
+  /** Set when the flight settles `stale`: its waiters may be served the same entry (RFC 5861 §4). */
+  staleServed: StaleServed | undefined
   readonly #waiters: Waiter[] = []
   readonly #onSettled: () => void
   #settled = false

@@ -176,13 +176,21 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   /** RFC 5861 §4: the origin failed; the stale entry is served instead. */
   #serveStale(detail: string): void {
-    this.#options.flight?.settle('not-stored')
-    if (this.#forward.callerGone) return
-    const ageSeconds = currentAgeSeconds(this.#entry, Date.now())
-    respondFromCache(this.#exchange, this.#downstream, this.#relay, this.#entry, this.#entry, ageSeconds, {
-      fwd: this.#options.fwd,
+    const served = {
+      entryId: this.#entry.id,
       fwdStatus: this.#statusCode || undefined,
       detail: `stale-if-error-${detail}`,
+    }
+    const { flight } = this.#options
+    if (flight) flight.staleServed = served
+    flight?.settle('stale')
+    if (this.#forward.callerGone) return
+    const ageSeconds = currentAgeSeconds(this.#entry, Date.now())
+    const { fwdStatus, detail: statusDetail } = served
+    respondFromCache(this.#exchange, this.#downstream, this.#relay, this.#entry, this.#entry, ageSeconds, {
+      fwd: this.#options.fwd,
+      fwdStatus,
+      detail: statusDetail,
     })
   }
 

@@ -1,3 +1,4 @@
+import { withoutClientConditionals } from './conditional.js'
 import { formatHttpDate, parseHttpDate } from './dates.js'
 import { entityTagOf, weakMatch } from './entity-tag.js'
 import { copyFields, linesOf } from './fields.js'
@@ -99,4 +100,19 @@ const CONDITIONAL_FIELDS = [
 /** Whether the client's request is itself conditional (RFC 9110 §13.1). */
 export function isClientConditional(headers: Headers): boolean {
   return CONDITIONAL_FIELDS.some((name) => linesOf(headers, name).length > 0)
+}
+
+/** Fields a background revalidation does not repeat: it wants the whole, current response. */
+const CALLER_ONLY_FIELDS = ['range', 'if-range']
+
+/** The caller's headers with our validators in place of its own (RFC 9111 §4.3.1–§4.3.2). */
+export function revalidationHeaders(
+  requestHeaders: Headers,
+  stored: StoredResponse,
+  background: boolean,
+): Record<string, string | string[]> {
+  // A copy: withoutClientConditionals leaves out undefined values.
+  const headers = withoutClientConditionals(requestHeaders) as Record<string, string | string[]>
+  if (background) for (const name of CALLER_ONLY_FIELDS) delete headers[name]
+  return Object.assign(headers, conditionalHeaders(stored))
 }

@@ -148,3 +148,87 @@ describe('stale-if-error on connection errors', () => {
     await cache.close()
   })
 })
+
+for (const kind of storeKinds) {
+  describe(`stale-if-error with requests waiting on the revalidation (${kind.name})`, () => {
+    const failing = { mode: '' as '' | '503' | 'reset' }
+    let origin: Origin
+    let cache: ReturnType<typeof makeAgent>
+
+    before(async () => {
+      origin = await startOrigin((req, res) => {
+        const headers = { 'cache-control': 'max-age=0, stale-if-error=60', etag: '"w"' }
+        if (!req.headers['if-none-match']) return reply(res, 200, headers, `kept ${req.url}`)
+        // slow enough that the other requests join the revalidation before it fails
+        setTimeout(() => {
+          if (failing.mode === 'reset') res.socket?.destroy()
+          else reply(res, 503, {}, 'down')
+        }, 100)
+      })
+      cache = makeAgent(kind.make())
+    })
+    after(async () => {
+      await cache.close()
+      await origin.close()
+    })
+
+    /** Stores `path`, waits `ageMs`, then sends four identical requests at once while the origin fails. */
+    async function fourAtOnce(
+      path: string,
+      mode: '503' | 'reset',
+      ageMs = 0,
+      headers?: Record<string, string>,
+    ) {
+      await send(cache.agent, `${origin.url}${path}`)
+      await sleep(ageMs)
+      failing.mode = mode
+      const leader = send(cache.agent, `${origin.url}${path}`)
+      await sleep(10)
+      const waiters = [1, 2, 3].map(() => send(cache.agent, `${origin.url}${path}`, { headers }))
+      return Promise.all([leader, ...waiters])
+    }
+
+    test('a 5xx: one conditional request; every waiter is served the stale entry, collapsed', async () => {
+      const [leader, ...waiters] = await fourAtOnce('/five', '503')
+      assert.equal(leader?.body, 'kept /five')
+      assert.equal(
+        leader?.headers['cache-status'],
+        'undici-cache; fwd=stale; fwd-status=503; detail=stale-if-error-503',
+      )
+      for (const waiter of waiters) {
+        assert.equal(waiter.status, 200)
+        assert.equal(waiter.body, 'kept /five')
+        assert.equal(
+          waiter.headers['cache-status'],
+          'undici-cache; fwd=stale; fwd-status=503; collapsed; detail=stale-if-error-503',
+        )
+      }
+      assert.equal(origin.count('/five'), 2)
+    })
+
+    test('a connection error: one conditional request; every waiter is served the stale entry', async () => {
+      const [leader, ...waiters] = await fourAtOnce('/reset', 'reset')
+      assert.equal(leader?.body, 'kept /reset')
+      const detail = String(leader?.headers['cache-status']).replace(/^undici-cache; fwd=stale; detail=/, '')
+      assert.match(detail, /^stale-if-error-[a-z_]+$/)
+      for (const waiter of waiters) {
+        assert.equal(waiter.body, 'kept /reset')
+        assert.equal(waiter.headers['cache-status'], `undici-cache; fwd=stale; collapsed; detail=${detail}`)
+      }
+      assert.equal(origin.count('/reset'), 2)
+    })
+
+    test('a waiter whose own request allows no stale response asks the origin itself', async () => {
+      // one second stale: then stale-if-error=0 forbids it (RFC 5861 §4, the request's value wins)
+      const strict = { 'cache-control': 'stale-if-error=0' }
+      const [leader, ...waiters] = await fourAtOnce('/strict', '503', 1100, strict)
+      assert.equal(leader?.body, 'kept /strict')
+      for (const waiter of waiters) {
+        assert.equal(waiter.status, 503)
+        assert.equal(waiter.body, 'down')
+        assert.equal(waiter.headers['cache-status'], 'undici-cache; fwd=stale; detail=status')
+      }
+      assert.equal(origin.count('/strict'), 5)
+    })
+  })
+}

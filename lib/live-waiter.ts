@@ -1,0 +1,30 @@
+import type { Dispatcher } from 'undici'
+import { cacheStatusValue, type Exchange } from './exchange.js'
+import type { LiveWaiter } from './handlers/fan-out.js'
+import { forwardedHeaders } from './handlers/response-headers.js'
+import type { ForwardReason } from './policy/cache-status.js'
+import { isClientConditional } from './policy/revalidation.js'
+import { varyFieldNames, varyKey, varyValues } from './policy/vary.js'
+
+/**
+ * A plain GET waiter can be fed the leader's response as it arrives (RFC 9211 `collapsed`); one with a
+ * Range, its own conditionals or a forced lifetime re-enters the cache instead, once the flight settles.
+ */
+export function liveWaiter(
+  exchange: Exchange,
+  handler: Dispatcher.DispatchHandler,
+  fwd: ForwardReason,
+): LiveWaiter | undefined {
+  const { headers, method } = exchange.request
+  if (method !== 'GET' || headers.range !== undefined || isClientConditional(headers)) return undefined
+  if (exchange.requestOptions?.ttl !== undefined) return undefined
+  return {
+    handler,
+    varyKeyFor: (responseHeaders) => {
+      const names = varyFieldNames(responseHeaders)
+      return names === '*' ? '*' : varyKey(varyValues(names, headers))
+    },
+    headers: (responseHeaders) =>
+      forwardedHeaders(responseHeaders, cacheStatusValue(exchange.config, { fwd, collapsed: true })),
+  }
+}
