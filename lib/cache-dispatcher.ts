@@ -152,7 +152,8 @@ export class CacheDispatcher {
     if (collapsed && collapsed.validated?.entryId === entry.id) {
       return this.#serveCollapsed(exchange, handler, entry, collapsed.validated.meta)
     }
-    if (collapsed && entry.responseTimeMs >= collapsed.sinceMs) {
+    // what the flight stored; after a failed revalidation it stored nothing
+    if (collapsed && !collapsed.staleServed && entry.responseTimeMs >= collapsed.sinceMs) {
       return this.#serveCollapsed(exchange, handler, entry, entry)
     }
     const decision = this.#decide(exchange, entry)

@@ -218,6 +218,35 @@ for (const kind of storeKinds) {
       assert.equal(origin.count('/reset'), 2)
     })
 
+    test('an entry rewritten meanwhile to forbid stale responses (a HEAD 304): the waiters ask the origin', async (t) => {
+      const head = await startOrigin((req, res) => {
+        if (!req.headers['if-none-match'])
+          return reply(res, 200, { 'cache-control': 'max-age=0, stale-if-error=60', etag: '"h"' }, 'kept')
+        if (req.method === 'HEAD')
+          return reply(res, 304, { 'cache-control': 'max-age=0, must-revalidate', etag: '"h"' })
+        setTimeout(() => reply(res, 503, {}, 'down'), 100)
+      })
+      const own = makeAgent(kind.make())
+      t.after(async () => {
+        await own.close()
+        await head.close()
+      })
+      await send(own.agent, `${head.url}/h`)
+      await sleep(1100)
+      const leader = send(own.agent, `${head.url}/h`)
+      await sleep(10)
+      const waiters = [send(own.agent, `${head.url}/h`), send(own.agent, `${head.url}/h`)]
+      await sleep(10)
+      // RFC 9111 §4.2.4: the HEAD's 304 freshens the stored entry with must-revalidate while the GETs wait
+      assert.equal((await send(own.agent, `${head.url}/h`, { method: 'HEAD' })).status, 200)
+      assert.equal((await leader).body, 'kept')
+      for (const waiter of await Promise.all(waiters)) {
+        assert.equal(waiter.status, 503)
+        assert.equal(waiter.body, 'down')
+      }
+      assert.equal(head.count('/h'), 5)
+    })
+
     test('a waiter whose own request allows no stale response asks the origin itself', async () => {
       // one second stale: then stale-if-error=0 forbids it (RFC 5861 §4, the request's value wins)
       const strict = { 'cache-control': 'stale-if-error=0' }
