@@ -100,6 +100,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     // RFC 9110 §8.6: a 304 may name the 200's Content-Length; undici fails it once its header block is
     // whole, which is all of a 304, so the conditional request this cache made does not fail the caller
     if (this.#statusCode === 304 && isLengthMismatch(error)) this.onResponseEnd(controller, {})
+    // the error response was not going to be served: its body cut short changes nothing
+    else if (this.#outcome === 'stale-if-error') this.#serveStale(`${this.#statusCode}`)
     else if (!this.#responseStarted && this.#staleIfErrorAllowed()) this.#serveStale(errorDetail(error))
     else this.#forward.onResponseError(controller, error)
   }
@@ -107,7 +109,9 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   /** Never in the background: nobody waits there for the stale response, and the failure is reported. */
   #staleIfErrorAllowed(): boolean {
     if (this.#options.background) return false
-    const { config, request } = this.#exchange
+    const { config, request, key, invalidationCount } = this.#exchange
+    // RFC 9111 §4.4: an unsafe request invalidated the entry while this one was at the origin
+    if (config.invalidations.since(key, invalidationCount)) return false
     return staleIfErrorAllows(request, policyView(config, this.#entry), Date.now(), config.shared)
   }
 

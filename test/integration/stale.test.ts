@@ -151,7 +151,7 @@ describe('stale-if-error on connection errors', () => {
 
 for (const kind of storeKinds) {
   describe(`stale-if-error with requests waiting on the revalidation (${kind.name})`, () => {
-    const failing = { mode: '' as '' | '503' | 'reset' }
+    const failing = { mode: '' as '' | '503' | 'reset' | 'cut' }
     let origin: Origin
     let cache: ReturnType<typeof makeAgent>
 
@@ -161,8 +161,11 @@ for (const kind of storeKinds) {
         if (!req.headers['if-none-match']) return reply(res, 200, headers, `kept ${req.url}`)
         // slow enough that the other requests join the revalidation before it fails
         setTimeout(() => {
-          if (failing.mode === 'reset') res.socket?.destroy()
-          else reply(res, 503, {}, 'down')
+          if (failing.mode === 'reset') return res.socket?.destroy()
+          if (failing.mode !== 'cut') return reply(res, 503, {}, 'down')
+          res.writeHead(503, { 'content-length': '100' })
+          res.write('only ten b')
+          setTimeout(() => res.socket?.destroy(), 20)
         }, 100)
       })
       cache = makeAgent(kind.make())
@@ -175,7 +178,7 @@ for (const kind of storeKinds) {
     /** Stores `path`, waits `ageMs`, then sends four identical requests at once while the origin fails. */
     async function fourAtOnce(
       path: string,
-      mode: '503' | 'reset',
+      mode: '503' | 'reset' | 'cut',
       ageMs = 0,
       headers?: Record<string, string>,
     ) {
@@ -245,6 +248,32 @@ for (const kind of storeKinds) {
         assert.equal(waiter.body, 'down')
       }
       assert.equal(head.count('/h'), 5)
+    })
+
+    test('the URL invalidated by a POST meanwhile: the error goes through; the waiter finds nothing stored', async () => {
+      await send(cache.agent, `${origin.url}/posted`)
+      failing.mode = '503'
+      const leader = send(cache.agent, `${origin.url}/posted`)
+      await sleep(10)
+      const waiter = send(cache.agent, `${origin.url}/posted`)
+      await sleep(10)
+      assert.equal((await send(cache.agent, `${origin.url}/posted`, { method: 'POST' })).status, 200)
+      assert.equal((await leader).status, 503)
+      assert.equal((await leader).body, 'down')
+      // nothing stored is left: the waiter's own request is unconditional (and this origin answers those)
+      assert.equal((await waiter).body, 'kept /posted')
+      assert.equal((await waiter).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      assert.equal(origin.count('/posted'), 4)
+    })
+
+    test('a 5xx whose body is cut short: the stale entry is still served, to everyone', async () => {
+      const [leader, ...waiters] = await fourAtOnce('/cut', 'cut')
+      for (const reply of [leader, ...waiters]) assert.equal(reply?.body, 'kept /cut')
+      assert.equal(
+        leader?.headers['cache-status'],
+        'undici-cache; fwd=stale; fwd-status=503; detail=stale-if-error-503',
+      )
+      assert.equal(origin.count('/cut'), 2)
     })
 
     test('a waiter whose own request allows no stale response asks the origin itself', async () => {
