@@ -5,6 +5,7 @@ import { reportStoreError } from '../diagnostics.js'
 import type { BodyFiles } from './sqlite-body-files.js'
 import { CommitQueue } from './sqlite-commit-queue.js'
 import { HotTier } from './sqlite-hot-tier.js'
+import { KeyFilter } from './sqlite-key-filter.js'
 import { openTables } from './sqlite-open.js'
 import {
   type OnCorrupt,
@@ -58,6 +59,7 @@ export class SqliteStore implements CacheStore {
   readonly #writers = new WritersInProgress<SqliteEntryWriter>()
   readonly #sweepTimer: NodeJS.Timeout | undefined
   readonly #hot: HotTier | undefined
+  readonly #keys: KeyFilter | undefined
   #closed = false
 
   constructor(options?: SqliteStoreOptions) {
@@ -73,11 +75,17 @@ export class SqliteStore implements CacheStore {
     const file = path === ':memory:' ? undefined : realFile(path)
     if (opened.tables) this.#context = this.#writerContext(opened.tables, bodyFiles, file)
     const { tables } = opened
-    if (tables && hotBytes > 0) {
-      const hot = new HotTier(hotBytes, TOUCH_INTERVAL_MS, () => tables.dataVersion(), file)
-      tables.onRemoved = (id) => hot.forgetEntry(id)
-      tables.onWritten = () => hot.wrote()
+    if (tables) {
+      const hot =
+        hotBytes > 0 ? new HotTier(hotBytes, TOUCH_INTERVAL_MS, () => tables.dataVersion(), file) : undefined
+      const keys = new KeyFilter(tables, tables.totals().entries, file)
+      tables.onRemoved = (id) => hot?.forgetEntry(id)
+      tables.onWritten = () => {
+        hot?.wrote()
+        keys.wrote()
+      }
       this.#hot = hot
+      this.#keys = keys
     }
     if (opened.tables && sweepIntervalMs > 0) {
       this.#sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs).unref()
@@ -87,6 +95,8 @@ export class SqliteStore implements CacheStore {
   get(key: string): StoredEntry[] {
     const { tables, commits } = this.#usable(false)
     commits.flushKey(key)
+    // a key never stored: no read transaction
+    if (this.#keys?.mayHold(key) === false) return []
     const nowMs = Date.now()
     const hot = this.#hot?.get(key, nowMs)
     if (hot) {
@@ -95,6 +105,7 @@ export class SqliteStore implements CacheStore {
       return hot.entries
     }
     const rows = tables.variants(key)
+    if (rows.length === 0) this.#keys?.missed()
     const recordedMs = rows.map((row) => recordUse(tables, row, nowMs))
     const entries = rows.map((row) => this.#toEntry(tables, row))
     return this.#hot?.remember(key, entries, Math.min(...recordedMs)) ?? entries
@@ -134,6 +145,7 @@ export class SqliteStore implements CacheStore {
     this.#writers.abortAll()
     this.#closed = true
     this.#hot?.close()
+    this.#keys?.close()
     clearInterval(this.#sweepTimer)
     this.#context?.tables.close()
   }

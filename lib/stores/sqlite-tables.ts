@@ -197,6 +197,26 @@ export class SqliteTables {
     return removed
   }
 
+  /** For the key filter: rows past `afterId` (complete or not) in id order. */
+  keysAfter(afterId: number, limit: number): { id: number; key: string }[] {
+    this.assertOpen()
+    return this.#sql.selectKeysAfter.all(afterId, limit)
+  }
+
+  /** For the key filter: keys in key order, from the first or after `afterKey` (the key index only). */
+  keysInOrder(afterKey: string | undefined, limit: number): string[] {
+    this.assertOpen()
+    const { selectFirstKeys, selectKeysAfterKey } = this.#sql
+    const rows = afterKey === undefined ? selectFirstKeys.all(limit) : selectKeysAfterKey.all(afterKey, limit)
+    return rows.map((row) => row.key)
+  }
+
+  /** For the key filter: the highest row id, 0 for none. */
+  maxId(): number {
+    this.assertOpen()
+    return this.#sql.selectMaxId.get()?.id ?? 0
+  }
+
   /** Bytes and count of the complete entries. */
   totals(): TotalsRow {
     this.assertOpen()

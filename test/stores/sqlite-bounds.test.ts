@@ -20,7 +20,7 @@ const VALIDATED = { headers: { etag: '"v"' }, deleteAtMs: Number.MAX_SAFE_INTEGE
  * The query plan of every statement. Each write touches rows through the primary key or an index;
  * `selectLeastRecent` walks the LRU index from its start and stops at the first row (LIMIT 1);
  * `selectIncomplete` walks an index of unfinished rows only. The two full (covering-index) scans run
- * once, when a store opens.
+ * once, when a store opens. The key filter reads in steps of at most SCAN_STEP_ROWS rows.
  */
 const EXPECTED_PLANS: Record<keyof typeof STATEMENT_SQL, string> = {
   insertEntry: '',
@@ -40,6 +40,10 @@ const EXPECTED_PLANS: Record<keyof typeof STATEMENT_SQL, string> = {
   selectExpired: 'SEARCH entries USING COVERING INDEX entries_expiry (delete_at_ms>? AND delete_at_ms<?)',
   selectIncomplete: 'SCAN entries USING INDEX entries_incomplete',
   selectRow: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
+  selectKeysAfter: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid>?)',
+  selectMaxId: 'SEARCH entries',
+  selectFirstKeys: 'SCAN entries USING COVERING INDEX entries_key',
+  selectKeysAfterKey: 'SEARCH entries USING COVERING INDEX entries_key (key>?)',
   deleteChunks: 'SEARCH chunks USING INDEX sqlite_autoindex_chunks_1 (entry_id=?)',
   deleteEntry: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
   selectTotals: 'SEARCH totals USING INTEGER PRIMARY KEY (rowid=?)',

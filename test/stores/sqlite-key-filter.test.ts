@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, test } from 'node:test'
+import { setImmediate as nextMacrotask, setTimeout as sleep } from 'node:timers/promises'
+import Database from 'better-sqlite3'
+import fc from 'fast-check'
+import {
+  KeyFilter,
+  MIN_STAGE_KEYS,
+  OTHER_WRITER_CHECK_MS,
+  SCAN_STEP_ROWS,
+} from '../../lib/stores/sqlite-key-filter.js'
+import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { SqliteTables } from '../../lib/stores/sqlite-tables.js'
+import { entryAt, sampleMeta, storeBody } from './helpers.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'undici-cache-key-filter-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+let files = 0
+
+/** A new file with the store's schema, the filter's own connection to it, and a filter. */
+function openFilter(before?: (path: string) => void) {
+  const path = join(dir, `filter-${files++}.db`)
+  new SqliteStore({ path }).close()
+  before?.(path)
+  const tables = new SqliteTables(path, Date.now())
+  const filter = new KeyFilter(tables, tables.totals().entries, realpathSync(path))
+  assert.equal(filter.ready, false, 'nothing is read before a lookup has found nothing')
+  assert.equal(filter.mayHold('https://example.test/anything'), true)
+  filter.missed()
+  const close = () => {
+    filter.close()
+    tables.close()
+  }
+  return { path, tables, filter, close }
+}
+
+/** Another process's connection: its rows reach the filter only through data_version. */
+function otherProcess(path: string) {
+  const db = new Database(path)
+  const insert = db.prepare(
+    `INSERT INTO entries (key, vary_key, meta, complete, written_ms, delete_at_ms) VALUES (?, '', '{}', 1, 0, 0)`,
+  )
+  return {
+    write: db.transaction((keys: string[]) => {
+      for (const key of keys) insert.run(key)
+    }),
+    close: () => db.close(),
+  }
+}
+
+async function untilReady(filter: KeyFilter): Promise<void> {
+  for (let steps = 0; !filter.ready; steps++) {
+    assert.ok(steps < 10_000, 'the scan never finished')
+    await nextMacrotask()
+  }
+}
+
+const keysOf = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i}`)
+
+test('no key written is ever reported absent: this store, this process, another process', async () => {
+  const op = fc.oneof(
+    fc.record({ by: fc.constant('peer' as const), key: fc.nat(40) }),
+    fc.record({ by: fc.constant('other' as const), key: fc.nat(40) }),
+    fc.record({ by: fc.constant('delete' as const), key: fc.nat(40) }),
+  )
+  await fc.assert(
+    fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), async (ops) => {
+      const { path, filter, close } = openFilter()
+      const peer = new SqliteStore({ path })
+      const other = otherProcess(path)
+      const written = new Set<string>()
+      try {
+        for (const { by, key } of ops) {
+          const url = `https://example.test/${key}`
+          if (by === 'peer') {
+            await storeBody(peer, url, sampleMeta(), Buffer.from('body'))
+            peer.get(url)
+          } else if (by === 'other') {
+            other.write([url])
+            await sleep(OTHER_WRITER_CHECK_MS + 1)
+          } else {
+            peer.delete(url)
+          }
+          if (by !== 'delete') written.add(url)
+          for (const url of written) assert.equal(filter.mayHold(url), true, `${url} after ${by}`)
+        }
+        assert.equal(filter.mayHold('https://example.test/never'), false)
+      } finally {
+        other.close()
+        peer.close()
+        close()
+      }
+    }),
+    { numRuns: 25 },
+  )
+})
+
+test('absent keys: few look present, also after the filter has grown twice', async () => {
+  const { path, filter, close } = openFilter()
+  const other = otherProcess(path)
+  const stored = keysOf('https://example.test/stored/', 3 * MIN_STAGE_KEYS)
+  other.write(stored)
+  await sleep(OTHER_WRITER_CHECK_MS + 1)
+  assert.equal(filter.mayHold('https://example.test/absent/0'), true, 'asked while the scan runs')
+  await untilReady(filter)
+  for (const key of stored) assert.equal(filter.mayHold(key), true, key)
+  const absent = keysOf('https://example.test/absent/', 20_000)
+  const falsePositives = absent.filter((key) => filter.mayHold(key)).length
+  assert.ok(
+    falsePositives < absent.length * 0.03,
+    `${falsePositives} of ${absent.length} absent keys looked present`,
+  )
+  other.close()
+  close()
+})
+
+test('a file opened with rows: read from the key index in steps; rows written meanwhile are found', async () => {
+  const before = keysOf('https://example.test/before/', 2 * SCAN_STEP_ROWS + 7)
+  let other: ReturnType<typeof otherProcess> | undefined
+  const { filter, close } = openFilter((path) => {
+    other = otherProcess(path)
+    other.write(before)
+  })
+  assert.equal(filter.ready, false)
+  assert.equal(filter.mayHold('https://example.test/absent'), true, 'every key may be present until then')
+  const meanwhile = keysOf('https://example.test/meanwhile/', 5)
+  other?.write(meanwhile)
+  await untilReady(filter)
+  for (const key of [...before, ...meanwhile]) assert.equal(filter.mayHold(key), true, key)
+  assert.equal(filter.mayHold('https://example.test/absent'), false)
+  other?.close()
+  close()
+})
+
+test("another process's commit is seen once OTHER_WRITER_CHECK_MS has passed", async () => {
+  const { path, filter, close } = openFilter()
+  const other = otherProcess(path)
+  const key = 'https://example.test/late'
+  assert.equal(filter.mayHold(key), false)
+  other.write([key])
+  await sleep(OTHER_WRITER_CHECK_MS + 1)
+  assert.equal(filter.mayHold(key), true)
+  other.close()
+  close()
+})
+
+test('a commit by another store of this process on the file is seen at once', async () => {
+  const { path, filter, close } = openFilter()
+  const peer = new SqliteStore({ path })
+  // only within one OTHER_WRITER_CHECK_MS of the filter's last look is the peer's word the only way in
+  let decisive = 0
+  for (let attempt = 0; attempt < 20 && decisive < 3; attempt++) {
+    const key = `https://example.test/peer/${attempt}`
+    await storeBody(peer, key, sampleMeta(), Buffer.from('body'))
+    assert.equal(filter.mayHold('https://example.test/warm'), false)
+    const lookedMs = performance.now()
+    peer.get(key)
+    const present = filter.mayHold(key)
+    if (performance.now() - lookedMs >= OTHER_WRITER_CHECK_MS) continue
+    assert.equal(present, true)
+    decisive++
+  }
+  assert.equal(decisive, 3)
+  peer.close()
+  close()
+})
+
+test('two SqliteStores of one process on one file: what one commits, the other finds at once', async () => {
+  const path = join(dir, `stores-${files++}.db`)
+  const first = new SqliteStore({ path })
+  const second = new SqliteStore({ path })
+  const key = 'https://example.test/shared'
+  assert.deepEqual(first.get(key), [])
+  await storeBody(second, key, sampleMeta(), Buffer.from('shared body'))
+  assert.equal(entryAt(first.get(key)).statusCode, 200)
+  assert.deepEqual(first.get('https://example.test/other'), [])
+  second.close()
+  first.close()
+})
+
+test('a file that cannot be read: the filter gives up, and every key may be present', async () => {
+  const { tables, filter, close } = openFilter((path) => {
+    const other = otherProcess(path)
+    other.write(keysOf('https://example.test/k/', SCAN_STEP_ROWS + 1))
+    other.close()
+  })
+  assert.equal(filter.ready, false, 'one step read, one to come')
+  // the connection fails under the filter before its next step (as a damaged page would)
+  tables.close()
+  await sleep(10)
+  assert.equal(filter.mayHold('https://example.test/absent'), true)
+  assert.equal(filter.ready, false)
+  close()
+})
+
+test('a file that cannot be read at the first step: the filter gives up at once', () => {
+  const path = join(dir, `failing-${files++}.db`)
+  new SqliteStore({ path }).close()
+  const tables = new SqliteTables(path, Date.now())
+  const filter = new KeyFilter(tables, 0, undefined)
+  tables.close()
+  filter.missed()
+  assert.equal(filter.ready, false)
+  assert.equal(filter.mayHold('https://example.test/absent'), true)
+})
