@@ -1,3 +1,4 @@
+import { BloomBits } from './bloom-bits.js'
 import { PathPeers } from './path-peers.js'
 
 /** What the filter reads from the file. */
@@ -6,85 +7,45 @@ export interface KeySource {
   dataVersion(): number
   /** The highest row id (0 for none). */
   maxId(): number
-  /** Up to `limit` keys in key order, from the first or after `afterKey` (the key index, no table rows). */
-  keysInOrder(afterKey: string | undefined, limit: number): string[]
-  /** Up to `limit` rows (complete or not) with an id above `afterId`, in id order. */
-  keysAfter(afterId: number, limit: number): { id: number; key: string }[]
+  /** The complete entries of the file: about how many rows it holds. */
+  totals(): { entries: number }
+  /** Keys in key order, from the first or after `afterKey` (the key index only), up to the budget. */
+  keysInOrder(afterKey: string | undefined, budget: ReadBudget): string[]
+  /** Rows (complete or not) with an id above `afterId`, in id order, up to the budget. */
+  keysAfter(afterId: number, budget: ReadBudget): { id: number; key: string }[]
 }
 
-/** Rows one scan step reads (one to a few milliseconds); a longer scan goes on in later macrotasks. */
-export const SCAN_STEP_ROWS = 2_000
+/** One step reads at most `rows` keys, and stops after the key that brings it to `chars` characters. */
+export interface ReadBudget {
+  rows: number
+  chars: number
+}
+
+/** What one scan step reads at most (about a millisecond); a longer scan goes on in later macrotasks. */
+export const SCAN_STEP: Readonly<ReadBudget> = { rows: 1_000, chars: 64 * 1024 }
 
 /** Another process's commits are looked for at most this often (as the hot tier does). */
 export const OTHER_WRITER_CHECK_MS = 1
 
-/** Keys the first stage is sized for at least; each later stage holds twice the one before. */
-export const MIN_STAGE_KEYS = 1 << 16
+/** Keys a filter is sized for at least. */
+export const MIN_CAPACITY_KEYS = 1 << 16
 
-/**
- * At least 10 bits a key (a power of two in all, up to 20) and 7 probes: under 1% of absent keys look
- * present in a full stage (then SQLite is asked).
- */
-const MIN_BITS_PER_KEY = 10
-const PROBES = 7
+/** A filter is sized for this many times the rows of the file when it is (re)built. */
+const CAPACITY_PER_ROW = 1.5
 
 /** The key filters of this process, by database file: a write tells the other stores on the file at once. */
 const filters = new PathPeers<KeyFilter>()
 
-// The two hashes of the last key hashed (module-level: no allocation per lookup).
-let hashA = 0
-let hashB = 0
-
-/** FNV-1a and a multiply-xorshift hash of the key's UTF-16 code units, for double hashing. */
-function hashKey(key: string): void {
-  let a = 0x811c9dc5
-  let b = 0x9747b28c
-  for (let index = 0; index < key.length; index++) {
-    const unit = key.charCodeAt(index)
-    a = Math.imul(a ^ unit, 0x01000193)
-    b = Math.imul(b ^ unit, 0x5bd1e995)
-    b ^= b >>> 15
-  }
-  hashA = a >>> 0
-  hashB = (b | 1) >>> 0
+function capacityFor(rowCount: number): number {
+  return Math.max(MIN_CAPACITY_KEYS, Math.ceil(rowCount * CAPACITY_PER_ROW))
 }
 
-/** One Bloom filter; when it holds `capacityKeys`, the next, twice as big, takes the new keys. */
-class Stage {
-  readonly bits: Uint32Array
-  readonly mask: number
-  readonly capacityKeys: number
-  /** Keys that set at least one new bit. */
-  addedKeys = 0
-
-  constructor(capacityKeys: number) {
-    this.capacityKeys = capacityKeys
-    let bitCount = 32
-    while (bitCount < capacityKeys * MIN_BITS_PER_KEY) bitCount *= 2
-    this.bits = new Uint32Array(bitCount / 32)
-    this.mask = bitCount - 1
-  }
-
-  /** Whether the last key hashed may be in this stage. */
-  mayHoldHashed(): boolean {
-    for (let probe = 0; probe < PROBES; probe++) {
-      const bit = (hashA + probe * hashB) & this.mask
-      if (((this.bits[bit >>> 5] ?? 0) & (1 << (bit & 31))) === 0) return false
-    }
-    return true
-  }
-
-  addHashed(): void {
-    let newBits = false
-    for (let probe = 0; probe < PROBES; probe++) {
-      const bit = (hashA + probe * hashB) & this.mask
-      const flag = 1 << (bit & 31)
-      const word = this.bits[bit >>> 5] ?? 0
-      if ((word & flag) === 0) newBits = true
-      this.bits[bit >>> 5] = word | flag
-    }
-    if (newBits) this.addedKeys++
-  }
+/** Whether a step that read `keys` may have stopped before the last row. */
+function stoppedEarly(keys: readonly string[]): boolean {
+  if (keys.length >= SCAN_STEP.rows) return true
+  let chars = 0
+  for (const key of keys) chars += key.length
+  return chars >= SCAN_STEP.chars
 }
 
 /**
@@ -96,22 +57,22 @@ class Stage {
  *   committed since is the rows past the highest id read. They are read after each write of this store
  *   and of this process's other stores on the file; another process's commits are seen within
  *   OTHER_WRITER_CHECK_MS, as by the hot tier (until then such a key reads as a miss).
- * - An incomplete row's key counts from its first write; deleted rows stay, as false positives.
+ * - An incomplete row's key counts from its first write. Deleted keys stay until the filter is full; it
+ *   is then built again, sized for the rows the file holds then, so its size follows the file's.
  */
 export class KeyFilter {
   readonly #source: KeySource
   readonly #path: string | undefined
-  readonly #firstStageKeys: number
-  readonly #stages: Stage[] = []
+  #bits: BloomBits | undefined
+  readonly #firstRowCount: number
   /** Every row up to this id has been added (once the build from the key index is done). */
   #scannedId = 0
-  /** The last key the build from the key index added; undefined before the first step. */
+  /** The last key the build from the key index added; undefined before its first step. */
   #buildCursor: string | undefined
-  #started = false
-  #building = true
-  /** Every key of the file is in: a key found in no stage is absent. */
+  #building = false
+  /** Every key of the file is in: a key the bits do not hold is absent. */
   #complete = false
-  #failed = false
+  #closed = false
   #nextStep: NodeJS.Immediate | undefined
   #dataVersion = 0
   #checkedMs = 0
@@ -120,21 +81,25 @@ export class KeyFilter {
   constructor(source: KeySource, rowCount: number, path: string | undefined) {
     this.#source = source
     this.#path = path
-    this.#firstStageKeys = Math.max(MIN_STAGE_KEYS, Math.ceil(rowCount * 1.25))
+    this.#firstRowCount = rowCount
     filters.join(path, this)
+  }
+
+  /** Every key of the file has been read: a key the filter does not hold is absent. */
+  get ready(): boolean {
+    return this.#complete
+  }
+
+  /** Bytes of the bit array (0 before the first build). */
+  get sizeBytes(): number {
+    return this.#bits?.sizeBytes ?? 0
   }
 
   /** A lookup found nothing: the filter is worth building (a store that only hits never reads its keys). */
   missed(): void {
-    if (this.#started) return
-    this.#started = true
-    this.#stages.push(new Stage(this.#firstStageKeys))
+    if (this.#bits || this.#closed) return
+    this.#build(this.#firstRowCount)
     this.#step()
-  }
-
-  /** Every key of the file has been read: a key found in no stage is absent. */
-  get ready(): boolean {
-    return this.#complete
   }
 
   /** False only when no row of the file has `key` (as of at most OTHER_WRITER_CHECK_MS ago). */
@@ -142,10 +107,7 @@ export class KeyFilter {
     // while a scan is under way, its later steps read what was committed meanwhile
     if (!this.#complete) return true
     if (this.#otherWriterCommitted()) this.#step()
-    if (!this.#complete) return true
-    hashKey(key)
-    for (const stage of this.#stages) if (stage.mayHoldHashed()) return true
-    return false
+    return !this.#complete || this.#bits?.mayHold(key) !== false
   }
 
   /** A store of this process on the file committed: the rows past the last one read are added. */
@@ -158,24 +120,22 @@ export class KeyFilter {
     filters.leave(this.#path, this)
     if (this.#nextStep) clearImmediate(this.#nextStep)
     this.#nextStep = undefined
-    this.#failed = true
+    this.#closed = true
     this.#complete = false
-    this.#stages.length = 0
+    this.#bits = undefined
   }
 
-  #add(key: string): void {
-    hashKey(key)
-    let stage = this.#stages[this.#stages.length - 1] as Stage
-    if (stage.addedKeys >= stage.capacityKeys) {
-      stage = new Stage(stage.capacityKeys * 2)
-      this.#stages.push(stage)
-    }
-    stage.addHashed()
+  /** The next step starts reading every key from the key index, into bits sized for `rowCount` rows. */
+  #build(rowCount: number): void {
+    this.#bits = new BloomBits(capacityFor(rowCount))
+    this.#building = true
+    this.#buildCursor = undefined
+    this.#complete = false
   }
 
   /** One step of the build from the key index, or of the rows past the last id read. */
   #step(): void {
-    if (this.#failed) return
+    if (this.#closed) return
     let more: boolean
     try {
       more = this.#building ? this.#buildStep() : this.#rowsStep()
@@ -201,22 +161,38 @@ export class KeyFilter {
       this.#checkedMs = performance.now()
       this.#scannedId = this.#source.maxId()
     }
-    const keys = this.#source.keysInOrder(this.#buildCursor, SCAN_STEP_ROWS)
-    for (const key of keys) this.#add(key)
+    const keys = this.#source.keysInOrder(this.#buildCursor, SCAN_STEP)
+    if (!this.#addAll(keys)) return true
     this.#buildCursor = keys.at(-1) ?? this.#buildCursor
-    if (keys.length === SCAN_STEP_ROWS) return true
+    if (stoppedEarly(keys)) return true
     this.#building = false
     return this.#rowsStep()
   }
 
   /** True while rows past the last id read remain. */
   #rowsStep(): boolean {
-    const rows = this.#source.keysAfter(this.#scannedId, SCAN_STEP_ROWS)
-    for (const row of rows) {
-      this.#add(row.key)
-      this.#scannedId = row.id
+    const rows = this.#source.keysAfter(this.#scannedId, SCAN_STEP)
+    const keys = rows.map((row) => row.key)
+    if (!this.#addAll(keys)) return true
+    this.#scannedId = rows.at(-1)?.id ?? this.#scannedId
+    return stoppedEarly(keys)
+  }
+
+  /**
+   * False when the bits filled up: then the next step starts a build sized for the rows the file holds
+   * now, or twice as large when they filled up during a build (the file holds more than it counts).
+   */
+  #addAll(keys: readonly string[]): boolean {
+    const bits = this.#bits as BloomBits
+    for (const key of keys) {
+      if (bits.full) {
+        const rowCount = this.#source.totals().entries
+        this.#build(this.#building ? Math.max(rowCount, bits.capacityKeys * 2) : rowCount)
+        return false
+      }
+      bits.add(key)
     }
-    return rows.length === SCAN_STEP_ROWS
+    return true
   }
 
   /** Reads data_version when the last look is OTHER_WRITER_CHECK_MS old; true when it changed. */

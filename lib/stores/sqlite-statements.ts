@@ -33,10 +33,6 @@ export const STATEMENT_SQL = {
   selectIncomplete: `SELECT id, written_ms, writer_host, writer_pid, writer_token, body_file FROM entries
     WHERE complete = 0 ORDER BY written_ms LIMIT ?`,
   selectRow: 'SELECT id, size_bytes, complete, body_file FROM entries WHERE id = ?',
-  selectKeysAfter: 'SELECT id, key FROM entries WHERE id > ? ORDER BY id LIMIT ?',
-  selectMaxId: 'SELECT COALESCE(MAX(id), 0) AS id FROM entries',
-  selectFirstKeys: 'SELECT key FROM entries ORDER BY key LIMIT ?',
-  selectKeysAfterKey: 'SELECT key FROM entries WHERE key > ? ORDER BY key LIMIT ?',
   deleteChunks: 'DELETE FROM chunks WHERE entry_id = ?',
   deleteEntry: 'DELETE FROM entries WHERE id = ?',
   selectTotals: 'SELECT bytes, entries FROM totals WHERE id = 1',
@@ -119,10 +115,6 @@ export interface Statements {
   selectExpired: Statement<[number, number], SizedRow>
   selectIncomplete: Statement<[number], IncompleteRow & { body_file: number }>
   selectRow: Statement<[number], SizedRow>
-  selectKeysAfter: Statement<[number, number], { id: number; key: string }>
-  selectMaxId: Statement<[], { id: number }>
-  selectFirstKeys: Statement<[number], { key: string }>
-  selectKeysAfterKey: Statement<[string, number], { key: string }>
   deleteChunks: Statement<[number]>
   deleteEntry: Statement<[number]>
   selectTotals: Statement<[], TotalsRow>

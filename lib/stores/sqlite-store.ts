@@ -78,7 +78,7 @@ export class SqliteStore implements CacheStore {
     if (tables) {
       const hot =
         hotBytes > 0 ? new HotTier(hotBytes, TOUCH_INTERVAL_MS, () => tables.dataVersion(), file) : undefined
-      const keys = new KeyFilter(tables, tables.totals().entries, file)
+      const keys = new KeyFilter(tables.keyReads(), tables.totals().entries, file)
       tables.onRemoved = (id) => hot?.forgetEntry(id)
       tables.onWritten = () => {
         hot?.wrote()

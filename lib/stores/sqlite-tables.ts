@@ -1,6 +1,8 @@
 /** The database of one SqliteStore: every read and write, each write in one immediate transaction. */
 import type Database from 'better-sqlite3'
 import { BODY_DIR_SUFFIX, BodyFiles } from './sqlite-body-files.js'
+import type { KeySource } from './sqlite-key-filter.js'
+import { KeyReads } from './sqlite-key-reads.js'
 import { isAbandoned } from './sqlite-liveness.js'
 import { LockWaits } from './sqlite-lock-waits.js'
 import {
@@ -197,24 +199,9 @@ export class SqliteTables {
     return removed
   }
 
-  /** For the key filter: rows past `afterId` (complete or not) in id order. */
-  keysAfter(afterId: number, limit: number): { id: number; key: string }[] {
-    this.assertOpen()
-    return this.#sql.selectKeysAfter.all(afterId, limit)
-  }
-
-  /** For the key filter: keys in key order, from the first or after `afterKey` (the key index only). */
-  keysInOrder(afterKey: string | undefined, limit: number): string[] {
-    this.assertOpen()
-    const { selectFirstKeys, selectKeysAfterKey } = this.#sql
-    const rows = afterKey === undefined ? selectFirstKeys.all(limit) : selectKeysAfterKey.all(afterKey, limit)
-    return rows.map((row) => row.key)
-  }
-
-  /** For the key filter: the highest row id, 0 for none. */
-  maxId(): number {
-    this.assertOpen()
-    return this.#sql.selectMaxId.get()?.id ?? 0
+  /** What the key filter reads, on this connection. */
+  keyReads(): KeySource {
+    return new KeyReads(this.#db, this)
   }
 
   /** Bytes and count of the complete entries. */
