@@ -185,17 +185,23 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       fwdStatus: this.#statusCode || undefined,
       detail: `stale-if-error-${detail}`,
     }
-    const { flight } = this.#options
-    if (flight) flight.staleServed = served
-    flight?.settle('stale')
+    const { flight, fwd } = this.#options
+    if (flight) {
+      flight.staleServed = served
+      flight.settle('stale')
+    }
     if (this.#forward.callerGone) return
     const ageSeconds = currentAgeSeconds(this.#entry, Date.now())
-    const { fwdStatus, detail: statusDetail } = served
-    respondFromCache(this.#exchange, this.#downstream, this.#relay, this.#entry, this.#entry, ageSeconds, {
-      fwd: this.#options.fwd,
-      fwdStatus,
-      detail: statusDetail,
-    })
+    const status = { fwd, fwdStatus: served.fwdStatus, detail: served.detail }
+    respondFromCache(
+      this.#exchange,
+      this.#downstream,
+      this.#relay,
+      this.#entry,
+      this.#entry,
+      ageSeconds,
+      status,
+    )
   }
 
   #endSilently(): void {
