@@ -33,6 +33,8 @@ export const MIN_CAPACITY_KEYS = 1 << 16
 /** A filter is sized for this many times the rows of the file when it is (re)built. */
 const CAPACITY_PER_ROW = 1.5
 
+const REPLACEMENT_CHARACTER = '\uFFFD'
+
 /** The key filters of this process, by database file: a write tells the other stores on the file at once. */
 const filters = new PathPeers<KeyFilter>()
 
@@ -69,13 +71,18 @@ export class KeyFilter {
   #scannedId = 0
   /** The last key the build from the key index added; undefined before its first step. */
   #buildCursor: string | undefined
-  #building = false
+  #readingKeyIndex = false
   /** Every key of the file is in: a key the bits do not hold is absent. */
   #complete = false
   #closed = false
   #nextStep: NodeJS.Immediate | undefined
   #dataVersion = 0
   #checkedMs = 0
+  /** From a build's start until it has read every row (from the key index, or by id). */
+  #building = false
+  /** Keys read since the last build began, and by the last build that finished. */
+  #keysRead = 0
+  #keysBuilt = 0
 
   /** `rowCount`: about how many rows the file holds; `path` as for HotTier. */
   constructor(source: KeySource, rowCount: number, path: string | undefined) {
@@ -128,9 +135,19 @@ export class KeyFilter {
   /** The next step starts reading every key from the key index, into bits sized for `rowCount` rows. */
   #build(rowCount: number): void {
     this.#bits = new BloomBits(capacityFor(rowCount))
-    this.#building = true
+    this.#readingKeyIndex = true
     this.#buildCursor = undefined
     this.#complete = false
+    this.#building = true
+    this.#keysRead = 0
+  }
+
+  /** Back to before the first miss: the next one builds the filter again. */
+  #reset(): void {
+    if (this.#nextStep) clearImmediate(this.#nextStep)
+    this.#nextStep = undefined
+    this.#complete = false
+    this.#bits = undefined
   }
 
   /** One step of the build from the key index, or of the rows past the last id read. */
@@ -138,11 +155,15 @@ export class KeyFilter {
     if (this.#closed) return
     let more: boolean
     try {
-      more = this.#building ? this.#buildStep() : this.#rowsStep()
+      more = this.#readingKeyIndex ? this.#buildStep() : this.#rowsStep()
     } catch {
-      // the file cannot be read: lookups go to SQLite, which reports why
-      this.close()
+      // the file cannot be read now: lookups go to SQLite, which reports why; the next miss tries again
+      this.#reset()
       return
+    }
+    if (!more && this.#building) {
+      this.#building = false
+      this.#keysBuilt = this.#keysRead
     }
     this.#complete = !more
     if (more && !this.#nextStep) {
@@ -163,10 +184,20 @@ export class KeyFilter {
     }
     const keys = this.#source.keysInOrder(this.#buildCursor, SCAN_STEP)
     if (!this.#addAll(keys)) return true
-    this.#buildCursor = keys.at(-1) ?? this.#buildCursor
-    if (stoppedEarly(keys)) return true
-    this.#building = false
-    return this.#rowsStep()
+    const last = keys.at(-1)
+    if (!stoppedEarly(keys) || last === undefined) {
+      this.#readingKeyIndex = false
+      return this.#rowsStep()
+    }
+    if (last.includes(REPLACEMENT_CHARACTER)) {
+      // read back with U+FFFD, the key may not be what SQLite holds (a lone surrogate is kept as other
+      // bytes), so it cannot say where the next step starts: the rest is read by id, from the first row
+      this.#readingKeyIndex = false
+      this.#scannedId = 0
+      return true
+    }
+    this.#buildCursor = last
+    return true
   }
 
   /** True while rows past the last id read remain. */
@@ -180,17 +211,19 @@ export class KeyFilter {
 
   /**
    * False when the bits filled up: then the next step starts a build sized for the rows the file holds
-   * now, or twice as large when they filled up during a build (the file holds more than it counts).
+   * now (its count, or the keys the last build read if more), or twice as large when they filled up
+   * during a build (the file holds more than it counts).
    */
   #addAll(keys: readonly string[]): boolean {
     const bits = this.#bits as BloomBits
     for (const key of keys) {
       if (bits.full) {
-        const rowCount = this.#source.totals().entries
+        const rowCount = Math.max(this.#source.totals().entries, this.#keysBuilt)
         this.#build(this.#building ? Math.max(rowCount, bits.capacityKeys * 2) : rowCount)
         return false
       }
       bits.add(key)
+      this.#keysRead++
     }
     return true
   }

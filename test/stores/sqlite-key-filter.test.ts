@@ -8,6 +8,7 @@ import Database from 'better-sqlite3'
 import fc from 'fast-check'
 import {
   KeyFilter,
+  type KeySource,
   MIN_CAPACITY_KEYS,
   OTHER_WRITER_CHECK_MS,
   SCAN_STEP,
@@ -245,6 +246,29 @@ test('two SqliteStores of one process on one file: what one commits, the other f
   first.close()
 })
 
+test('a step ending on a key with a lone surrogate: the keys after it are not skipped', async () => {
+  const path = join(dir, `cursor-${files++}.db`)
+  const store = new SqliteStore({ path })
+  const body = Buffer.from('x')
+  // the step's last key: stored as other bytes than the U+FFFD it reads back as, which sort higher
+  const fillers = keysOf('https://a.test/0', SCAN_STEP.rows - 1)
+  for (const key of [...fillers, 'https://a.test/\uD800']) await storeBody(store, key, sampleMeta(), body)
+  const between = [
+    'https://a.test/\uE000',
+    'https://a.test/\uF900abc',
+    'https://a.test/\uFF01',
+    'https://a.test/\uFFFD',
+  ]
+  for (const key of between) await storeBody(store, key, sampleMeta(), body)
+  store.close()
+  const reopened = new SqliteStore({ path })
+  assert.deepEqual(reopened.get('https://example.test/first-miss'), [])
+  await sleep(20)
+  for (const key of between) assert.equal(reopened.get(key).length, 1, JSON.stringify(key))
+  assert.equal(reopened.get(fillers[0] as string).length, 1)
+  reopened.close()
+})
+
 test('a file that cannot be read: the filter gives up, and every key may be present', async () => {
   const { tables, filter, close } = openFilter((path) => {
     const other = otherProcess(path)
@@ -257,6 +281,36 @@ test('a file that cannot be read: the filter gives up, and every key may be pres
   await sleep(10)
   assert.equal(filter.mayHold('https://example.test/absent'), true)
   assert.equal(filter.ready, false)
+  close()
+})
+
+test('a read that failed: lookups go to SQLite until the next miss builds the filter again', () => {
+  const { path, tables, close } = openFilter()
+  const other = otherProcess(path)
+  other.write(['https://example.test/stored'])
+  const reads = tables.keyReads()
+  let failures = 1
+  // the file's real reads, one of which fails (as a disk error would)
+  const flaky: KeySource = {
+    dataVersion: () => reads.dataVersion(),
+    maxId: () => reads.maxId(),
+    totals: () => reads.totals(),
+    keysAfter: (afterId, budget) => reads.keysAfter(afterId, budget),
+    keysInOrder: (afterKey, budget) => {
+      if (failures-- > 0) throw new Error('SQLITE_IOERR: disk I/O error')
+      return reads.keysInOrder(afterKey, budget)
+    },
+  }
+  const filter = new KeyFilter(flaky, 0, undefined)
+  filter.missed()
+  assert.equal(filter.ready, false)
+  assert.equal(filter.mayHold('https://example.test/absent'), true)
+  filter.missed()
+  assert.equal(filter.ready, true)
+  assert.equal(filter.mayHold('https://example.test/absent'), false)
+  assert.equal(filter.mayHold('https://example.test/stored'), true)
+  filter.close()
+  other.close()
   close()
 })
 
