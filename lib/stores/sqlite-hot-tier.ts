@@ -2,6 +2,7 @@ import { deepFreeze } from './freeze.js'
 import { type Keeper, KeepingReader } from './keeping-reader.js'
 import { LruMap } from './lru-map.js'
 import { PathPeers } from './path-peers.js'
+import type { DataVersion, VersionWatch } from './sqlite-data-version.js'
 import type { StoredEntry } from './store.js'
 
 interface HotKey {
@@ -17,13 +18,6 @@ export interface HotHit {
   entries: StoredEntry[]
   touch: boolean
 }
-
-/**
- * Another process's writes are looked for (SQLite's `PRAGMA data_version`, a read transaction of ~5 µs,
- * as long as a whole hit from memory) at most this often: a hit from memory may be this much older
- * than another process's write. Stores of this process on the same file tell each other at once.
- */
-export const OTHER_PROCESS_CHECK_MS = 1
 
 /** The hot tiers of this process, by database file. */
 const hotTiers = new PathPeers<HotTier>()
@@ -41,7 +35,7 @@ function sizeOf(entries: StoredEntry[]): number {
 /**
  * This process's recently read entries, in front of SQLite, least recently used first out.
  * Another process's commit changes the database's data_version, which empties it (looked at every
- * OTHER_PROCESS_CHECK_MS); a write by another store of this process on the same file empties it at once;
+ * OTHER_WRITER_CHECK_MS); a write by another store of this process on the same file empties it at once;
  * this store's own writes forget the key they touch. An inline body is kept as read; a body in a file
  * or in chunk rows is kept, as one buffer, once one hit has read it whole (copied as it was read).
  */
@@ -51,29 +45,25 @@ export class HotTier {
   /** The one reader keeping each entry's body; other hits meanwhile read without keeping. */
   readonly #keepers = new Map<StoredEntry['id'], KeepingReader>()
   readonly #maxBytes: number
-  readonly #readDataVersion: () => number
+  /** Whether another connection committed since the tier last looked. */
+  readonly #otherWrites: VersionWatch
   readonly #path: string | undefined
   #bytes = 0
-  #dataVersion: number
-  /** performance.now() when data_version was last read. */
-  #checkedMs: number
 
   readonly #touchIntervalMs: number
 
   /** `path`: the database file (resolved), shared with this process's other stores; undefined for ':memory:'. */
-  constructor(maxBytes: number, touchIntervalMs: number, readDataVersion: () => number, path?: string) {
+  constructor(maxBytes: number, touchIntervalMs: number, dataVersion: DataVersion, path?: string) {
     this.#touchIntervalMs = touchIntervalMs
     this.#maxBytes = maxBytes
-    this.#readDataVersion = readDataVersion
-    this.#dataVersion = readDataVersion()
-    this.#checkedMs = performance.now()
+    this.#otherWrites = dataVersion.watch()
     this.#path = path
     hotTiers.join(path, this)
   }
 
   /** The entries kept for `key`, unless another store or process wrote since they were read. */
   get(key: string, nowMs: number): HotHit | undefined {
-    if (this.#otherProcessWrote()) {
+    if (this.#otherWrites.changed()) {
       this.clear()
       return undefined
     }
@@ -126,17 +116,6 @@ export class HotTier {
   close(): void {
     hotTiers.leave(this.#path, this)
     this.clear()
-  }
-
-  /** Reads data_version when the last look is OTHER_PROCESS_CHECK_MS old; true when it changed. */
-  #otherProcessWrote(): boolean {
-    const nowMs = performance.now()
-    if (nowMs - this.#checkedMs < OTHER_PROCESS_CHECK_MS) return false
-    this.#checkedMs = nowMs
-    const version = this.#readDataVersion()
-    if (version === this.#dataVersion) return false
-    this.#dataVersion = version
-    return true
   }
 
   /** `entry` with a reader that, read whole by the first hit to try, puts the body in memory. */

@@ -1,10 +1,9 @@
 import { BloomBits } from './bloom-bits.js'
 import { PathPeers } from './path-peers.js'
+import type { DataVersion, VersionWatch } from './sqlite-data-version.js'
 
 /** What the filter reads from the file. */
 export interface KeySource {
-  /** SQLite's `PRAGMA data_version`: changes whenever another connection commits. */
-  dataVersion(): number
   /** The highest row id (0 for none). */
   maxId(): number
   /** The complete entries of the file: about how many rows it holds. */
@@ -23,9 +22,6 @@ export interface ReadBudget {
 
 /** What one scan step reads at most (about a millisecond); a longer scan goes on in later macrotasks. */
 export const SCAN_STEP: Readonly<ReadBudget> = { rows: 1_000, chars: 64 * 1024 }
-
-/** Another process's commits are looked for at most this often (as the hot tier does). */
-export const OTHER_WRITER_CHECK_MS = 1
 
 /** Keys a filter is sized for at least. */
 export const MIN_CAPACITY_KEYS = 1 << 16
@@ -76,8 +72,8 @@ export class KeyFilter {
   #complete = false
   #closed = false
   #nextStep: NodeJS.Immediate | undefined
-  #dataVersion = 0
-  #checkedMs = 0
+  /** Whether another connection committed since the filter last looked. */
+  readonly #otherWrites: VersionWatch
   /** From a build's start until it has read every row (from the key index, or by id). */
   #building = false
   /** Keys read since the last build began, and by the last build that finished. */
@@ -85,8 +81,9 @@ export class KeyFilter {
   #keysBuilt = 0
 
   /** `rowCount`: about how many rows the file holds; `path` as for HotTier. */
-  constructor(source: KeySource, rowCount: number, path: string | undefined) {
+  constructor(source: KeySource, dataVersion: DataVersion, rowCount: number, path: string | undefined) {
     this.#source = source
+    this.#otherWrites = dataVersion.watch()
     this.#path = path
     this.#firstRowCount = rowCount
     filters.join(path, this)
@@ -113,7 +110,7 @@ export class KeyFilter {
   mayHold(key: string): boolean {
     // while a scan is under way, its later steps read what was committed meanwhile
     if (!this.#complete) return true
-    if (this.#otherWriterCommitted()) this.#step()
+    if (this.#otherWrites.changed()) this.#step()
     return !this.#complete || this.#bits?.mayHold(key) !== false
   }
 
@@ -177,9 +174,8 @@ export class KeyFilter {
   /** True while the key index has more keys to read. */
   #buildStep(): boolean {
     if (this.#buildCursor === undefined) {
-      // read first: a commit after this is seen as a change, and its rows lie past the highest id
-      this.#dataVersion = this.#source.dataVersion()
-      this.#checkedMs = performance.now()
+      // look first: a commit after this is seen as a change, and its rows lie past the highest id
+      this.#otherWrites.fromNow()
       this.#scannedId = this.#source.maxId()
     }
     const keys = this.#source.keysInOrder(this.#buildCursor, SCAN_STEP)
@@ -225,17 +221,6 @@ export class KeyFilter {
       bits.add(key)
       this.#keysRead++
     }
-    return true
-  }
-
-  /** Reads data_version when the last look is OTHER_WRITER_CHECK_MS old; true when it changed. */
-  #otherWriterCommitted(): boolean {
-    const nowMs = performance.now()
-    if (nowMs - this.#checkedMs < OTHER_WRITER_CHECK_MS) return false
-    this.#checkedMs = nowMs
-    const version = this.#source.dataVersion()
-    if (version === this.#dataVersion) return false
-    this.#dataVersion = version
     return true
   }
 }

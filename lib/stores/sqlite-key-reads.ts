@@ -13,7 +13,6 @@ export const KEY_READ_SQL = {
 /** What the filter also asks of the connection's tables. */
 interface Tables {
   assertOpen(): void
-  dataVersion(): number
   totals(): TotalsRow
 }
 
@@ -43,10 +42,6 @@ export class KeyReads implements KeySource {
     this.#maxId = db.prepare(KEY_READ_SQL.maxId)
     this.#firstKeys = db.prepare(KEY_READ_SQL.firstKeys)
     this.#keysAfterKey = db.prepare(KEY_READ_SQL.keysAfterKey)
-  }
-
-  dataVersion(): number {
-    return this.#tables.dataVersion()
   }
 
   totals(): TotalsRow {

@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import { reportStoreError } from '../diagnostics.js'
 import type { BodyFiles } from './sqlite-body-files.js'
 import { CommitQueue } from './sqlite-commit-queue.js'
+import { DataVersion } from './sqlite-data-version.js'
 import { HotTier } from './sqlite-hot-tier.js'
 import { KeyFilter } from './sqlite-key-filter.js'
 import { openTables } from './sqlite-open.js'
@@ -76,9 +77,9 @@ export class SqliteStore implements CacheStore {
     if (opened.tables) this.#context = this.#writerContext(opened.tables, bodyFiles, file)
     const { tables } = opened
     if (tables) {
-      const hot =
-        hotBytes > 0 ? new HotTier(hotBytes, TOUCH_INTERVAL_MS, () => tables.dataVersion(), file) : undefined
-      const keys = new KeyFilter(tables.keyReads(), tables.totals().entries, file)
+      const dataVersion = new DataVersion(() => tables.dataVersion())
+      const hot = hotBytes > 0 ? new HotTier(hotBytes, TOUCH_INTERVAL_MS, dataVersion, file) : undefined
+      const keys = new KeyFilter(tables.keyReads(), dataVersion, tables.totals().entries, file)
       tables.onRemoved = (id) => hot?.forgetEntry(id)
       tables.onWritten = () => {
         hot?.wrote()

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { OTHER_PROCESS_CHECK_MS } from '../../lib/stores/sqlite-hot-tier.js'
+import { OTHER_WRITER_CHECK_MS } from '../../lib/stores/sqlite-data-version.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import {
   bodyFileOf,
@@ -51,14 +51,14 @@ test("another process's commit empties it (SQLite data_version)", async () => {
   writer.close()
 })
 
-test("another process's commit is seen by the next hit OTHER_PROCESS_CHECK_MS later", async () => {
+test("another process's commit is seen by the next hit OTHER_WRITER_CHECK_MS later", async () => {
   const path = newPath()
   const reader = new SqliteStore({ path })
   await storeBody(reader, 'k', sampleMeta({ varyKey: 'child' }), patternBody(100, 1))
   const before = entryAt(reader.get('k'))
   assert.equal(entryAt(reader.get('k')), before, 'served from memory')
   await writeFromChild(path, 'k', { sizeBytes: 100, seed: 2, writeBytes: 100, chunkBytes: 1024 })
-  await sleep(OTHER_PROCESS_CHECK_MS)
+  await sleep(OTHER_WRITER_CHECK_MS)
   assert.deepEqual(await readBody(entryAt(reader.get('k'))), patternBody(100, 2))
   reader.close()
 })

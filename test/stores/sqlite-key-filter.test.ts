@@ -6,11 +6,11 @@ import { after, test } from 'node:test'
 import { setImmediate as nextMacrotask, setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import fc from 'fast-check'
+import { DataVersion, OTHER_WRITER_CHECK_MS } from '../../lib/stores/sqlite-data-version.js'
 import {
   KeyFilter,
   type KeySource,
   MIN_CAPACITY_KEYS,
-  OTHER_WRITER_CHECK_MS,
   SCAN_STEP,
 } from '../../lib/stores/sqlite-key-filter.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
@@ -21,13 +21,20 @@ const dir = mkdtempSync(join(tmpdir(), 'undici-cache-key-filter-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 let files = 0
 
+const dataVersionOf = (tables: SqliteTables) => new DataVersion(() => tables.dataVersion())
+
 /** A new file with the store's schema, the filter's own connection to it, and a filter. */
 function openFilter(before?: (path: string) => void) {
   const path = join(dir, `filter-${files++}.db`)
   new SqliteStore({ path }).close()
   before?.(path)
   const tables = new SqliteTables(path, Date.now())
-  const filter = new KeyFilter(tables.keyReads(), tables.totals().entries, realpathSync(path))
+  const filter = new KeyFilter(
+    tables.keyReads(),
+    dataVersionOf(tables),
+    tables.totals().entries,
+    realpathSync(path),
+  )
   assert.equal(filter.ready, false, 'nothing is read before a lookup has found nothing')
   assert.equal(filter.mayHold('https://example.test/anything'), true)
   filter.missed()
@@ -292,7 +299,6 @@ test('a read that failed: lookups go to SQLite until the next miss builds the fi
   let failures = 1
   // the file's real reads, one of which fails (as a disk error would)
   const flaky: KeySource = {
-    dataVersion: () => reads.dataVersion(),
     maxId: () => reads.maxId(),
     totals: () => reads.totals(),
     keysAfter: (afterId, budget) => reads.keysAfter(afterId, budget),
@@ -301,7 +307,7 @@ test('a read that failed: lookups go to SQLite until the next miss builds the fi
       return reads.keysInOrder(afterKey, budget)
     },
   }
-  const filter = new KeyFilter(flaky, 0, undefined)
+  const filter = new KeyFilter(flaky, dataVersionOf(tables), 0, undefined)
   filter.missed()
   assert.equal(filter.ready, false)
   assert.equal(filter.mayHold('https://example.test/absent'), true)
@@ -318,7 +324,7 @@ test('a file that cannot be read at the first step: the filter gives up at once'
   const path = join(dir, `failing-${files++}.db`)
   new SqliteStore({ path }).close()
   const tables = new SqliteTables(path, Date.now())
-  const filter = new KeyFilter(tables.keyReads(), 0, undefined)
+  const filter = new KeyFilter(tables.keyReads(), dataVersionOf(tables), 0, undefined)
   tables.close()
   filter.missed()
   assert.equal(filter.ready, false)
