@@ -9,9 +9,15 @@ export interface KeySource {
   /** The complete entries of the file: about how many rows it holds. */
   totals(): { entries: number }
   /** Keys in key order, from the first or after `afterKey` (the key index only), up to the budget. */
-  keysInOrder(afterKey: string | undefined, budget: ReadBudget): string[]
+  keysInOrder(afterKey: string | undefined, budget: ReadBudget): BudgetedRead<string>
   /** Rows (complete or not) with an id above `afterId`, in id order, up to the budget. */
-  keysAfter(afterId: number, budget: ReadBudget): { id: number; key: string }[]
+  keysAfter(afterId: number, budget: ReadBudget): BudgetedRead<{ id: number; key: string }>
+}
+
+/** What one step read; `more` when it stopped at its budget, before what may be the last row. */
+export interface BudgetedRead<Row> {
+  rows: Row[]
+  more: boolean
 }
 
 /** One step reads at most `rows` keys, and stops after the key that brings it to `chars` characters. */
@@ -36,14 +42,6 @@ const filters = new PathPeers<KeyFilter>()
 
 function capacityFor(rowCount: number): number {
   return Math.max(MIN_CAPACITY_KEYS, Math.ceil(rowCount * CAPACITY_PER_ROW))
-}
-
-/** Whether a step that read `keys` may have stopped before the last row. */
-function stoppedEarly(keys: readonly string[]): boolean {
-  if (keys.length >= SCAN_STEP.rows) return true
-  let chars = 0
-  for (const key of keys) chars += key.length
-  return chars >= SCAN_STEP.chars
 }
 
 /**
@@ -178,10 +176,10 @@ export class KeyFilter {
       this.#otherWrites.fromNow()
       this.#scannedId = this.#source.maxId()
     }
-    const keys = this.#source.keysInOrder(this.#buildCursor, SCAN_STEP)
+    const { rows: keys, more } = this.#source.keysInOrder(this.#buildCursor, SCAN_STEP)
     if (!this.#addAll(keys)) return true
     const last = keys.at(-1)
-    if (!stoppedEarly(keys) || last === undefined) {
+    if (!more || last === undefined) {
       this.#readingKeyIndex = false
       return this.#rowsStep()
     }
@@ -198,11 +196,10 @@ export class KeyFilter {
 
   /** True while rows past the last id read remain. */
   #rowsStep(): boolean {
-    const rows = this.#source.keysAfter(this.#scannedId, SCAN_STEP)
-    const keys = rows.map((row) => row.key)
-    if (!this.#addAll(keys)) return true
+    const { rows, more } = this.#source.keysAfter(this.#scannedId, SCAN_STEP)
+    if (!this.#addAll(rows.map((row) => row.key))) return true
     this.#scannedId = rows.at(-1)?.id ?? this.#scannedId
-    return stoppedEarly(keys)
+    return more
   }
 
   /**

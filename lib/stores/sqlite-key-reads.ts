@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3'
-import type { KeySource, ReadBudget } from './sqlite-key-filter.js'
+import type { BudgetedRead, KeySource, ReadBudget } from './sqlite-key-filter.js'
 import type { TotalsRow } from './sqlite-statements.js'
 
 /** The key filter's reads: by id (the primary key) or in key order (the key index alone). */
@@ -16,16 +16,19 @@ interface Tables {
   totals(): TotalsRow
 }
 
-/** The rows up to the one that brings their keys to `budget.chars` characters. */
-function withinBudget<Row extends { key: string }>(rows: IterableIterator<Row>, budget: ReadBudget): Row[] {
+/** The rows (at most `budget.rows`: the statement's LIMIT) up to the one that brings their keys to `budget.chars` characters. */
+function withinBudget<Row extends { key: string }>(
+  rows: IterableIterator<Row>,
+  budget: ReadBudget,
+): BudgetedRead<Row> {
   const taken: Row[] = []
   let chars = 0
   for (const row of rows) {
     taken.push(row)
     chars += row.key.length
-    if (chars >= budget.chars) break
+    if (chars >= budget.chars) return { rows: taken, more: true }
   }
-  return taken
+  return { rows: taken, more: taken.length >= budget.rows }
 }
 
 /** The KeySource of one connection. */
@@ -53,17 +56,18 @@ export class KeyReads implements KeySource {
     return this.#maxId.get()?.id ?? 0
   }
 
-  keysAfter(afterId: number, budget: ReadBudget): { id: number; key: string }[] {
+  keysAfter(afterId: number, budget: ReadBudget): BudgetedRead<{ id: number; key: string }> {
     this.#tables.assertOpen()
     return withinBudget(this.#rowsAfterId.iterate(afterId, budget.rows), budget)
   }
 
-  keysInOrder(afterKey: string | undefined, budget: ReadBudget): string[] {
+  keysInOrder(afterKey: string | undefined, budget: ReadBudget): BudgetedRead<string> {
     this.#tables.assertOpen()
     const rows =
       afterKey === undefined
         ? this.#firstKeys.iterate(budget.rows)
         : this.#keysAfterKey.iterate(afterKey, budget.rows)
-    return withinBudget(rows, budget).map((row) => row.key)
+    const read = withinBudget(rows, budget)
+    return { rows: read.rows.map((row) => row.key), more: read.more }
   }
 }
