@@ -120,11 +120,8 @@ export class KeyFilter {
 
   close(): void {
     filters.leave(this.#path, this)
-    if (this.#nextStep) clearImmediate(this.#nextStep)
-    this.#nextStep = undefined
     this.#closed = true
-    this.#complete = false
-    this.#bits = undefined
+    this.#reset()
   }
 
   /** The next step starts reading every key from the key index, into bits sized for `rowCount` rows. */
