@@ -104,12 +104,14 @@ export class CacheDispatcher {
       config: this.#config,
       key,
       request: { method, headers },
-      ...this.#sentNow(),
+      requestTimeMs: Date.now(),
+      invalidationCount: this.#config.invalidations.count,
       mayStore: !directives.noStore,
       onlyIfCached,
       opts,
       requestOptions,
-      ...rerun,
+      coalesce: rerun.coalesce,
+      collapsed: rerun.collapsed,
     }
     if (isClientConditional(headers) && !answersFromCache(headers)) {
       // If-Match, If-Unmodified-Since: for the origin to answer

@@ -26,22 +26,41 @@ export function isLegacyHandler(handler: object): handler is LegacyHandler {
 /** The methods undici requires of an old-API handler, checked as its dispatch() does before it takes one. */
 export function assertLegacyHandler(handler: LegacyHandler, opts: Dispatcher.DispatchOptions): void {
   const needed = opts.upgrade || opts.method === 'CONNECT' ? 'onUpgrade' : 'onHeaders'
-  for (const name of ['onConnect', 'onError', needed] as const) {
-    if (typeof handler[name] !== 'function') throw new errors.InvalidArgumentError(`invalid ${name} method`)
-  }
+  assertMethod(handler, 'onConnect')
+  assertMethod(handler, 'onError')
+  assertMethod(handler, needed)
+}
+
+function assertMethod(handler: LegacyHandler, name: keyof LegacyHandler): void {
+  if (typeof handler[name] !== 'function') throw new errors.InvalidArgumentError(`invalid ${name} method`)
 }
 
 /**
  * One name/value pair per field line. undici 7's own adapter gives a repeated field as one name with a
  * nested array of values, which undici 6 joins with commas: two Set-Cookie lines became one.
+ * The lines are encoded in one latin1 write and handed out as views of it (one Buffer per response,
+ * not one per name and value).
  */
 function rawLines(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Buffer[] {
-  const raw: Buffer[] = []
+  const lengths: number[] = []
+  let text = ''
+  const add = (name: string, line: unknown) => {
+    const lineText = String(line)
+    lengths.push(name.length, lineText.length)
+    text += name + lineText
+  }
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue
-    for (const line of Array.isArray(value) ? value : [value]) {
-      raw.push(Buffer.from(name, 'latin1'), Buffer.from(String(line), 'latin1'))
-    }
+    if (Array.isArray(value)) for (const line of value) add(name, line)
+    else if (value !== undefined) add(name, value)
+  }
+  if (lengths.length === 0) return []
+  const bytes = Buffer.from(text, 'latin1')
+  const raw = new Array<Buffer>(lengths.length)
+  let start = 0
+  for (let index = 0; index < lengths.length; index++) {
+    const end = start + (lengths[index] as number)
+    raw[index] = bytes.subarray(start, end)
+    start = end
   }
   return raw
 }

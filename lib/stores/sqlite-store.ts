@@ -96,8 +96,6 @@ export class SqliteStore implements CacheStore {
   get(key: string): StoredEntry[] {
     const { tables, commits } = this.#usable(false)
     commits.flushKey(key)
-    // a key never stored: no read transaction
-    if (this.#keys?.mayHold(key) === false) return []
     const nowMs = Date.now()
     const hot = this.#hot?.get(key, nowMs)
     if (hot) {
@@ -105,6 +103,8 @@ export class SqliteStore implements CacheStore {
       if (recorded) this.#hot?.touched(key, nowMs)
       return hot.entries
     }
+    // a key never stored: no read transaction
+    if (this.#keys?.mayHold(key) === false) return []
     const rows = tables.variants(key)
     if (rows.length === 0) this.#keys?.missed()
     const recordedMs = rows.map((row) => recordUse(tables, row, nowMs))

@@ -38,6 +38,9 @@ before(async () => {
       }
       return reply(res, 200, { 'cache-control': 'max-age=60', ...lines }, 'lines')
     }
+    // node:http writes a header string as latin1: one byte 0xE9 for é
+    if (req.url === '/latin1')
+      return reply(res, 200, { 'cache-control': 'max-age=60', 'x-word': 'café' }, 'w')
     reply(res, 200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' }, `hello ${req.url}`)
   })
   agent = new CacheAgent({ store: new MemoryStore() })
@@ -77,6 +80,57 @@ test('global fetch() gets each Set-Cookie line on its own, on a miss and on a hi
     assert.equal(response.headers.get('link'), '<a>, <b>')
   }
   await personal.close()
+})
+
+/** The raw header lines an old-API handler is given for one GET of `path`, as [name, value] strings. */
+function oldApiLines(dispatcher: Dispatcher, path: string): Promise<string[][]> {
+  return new Promise((resolve, reject) => {
+    let lines: string[][] = []
+    const handler = {
+      onConnect() {},
+      onHeaders(_status: number, raw: Buffer[]) {
+        assert.ok(raw.every((line) => Buffer.isBuffer(line)))
+        lines = []
+        for (let index = 0; index < raw.length; index += 2) {
+          lines.push([String(raw[index]?.toString('latin1')), String(raw[index + 1]?.toString('hex'))])
+        }
+        return true
+      },
+      onData: () => true,
+      onComplete: () => resolve(lines),
+      onError: reject,
+    } as unknown as Dispatcher.DispatchHandler
+    dispatcher.dispatch({ origin: origin.url, path, method: 'GET' }, handler)
+  })
+}
+
+test('an old-API handler gets each field line as its own name and value Buffers, byte for byte, on a miss and a hit', async () => {
+  const hex = (text: string) => Buffer.from(text, 'latin1').toString('hex')
+  const plain = new Agent()
+  const cached = new CacheAgent({ store: new MemoryStore(), shared: false })
+  const fromPlain = await oldApiLines(plain, '/latin1')
+  assert.deepEqual(
+    fromPlain.find(([name]) => name.toLowerCase() === 'x-word'),
+    ['x-word', hex('café')],
+  )
+  for (const path of ['/latin1', '/lines']) {
+    for (const status of [/^undici-cache; fwd=miss; stored$/, /^undici-cache; hit; ttl=(59|60)$/]) {
+      const lines = await oldApiLines(cached, path)
+      const named = (wanted: string) => lines.filter(([name]) => name === wanted).map(([, value]) => value)
+      const [cacheStatus, ...more] = named('cache-status')
+      assert.match(Buffer.from(String(cacheStatus), 'hex').toString('latin1'), status)
+      assert.equal(more.length, 0)
+      if (path === '/latin1') assert.deepEqual(named('x-word'), [hex('café')])
+      else {
+        assert.deepEqual(named('set-cookie'), [
+          hex('a=1; Path=/'),
+          hex('b=2; Expires=Wed, 21 Oct 2037 07:28:00 GMT'),
+        ])
+        assert.deepEqual(named('link'), [hex('<a>'), hex('<b>')])
+      }
+    }
+  }
+  await Promise.all([plain.close(), cached.close()])
 })
 
 test('old-API handlers are checked as a plain Agent checks them, and fetch() gets its response timing', async () => {
