@@ -5,6 +5,13 @@ import type { ResponseSource } from './relay-controller.js'
 /** Bytes handed to an asynchronous store and not yet written, past which the origin waits for it. */
 export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024
 
+/**
+ * How long a caller may hold the download others need (stopped, a full queue, and no way to fall
+ * behind) before the requests waiting for the entry go their own way: a reader that is only slow
+ * (fetch()'s backpressure) drains its queue well within it.
+ */
+export const HOLD_GRACE_MS = 100
+
 /** What a download knows of the other requests sharing it. */
 export interface Sharing {
   /** Another request still needs this download: a waiter fed live, or one waiting for the entry. */
@@ -37,6 +44,8 @@ export class DownloadPace implements ResponseSource, Upstream {
   readonly #exit: CallerExit | undefined
   /** Why the caller left while others needed the download: its pace counts no more. */
   #callerLeft: Error | undefined
+  /** Running while the caller holds the download others need (HOLD_GRACE_MS). */
+  #holdTimer: NodeJS.Timeout | undefined
 
   constructor(origin: Dispatcher.DispatchController, exit?: CallerExit) {
     this.#origin = origin
@@ -59,6 +68,7 @@ export class DownloadPace implements ResponseSource, Upstream {
   /** The origin has finished sending (or failed): nothing to pace any more. */
   end(): void {
     this.#ended = true
+    this.#stopHoldTimer()
   }
 
   /** `bytes` were handed to an asynchronous store. */
@@ -134,10 +144,26 @@ export class DownloadPace implements ResponseSource, Upstream {
   #follow(): void {
     if (this.#ended) return
     const held = this.#callerHolds()
-    if (held && this.#shared?.sharing.othersNeed()) this.#shared.sharing.heldByCaller()
+    if (held) this.#startHoldTimer()
+    else this.#stopHoldTimer()
     const pause = held || this.#backlogBytes > MAX_BACKLOG_BYTES
     if (pause && !this.#origin.paused) this.#origin.pause()
     else if (!pause && this.#origin.paused) this.#origin.resume()
+  }
+
+  /** Others waiting on a caller that holds the download are let go if it still holds it after HOLD_GRACE_MS. */
+  #startHoldTimer(): void {
+    if (this.#holdTimer || !this.#shared?.sharing.othersNeed()) return
+    this.#holdTimer = setTimeout(() => {
+      this.#holdTimer = undefined
+      const sharing = this.#shared?.sharing
+      if (!this.#ended && this.#callerHolds() && sharing?.othersNeed()) sharing.heldByCaller()
+    }, HOLD_GRACE_MS).unref()
+  }
+
+  #stopHoldTimer(): void {
+    clearTimeout(this.#holdTimer)
+    this.#holdTimer = undefined
   }
 
   /** A caller that stopped reading holds the origin, unless it may fall behind instead. */

@@ -49,9 +49,12 @@ export class ReaderStream implements ResponseSource {
     this.#relay.setSource(this)
   }
 
-  /** Paused while still to be fed live: not done, and not behind. */
+  /**
+   * Paused with a full queue while still to be fed live (not done, not behind): only then may it hold
+   * the download. A short pause (fetch()'s backpressure between two reads) only queues.
+   */
   get stalled(): boolean {
-    return this.#paused && !this.#done && !this.#behind
+    return this.#paused && !this.#done && !this.#behind && this.#queuedBytes > MAX_QUEUED_BYTES
   }
 
   /** Still to be handed something: not ended, failed nor aborted. */

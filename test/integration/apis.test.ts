@@ -83,9 +83,9 @@ test('global fetch() gets each Set-Cookie line on its own, on a miss and on a hi
 })
 
 /** The raw header lines an old-API handler is given for one GET of `path`, as [name, value] strings. */
-function oldApiLines(dispatcher: Dispatcher, path: string): Promise<string[][]> {
+function oldApiLines(dispatcher: Dispatcher, path: string): Promise<[string, string][]> {
   return new Promise((resolve, reject) => {
-    let lines: string[][] = []
+    let lines: [string, string][] = []
     const handler = {
       onConnect() {},
       onHeaders(_status: number, raw: Buffer[]) {

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import type http from 'node:http'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { HOLD_GRACE_MS } from '../../lib/handlers/download-pace.js'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { finalBody, readAll, stoppingCaller, within } from '../helpers/caller.js'
+import { makeAgent, sleep, tempDir } from '../helpers/client.js'
+import { type Origin, startOrigin } from '../helpers/origin.js'
+
+// A response with neither Content-Length nor ETag: the store may still refuse it as too large and the
+// origin cannot resend its rest, so a first caller that stops reading cannot fall behind.
+const KiB = 1024
+const BODY = Buffer.from(Array.from({ length: 4096 * KiB }, (_, i) => (i * 7) % 253))
+const sha = (buffer: Buffer) => createHash('sha256').update(buffer).digest('hex')
+
+/** Sends BODY in 16 KiB writes, resting 5 ms after every 256 KiB, at the pace the client reads. */
+function sendInBursts(res: http.ServerResponse): void {
+  let offset = 0
+  const write = () => {
+    while (offset < BODY.length) {
+      const piece = BODY.subarray(offset, offset + 16 * KiB)
+      offset += piece.length
+      if (!res.write(piece)) return void res.once('drain', write)
+      if (offset % (256 * KiB) === 0) return void setTimeout(write, 5)
+    }
+    res.end()
+  }
+  write()
+}
+
+let origin: Origin
+before(async () => {
+  origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60' })
+    sendInBursts(res)
+  })
+})
+after(() => origin.close())
+
+const stores = [
+  { name: 'SqliteStore', make: () => new SqliteStore({ path: path.join(tempDir(), 's.db') }) },
+  { name: 'MemoryStore', make: () => new MemoryStore({ maxEntryBytes: 16 * 1024 * KiB }) },
+]
+
+for (const kind of stores) {
+  describe(`a first caller that only reads slowly holds nobody up (${kind.name})`, () => {
+    const pathOf = (name: string) => `/${name}-${kind.name}`
+
+    test('concurrent global fetch() calls for a chunked body without ETag make one origin request', async () => {
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}${pathOf('herd')}`
+      const fetchOne = async (delayMs: number) => {
+        await sleep(delayMs)
+        const response = await globalThis.fetch(url, { dispatcher: cache.agent } as RequestInit)
+        return {
+          status: response.headers.get('cache-status'),
+          body: Buffer.from(await response.arrayBuffer()),
+        }
+      }
+      // the later ones arrive while the body streams: they wait for the entry
+      const answers = await within(10_000, 'fetches', Promise.all([0, 20, 40, 60].map(fetchOne)))
+      for (const answer of answers) assert.equal(sha(answer.body), sha(BODY))
+      assert.equal(origin.count(pathOf('herd')), 1)
+      for (const answer of answers.slice(1)) {
+        assert.match(String(answer.status), /^undici-cache; (fwd=miss; collapsed|hit; ttl=\d+)$/)
+      }
+      await cache.close()
+    })
+
+    test(`a first caller stopped for less than ${HOLD_GRACE_MS} ms keeps the requests that arrived meanwhile waiting for its entry`, async () => {
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}${pathOf('short-stop')}`
+      const leader = stoppingCaller(cache.agent, url, 'pause')
+      await leader.stopped
+      const waiter = readAll(cache.agent, url)
+      await sleep(HOLD_GRACE_MS / 4)
+      leader.resume()
+      assert.equal(sha(await finalBody(leader, 'first caller')), sha(BODY))
+      const read = await within(5000, 'waiter', waiter)
+      assert.equal(sha(read.body), sha(BODY))
+      assert.equal(read.status, 'undici-cache; fwd=miss; collapsed')
+      assert.equal(origin.count(pathOf('short-stop')), 1)
+      await cache.close()
+    })
+
+    test(`a first caller stopped for longer lets the requests waiting for its entry go their own way after ${HOLD_GRACE_MS} ms`, async () => {
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}${pathOf('long-stop')}`
+      const leader = stoppingCaller(cache.agent, url, 'pause')
+      await leader.stopped
+      const sentMs = Date.now()
+      const read = await within(5000, 'waiter', readAll(cache.agent, url))
+      const waitedMs = Date.now() - sentMs
+      assert.equal(sha(read.body), sha(BODY))
+      assert.equal(read.status, 'undici-cache; fwd=miss; stored')
+      assert.ok(waitedMs >= HOLD_GRACE_MS - 5, `went its own way after ${waitedMs} ms`)
+      assert.ok(leader.receivedBytes() < BODY.length, 'the first caller was still stopped')
+      leader.resume()
+      assert.equal(sha(await finalBody(leader, 'first caller')), sha(BODY))
+      assert.equal(origin.count(pathOf('long-stop')), 2)
+      await cache.close()
+    })
+  })
+}
