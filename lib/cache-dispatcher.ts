@@ -269,13 +269,14 @@ export class CacheDispatcher {
 
   /**
    * A waiter goes through the cache again: a stored result, or the stale entry a failed revalidation
-   * served, is served to it as `collapsed`; otherwise it sends its own request.
+   * served, is served to it as `collapsed`; otherwise it sends its own request (after a held flight,
+   * one the other waiters may share).
    */
   #rerun(exchange: Exchange, handler: Handler, collapsed: Collapsed, outcome: FlightOutcome): void {
     const { requestOptions } = exchange
     const rerun: Rerun =
-      outcome === 'not-stored'
-        ? { coalesce: false, requestOptions }
+      outcome === 'not-stored' || outcome === 'held'
+        ? { coalesce: outcome === 'held', requestOptions }
         : { coalesce: outcome === 'stored', collapsed, requestOptions }
     this.#start(exchange.opts, handler, rerun)
   }

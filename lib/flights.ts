@@ -6,7 +6,11 @@ import type { StoredEntry } from './stores/store.js'
  * How a request in flight ended, for the identical requests that waited on it: `stale` when its
  * revalidation failed and the stale entry was served instead (see Flight.staleServed).
  */
-export type FlightOutcome = 'stored' | 'not-stored' | 'stale'
+/**
+ * `held`: the response is being stored, but its first caller has stopped reading and holds the download
+ * (see DownloadPace): the waiters go again, free to share a new flight.
+ */
+export type FlightOutcome = 'stored' | 'not-stored' | 'stale' | 'held'
 
 /** An entry validated by a 304 but not written back, and the freshened metadata to serve it with. */
 export interface Validated {

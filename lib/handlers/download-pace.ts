@@ -122,6 +122,8 @@ export class DownloadPace implements ResponseSource, Upstream {
     // a reader made for a caller that left early is gone before it shares the download
     const shared = this.#shared
     if (shared && !this.#ended && !shared.sharing.othersNeed()) this.#origin.abort(reason)
+    // the others read on: a caller that held the download holds it no more
+    else this.#follow()
   }
 
   /** What a waiter fed live tells the download: its leaving may leave nobody to read it. */

@@ -260,7 +260,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
       restAvailable: () =>
         this.#fromOrigin() !== undefined ||
         (this.#writer !== undefined && this.#declaredSizeBytes !== undefined),
-      heldByCaller: () => flight.settle('not-stored'),
+      heldByCaller: () => flight.settle('held'),
     })
     return reader
   }

@@ -11,6 +11,8 @@ export interface StoppingCaller {
   /** Resolves once the caller has its chunks and has stopped reading (or aborted). */
   stopped: Promise<void>
   resume(): void
+  /** Aborts the stopped caller (with the error 'caller gave up'). */
+  abort(): void
   /** The whole body and the trailers, or the error the caller saw. */
   done: Promise<Outcome>
   receivedBytes(): number
@@ -49,6 +51,7 @@ export function stoppingCaller(
   return {
     stopped,
     resume: () => controller?.resume(),
+    abort: () => controller?.abort(new Error('caller gave up')),
     done,
     receivedBytes: () => chunks.reduce((sum, chunk) => sum + chunk.length, 0),
   }

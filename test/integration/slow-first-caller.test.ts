@@ -33,9 +33,15 @@ function sendInBursts(res: http.ServerResponse): void {
 
 let origin: Origin
 before(async () => {
-  origin = await startOrigin((_req, res) => {
-    res.writeHead(200, { 'cache-control': 'max-age=60' })
-    sendInBursts(res)
+  origin = await startOrigin((req, res) => {
+    // /late-… answers after a pause, so requests sent meanwhile are fed the response as it arrives
+    setTimeout(
+      () => {
+        res.writeHead(200, { 'cache-control': 'max-age=60' })
+        sendInBursts(res)
+      },
+      req.url?.startsWith('/late-') ? 150 : 0,
+    )
   })
 })
 after(() => origin.close())
@@ -102,6 +108,52 @@ for (const kind of stores) {
       assert.equal(sha(await finalBody(leader, 'first caller')), sha(BODY))
       assert.equal(origin.count(pathOf('long-stop')), 2)
       await cache.close()
+    })
+
+    test('the requests let go after a first caller held the download share one origin request', async () => {
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}${pathOf('let-go')}`
+      const leader = stoppingCaller(cache.agent, url, 'pause')
+      await leader.stopped
+      const reads = []
+      for (let index = 0; index < 10; index++) {
+        reads.push(readAll(cache.agent, url))
+        await sleep(5)
+      }
+      const answers = await within(5000, 'requests let go', Promise.all(reads))
+      for (const answer of answers) assert.equal(sha(answer.body), sha(BODY))
+      // one of them leads the new flight; the others wait on it (or, if slow to arrive, find its entry)
+      const leading = answers.filter(
+        (answer) => answer.status === 'undici-cache; fwd=miss; stored; collapsed',
+      )
+      assert.equal(leading.length, 1)
+      for (const answer of answers.filter((each) => !leading.includes(each))) {
+        assert.match(String(answer.status), /^undici-cache; (fwd=miss; collapsed|hit; ttl=\d+)$/)
+      }
+      leader.resume()
+      assert.equal(sha(await finalBody(leader, 'first caller')), sha(BODY))
+      assert.equal(origin.count(pathOf('let-go')), 2)
+      await cache.close()
+    })
+
+    test('a first caller that aborts while it holds the download leaves it to the others: one origin request', async () => {
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}${pathOf('late-abort')}`
+      const leader = stoppingCaller(cache.agent, url, 'pause')
+      await sleep(20)
+      const live = readAll(cache.agent, url)
+      await leader.stopped
+      const forEntry = readAll(cache.agent, url)
+      await sleep(HOLD_GRACE_MS / 4)
+      leader.abort()
+      assert.equal((await within(5000, 'first caller', leader.done)).error?.message, 'caller gave up')
+      const [fedLive, fromEntry] = await within(5000, 'the others', Promise.all([live, forEntry]))
+      assert.equal(sha(fedLive.body), sha(BODY))
+      assert.equal(sha(fromEntry.body), sha(BODY))
+      assert.equal(fedLive.status, 'undici-cache; fwd=miss; collapsed')
+      assert.equal(fromEntry.status, 'undici-cache; fwd=miss; collapsed')
+      assert.equal(origin.count(pathOf('late-abort')), 1)
+      await within(5000, 'close()', cache.close())
     })
   })
 }
