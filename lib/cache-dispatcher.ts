@@ -46,6 +46,7 @@ type Handler = Dispatcher.DispatchHandler
 interface Rerun {
   coalesce: boolean
   collapsed?: Collapsed
+  released?: boolean
   /** The per-request options already read from the first dispatch. */
   requestOptions?: CacheRequestOptions
 }
@@ -112,6 +113,7 @@ export class CacheDispatcher {
       requestOptions,
       coalesce: rerun.coalesce,
       collapsed: rerun.collapsed,
+      released: rerun.released,
     }
     if (isClientConditional(headers) && !answersFromCache(headers)) {
       // If-Match, If-Unmodified-Since: for the origin to answer
@@ -253,7 +255,7 @@ export class CacheDispatcher {
             }
           })
         },
-        live: liveWaiter(exchange, waiting, fwd),
+        live: exchange.released ? undefined : liveWaiter(exchange, waiting, fwd),
       }
       if (waiting.start((reason) => inFlight.leave(waiter, reason))) inFlight.join(waiter)
       return true
@@ -270,13 +272,14 @@ export class CacheDispatcher {
   /**
    * A waiter goes through the cache again: a stored result, or the stale entry a failed revalidation
    * served, is served to it as `collapsed`; otherwise it sends its own request (after a held flight,
-   * one the other waiters may share).
+   * the first time, one the others let go with it may wait on).
    */
   #rerun(exchange: Exchange, handler: Handler, collapsed: Collapsed, outcome: FlightOutcome): void {
     const { requestOptions } = exchange
+    const releasedOnce = outcome === 'held' && !exchange.released
     const rerun: Rerun =
       outcome === 'not-stored' || outcome === 'held'
-        ? { coalesce: outcome === 'held', requestOptions }
+        ? { coalesce: releasedOnce, released: releasedOnce, requestOptions }
         : { coalesce: outcome === 'stored', collapsed, requestOptions }
     this.#start(exchange.opts, handler, rerun)
   }

@@ -27,6 +27,12 @@ export interface Exchange {
   readonly coalesce: boolean
   /** Set when re-dispatched after waiting on a flight: entries stored since then are served. */
   readonly collapsed?: Collapsed
+  /**
+   * Let go by a flight whose first caller held its download (outcome `held`): it may wait on another
+   * flight, but only for its entry (never fed live, so no stopped caller holds it again), and if that
+   * one is held too it sends its own request.
+   */
+  readonly released?: boolean
 }
 
 /** A request that waited on an identical one (RFC 9211 `collapsed`). */

@@ -136,6 +136,32 @@ for (const kind of stores) {
       await cache.close()
     })
 
+    test('requests let go by a held download are not held again by the next stopped caller: they wait for its entry, then go alone', async () => {
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}${pathOf('held-twice')}`
+      const leader = stoppingCaller(cache.agent, url, 'pause')
+      await leader.stopped
+      // let go first, it leads the next request, and stops reading too
+      const next = stoppingCaller(cache.agent, url, 'pause')
+      await sleep(5)
+      const plain = [0, 1, 2, 3].map(() => readAll(cache.agent, url))
+      const answers = await within(5000, 'plain requests', Promise.all(plain))
+      for (const answer of answers) {
+        assert.equal(sha(answer.body), sha(BODY))
+        assert.equal(answer.status, 'undici-cache; fwd=miss; stored')
+      }
+      assert.ok(
+        leader.receivedBytes() < BODY.length && next.receivedBytes() < BODY.length,
+        'both still stopped',
+      )
+      assert.equal(origin.count(pathOf('held-twice')), 6)
+      leader.resume()
+      next.resume()
+      assert.equal(sha(await finalBody(leader, 'first caller')), sha(BODY))
+      assert.equal(sha(await finalBody(next, 'next caller')), sha(BODY))
+      await cache.close()
+    })
+
     test('a first caller that aborts while it holds the download leaves it to the others: one origin request', async () => {
       const cache = makeAgent(kind.make())
       const url = `${origin.url}${pathOf('late-abort')}`
