@@ -3,11 +3,19 @@ import { asError, reportRevalidationError, reportStoreError } from './diagnostic
 import {
   type Collapsed,
   cacheStatusValue,
+  collapsedStatus,
   type DispatchOptions,
   type Exchange,
   policyView,
 } from './exchange.js'
-import { type Flight, type FlightOutcome, Flights, flightKeyOf, type Waiter } from './flights.js'
+import {
+  type Flight,
+  type FlightOutcome,
+  Flights,
+  flightKeyOf,
+  MAX_RELEASES,
+  type Waiter,
+} from './flights.js'
 import { backgroundHandler } from './handlers/background-handler.js'
 import { CountedHandler } from './handlers/counted-handler.js'
 import { ForwardHandler } from './handlers/forward-handler.js'
@@ -24,7 +32,7 @@ import { liveWaiter } from './live-waiter.js'
 import { type CacheConfig, type CacheRequestOptions, resolveRequestOptions } from './options.js'
 import { currentAgeSeconds } from './policy/age.js'
 import { requestDirectives } from './policy/cache-control.js'
-import type { CacheStatusParams, ForwardReason } from './policy/cache-status.js'
+import type { ForwardReason } from './policy/cache-status.js'
 import { answersFromCache } from './policy/conditional.js'
 import { isSafeMethod } from './policy/invalidation.js'
 import {
@@ -46,7 +54,7 @@ type Handler = Dispatcher.DispatchHandler
 interface Rerun {
   coalesce: boolean
   collapsed?: Collapsed
-  released?: boolean
+  released?: number
   /** The per-request options already read from the first dispatch. */
   requestOptions?: CacheRequestOptions
 }
@@ -272,15 +280,15 @@ export class CacheDispatcher {
   /**
    * A waiter goes through the cache again: a stored result, or the stale entry a failed revalidation
    * served, is served to it as `collapsed`; otherwise it sends its own request (after a held flight,
-   * the first time, one the others let go with it may wait on).
+   * one the others let go with it may wait on).
    */
   #rerun(exchange: Exchange, handler: Handler, collapsed: Collapsed, outcome: FlightOutcome): void {
     const { requestOptions } = exchange
-    const releasedOnce = outcome === 'held' && !exchange.released
+    const released = outcome === 'held' ? (exchange.released ?? 0) + 1 : undefined
     const rerun: Rerun =
-      outcome === 'not-stored' || outcome === 'held'
-        ? { coalesce: releasedOnce, released: releasedOnce, requestOptions }
-        : { coalesce: outcome === 'stored', collapsed, requestOptions }
+      outcome === 'stored' || outcome === 'stale'
+        ? { coalesce: outcome === 'stored', collapsed, requestOptions }
+        : { coalesce: released !== undefined && released <= MAX_RELEASES, released, requestOptions }
     this.#start(exchange.opts, handler, rerun)
   }
 
@@ -374,14 +382,6 @@ export class CacheDispatcher {
 function forwardReason(decision: ReuseDecision): ForwardReason {
   const byRequest = REQUEST_REASONS.has(decision.reason) && decision.ttlSeconds > 0
   return byRequest ? 'request' : 'stale'
-}
-
-/** RFC 9211 for a waiter: why its flight went to the origin, and what the origin said. */
-function collapsedStatus(collapsed: Collapsed | undefined, entryId: StoredEntry['id']): CacheStatusParams {
-  const stale = collapsed?.staleServed
-  if (stale?.entryId === entryId) return { ...stale, fwd: collapsed?.fwd, collapsed: true }
-  const fwdStatus = collapsed?.notModifiedEntryId === entryId ? 304 : undefined
-  return { fwd: collapsed?.fwd, fwdStatus, collapsed: true }
 }
 
 /** A throw on a later turn has no caller to reach but the handler (as undici routes dispatch errors). */

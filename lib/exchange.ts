@@ -4,6 +4,7 @@ import type { CacheConfig, CacheRequestOptions } from './options.js'
 import { type CacheStatusParams, type ForwardReason, formatCacheStatus } from './policy/cache-status.js'
 import { targetedView } from './policy/targeted.js'
 import type { RequestInfo, ResponseInfo } from './policy/types.js'
+import type { StoredEntry } from './stores/store.js'
 
 export type DispatchOptions = Dispatcher.DispatchOptions & { cache?: unknown }
 
@@ -28,11 +29,11 @@ export interface Exchange {
   /** Set when re-dispatched after waiting on a flight: entries stored since then are served. */
   readonly collapsed?: Collapsed
   /**
-   * Let go by a flight whose first caller held its download (outcome `held`): it may wait on another
-   * flight, but only for its entry (never fed live, so no stopped caller holds it again), and if that
-   * one is held too it sends its own request.
+   * How many flights let it go because their first caller held the download (outcome `held`). Such a
+   * request may wait on another flight only for its entry (never fed live, so no stopped caller holds
+   * it), at most MAX_RELEASES times; then it sends its own request.
    */
-  readonly released?: boolean
+  readonly released?: number
 }
 
 /** A request that waited on an identical one (RFC 9211 `collapsed`). */
@@ -80,4 +81,15 @@ export function quietly(onError: (error: unknown) => void, call: () => unknown):
   } catch (error) {
     onError(error)
   }
+}
+
+/** RFC 9211 for a waiter: why its flight went to the origin, and what the origin said. */
+export function collapsedStatus(
+  collapsed: Collapsed | undefined,
+  entryId: StoredEntry['id'],
+): CacheStatusParams {
+  const stale = collapsed?.staleServed
+  if (stale?.entryId === entryId) return { ...stale, fwd: collapsed?.fwd, collapsed: true }
+  const fwdStatus = collapsed?.notModifiedEntryId === entryId ? 304 : undefined
+  return { fwd: collapsed?.fwd, fwdStatus, collapsed: true }
 }

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import type http from 'node:http'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { MAX_RELEASES } from '../../lib/flights.js'
 import { HOLD_GRACE_MS } from '../../lib/handlers/download-pace.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
@@ -136,7 +137,7 @@ for (const kind of stores) {
       await cache.close()
     })
 
-    test('requests let go by a held download are not held again by the next stopped caller: they wait for its entry, then go alone', async () => {
+    test('requests let go by a held download are not held again by the next stopped caller: they wait for its entry, then go again', async () => {
       const cache = makeAgent(kind.make())
       const url = `${origin.url}${pathOf('held-twice')}`
       const leader = stoppingCaller(cache.agent, url, 'pause')
@@ -146,19 +147,46 @@ for (const kind of stores) {
       await sleep(5)
       const plain = [0, 1, 2, 3].map(() => readAll(cache.agent, url))
       const answers = await within(5000, 'plain requests', Promise.all(plain))
-      for (const answer of answers) {
-        assert.equal(sha(answer.body), sha(BODY))
-        assert.equal(answer.status, 'undici-cache; fwd=miss; stored')
-      }
+      for (const answer of answers) assert.equal(sha(answer.body), sha(BODY))
+      // let go twice, they share a third request
+      const statuses = answers.map((answer) => answer.status)
+      assert.equal(
+        statuses.filter((status) => status === 'undici-cache; fwd=miss; stored; collapsed').length,
+        1,
+      )
+      assert.equal(statuses.filter((status) => status === 'undici-cache; fwd=miss; collapsed').length, 3)
       assert.ok(
         leader.receivedBytes() < BODY.length && next.receivedBytes() < BODY.length,
         'both still stopped',
       )
-      assert.equal(origin.count(pathOf('held-twice')), 6)
+      assert.equal(origin.count(pathOf('held-twice')), 3)
       leader.resume()
       next.resume()
       assert.equal(sha(await finalBody(leader, 'first caller')), sha(BODY))
       assert.equal(sha(await finalBody(next, 'next caller')), sha(BODY))
+      await cache.close()
+    })
+
+    test(`requests let go by ${MAX_RELEASES} held downloads in a row each send their own`, async () => {
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}${pathOf('held-thrice')}`
+      const leader = stoppingCaller(cache.agent, url, 'pause')
+      await leader.stopped
+      // each let go first, leads the next request and stops reading
+      const stoppers = []
+      for (let index = 0; index < MAX_RELEASES; index++) {
+        stoppers.push(stoppingCaller(cache.agent, url, 'pause'))
+        await sleep(5)
+      }
+      const lastTwo = [readAll(cache.agent, url), readAll(cache.agent, url)]
+      for (const last of await within(5000, 'last requests', Promise.all(lastTwo))) {
+        assert.equal(sha(last.body), sha(BODY))
+        assert.equal(last.status, 'undici-cache; fwd=miss; stored')
+      }
+      assert.equal(origin.count(pathOf('held-thrice')), MAX_RELEASES + 3)
+      for (const caller of [leader, ...stoppers]) caller.resume()
+      for (const caller of [leader, ...stoppers])
+        assert.equal(sha(await finalBody(caller, 'stopped caller')), sha(BODY))
       await cache.close()
     })
 
