@@ -288,7 +288,7 @@ export class CacheDispatcher {
     const rerun: Rerun =
       outcome === 'stored' || outcome === 'stale'
         ? { coalesce: outcome === 'stored', collapsed, requestOptions }
-        : { coalesce: released !== undefined && released <= MAX_RELEASES, released, requestOptions }
+        : { coalesce: released !== undefined && released < MAX_RELEASES, released, requestOptions }
     this.#start(exchange.opts, handler, rerun)
   }
 

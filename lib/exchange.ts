@@ -31,7 +31,7 @@ export interface Exchange {
   /**
    * How many flights let it go because their first caller held the download (outcome `held`). Such a
    * request may wait on another flight only for its entry (never fed live, so no stopped caller holds
-   * it), at most MAX_RELEASES times; then it sends its own request.
+   * it); once MAX_RELEASES flights have let it go, it sends its own request.
    */
   readonly released?: number
 }

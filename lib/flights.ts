@@ -12,7 +12,7 @@ import type { StoredEntry } from './stores/store.js'
  */
 export type FlightOutcome = 'stored' | 'not-stored' | 'stale' | 'held'
 
-/** Held flights a request waits through (Exchange.released) before it sends its own request. */
+/** Held flights that let a request go (Exchange.released) before it sends its own request. */
 export const MAX_RELEASES = 3
 
 /** An entry validated by a 304 but not written back, and the freshened metadata to serve it with. */

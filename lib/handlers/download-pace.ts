@@ -6,9 +6,10 @@ import type { ResponseSource } from './relay-controller.js'
 export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024
 
 /**
- * How long a caller may hold the download others need (stopped, a full queue, and no way to fall
- * behind) before the requests waiting for the entry go their own way: a reader that is only slow
- * (fetch()'s backpressure) drains its queue well within it.
+ * How long in all a caller may hold the download others need (a full queue and no way to fall behind)
+ * before the requests waiting for the entry go their own way. A reader that keeps up (fetch()'s short
+ * backpressure pauses) holds it a moment now and then; one that stopped, or reads far slower than the
+ * origin sends, reaches it.
  */
 export const HOLD_GRACE_MS = 100
 
@@ -46,6 +47,11 @@ export class DownloadPace implements ResponseSource, Upstream {
   #callerLeft: Error | undefined
   /** Running while the caller holds the download others need (HOLD_GRACE_MS). */
   #holdTimer: NodeJS.Timeout | undefined
+  /** Since when the caller holds it, and for how long it held it before (ms). */
+  #holdingSinceMs: number | undefined
+  #heldMs = 0
+  /** The requests waiting for the entry have been let go (heldByCaller). */
+  #othersLetGo = false
 
   constructor(origin: Dispatcher.DispatchController, exit?: CallerExit) {
     this.#origin = origin
@@ -153,17 +159,25 @@ export class DownloadPace implements ResponseSource, Upstream {
     else if (!pause && this.#origin.paused) this.#origin.resume()
   }
 
-  /** Others waiting on a caller that holds the download are let go if it still holds it after HOLD_GRACE_MS. */
+  /** Others waiting on a caller that holds the download are let go once it has held it HOLD_GRACE_MS in all. */
   #startHoldTimer(): void {
-    if (this.#holdTimer || !this.#shared?.sharing.othersNeed()) return
-    this.#holdTimer = setTimeout(() => {
-      this.#holdTimer = undefined
-      const sharing = this.#shared?.sharing
-      if (!this.#ended && this.#callerHolds() && sharing?.othersNeed()) sharing.heldByCaller()
-    }, HOLD_GRACE_MS).unref()
+    if (this.#othersLetGo || this.#holdTimer || !this.#shared?.sharing.othersNeed()) return
+    this.#holdingSinceMs = performance.now()
+    this.#holdTimer = setTimeout(
+      () => {
+        this.#holdTimer = undefined
+        const sharing = this.#shared?.sharing
+        if (this.#ended || !this.#callerHolds() || !sharing?.othersNeed()) return
+        this.#othersLetGo = true
+        sharing.heldByCaller()
+      },
+      Math.max(0, HOLD_GRACE_MS - this.#heldMs),
+    ).unref()
   }
 
   #stopHoldTimer(): void {
+    if (this.#holdingSinceMs !== undefined) this.#heldMs += performance.now() - this.#holdingSinceMs
+    this.#holdingSinceMs = undefined
     clearTimeout(this.#holdTimer)
     this.#holdTimer = undefined
   }

@@ -50,11 +50,11 @@ export class ReaderStream implements ResponseSource {
   }
 
   /**
-   * Paused with a full queue while still to be fed live (not done, not behind): only then may it hold
-   * the download. A short pause (fetch()'s backpressure between two reads) only queues.
+   * A full queue while still to be fed live (not done, not behind): only then may it hold the download,
+   * paused or not yet drained. A short pause (fetch()'s backpressure between two reads) only queues.
    */
   get stalled(): boolean {
-    return this.#paused && !this.#done && !this.#behind && this.#queuedBytes > MAX_QUEUED_BYTES
+    return !this.#done && !this.#behind && this.#queuedBytes > MAX_QUEUED_BYTES
   }
 
   /** Still to be handed something: not ended, failed nor aborted. */
@@ -138,11 +138,14 @@ export class ReaderStream implements ResponseSource {
 
   /** Hands on what is queued while not paused; at the end, finishes or catches up from the store. */
   #advance(): void {
+    const wasFull = this.stalled
     while (!this.#paused && !this.#done && this.#queue.length > 0) {
       const chunk = this.#queue.shift() as Buffer
       this.#queuedBytes -= chunk.length
       this.#deliver(chunk)
     }
+    // room in the queue again: the download may go on
+    if (wasFull && !this.stalled) this.#upstream?.paceChanged()
     if (this.#paused || this.#done || !this.#ended || this.#queue.length > 0) return
     if (this.#behind) {
       this.#done = true

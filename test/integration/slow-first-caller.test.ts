@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import type http from 'node:http'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { Agent, type Dispatcher } from 'undici'
 import { MAX_RELEASES } from '../../lib/flights.js'
 import { HOLD_GRACE_MS } from '../../lib/handlers/download-pace.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
@@ -174,7 +175,7 @@ for (const kind of stores) {
       await leader.stopped
       // each let go first, leads the next request and stops reading
       const stoppers = []
-      for (let index = 0; index < MAX_RELEASES; index++) {
+      for (let index = 1; index < MAX_RELEASES; index++) {
         stoppers.push(stoppingCaller(cache.agent, url, 'pause'))
         await sleep(5)
       }
@@ -183,10 +184,59 @@ for (const kind of stores) {
         assert.equal(sha(last.body), sha(BODY))
         assert.equal(last.status, 'undici-cache; fwd=miss; stored')
       }
-      assert.equal(origin.count(pathOf('held-thrice')), MAX_RELEASES + 3)
+      assert.equal(origin.count(pathOf('held-thrice')), MAX_RELEASES + 2)
       for (const caller of [leader, ...stoppers]) caller.resume()
       for (const caller of [leader, ...stoppers])
         assert.equal(sha(await finalBody(caller, 'stopped caller')), sha(BODY))
+      await cache.close()
+    })
+
+    test('a first caller that reads far slower than the origin sends keeps at most about 1 MiB unread, and the requests waiting for its entry go their own way', async () => {
+      // counts what reaches the cache from the origin for the first request only
+      let firstDispatch = true
+      let fromOriginBytes = 0
+      const counting: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) => {
+        const counted = firstDispatch
+        firstDispatch = false
+        return dispatch(opts, {
+          onRequestStart: (controller, context) => handler.onRequestStart?.(controller, context),
+          onResponseStart: (controller, status, headers, message) =>
+            handler.onResponseStart?.(controller, status, headers, message),
+          onResponseData: (controller, chunk) => {
+            if (counted) fromOriginBytes += chunk.length
+            handler.onResponseData?.(controller, chunk)
+          },
+          onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
+          onResponseError: (controller, error) => handler.onResponseError?.(controller, error),
+        })
+      }
+      const cache = makeAgent(kind.make(), { agent: new Agent().compose(counting) })
+      const url = new URL(`${origin.url}${pathOf('trickle')}`)
+      let deliveredBytes = 0
+      let trickling: Dispatcher.DispatchController | undefined
+      cache.agent.dispatch({ origin: url.origin, path: url.pathname, method: 'GET', headers: {} }, {
+        onRequestStart() {},
+        onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer) {
+          trickling = controller
+          deliveredBytes += chunk.length
+          controller.pause()
+          setTimeout(() => controller.resume(), 20)
+        },
+        onResponseError() {},
+      } as Dispatcher.DispatchHandler)
+      while (deliveredBytes === 0) await sleep(5)
+      const waiter = await within(5000, 'waiter', readAll(cache.agent, url.href))
+      assert.equal(sha(waiter.body), sha(BODY))
+      assert.equal(waiter.status, 'undici-cache; fwd=miss; stored')
+      await sleep(500)
+      assert.ok(deliveredBytes < BODY.length / 2, `the first caller read ${deliveredBytes} bytes`)
+      const unreadBytes = fromOriginBytes - deliveredBytes
+      assert.ok(
+        unreadBytes <= 1024 * KiB + 256 * KiB,
+        `${unreadBytes} bytes taken from the origin and not read`,
+      )
+      assert.equal(origin.count(pathOf('trickle')), 2)
+      trickling?.abort(new Error('enough'))
       await cache.close()
     })
 
