@@ -4,11 +4,9 @@ import type { StoredEntry } from './stores/store.js'
 
 /**
  * How a request in flight ended, for the identical requests that waited on it: `stale` when its
- * revalidation failed and the stale entry was served instead (see Flight.staleServed).
- */
-/**
- * `held`: the response is being stored, but its first caller has stopped reading and holds the download
- * (see DownloadPace): the waiters go again, free to share a new flight.
+ * revalidation failed and the stale entry was served instead (see Flight.staleServed); `held` when the
+ * response is being stored but its first caller holds the download (see DownloadPace), so the waiters
+ * go again, free to wait on a new flight (Exchange.released).
  */
 export type FlightOutcome = 'stored' | 'not-stored' | 'stale' | 'held'
 
