@@ -2,6 +2,12 @@ import { BloomBits } from './bloom-bits.js'
 import { PathPeers } from './path-peers.js'
 import type { DataVersion, VersionWatch } from './sqlite-data-version.js'
 
+/** A row of the entries table, by id. */
+export interface KeyedRow {
+  id: number
+  key: string
+}
+
 /** What the filter reads from the file. */
 export interface KeySource {
   /** The highest row id (0 for none). */
@@ -11,7 +17,7 @@ export interface KeySource {
   /** Keys in key order, from the first or after `afterKey` (the key index only), up to the budget. */
   keysInOrder(afterKey: string | undefined, budget: ReadBudget): BudgetedRead<string>
   /** Rows (complete or not) with an id above `afterId`, in id order, up to the budget. */
-  keysAfter(afterId: number, budget: ReadBudget): BudgetedRead<{ id: number; key: string }>
+  keysAfter(afterId: number, budget: ReadBudget): BudgetedRead<KeyedRow>
 }
 
 /** What one step read; `more` when it stopped at its budget, before what may be the last row. */
@@ -50,9 +56,11 @@ function capacityFor(rowCount: number): number {
  * - After the first lookup that finds nothing, it reads every key from the key index, in steps; until
  *   then every key may be present.
  * - Rows are never renamed and ids only grow (AUTOINCREMENT, one writer at a time), so what has been
- *   committed since is the rows past the highest id read. They are read after each write of this store
- *   and of this process's other stores on the file; another process's commits are seen within
- *   OTHER_WRITER_CHECK_MS, as by the hot tier (until then such a key reads as a miss).
+ *   committed since is the rows past the highest id read. After each write of this store or of this
+ *   process's other stores on the file, the rows it inserted are added as they are when their ids follow
+ *   on from the highest one added (no other commit came between), else the rows past it are read.
+ *   Another process's commits are seen within OTHER_WRITER_CHECK_MS, as by the hot tier (until then
+ *   such a key reads as a miss).
  * - An incomplete row's key counts from its first write. Deleted keys stay until the filter is full; it
  *   is then built again, sized for the rows the file holds then, so its size follows the file's.
  */
@@ -112,10 +120,10 @@ export class KeyFilter {
     return !this.#complete || this.#bits?.mayHold(key) !== false
   }
 
-  /** A store of this process on the file committed: the rows past the last one read are added. */
-  wrote(): void {
+  /** A store of this process on the file committed, inserting `inserted` (in id order). */
+  wrote(inserted: readonly KeyedRow[]): void {
     const stores = this.#path === undefined ? [this] : filters.of(this.#path)
-    for (const filter of stores) if (filter.#complete) filter.#step()
+    for (const filter of stores) if (filter.#complete) filter.#addCommitted(inserted)
   }
 
   close(): void {
@@ -140,6 +148,19 @@ export class KeyFilter {
     this.#nextStep = undefined
     this.#complete = false
     this.#bits = undefined
+  }
+
+  /**
+   * Rows just committed: added without reading them when their ids follow on from the last one added
+   * (ids are given in commit order), else the rows past that one are read, these among them.
+   */
+  #addCommitted(rows: readonly KeyedRow[]): void {
+    const last = rows.at(-1)
+    if (last !== undefined && followsOn(rows, this.#scannedId) && this.#addAll(rows.map((row) => row.key))) {
+      this.#scannedId = last.id
+    } else {
+      this.#step()
+    }
   }
 
   /** One step of the build from the key index, or of the rows past the last id read. */
@@ -217,4 +238,11 @@ export class KeyFilter {
     }
     return true
   }
+}
+
+/** Whether the rows' ids run on from `lastId` without a gap. */
+function followsOn(rows: readonly KeyedRow[], lastId: number): boolean {
+  let expectedId = lastId + 1
+  for (const row of rows) if (row.id !== expectedId++) return false
+  return true
 }

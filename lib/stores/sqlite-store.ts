@@ -81,9 +81,9 @@ export class SqliteStore implements CacheStore {
       const hot = hotBytes > 0 ? new HotTier(hotBytes, TOUCH_INTERVAL_MS, dataVersion, file) : undefined
       const keys = new KeyFilter(tables.keyReads(), dataVersion, tables.totals().entries, file)
       tables.onRemoved = (id) => hot?.forgetEntry(id)
-      tables.onWritten = () => {
+      tables.onWritten = (inserted) => {
         hot?.wrote()
-        keys.wrote()
+        keys.wrote(inserted)
       }
       this.#hot = hot
       this.#keys = keys

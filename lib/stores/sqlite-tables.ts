@@ -1,7 +1,7 @@
 /** The database of one SqliteStore: every read and write, each write in one immediate transaction. */
 import type Database from 'better-sqlite3'
 import { BODY_DIR_SUFFIX, BodyFiles } from './sqlite-body-files.js'
-import type { KeySource } from './sqlite-key-filter.js'
+import type { KeyedRow, KeySource } from './sqlite-key-filter.js'
 import { KeyReads } from './sqlite-key-reads.js'
 import { isAbandoned } from './sqlite-liveness.js'
 import { LockWaits } from './sqlite-lock-waits.js'
@@ -47,12 +47,19 @@ export class SqliteTables {
   readonly #dataVersion: Database.Statement<[], number>
   /** Told of every entry row this connection removes (replaced, evicted, deleted, swept). */
   onRemoved: ((entryId: number) => void) | undefined
-  /** Told after each write transaction this connection commits. */
-  onWritten: (() => void) | undefined
+  /**
+   * Told after each write transaction this connection commits (not after a chunk's), with the rows it
+   * inserted since the last time, in id order (the key filter adds them without reading them back).
+   */
+  onWritten: ((inserted: readonly KeyedRow[]) => void) | undefined
   /** Incomplete rows whose removal failed (busy, disk full); the next sweep retries them. */
   readonly #undiscarded = new Set<number>()
   /** Entries with a body file removed by the running transaction: their files go once it commits. */
   #removedFiles: number[] = []
+  /** The rows the running write transaction inserted. */
+  #inserting: KeyedRow[] = []
+  /** The rows inserted by committed write transactions, until onWritten is told. */
+  #inserted: KeyedRow[] = []
   #open = true
   readonly #lock: LockWaits
 
@@ -96,13 +103,13 @@ export class SqliteTables {
   /** Appends one chunk row, creating the incomplete entry row first; undefined when that row is gone. */
   appendChunk(args: ChunkArgs): number | undefined {
     this.assertOpen()
-    return this.#lock.write(() => this.#append.immediate(args))
+    return this.#lock.write(() => this.#committed(this.#append.immediate(args)))
   }
 
   /** Inserts the incomplete row of an entry whose body goes to its file; returns the entry id. */
   beginFileEntry(args: ChunkArgs): number {
     this.assertOpen()
-    return this.#lock.write(() => this.#begin.immediate(args))
+    return this.#lock.write(() => this.#committed(this.#begin.immediate(args)))
   }
 
   /** Notes that a writer is still at work on an incomplete row; false when the row is gone. */
@@ -114,13 +121,13 @@ export class SqliteTables {
   /** Makes an entry complete, replaces its variant, then evicts least recently used entries. */
   commit(args: CommitArgs): void {
     this.assertOpen()
-    this.#lock.write(() => this.#transact(() => this.#commit.immediate(args)))
+    this.#lock.write(() => this.#transact(() => this.#committed(this.#commit.immediate(args))))
   }
 
   /** Several commits in one transaction (group commit): all become visible together, or none. */
   commitMany(list: CommitArgs[]): void {
     this.assertOpen()
-    this.#lock.write(() => this.#transact(() => this.#commitMany.immediate(list)))
+    this.#lock.write(() => this.#transact(() => this.#committed(this.#commitMany.immediate(list))))
   }
 
   /**
@@ -245,6 +252,7 @@ export class SqliteTables {
   /** A write transaction whose totals changes are written once, last, before it commits. */
   #writeTransaction<F extends (...args: never[]) => unknown>(write: F): Database.Transaction<F> {
     return this.#db.transaction(((...args: Parameters<F>) => {
+      this.#inserting = []
       this.#totals.begin()
       const result = write(...args)
       this.#totals.write()
@@ -258,7 +266,16 @@ export class SqliteTables {
     const result = write()
     this.files?.remove(this.#removedFiles)
     this.#removedFiles = []
-    this.onWritten?.()
+    const inserted = this.#inserted
+    this.#inserted = []
+    this.onWritten?.(inserted)
+    return result
+  }
+
+  /** After a write that may insert rows has committed: they are kept for onWritten. */
+  #committed<R>(result: R): R {
+    for (const row of this.#inserting) this.#inserted.push(row)
+    this.#inserting = []
     return result
   }
 
@@ -328,7 +345,9 @@ export class SqliteTables {
   }
 
   #insertEntry(args: ChunkArgs, row: EntryRowValues): number {
-    return Number(this.#sql.insertEntry.run(...insertEntryParams(args, row)).lastInsertRowid)
+    const id = Number(this.#sql.insertEntry.run(...insertEntryParams(args, row)).lastInsertRowid)
+    this.#inserting.push({ id, key: args.draft.key })
+    return id
   }
 
   #removeOtherVariants(draft: EntryDraft, keepId: number): void {

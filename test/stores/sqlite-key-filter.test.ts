@@ -15,6 +15,7 @@ import {
 } from '../../lib/stores/sqlite-key-filter.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { SqliteTables } from '../../lib/stores/sqlite-tables.js'
+import { draftOf } from '../../lib/stores/sqlite-writer.js'
 import { entryAt, sampleMeta, storeBody } from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-key-filter-'))
@@ -73,36 +74,56 @@ async function untilReady(filter: KeyFilter): Promise<void> {
 const keysOf = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i}`)
 
 test('no key written is ever reported absent: this store, this process, another process', async () => {
+  // the peers' bodies: inline, in chunk rows, in a body file (a row inserted before its commit)
+  const bodies = { peer: Buffer.from('body'), chunks: Buffer.alloc(3000, 'c'), file: Buffer.alloc(3000, 'f') }
   const op = fc.oneof(
-    fc.record({ by: fc.constant('peer' as const), key: fc.nat(40) }),
+    fc.record({ by: fc.constantFrom('peer' as const, 'chunks' as const, 'file' as const), key: fc.nat(40) }),
     fc.record({ by: fc.constant('other' as const), key: fc.nat(40) }),
     fc.record({ by: fc.constant('delete' as const), key: fc.nat(40) }),
+    fc.record({ by: fc.constant('wait' as const), key: fc.constant(0) }),
   )
   await fc.assert(
     fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), async (ops) => {
       const { path, filter, close } = openFilter()
-      const peer = new SqliteStore({ path })
+      const peers = {
+        peer: new SqliteStore({ path }),
+        chunks: new SqliteStore({ path, chunkBytes: 1024, bodyFiles: false }),
+        file: new SqliteStore({ path, chunkBytes: 1024 }),
+      }
       const other = otherProcess(path)
+      // keys in the file the filter must hold by now, and keys another process wrote since the last wait
       const written = new Set<string>()
+      const unseen = new Set<string>()
+      const wait = async () => {
+        await sleep(OTHER_WRITER_CHECK_MS + 1)
+        for (const url of unseen) written.add(url)
+        unseen.clear()
+      }
       try {
         for (const { by, key } of ops) {
           const url = `https://example.test/${key}`
-          if (by === 'peer') {
-            await storeBody(peer, url, sampleMeta(), Buffer.from('body'))
-            peer.get(url)
+          if (by === 'peer' || by === 'chunks' || by === 'file') {
+            await storeBody(peers[by], url, sampleMeta(), bodies[by], 1024)
+            assert.equal(peers[by].get(url).length, 1)
+            written.add(url)
           } else if (by === 'other') {
             other.write([url])
-            await sleep(OTHER_WRITER_CHECK_MS + 1)
+            unseen.add(url)
+          } else if (by === 'delete') {
+            peers.peer.delete(url)
+            written.delete(url)
+            unseen.delete(url)
           } else {
-            peer.delete(url)
+            await wait()
           }
-          if (by !== 'delete') written.add(url)
           for (const url of written) assert.equal(filter.mayHold(url), true, `${url} after ${by}`)
         }
+        await wait()
+        for (const url of written) assert.equal(filter.mayHold(url), true, `${url} at the end`)
         assert.equal(filter.mayHold('https://example.test/never'), false)
       } finally {
         other.close()
-        peer.close()
+        for (const peer of Object.values(peers)) peer.close()
         close()
       }
     }),
@@ -244,6 +265,60 @@ test('a commit by another store of this process on the file is seen at once', as
   assert.equal(decisive, 3)
   peer.close()
   close()
+})
+
+test("the rows a connection commits reach its filter as they are; after another process's, they are read", async () => {
+  const path = join(dir, `own-rows-${files++}.db`)
+  new SqliteStore({ path }).close()
+  const tables = new SqliteTables(path, Date.now())
+  const reads = tables.keyReads()
+  let rowReads = 0
+  const counted: KeySource = {
+    maxId: () => reads.maxId(),
+    totals: () => reads.totals(),
+    keysAfter: (afterId, budget) => {
+      rowReads++
+      return reads.keysAfter(afterId, budget)
+    },
+    keysInOrder: (afterKey, budget) => reads.keysInOrder(afterKey, budget),
+  }
+  // wired as SqliteStore wires its own filter: one connection writes and reads
+  const filter = new KeyFilter(counted, dataVersionOf(tables), 0, undefined)
+  tables.onWritten = (inserted) => filter.wrote(inserted)
+  filter.missed()
+  await untilReady(filter)
+  const limits = { maxBytes: 1 << 30, maxEntries: 1000 }
+  const commit = (key: string, entryId?: number) =>
+    tables.commit({
+      draft: draftOf(key, sampleMeta()),
+      entryId,
+      seq: entryId === undefined ? 0 : 1,
+      data: Buffer.from('body'),
+      nowMs: Date.now(),
+      bodyBytes: entryId === undefined ? 4 : 8,
+      limits,
+      inFile: false,
+    })
+  const other = otherProcess(path)
+  const readsBefore = rowReads
+  commit('https://example.test/inline')
+  // a chunked entry: its row is inserted with its first chunk, before the commit
+  const chunked = { draft: draftOf('https://example.test/chunked', sampleMeta()), seq: 0, nowMs: Date.now() }
+  const entryId = tables.appendChunk({ ...chunked, entryId: undefined, data: Buffer.from('body') })
+  commit('https://example.test/chunked', entryId)
+  assert.equal(rowReads, readsBefore, 'no read for the rows this connection committed')
+  assert.equal(filter.mayHold('https://example.test/inline'), true)
+  assert.equal(filter.mayHold('https://example.test/chunked'), true)
+  // another process's row comes between: the next commit here reads from the last row added on
+  other.write(['https://example.test/other'])
+  commit('https://example.test/after')
+  assert.equal(rowReads, readsBefore + 1)
+  assert.equal(filter.mayHold('https://example.test/other'), true, 'read with the commit')
+  assert.equal(filter.mayHold('https://example.test/after'), true)
+  assert.equal(filter.mayHold('https://example.test/absent'), false)
+  other.close()
+  filter.close()
+  tables.close()
 })
 
 test('two SqliteStores of one process on one file: what one commits, the other finds at once', async () => {
