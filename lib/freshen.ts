@@ -12,19 +12,27 @@ import {
 } from './policy/revalidation.js'
 import { canStore, headersToStore, usableEntries } from './policy/storable.js'
 import type { Headers, HeaderValue, ResponseInfo } from './policy/types.js'
-import { selectVariant } from './policy/vary.js'
+import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
 import type { CacheStore, EntryMeta, StoredEntry } from './stores/store.js'
 
-/** The stored metadata freshened by a 304 or HEAD (RFC 9111 §4.3.4), with new request/response times. */
+/**
+ * The stored metadata freshened by a 304 or HEAD (RFC 9111 §4.3.4), with new request/response times.
+ * Its selecting values are those of the request the origin just answered (RFC 9111 §4.1): they match
+ * the stored ones on every field the old Vary named, and a field a new Vary names is the validating
+ * request's (the origin said the stored response is what that request selects).
+ */
 export function freshenedMeta(exchange: Exchange, entry: StoredEntry, newHeaders: Headers): EntryMeta {
+  const headers = withValidationTimes(freshenedHeaders(entry.headers, newHeaders), newHeaders)
+  const names = varyFieldNames(headers)
+  const selecting = names === '*' ? entry.varyValues : varyValues(names, exchange.request.headers)
   const meta: EntryMeta = {
     statusCode: entry.statusCode,
     statusMessage: entry.statusMessage,
-    headers: withValidationTimes(freshenedHeaders(entry.headers, newHeaders), newHeaders),
+    headers,
     requestTimeMs: exchange.requestTimeMs,
     responseTimeMs: Date.now(),
-    varyValues: entry.varyValues,
-    varyKey: entry.varyKey,
+    varyValues: selecting,
+    varyKey: varyKey(selecting),
     deleteAtMs: 0,
     sharedCache: exchange.config.shared ? true : undefined,
   }

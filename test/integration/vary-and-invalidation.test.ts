@@ -16,6 +16,20 @@ for (const kind of storeKinds) {
         if (path === '/vary') {
           return reply(res, 200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' }, `in ${language}`)
         }
+        if (path === '/vary-added' || path === '/vary-added-head') {
+          // the first answer has no Vary (stored, stale at once); the origin's later ones vary on X-User
+          const user = String(req.headers['x-user'] ?? 'nobody')
+          if (req.headers['if-none-match'] === '"v1"' || req.method === 'HEAD') {
+            return reply(res, req.method === 'HEAD' ? 200 : 304, {
+              etag: '"v1"',
+              'cache-control': 'max-age=60',
+              vary: 'X-User',
+            })
+          }
+          const headers: Record<string, string> = { etag: '"v1"', 'cache-control': 'max-age=0' }
+          if (origin.count(path) > 1) headers.vary = 'X-User'
+          return reply(res, 200, headers, `for ${user}`)
+        }
         if (path === '/vary-star')
           return reply(res, 200, { 'cache-control': 'max-age=60', vary: '*' }, 'star')
         if (req.method === 'POST' && path === '/items') {
@@ -48,6 +62,26 @@ for (const kind of storeKinds) {
       )
       assert.match(String(frAgain.headers['cache-status']), /^undici-cache; hit/)
       assert.equal(origin.count('/vary'), 3)
+    })
+
+    test('a Vary that a 304 or a HEAD answer adds selects by the validating request (RFC 9111 §4.1)', async () => {
+      for (const path of ['/vary-added', '/vary-added-head']) {
+        const url = `${origin.url}${path}`
+        const alice = { 'x-user': 'alice' }
+        await send(cache.agent, url, { headers: alice })
+        const validated = await send(cache.agent, url, {
+          headers: alice,
+          method: path === '/vary-added' ? 'GET' : 'HEAD',
+        })
+        assert.equal(validated.headers.vary, 'X-User')
+        const bob = await send(cache.agent, url, { headers: { 'x-user': 'bob' } })
+        assert.equal(bob.body, 'for bob')
+        assert.equal(bob.headers['cache-status'], 'undici-cache; fwd=vary-miss; stored')
+        const aliceAgain = await send(cache.agent, url, { headers: alice })
+        assert.equal(aliceAgain.body, 'for alice')
+        assert.match(String(aliceAgain.headers['cache-status']), /^undici-cache; hit/)
+        assert.equal(origin.count(path), 3)
+      }
     })
 
     test('Vary: * is never served from the cache', async () => {
