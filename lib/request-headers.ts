@@ -3,16 +3,21 @@ import type { Headers } from './policy/types.js'
 
 type RawHeaders = unknown
 
+/** A value as undici sends it: null as an empty field line. */
+function lineText(value: unknown): string {
+  return value === null ? '' : String(value)
+}
+
 /** Adds one field line, keeping repeats as arrays (undici's parsed-header shape). */
 function addField(out: Headers, name: string, value: unknown): void {
-  if (value === undefined || value === null) return
+  if (value === undefined) return
   const lower = name.toLowerCase()
   const existing = Object.hasOwn(out, lower) ? out[lower] : undefined
   if (existing === undefined && typeof value === 'string') {
     setField(out, lower, value)
     return
   }
-  const values = Array.isArray(value) ? value.map(String) : [String(value)]
+  const values = Array.isArray(value) ? value.map(lineText) : [lineText(value)]
   if (existing !== undefined)
     setField(out, lower, [...(Array.isArray(existing) ? existing : [existing]), ...values])
   else setField(out, lower, values.length === 1 ? (values[0] as string) : values)

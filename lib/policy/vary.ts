@@ -74,12 +74,13 @@ function normalisedMemberList(lines: readonly string[], unordered: boolean): str
 }
 
 // RFC 9111 §4.1: selecting values may be normalised by combining lines and normalising whitespace,
-// and by the syntax of the field (here: the member lists of MEMBER_LIST_FIELDS)
+// and by the syntax of the field (here: the member lists of MEMBER_LIST_FIELDS). Lines combine with
+// a comma (RFC 9110 §5.3), Cookie's with "; " (RFC 9113 §8.2.3): `a=1, b=2` is one cookie
 function normalisedValue(requestHeaders: Headers, name: string): string | null {
   const lines = linesOf(requestHeaders, name)
   if (lines.length === 0) return null
   if (MEMBER_LIST_FIELDS.has(name)) return normalisedMemberList(lines, UNORDERED_FIELDS.has(name))
-  return collapsedWhitespace(lines.join(', '))
+  return collapsedWhitespace(lines.join(name === 'cookie' ? '; ' : ', '))
 }
 
 /** The normalised request values of the selecting fields (null = absent), keyed by lower-case name. */

@@ -36,6 +36,13 @@ describe('varyValues', () => {
     })
   })
 
+  it('combines Cookie lines with "; " (RFC 9113 §8.2.3), so `a=1, b=2` in one line is another value', () => {
+    const twoLines = varyValues(['cookie'], { cookie: ['sid=1', 'theme=2'] })
+    assert.deepEqual(twoLines, { cookie: 'sid=1; theme=2' })
+    assert.equal(variantMatches({ varyValues: twoLines }, { cookie: 'sid=1; theme=2' }), true)
+    assert.equal(variantMatches({ varyValues: twoLines }, { cookie: 'sid=1, theme=2' }), false)
+  })
+
   it('returns {} for no names', () => {
     assert.deepEqual(varyValues([], { accept: 'x' }), {})
   })

@@ -137,6 +137,15 @@ test('request headers in every form undici accepts become lower-case names with 
   assert.deepEqual(normalizeHeaders([]), {})
 })
 
+test('a null value is an empty field line, as undici sends it (Vary and Authorization see it present)', () => {
+  assert.deepEqual(normalizeHeaders({ 'X-User': null, authorization: null }), {
+    'x-user': '',
+    authorization: '',
+  })
+  assert.deepEqual(normalizeHeaders({ 'x-two': ['1', null] }), { 'x-two': ['1', ''] })
+  assert.deepEqual(normalizeHeaders(['x-user', null, 'x-user', 2]), { 'x-user': ['', '2'] })
+})
+
 test('header names that are Object.prototype members stay plain fields', () => {
   const normalized = normalizeHeaders([
     'Constructor',
