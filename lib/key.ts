@@ -20,10 +20,34 @@ function pathWithQuery(path: string, query: Record<string, unknown> | null | und
   return search === '' ? path : `${path}?${search}`
 }
 
-/** Normalises an absolute URL into a key: scheme and host lower-cased, fragment dropped. */
-export function keyFromUrl(url: string): string {
+/** A percent-encoded octet (RFC 3986 §2.1). */
+const PERCENT_ENCODED = /%([0-9A-Fa-f]{2})/g
+
+/** RFC 3986 §2.3: the characters a percent-encoding of means the same as the character itself. */
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/
+
+/**
+ * RFC 9110 §4.2.3, RFC 3986 §6.2.2.1–§6.2.2.2: one URI however it is percent-encoded. An encoded
+ * unreserved character is decoded (`%41` is `A`, `%7e` is `~`), the others are upper-cased (`%2f` is
+ * `%2F`), so a write to `/doc%41` invalidates what `/docA` stored, and both read one entry.
+ */
+function percentNormalised(url: string): string {
+  if (!url.includes('%')) return url
+  return url.replace(PERCENT_ENCODED, (encoded, hex: string) => {
+    const char = String.fromCharCode(Number.parseInt(hex, 16))
+    return UNRESERVED.test(char) ? char : encoded.toUpperCase()
+  })
+}
+
+/** An absolute URL as URL parsing makes it: scheme and host lower-cased, fragment dropped. */
+function parsedUrl(url: string): string {
   const parsed = new URL(url)
   return `${parsed.origin}${parsed.pathname}${parsed.search}`
+}
+
+/** Normalises an absolute URL into a key: as URL parsing makes it, percent-encoding normalised. */
+export function keyFromUrl(url: string): string {
+  return percentNormalised(parsedUrl(url))
 }
 
 /**
@@ -56,7 +80,7 @@ export function cacheKey(input: KeyInput, host?: string | string[]): string | un
   // RFC 9111 §2: a path URL parsing would change (`\`, dot segments, a fragment, `/p?`) is sent as it
   // is, so its parsed form would be another target's key: it gets none
   if (target === undefined || target.url !== target.sent) return undefined
-  return withHost(target.url, host)
+  return withHost(percentNormalised(target.url), host)
 }
 
 /**
@@ -93,7 +117,7 @@ function targetOf(input: KeyInput): { sent: string; url: string } | undefined {
     // An opaque origin ('null', e.g. file:) has no absolute target.
     if (origin === 'null' || path === undefined) return undefined
     const sent = origin + path
-    return { sent, url: isPlainPath(path) ? sent : keyFromUrl(sent) }
+    return { sent, url: isPlainPath(path) ? sent : parsedUrl(sent) }
   } catch {
     return undefined
   }

@@ -52,7 +52,7 @@ function hostNamedKeys(url: string, host: unknown, headers: Headers): (string | 
   const address = new URL(url).origin
   return invalidationTargets(named, headers).flatMap((namedTarget) => {
     const { pathname, search } = new URL(namedTarget)
-    return [withHost(`${address}${pathname}${search}`, host), keyFromUrl(namedTarget)]
+    return [withHost(keyFromUrl(`${address}${pathname}${search}`), host), keyFromUrl(namedTarget)]
   })
 }
 

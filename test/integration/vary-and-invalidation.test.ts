@@ -108,6 +108,21 @@ for (const kind of storeKinds) {
       assert.equal(origin.count('/items/1'), 2)
     })
 
+    test('one entry however the URI is percent-encoded: a write to one spelling invalidates it (RFC 9110 §4.2.3)', async () => {
+      await send(cache.agent, `${origin.url}/spelt`)
+      const encoded = await send(cache.agent, `${origin.url}/sp%65lt`)
+      assert.match(String(encoded.headers['cache-status']), /^undici-cache; hit/)
+      assert.equal(encoded.body, '/spelt content')
+      const put = await send(cache.agent, `${origin.url}/%73pelt`, { method: 'PUT' })
+      assert.equal(put.status, 200)
+      const after = await send(cache.agent, `${origin.url}/spelt`)
+      assert.equal(after.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      assert.deepEqual(
+        origin.requests.filter((r) => r.url.endsWith('pelt')).map((r) => `${r.method} ${r.url}`),
+        ['GET /spelt', 'PUT /%73pelt', 'GET /spelt'],
+      )
+    })
+
     test('an error response to an unsafe method invalidates nothing', async () => {
       await send(cache.agent, `${origin.url}/kept`)
       const deleted = await send(cache.agent, `${origin.url}/kept`, { method: 'DELETE' })
