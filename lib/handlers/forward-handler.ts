@@ -16,7 +16,7 @@ import { FanOut } from './fan-out.js'
 import { ReaderStream } from './reader-stream.js'
 import { redirectHistory } from './redirect-history.js'
 import type { RelayController } from './relay-controller.js'
-import { forwardedHeaders } from './response-headers.js'
+import { dated, forwardedHeaders } from './response-headers.js'
 import { type RestFetch, restFetcher } from './rest-from-origin.js'
 
 type Opened =
@@ -144,7 +144,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
       collapsed,
       detail: opened.detail,
     })
-    const outgoing = forwardedHeaders(headers, status)
+    // the Date added to a response without one says what the stored entry's hits will say
+    const outgoing = forwardedHeaders(headers, status, opened.meta?.responseTimeMs)
     const flight = this.#flight
     const pace = this.#pace
     if (!opened.writer || !flight || !pace) {
@@ -322,7 +323,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   ): void {
     const live = this.#flight?.takeLive((waiter) => waiter.varyKeyFor(headers) === meta.varyKey) ?? []
     if (live.length > 0)
-      this.#fanOut = new FanOut(live, statusCode, meta.headers, statusMessage, this.#pace?.forWaiters())
+      this.#fanOut = new FanOut(
+        live,
+        statusCode,
+        dated(meta.headers, meta.responseTimeMs),
+        statusMessage,
+        this.#pace?.forWaiters(),
+      )
   }
 
   /** Finds the entry this response became, for waiters that fell behind (never another one). */

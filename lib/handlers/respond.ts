@@ -22,12 +22,18 @@ function cachedResponse(
   const { headers: requestHeaders, method } = exchange.request
   // RFC 9110 §8.6: no Content-Length on a 204
   const lengthBytes = meta.statusCode === 204 ? undefined : entry.sizeBytes
-  const headers = servedHeaders(meta.headers, ageSeconds, status, lengthBytes)
+  const headers = servedHeaders(meta.headers, meta.responseTimeMs, ageSeconds, status, lengthBytes)
   if (evaluateClientConditional(requestHeaders, meta) === 'not-modified') {
     return {
       statusCode: 304,
       statusMessage: 'Not Modified',
-      headers: servedHeaders(notModifiedHeaders(meta.headers), ageSeconds, status, undefined),
+      headers: servedHeaders(
+        notModifiedHeaders(meta.headers),
+        meta.responseTimeMs,
+        ageSeconds,
+        status,
+        undefined,
+      ),
     }
   }
   const { statusCode, statusMessage } = meta
@@ -45,7 +51,13 @@ function cachedResponse(
     }
   }
   if (range.kind === 'unsatisfiable') {
-    const refused = servedHeaders(notModifiedHeaders(meta.headers), ageSeconds, status, 0)
+    const refused = servedHeaders(
+      notModifiedHeaders(meta.headers),
+      meta.responseTimeMs,
+      ageSeconds,
+      status,
+      0,
+    )
     refused['content-range'] = contentRangeValue(range, entry.sizeBytes)
     return { statusCode: 416, statusMessage: 'Range Not Satisfiable', headers: refused }
   }

@@ -1,4 +1,5 @@
 import { ageHeaderValue } from '../policy/age.js'
+import { formatHttpDate } from '../policy/dates.js'
 import type { Headers } from '../policy/types.js'
 import { definedFields } from '../request-headers.js'
 
@@ -15,22 +16,40 @@ function withCacheStatus(headers: OutgoingHeaders, cacheStatus: string | undefin
   return headers
 }
 
-/** Headers of a response passed on from the origin. */
-export function forwardedHeaders(headers: Headers, cacheStatus: string | undefined): OutgoingHeaders {
-  return withCacheStatus(definedFields(headers), cacheStatus)
+// RFC 9110 §6.6.1: a recipient with a clock that caches or forwards a response without Date adds
+// one saying when the response was received
+function withDate(headers: OutgoingHeaders, receivedMs: number): OutgoingHeaders {
+  if (headers.date === undefined) headers.date = formatHttpDate(receivedMs)
+  return headers
+}
+
+/** `headers` with a Date saying `receivedMs` when they have none (a copy then). */
+export function dated(headers: Headers, receivedMs: number): Headers {
+  return headers.date === undefined ? { ...headers, date: formatHttpDate(receivedMs) } : headers
+}
+
+/** Headers of a response passed on from the origin (or made by the cache), received at `receivedMs`. */
+export function forwardedHeaders(
+  headers: Headers,
+  cacheStatus: string | undefined,
+  receivedMs: number = Date.now(),
+): OutgoingHeaders {
+  return withCacheStatus(withDate(definedFields(headers), receivedMs), cacheStatus)
 }
 
 /**
- * Headers of a response served from the store: Age replaced by the current age (RFC 9111 §5.1),
- * Content-Length added from the stored size when the body has one and the origin did not say.
+ * Headers of a response served from the store (received at `receivedMs`): Age replaced by the current
+ * age (RFC 9111 §5.1), Content-Length added from the stored size when the body has one and the origin
+ * did not say.
  */
 export function servedHeaders(
   stored: Headers,
+  receivedMs: number,
   ageSeconds: number,
   cacheStatus: string | undefined,
   sizeBytes: number | undefined,
 ): OutgoingHeaders {
-  const out = definedFields(stored)
+  const out = withDate(definedFields(stored), receivedMs)
   out.age = ageHeaderValue(ageSeconds)
   if (
     sizeBytes !== undefined &&

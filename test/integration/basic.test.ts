@@ -21,6 +21,11 @@ for (const kind of storeKinds) {
           return res.end('part two')
         }
         if (url.pathname === '/nothing') return reply(res, 200, {}, 'no freshness')
+        if (url.pathname === '/no-date' || url.pathname === '/no-date-no-store') {
+          res.sendDate = false
+          const cacheControl = url.pathname === '/no-date' ? 'max-age=60' : 'no-store'
+          return reply(res, 200, { 'cache-control': cacheControl, etag: '"d"' }, 'dateless')
+        }
         if (url.pathname === '/404') return reply(res, 404, { 'cache-control': 'max-age=60' }, 'not here')
         if (url.pathname === '/204') return reply(res, 204, { 'cache-control': 'max-age=60' })
         if (url.pathname === '/500') return reply(res, 500, { 'cache-control': 'max-age=60' }, 'broken')
@@ -131,6 +136,24 @@ for (const kind of storeKinds) {
       assert.match(String(forced.headers['cache-status']), /^undici-cache; hit; ttl=(28|29|30)$/)
       assert.equal(forced.body, 'other /other-path')
       assert.equal(origin.count('/nothing'), before + 1)
+    })
+
+    test('a response without Date gets one saying when it was received (RFC 9110 §6.6.1)', async () => {
+      const sentMs = Date.now()
+      const miss = await send(cache.agent, `${origin.url}/no-date`)
+      const date = String(miss.headers.date)
+      assert.ok(Math.abs(Date.parse(date) - sentMs) < 2000, date)
+      const hit = await send(cache.agent, `${origin.url}/no-date`)
+      assert.match(String(hit.headers['cache-status']), /^undici-cache; hit/)
+      assert.equal(hit.headers.date, date)
+      const notModified = await send(cache.agent, `${origin.url}/no-date`, {
+        headers: { 'if-none-match': '"d"' },
+      })
+      assert.equal(notModified.status, 304)
+      assert.equal(notModified.headers.date, date)
+      const passed = await send(cache.agent, `${origin.url}/no-date-no-store`)
+      assert.ok(Math.abs(Date.parse(String(passed.headers.date)) - sentMs) < 2000)
+      assert.equal(origin.count('/no-date'), 1)
     })
 
     test('a bad per-request cache option is rejected with an error naming it', async () => {
