@@ -178,7 +178,11 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     this.#forward.onResponseError(this.#relay, asError(error))
   }
 
-  /** RFC 5861 §4: the origin failed; the stale entry is served instead. */
+  /**
+   * RFC 5861 §4: the origin failed; the stale entry is served instead. A body the store cannot open
+   * (its file removed since) serves nothing: the request is sent again without conditions, as if
+   * there were no stale entry, and its waiters wait for that answer.
+   */
   #serveStale(detail: string): void {
     const served = {
       entryId: this.#entry.id,
@@ -186,22 +190,33 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       detail: `stale-if-error-${detail}`,
     }
     const { flight, fwd } = this.#options
-    if (flight) {
+    const settle = () => {
+      if (!flight) return
       flight.staleServed = served
       flight.settle('stale')
     }
-    if (this.#forward.callerGone) return
+    if (this.#forward.callerGone) {
+      settle()
+      return
+    }
     const ageSeconds = currentAgeSeconds(this.#entry, Date.now())
     const status = { fwd, fwdStatus: served.fwdStatus, detail: served.detail }
-    respondFromCache(
-      this.#exchange,
-      this.#downstream,
-      this.#relay,
-      this.#entry,
-      this.#entry,
-      ageSeconds,
-      status,
-    )
+    try {
+      respondFromCache(
+        this.#exchange,
+        this.#downstream,
+        this.#relay,
+        this.#entry,
+        this.#entry,
+        ageSeconds,
+        status,
+      )
+    } catch (error) {
+      reportStoreError(this.#exchange.config.store, 'read', error)
+      this.#options.onMismatch()
+      return
+    }
+    settle()
   }
 
   #endSilently(): void {

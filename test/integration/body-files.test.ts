@@ -21,7 +21,16 @@ const storeErrors: { operation: string; error: Error }[] = []
 const onStoreError = (message: unknown) => storeErrors.push(message as { operation: string; error: Error })
 
 before(async () => {
-  origin = await startOrigin((_req, res) => {
+  origin = await startOrigin((req, res) => {
+    if (req.url?.startsWith('/stale-')) {
+      // stale at once, served stale when a revalidation fails (RFC 5861 §4); revalidations fail
+      if (req.headers['if-none-match'] === undefined) {
+        const headers = { 'cache-control': 'max-age=0, stale-if-error=600', etag: '"big"' }
+        return reply(res, 200, headers, BIG as unknown as string)
+      }
+      if (req.url === '/stale-reset') return req.socket.destroy()
+      return reply(res, 503, {}, 'unavailable')
+    }
     reply(res, 200, { 'cache-control': 'max-age=600', etag: '"big"' }, BIG as unknown as string)
   })
   dbPath = path.join(tempDir(), 'cache.db')
@@ -97,6 +106,30 @@ test('a body file removed or cut short under the cache: the request goes to the 
     assert.match(String(again.headers['cache-status']), /^undici-cache; hit/)
     assert.ok(again.body.equals(BIG))
     assert.equal(origin.count('/vanishing') - before, 1)
+    storeErrors.length = 0
+  }
+})
+
+test('stale-if-error with its body file gone: the request is sent again without conditions', {
+  timeout: 10_000,
+}, async () => {
+  for (const failure of ['503', 'reset']) {
+    const path = `/stale-${failure}`
+    await getBytes(`${origin.url}${path}`)
+    for (const name of bodyFiles()) rmSync(bodyFileOf(dbPath, name))
+    const res = await getBytes(`${origin.url}${path}`)
+    assert.equal(res.status, 200)
+    assert.equal(res.headers['cache-status'], 'undici-cache; fwd=stale; stored')
+    assert.ok(res.body.equals(BIG))
+    const sent = origin.requests.filter((seen) => seen.url === path)
+    assert.deepEqual(
+      sent.map((seen) => seen.headers['if-none-match'] ?? 'unconditional'),
+      ['unconditional', '"big"', 'unconditional'],
+    )
+    assert.deepEqual(
+      storeErrors.map(({ operation }) => operation),
+      ['read'],
+    )
     storeErrors.length = 0
   }
 })
