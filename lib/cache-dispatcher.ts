@@ -136,20 +136,23 @@ export class CacheDispatcher {
     try {
       entries = store.get(exchange.key)
     } catch (error) {
-      reportStoreError(store, 'get', error)
-      return this.#pass(exchange.opts, handler, 'miss', 'store-error')
+      return this.#lookupFailed(exchange, handler, error)
     }
     if (Array.isArray(entries)) return this.#afterLookup(exchange, handler, entries)
     entries
       .then(
         (found) => this.#afterLookup(exchange, handler, found),
-        (error: unknown) => {
-          reportStoreError(store, 'get', error)
-          return this.#pass(exchange.opts, handler, 'miss', 'store-error')
-        },
+        (error: unknown) => this.#lookupFailed(exchange, handler, error),
       )
       .catch((error: unknown) => failAsync(handler, error))
     return true
+  }
+
+  /** The store failed: the request goes through, unless it may only be answered from the cache (RFC 9111 §5.2.1.7). */
+  #lookupFailed(exchange: Exchange, handler: Handler, error: unknown): boolean {
+    reportStoreError(this.#config.store, 'get', error)
+    if (exchange.onlyIfCached) return this.#gatewayTimeout(handler)
+    return this.#pass(exchange.opts, handler, 'miss', 'store-error')
   }
 
   #afterLookup(exchange: Exchange, handler: Handler, found: StoredEntry[]): boolean {

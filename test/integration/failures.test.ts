@@ -87,6 +87,26 @@ test('a failing store degrades to passing requests through, with a warning', asy
   await cache.agent.close()
 })
 
+test('only-if-cached is answered 504 when the store fails, never by the origin (RFC 9111 §5.2.1.7)', async () => {
+  const closed = new SqliteStore({ path: path.join(tempDir(), 'closed-oic.db') })
+  closed.close()
+  // the lookup throws (SqliteStore), or rejects on a later turn (an asynchronous store)
+  for (const store of [closed, new AsyncStore(closed)]) {
+    const cache = makeAgent(store)
+    const before = origin.count('/only-cached')
+    const byHeader = await send(cache.agent, `${origin.url}/only-cached`, {
+      headers: { 'cache-control': 'only-if-cached' },
+    })
+    const byOption = await send(cache.agent, `${origin.url}/only-cached`, { cache: { onlyIfCached: true } })
+    for (const res of [byHeader, byOption]) {
+      assert.equal(res.status, 504)
+      assert.equal(res.headers['cache-status'], 'undici-cache; detail=only-if-cached')
+    }
+    assert.equal(origin.count('/only-cached'), before)
+    await cache.agent.close()
+  }
+})
+
 /** A real MemoryStore whose deletes fail while `failing` is set, as a locked or full disk's would. */
 class FailingDeletes extends MemoryStore {
   failing = true
