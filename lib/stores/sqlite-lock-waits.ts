@@ -32,12 +32,19 @@ export class LockWaits {
 
   /** Runs a write that may be skipped: no wait for the lock; false on any failure. */
   inBackground(write: () => void): boolean {
-    this.#db.pragma(`busy_timeout = ${BACKGROUND_BUSY_TIMEOUT_MS}`)
     try {
-      write()
+      this.withoutWaiting(write)
       return true
     } catch {
       return false
+    }
+  }
+
+  /** Runs a write that does not wait for the lock: SQLITE_BUSY at once when another connection holds it. */
+  withoutWaiting<R>(write: () => R): R {
+    this.#db.pragma(`busy_timeout = ${BACKGROUND_BUSY_TIMEOUT_MS}`)
+    try {
+      return write()
     } finally {
       this.#db.pragma(`busy_timeout = ${this.#busyTimeoutMs()}`)
     }

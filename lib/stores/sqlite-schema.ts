@@ -111,13 +111,14 @@ function assertSqliteHeader(path: string): void {
 
 /**
  * Checks the file is ours (before changing anything in it), switches it to WAL, then creates the layout
- * in an empty file or migrates an older one, in one immediate transaction.
+ * in an empty file or migrates an older one, in one immediate transaction. A file at this version
+ * takes no write lock: it opens while another connection holds that lock.
  */
 export function prepareSchema(db: Database.Database, path: string): void {
-  schemaVersion(db)
+  const version = schemaVersion(db)
   if (path !== ':memory:') db.pragma('journal_mode = WAL')
   db.pragma('synchronous = NORMAL')
-  db.transaction(() => migrate(db)).immediate()
+  if (version !== SCHEMA_VERSION) db.transaction(() => migrate(db)).immediate()
 }
 
 function migrate(db: Database.Database): void {

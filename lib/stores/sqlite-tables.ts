@@ -230,8 +230,8 @@ export class SqliteTables {
 
   /**
    * On open: killed writers' rows, chunks without a row (none expected), and a recount of the totals.
-   * A cleanup that finds the disk full or the lock held too long is skipped (a later open or sweep
-   * does it); any other failure (read-only, damaged file) throws.
+   * A cleanup that finds the disk full or the lock held (it does not wait for it) is skipped (a later
+   * open or sweep does it); any other failure (read-only, damaged file) throws.
    */
   #cleanUp(nowMs: number): void {
     const cleanUp = this.#writeTransaction(() => {
@@ -240,7 +240,7 @@ export class SqliteTables {
       this.#sql.recountTotals.run()
     })
     try {
-      this.#transact(() => cleanUp.immediate())
+      this.#lock.withoutWaiting(() => this.#transact(() => cleanUp.immediate()))
     } catch (error) {
       if (isTransient(error)) return
       this.#db.close()

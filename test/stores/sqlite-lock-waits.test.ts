@@ -62,3 +62,23 @@ test('a write lock held for long costs one busy timeout, not one per write; wait
     store.close()
   }
 })
+
+test('a file opened while another connection holds the write lock opens at once, and stores once it is free', () => {
+  const path = join(dir, 'locked-at-open.db')
+  new SqliteStore({ path, sweepIntervalMs: 0 }).close()
+  const otherProcess = new Database(path)
+  otherProcess.prepare('BEGIN IMMEDIATE').run()
+  const startedMs = performance.now()
+  const store = new SqliteStore({ path, sweepIntervalMs: 0 })
+  const openMs = performance.now() - startedMs
+  otherProcess.prepare('ROLLBACK').run()
+  otherProcess.close()
+  try {
+    assert.equal(store.failure, undefined)
+    assert.ok(openMs < BUSY_TIMEOUT_MS / 5, `opening took ${Math.round(openMs)} ms`)
+    assert.equal(timedWrite(store, 'k', 100).failed, false)
+    assert.equal(store.get('k').length, 1)
+  } finally {
+    store.close()
+  }
+})
