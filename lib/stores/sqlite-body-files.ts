@@ -63,14 +63,25 @@ export class BodyFiles {
     return join(this.dir, String(entryId))
   }
 
-  /** Creates the file of `entryId` (never over an existing one); returns its descriptor. */
+  /**
+   * Creates the file of `entryId` (never over an existing one); returns its descriptor. A directory
+   * removed under a running store is made again.
+   */
   create(entryId: number): number {
     this.#assertSameDatabase()
-    if (!this.#dirMade) {
-      mkdirSync(this.dir, { recursive: true })
-      this.#dirMade = true
+    if (!this.#dirMade) this.#makeDir()
+    try {
+      return openSync(this.pathOf(entryId), 'wx')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      this.#makeDir()
+      return openSync(this.pathOf(entryId), 'wx')
     }
-    return openSync(this.pathOf(entryId), 'wx')
+  }
+
+  #makeDir(): void {
+    mkdirSync(this.dir, { recursive: true })
+    this.#dirMade = true
   }
 
   /** Writes every buffer at the end of the file, looping over short writes. */

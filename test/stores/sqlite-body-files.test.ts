@@ -9,6 +9,7 @@ import { SqliteStore, type SqliteStoreOptions } from '../../lib/stores/sqlite-st
 import { FILE_WRITER_MARK_MS } from '../../lib/stores/sqlite-writer.js'
 import type { EntryMeta } from '../../lib/stores/store.js'
 import {
+  bodyDirOf,
   bodyFileNames,
   bodyFileOf,
   entryAt,
@@ -91,6 +92,18 @@ test('a body of chunkBytes or more is one file named by its id; a shorter one st
   assert.equal(long.sizeBytes, 3584)
   assert.deepEqual(await readChunks(long), [patternBody(3584, 1)])
   assert.deepEqual(entryAt(store.get('short')).body, patternBody(1023, 2))
+  store.close()
+})
+
+test('a body directory removed under a running store is made again by the next body file', async () => {
+  const path = newPath()
+  const store = openStore(path, { hotBytes: 0 })
+  await storeBody(store, 'first', KEPT, patternBody(3584, 1))
+  rmSync(bodyDirOf(path), { recursive: true })
+  assert.equal(await storeBody(store, 'second', KEPT, patternBody(3584, 2)), true)
+  const second = entryAt(store.get('second'))
+  assert.deepEqual(bodyFileNames(path), [String(second.id)])
+  assert.deepEqual(await readChunks(second), [patternBody(3584, 2)])
   store.close()
 })
 
