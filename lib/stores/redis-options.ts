@@ -119,16 +119,22 @@ function checkUrl(url: string): string {
   return url
 }
 
+/**
+ * The longest expiry, in seconds (about 68 years): Redis scripts pass an expiry in ms as a Lua number,
+ * which past 10^15 ms becomes `1e+15`, and PEXPIRE refuses it.
+ */
+export const MAX_TTL_SECONDS = 2 ** 31 - 1
+
 function readLimits(options: StoreOptions): RedisStoreLimits {
   const defaults = REDIS_STORE_DEFAULTS
-  const integer = (name: keyof RedisStoreLimits, min: number, unit: string) =>
-    integerOption(STORE_NAME, options, name, { defaultValue: defaults[name] as number, min, unit })
+  const integer = (name: keyof RedisStoreLimits, min: number, unit: string, max?: number) =>
+    integerOption(STORE_NAME, options, name, { defaultValue: defaults[name] as number, min, max, unit })
   const limits: RedisStoreLimits = {
     keyPrefix: stringOption(STORE_NAME, options, 'keyPrefix', defaults.keyPrefix),
     maxEntryBytes: integer('maxEntryBytes', 1, 'bytes'),
     chunkBytes: integer('chunkBytes', KIB, 'bytes'),
-    maxTtlSeconds: integer('maxTtlSeconds', 1, 'seconds'),
-    minTtlSeconds: integer('minTtlSeconds', 1, 'seconds'),
+    maxTtlSeconds: integer('maxTtlSeconds', 1, 'seconds', MAX_TTL_SECONDS),
+    minTtlSeconds: integer('minTtlSeconds', 1, 'seconds', MAX_TTL_SECONDS),
     timeoutSeconds: positiveNumber(options, 'timeoutSeconds', defaults.timeoutSeconds),
   }
   if (limits.minTtlSeconds > limits.maxTtlSeconds) {

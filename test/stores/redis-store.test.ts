@@ -52,6 +52,16 @@ test('bad RedisStore options throw an error naming the option', () => {
     [{ client, maxTtlSeconds: '60' }, 'TypeError', /option maxTtlSeconds .*\(seconds\)/],
     [{ client, minTtlSeconds: 1.5 }, 'RangeError', /option minTtlSeconds/],
     [{ client, minTtlSeconds: 120, maxTtlSeconds: 60 }, 'RangeError', /minTtlSeconds must not exceed/],
+    [
+      { client, maxTtlSeconds: 2 ** 31 },
+      'RangeError',
+      /option maxTtlSeconds must be an integer from 1 to 2147483647/,
+    ],
+    [
+      { client, minTtlSeconds: 1e14 },
+      'RangeError',
+      /option minTtlSeconds must be an integer from 1 to 2147483647/,
+    ],
     [{ client, timeoutSeconds: 0 }, 'RangeError', /option timeoutSeconds must be a positive number/],
     [{ client, timeoutSeconds: 'soon' }, 'TypeError', /option timeoutSeconds .*got a string/],
     [{ client, timeoutSeconds: 3_000_000 }, 'RangeError', /option timeoutSeconds .* up to 2147483\.647/],
