@@ -23,16 +23,20 @@ function pathWithQuery(path: string, query: Record<string, unknown> | null | und
 /** A percent-encoded octet (RFC 3986 §2.1). */
 const PERCENT_ENCODED = /%([0-9A-Fa-f]{2})/g
 
+/** A `%` that starts no percent-encoding (URL parsing leaves it as it is). */
+const STRAY_PERCENT = /%(?![0-9A-Fa-f]{2})/
+
 /** RFC 3986 §2.3: the characters a percent-encoding of means the same as the character itself. */
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/
 
 /**
  * RFC 9110 §4.2.3, RFC 3986 §6.2.2.1–§6.2.2.2: one URI however it is percent-encoded. An encoded
  * unreserved character is decoded (`%41` is `A`, `%7e` is `~`), the others are upper-cased (`%2f` is
- * `%2F`), so a write to `/doc%41` invalidates what `/docA` stored, and both read one entry.
+ * `%2F`), so a write to `/doc%41` invalidates what `/docA` stored, and both read one entry. A target
+ * with a stray `%` is left as it is: decoding next to it could make a new escape (`%%32%35` is not `%25`).
  */
 function percentNormalised(url: string): string {
-  if (!url.includes('%')) return url
+  if (!url.includes('%') || STRAY_PERCENT.test(url)) return url
   return url.replace(PERCENT_ENCODED, (encoded, hex: string) => {
     const char = String.fromCharCode(Number.parseInt(hex, 16))
     return UNRESERVED.test(char) ? char : encoded.toUpperCase()

@@ -98,7 +98,10 @@ test('one key however the target is percent-encoded (RFC 9110 §4.2.3, RFC 3986 
   assert.equal(keyOf('/t%7e?id=%31&x=%2d%2E%5F'), 'http://h/t~?id=1&x=-._')
   // reserved and other characters stay encoded, with upper-case hex
   assert.equal(keyOf('/a%2fb%3f%20%25%c3%a9'), 'http://h/a%2Fb%3F%20%25%C3%A9')
+  // a stray % is not an escape: decoding beside it would make one (`%%32%35` is not `%25`)
   assert.equal(keyOf('/%zz%4'), 'http://h/%zz%4')
+  assert.equal(keyOf('/%%32%35'), 'http://h/%%32%35')
+  assert.equal(keyOf('/a%%32%46b%41'), 'http://h/a%%32%46b%41')
   assert.equal(keyFromUrl('HTTP://H/doc%41?q=%7e#x'), 'http://h/docA?q=~')
   // the encoding of a dot segment is still a path URL parsing changes: no key
   assert.equal(keyOf('/a/%2e%2e/b'), undefined)
