@@ -156,6 +156,12 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       }
       storeFreshened(this.#exchange, entry, meta, settle, (remove) => served.afterRead(remove))
     }
+    this.#whenLookedUp(serve)
+  }
+
+  /** Calls `serve` with the entry if it is still stored (a failed lookup counts as removed). */
+  #whenLookedUp(serve: (entry: StoredEntry | undefined) => void): void {
+    const { store } = this.#exchange.config
     const lost = (error: unknown) => {
       reportStoreError(store, 'get', error)
       return undefined
@@ -179,9 +185,10 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * RFC 5861 §4: the origin failed; the stale entry is served instead. A body the store cannot open
-   * (its file removed since) serves nothing: the request is sent again without conditions, as if
-   * there were no stale entry, and its waiters wait for that answer.
+   * RFC 5861 §4: the origin failed; the stale entry is served instead. An entry removed while the
+   * request was at the origin (evicted, deleted by another process), or whose body cannot be opened,
+   * serves nothing: the request is sent again without conditions, as if there were no stale entry,
+   * and its waiters wait for that answer.
    */
   #serveStale(detail: string): void {
     const served = {
@@ -189,34 +196,42 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       fwdStatus: this.#statusCode || undefined,
       detail: `stale-if-error-${detail}`,
     }
-    const { flight, fwd } = this.#options
+    const { flight, fwd, next } = this.#options
     const settle = () => {
       if (!flight) return
       flight.staleServed = served
       flight.settle('stale')
     }
-    if (this.#forward.callerGone) {
+    const serve = (entry: StoredEntry | undefined) => {
+      if (!entry) {
+        this.#options.onMismatch()
+        return
+      }
+      if (this.#forward.callerGone) {
+        settle()
+        return
+      }
+      const ageSeconds = currentAgeSeconds(entry, Date.now())
+      const status = { fwd, fwdStatus: served.fwdStatus, detail: served.detail }
+      try {
+        respondFromCache(
+          this.#exchange,
+          this.#downstream,
+          this.#relay,
+          entry,
+          entry,
+          ageSeconds,
+          status,
+          next,
+        )
+      } catch (error) {
+        reportStoreError(this.#exchange.config.store, 'read', error)
+        this.#options.onMismatch()
+        return
+      }
       settle()
-      return
     }
-    const ageSeconds = currentAgeSeconds(this.#entry, Date.now())
-    const status = { fwd, fwdStatus: served.fwdStatus, detail: served.detail }
-    try {
-      respondFromCache(
-        this.#exchange,
-        this.#downstream,
-        this.#relay,
-        this.#entry,
-        this.#entry,
-        ageSeconds,
-        status,
-      )
-    } catch (error) {
-      reportStoreError(this.#exchange.config.store, 'read', error)
-      this.#options.onMismatch()
-      return
-    }
-    settle()
+    this.#whenLookedUp(serve)
   }
 
   #endSilently(): void {

@@ -3,7 +3,7 @@ import diagnosticsChannel from 'node:diagnostics_channel'
 import { rmSync, truncateSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, beforeEach, test } from 'node:test'
-import { request } from 'undici'
+import { type Dispatcher, request } from 'undici'
 import { storeErrorChannel } from '../../lib/diagnostics.js'
 import { FILE_READ_BYTES } from '../../lib/stores/sqlite-body-files.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
@@ -16,6 +16,8 @@ const BIG = patternBody(2 * FILE_READ_BYTES + 12_345, 7)
 
 let origin: Origin
 let dbPath: string
+/** Told when a revalidation of a `/stale-` path reaches the origin, before its 503 is sent. */
+let onStaleRevalidation: ((path: string) => void) | undefined
 let cache: ReturnType<typeof makeAgent>
 const storeErrors: { operation: string; error: Error }[] = []
 const onStoreError = (message: unknown) => storeErrors.push(message as { operation: string; error: Error })
@@ -29,6 +31,7 @@ before(async () => {
         return reply(res, 200, headers, BIG as unknown as string)
       }
       if (req.url === '/stale-reset') return req.socket.destroy()
+      onStaleRevalidation?.(req.url ?? '')
       return reply(res, 503, {}, 'unavailable')
     }
     reply(res, 200, { 'cache-control': 'max-age=600', etag: '"big"' }, BIG as unknown as string)
@@ -48,11 +51,14 @@ beforeEach(() => {
 })
 
 /** One GET whose body is read whole as bytes. */
-async function getBytes(url: string, headers: Record<string, string> = {}) {
-  const res = await request(url, { dispatcher: cache.agent, headers })
+async function getBytesFrom(dispatcher: Dispatcher, url: string, headers: Record<string, string> = {}) {
+  const res = await request(url, { dispatcher, headers })
   const body = Buffer.from(await res.body.arrayBuffer())
   return { status: res.statusCode, headers: res.headers, body }
 }
+
+const getBytes = (url: string, headers: Record<string, string> = {}) =>
+  getBytesFrom(cache.agent, url, headers)
 
 const bodyFiles = () => bodyFileNames(dbPath)
 
@@ -131,6 +137,31 @@ test('stale-if-error with its body file gone: the request is sent again without 
       ['read'],
     )
     storeErrors.length = 0
+  }
+})
+
+test('a stale entry removed while its revalidation is at the origin: sent again without conditions', async () => {
+  // chunk rows are read lazily: the body opens, and would fail on its first read
+  const rowsPath = path.join(tempDir(), 'rows.db')
+  const rowsCache = makeAgent(new SqliteStore({ path: rowsPath, hotBytes: 0, bodyFiles: false }))
+  const otherProcess = new SqliteStore({ path: rowsPath })
+  onStaleRevalidation = (url) => otherProcess.delete(`${origin.url}${url}`)
+  try {
+    const url = `${origin.url}/stale-removed`
+    await getBytesFrom(rowsCache.agent, url)
+    const res = await getBytesFrom(rowsCache.agent, url)
+    assert.equal(res.status, 200)
+    assert.equal(res.headers['cache-status'], 'undici-cache; fwd=stale; stored')
+    assert.ok(res.body.equals(BIG))
+    const sent = origin.requests.filter((seen) => seen.url === '/stale-removed')
+    assert.deepEqual(
+      sent.map((seen) => seen.headers['if-none-match'] ?? 'unconditional'),
+      ['unconditional', '"big"', 'unconditional'],
+    )
+  } finally {
+    onStaleRevalidation = undefined
+    otherProcess.close()
+    await rowsCache.close()
   }
 })
 
