@@ -82,16 +82,23 @@ function revalidationDemand(
   return undefined
 }
 
-// RFC 9111 §4.2 (fresh when lifetime > age) and §5.2.1.3 (min-fresh)
+// RFC 9111 §4.2 (fresh when lifetime > age) and §5.2.1.3 (min-fresh, which a max-stale covering it relaxes)
 function freshReason(requestCc: CacheControl, timing: Timing): ReuseReason | undefined {
   if (!isFresh(timing)) return undefined
   const minFreshSeconds = requestCc.minFreshSeconds
-  return minFreshSeconds !== undefined && timing.ttlSeconds < minFreshSeconds ? 'min-fresh' : 'fresh'
+  if (minFreshSeconds === undefined || timing.ttlSeconds >= minFreshSeconds) return 'fresh'
+  return maxStaleCovers(requestCc, timing) ? 'fresh' : 'min-fresh'
 }
 
-// RFC 9111 §5.2.1.2: max-stale accepts a stale response up to that staleness (bare: any)
+/**
+ * RFC 9111 §5.2.1.2: max-stale accepts a stale response up to that staleness (bare: any). With
+ * min-fresh (§5.2.1.3) the request wants that many seconds of freshness left, and max-stale lets it
+ * fall short by at most its own: one rule for fresh and stale responses, so a staler one is never
+ * served where a fresher one is not.
+ */
 function maxStaleCovers(requestCc: CacheControl, timing: Timing): boolean {
-  return requestCc.maxStaleSeconds !== undefined && -timing.ttlSeconds <= requestCc.maxStaleSeconds
+  const { maxStaleSeconds, minFreshSeconds = 0 } = requestCc
+  return maxStaleSeconds !== undefined && minFreshSeconds - timing.ttlSeconds <= maxStaleSeconds
 }
 
 /** The reason and action for one stored response, in RFC 9111 §4 order. */

@@ -27,6 +27,7 @@ function stored(headers: Headers, statusCode = 200): StoredResponse {
 
 const get = (headers: Headers = {}) => ({ method: 'GET', headers })
 const at = (seconds: number) => T0 + seconds * 1000
+const pick = (decision: { action: string; reason: string }) => [decision.action, decision.reason]
 
 describe('decideReuse (RFC 9111 §4)', () => {
   const maxAge60 = stored({ 'cache-control': 'max-age=60' })
@@ -85,6 +86,21 @@ describe('decideReuse (RFC 9111 §4)', () => {
     )
     const decision = decideReuse(get({ 'cache-control': 'min-fresh=51' }), maxAge60, at(10), true)
     assert.deepEqual([decision.action, decision.reason], ['revalidate', 'min-fresh'])
+  })
+
+  it('with max-stale, min-fresh may fall short by at most max-stale, fresh or stale alike (§5.2.1.2, §5.2.1.3)', () => {
+    const both = get({ 'cache-control': 'min-fresh=30, max-stale=20' })
+    // ttl 20 and -10: 10 and 40 short of min-fresh
+    assert.deepEqual(pick(decideReuse(both, maxAge60, at(40), true)), ['fresh', 'fresh'])
+    assert.deepEqual(pick(decideReuse(both, maxAge60, at(70), true)), ['revalidate', 'max-stale-exceeded'])
+    // ttl -1: 31 short
+    assert.deepEqual(pick(decideReuse(both, maxAge60, at(61), true)), ['revalidate', 'max-stale-exceeded'])
+    const wider = get({ 'cache-control': 'min-fresh=30, max-stale=40' })
+    assert.deepEqual(pick(decideReuse(wider, maxAge60, at(70), true)), ['stale', 'max-stale'])
+    assert.deepEqual(pick(decideReuse(wider, maxAge60, at(71), true)), ['revalidate', 'max-stale-exceeded'])
+    const any = get({ 'cache-control': 'min-fresh=30, max-stale' })
+    assert.deepEqual(pick(decideReuse(any, maxAge60, at(50), true)), ['fresh', 'fresh'])
+    assert.deepEqual(pick(decideReuse(any, maxAge60, at(500), true)), ['stale', 'max-stale'])
   })
 
   it('serves stale within request max-stale (§5.2.1.2)', () => {
