@@ -5,23 +5,36 @@ import type { Headers } from './types.js'
 
 // RFC 9213 §2.2: targeted fields are RFC 8941 Dictionaries. Simplified check, one member:
 // key = ( lcalpha / "*" ) *( lcalpha / DIGIT / "_" / "-" / "." / "*" ), optionally "=" and a bare
-// item written as a token, number or quoted-string; then any parameters (";" key ["=" bare item]),
-// which no directive defines and which are ignored (RFC 9213 §2.2, RFC 8941 §3.1.2).
+// item written as a token, number, quoted-string or Boolean (`?1`, `?0`); then any parameters
+// (";" key ["=" bare item]), which no directive defines and which are ignored (RFC 8941 §3.1.2).
 const KEY = '[a-z*][a-z0-9_\\-.*]*'
-const BARE_ITEM = `(?:[!#$%&'*+\\-.^_\`|~0-9A-Za-z:/]+|"(?:[^"\\\\]|\\\\[\\\\"])*")`
-const DICTIONARY_MEMBER = new RegExp(`^(${KEY}(?:=${BARE_ITEM})?)((?:; *${KEY}(?:=${BARE_ITEM})?)*)$`)
+const BARE_ITEM = `(?:[!#$%&'*+\\-.^_\`|~0-9A-Za-z:/]+|"(?:[^"\\\\]|\\\\[\\\\"])*"|\\?[01])`
+const DICTIONARY_MEMBER = new RegExp(`^(${KEY})(?:=(${BARE_ITEM}))?((?:; *${KEY}(?:=${BARE_ITEM})?)*)$`)
 
 /**
- * RFC 9213 §2.2: the field's lines as Cache-Control lines, parameters dropped; undefined for an
- * empty field or one that fails to parse (ignored as if absent).
+ * A member as a Cache-Control directive. RFC 9213 §2.2: a directive without a value is a Boolean
+ * true, so `no-store=?1` is `no-store`; one whose value is false breaks that constraint and is not
+ * used ('' then).
+ */
+function directiveOf(match: RegExpExecArray): string {
+  const [, key, value] = match
+  if (value === undefined || value === '?1') return key as string
+  return value === '?0' ? '' : `${key}=${value}`
+}
+
+/**
+ * RFC 9213 §2.2: the field's lines as Cache-Control lines, parameters and false members dropped;
+ * undefined for an empty field or one that fails to parse (ignored as if absent).
  */
 function targetedLines(lines: readonly string[]): readonly string[] | undefined {
   const members = splitListMembers(lines)
   if (members.length === 0) return undefined
   const matches = members.map((member) => DICTIONARY_MEMBER.exec(member))
   if (matches.some((match) => match === null)) return undefined
-  if (matches.every((match) => match?.[2] === '')) return lines
-  return [matches.map((match) => match?.[1]).join(', ')]
+  const asIs = (match: RegExpExecArray | null) => match?.[3] === '' && !match[2]?.startsWith('?')
+  if (matches.every(asIs)) return lines
+  const directives = (matches as RegExpExecArray[]).map(directiveOf).filter((directive) => directive !== '')
+  return [directives.join(', ')]
 }
 
 const REPLACED_FIELDS: ReadonlySet<string> = new Set(['cache-control', 'expires'])

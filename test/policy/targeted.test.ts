@@ -117,6 +117,23 @@ describe('targetedView (RFC 9213 §2.1)', () => {
     }
   })
 
+  it('reads a Boolean true as the directive alone and drops a false one (RFC 9213 §2.2, RFC 8941 §3.3.6)', () => {
+    for (const [value, read] of [
+      ['no-store=?1', 'no-store'],
+      ['private=?1, max-age=60', 'private, max-age=60'],
+      ['no-store=?0, max-age=60', 'max-age=60'],
+      ['max-age=60, must-revalidate=?1;x=1', 'max-age=60, must-revalidate'],
+      ['no-store=?0', ''],
+    ] as const) {
+      assert.equal(targetedView({ 'cdn-cache-control': value }, CDN)['cache-control'], read, value)
+    }
+    const view = targetedView({ 'cache-control': 'max-age=60', 'cdn-cache-control': 'no-store=?1' }, CDN)
+    assert.equal(
+      canStore({ method: 'GET', headers: {} }, { statusCode: 200, headers: view }, true).storable,
+      false,
+    )
+  })
+
   it('returns the same headers when no target field is valid and non-empty (RFC 9213 §2.2)', () => {
     const headers: Headers = { 'cache-control': 'max-age=60', expires: '0' }
     assert.equal(targetedView(headers, CDN), headers)
