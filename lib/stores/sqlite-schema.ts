@@ -129,9 +129,16 @@ function migrate(db: Database.Database): void {
   db.pragma(`user_version = ${SCHEMA_VERSION}`)
 }
 
+/**
+ * The file's version and whether it has tables, read in one statement: one snapshot, so another
+ * process creating the layout meanwhile is seen either before or after (not version 0 with tables).
+ */
+const VERSION_SQL = `SELECT (SELECT user_version FROM pragma_user_version) AS version,
+  (SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table') AS tables`
+
 /** The file's schema version; throws for a newer one, or for tables without a version (not ours). */
 function schemaVersion(db: Database.Database): number {
-  const version = db.pragma('user_version', { simple: true }) as number
+  const { version, tables } = db.prepare(VERSION_SQL).get() as { version: number; tables: number }
   if (version > SCHEMA_VERSION) {
     throw new Error(
       `schema version ${version} is newer than this undici-cache reads (${SCHEMA_VERSION}); ` +
@@ -139,10 +146,7 @@ function schemaVersion(db: Database.Database): number {
     )
   }
   if (version > 0) return version
-  const tables = db.prepare(`SELECT COUNT(*) AS n FROM sqlite_schema WHERE type = 'table'`).get() as {
-    n: number
-  }
-  if (tables.n > 0) throw new Error('it is an SQLite database of something else (user_version 0, has tables)')
+  if (tables > 0) throw new Error('it is an SQLite database of something else (user_version 0, has tables)')
   return version
 }
 

@@ -19,12 +19,19 @@ const SCRIPT = fileURLToPath(new URL('./child-worker.ts', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-processes-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
-/** The next message of `type` from a worker. */
-async function nextMessage<T>(child: ChildProcess, type: string): Promise<T> {
-  for (;;) {
-    const [message] = (await once(child, 'message')) as [{ type: string }]
-    if (message.type === type) return message as T
-  }
+/** The next message of `type` from a worker; rejects if the worker exits first (never waits for ever). */
+function nextMessage<T>(child: ChildProcess, type: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`worker exited (${code}) before its ${type}`))
+    const onMessage = (message: { type: string }) => {
+      if (message.type !== type) return
+      child.off('message', onMessage)
+      child.off('exit', onExit)
+      resolve(message as T)
+    }
+    child.on('message', onMessage)
+    child.once('exit', onExit)
+  })
 }
 
 /** The body must have the size and sha256 its headers announce. */
