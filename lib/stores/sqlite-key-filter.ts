@@ -156,11 +156,20 @@ export class KeyFilter {
    */
   #addCommitted(rows: readonly KeyedRow[]): void {
     const last = rows.at(-1)
-    if (last !== undefined && followsOn(rows, this.#scannedId) && this.#addAll(rows.map((row) => row.key))) {
-      this.#scannedId = last.id
-    } else {
+    if (last === undefined || !followsOn(rows, this.#scannedId)) {
       this.#step()
+      return
     }
+    let added: boolean
+    try {
+      added = this.#addAll(rows.map((row) => row.key))
+    } catch {
+      // a full filter counts the file's rows first: when that read fails, as in #step
+      this.#reset()
+      return
+    }
+    if (added) this.#scannedId = last.id
+    else this.#step()
   }
 
   /** One step of the build from the key index, or of the rows past the last id read. */
