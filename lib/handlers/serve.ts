@@ -112,7 +112,11 @@ export function rangeBody(
   return Symbol.asyncIterator in chunks ? sliceAsync(chunks, slicer) : sliceSync(chunks, slicer)
 }
 
-/** Answers a caller from the cache (hits, freshened 304s, synthesized 504s). */
+/**
+ * Answers a caller from the cache (hits, freshened 304s, synthesized 504s). The response starts on a
+ * microtask, as undici's never starts within dispatch(): a signal aborted right after `request()` or
+ * `stream()` returns still ends the request with its reason.
+ */
 export function serve(
   downstream: Dispatcher.DispatchHandler,
   relay: RelayController,
@@ -122,7 +126,21 @@ export function serve(
   relay.setSource(pump)
   try {
     relay.start(downstream, {})
-    if (relay.aborted) return
+  } catch (error) {
+    pump.abort(asError(error))
+    return
+  }
+  queueMicrotask(() => respond(downstream, relay, response, pump))
+}
+
+function respond(
+  downstream: Dispatcher.DispatchHandler,
+  relay: RelayController,
+  response: ServedResponse,
+  pump: BodyPump,
+): void {
+  if (relay.aborted) return
+  try {
     downstream.onResponseStart?.(relay, response.statusCode, response.headers, response.statusMessage)
   } catch (error) {
     pump.abort(asError(error))

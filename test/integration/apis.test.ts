@@ -209,6 +209,32 @@ test('stream() is served from the cache', async () => {
   assert.equal(origin.count('/stream'), 1)
 })
 
+test('a signal aborted right after request() or stream() returns ends a hit with its reason, as with a plain Agent', async () => {
+  const stores: CacheStore[] = [new MemoryStore(), new SqliteStore({ path: join(tempDir(), 'abort.db') })]
+  for (const store of stores) {
+    const cache = new CacheAgent({ store })
+    const url = `${origin.url}/abort-at-once-${stores.indexOf(store)}`
+    await (await request(url, { dispatcher: cache })).body.text()
+    const askedBefore = origin.count(new URL(url).pathname)
+    const byRequest = new AbortController()
+    const requested = request(url, { dispatcher: cache, signal: byRequest.signal })
+    byRequest.abort()
+    await assert.rejects(requested, { name: 'AbortError' })
+    const byStream = new AbortController()
+    const { sink, text } = collector()
+    const streamed = stream(url, { dispatcher: cache, method: 'GET', signal: byStream.signal }, () => sink)
+    byStream.abort()
+    await assert.rejects(streamed, { name: 'AbortError' })
+    assert.equal(text(), '')
+    const again = await request(url, { dispatcher: cache })
+    assert.match(String(again.headers['cache-status']), /^undici-cache; hit/)
+    assert.equal(await again.body.text(), `hello ${new URL(url).pathname}`)
+    assert.equal(origin.count(new URL(url).pathname), askedBefore)
+    await cache.close()
+    await store.close()
+  }
+})
+
 test('pipeline() is served from the cache', async () => {
   for (let i = 0; i < 2; i++) {
     const { sink, text } = collector()
