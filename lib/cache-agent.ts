@@ -80,7 +80,7 @@ export class CacheAgent extends Dispatcher {
       .then(() => (this.#destroyed ? undefined : this.#inner.close()))
       .then(() => this.#ownedStore?.close())
     if (!callback) return closing.then(() => undefined)
-    closing.then(callback, callback)
+    callBack(closing, callback)
     return undefined
   }
 
@@ -100,7 +100,16 @@ export class CacheAgent extends Dispatcher {
     this.#serving.abortAll(error ?? new errors.ClientDestroyedError())
     const destroying = this.#inner.destroy(error).then(() => this.#ownedStore?.close())
     if (!done) return destroying.then(() => undefined)
-    destroying.then(done, done)
+    callBack(destroying, done)
     return undefined
   }
+}
+
+/** Calls a close or destroy callback as undici's dispatchers do: `(null, null)`, or `(error, null)`. */
+function callBack(settled: Promise<unknown>, callback: () => void): void {
+  const told = callback as (error: Error | null, data: null) => void
+  settled.then(
+    () => told(null, null),
+    (error: unknown) => told(error as Error, null),
+  )
 }

@@ -304,6 +304,26 @@ test('CacheAgent#close() then destroy(): both resolve, as with undici Agent', as
   await closing
 })
 
+test('close(callback) and destroy(callback) call back with (null, null), as undici Agent does', async () => {
+  const calls: unknown[][] = []
+  for (const dispatcher of [new Agent(), new CacheAgent({ store: new MemoryStore() })]) {
+    await new Promise<void>((resolve) =>
+      dispatcher.close((...args: unknown[]) => resolve(void calls.push(args))),
+    )
+    const other =
+      dispatcher instanceof CacheAgent ? new CacheAgent({ store: new MemoryStore() }) : new Agent()
+    await new Promise<void>((resolve) =>
+      other.destroy((...args: unknown[]) => resolve(void calls.push(args))),
+    )
+  }
+  assert.deepEqual(calls, [
+    [null, null],
+    [null, null],
+    [null, null],
+    [null, null],
+  ])
+})
+
 test('an upgrade passes through the cache untouched, and close() does not wait for the upgraded socket', async () => {
   const server = createServer()
   server.on('upgrade', (_req, socket) => {
