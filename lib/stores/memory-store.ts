@@ -121,6 +121,8 @@ export class MemoryStore implements CacheStore {
     const entry = typeof id === 'number' ? this.#byId.get(id) : undefined
     if (entry === undefined || entry.key !== key) return
     const copy = metaCopy(meta)
+    // an entry too big alone keeps its metadata: others would be evicted for it in vain
+    if (entry.bodyBytes + copy.metaBytes > this.limits.maxBytes) return
     entry.metaJson = copy.json
     entry.varyKey = copy.varyKey
     entry.stored = undefined
@@ -155,6 +157,8 @@ export class MemoryStore implements CacheStore {
   #insert(key: string, { json, varyKey, metaBytes }: MetaCopy, chunks: Buffer[], bodyBytes: number): void {
     this.#assertOpen()
     const sizeBytes = bodyBytes + metaBytes
+    // too big alone (the body fits, not with its metadata): not stored, and nothing evicted for it
+    if (sizeBytes > this.limits.maxBytes) return
     const id = this.#nextId++
     const entry: MemoryEntry = { id, key, metaJson: json, varyKey, chunks, bodyBytes, sizeBytes }
     this.#byKey.set(key, [entry, ...(this.#byKey.get(key) ?? [])])
@@ -172,10 +176,7 @@ export class MemoryStore implements CacheStore {
     }
   }
 
-  /**
-   * Evicts from the least recently used end; the newest entry goes only when it alone is too big,
-   * and never `kept` (an entry just updated, whose caller is about to serve it).
-   */
+  /** Evicts from the least recently used end, never `kept` (an entry just updated, whose caller is about to serve it). */
   #evict(kept?: MemoryEntry): void {
     while (this.#totalBytes > this.limits.maxBytes || this.#byId.size > this.limits.maxEntries) {
       const oldest = this.#byId.get(this.#byId.oldestKey() as number)

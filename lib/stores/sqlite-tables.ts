@@ -293,6 +293,12 @@ export class SqliteTables {
   /** One read of the key's complete entries gives both the commit time and the variant it replaces. */
   #commitRows(args: CommitArgs): void {
     const sizeBytes = args.bodyBytes + args.draft.metaBytes
+    if (sizeBytes > args.limits.maxBytes) {
+      // too big alone (the body fits, not with its metadata): not stored, and nothing evicted for it
+      if (args.entryId !== undefined)
+        this.#remove({ id: args.entryId, size_bytes: 0, complete: 0, body_file: args.inFile ? 1 : 0 })
+      return
+    }
     const stored = this.#sql.selectStoredVariants.all(args.draft.key)
     const storedMs = commitTimeMs(args.nowMs, stored)
     const entryId =
@@ -393,6 +399,8 @@ export class SqliteTables {
     const row = this.#sql.selectComplete.get(id, draft.key)
     if (row === undefined) return
     const sizeBytes = row.body_bytes + draft.metaBytes
+    // an entry too big alone keeps its metadata: others would be evicted for it in vain
+    if (sizeBytes > limits.maxBytes) return
     this.#sql.updateMeta.run(draft.metaJson, draft.varyKey, draft.deleteAtMs, sizeBytes, id)
     this.#totals.add(sizeBytes - row.size_bytes, 0)
     this.#removeOtherVariants(draft, id)

@@ -318,13 +318,34 @@ export function runStoreContract(
       },
     )
 
-    test('an entry bigger than maxBytes on its own is not kept', evictionCase, async () => {
-      const store = await open({ maxBytes: 20_000, maxEntryBytes: 20_000 })
-      await storeBody(store, 'small', sampleMeta(), patternBody(100, 1))
-      await storeBody(store, 'huge', sampleMeta(), patternBody(20_000, 2), 4096)
-      assert.deepEqual(await presentKeys(store, ['small', 'huge']), [])
-      await store.close()
-    })
+    test(
+      'an entry bigger than maxBytes on its own is not kept, and nothing is evicted for it',
+      evictionCase,
+      async () => {
+        const store = await open({ maxBytes: 20_000, maxEntryBytes: 20_000 })
+        await storeBody(store, 'small', sampleMeta(), patternBody(100, 1))
+        // the body fits maxEntryBytes (and maxBytes), not with its metadata
+        await storeBody(store, 'huge', sampleMeta(), patternBody(20_000, 2), 4096)
+        await storeBody(store, 'inline', sampleMeta(), patternBody(19_990, 3), 20_000)
+        assert.deepEqual(await presentKeys(store, ['small', 'huge', 'inline']), ['small'])
+        await store.close()
+      },
+    )
+
+    test(
+      'an update that would make an entry bigger than maxBytes on its own is not made',
+      evictionCase,
+      async () => {
+        const store = await open({ maxBytes: 20_000, maxEntryBytes: 20_000 })
+        await storeBody(store, 'small', sampleMeta(), patternBody(100, 1))
+        await storeBody(store, 'big', sampleMeta(), patternBody(18_000, 2), 4096)
+        const big = entryAt(await store.get('big'))
+        await store.update('big', big.id, sampleMeta({ headers: { 'x-pad': 'p'.repeat(3000) } }))
+        assert.deepEqual(await presentKeys(store, ['small', 'big']), ['small', 'big'])
+        assert.deepEqual(metaOf(entryAt(await store.get('big'))), sampleMeta())
+        await store.close()
+      },
+    )
 
     test('eviction keeps at most maxEntries entries', evictionCase, async (t) => {
       const clock = useFakeDate(t)

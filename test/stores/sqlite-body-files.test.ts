@@ -143,11 +143,11 @@ test('replace, delete, eviction (maxEntries, maxBytes, too big alone) and sweep 
   await storeBody(tight, 'k6', KEPT, patternBody(2000, 6))
   const k6 = idOf(tight, 'k6')
   assertFiles(path, [ids[2], k6], 'k3 and k4 evicted by maxBytes')
-  // A body under maxBytes whose metadata takes it over: evicts everything, itself included.
+  // A body under maxBytes whose metadata takes it over: not stored, its file removed, nothing evicted.
   await storeBody(tight, 'huge', KEPT, patternBody(2 * (2000 + metaBytesOf(KEPT)), 7))
   assert.deepEqual(tight.get('huge'), [])
-  assertFiles(path, [], 'everything evicted')
-  assert.deepEqual(tight.stats(), { totalBytes: 0, entryCount: 0 })
+  assertFiles(path, [ids[2], k6], 'nothing evicted for it')
+  assert.deepEqual(tight.stats(), { totalBytes: 2 * (2000 + metaBytesOf(KEPT)), entryCount: 2 })
   tight.close()
 
   const expired = sampleMeta({ deleteAtMs: Date.now() - 1000 })
