@@ -309,10 +309,7 @@ export class SqliteTables {
     for (const row of stored) if (row.vary_key === args.draft.varyKey) this.#remove(row)
     for (const row of oldestBeyondBound(stored, args.draft.varyKey)) this.#remove(row)
     this.#totals.add(sizeBytes, 1)
-    this.#evict(
-      { id: entryId, size_bytes: sizeBytes, complete: 1, body_file: args.inFile ? 1 : 0 },
-      args.limits,
-    )
+    this.#evict(entryId, args.limits)
   }
 
   #insertInline(args: CommitArgs, sizeBytes: number, storedMs: number): number {
@@ -361,19 +358,18 @@ export class SqliteTables {
   }
 
   /**
-   * Removes least recently used entries while over a limit; `keep` only when it alone is too big and
-   * `keepMayGo` (not after an update, whose caller is about to serve that entry's body).
-   * Reads one totals row and one index entry per evicted row: O(log n) each, no count or scan.
+   * Removes least recently used entries other than `keepId` (just committed or updated, never bigger
+   * than maxBytes alone) while over a limit. Reads one totals row and one index entry per evicted row:
+   * O(log n) each, no count or scan.
    */
-  #evict(keep: SizedRow, limits: EvictionLimits, keepMayGo = true): void {
+  #evict(keepId: number, limits: EvictionLimits): void {
     const totals = this.#totals.current()
     while (totals.bytes > limits.maxBytes || totals.entries > limits.maxEntries) {
-      const row = this.#sql.selectLeastRecent.get(keep.id) ?? keep
-      if (row === keep && !keepMayGo) return
+      const row = this.#sql.selectLeastRecent.get(keepId)
+      if (row === undefined) return
       this.#remove(row)
       totals.bytes -= row.size_bytes
       totals.entries -= 1
-      if (row === keep) return
     }
   }
 
@@ -404,7 +400,7 @@ export class SqliteTables {
     this.#sql.updateMeta.run(draft.metaJson, draft.varyKey, draft.deleteAtMs, sizeBytes, id)
     this.#totals.add(sizeBytes - row.size_bytes, 0)
     this.#removeOtherVariants(draft, id)
-    this.#evict({ id, size_bytes: sizeBytes, complete: 1, body_file: row.body_file }, limits, false)
+    this.#evict(id, limits)
   }
 
   #remove(row: SizedRow, withChunks = true): void {
