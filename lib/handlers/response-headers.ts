@@ -16,14 +16,11 @@ function withCacheStatus(headers: OutgoingHeaders, cacheStatus: string | undefin
   return headers
 }
 
-// RFC 9110 §6.6.1: a recipient with a clock that caches or forwards a response without Date adds
-// one saying when the response was received
-function withDate(headers: OutgoingHeaders, receivedMs: number): OutgoingHeaders {
-  if (headers.date === undefined) headers.date = formatHttpDate(receivedMs)
-  return headers
-}
-
-/** `headers` with a Date saying `receivedMs` when they have none (a copy then). */
+/**
+ * `headers` with a Date saying `receivedMs` when they have none (a copy then). RFC 9110 §6.6.1: a
+ * recipient with a clock that caches or forwards a response without Date adds one saying when the
+ * response was received.
+ */
 export function dated(headers: Headers, receivedMs: number): Headers {
   return headers.date === undefined ? { ...headers, date: formatHttpDate(receivedMs) } : headers
 }
@@ -34,7 +31,7 @@ export function forwardedHeaders(
   cacheStatus: string | undefined,
   receivedMs: number = Date.now(),
 ): OutgoingHeaders {
-  return withCacheStatus(withDate(definedFields(headers), receivedMs), cacheStatus)
+  return withCacheStatus(definedFields(dated(headers, receivedMs)), cacheStatus)
 }
 
 /**
@@ -49,7 +46,7 @@ export function servedHeaders(
   cacheStatus: string | undefined,
   sizeBytes: number | undefined,
 ): OutgoingHeaders {
-  const out = withDate(definedFields(stored), receivedMs)
+  const out = definedFields(dated(stored, receivedMs))
   out.age = ageHeaderValue(ageSeconds)
   if (
     sizeBytes !== undefined &&
