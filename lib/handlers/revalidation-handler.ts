@@ -5,9 +5,10 @@ import { policyView } from '../exchange.js'
 import type { FlightOutcome, Validated } from '../flights.js'
 import { freshenedMeta, stillStored, storeFreshened } from '../freshen.js'
 import { currentAgeSeconds } from '../policy/age.js'
+import type { CacheStatusParams } from '../policy/cache-status.js'
 import { staleIfErrorAllows } from '../policy/lookup.js'
 import { notModifiedMatches } from '../policy/revalidation.js'
-import type { Headers } from '../policy/types.js'
+import type { Headers, StoredResponse } from '../policy/types.js'
 import type { StoredEntry } from '../stores/store.js'
 import { ForwardHandler, type ForwardOptions } from './forward-handler.js'
 import type { RelayController } from './relay-controller.js'
@@ -127,36 +128,33 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       return
     }
     // the entry may have been removed while the request was at the origin: then it is asked for again
-    const { store } = this.#exchange.config
     const serve = (entry: StoredEntry | undefined) => {
       if (!entry) {
         this.#options.onMismatch()
         return
       }
-      const ageSeconds = currentAgeSeconds(meta, Date.now())
       const served = new ServedBody(entry)
-      try {
-        const status = { fwd: this.#options.fwd, fwdStatus: 304, collapsed }
-        const { next } = this.#options
-        respondFromCache(
-          this.#exchange,
-          this.#downstream,
-          this.#relay,
-          served.entry,
-          meta,
-          ageSeconds,
-          status,
-          next,
-        )
-      } catch (error) {
-        // its body could not be opened (a file removed since): nothing reached the caller yet
-        reportStoreError(store, 'read', error)
-        this.#options.onMismatch()
-        return
-      }
+      if (!this.#respond(served.entry, meta, { fwd: this.#options.fwd, fwdStatus: 304, collapsed })) return
       storeFreshened(this.#exchange, entry, meta, settle, (remove) => served.afterRead(remove))
     }
     this.#whenLookedUp(serve)
+  }
+
+  /**
+   * Serves `entry` with `meta`; false when its body could not be opened (a file removed since): nothing
+   * reached the caller, and the request is sent again without conditions.
+   */
+  #respond(entry: StoredEntry, meta: StoredResponse, status: CacheStatusParams): boolean {
+    const ageSeconds = currentAgeSeconds(meta, Date.now())
+    const { next } = this.#options
+    try {
+      respondFromCache(this.#exchange, this.#downstream, this.#relay, entry, meta, ageSeconds, status, next)
+      return true
+    } catch (error) {
+      reportStoreError(this.#exchange.config.store, 'read', error)
+      this.#options.onMismatch()
+      return false
+    }
   }
 
   /** Calls `serve` with the entry if it is still stored (a failed lookup counts as removed). */
@@ -196,7 +194,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       fwdStatus: this.#statusCode || undefined,
       detail: `stale-if-error-${detail}`,
     }
-    const { flight, fwd, next } = this.#options
+    const { flight, fwd } = this.#options
     const settle = () => {
       if (!flight) return
       flight.staleServed = served
@@ -211,25 +209,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
         settle()
         return
       }
-      const ageSeconds = currentAgeSeconds(entry, Date.now())
       const status = { fwd, fwdStatus: served.fwdStatus, detail: served.detail }
-      try {
-        respondFromCache(
-          this.#exchange,
-          this.#downstream,
-          this.#relay,
-          entry,
-          entry,
-          ageSeconds,
-          status,
-          next,
-        )
-      } catch (error) {
-        reportStoreError(this.#exchange.config.store, 'read', error)
-        this.#options.onMismatch()
-        return
-      }
-      settle()
+      if (this.#respond(entry, entry, status)) settle()
     }
     this.#whenLookedUp(serve)
   }
