@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { type Dispatcher, errors } from 'undici'
+import { rawLines } from './shared-lines.js'
 
 /** A caller's handler in undici's old API (undici 6, which Node 20's global fetch bundles). */
 interface LegacyHandler {
@@ -33,36 +34,6 @@ export function assertLegacyHandler(handler: LegacyHandler, opts: Dispatcher.Dis
 
 function assertMethod(handler: LegacyHandler, name: keyof LegacyHandler): void {
   if (typeof handler[name] !== 'function') throw new errors.InvalidArgumentError(`invalid ${name} method`)
-}
-
-/**
- * One name/value pair per field line. undici 7's own adapter gives a repeated field as one name with a
- * nested array of values, which undici 6 joins with commas: two Set-Cookie lines became one.
- * The lines are encoded in one latin1 write and handed out as views of it (one Buffer per response,
- * not one per name and value).
- */
-function rawLines(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Buffer[] {
-  const lengths: number[] = []
-  let text = ''
-  const add = (name: string, line: unknown) => {
-    const lineText = String(line)
-    lengths.push(name.length, lineText.length)
-    text += name + lineText
-  }
-  for (const [name, value] of Object.entries(headers)) {
-    if (Array.isArray(value)) for (const line of value) add(name, line)
-    else if (value !== undefined) add(name, value)
-  }
-  if (lengths.length === 0) return []
-  const bytes = Buffer.from(text, 'latin1')
-  const raw = new Array<Buffer>(lengths.length)
-  let start = 0
-  for (let index = 0; index < lengths.length; index++) {
-    const end = start + (lengths[index] as number)
-    raw[index] = bytes.subarray(start, end)
-    start = end
-  }
-  return raw
 }
 
 /** Speaks the new handler API to the dispatchers below and the old one to the caller's handler. */
