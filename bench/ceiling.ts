@@ -1,8 +1,9 @@
 /**
- * The ceiling: an interceptor that answers every request at once with a canned 200 from memory, without
+ * The ceiling: a dispatcher that answers every request at once with a canned 200 from memory, without
  * any lookup or origin contact. It does the least work a cache hit can do, so no cache can beat it.
  */
-import type { Dispatcher } from 'undici'
+import { Dispatcher } from 'undici'
+import { isLegacyHandler, LegacyHandlerAdapter } from '../lib/handlers/legacy-handler.js'
 import { SIZE_BYTES } from './scenarios.js'
 
 type SizeName = keyof typeof SIZE_BYTES
@@ -89,10 +90,21 @@ function answer(handler: Dispatcher.DispatchHandler, response: CannedResponse): 
   })
 }
 
-/** For `agent.compose(...)`: every request gets its canned response; the agent is never used. */
-export function ceilingInterceptor(): Dispatcher.DispatcherComposeInterceptor {
-  return (_dispatch) => (opts, handler) => {
-    answer(handler, responseFor(opts.path))
+/**
+ * The ceiling as a dispatcher, as a CacheAgent is one: an old-API handler (request(), fetch()) gets its
+ * field lines through the same adapter as in a CacheAgent, so the two differ only by what a hit does.
+ */
+export class CeilingAgent extends Dispatcher {
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    answer(isLegacyHandler(handler) ? new LegacyHandlerAdapter(handler) : handler, responseFor(opts.path))
     return true
+  }
+
+  override close(): Promise<void>
+  override close(callback: () => void): void
+  override close(callback?: () => void): Promise<void> | undefined {
+    if (!callback) return Promise.resolve()
+    queueMicrotask(callback)
+    return undefined
   }
 }

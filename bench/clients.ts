@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Agent, type Dispatcher, interceptors } from 'undici'
 import type { CacheStore } from '../lib/stores/store.js'
-import { ceilingInterceptor } from './ceiling.js'
+import { CeilingAgent } from './ceiling.js'
 import type { ClientName } from './scenarios.js'
 
 export interface BenchClient {
@@ -30,16 +30,16 @@ export interface ClientSetup {
   sqlitePath?: string
 }
 
+/** Ours as `setGlobalDispatcher(new CacheAgent())` users get it: a CacheAgent over its own Agent. */
 async function oursWith(store: CacheStore, cleanUp?: () => Promise<void>): Promise<BenchClient> {
-  const { cacheInterceptor } = await import('../lib/interceptor.js')
-  const agent = new Agent()
-  const dispatcher = agent.compose(cacheInterceptor({ store }))
+  const { CacheAgent } = await import('../lib/cache-agent.js')
+  const dispatcher = new CacheAgent({ store })
   return {
     dispatcher,
     caches: true,
     store,
     async close() {
-      await agent.close()
+      await dispatcher.close()
       await store.close()
       await cleanUp?.()
     },
@@ -57,8 +57,8 @@ function builtinClient(): BenchClient {
 }
 
 function ceilingClient(): BenchClient {
-  const agent = new Agent()
-  return { dispatcher: agent.compose(ceilingInterceptor()), caches: false, close: () => agent.close() }
+  const ceiling = new CeilingAgent()
+  return { dispatcher: ceiling, caches: false, close: () => ceiling.close() }
 }
 
 async function sqliteClient(tmpDir: string, setup: ClientSetup): Promise<BenchClient> {
