@@ -29,7 +29,10 @@ function encodedLine(text: string): Buffer {
   const start = usedBytes
   usedBytes += slab.write(text, start, 'latin1')
   const line = slab.subarray(start, usedBytes)
-  shared.set(text, line)
+  // keyed by a copy: `text` may be a slice that keeps a larger string alive; one that latin1 cannot
+  // hold (a character above U+00FF) would never be looked up by its copy, so it is not kept
+  const copy = line.toString('latin1')
+  if (copy === text) shared.set(copy, line)
   return line
 }
 

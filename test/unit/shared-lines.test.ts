@@ -23,6 +23,14 @@ test('a repeated name or short value is the same Buffer; a long one is encoded f
   assert.equal(again[3]?.toString('latin1'), long)
 })
 
+test('a line latin1 cannot hold is encoded as Buffer.from does, and not kept', () => {
+  const first = rawLines({ 'x-name': 'Āb' })
+  const again = rawLines({ 'x-name': 'Āb' })
+  assert.deepEqual(first[1], Buffer.from('Āb', 'latin1'))
+  assert.notEqual(again[1], first[1])
+  assert.equal(again[0], first[0])
+})
+
 test('lines handed out keep their bytes after the table starts over on a new slab', () => {
   const kept = rawLines({ 'x-kept': 'first value' })
   const filler = Array.from({ length: 3000 }, (_, index) => `${index}`.padEnd(200, '.'))
