@@ -177,10 +177,19 @@ export class SqliteTables {
     return this.#sql.selectVariants.all(key)
   }
 
-  /** One chunk of a body, undefined when it is gone. */
+  /**
+   * One chunk of a body, undefined when its entry is gone (replaced, evicted). A row missing from an
+   * entry still there is a damaged file: an error coded as SQLite's own for one.
+   */
   chunk(entryId: number, seq: number): Buffer | undefined {
     this.assertOpen()
-    return this.#sql.selectChunk.get(entryId, seq)?.data
+    const data = this.#sql.selectChunk.get(entryId, seq)?.data
+    if (data === undefined && this.#sql.selectRow.get(entryId)) {
+      throw Object.assign(new Error(`undici-cache: chunk ${seq} of entry ${entryId} is missing`), {
+        code: 'SQLITE_CORRUPT',
+      })
+    }
+    return data
   }
 
   /** Records a use of an entry for eviction order; skipped rather than waiting or throwing. */

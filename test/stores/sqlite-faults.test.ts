@@ -238,3 +238,31 @@ test('a damaged chunk page: that read fails, the entry is dropped and reported, 
     store.close()
   }
 })
+
+test('a chunk row missing from an entry still there: that read fails, the entry is dropped and reported', async () => {
+  const path = newPath()
+  const options: SqliteStoreOptions = { path, bodyFiles: false, chunkBytes: 16 * 1024, hotBytes: 0 }
+  const store = new SqliteStore(options)
+  await storeBody(store, 'k', sampleMeta(), patternBody(300_000, 6), 16 * 1024)
+  const other = new Database(path)
+  assert.equal(other.prepare('DELETE FROM chunks WHERE seq IN (3, 4, 5)').run().changes, 3)
+  other.close()
+  const reported: unknown[] = []
+  const listen = (message: unknown) => reported.push(message)
+  storeErrorChannel.subscribe(listen)
+  try {
+    const entry = entryAt(await store.get('k'))
+    await assert.rejects(readBody(entry), {
+      code: 'SQLITE_CORRUPT',
+      message: /chunk 3 of entry \d+ is missing/,
+    })
+    assert.deepEqual(await store.get('k'), [])
+    assert.deepEqual(
+      reported.map((message) => (message as { operation: string }).operation),
+      ['read'],
+    )
+  } finally {
+    storeErrorChannel.unsubscribe(listen)
+    store.close()
+  }
+})
