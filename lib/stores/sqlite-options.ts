@@ -102,7 +102,7 @@ export function readSqliteOptions(options: unknown): SqliteStoreSettings & { pat
   const bytes = (name: string, defaultValue: number, min = 1) =>
     integerOption(STORE_NAME, checked, name, { defaultValue, min, unit: 'bytes' })
   return {
-    path: stringOption(STORE_NAME, checked, 'path', defaultSqlitePath()),
+    path: pathOption(checked),
     maxBytes: bytes('maxBytes', defaults.maxBytes),
     maxEntryBytes: bytes('maxEntryBytes', defaults.maxEntryBytes),
     maxEntries: count(checked, 'maxEntries', defaults.maxEntries),
@@ -117,6 +117,13 @@ export function readSqliteOptions(options: unknown): SqliteStoreSettings & { pat
     hotBytes: bytes('hotBytes', defaults.hotBytes, 0),
     bodyFiles: booleanOption(STORE_NAME, checked, 'bodyFiles', defaults.bodyFiles),
   }
+}
+
+/** A NUL ends the file name for SQLite (another file would be opened) and Node's fs refuses it. */
+function pathOption(options: StoreOptions): string {
+  const path = stringOption(STORE_NAME, options, 'path', defaultSqlitePath())
+  if (path.includes('\0')) throw new TypeError(`${STORE_NAME} option path must not contain a NUL character`)
+  return path
 }
 
 function count(options: StoreOptions, name: string, defaultValue: number): number {

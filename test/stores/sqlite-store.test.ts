@@ -337,6 +337,7 @@ const invalidOptions: [unknown, ErrorConstructor, string][] = [
   [{ path: 7 }, TypeError, 'SqliteStore option path must be a non-empty string, got 7'],
   [{ path: {} }, TypeError, 'SqliteStore option path must be a non-empty string, got an object'],
   [{ path: () => 'x' }, TypeError, 'SqliteStore option path must be a non-empty string, got a function'],
+  [{ path: 'cache.db\0x' }, TypeError, 'SqliteStore option path must not contain a NUL character'],
   [
     { sweepIntervalMs: -1 },
     RangeError,
