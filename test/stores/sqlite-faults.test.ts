@@ -208,11 +208,31 @@ test(':memory: never fails, whatever the option', () => {
   store.close()
 })
 
+/**
+ * Opens the store and reads the body of its entry under 'k', which must fail with `failure`; then the
+ * key must miss, and that read must be the only store error reported.
+ */
+async function assertReadDropsEntry(open: () => SqliteStore, failure: object): Promise<void> {
+  const reported: string[] = []
+  const listen = (message: unknown) => reported.push((message as { operation: string }).operation)
+  storeErrorChannel.subscribe(listen)
+  const store = open()
+  try {
+    const entry = entryAt(await store.get('k'))
+    await assert.rejects(readBody(entry), failure)
+    assert.deepEqual(await store.get('k'), [])
+    assert.deepEqual(reported, ['read'])
+  } finally {
+    storeErrorChannel.unsubscribe(listen)
+    store.close()
+  }
+}
+
 test('a damaged chunk page: that read fails, the entry is dropped and reported, and the next get misses', async () => {
   const path = newPath()
   const options: SqliteStoreOptions = { path, bodyFiles: false, chunkBytes: 16 * 1024, hotBytes: 0 }
   const body = patternBody(300_000, 5)
-  let store = new SqliteStore(options)
+  const store = new SqliteStore(options)
   await storeBody(store, 'k', sampleMeta(), body, 16 * 1024)
   store.close()
   const file = readFileSync(path)
@@ -221,22 +241,7 @@ test('a damaged chunk page: that read fails, the entry is dropped and reported, 
   const fd = openSync(path, 'r+')
   writeSync(fd, Buffer.alloc(4096, 0xff), 0, 4096, page)
   closeSync(fd)
-  const reported: unknown[] = []
-  const listen = (message: unknown) => reported.push(message)
-  storeErrorChannel.subscribe(listen)
-  store = new SqliteStore(options)
-  try {
-    const entry = entryAt(await store.get('k'))
-    await assert.rejects(readBody(entry), { code: 'SQLITE_CORRUPT' })
-    assert.deepEqual(await store.get('k'), [])
-    assert.deepEqual(
-      reported.map((message) => (message as { operation: string }).operation),
-      ['read'],
-    )
-  } finally {
-    storeErrorChannel.unsubscribe(listen)
-    store.close()
-  }
+  await assertReadDropsEntry(() => new SqliteStore(options), { code: 'SQLITE_CORRUPT' })
 })
 
 test('a chunk row missing from an entry still there: that read fails, the entry is dropped and reported', async () => {
@@ -247,22 +252,8 @@ test('a chunk row missing from an entry still there: that read fails, the entry 
   const other = new Database(path)
   assert.equal(other.prepare('DELETE FROM chunks WHERE seq IN (3, 4, 5)').run().changes, 3)
   other.close()
-  const reported: unknown[] = []
-  const listen = (message: unknown) => reported.push(message)
-  storeErrorChannel.subscribe(listen)
-  try {
-    const entry = entryAt(await store.get('k'))
-    await assert.rejects(readBody(entry), {
-      code: 'SQLITE_CORRUPT',
-      message: /chunk 3 of entry \d+ is missing/,
-    })
-    assert.deepEqual(await store.get('k'), [])
-    assert.deepEqual(
-      reported.map((message) => (message as { operation: string }).operation),
-      ['read'],
-    )
-  } finally {
-    storeErrorChannel.unsubscribe(listen)
-    store.close()
-  }
+  await assertReadDropsEntry(() => store, {
+    code: 'SQLITE_CORRUPT',
+    message: /chunk 3 of entry \d+ is missing/,
+  })
 })
