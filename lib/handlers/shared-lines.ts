@@ -1,7 +1,7 @@
 /**
  * Field names and values as latin1 Buffers for old-API handlers, shared by every response that repeats
  * them: a hit repeats all of its stored fields, and a new Buffer for each of a 1 KiB hit's 14 names and
- * values cost about a tenth of the hit. The Buffers are views of one slab; when the slab or the table
+ * values cost ~2 µs of a ~12 µs hit. The Buffers are views of one slab; when the slab or the table
  * is full the table starts over on a new slab, so what it keeps is bounded (SLAB_BYTES of lines, and
  * the strings that name them). Long lines are encoded for their response alone. undici's handlers only
  * read these Buffers; a handler that wrote into one would change later responses' lines.
