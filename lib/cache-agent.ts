@@ -38,7 +38,7 @@ export class CacheAgent extends Dispatcher {
 
   constructor(options: CacheAgentOptions = {}) {
     super()
-    if (typeof options !== 'object' || options === null)
+    if (typeof options !== 'object' || options === null || Array.isArray(options))
       throw new TypeError('CacheAgent options must be an object')
     assertKnownOptions('CacheAgent', options, [...INTERCEPTOR_OPTIONS, 'agent'])
     const { agent, ...cacheOptions } = options

@@ -102,7 +102,7 @@ export function assertKnownOptions(owner: string, options: object, known: readon
 
 /** Validates interceptor options; `defaultStore` is called only when they are valid and name no store. */
 export function resolveConfig(options: CacheInterceptorOptions, defaultStore: () => CacheStore): CacheConfig {
-  if (typeof options !== 'object' || options === null) {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('cacheInterceptor options must be an object')
   }
   assertKnownOptions('cacheInterceptor', options, INTERCEPTOR_OPTIONS)
@@ -128,7 +128,8 @@ export function resolveConfig(options: CacheInterceptorOptions, defaultStore: ()
 /** Validates the per-request `cache` option; undefined when absent. */
 export function resolveRequestOptions(value: unknown): CacheRequestOptions | undefined {
   if (value === undefined || value === null) return undefined
-  if (typeof value !== 'object') throw new TypeError('request option cache must be an object')
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new TypeError('request option cache must be an object')
   assertKnownOptions('request option cache', value, REQUEST_OPTIONS)
   const options = value as CacheRequestOptions
   if (options.ttl !== undefined && !(typeof options.ttl === 'number' && options.ttl >= 0)) {

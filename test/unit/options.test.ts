@@ -34,6 +34,7 @@ test('bad per-request cache options throw an error naming the option', () => {
   })
   const cases: [unknown, string, RegExp][] = [
     ['x', 'TypeError', /option cache must be an object/],
+    [[], 'TypeError', /option cache must be an object/],
     [{ ttl: '5' }, 'RangeError', /cache\.ttl/],
     [{ key: '' }, 'TypeError', /cache\.key/],
     [{ bypass: 1 }, 'TypeError', /cache\.bypass/],
@@ -47,6 +48,11 @@ test('bad per-request cache options throw an error naming the option', () => {
 
 test('CacheAgent validates its options and composes onto a given dispatcher', async () => {
   assert.throws(() => new CacheAgent(null as never), { name: 'TypeError', message: /CacheAgent options/ })
+  assert.throws(() => new CacheAgent([] as never), { name: 'TypeError', message: /CacheAgent options/ })
+  assert.throws(() => cacheInterceptor([] as never), {
+    name: 'TypeError',
+    message: /cacheInterceptor options must be an object/,
+  })
   assert.throws(() => new CacheAgent({ store: new MemoryStore(), agent: 5 as never }), {
     name: 'TypeError',
     message: /option agent/,
