@@ -8,9 +8,10 @@ import {
   freshenedHeaders,
   hasValidator,
   notModifiedMatches,
+  sameStrongValidator,
   withValidationTimes,
 } from './policy/revalidation.js'
-import { canStore, headersToStore, usableEntries } from './policy/storable.js'
+import { canStore, headersToStore, type StoreDecision, usableEntries } from './policy/storable.js'
 import type { Headers, HeaderValue, ResponseInfo } from './policy/types.js'
 import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
 import type { CacheStore, EntryMeta, StoredEntry } from './stores/store.js'
@@ -25,6 +26,16 @@ export function freshenedMeta(exchange: Exchange, entry: StoredEntry, newHeaders
   const headers = withValidationTimes(freshenedHeaders(entry.headers, newHeaders), newHeaders)
   const names = varyFieldNames(headers)
   const selecting = names === '*' ? entry.varyValues : varyValues(names, exchange.request.headers)
+  return metaOf(exchange, entry, headers, selecting)
+}
+
+/** `entry`'s metadata with new headers and selecting values, timed by the validating exchange. */
+function metaOf(
+  exchange: Exchange,
+  entry: StoredEntry,
+  headers: Headers,
+  selecting: Record<string, string | null>,
+): EntryMeta {
   const meta: EntryMeta = {
     statusCode: entry.statusCode,
     statusMessage: entry.statusMessage,
@@ -60,22 +71,13 @@ export function storeFreshened(
   settled?: (outcome: FlightOutcome, validated?: Validated) => void,
   removeLater?: (remove: () => void) => void,
 ): void {
-  const { config, key, request } = exchange
+  const { config, key } = exchange
   // RFC 9111 §4.4: the key was invalidated since the request was sent: its answer may predate the write
   if (!exchange.mayStore || config.invalidations.since(key, exchange.invalidationCount)) {
     settled?.('not-stored')
     return
   }
-  const merged = withoutSharedCookies(meta.headers, config.shared)
-  const stored = {
-    ...meta,
-    headers: headersToStore(
-      merged,
-      config.shared,
-      policyView(config, { statusCode: meta.statusCode, headers: merged }).headers,
-    ),
-  }
-  const decision = canStore({ ...request, method: 'GET' }, policyView(config, stored), config.shared)
+  const { stored, decision } = storedForm(exchange, meta)
   const outcome: FlightOutcome = decision.storable ? 'stored' : 'not-stored'
   if (!decision.storable && removeLater) {
     settled?.(outcome)
@@ -98,6 +100,52 @@ export function storeFreshened(
       const result = decision.storable ? config.store.update(key, entry.id, stored) : config.store.delete(key)
       if (result === undefined) return done()
       return result.then(done)
+    },
+  )
+}
+
+/** Freshened metadata as it would be stored (fields a shared cache keeps), and whether it may be. */
+function storedForm(exchange: Exchange, meta: EntryMeta): { stored: EntryMeta; decision: StoreDecision } {
+  const { config, request } = exchange
+  const merged = withoutSharedCookies(meta.headers, config.shared)
+  const view = policyView(config, { statusCode: meta.statusCode, headers: merged })
+  const stored = { ...meta, headers: headersToStore(merged, config.shared, view.headers) }
+  return {
+    stored,
+    decision: canStore({ ...request, method: 'GET' }, policyView(config, stored), config.shared),
+  }
+}
+
+/**
+ * RFC 9111 §4.3.4: a 304's strong validator identifies every stored response with it, so the other
+ * variants under the key that carry it are freshened too, each keeping its own selecting values; not
+ * when the 304 names another Vary (their values for its fields are unknown). Only an entry stored with
+ * Vary has such siblings, so the key is looked up again only then.
+ */
+export function freshenSiblings(exchange: Exchange, validated: StoredEntry, notModified: Headers): void {
+  const { config, key } = exchange
+  const response = { statusCode: 304, headers: notModified }
+  if (validated.varyKey === '' || !sameStrongValidator(validated, response)) return
+  if (!exchange.mayStore || config.invalidations.since(key, exchange.invalidationCount)) return
+  const update = (entries: StoredEntry[]) => {
+    for (const sibling of usableEntries(entries, config.shared)) {
+      if (sibling.id === validated.id || !sameStrongValidator(sibling, response)) continue
+      const headers = withValidationTimes(freshenedHeaders(sibling.headers, notModified), notModified)
+      if (String(varyFieldNames(headers)) !== String(varyFieldNames(sibling.headers))) continue
+      const meta = metaOf(exchange, sibling, headers, sibling.varyValues)
+      const { stored, decision } = storedForm(exchange, meta)
+      if (!decision.storable || changesNothing(exchange, sibling, stored)) continue
+      quietly(
+        (error) => reportStoreError(config.store, 'update', error),
+        () => config.store.update(key, sibling.id, stored),
+      )
+    }
+  }
+  quietly(
+    (error) => reportStoreError(config.store, 'get', error),
+    () => {
+      const entries = config.store.get(key)
+      return Array.isArray(entries) ? update(entries) : entries.then(update)
     },
   )
 }

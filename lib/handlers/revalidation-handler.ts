@@ -3,7 +3,7 @@ import { asError, reportStoreError } from '../diagnostics.js'
 import type { Exchange } from '../exchange.js'
 import { policyView } from '../exchange.js'
 import type { FlightOutcome, Validated } from '../flights.js'
-import { freshenedMeta, stillStored, storeFreshened } from '../freshen.js'
+import { freshenedMeta, freshenSiblings, stillStored, storeFreshened } from '../freshen.js'
 import { currentAgeSeconds } from '../policy/age.js'
 import type { CacheStatusParams } from '../policy/cache-status.js'
 import { staleIfErrorAllows } from '../policy/lookup.js'
@@ -122,6 +122,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     const collapsed = (flight?.waiterCount ?? 0) > 0
     const settle = (outcome: FlightOutcome, validated?: Validated) => flight?.settle(outcome, validated)
     if (flight) flight.notModifiedEntryId = this.#entry.id
+    freshenSiblings(this.#exchange, this.#entry, this.#notModifiedHeaders)
     if (this.#options.background || this.#forward.callerGone) {
       storeFreshened(this.#exchange, this.#entry, meta, settle)
       if (this.#options.background) this.#endSilently()

@@ -1,6 +1,6 @@
 import { withoutClientConditionals } from './conditional.js'
 import { formatHttpDate, parseHttpDate } from './dates.js'
-import { entityTagOf, weakMatch } from './entity-tag.js'
+import { entityTagOf, strongMatch, weakMatch } from './entity-tag.js'
 import { copyFields, linesOf } from './fields.js'
 import { singletonValue } from './headers.js'
 import { HOP_BY_HOP_FIELDS, withConnectionNominated, withoutFields } from './hop-by-hop.js'
@@ -59,6 +59,14 @@ const NEVER_FRESHENED: ReadonlySet<string> = new Set([
   'content-encoding',
   'content-range',
 ])
+
+// RFC 9111 §4.3.4: a strong validator in the 304 identifies every stored response with the same
+// strong validator for update (weak ones only the response that was validated)
+export function sameStrongValidator(stored: StoredResponse, notModified: ResponseInfo): boolean {
+  const receivedEtag = entityTagOf(notModified.headers)
+  const storedEtag = entityTagOf(stored.headers)
+  return receivedEtag !== undefined && storedEtag !== undefined && strongMatch(receivedEtag, storedEtag)
+}
 
 /**
  * The stored header fields updated with a 304's fields (RFC 9111 §3.2, §4.3.4): each field the 304

@@ -30,6 +30,17 @@ for (const kind of storeKinds) {
           if (origin.count(path) > 1) headers.vary = 'X-User'
           return reply(res, 200, headers, `for ${user}`)
         }
+        if (path.startsWith('/siblings')) {
+          // en and fr share one validator (strong, or weak for -weak); de has its own
+          const tag = language === 'de' ? '"de"' : '"same"'
+          const etag = path === '/siblings-weak' ? `W/${tag}` : tag
+          // -new-vary: the 304 names one more selecting field, whose values the other variants lack
+          const vary = path === '/siblings-new-vary' ? 'Accept-Language, X-User' : 'Accept-Language'
+          if (req.headers['if-none-match'] === etag)
+            return reply(res, 304, { etag, 'cache-control': 'max-age=60', vary })
+          const headers = { etag, 'cache-control': 'max-age=0', vary: 'Accept-Language' }
+          return reply(res, 200, headers, `in ${language}`)
+        }
         if (path === '/vary-star')
           return reply(res, 200, { 'cache-control': 'max-age=60', vary: '*' }, 'star')
         if (req.method === 'POST' && path === '/items') {
@@ -81,6 +92,28 @@ for (const kind of storeKinds) {
         assert.equal(aliceAgain.body, 'for alice')
         assert.match(String(aliceAgain.headers['cache-status']), /^undici-cache; hit/)
         assert.equal(origin.count(path), 3)
+      }
+    })
+
+    test("a 304's strong validator freshens every variant that has it, unless weak or naming another Vary (RFC 9111 §4.3.4)", async () => {
+      for (const path of ['/siblings', '/siblings-weak', '/siblings-new-vary']) {
+        const get = (language: string) =>
+          send(cache.agent, `${origin.url}${path}`, { headers: { 'accept-language': language } })
+        for (const language of ['en', 'fr', 'de']) await get(language)
+        const en = await get('en')
+        assert.equal(en.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+        assert.equal(origin.count(path), 4)
+        const fr = await get('fr')
+        const de = await get('de')
+        assert.deepEqual([en.body, fr.body, de.body], ['in en', 'in fr', 'in de'])
+        assert.equal(de.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+        if (path === '/siblings') {
+          assert.match(String(fr.headers['cache-status']), /^undici-cache; hit; ttl=(59|60)$/)
+          assert.equal(origin.count(path), 5)
+        } else {
+          assert.equal(fr.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+          assert.equal(origin.count(path), 6)
+        }
       }
     })
 

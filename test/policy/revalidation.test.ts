@@ -10,6 +10,7 @@ import {
   hasValidator,
   isClientConditional,
   notModifiedMatches,
+  sameStrongValidator,
   withValidationTimes,
 } from '../../lib/policy/revalidation.js'
 import type { Headers, StoredResponse } from '../../lib/policy/types.js'
@@ -114,6 +115,18 @@ describe('notModifiedMatches (RFC 9111 §4.3.4)', () => {
   it('matches a 304 without validators', () => {
     assert.equal(notModifiedMatches(withBoth, notModified({})), true)
     assert.equal(notModifiedMatches(withBoth, notModified({ etag: '' })), true)
+  })
+})
+
+describe('sameStrongValidator (RFC 9111 §4.3.4)', () => {
+  it('is true only for one strong ETag on both sides', () => {
+    assert.equal(sameStrongValidator(stored({ etag: '"a"' }), notModified({ etag: '"a"' })), true)
+    assert.equal(sameStrongValidator(stored({ etag: '"a"' }), notModified({ etag: '"b"' })), false)
+    assert.equal(sameStrongValidator(stored({ etag: 'W/"a"' }), notModified({ etag: 'W/"a"' })), false)
+    assert.equal(sameStrongValidator(stored({ etag: '"a"' }), notModified({ etag: 'W/"a"' })), false)
+    assert.equal(sameStrongValidator(stored({}), notModified({ etag: '"a"' })), false)
+    const lastModified = { 'last-modified': LAST_MODIFIED }
+    assert.equal(sameStrongValidator(stored(lastModified), notModified(lastModified)), false)
   })
 })
 
