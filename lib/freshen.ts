@@ -119,8 +119,9 @@ function storedForm(exchange: Exchange, meta: EntryMeta): { stored: EntryMeta; d
 /**
  * RFC 9111 §4.3.4: a 304's strong validator identifies every stored response with it, so the other
  * variants under the key that carry it are freshened too, each keeping its own selecting values; not
- * when the 304 names another Vary (their values for its fields are unknown). Only an entry stored with
- * Vary has such siblings, so the key is looked up again only then.
+ * when the 304 names another Vary (their values for its fields are unknown), nor those of the other
+ * cache mode on a shared store. Only an entry stored with Vary has such siblings, so the key is looked
+ * up again only then.
  */
 export function freshenSiblings(exchange: Exchange, validated: StoredEntry, notModified: Headers): void {
   const { config, key } = exchange
@@ -129,7 +130,9 @@ export function freshenSiblings(exchange: Exchange, validated: StoredEntry, notM
   if (!exchange.mayStore || config.invalidations.since(key, exchange.invalidationCount)) return
   const update = (entries: StoredEntry[]) => {
     for (const sibling of usableEntries(entries, config.shared)) {
-      if (sibling.id === validated.id || !sameStrongValidator(sibling, response)) continue
+      // a private cache reads a shared cache's entries but never rewrites them with its user's 304
+      if (sibling.id === validated.id || (sibling.sharedCache === true) !== config.shared) continue
+      if (!sameStrongValidator(sibling, response)) continue
       const headers = withValidationTimes(freshenedHeaders(sibling.headers, notModified), notModified)
       if (String(varyFieldNames(headers)) !== String(varyFieldNames(sibling.headers))) continue
       const meta = metaOf(exchange, sibling, headers, sibling.varyValues)

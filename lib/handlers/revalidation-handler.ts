@@ -122,9 +122,11 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     const collapsed = (flight?.waiterCount ?? 0) > 0
     const settle = (outcome: FlightOutcome, validated?: Validated) => flight?.settle(outcome, validated)
     if (flight) flight.notModifiedEntryId = this.#entry.id
-    freshenSiblings(this.#exchange, this.#entry, this.#notModifiedHeaders)
+    // siblings last: updating one may evict, and the entry served first must not be what goes
+    const freshenOthers = () => freshenSiblings(this.#exchange, this.#entry, this.#notModifiedHeaders)
     if (this.#options.background || this.#forward.callerGone) {
       storeFreshened(this.#exchange, this.#entry, meta, settle)
+      freshenOthers()
       if (this.#options.background) this.#endSilently()
       return
     }
@@ -137,6 +139,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       const served = new ServedBody(entry)
       if (!this.#respond(served.entry, meta, { fwd: this.#options.fwd, fwdStatus: 304, collapsed })) return
       storeFreshened(this.#exchange, entry, meta, settle, (remove) => served.afterRead(remove))
+      freshenOthers()
     }
     this.#whenLookedUp(serve)
   }
