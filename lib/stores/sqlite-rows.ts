@@ -9,6 +9,8 @@ export interface EntryDraft {
   metaJson: string
   metaBytes: number
   deleteAtMs: number
+  /** When the request was sent: a key deleted since then does not take the response. */
+  requestTimeMs: number
 }
 
 /** Limits that eviction enforces after each commit. */

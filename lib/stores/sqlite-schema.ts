@@ -4,7 +4,7 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 
 /** Stored in `PRAGMA user_version`; each bump adds a step to MIGRATIONS. */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 /** How long a write waits for another connection's write lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5000
@@ -54,6 +54,8 @@ INSERT INTO totals (id, bytes, entries) VALUES (1, 0, 0);
  * the LRU index covers size_bytes, so eviction and the totals recount read no table rows.
  * 2 → 3: `body_file` = 1 when the body is a file beside the database (see sqlite-body-files.ts), covered
  * by the eviction and expiry indexes so that removing an entry still reads no table row.
+ * 3 → 4: `invalidated`, when each key was last deleted, so that no connection commits a response to a
+ * request sent before that (RFC 9111 §4.4 across processes); kept INVALIDATED_KEEP_MS.
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -71,6 +73,10 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX entries_lru ON entries (last_used_ms, id, size_bytes, body_file) WHERE complete = 1;
   DROP INDEX entries_expiry;
   CREATE INDEX entries_expiry ON entries (delete_at_ms, size_bytes, body_file) WHERE complete = 1;
+  `,
+  `
+  CREATE TABLE invalidated (key TEXT PRIMARY KEY, at_ms INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE INDEX invalidated_at ON invalidated (at_ms);
   `,
 ]
 

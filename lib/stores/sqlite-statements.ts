@@ -17,6 +17,10 @@ export const STATEMENT_SQL = {
   selectVariants: `SELECT id, meta, body, body_bytes, body_file, last_used_ms FROM entries
     WHERE key = ? AND complete = 1 ORDER BY stored_ms DESC, id DESC`,
   selectChunk: 'SELECT data FROM chunks WHERE entry_id = ? AND seq = ?',
+  selectInvalidatedMs: 'SELECT at_ms FROM invalidated WHERE key = ?',
+  markInvalidated: `INSERT INTO invalidated (key, at_ms) VALUES (?, ?)
+    ON CONFLICT (key) DO UPDATE SET at_ms = max(at_ms, excluded.at_ms)`,
+  forgetInvalidated: 'DELETE FROM invalidated WHERE at_ms < ?',
   selectStoredVariants: `SELECT id, size_bytes, 1 AS complete, body_file, vary_key, stored_ms FROM entries
     WHERE key = ? AND complete = 1`,
   markUsed: 'UPDATE entries SET last_used_ms = ? WHERE id = ? AND complete = 1',
@@ -106,6 +110,9 @@ export interface Statements {
   selectStoredVariants: Statement<[string], StoredVariantRow>
   selectVariants: Statement<[string], VariantRow>
   selectChunk: Statement<[number, number], { data: Buffer }>
+  selectInvalidatedMs: Statement<[string], { at_ms: number }>
+  markInvalidated: Statement<[string, number]>
+  forgetInvalidated: Statement<[number]>
   markUsed: Statement<[number, number]>
   selectSameVariant: Statement<[string, string, number], SizedRow>
   selectKeyRows: Statement<[string], SizedRow>

@@ -28,6 +28,12 @@ import {
 import { PendingTotals } from './sqlite-totals.js'
 import { MAX_VARIANTS_PER_KEY } from './store.js'
 
+/**
+ * How long a key's deletion is remembered: a request sent before it and committed within this long
+ * after it is not stored (longer downloads are not expected to race a write).
+ */
+export const INVALIDATED_KEEP_MS = 10 * 60_000
+
 /** Opens (creating or migrating) a store database and drops what killed writers left behind. */
 export class SqliteTables {
   readonly #db: Database.Database
@@ -308,6 +314,11 @@ export class SqliteTables {
         this.#remove({ id: args.entryId, size_bytes: 0, complete: 0, body_file: args.inFile ? 1 : 0 })
       return
     }
+    if (this.#deletedSinceSent(args.draft)) {
+      if (args.entryId !== undefined)
+        this.#remove({ id: args.entryId, size_bytes: 0, complete: 0, body_file: args.inFile ? 1 : 0 })
+      return
+    }
     const stored = this.#sql.selectStoredVariants.all(args.draft.key)
     const storedMs = commitTimeMs(args.nowMs, stored)
     const entryId =
@@ -383,6 +394,7 @@ export class SqliteTables {
   }
 
   #sweepRows(nowMs: number, maxRows: number): number {
+    this.#sql.forgetInvalidated.run(nowMs - INVALIDATED_KEEP_MS)
     const expired = this.#sql.selectExpired.all(nowMs, maxRows)
     for (const row of expired) this.#remove(row)
     return expired.length + this.#removeAbandoned(nowMs, maxRows)
@@ -398,6 +410,16 @@ export class SqliteTables {
 
   #removeKeyRows(key: string): void {
     for (const row of this.#sql.selectKeyRows.all(key)) this.#remove(row)
+    this.#sql.markInvalidated.run(key, Date.now())
+  }
+
+  /**
+   * RFC 9111 §4.4: the key was deleted (invalidated, or found outdated) after the request was sent, by
+   * this or another connection: the response may predate the change, so it is not committed.
+   */
+  #deletedSinceSent(draft: EntryDraft): boolean {
+    const deletedMs = this.#sql.selectInvalidatedMs.get(draft.key)?.at_ms
+    return deletedMs !== undefined && deletedMs > draft.requestTimeMs
   }
 
   #updateRow(id: number, draft: EntryDraft, limits: EvictionLimits): void {

@@ -30,7 +30,14 @@ const EMPTY = Buffer.alloc(0)
 export function draftOf(key: string, meta: EntryMeta): EntryDraft {
   const metaJson = JSON.stringify(metaOnly(meta))
   const metaBytes = Buffer.byteLength(metaJson)
-  return { key, varyKey: meta.varyKey, metaJson, metaBytes, deleteAtMs: meta.deleteAtMs }
+  return {
+    key,
+    varyKey: meta.varyKey,
+    metaJson,
+    metaBytes,
+    deleteAtMs: meta.deleteAtMs,
+    requestTimeMs: meta.requestTimeMs,
+  }
 }
 
 /** Reads a chunked body one row per step; throws when a row vanished (entry replaced or evicted). */

@@ -199,7 +199,9 @@ function toMeta(key: UndiciCacheKey, value: UndiciCacheValue): EntryMeta {
     statusCode: value.statusCode,
     statusMessage: value.statusMessage,
     headers: { ...value.headers, [UNDICI_VALUE_HEADER]: JSON.stringify(fields) },
-    requestTimeMs: value.cachedAt,
+    // when the write starts (cachedAt is the response's birth, its age before it arrived): a key
+    // deleted after that keeps the write out of a SqliteStore shared with other processes
+    requestTimeMs: Date.now(),
     responseTimeMs: value.cachedAt,
     varyValues,
     varyKey: JSON.stringify([key.method, byName]),

@@ -50,7 +50,8 @@ function newEntry(sizeBytes: number, deleteAtMs: number): { meta: EntryMeta; bod
   const body = patternBody(sizeBytes, writes)
   const sha256 = createHash('sha256').update(body).digest('hex')
   const headers = { 'x-sha256': sha256, 'x-size': String(body.length), 'x-write': writeId }
-  return { meta: sampleMeta({ headers, varyKey: pick(VARY_KEYS), deleteAtMs }), body, writeId }
+  const meta = sampleMeta({ headers, varyKey: pick(VARY_KEYS), deleteAtMs, requestTimeMs: Date.now() })
+  return { meta, body, writeId }
 }
 
 function put(key: string, abort = false): void {

@@ -84,7 +84,9 @@ async function runOps(store: CacheStore, ops: Op[]): Promise<void> {
 function putOp(store: CacheStore, writers: ModelWriter[], op: Extract<Op, { kind: 'put' }>): void {
   const key = KEYS[op.key] as string
   const varyKey = VARY_KEYS[op.vary] as string
-  const writer = store.put(key, sampleMeta({ varyKey }), op.announcedBytes ?? undefined)
+  // sent now: a SqliteStore refuses a response to a request sent before its key's last delete
+  const meta = sampleMeta({ varyKey, requestTimeMs: Date.now() })
+  const writer = store.put(key, meta, op.announcedBytes ?? undefined)
   const refused = op.announcedBytes !== null && op.announcedBytes > MODEL_MAX_ENTRY_BYTES
   assert.equal(writer === undefined, refused)
   if (writer) writers.push({ key, varyKey, writer, parts: [], bodyBytes: 0, done: false })

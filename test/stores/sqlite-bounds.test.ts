@@ -32,6 +32,9 @@ const EXPECTED_PLANS: Record<keyof typeof STATEMENT_SQL, string> = {
   selectVariants:
     'SEARCH entries USING INDEX entries_key (key=? AND complete=?); USE TEMP B-TREE FOR ORDER BY',
   selectChunk: 'SEARCH chunks USING INDEX sqlite_autoindex_chunks_1 (entry_id=? AND seq=?)',
+  selectInvalidatedMs: 'SEARCH invalidated USING PRIMARY KEY (key=?)',
+  markInvalidated: '',
+  forgetInvalidated: 'SEARCH invalidated USING COVERING INDEX invalidated_at (at_ms<?)',
   selectStoredVariants: 'SEARCH entries USING INDEX entries_key (key=? AND complete=?)',
   markUsed: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
   selectSameVariant: 'SEARCH entries USING INDEX entries_key (key=? AND complete=?)',

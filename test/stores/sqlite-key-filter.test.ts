@@ -103,7 +103,7 @@ test('no key written is ever reported absent: this store, this process, another 
         for (const { by, key } of ops) {
           const url = `https://example.test/${key}`
           if (by === 'peer' || by === 'chunks' || by === 'file') {
-            await storeBody(peers[by], url, sampleMeta(), bodies[by], 1024)
+            await storeBody(peers[by], url, sampleMeta({ requestTimeMs: Date.now() }), bodies[by], 1024)
             assert.equal(peers[by].get(url).length, 1)
             written.add(url)
           } else if (by === 'other') {

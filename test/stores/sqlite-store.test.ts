@@ -71,7 +71,7 @@ test('SqliteStore defaults and the file settings', () => {
   const raw = rawDb(path)
   assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal')
   assert.equal(raw.pragma('user_version', { simple: true }), SCHEMA_VERSION)
-  assert.equal(SCHEMA_VERSION, 3)
+  assert.equal(SCHEMA_VERSION, 4)
   raw.close()
   store.close()
 })
