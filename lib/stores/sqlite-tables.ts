@@ -3,42 +3,25 @@ import type Database from 'better-sqlite3'
 import { BODY_DIR_SUFFIX, BodyFiles } from './sqlite-body-files.js'
 import type { KeyedRow, KeySource } from './sqlite-key-filter.js'
 import { KeyReads } from './sqlite-key-reads.js'
-import { isAbandoned } from './sqlite-liveness.js'
 import { LockWaits } from './sqlite-lock-waits.js'
+import { RowWrites } from './sqlite-row-writes.js'
 import {
-  CHUNKED_ROW_VALUES,
   type ChunkArgs,
   type CommitArgs,
-  commitTimeMs,
   type EntryDraft,
-  type EntryRowValues,
   type EvictionLimits,
   FILE_ROW_VALUES,
-  insertEntryParams,
 } from './sqlite-rows.js'
 import { connect, isTransient, prepareSchema } from './sqlite-schema.js'
-import {
-  prepareStatements,
-  type SizedRow,
-  type Statements,
-  type StoredVariantRow,
-  type TotalsRow,
-  type VariantRow,
-} from './sqlite-statements.js'
+import { prepareStatements, type Statements, type TotalsRow, type VariantRow } from './sqlite-statements.js'
 import { PendingTotals } from './sqlite-totals.js'
-import { MAX_VARIANTS_PER_KEY } from './store.js'
-
-/**
- * How long a key's deletion is remembered: a request sent before it and committed within this long
- * after it is not stored (longer downloads are not expected to race a write).
- */
-export const INVALIDATED_KEEP_MS = 10 * 60_000
 
 /** Opens (creating or migrating) a store database and drops what killed writers left behind. */
 export class SqliteTables {
   readonly #db: Database.Database
   readonly #sql: Statements
   readonly #totals: PendingTotals
+  readonly #rows: RowWrites
   /** The body files of this database; undefined for ':memory:'. */
   readonly files: BodyFiles | undefined
   readonly #append: Database.Transaction<(args: ChunkArgs) => number | undefined>
@@ -60,10 +43,6 @@ export class SqliteTables {
   onWritten: ((inserted: readonly KeyedRow[]) => void) | undefined
   /** Incomplete rows whose removal failed (busy, disk full); the next sweep retries them. */
   readonly #undiscarded = new Set<number>()
-  /** Entries with a body file removed by the running transaction: their files go once it commits. */
-  #removedFiles: number[] = []
-  /** The rows the running write transaction inserted. */
-  #inserting: KeyedRow[] = []
   /** The rows inserted by committed write transactions, until onWritten is told. */
   #inserted: KeyedRow[] = []
   #open = true
@@ -81,27 +60,28 @@ export class SqliteTables {
       throw error
     }
     this.#totals = new PendingTotals(this.#sql)
+    this.#rows = new RowWrites(this.#sql, this.#totals, (entryId) => this.onRemoved?.(entryId))
     this.#dataVersion = this.#db.prepare<[], number>('PRAGMA data_version').pluck()
-    this.#append = this.#writeTransaction((args: ChunkArgs) => this.#appendRows(args))
-    this.#begin = this.#writeTransaction((args: ChunkArgs) => this.#insertEntry(args, FILE_ROW_VALUES))
+    this.#append = this.#writeTransaction((args: ChunkArgs) => this.#rows.appendRows(args))
+    this.#begin = this.#writeTransaction((args: ChunkArgs) => this.#rows.insertEntry(args, FILE_ROW_VALUES))
     this.#drop = this.#writeTransaction((entryId: number, withChunks: boolean) => {
       const row = this.#sql.selectRow.get(entryId)
-      if (row) this.#remove(row, withChunks)
+      if (row) this.#rows.remove(row, withChunks)
     })
-    this.#commit = this.#writeTransaction((args: CommitArgs) => this.#commitRows(args))
+    this.#commit = this.#writeTransaction((args: CommitArgs) => this.#rows.commitRows(args))
     this.#commitMany = this.#writeTransaction((list: CommitArgs[]) => {
-      for (const args of list) this.#commitRows(args)
+      for (const args of list) this.#rows.commitRows(args)
     })
-    this.#removeKey = this.#writeTransaction((key: string) => this.#removeKeyRows(key))
+    this.#removeKey = this.#writeTransaction((key: string) => this.#rows.removeKeyRows(key))
     // The writer that discards its row has removed its own file.
     this.#removeIncomplete = this.#writeTransaction((entryId: number) =>
-      this.#remove({ id: entryId, size_bytes: 0, complete: 0, body_file: 0 }),
+      this.#rows.remove({ id: entryId, size_bytes: 0, complete: 0, body_file: 0 }),
     )
     this.#update = this.#writeTransaction((id: number, draft: EntryDraft, limits: EvictionLimits) =>
-      this.#updateRow(id, draft, limits),
+      this.#rows.updateRow(id, draft, limits),
     )
     this.#sweep = this.#writeTransaction((sweepMs: number, maxRows: number) =>
-      this.#sweepRows(sweepMs, maxRows),
+      this.#rows.sweepRows(sweepMs, maxRows),
     )
     this.#cleanUp(nowMs)
   }
@@ -250,7 +230,7 @@ export class SqliteTables {
    */
   #cleanUp(nowMs: number): void {
     const cleanUp = this.#writeTransaction(() => {
-      this.#removeAbandoned(nowMs, -1)
+      this.#rows.removeAbandoned(nowMs, -1)
       this.#sql.orphanChunks.run()
       this.#sql.recountTotals.run()
     })
@@ -267,7 +247,7 @@ export class SqliteTables {
   /** A write transaction whose totals changes are written once, last, before it commits. */
   #writeTransaction<F extends (...args: never[]) => unknown>(write: F): Database.Transaction<F> {
     return this.#db.transaction(((...args: Parameters<F>) => {
-      this.#inserting = []
+      this.#rows.inserting = []
       this.#totals.begin()
       const result = write(...args)
       this.#totals.write()
@@ -277,10 +257,10 @@ export class SqliteTables {
 
   /** Runs a write transaction, then removes the body files of the entries it removed. */
   #transact<R>(write: () => R): R {
-    this.#removedFiles = []
+    this.#rows.removedFiles = []
     const result = write()
-    this.files?.remove(this.#removedFiles)
-    this.#removedFiles = []
+    this.files?.remove(this.#rows.removedFiles)
+    this.#rows.removedFiles = []
     const inserted = this.#inserted
     this.#inserted = []
     this.onWritten?.(inserted)
@@ -289,163 +269,8 @@ export class SqliteTables {
 
   /** After a write that may insert rows has committed: they are kept for onWritten. */
   #committed<R>(result: R): R {
-    for (const row of this.#inserting) this.#inserted.push(row)
-    this.#inserting = []
+    for (const row of this.#rows.inserting) this.#inserted.push(row)
+    this.#rows.inserting = []
     return result
   }
-
-  #appendRows(args: ChunkArgs): number | undefined {
-    let entryId = args.entryId
-    if (entryId === undefined) {
-      entryId = this.#insertEntry(args, CHUNKED_ROW_VALUES)
-    } else if (this.#sql.markWritten.run(args.nowMs, entryId).changes === 0) {
-      return undefined
-    }
-    this.#sql.insertChunk.run(entryId, args.seq, args.data)
-    return entryId
-  }
-
-  /** One read of the key's complete entries gives both the commit time and the variant it replaces. */
-  #commitRows(args: CommitArgs): void {
-    const sizeBytes = args.bodyBytes + args.draft.metaBytes
-    if (sizeBytes > args.limits.maxBytes) {
-      // too big alone (the body fits, not with its metadata): not stored, and nothing evicted for it
-      if (args.entryId !== undefined)
-        this.#remove({ id: args.entryId, size_bytes: 0, complete: 0, body_file: args.inFile ? 1 : 0 })
-      return
-    }
-    if (this.#deletedSinceSent(args.draft)) {
-      if (args.entryId !== undefined)
-        this.#remove({ id: args.entryId, size_bytes: 0, complete: 0, body_file: args.inFile ? 1 : 0 })
-      return
-    }
-    const stored = this.#sql.selectStoredVariants.all(args.draft.key)
-    const storedMs = commitTimeMs(args.nowMs, stored)
-    const entryId =
-      args.entryId === undefined
-        ? this.#insertInline(args, sizeBytes, storedMs)
-        : this.#completeChunked(args, args.entryId, sizeBytes, storedMs)
-    if (entryId === undefined) return
-    for (const row of stored) if (row.vary_key === args.draft.varyKey) this.#remove(row)
-    for (const row of oldestBeyondBound(stored, args.draft.varyKey)) this.#remove(row)
-    this.#totals.add(sizeBytes, 1)
-    this.#evict(entryId, args.limits)
-  }
-
-  #insertInline(args: CommitArgs, sizeBytes: number, storedMs: number): number {
-    const row: EntryRowValues = {
-      complete: 1,
-      body: args.data,
-      bodyBytes: args.bodyBytes,
-      sizeBytes,
-      storedMs,
-      bodyFile: 0,
-    }
-    return this.#insertEntry(args, row)
-  }
-
-  /** Flips the row to complete with its last chunk; undefined when the row is gone. */
-  #completeChunked(
-    args: CommitArgs,
-    entryId: number,
-    sizeBytes: number,
-    storedMs: number,
-  ): number | undefined {
-    const changes = this.#sql.markComplete.run(
-      args.bodyBytes,
-      sizeBytes,
-      storedMs,
-      args.nowMs,
-      entryId,
-    ).changes
-    if (changes === 0) {
-      // Removed by another process while written: its file (maybe made after that removal) goes too.
-      if (args.inFile) this.#removedFiles.push(entryId)
-      return undefined
-    }
-    if (args.data.length > 0) this.#sql.insertChunk.run(entryId, args.seq, args.data)
-    return entryId
-  }
-
-  #insertEntry(args: ChunkArgs, row: EntryRowValues): number {
-    const id = Number(this.#sql.insertEntry.run(...insertEntryParams(args, row)).lastInsertRowid)
-    this.#inserting.push({ id, key: args.draft.key })
-    return id
-  }
-
-  #removeOtherVariants(draft: EntryDraft, keepId: number): void {
-    for (const row of this.#sql.selectSameVariant.all(draft.key, draft.varyKey, keepId)) this.#remove(row)
-  }
-
-  /**
-   * Removes least recently used entries other than `keepId` (just committed or updated, never bigger
-   * than maxBytes alone) while over a limit. Reads one totals row and one index entry per evicted row:
-   * O(log n) each, no count or scan.
-   */
-  #evict(keepId: number, limits: EvictionLimits): void {
-    const totals = this.#totals.current()
-    while (totals.bytes > limits.maxBytes || totals.entries > limits.maxEntries) {
-      const row = this.#sql.selectLeastRecent.get(keepId)
-      if (row === undefined) return
-      this.#remove(row)
-      totals.bytes -= row.size_bytes
-      totals.entries -= 1
-    }
-  }
-
-  #sweepRows(nowMs: number, maxRows: number): number {
-    this.#sql.forgetInvalidated.run(nowMs - INVALIDATED_KEEP_MS)
-    const expired = this.#sql.selectExpired.all(nowMs, maxRows)
-    for (const row of expired) this.#remove(row)
-    return expired.length + this.#removeAbandoned(nowMs, maxRows)
-  }
-
-  /** Removes incomplete rows no live writer can finish, looking at `maxRows` of them (-1: all). */
-  #removeAbandoned(nowMs: number, maxRows: number): number {
-    const abandoned = this.#sql.selectIncomplete.all(maxRows).filter((row) => isAbandoned(row, nowMs))
-    for (const row of abandoned)
-      this.#remove({ id: row.id, size_bytes: 0, complete: 0, body_file: row.body_file })
-    return abandoned.length
-  }
-
-  #removeKeyRows(key: string): void {
-    for (const row of this.#sql.selectKeyRows.all(key)) this.#remove(row)
-    this.#sql.markInvalidated.run(key, Date.now())
-  }
-
-  /**
-   * RFC 9111 §4.4: the key was deleted (invalidated, or found outdated) after the request was sent, by
-   * this or another connection: the response may predate the change, so it is not committed.
-   */
-  #deletedSinceSent(draft: EntryDraft): boolean {
-    const deletedMs = this.#sql.selectInvalidatedMs.get(draft.key)?.at_ms
-    return deletedMs !== undefined && deletedMs > draft.requestTimeMs
-  }
-
-  #updateRow(id: number, draft: EntryDraft, limits: EvictionLimits): void {
-    const row = this.#sql.selectComplete.get(id, draft.key)
-    if (row === undefined) return
-    const sizeBytes = row.body_bytes + draft.metaBytes
-    // an entry too big alone keeps its metadata: others would be evicted for it in vain
-    if (sizeBytes > limits.maxBytes) return
-    this.#sql.updateMeta.run(draft.metaJson, draft.varyKey, draft.deleteAtMs, sizeBytes, id)
-    this.#totals.add(sizeBytes - row.size_bytes, 0)
-    this.#removeOtherVariants(draft, id)
-    this.#evict(id, limits)
-  }
-
-  #remove(row: SizedRow, withChunks = true): void {
-    this.onRemoved?.(row.id)
-    if (row.body_file === 1) this.#removedFiles.push(row.id)
-    if (withChunks) this.#sql.deleteChunks.run(row.id)
-    this.#sql.deleteEntry.run(row.id)
-    if (row.complete === 1) this.#totals.add(-row.size_bytes, -1)
-  }
-}
-
-/** The other variants under a key past MAX_VARIANTS_PER_KEY once one more is committed, oldest first out. */
-function oldestBeyondBound(stored: StoredVariantRow[], varyKey: string): StoredVariantRow[] {
-  const others = stored.filter((row) => row.vary_key !== varyKey)
-  if (others.length < MAX_VARIANTS_PER_KEY) return []
-  return others.sort((a, b) => b.stored_ms - a.stored_ms || b.id - a.id).slice(MAX_VARIANTS_PER_KEY - 1)
 }

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { INVALIDATED_KEEP_MS } from '../../lib/stores/sqlite-row-writes.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
-import { INVALIDATED_KEEP_MS } from '../../lib/stores/sqlite-tables.js'
 import { patternBody, sampleMeta, storeBody } from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-invalidated-'))

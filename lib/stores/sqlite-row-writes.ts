@@ -1,0 +1,199 @@
+/** The row changes SqliteTables makes inside its write transactions. */
+import type { KeyedRow } from './sqlite-key-filter.js'
+import { isAbandoned } from './sqlite-liveness.js'
+import {
+  CHUNKED_ROW_VALUES,
+  type ChunkArgs,
+  type CommitArgs,
+  commitTimeMs,
+  type EntryDraft,
+  type EntryRowValues,
+  type EvictionLimits,
+  insertEntryParams,
+} from './sqlite-rows.js'
+import type { SizedRow, Statements, StoredVariantRow } from './sqlite-statements.js'
+import type { PendingTotals } from './sqlite-totals.js'
+import { MAX_VARIANTS_PER_KEY } from './store.js'
+
+/**
+ * How long a key's deletion is remembered: a request sent before it and committed within this long
+ * after it is not stored (longer downloads are not expected to race a write).
+ */
+export const INVALIDATED_KEEP_MS = 10 * 60_000
+
+/**
+ * Inserts, commits, replacements, eviction and removal of entry rows, each inside a transaction that
+ * SqliteTables runs: it reads what the transaction inserted and which body files it removed.
+ */
+export class RowWrites {
+  readonly #sql: Statements
+  readonly #totals: PendingTotals
+  readonly #onRemoved: (entryId: number) => void
+  /** Entries with a body file removed by the running transaction: their files go once it commits. */
+  removedFiles: number[] = []
+  /** The rows the running write transaction inserted. */
+  inserting: KeyedRow[] = []
+
+  constructor(sql: Statements, totals: PendingTotals, onRemoved: (entryId: number) => void) {
+    this.#sql = sql
+    this.#totals = totals
+    this.#onRemoved = onRemoved
+  }
+
+  /** Appends one chunk row, inserting the incomplete entry row first; undefined when that row is gone. */
+  appendRows(args: ChunkArgs): number | undefined {
+    let entryId = args.entryId
+    if (entryId === undefined) {
+      entryId = this.insertEntry(args, CHUNKED_ROW_VALUES)
+    } else if (this.#sql.markWritten.run(args.nowMs, entryId).changes === 0) {
+      return undefined
+    }
+    this.#sql.insertChunk.run(entryId, args.seq, args.data)
+    return entryId
+  }
+
+  /** One read of the key's complete entries gives both the commit time and the variant it replaces. */
+  commitRows(args: CommitArgs): void {
+    const sizeBytes = args.bodyBytes + args.draft.metaBytes
+    // too big alone (the body fits, not with its metadata: nothing is evicted for it), or its key
+    // deleted since the request was sent: not stored
+    if (sizeBytes > args.limits.maxBytes || this.#deletedSinceSent(args.draft)) {
+      if (args.entryId !== undefined)
+        this.remove({ id: args.entryId, size_bytes: 0, complete: 0, body_file: args.inFile ? 1 : 0 })
+      return
+    }
+    const stored = this.#sql.selectStoredVariants.all(args.draft.key)
+    const storedMs = commitTimeMs(args.nowMs, stored)
+    const entryId =
+      args.entryId === undefined
+        ? this.#insertInline(args, sizeBytes, storedMs)
+        : this.#completeChunked(args, args.entryId, sizeBytes, storedMs)
+    if (entryId === undefined) return
+    for (const row of stored) if (row.vary_key === args.draft.varyKey) this.remove(row)
+    for (const row of oldestBeyondBound(stored, args.draft.varyKey)) this.remove(row)
+    this.#totals.add(sizeBytes, 1)
+    this.#evict(entryId, args.limits)
+  }
+
+  #insertInline(args: CommitArgs, sizeBytes: number, storedMs: number): number {
+    const row: EntryRowValues = {
+      complete: 1,
+      body: args.data,
+      bodyBytes: args.bodyBytes,
+      sizeBytes,
+      storedMs,
+      bodyFile: 0,
+    }
+    return this.insertEntry(args, row)
+  }
+
+  /** Flips the row to complete with its last chunk; undefined when the row is gone. */
+  #completeChunked(
+    args: CommitArgs,
+    entryId: number,
+    sizeBytes: number,
+    storedMs: number,
+  ): number | undefined {
+    const changes = this.#sql.markComplete.run(
+      args.bodyBytes,
+      sizeBytes,
+      storedMs,
+      args.nowMs,
+      entryId,
+    ).changes
+    if (changes === 0) {
+      // Removed by another process while written: its file (maybe made after that removal) goes too.
+      if (args.inFile) this.removedFiles.push(entryId)
+      return undefined
+    }
+    if (args.data.length > 0) this.#sql.insertChunk.run(entryId, args.seq, args.data)
+    return entryId
+  }
+
+  /** Inserts an entry row; its id. */
+  insertEntry(args: ChunkArgs, row: EntryRowValues): number {
+    const id = Number(this.#sql.insertEntry.run(...insertEntryParams(args, row)).lastInsertRowid)
+    this.inserting.push({ id, key: args.draft.key })
+    return id
+  }
+
+  #removeOtherVariants(draft: EntryDraft, keepId: number): void {
+    for (const row of this.#sql.selectSameVariant.all(draft.key, draft.varyKey, keepId)) this.remove(row)
+  }
+
+  /**
+   * Removes least recently used entries other than `keepId` (just committed or updated, never bigger
+   * than maxBytes alone) while over a limit. Reads one totals row and one index entry per evicted row:
+   * O(log n) each, no count or scan.
+   */
+  #evict(keepId: number, limits: EvictionLimits): void {
+    const totals = this.#totals.current()
+    while (totals.bytes > limits.maxBytes || totals.entries > limits.maxEntries) {
+      const row = this.#sql.selectLeastRecent.get(keepId)
+      if (row === undefined) return
+      this.remove(row)
+      totals.bytes -= row.size_bytes
+      totals.entries -= 1
+    }
+  }
+
+  /** Forgets old deletions, removes at most `maxRows` expired entries and abandoned rows; how many went. */
+  sweepRows(nowMs: number, maxRows: number): number {
+    this.#sql.forgetInvalidated.run(nowMs - INVALIDATED_KEEP_MS)
+    const expired = this.#sql.selectExpired.all(nowMs, maxRows)
+    for (const row of expired) this.remove(row)
+    return expired.length + this.removeAbandoned(nowMs, maxRows)
+  }
+
+  /** Removes incomplete rows no live writer can finish, looking at `maxRows` of them (-1: all). */
+  removeAbandoned(nowMs: number, maxRows: number): number {
+    const abandoned = this.#sql.selectIncomplete.all(maxRows).filter((row) => isAbandoned(row, nowMs))
+    for (const row of abandoned)
+      this.remove({ id: row.id, size_bytes: 0, complete: 0, body_file: row.body_file })
+    return abandoned.length
+  }
+
+  /** Removes every row under `key`, complete or not, and remembers when (see #deletedSinceSent). */
+  removeKeyRows(key: string): void {
+    for (const row of this.#sql.selectKeyRows.all(key)) this.remove(row)
+    this.#sql.markInvalidated.run(key, Date.now())
+  }
+
+  /**
+   * RFC 9111 §4.4: the key was deleted (invalidated, or found outdated) after the request was sent, by
+   * this or another connection: the response may predate the change, so it is not committed.
+   */
+  #deletedSinceSent(draft: EntryDraft): boolean {
+    const deletedMs = this.#sql.selectInvalidatedMs.get(draft.key)?.at_ms
+    return deletedMs !== undefined && deletedMs > draft.requestTimeMs
+  }
+
+  /** Replaces a complete entry's metadata, then evicts others while over a limit; no-op when it is gone. */
+  updateRow(id: number, draft: EntryDraft, limits: EvictionLimits): void {
+    const row = this.#sql.selectComplete.get(id, draft.key)
+    if (row === undefined) return
+    const sizeBytes = row.body_bytes + draft.metaBytes
+    // an entry too big alone keeps its metadata: others would be evicted for it in vain
+    if (sizeBytes > limits.maxBytes) return
+    this.#sql.updateMeta.run(draft.metaJson, draft.varyKey, draft.deleteAtMs, sizeBytes, id)
+    this.#totals.add(sizeBytes - row.size_bytes, 0)
+    this.#removeOtherVariants(draft, id)
+    this.#evict(id, limits)
+  }
+
+  /** Removes an entry row (and its chunks), counting it out of the totals if it was complete. */
+  remove(row: SizedRow, withChunks = true): void {
+    this.#onRemoved(row.id)
+    if (row.body_file === 1) this.removedFiles.push(row.id)
+    if (withChunks) this.#sql.deleteChunks.run(row.id)
+    this.#sql.deleteEntry.run(row.id)
+    if (row.complete === 1) this.#totals.add(-row.size_bytes, -1)
+  }
+}
+
+/** The other variants under a key past MAX_VARIANTS_PER_KEY once one more is committed, oldest first out. */
+function oldestBeyondBound(stored: StoredVariantRow[], varyKey: string): StoredVariantRow[] {
+  const others = stored.filter((row) => row.vary_key !== varyKey)
+  if (others.length < MAX_VARIANTS_PER_KEY) return []
+  return others.sort((a, b) => b.stored_ms - a.stored_ms || b.id - a.id).slice(MAX_VARIANTS_PER_KEY - 1)
+}
