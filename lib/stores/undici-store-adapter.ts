@@ -11,6 +11,7 @@
 import { Readable, Writable } from 'node:stream'
 import type { interceptors } from 'undici'
 import { asError, reportStoreError } from '../diagnostics.js'
+import { LruMap } from './lru-map.js'
 import type { CacheStore, EntryMeta, MaybePromise, StoredEntry } from './store.js'
 
 /** undici's CacheStore interface: the `store` option of `interceptors.cache()`. */
@@ -42,13 +43,39 @@ interface UndiciFields {
  */
 export function toUndiciStore(store: CacheStore): UndiciCacheStore {
   const reads = new BodyReads(store)
+  const lookups = new LookupTimes()
   return {
-    get: (key) => lookup(store, key, reads),
+    get: (key) => {
+      lookups.looked(storeKey(key))
+      return lookup(store, key, reads)
+    },
     createWriteStream: (key, value) => {
       reads.written(storeKey(key))
-      return openWriteStream(store, key, value)
+      return openWriteStream(store, key, value, lookups.lastMs(storeKey(key)))
     },
     delete: (key) => reads.removeWhenRead(storeKey(key)),
+  }
+}
+
+/** Keys whose last lookup time is kept: the most recently looked up. */
+const MAX_LOOKUPS_KEPT = 10_000
+
+/**
+ * When undici last looked each key up: it does so as a request starts, and tells a store nothing else
+ * of when the request was sent. A write counts from then, so a SqliteStore shared with other processes
+ * refuses it when the key was deleted (invalidated) while the request was at the origin.
+ */
+class LookupTimes {
+  readonly #lastMs = new LruMap<string, number>()
+
+  looked(storeKey: string): void {
+    this.#lastMs.set(storeKey, Date.now())
+    if (this.#lastMs.size > MAX_LOOKUPS_KEPT) this.#lastMs.delete(this.#lastMs.oldestKey() as string)
+  }
+
+  /** The last lookup of the key, or now when none is known. */
+  lastMs(storeKey: string): number {
+    return this.#lastMs.get(storeKey) ?? Date.now()
   }
 }
 
@@ -181,7 +208,7 @@ function bodyOf(entry: StoredEntry, reads: BodyReads, key: string): Buffer[] | R
   return reads.track(key, Readable.from(entry.readBody(), { objectMode: false }))
 }
 
-function toMeta(key: UndiciCacheKey, value: UndiciCacheValue): EntryMeta {
+function toMeta(key: UndiciCacheKey, value: UndiciCacheValue, requestTimeMs: number): EntryMeta {
   const fields: UndiciFields = {
     method: key.method,
     vary: value.vary,
@@ -199,9 +226,8 @@ function toMeta(key: UndiciCacheKey, value: UndiciCacheValue): EntryMeta {
     statusCode: value.statusCode,
     statusMessage: value.statusMessage,
     headers: { ...value.headers, [UNDICI_VALUE_HEADER]: JSON.stringify(fields) },
-    // when the write starts (cachedAt is the response's birth, its age before it arrived): a key
-    // deleted after that keeps the write out of a SqliteStore shared with other processes
-    requestTimeMs: Date.now(),
+    // not cachedAt: that is the response's birth (its age before it arrived), not when it was asked for
+    requestTimeMs,
     responseTimeMs: value.cachedAt,
     varyValues,
     varyKey: JSON.stringify([key.method, byName]),
@@ -219,10 +245,11 @@ function openWriteStream(
   store: CacheStore,
   key: UndiciCacheKey,
   value: UndiciCacheValue,
+  requestTimeMs: number,
 ): Writable | undefined {
   let writer: ReturnType<CacheStore['put']>
   try {
-    writer = store.put(storeKey(key), toMeta(key, value), contentLength(value.headers))
+    writer = store.put(storeKey(key), toMeta(key, value, requestTimeMs), contentLength(value.headers))
   } catch (error) {
     reportStoreError(store, 'put', error)
     return undefined

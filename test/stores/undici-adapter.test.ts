@@ -276,3 +276,43 @@ test('a failing store never fails a request through the adapter', async () => {
   await assert.rejects(writeValue(commitFails, key, value, 'body'), /commit failed/)
   await cache.close()
 })
+
+test("through undici's interceptor, a response whose request started before another connection's invalidation is not stored", async () => {
+  let version = 0
+  let releaseHeaders: () => void = () => {}
+  const held = new Promise<void>((resolve) => {
+    releaseHeaders = resolve
+  })
+  const slow = await startOrigin(async (req, res) => {
+    if (req.method === 'POST') {
+      version += 1
+      return reply(res, 204, {})
+    }
+    const answered = version
+    if (req.headers['x-hold'] === '1') await held
+    reply(res, 200, { 'cache-control': 'max-age=600' }, `v${answered}`)
+  })
+  const file = path.join(tempDir(), 'cache.db')
+  const [storeA, storeB] = [new SqliteStore({ path: file }), new SqliteStore({ path: file })]
+  const agentA = new Agent()
+  const agentB = new Agent()
+  const viaA = agentA.compose(interceptors.cache({ store: toUndiciStore(storeA) }))
+  const viaB = agentB.compose(interceptors.cache({ store: toUndiciStore(storeB) }))
+  try {
+    const first = send(viaA, `${slow.url}/doc`, { headers: { 'x-hold': '1' } })
+    await sleep(50)
+    await send(viaB, `${slow.url}/doc`, { method: 'POST' })
+    releaseHeaders()
+    assert.equal((await first).body, 'v0')
+    await sleep(50)
+    const again = await send(viaA, `${slow.url}/doc`)
+    assert.equal(again.body, 'v1')
+    assert.equal(slow.count('/doc'), 3)
+  } finally {
+    await agentA.close()
+    await agentB.close()
+    storeA.close()
+    storeB.close()
+    await slow.close()
+  }
+})
