@@ -16,6 +16,12 @@ import { MAX_VARIANTS_PER_KEY } from './store.js'
  */
 export const REPLACED_BODY_GRACE_MS = 60_000
 
+/**
+ * How long a key's deletions are counted (in `<index>:deleted`) after the last one: a write whose request
+ * was looked up before a deletion is not published within this long after it.
+ */
+export const DELETIONS_KEPT_MS = 10 * 60_000
+
 const HELPERS = `
 local function bodyKey(index, id) return index .. ':' .. id end
 local function sizeOf(record) return tonumber(string.match(record, '^%d+ (%d+) ')) end
@@ -60,11 +66,14 @@ local function expireAtLeast(key, ttlMs)
 end
 `
 
-/** KEYS: index. Returns [id, record, inline body or nil] for every variant whose body is complete. */
+/**
+ * KEYS: index. Returns the key's deletion count (nil if none lately), then [id, record, inline body or
+ * nil] for every variant whose body is complete.
+ */
 export const GET_SCRIPT = luaScript(`${HELPERS}
 local index = KEYS[1]
 local map = fieldMap(index)
-local found = {}
+local found = { redis.call('GET', index .. ':deleted') }
 for name, record in pairs(map) do
   if string.sub(name, 1, 2) == 'm:' then
     local id = string.sub(name, 3)
@@ -80,12 +89,18 @@ return found
 `)
 
 /**
- * KEYS: index, body. ARGV: id, varyKey, meta JSON, sizeBytes, ttlMs, inline ('1' or '0'), last bytes.
- * Publishes a variant, replacing the one with the same varyKey; returns 0 when the body is incomplete.
+ * KEYS: index, body. ARGV: id, varyKey, meta JSON, sizeBytes, ttlMs, inline ('1' or '0'), last bytes,
+ * the deletion count its request's lookup saw ('' for none, '-' when unknown). Publishes a variant,
+ * replacing the one with the same varyKey; returns 0 when the body is incomplete, or when the key was
+ * deleted since that lookup (RFC 9111 §4.4: the response may predate the change).
  */
 export const COMMIT_SCRIPT = luaScript(`${HELPERS}
 local index, body = KEYS[1], KEYS[2]
 local id, varyKey, ttlMs = ARGV[1], ARGV[2], tonumber(ARGV[5])
+if ARGV[8] ~= '-' and (redis.call('GET', index .. ':deleted') or '') ~= ARGV[8] then
+  if ARGV[6] ~= '1' then redis.call('DEL', body) end
+  return 0
+end
 if ARGV[6] == '1' then
   redis.call('HSET', index, 'b:' .. id, ARGV[7])
 else
@@ -115,9 +130,11 @@ expireAtLeast(index, ttlMs)
 return 1
 `)
 
-/** KEYS: index. Removes every variant; their bodies go after the grace period. */
+/** KEYS: index. Removes every variant (their bodies go after the grace period) and counts the deletion. */
 export const DELETE_SCRIPT = luaScript(`
 local index = KEYS[1]
+redis.call('INCR', index .. ':deleted')
+redis.call('PEXPIRE', index .. ':deleted', ${DELETIONS_KEPT_MS})
 for _, name in ipairs(redis.call('HKEYS', index)) do
   if string.sub(name, 1, 2) == 'm:' then
     redis.call('PEXPIRE', index .. ':' .. string.sub(name, 3), ${REPLACED_BODY_GRACE_MS})

@@ -2,6 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { asError, reportStoreError } from '../diagnostics.js'
 import { RedisConnection } from './redis-connection.js'
+import { RedisLookups } from './redis-lookups.js'
 import {
   type RedisClient,
   type RedisStoreLimits,
@@ -37,6 +38,7 @@ export class RedisStore implements CacheStore {
   #open = true
   /** Commits and deletes of bodies sent and not yet answered. */
   readonly #inFlight = new Set<Promise<unknown>>()
+  readonly #lookups = new RedisLookups()
 
   constructor(options: RedisStoreOptions) {
     const { source, limits } = readRedisOptions(options)
@@ -68,9 +70,11 @@ export class RedisStore implements CacheStore {
   async get(key: string): Promise<StoredEntry[]> {
     this.#assertOpen()
     const indexKey = this.#indexKey(key)
+    const lookedUpMs = Date.now()
     const reply = (await this.#connection.run(GET_SCRIPT, [indexKey], [])) as (Buffer | null)[]
+    this.#lookups.looked(key, reply[0] ? String(reply[0]) : '', lookedUpMs)
     const found: FoundVariant[] = []
-    for (let i = 0; i + 2 < reply.length; i += 3) {
+    for (let i = 1; i + 2 < reply.length; i += 3) {
       found.push(this.#toVariant(indexKey, String(reply[i]), reply[i + 1] as Buffer, reply[i + 2] ?? null))
     }
     return found.sort((a, b) => b.seq - a.seq).map((variant) => variant.entry)
@@ -90,6 +94,7 @@ export class RedisStore implements CacheStore {
       varyKey: meta.varyKey,
       metaJson: metaJson(meta),
       deleteAtMs: meta.deleteAtMs,
+      deletionsSeen: this.#lookups.deletionsSeen(key, meta.requestTimeMs),
     })
     return this.#writers.add(key, writer)
   }

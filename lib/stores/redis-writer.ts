@@ -34,6 +34,8 @@ export interface WriterTarget {
   varyKey: string
   metaJson: string
   deleteAtMs: number
+  /** The key's deletion count its request's lookup saw ('' for none, '-' when unknown): see COMMIT_SCRIPT. */
+  deletionsSeen: string
 }
 
 /**
@@ -176,6 +178,7 @@ export class RedisEntryWriter implements EntryWriter {
         this.#context.ttlMs(target.deleteAtMs),
         inline ? '1' : '0',
         last,
+        target.deletionsSeen,
       ],
     )
   }

@@ -84,8 +84,9 @@ async function runOps(store: CacheStore, ops: Op[]): Promise<void> {
 function putOp(store: CacheStore, writers: ModelWriter[], op: Extract<Op, { kind: 'put' }>): void {
   const key = KEYS[op.key] as string
   const varyKey = VARY_KEYS[op.vary] as string
-  // sent now: a SqliteStore refuses a response to a request sent before its key's last delete
-  const meta = sampleMeta({ varyKey, requestTimeMs: Date.now() })
+  // sent after every op so far: a store refuses a response to a request sent before its key's last
+  // delete (SqliteStore by time, RedisStore by what the request's lookup saw)
+  const meta = sampleMeta({ varyKey, requestTimeMs: Date.now() + 1 })
   const writer = store.put(key, meta, op.announcedBytes ?? undefined)
   const refused = op.announcedBytes !== null && op.announcedBytes > MODEL_MAX_ENTRY_BYTES
   assert.equal(writer === undefined, refused)

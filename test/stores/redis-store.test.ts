@@ -4,7 +4,7 @@ import { after, describe, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { storeErrorChannel } from '../../lib/diagnostics.js'
 import { loadRedisConstructor } from '../../lib/stores/redis-connection.js'
-import { REPLACED_BODY_GRACE_MS } from '../../lib/stores/redis-scripts.js'
+import { DELETIONS_KEPT_MS, REPLACED_BODY_GRACE_MS } from '../../lib/stores/redis-scripts.js'
 import { REDIS_STORE_DEFAULTS, RedisStore } from '../../lib/stores/redis-store.js'
 import { PENDING_IDLE_TTL_MS } from '../../lib/stores/redis-writer.js'
 import { sleep } from '../helpers/client.js'
@@ -163,17 +163,50 @@ describe('RedisStore against a real redis-server', { skip: skipReason ?? false }
     assert.ok(pending && within(await client.pttl(pending), PENDING_IDLE_TTL_MS))
     writer?.abort()
     await waitFor(async () => (await client.exists(pending)) === 0)
-    for (const key of ['large', 'validated', 'useless']) await store.delete(key)
+    const deleted = ['large', 'validated', 'useless']
+    for (const key of deleted) await store.delete(key)
+    const counters = deleted.map((key) => `${indexKey(keyPrefix, key)}:deleted`)
     assert.deepEqual(
-      await client.keys(`${keyPrefix}*`),
-      [largeBody],
-      'a deleted body waits out the grace period',
+      (await client.keys(`${keyPrefix}*`)).sort(),
+      [largeBody, ...counters].sort(),
+      'a deleted body waits out the grace period; each key counts its deletions',
     )
     const ttl = await client.pttl(largeBody)
     assert.ok(
       ttl > 0 && ttl <= REPLACED_BODY_GRACE_MS,
       `deleted body expires within the grace period: ${ttl}`,
     )
+    for (const counter of counters) {
+      assert.equal(await client.get(counter), '1')
+      assert.ok(within(await client.pttl(counter), DELETIONS_KEPT_MS), counter)
+    }
+  })
+
+  test("a write looked up before another machine's delete of its key is not published (RFC 9111 §4.4)", async () => {
+    const keyPrefix = freshPrefix('deleted-since')
+    const watcher = connect()
+    const [here, elsewhere] = [connect(), connect()].map(
+      (client) => new RedisStore({ client, keyPrefix, chunkBytes: 1024 }),
+    )
+    assert.ok(here && elsewhere)
+    const sentMs = Date.now()
+    for (const body of [patternBody(9, 1), patternBody(5000, 2)]) {
+      assert.deepEqual(await here.get('k'), [])
+      await elsewhere.delete('k')
+      await storeBody(here, 'k', sampleMeta({ requestTimeMs: sentMs }), body, 1024)
+      assert.deepEqual(await elsewhere.get('k'), [], `a ${body.length}-byte body`)
+    }
+    assert.deepEqual(
+      await watcher.keys(`${keyPrefix}*`),
+      [`${indexKey(keyPrefix, 'k')}:deleted`],
+      'no body or index left behind, only the count of deletions',
+    )
+    assert.deepEqual(await here.get('k'), [])
+    await storeBody(here, 'k', sampleMeta({ requestTimeMs: Date.now() }), patternBody(9, 3))
+    assert.equal((await elsewhere.get('k')).length, 1, 'looked up again after the delete: published')
+    await storeBody(here, 'other', sampleMeta({ requestTimeMs: sentMs }), patternBody(9, 4))
+    assert.equal((await elsewhere.get('other')).length, 1, 'a key never looked up is not held back')
+    await Promise.all([here.close(), elsewhere.close()])
   })
 
   test('concurrent writers of one key never mix their bytes; the last commit wins', async () => {
