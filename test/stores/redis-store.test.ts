@@ -206,6 +206,13 @@ describe('RedisStore against a real redis-server', { skip: skipReason ?? false }
     assert.equal((await elsewhere.get('k')).length, 1, 'looked up again after the delete: published')
     await storeBody(here, 'other', sampleMeta({ requestTimeMs: sentMs }), patternBody(9, 4))
     assert.equal((await elsewhere.get('other')).length, 1, 'a key never looked up is not held back')
+    const firstSentMs = Date.now()
+    await here.get('late')
+    await elsewhere.delete('late')
+    await sleep(2)
+    await here.get('late')
+    await storeBody(here, 'late', sampleMeta({ requestTimeMs: firstSentMs }), patternBody(9, 5))
+    assert.deepEqual(await elsewhere.get('late'), [], "a later request's lookup does not hide the delete")
     await Promise.all([here.close(), elsewhere.close()])
   })
 
