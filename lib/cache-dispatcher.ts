@@ -332,13 +332,16 @@ export class CacheDispatcher {
     return this.#next({ ...exchange.opts, headers }, revalidation)
   }
 
-  /** RFC 5861 §3: at most one background revalidation per key at a time. */
+  /** RFC 5861 §3: one at a time per key; sent at once, it keeps the times of the lookup that found the entry. */
   #revalidateInBackground(exchange: Exchange, entry: StoredEntry): void {
     if (this.#joinable(exchange)) return
-    const sent = { ...exchange, ...this.#sentNow() }
-    const flight = this.#flights.start(flightKey(exchange), sent.requestTimeMs, sent.invalidationCount)
+    const flight = this.#flights.start(
+      flightKey(exchange),
+      exchange.requestTimeMs,
+      exchange.invalidationCount,
+    )
     const sink = backgroundHandler((error) => reportRevalidationError(exchange.key, error))
-    this.#revalidate(sent, sink, entry, 'stale', flight, true)
+    this.#revalidate({ ...exchange }, sink, entry, 'stale', flight, true)
   }
 
   /**

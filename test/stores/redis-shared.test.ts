@@ -62,6 +62,44 @@ describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
     await redis?.stop()
   })
 
+  test("another machine's invalidation keeps out the background revalidation it raced (RFC 9111 §4.4)", async () => {
+    let version = 0
+    let release: (() => void) | undefined
+    const revalidated = await startOrigin(async (req, res) => {
+      if (req.method === 'POST') {
+        version += 1
+        return reply(res, 204, {})
+      }
+      const answered = version
+      if (release === undefined && answered === 0 && revalidated.count('/doc') > 1)
+        await new Promise<void>((resolve) => {
+          release = resolve
+        })
+      const headers = { 'cache-control': 'max-age=0, stale-while-revalidate=60', etag: `"v${answered}"` }
+      reply(res, 200, headers, `v${answered}`)
+    })
+    const keyPrefix = freshPrefix()
+    const [here, elsewhere] = [0, 1].map(() => makeAgent(new RedisStore({ url: redis.url, keyPrefix })))
+    assert.ok(here && elsewhere)
+    try {
+      const url = `${revalidated.url}/doc`
+      assert.equal((await send(here.agent, url)).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      const stale = await send(here.agent, url)
+      assert.equal(stale.body, 'v0')
+      await waitFor(() => release !== undefined)
+      await send(elsewhere.agent, url, { method: 'POST' })
+      release?.()
+      await sleep(100)
+      const after = await send(here.agent, url)
+      assert.equal(after.body, 'v1')
+      assert.equal(after.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+    } finally {
+      await here.close()
+      await elsewhere.close()
+      await revalidated.close()
+    }
+  })
+
   test('while Redis is down every store method fails at once; when it is back, it works again', async () => {
     const store = new RedisStore({ url: redis.url, keyPrefix: freshPrefix(), chunkBytes: 1024 })
     await storeBody(store, 'k', sampleMeta(), patternBody(10, 1))
