@@ -8,12 +8,18 @@ interface LruNode<K, V> {
 /**
  * A Map kept in least-recently-used order, whose oldest key is found in O(1). (A plain Map deleted
  * from its old end and appended at its new end must skip every deleted slot to find its oldest key,
- * until V8 rehashes it: ~6 µs per eviction at 10 000 entries.)
+ * until V8 rehashes it: ~6 µs per eviction at 10 000 entries.) With `maxKeys`, setting a key past that
+ * many forgets the least recently used one.
  */
 export class LruMap<K, V> {
   readonly #nodes = new Map<K, LruNode<K, V>>()
+  readonly #maxKeys: number
   #oldest: LruNode<K, V> | undefined
   #newest: LruNode<K, V> | undefined
+
+  constructor(maxKeys = Number.POSITIVE_INFINITY) {
+    this.#maxKeys = maxKeys
+  }
 
   get size(): number {
     return this.#nodes.size
@@ -32,6 +38,7 @@ export class LruMap<K, V> {
     else this.#oldest = node
     this.#newest = node
     this.#nodes.set(key, node)
+    if (this.#nodes.size > this.#maxKeys) this.delete(this.#oldest?.key as K)
   }
 
   /** Makes `key` the most recently used; false when it is not there. */

@@ -17,14 +17,13 @@ interface Lookup {
  * that no delete came since its lookup, from this machine or another (RFC 9111 §4.4).
  */
 export class RedisLookups {
-  readonly #byKey = new LruMap<string, Lookup[]>()
+  readonly #byKey = new LruMap<string, Lookup[]>(MAX_KEYS_KEPT)
 
   looked(key: string, deletions: string, atMs: number): void {
     const lookups = this.#byKey.get(key) ?? []
     lookups.push({ deletions, atMs })
     if (lookups.length > MAX_LOOKUPS_PER_KEY) lookups.shift()
     this.#byKey.set(key, lookups)
-    if (this.#byKey.size > MAX_KEYS_KEPT) this.#byKey.delete(this.#byKey.oldestKey() as string)
   }
 
   /**

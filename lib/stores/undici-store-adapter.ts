@@ -66,11 +66,10 @@ const MAX_LOOKUPS_KEPT = 10_000
  * refuses it when the key was deleted (invalidated) while the request was at the origin.
  */
 class LookupTimes {
-  readonly #lastMs = new LruMap<string, number>()
+  readonly #lastMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
 
   looked(storeKey: string): void {
     this.#lastMs.set(storeKey, Date.now())
-    if (this.#lastMs.size > MAX_LOOKUPS_KEPT) this.#lastMs.delete(this.#lastMs.oldestKey() as string)
   }
 
   /** The last lookup of the key, or now when none is known. */

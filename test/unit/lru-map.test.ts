@@ -15,16 +15,17 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   fc.record({ op: fc.constant('clear' as const) }),
 )
 
-test('LruMap behaves like a list kept oldest first (model check)', () => {
+test('LruMap behaves like a list kept oldest first, at most maxKeys long (model check)', () => {
   fc.assert(
-    fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
-      const lru = new LruMap<number, number>()
+    fc.property(fc.array(step, { maxLength: 60 }), fc.constantFrom(undefined, 1, 3), (steps, maxKeys) => {
+      const lru = new LruMap<number, number>(maxKeys)
       let model: [number, number][] = []
       const without = (k: number) => model.filter(([modelKey]) => modelKey !== k)
       for (const s of steps) {
         if (s.op === 'set') {
           lru.set(s.key, s.value)
-          model = [...without(s.key), [s.key, s.value]]
+          const added: [number, number][] = [...without(s.key), [s.key, s.value]]
+          model = maxKeys === undefined ? added : added.slice(-maxKeys)
         } else if (s.op === 'touch') {
           const found = model.find(([modelKey]) => modelKey === s.key)
           assert.equal(lru.touch(s.key), found !== undefined)
