@@ -341,7 +341,7 @@ export class CacheDispatcher {
       exchange.invalidationCount,
     )
     const sink = backgroundHandler((error) => reportRevalidationError(exchange.key, error))
-    this.#revalidate({ ...exchange }, sink, entry, 'stale', flight, true)
+    this.#revalidate(exchange, sink, entry, 'stale', flight, true)
   }
 
   /**

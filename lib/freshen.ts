@@ -23,10 +23,20 @@ import type { CacheStore, EntryMeta, StoredEntry } from './stores/store.js'
  * request's (the origin said the stored response is what that request selects).
  */
 export function freshenedMeta(exchange: Exchange, entry: StoredEntry, newHeaders: Headers): EntryMeta {
-  const headers = withValidationTimes(freshenedHeaders(entry.headers, newHeaders), newHeaders)
+  const headers = headersFreshenedBy(entry.headers, newHeaders)
   const names = varyFieldNames(headers)
   const selecting = names === '*' ? entry.varyValues : varyValues(names, exchange.request.headers)
   return metaOf(exchange, entry, headers, selecting)
+}
+
+/** Stored fields updated by a 304's or HEAD's, with the validating exchange's Age and Date (RFC 9111 §4.3.4). */
+function headersFreshenedBy(stored: Headers, newHeaders: Headers): Headers {
+  return withValidationTimes(freshenedHeaders(stored, newHeaders), newHeaders)
+}
+
+/** RFC 9111 §4.4, §5.2.1.5: nothing is written back for a no-store request, or one sent before its key was invalidated. */
+function mayWriteBack(exchange: Exchange): boolean {
+  return exchange.mayStore && !exchange.config.invalidations.since(exchange.key, exchange.invalidationCount)
 }
 
 /** `entry`'s metadata with new headers and selecting values, timed by the validating exchange. */
@@ -72,8 +82,7 @@ export function storeFreshened(
   removeLater?: (remove: () => void) => void,
 ): void {
   const { config, key } = exchange
-  // RFC 9111 §4.4: the key was invalidated since the request was sent: its answer may predate the write
-  if (!exchange.mayStore || config.invalidations.since(key, exchange.invalidationCount)) {
+  if (!mayWriteBack(exchange)) {
     settled?.('not-stored')
     return
   }
@@ -126,14 +135,13 @@ function storedForm(exchange: Exchange, meta: EntryMeta): { stored: EntryMeta; d
 export function freshenSiblings(exchange: Exchange, validated: StoredEntry, notModified: Headers): void {
   const { config, key } = exchange
   const response = { statusCode: 304, headers: notModified }
-  if (validated.varyKey === '' || !sameStrongValidator(validated, response)) return
-  if (!exchange.mayStore || config.invalidations.since(key, exchange.invalidationCount)) return
+  if (validated.varyKey === '' || !sameStrongValidator(validated, response) || !mayWriteBack(exchange)) return
   const update = (entries: StoredEntry[]) => {
     for (const sibling of usableEntries(entries, config.shared)) {
       // a private cache reads a shared cache's entries but never rewrites them with its user's 304
       if (sibling.id === validated.id || (sibling.sharedCache === true) !== config.shared) continue
       if (!sameStrongValidator(sibling, response)) continue
-      const headers = withValidationTimes(freshenedHeaders(sibling.headers, notModified), notModified)
+      const headers = headersFreshenedBy(sibling.headers, notModified)
       if (String(varyFieldNames(headers)) !== String(varyFieldNames(sibling.headers))) continue
       const meta = metaOf(exchange, sibling, headers, sibling.varyValues)
       const { stored, decision } = storedForm(exchange, meta)
