@@ -318,12 +318,18 @@ export function runStoreContract(
       },
     )
 
+    /** A store of 20 000 bytes (maxEntryBytes too) holding a 100-byte entry under 'small'. */
+    const openWithSmall = async () => {
+      const store = await open({ maxBytes: 20_000, maxEntryBytes: 20_000 })
+      await storeBody(store, 'small', sampleMeta(), patternBody(100, 1))
+      return store
+    }
+
     test(
       'an entry bigger than maxBytes on its own is not kept, and nothing is evicted for it',
       evictionCase,
       async () => {
-        const store = await open({ maxBytes: 20_000, maxEntryBytes: 20_000 })
-        await storeBody(store, 'small', sampleMeta(), patternBody(100, 1))
+        const store = await openWithSmall()
         // the body fits maxEntryBytes (and maxBytes), not with its metadata
         await storeBody(store, 'huge', sampleMeta(), patternBody(20_000, 2), 4096)
         await storeBody(store, 'inline', sampleMeta(), patternBody(19_990, 3), 20_000)
@@ -336,8 +342,7 @@ export function runStoreContract(
       'an update that would make an entry bigger than maxBytes on its own is not made',
       evictionCase,
       async () => {
-        const store = await open({ maxBytes: 20_000, maxEntryBytes: 20_000 })
-        await storeBody(store, 'small', sampleMeta(), patternBody(100, 1))
+        const store = await openWithSmall()
         await storeBody(store, 'big', sampleMeta(), patternBody(18_000, 2), 4096)
         const big = entryAt(await store.get('big'))
         await store.update('big', big.id, sampleMeta({ headers: { 'x-pad': 'p'.repeat(3000) } }))
