@@ -58,8 +58,7 @@ export class RowWrites {
     // too big alone (the body fits, not with its metadata: nothing is evicted for it), or its key
     // deleted since the request was sent: not stored
     if (sizeBytes > args.limits.maxBytes || this.#deletedSinceSent(args.draft)) {
-      if (args.entryId !== undefined)
-        this.remove({ id: args.entryId, size_bytes: 0, complete: 0, body_file: args.inFile ? 1 : 0 })
+      if (args.entryId !== undefined) this.removeIncomplete(args.entryId, args.inFile ? 1 : 0)
       return
     }
     const stored = this.#sql.selectStoredVariants.all(args.draft.key)
@@ -148,8 +147,7 @@ export class RowWrites {
   /** Removes incomplete rows no live writer can finish, looking at `maxRows` of them (-1: all). */
   removeAbandoned(nowMs: number, maxRows: number): number {
     const abandoned = this.#sql.selectIncomplete.all(maxRows).filter((row) => isAbandoned(row, nowMs))
-    for (const row of abandoned)
-      this.remove({ id: row.id, size_bytes: 0, complete: 0, body_file: row.body_file })
+    for (const row of abandoned) this.removeIncomplete(row.id, row.body_file)
     return abandoned.length
   }
 
@@ -179,6 +177,11 @@ export class RowWrites {
     this.#totals.add(sizeBytes - row.size_bytes, 0)
     this.#removeOtherVariants(draft, id)
     this.#evict(id, limits)
+  }
+
+  /** Removes an incomplete entry row and its chunks (and its body file, if `bodyFile` is 1). */
+  removeIncomplete(entryId: number, bodyFile: number): void {
+    this.remove({ id: entryId, size_bytes: 0, complete: 0, body_file: bodyFile })
   }
 
   /** Removes an entry row (and its chunks), counting it out of the totals if it was complete. */

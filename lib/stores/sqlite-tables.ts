@@ -75,7 +75,7 @@ export class SqliteTables {
     this.#removeKey = this.#writeTransaction((key: string) => this.#rows.removeKeyRows(key))
     // The writer that discards its row has removed its own file.
     this.#removeIncomplete = this.#writeTransaction((entryId: number) =>
-      this.#rows.remove({ id: entryId, size_bytes: 0, complete: 0, body_file: 0 }),
+      this.#rows.removeIncomplete(entryId, 0),
     )
     this.#update = this.#writeTransaction((id: number, draft: EntryDraft, limits: EvictionLimits) =>
       this.#rows.updateRow(id, draft, limits),
