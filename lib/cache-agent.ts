@@ -1,7 +1,12 @@
 import { Agent, Dispatcher, errors } from 'undici'
 import { assertLegacyHandler, isLegacyHandler, LegacyHandlerAdapter } from './handlers/legacy-handler.js'
 import { interceptorWith } from './interceptor.js'
-import { assertKnownOptions, type CacheInterceptorOptions, INTERCEPTOR_OPTIONS } from './options.js'
+import {
+  assertKnownOptions,
+  type CacheInterceptorOptions,
+  INTERCEPTOR_OPTIONS,
+  isOptionsObject,
+} from './options.js'
 import type { Serving } from './serving.js'
 import { SqliteStore } from './stores/sqlite-store.js'
 import type { CacheStore } from './stores/store.js'
@@ -38,8 +43,7 @@ export class CacheAgent extends Dispatcher {
 
   constructor(options: CacheAgentOptions = {}) {
     super()
-    if (typeof options !== 'object' || options === null || Array.isArray(options))
-      throw new TypeError('CacheAgent options must be an object')
+    if (!isOptionsObject(options)) throw new TypeError('CacheAgent options must be an object')
     assertKnownOptions('CacheAgent', options, [...INTERCEPTOR_OPTIONS, 'agent'])
     const { agent, ...cacheOptions } = options
     if (agent !== undefined && (typeof agent !== 'object' || agent === null)) {

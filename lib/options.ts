@@ -100,9 +100,14 @@ export function assertKnownOptions(owner: string, options: object, known: readon
   }
 }
 
+/** An options object as given: not null, not an array. */
+export function isOptionsObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
 /** Validates interceptor options; `defaultStore` is called only when they are valid and name no store. */
 export function resolveConfig(options: CacheInterceptorOptions, defaultStore: () => CacheStore): CacheConfig {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+  if (!isOptionsObject(options)) {
     throw new TypeError('cacheInterceptor options must be an object')
   }
   assertKnownOptions('cacheInterceptor', options, INTERCEPTOR_OPTIONS)
@@ -128,8 +133,7 @@ export function resolveConfig(options: CacheInterceptorOptions, defaultStore: ()
 /** Validates the per-request `cache` option; undefined when absent. */
 export function resolveRequestOptions(value: unknown): CacheRequestOptions | undefined {
   if (value === undefined || value === null) return undefined
-  if (typeof value !== 'object' || Array.isArray(value))
-    throw new TypeError('request option cache must be an object')
+  if (!isOptionsObject(value)) throw new TypeError('request option cache must be an object')
   assertKnownOptions('request option cache', value, REQUEST_OPTIONS)
   const options = value as CacheRequestOptions
   if (options.ttl !== undefined && !(typeof options.ttl === 'number' && options.ttl >= 0)) {
