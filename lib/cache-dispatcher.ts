@@ -16,6 +16,7 @@ import {
   MAX_RELEASES,
   type Waiter,
 } from './flights.js'
+import { forwardReason, originOnlyReason } from './forward-reason.js'
 import { backgroundHandler } from './handlers/background-handler.js'
 import { CountedHandler } from './handlers/counted-handler.js'
 import { ForwardHandler } from './handlers/forward-handler.js'
@@ -58,9 +59,6 @@ interface Rerun {
   /** The per-request options already read from the first dispatch. */
   requestOptions?: CacheRequestOptions
 }
-
-/** Reuse refusals that come from the request's own directives. */
-const REQUEST_REASONS: ReadonlySet<string> = new Set(['request-no-cache', 'request-max-age', 'min-fresh'])
 
 /**
  * The cache's driver: key → lookup → serve / revalidate / forward → store / update /
@@ -122,11 +120,10 @@ export class CacheDispatcher {
       coalesce: rerun.coalesce,
       collapsed: rerun.collapsed,
       released: rerun.released,
+      // If-Match, If-Unmodified-Since: for the origin to answer; looked up only for Cache-Status
+      originOnly: isClientConditional(headers) && !answersFromCache(headers),
     }
-    if (isClientConditional(headers) && !answersFromCache(headers)) {
-      // If-Match, If-Unmodified-Since: for the origin to answer
-      return onlyIfCached ? this.#gatewayTimeout(handler) : this.#forward(exchange, handler, 'request')
-    }
+    if (exchange.originOnly && onlyIfCached) return this.#gatewayTimeout(handler)
     return this.#lookup(exchange, handler)
   }
 
@@ -160,6 +157,10 @@ export class CacheDispatcher {
     const { shared, invalidations, store } = this.#config
     const entries = usableEntries(invalidations.usable(store, exchange.key, found), shared)
     const entry = selectVariant(entries, request.headers)
+    if (exchange.originOnly) {
+      const reason = originOnlyReason(entries.length, entry && this.#decide(exchange, entry))
+      return this.#forward(exchange, handler, reason)
+    }
     if (!entry) {
       if (onlyIfCached) return this.#gatewayTimeout(handler)
       return this.#toOrigin(exchange, handler, entries.length === 0 ? 'miss' : 'vary-miss')
@@ -382,12 +383,6 @@ export class CacheDispatcher {
     })
     return true
   }
-}
-
-/** RFC 9211 §2.2: `request` when a fresh response was bypassed for the request's directives. */
-function forwardReason(decision: ReuseDecision): ForwardReason {
-  const byRequest = REQUEST_REASONS.has(decision.reason) && decision.ttlSeconds > 0
-  return byRequest ? 'request' : 'stale'
 }
 
 /** A throw on a later turn has no caller to reach but the handler (as undici routes dispatch errors). */

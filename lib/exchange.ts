@@ -34,6 +34,11 @@ export interface Exchange {
    * it); once MAX_RELEASES flights have let it go, it sends its own request.
    */
   readonly released?: number
+  /**
+   * Its preconditions are the origin's to evaluate (RFC 9111 §4.3.2): it always goes forward, and is
+   * looked up only to say why (RFC 9211 §2.2).
+   */
+  readonly originOnly?: boolean
 }
 
 /** A request that waited on an identical one (RFC 9211 `collapsed`). */
