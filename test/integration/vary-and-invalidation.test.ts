@@ -246,7 +246,7 @@ for (const kind of storeKinds) {
       await send(cache.agent, `${origin.url}/slow-headers-alone`, { method: 'POST' })
       const first = await earlier
       assert.equal(first.body, `value=${value - 1}`)
-      assert.equal(first.headers['cache-status'], 'undici-cache; fwd=request; detail=invalidated')
+      assert.equal(first.headers['cache-status'], 'undici-cache; fwd=miss; detail=invalidated')
       const later = await send(cache.agent, `${origin.url}/slow-headers-alone`)
       assert.equal(later.body, `value=${value}`)
       assert.equal(later.headers['cache-status'], 'undici-cache; fwd=miss; stored')
