@@ -149,7 +149,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     const flight = this.#flight
     const pace = this.#pace
     if (!opened.writer || !flight || !pace) {
-      this.#downstream.onResponseStart?.(this.#relay, statusCode, outgoing, statusMessage)
+      this.#relay.respond(this.#downstream, statusCode, outgoing, statusMessage)
       return
     }
     this.#sharedHeaders = headers
@@ -160,7 +160,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     }
     // alone so far: the caller reads the origin directly until an identical request joins
     flight.onJoin = () => this.#readAsOneOfMany(flight, pace)
-    this.#downstream.onResponseStart?.(this.#relay, statusCode, outgoing, statusMessage)
+    this.#relay.respond(this.#downstream, statusCode, outgoing, statusMessage)
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import type { Headers } from '../policy/types.js'
+import { RelayController } from './relay-controller.js'
 import type { OutgoingHeaders } from './response-headers.js'
 
 type HeaderHook = (statusCode: number, headers: Headers) => OutgoingHeaders
@@ -8,6 +9,8 @@ type HeaderHook = (statusCode: number, headers: Headers) => OutgoingHeaders
 export class PassHandler implements Dispatcher.DispatchHandler {
   readonly #downstream: Dispatcher.DispatchHandler
   readonly #onHeaders: HeaderHook
+  /** The origin's controller as the caller holds it: its `rawHeaders` list the fields the caller is handed. */
+  readonly #relay = new RelayController()
 
   constructor(downstream: Dispatcher.DispatchHandler, onHeaders: HeaderHook) {
     this.#downstream = downstream
@@ -15,32 +18,28 @@ export class PassHandler implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
-    this.#downstream.onRequestStart?.(controller, context)
+    this.#relay.setSource(controller)
+    this.#relay.start(this.#downstream, context)
   }
 
   onResponseStart(
-    controller: Dispatcher.DispatchController,
+    _controller: Dispatcher.DispatchController,
     statusCode: number,
     headers: Headers,
     statusMessage?: string,
   ): void {
-    this.#downstream.onResponseStart?.(
-      controller,
-      statusCode,
-      this.#onHeaders(statusCode, headers),
-      statusMessage,
-    )
+    this.#relay.respond(this.#downstream, statusCode, this.#onHeaders(statusCode, headers), statusMessage)
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.#downstream.onResponseData?.(controller, chunk)
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#downstream.onResponseData?.(this.#relay, chunk)
   }
 
-  onResponseEnd(controller: Dispatcher.DispatchController, trailers: Headers): void {
-    this.#downstream.onResponseEnd?.(controller, trailers as Record<string, string | string[]>)
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
+    this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string | string[]>)
   }
 
-  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
-    this.#downstream.onResponseError?.(controller, error)
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#downstream.onResponseError?.(this.#relay, error)
   }
 }

@@ -66,8 +66,7 @@ export class ReaderStream implements ResponseSource {
     this.#guard(() => {
       this.#relay.start(this.#handler, {})
       // a caller that aborted as it started has been told (abort())
-      if (!this.#relay.aborted)
-        this.#handler.onResponseStart?.(this.#relay, statusCode, headers, statusMessage)
+      if (!this.#relay.aborted) this.#relay.respond(this.#handler, statusCode, headers, statusMessage)
     })
   }
 

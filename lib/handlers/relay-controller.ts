@@ -1,4 +1,7 @@
 import type { Dispatcher } from 'undici'
+import { rawLines } from './shared-lines.js'
+
+type HeaderFields = Record<string, string | string[] | undefined>
 
 /** Whatever currently produces the response: the origin's controller or a store reader. */
 export interface ResponseSource {
@@ -12,8 +15,10 @@ export interface ResponseSource {
  * source, so a response can switch from the origin to the store (e.g. after a 304) unseen.
  */
 export class RelayController implements Dispatcher.DispatchController {
-  rawHeaders = null
   rawTrailers = null
+  /** The fields the caller was last handed, until their lines are asked for. */
+  #headers: HeaderFields | undefined
+  #rawHeaders: Buffer[] | null = null
   #source: ResponseSource | undefined
   #paused = false
   #reason: Error | null = null
@@ -29,6 +34,35 @@ export class RelayController implements Dispatcher.DispatchController {
 
   get reason(): Error | null {
     return this.#reason
+  }
+
+  /**
+   * The caller's response fields as lines. undici 8's fetch() reads them here in place of the headers
+   * object (as do its request() and stream() with `responseHeaders: 'raw'`); made on first read.
+   */
+  get rawHeaders(): Buffer[] | null {
+    if (this.#headers !== undefined) {
+      this.#rawHeaders = rawLines(this.#headers)
+      this.#headers = undefined
+    }
+    return this.#rawHeaders
+  }
+
+  /** Another interceptor may rewrite them (undici 8's decompress does). */
+  set rawHeaders(lines: Buffer[] | null) {
+    this.#headers = undefined
+    this.#rawHeaders = lines
+  }
+
+  /** Hands the caller its response's head; `rawHeaders` then lists the same fields. */
+  respond(
+    handler: Dispatcher.DispatchHandler,
+    statusCode: number,
+    headers: HeaderFields,
+    statusMessage: string | undefined,
+  ): void {
+    this.#headers = headers
+    handler.onResponseStart?.(this, statusCode, headers as Record<string, string | string[]>, statusMessage)
   }
 
   /** Calls the caller's onRequestStart once, however many upstream attempts there are. */

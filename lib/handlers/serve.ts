@@ -141,7 +141,7 @@ function respond(
 ): void {
   if (relay.aborted) return
   try {
-    downstream.onResponseStart?.(relay, response.statusCode, response.headers, response.statusMessage)
+    relay.respond(downstream, response.statusCode, response.headers, response.statusMessage)
   } catch (error) {
     pump.abort(asError(error))
     return

@@ -48,7 +48,7 @@ export class WaitingHandler implements Dispatcher.DispatchHandler {
     headers: Record<string, string | string[] | undefined>,
     statusMessage?: string,
   ): void {
-    if (this.#live()) this.#handler.onResponseStart?.(this.#relay, statusCode, headers, statusMessage)
+    if (this.#live()) this.#relay.respond(this.#handler, statusCode, headers, statusMessage)
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
