@@ -31,6 +31,7 @@ import { WaitingHandler } from './handlers/waiting-handler.js'
 import { cacheKey } from './key.js'
 import { liveWaiter } from './live-waiter.js'
 import { type CacheConfig, type CacheRequestOptions, resolveRequestOptions } from './options.js'
+import { ownRequestOptions } from './own-request.js'
 import { currentAgeSeconds } from './policy/age.js'
 import { requestDirectives } from './policy/cache-control.js'
 import type { ForwardReason } from './policy/cache-status.js'
@@ -320,7 +321,8 @@ export class CacheDispatcher {
     const onMismatch = () => {
       // a new request, sent now: its answer is not older than an invalidation since the first was sent
       const again = { ...exchange, ...this.#sentNow() }
-      this.#next(exchange.opts, new ForwardHandler(again, handler, relay, { fwd, flight, next: this.#next }))
+      const handlerAgain = new ForwardHandler(again, handler, relay, { fwd, flight, next: this.#next })
+      this.#next(ownRequestOptions(exchange.opts), handlerAgain)
     }
     const revalidation = new RevalidationHandler(exchange, entry, handler, relay, {
       fwd,
@@ -330,7 +332,7 @@ export class CacheDispatcher {
       onMismatch,
     })
     const headers = revalidationHeaders(exchange.request.headers, entry, background)
-    return this.#next({ ...exchange.opts, headers }, revalidation)
+    return this.#next({ ...ownRequestOptions(exchange.opts), headers }, revalidation)
   }
 
   /** RFC 5861 §3: one at a time per key; sent at once, it keeps the times of the lookup that found the entry. */
@@ -362,7 +364,7 @@ export class CacheDispatcher {
 
   #forward(exchange: Exchange, handler: Handler, fwd: ForwardReason, flight?: Flight): boolean {
     return this.#next(
-      exchange.opts,
+      ownRequestOptions(exchange.opts),
       new ForwardHandler(exchange, handler, new RelayController(), { fwd, flight, next: this.#next }),
     )
   }

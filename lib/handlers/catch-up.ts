@@ -44,6 +44,7 @@ export function restOnFailure(
   }
   return {
     onRequestStart: (controller, context) => caller(() => handler.onRequestStart?.(controller, context)),
+    onResponseStarted: () => handler.onResponseStarted?.(),
     onResponseStart: (controller, statusCode, headers, statusMessage) =>
       caller(() => handler.onResponseStart?.(controller, statusCode, headers, statusMessage)),
     onResponseData: (controller, chunk) => {

@@ -57,6 +57,11 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     this.#handler.onRequestUpgrade?.(controller, statusCode, headers, socket)
   }
 
+  /** undici 8's fetch() takes its response timing from this. */
+  onResponseStarted(): void {
+    if (!this.#over) this.#handler.onResponseStarted?.()
+  }
+
   onResponseStart(
     controller: Dispatcher.DispatchController,
     statusCode: number,

@@ -54,7 +54,10 @@ export class RelayController implements Dispatcher.DispatchController {
     this.#rawHeaders = lines
   }
 
-  /** Hands the caller its response's head; `rawHeaders` then lists the same fields. */
+  /**
+   * Hands the caller its response's head; `rawHeaders` then lists the same fields. undici 8's fetch()
+   * takes its response timing from `onResponseStarted`, which undici calls only on the cache's handler.
+   */
   respond(
     handler: Dispatcher.DispatchHandler,
     statusCode: number,
@@ -62,6 +65,7 @@ export class RelayController implements Dispatcher.DispatchController {
     statusMessage: string | undefined,
   ): void {
     this.#headers = headers
+    handler.onResponseStarted?.()
     handler.onResponseStart?.(this, statusCode, headers as Record<string, string | string[]>, statusMessage)
   }
 

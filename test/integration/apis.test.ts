@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { createServer } from 'node:http'
+import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -27,6 +28,12 @@ import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 let origin: Origin
 let agent: CacheAgent
+
+/** undici 8's own Agent refuses old-API handlers; a CacheAgent still adapts them. */
+const plainAgentTakesOldApi =
+  Number(createRequire(import.meta.url)('undici/package.json').version.split('.')[0]) < 8
+if (!plainAgentTakesOldApi)
+  console.log("# undici 8: old-API handlers are compared with a plain Agent's only on undici 7")
 const previous = getGlobalDispatcher()
 
 before(async () => {
@@ -108,11 +115,13 @@ test('an old-API handler gets each field line as its own name and value Buffers,
   const hex = (text: string) => Buffer.from(text, 'latin1').toString('hex')
   const plain = new Agent()
   const cached = new CacheAgent({ store: new MemoryStore(), shared: false })
-  const fromPlain = await oldApiLines(plain, '/latin1')
-  assert.deepEqual(
-    fromPlain.find(([name]) => name.toLowerCase() === 'x-word'),
-    ['x-word', hex('café')],
-  )
+  if (plainAgentTakesOldApi) {
+    const fromPlain = await oldApiLines(plain, '/latin1')
+    assert.deepEqual(
+      fromPlain.find(([name]) => name.toLowerCase() === 'x-word'),
+      ['x-word', hex('café')],
+    )
+  }
   for (const path of ['/latin1', '/lines']) {
     for (const status of [/^undici-cache; fwd=miss; stored$/, /^undici-cache; hit; ttl=(59|60)$/]) {
       const lines = await oldApiLines(cached, path)
@@ -136,7 +145,7 @@ test('an old-API handler gets each field line as its own name and value Buffers,
 test('old-API handlers are checked as a plain Agent checks them, and fetch() gets its response timing', async () => {
   const plain = new Agent()
   const opts = { origin: origin.url, path: '/checked', method: 'GET' as const }
-  for (const dispatcher of [plain, agent]) {
+  for (const dispatcher of plainAgentTakesOldApi ? [plain, agent] : [agent]) {
     const noOnError = { onConnect() {}, onHeaders() {} } as unknown as Dispatcher.DispatchHandler
     assert.throws(() => dispatcher.dispatch(opts, noOnError), {
       name: 'InvalidArgumentError',

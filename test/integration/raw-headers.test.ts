@@ -1,8 +1,9 @@
 /**
- * `controller.rawHeaders`: undici 8's fetch() reads a response's fields from these lines, not from the
- * headers object handed to onResponseStart (so do its request() and stream() with
- * `responseHeaders: 'raw'`). Whatever path a response takes through the cache, the lines must list
- * exactly the fields the caller is handed, Cache-Status and Age included.
+ * What undici 8's fetch() reads besides the headers object handed to onResponseStart:
+ * - `controller.rawHeaders`: the response's fields, as lines (so do its request() and stream() with
+ *   `responseHeaders: 'raw'`). Whatever path a response takes through the cache, the lines must list
+ *   exactly the fields the caller is handed, Cache-Status and Age included.
+ * - `onResponseStarted()`, for its response timing: undici calls it only on the cache's own handler.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
@@ -20,6 +21,8 @@ interface Seen {
   fields: Pair[]
   /** `controller.rawHeaders` as read in onResponseStart, one pair per line. */
   lines: Pair[] | null
+  /** onResponseStarted was called, once, before onResponseStart (undici 8's fetch() times responses by it). */
+  startedFirst: boolean
   body: string
 }
 
@@ -48,12 +51,22 @@ function dispatchOnce(
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let seen: Omit<Seen, 'body'> | undefined
+    let startedCalls = 0
     dispatcher.dispatch(
       { origin, path: pathname, method: (options.method ?? 'GET') as Dispatcher.HttpMethod, ...options },
       {
         onRequestStart() {},
+        onResponseStarted() {
+          startedCalls++
+        },
         onResponseStart(controller, statusCode, headers) {
-          seen = { statusCode, fields: fieldPairs(headers), lines: linePairs(controller.rawHeaders) }
+          const startedFirst = startedCalls === 1
+          seen = {
+            statusCode,
+            fields: fieldPairs(headers),
+            lines: linePairs(controller.rawHeaders),
+            startedFirst,
+          }
         },
         onResponseData(_controller, chunk) {
           chunks.push(chunk)
@@ -70,6 +83,7 @@ function dispatchOnce(
 }
 
 function assertLinesMatch(seen: Seen, cacheStatus: RegExp): void {
+  assert.ok(seen.startedFirst, 'onResponseStarted once, before onResponseStart')
   assert.deepEqual(seen.lines, seen.fields)
   const statusLines = (seen.lines ?? []).filter(([name]) => name === 'cache-status')
   assert.equal(statusLines.length, 1)
