@@ -73,6 +73,16 @@ export class CacheAgent extends Dispatcher {
     return this.#composed.dispatch(opts, legacy ? new LegacyHandlerAdapter(handler) : handler)
   }
 
+  /** undici 8: the inner Agent's WebSocket limits (its `webSocket` option), which WebSocket reads here. */
+  get webSocketOptions(): unknown {
+    return (this.#inner as { webSocketOptions?: unknown }).webSocketOptions
+  }
+
+  /** undici 8: the inner Agent's EventSource limits (its `eventSource` option). */
+  get eventSourceOptions(): unknown {
+    return (this.#inner as { eventSourceOptions?: unknown }).eventSourceOptions
+  }
+
   override close(): Promise<void>
   override close(callback: () => void): void
   override close(callback?: () => void): Promise<void> | undefined {

@@ -28,10 +28,10 @@ import { forwardedHeaders } from './handlers/response-headers.js'
 import { RevalidationHandler } from './handlers/revalidation-handler.js'
 import { serve } from './handlers/serve.js'
 import { WaitingHandler } from './handlers/waiting-handler.js'
-import { cacheKey } from './key.js'
+import { answeredByOwnOrigin, cacheKey } from './key.js'
 import { liveWaiter } from './live-waiter.js'
 import { type CacheConfig, type CacheRequestOptions, resolveRequestOptions } from './options.js'
-import { ownRequestOptions } from './own-request.js'
+import { aloneOn, ownRequestOptions } from './own-request.js'
 import { currentAgeSeconds } from './policy/age.js'
 import { requestDirectives } from './policy/cache-control.js'
 import type { ForwardReason } from './policy/cache-status.js'
@@ -76,9 +76,13 @@ export class CacheDispatcher {
     unwritten: (key) => this.#config.invalidations.unwritten(key, Date.now()),
   }
 
-  constructor(next: Dispatcher.Dispatch, config: CacheConfig) {
+  /** What undici 8's compose() said of the dispatcher's origin (see answeredByOwnOrigin). */
+  readonly #dispatcherOrigin: string | null | undefined
+
+  constructor(next: Dispatcher.Dispatch, config: CacheConfig, dispatcherOrigin?: string | null) {
     this.#next = next
     this.#config = config
+    this.#dispatcherOrigin = dispatcherOrigin
   }
 
   dispatch(opts: DispatchOptions, handler: Handler): boolean {
@@ -104,7 +108,10 @@ export class CacheDispatcher {
       if (onlyIfCached) return this.#gatewayTimeout(handler)
       return this.#next(opts, new InvalidationHandler(this.#config, opts, handler, this.#invalidated))
     }
-    const cached = this.#config.methods.has(method) && !requestOptions?.bypass
+    const cached =
+      this.#config.methods.has(method) &&
+      !requestOptions?.bypass &&
+      answeredByOwnOrigin(this.#dispatcherOrigin, opts.origin)
     const key = cached ? (requestOptions?.key ?? cacheKey(opts, headers.host)) : undefined
     if (key === undefined)
       return onlyIfCached ? this.#gatewayTimeout(handler) : this.#pass(opts, handler, 'bypass')
@@ -322,7 +329,7 @@ export class CacheDispatcher {
       // a new request, sent now: its answer is not older than an invalidation since the first was sent
       const again = { ...exchange, ...this.#sentNow() }
       const handlerAgain = new ForwardHandler(again, handler, relay, { fwd, flight, next: this.#next })
-      this.#next(ownRequestOptions(exchange.opts), handlerAgain)
+      this.#next(ownRequestOptions(exchange.opts, aloneOn(flight)), handlerAgain)
     }
     const revalidation = new RevalidationHandler(exchange, entry, handler, relay, {
       fwd,
@@ -332,7 +339,8 @@ export class CacheDispatcher {
       onMismatch,
     })
     const headers = revalidationHeaders(exchange.request.headers, entry, background)
-    return this.#next({ ...ownRequestOptions(exchange.opts), headers }, revalidation)
+    const opts = ownRequestOptions(exchange.opts, background ? undefined : aloneOn(flight))
+    return this.#next({ ...opts, headers }, revalidation)
   }
 
   /** RFC 5861 §3: one at a time per key; sent at once, it keeps the times of the lookup that found the entry. */
@@ -364,7 +372,7 @@ export class CacheDispatcher {
 
   #forward(exchange: Exchange, handler: Handler, fwd: ForwardReason, flight?: Flight): boolean {
     return this.#next(
-      ownRequestOptions(exchange.opts),
+      ownRequestOptions(exchange.opts, aloneOn(flight)),
       new ForwardHandler(exchange, handler, new RelayController(), { fwd, flight, next: this.#next }),
     )
   }

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { CacheDispatcher } from './cache-dispatcher.js'
+import { assertLegacyHandler, isLegacyHandler, LegacyHandlerAdapter } from './handlers/legacy-handler.js'
 import { type CacheInterceptorOptions, resolveConfig } from './options.js'
 import type { Serving } from './serving.js'
 import { SqliteStore } from './stores/sqlite-store.js'
@@ -24,9 +25,17 @@ export function interceptorWith(
   defaultStore: () => CacheStore,
 ): { interceptor: Dispatcher.DispatcherComposeInterceptor; serving: Serving } {
   const config = resolveConfig(options, defaultStore)
-  const interceptor: Dispatcher.DispatcherComposeInterceptor = (dispatch) => {
-    const cache = new CacheDispatcher(dispatch, config)
-    return (opts, handler) => cache.dispatch(opts, handler)
+  // undici 8's compose() passes the dispatcher's origin, and hands on old-API handlers unwrapped
+  const interceptor = (
+    dispatch: Dispatcher.Dispatch,
+    dispatcherOrigin?: string | null,
+  ): Dispatcher.Dispatch => {
+    const cache = new CacheDispatcher(dispatch, config, dispatcherOrigin)
+    return (opts, handler) => {
+      if (!isLegacyHandler(handler)) return cache.dispatch(opts, handler)
+      assertLegacyHandler(handler, opts)
+      return cache.dispatch(opts, new LegacyHandlerAdapter(handler))
+    }
   }
   return { interceptor, serving: config.serving }
 }

@@ -76,6 +76,25 @@ function normalisedOrigin(origin: string | URL): string {
 }
 
 /**
+ * Whether a request's answer comes from its own origin. undici 8's compose() tells an interceptor
+ * the one origin its dispatcher talks to (a Pool, a Client), null when it has none (a BalancedPool),
+ * or nothing (an Agent; undici 7): then each request's own. A Pool answers a request for another
+ * origin from its own, so that answer is not cached under the request's URL.
+ */
+export function answeredByOwnOrigin(
+  dispatcherOrigin: string | null | undefined,
+  origin: string | URL | undefined | null,
+): boolean {
+  if (dispatcherOrigin === undefined) return true
+  if (dispatcherOrigin === null || origin === undefined || origin === null) return false
+  try {
+    return normalisedOrigin(origin) === dispatcherOrigin
+  } catch {
+    return false
+  }
+}
+
+/**
  * The key for a dispatch; undefined when the request has no absolute target. `host`: the request's
  * Host field, when it has one (see withHost).
  */

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
 import type { Serving, UnderWay } from '../serving.js'
+import { progressOf } from './send-progress.js'
 
 /**
  * The caller's handler, counted in `serving` until the request is over: its response ended or failed,
@@ -45,6 +46,14 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     // aborted before it started: the caller has been told; what serves it stops
     if (this.#abortedWith) controller.abort(this.#abortedWith)
     else this.#handler.onRequestStart?.(controller, context)
+  }
+
+  onBodySent(...args: unknown[]): void {
+    if (!this.#over) progressOf(this.#handler).onBodySent?.(...args)
+  }
+
+  onRequestSent(): void {
+    if (!this.#over) progressOf(this.#handler).onRequestSent?.()
   }
 
   onRequestUpgrade(

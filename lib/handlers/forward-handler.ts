@@ -18,6 +18,7 @@ import { redirectHistory } from './redirect-history.js'
 import type { RelayController } from './relay-controller.js'
 import { dated, forwardedHeaders } from './response-headers.js'
 import { type RestFetch, restFetcher } from './rest-from-origin.js'
+import { progressOf } from './send-progress.js'
 
 type Opened =
   | { writer: EntryWriter; meta: EntryMeta; detail?: undefined }
@@ -94,6 +95,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     this.#relay.start(this.#downstream, context)
   }
 
+  onBodySent(...args: unknown[]): void {
+    progressOf(this.#downstream).onBodySent?.(...args)
+  }
+
+  onRequestSent(): void {
+    progressOf(this.#downstream).onRequestSent?.()
+  }
+
   /** The caller left before the response started: the download went on for the requests waiting on it. */
   get callerGone(): boolean {
     return this.#pace?.callerLeft !== undefined
@@ -129,6 +138,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     headers: Headers,
     statusMessage?: string,
   ): void {
+    // RFC 9110 §15.2: an interim response (103 Early Hints) goes to the caller as it came; the final follows
+    if (statusCode < 200) {
+      if (!this.callerGone) this.#relay.respond(this.#downstream, statusCode, headers, statusMessage)
+      return
+    }
     this.#responseStarted = true
     this.#declaredSizeBytes = contentLengthBytes(headers)
     const opened = this.#open(statusCode, headers, statusMessage ?? '')

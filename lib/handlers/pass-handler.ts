@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici'
 import type { Headers } from '../policy/types.js'
 import { RelayController } from './relay-controller.js'
 import type { OutgoingHeaders } from './response-headers.js'
+import { progressOf } from './send-progress.js'
 
 type HeaderHook = (statusCode: number, headers: Headers) => OutgoingHeaders
 
@@ -22,13 +23,23 @@ export class PassHandler implements Dispatcher.DispatchHandler {
     this.#relay.start(this.#downstream, context)
   }
 
+  onBodySent(...args: unknown[]): void {
+    progressOf(this.#downstream).onBodySent?.(...args)
+  }
+
+  onRequestSent(): void {
+    progressOf(this.#downstream).onRequestSent?.()
+  }
+
   onResponseStart(
     _controller: Dispatcher.DispatchController,
     statusCode: number,
     headers: Headers,
     statusMessage?: string,
   ): void {
-    this.#relay.respond(this.#downstream, statusCode, this.#onHeaders(statusCode, headers), statusMessage)
+    // RFC 9110 §15.2: an interim response (103 Early Hints) goes on as it came
+    const outgoing = statusCode < 200 ? headers : this.#onHeaders(statusCode, headers)
+    this.#relay.respond(this.#downstream, statusCode, outgoing, statusMessage)
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -23,6 +23,8 @@ export class RelayController implements Dispatcher.DispatchController {
   #paused = false
   #reason: Error | null = null
   #started = false
+  /** onResponseStarted was passed on: once, before an interim response or the final one. */
+  #toldStarted = false
 
   get aborted(): boolean {
     return this.#reason !== null
@@ -65,7 +67,10 @@ export class RelayController implements Dispatcher.DispatchController {
     statusMessage: string | undefined,
   ): void {
     this.#headers = headers
-    handler.onResponseStarted?.()
+    if (!this.#toldStarted) {
+      this.#toldStarted = true
+      handler.onResponseStarted?.()
+    }
     handler.onResponseStart?.(this, statusCode, headers as Record<string, string | string[]>, statusMessage)
   }
 

@@ -1,6 +1,5 @@
 import type { Dispatcher } from 'undici'
 import { cacheStatusValue, type Exchange } from '../exchange.js'
-import { ownRequestOptions } from '../own-request.js'
 import type { CacheStatusParams } from '../policy/cache-status.js'
 import { evaluateClientConditional, notModifiedHeaders } from '../policy/conditional.js'
 import { contentRangeValue, evaluateRange } from '../policy/range.js'
@@ -84,12 +83,7 @@ export function respondFromCache(
   const response = cachedResponse(exchange, entry, meta, ageSeconds, status)
   const fromOrigin =
     next && response.statusCode === 200 && response.body && !entry.body && !exchange.onlyIfCached
-      ? restFetcher(
-          next,
-          ownRequestOptions(exchange.opts),
-          exchange.request.headers,
-          withLength(meta.headers, entry.sizeBytes),
-        )
+      ? restFetcher(next, exchange.opts, exchange.request.headers, withLength(meta.headers, entry.sizeBytes))
       : undefined
   serve(fromOrigin ? restOnFailure(downstream, relay, 0, fromOrigin) : downstream, relay, response)
 }

@@ -73,6 +73,7 @@ class RestHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Headers): void {
+    if (statusCode < 200) return
     const etag = entityTagOf(headers)
     const sameEtag = etag !== undefined && strongMatch(etag, this.#shared.etag)
     if (!sameEtag || (statusCode !== 200 && statusCode !== 206)) {

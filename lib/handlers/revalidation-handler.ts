@@ -13,6 +13,7 @@ import type { StoredEntry } from '../stores/store.js'
 import { ForwardHandler, type ForwardOptions } from './forward-handler.js'
 import type { RelayController } from './relay-controller.js'
 import { respondFromCache } from './respond.js'
+import { progressOf } from './send-progress.js'
 import { ServedBody } from './served-body.js'
 
 type Outcome = 'forward' | 'not-modified' | 'mismatch' | 'stale-if-error'
@@ -64,12 +65,24 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     this.#forward.onRequestStart(controller, context)
   }
 
+  onBodySent(...args: unknown[]): void {
+    progressOf(this.#forward).onBodySent?.(...args)
+  }
+
+  onRequestSent(): void {
+    progressOf(this.#forward).onRequestSent?.()
+  }
+
   onResponseStart(
     controller: Dispatcher.DispatchController,
     statusCode: number,
     headers: Headers,
     statusMessage?: string,
   ): void {
+    if (statusCode < 200) {
+      this.#forward.onResponseStart(controller, statusCode, headers, statusMessage)
+      return
+    }
     this.#responseStarted = true
     this.#statusCode = statusCode
     if (statusCode === 304) {
