@@ -39,6 +39,8 @@ function assertMethod(handler: LegacyHandler, name: keyof LegacyHandler): void {
 /** Speaks the new handler API to the dispatchers below and the old one to the caller's handler. */
 export class LegacyHandlerAdapter implements Dispatcher.DispatchHandler {
   readonly #handler: LegacyHandler
+  /** onResponseStarted, once: before an interim response (1xx) or the final one. */
+  #toldStarted = false
 
   constructor(handler: LegacyHandler) {
     this.#handler = handler
@@ -63,7 +65,10 @@ export class LegacyHandlerAdapter implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
     statusMessage?: string,
   ): void {
-    this.#handler.onResponseStarted?.()
+    if (!this.#toldStarted) {
+      this.#toldStarted = true
+      this.#handler.onResponseStarted?.()
+    }
     const resume = () => controller.resume()
     if (this.#handler.onHeaders?.(statusCode, rawLines(headers), resume, statusMessage ?? '') === false) {
       controller.pause()
