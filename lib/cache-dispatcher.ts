@@ -28,10 +28,10 @@ import { forwardedHeaders } from './handlers/response-headers.js'
 import { RevalidationHandler } from './handlers/revalidation-handler.js'
 import { serve } from './handlers/serve.js'
 import { WaitingHandler } from './handlers/waiting-handler.js'
-import { answeredByOwnOrigin, cacheKey } from './key.js'
+import { answeredByOwnOrigin, cacheKey, reachedTarget } from './key.js'
 import { liveWaiter } from './live-waiter.js'
 import { type CacheConfig, type CacheRequestOptions, resolveRequestOptions } from './options.js'
-import { aloneOn, ownRequestOptions } from './own-request.js'
+import { ownRequestOptions } from './own-request.js'
 import { currentAgeSeconds } from './policy/age.js'
 import { requestDirectives } from './policy/cache-control.js'
 import type { ForwardReason } from './policy/cache-status.js'
@@ -106,7 +106,8 @@ export class CacheDispatcher {
     const onlyIfCached = requestOptions?.onlyIfCached === true || directives.onlyIfCached === true
     if (!isSafeMethod(method)) {
       if (onlyIfCached) return this.#gatewayTimeout(handler)
-      return this.#next(opts, new InvalidationHandler(this.#config, opts, handler, this.#invalidated))
+      const target = reachedTarget(this.#dispatcherOrigin, opts)
+      return this.#next(opts, new InvalidationHandler(this.#config, target, handler, this.#invalidated))
     }
     const cached =
       this.#config.methods.has(method) &&
@@ -329,7 +330,7 @@ export class CacheDispatcher {
       // a new request, sent now: its answer is not older than an invalidation since the first was sent
       const again = { ...exchange, ...this.#sentNow() }
       const handlerAgain = new ForwardHandler(again, handler, relay, { fwd, flight, next: this.#next })
-      this.#next(ownRequestOptions(exchange.opts, aloneOn(flight)), handlerAgain)
+      this.#next(ownRequestOptions(exchange.opts, background ? null : flight), handlerAgain)
     }
     const revalidation = new RevalidationHandler(exchange, entry, handler, relay, {
       fwd,
@@ -339,7 +340,7 @@ export class CacheDispatcher {
       onMismatch,
     })
     const headers = revalidationHeaders(exchange.request.headers, entry, background)
-    const opts = ownRequestOptions(exchange.opts, background ? undefined : aloneOn(flight))
+    const opts = ownRequestOptions(exchange.opts, background ? null : flight)
     return this.#next({ ...opts, headers }, revalidation)
   }
 
@@ -372,7 +373,7 @@ export class CacheDispatcher {
 
   #forward(exchange: Exchange, handler: Handler, fwd: ForwardReason, flight?: Flight): boolean {
     return this.#next(
-      ownRequestOptions(exchange.opts, aloneOn(flight)),
+      ownRequestOptions(exchange.opts, flight),
       new ForwardHandler(exchange, handler, new RelayController(), { fwd, flight, next: this.#next }),
     )
   }

@@ -94,6 +94,13 @@ export function answeredByOwnOrigin(
   }
 }
 
+/** RFC 9111 §4.4: the target a request reached; behind a Pool asked for another origin, the Pool's. */
+export function reachedTarget<T extends KeyInput>(dispatcherOrigin: string | null | undefined, target: T): T {
+  if (typeof dispatcherOrigin !== 'string' || answeredByOwnOrigin(dispatcherOrigin, target.origin))
+    return target
+  return { ...target, origin: dispatcherOrigin }
+}
+
 /**
  * The key for a dispatch; undefined when the request has no absolute target. `host`: the request's
  * Host field, when it has one (see withHost).

@@ -7,31 +7,38 @@ const QUEUED_ABORT = 'queued abort'
 type QueuedAbortHook = (cancel: (reason: Error) => void) => void
 
 /**
- * The options of a request the cache sends with a handler of its own. undici 8's request(), stream()
- * and fetch() add a hook through which the caller's abort takes a request still waiting for a
- * connection out of the queue at once. Such a request may be shared: the hook then cancels it only
- * while `mayCancel()` (no other request waits on it), else the caller's abort reaches the cache when
- * the request starts, and the download goes on for the others. Without `mayCancel` (a background
- * revalidation, which is nobody's) the hook is dropped, as undici's own cache interceptor does.
+ * The options of a request the cache sends for its caller and maybe for others. undici 8's request(),
+ * stream() and fetch() add a hook through which the caller's abort takes a request still waiting for a
+ * connection out of the queue at once. With `flight` (a download others may wait on), it cancels the
+ * request only once nobody else waits on it: at once if nobody does, else when the last waiter leaves
+ * (until the request starts; then the caller's abort reaches the cache as usual). `null`: the request is
+ * not the caller's (a background revalidation, the rest of a body for a waiter), and the hook is
+ * dropped, as undici's own cache interceptor does. Without either, the options are the caller's own.
  */
 export function ownRequestOptions(
   opts: Dispatcher.DispatchOptions,
-  mayCancel?: () => boolean,
+  flight: Flight | null | undefined,
 ): Dispatcher.DispatchOptions {
+  if (flight === undefined) return opts
   for (const symbol of Object.getOwnPropertySymbols(opts)) {
     if (symbol.description !== QUEUED_ABORT) continue
     const hook = (opts as unknown as Record<symbol, unknown>)[symbol]
-    if (mayCancel === undefined || typeof hook !== 'function') return { ...opts, [symbol]: undefined }
-    const onlyIfAlone: QueuedAbortHook = (cancel) =>
-      (hook as QueuedAbortHook)((reason) => {
-        if (mayCancel()) cancel(reason)
-      })
-    return { ...opts, [symbol]: onlyIfAlone }
+    if (flight === null || typeof hook !== 'function') return { ...opts, [symbol]: undefined }
+    const onceAlone: QueuedAbortHook = (cancel) =>
+      (hook as QueuedAbortHook)((reason) => cancelOnceAlone(flight, () => cancel(reason)))
+    return { ...opts, [symbol]: onceAlone }
   }
   return opts
 }
 
-/** While no other request waits on `flight`: its caller's abort may cancel it as undici would. */
-export function aloneOn(flight: Flight | undefined): () => boolean {
-  return () => (flight?.waiterCount ?? 0) === 0
+function cancelOnceAlone(flight: Flight, cancel: () => void): void {
+  if (flight.waiterCount === 0) {
+    cancel()
+    return
+  }
+  const before = flight.onLeave
+  flight.onLeave = (reason) => {
+    before?.(reason)
+    if (flight.waiterCount === 0) cancel()
+  }
 }

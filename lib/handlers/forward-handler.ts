@@ -3,6 +3,7 @@ import { reportStoreError } from '../diagnostics.js'
 import { cacheStatusValue, type Exchange, policyView, quietly } from '../exchange.js'
 import type { Flight } from '../flights.js'
 import { freshenFromHead } from '../freshen.js'
+import { ownRequestOptions } from '../own-request.js'
 import type { ForwardReason } from '../policy/cache-status.js'
 import { contentLengthBytes } from '../policy/headers.js'
 import { isWorthStoring } from '../policy/lookup.js'
@@ -241,7 +242,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
    */
   #endCaller(ending: Ending): void {
     if (this.#relay.aborted) {
-      this.#downstream.onResponseError?.(this.#relay, this.#relay.reason as Error)
+      this.#downstream.onResponseError?.(this.#relay, this.#relay.abortError as Error)
       return
     }
     this.#downstream.onResponseEnd?.(this.#relay, ending.trailers ?? {})
@@ -296,7 +297,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     if (this.#restFetch === undefined) {
       const { opts, request } = this.#exchange
       const headers = this.#sharedHeaders
-      const made = headers && this.#next ? restFetcher(this.#next, opts, request.headers, headers) : undefined
+      // for the readers of a shared download: no longer the first caller's request to cancel
+      const rest = ownRequestOptions(opts, null)
+      const made = headers && this.#next ? restFetcher(this.#next, rest, request.headers, headers) : undefined
       this.#restFetch = made ?? null
     }
     return this.#restFetch ?? undefined

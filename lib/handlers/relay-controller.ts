@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici'
+import { type Dispatcher, errors } from 'undici'
 import { rawLines } from './shared-lines.js'
 
 type HeaderFields = Record<string, string | string[] | undefined>
@@ -21,13 +21,21 @@ export class RelayController implements Dispatcher.DispatchController {
   #rawHeaders: Buffer[] | null = null
   #source: ResponseSource | undefined
   #paused = false
+  /** What the caller passed to abort(), as undici's controllers keep it (null for none). */
   #reason: Error | null = null
+  /** Set once aborted: the reason, or undici's own error for an abort without one. */
+  #abortError: Error | undefined
   #started = false
   /** onResponseStarted was passed on: once, before an interim response or the final one. */
   #toldStarted = false
 
   get aborted(): boolean {
-    return this.#reason !== null
+    return this.#abortError !== undefined
+  }
+
+  /** The error the response ends with since the caller aborted; undefined while not aborted. */
+  get abortError(): Error | undefined {
+    return this.#abortError
   }
 
   get paused(): boolean {
@@ -83,7 +91,7 @@ export class RelayController implements Dispatcher.DispatchController {
 
   setSource(source: ResponseSource): void {
     this.#source = source
-    if (this.#reason) source.abort(this.#reason)
+    if (this.#abortError) source.abort(this.#abortError)
     else if (this.#paused) source.pause()
   }
 
@@ -98,8 +106,9 @@ export class RelayController implements Dispatcher.DispatchController {
   }
 
   abort(reason?: Error): void {
-    if (this.#reason) return
-    this.#reason = reason ?? new DOMException('The operation was aborted', 'AbortError')
-    this.#source?.abort(this.#reason)
+    if (this.#abortError) return
+    this.#reason = reason ?? null
+    this.#abortError = reason ?? new errors.RequestAbortedError()
+    this.#source?.abort(this.#abortError)
   }
 }

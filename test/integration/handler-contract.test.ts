@@ -122,6 +122,18 @@ describe("the dispatcher's origin, as undici 8's compose() gives it", () => {
     await pool.close()
   })
 
+  test("an unsafe request naming another origin invalidates what it reached: the Pool's (RFC 9111 §4.4)", async () => {
+    const pool = new Pool(origin.url)
+    const dispatcher = composedOn(pool, new URL(origin.url).origin) as unknown as Dispatcher
+    const url = `${origin.url}/written`
+    assert.equal((await send(dispatcher, url)).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+    assert.match(String((await send(dispatcher, url)).headers['cache-status']), /^undici-cache; hit/)
+    await send(dispatcher, `${other.url}/written`, { method: 'POST' })
+    assert.equal((await send(dispatcher, url)).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+    assert.equal(origin.count('/written'), 3)
+    await pool.close()
+  })
+
   test('a dispatcher with no single origin (null: a BalancedPool) caches nothing', async () => {
     const pool = new Pool(origin.url)
     const dispatcher = composedOn(pool, null) as unknown as Dispatcher
@@ -212,4 +224,34 @@ test("a CacheAgent gives its Agent's WebSocket and EventSource limits (undici 8 
   for (const name of ['webSocketOptions', 'eventSourceOptions'])
     assert.deepEqual(read(cached, name), read(plain, name), name)
   await Promise.all([plain.close(), cached.close()])
+})
+
+test("an abort without a reason ends a bypassed or unsafe request with undici's own error, as with a plain Agent", async () => {
+  const cache = makeAgent(new MemoryStore())
+  const plain = new Agent()
+  const abortedAtStart = (dispatcher: Dispatcher, opts: Partial<Dispatcher.DispatchOptions>) =>
+    new Promise<{ code: unknown; reason: unknown }>((resolve) => {
+      let seen: Dispatcher.DispatchController | undefined
+      const handler = {
+        onRequestStart(controller: Dispatcher.DispatchController) {
+          seen = controller
+          ;(controller.abort as (reason?: Error) => void)()
+        },
+        onResponseStart() {},
+        onResponseData() {},
+        onResponseEnd: () => resolve({ code: 'ended', reason: seen?.reason ?? null }),
+        onResponseError: (_controller: unknown, error: Error) =>
+          resolve({ code: (error as { code?: unknown }).code, reason: seen?.reason ?? null }),
+      }
+      dispatcher.dispatch(
+        { origin: origin.url, path: '/aborted', method: 'GET', ...opts } as Dispatcher.DispatchOptions,
+        handler as Dispatcher.DispatchHandler,
+      )
+    })
+  for (const opts of [{ method: 'POST' as const }, { cache: { bypass: true } }]) {
+    const expected = await abortedAtStart(plain, opts)
+    assert.equal(expected.code, 'UND_ERR_ABORTED')
+    assert.deepEqual(await abortedAtStart(cache.agent, opts), expected, JSON.stringify(opts))
+  }
+  await Promise.all([cache.close(), plain.close()])
 })

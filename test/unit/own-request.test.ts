@@ -1,52 +1,76 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Dispatcher } from 'undici'
+import { Flights, type Waiter } from '../../lib/flights.js'
 import { ownRequestOptions } from '../../lib/own-request.js'
 
-test("the caller's queued-abort hook (undici 8) is cleared; other options and symbols are kept", () => {
+type Cancel = (reason: Error) => void
+type Hooked = Record<string | symbol, unknown>
+
+/** Dispatch options carrying a hook like undici 8's (a symbol described 'queued abort'). */
+function withHook() {
   const hook = Symbol('queued abort')
   const other = Symbol('something else')
-  const opts = { origin: 'http://127.0.0.1', path: '/', method: 'GET', [hook]: () => {}, [other]: 1 }
-  const own = ownRequestOptions(opts as Dispatcher.DispatchOptions) as unknown as Record<
-    string | symbol,
-    unknown
-  >
+  // undici's hook hands the caller's abort the dispatcher's cancel
+  let callerAbort: Cancel | undefined
+  const opts = {
+    origin: 'http://127.0.0.1',
+    path: '/',
+    method: 'GET',
+    [other]: 1,
+    [hook]: (cancel: Cancel) => {
+      callerAbort = cancel
+    },
+  }
+  /** What the dispatcher would do with the options: install its cancel through the hook. */
+  const install = (own: Dispatcher.DispatchOptions, cancelled: string[]) =>
+    ((own as unknown as Hooked)[hook] as (cancel: Cancel) => void)(
+      (reason) => void cancelled.push(reason.message),
+    )
+  return {
+    hook,
+    other,
+    opts: opts as Dispatcher.DispatchOptions,
+    install,
+    abort: (why: string) => callerAbort?.(new Error(why)),
+  }
+}
+
+test("a request that is not the caller's (null) drops the hook; other options and symbols stay", () => {
+  const { hook, other, opts } = withHook()
+  const own = ownRequestOptions(opts, null) as unknown as Hooked
   assert.notEqual(own, opts)
   assert.equal(own[hook], undefined)
   assert.equal(own[other], 1)
   assert.equal(own.path, '/')
-  assert.equal(typeof (opts as Record<symbol, unknown>)[hook], 'function')
+  assert.equal(typeof (opts as unknown as Hooked)[hook], 'function')
 })
 
-test('options without the hook (undici 7) are used as they are', () => {
-  const opts: Dispatcher.DispatchOptions = { origin: 'http://127.0.0.1', path: '/', method: 'GET' }
-  assert.equal(ownRequestOptions(opts), opts)
+test("the caller's own request keeps its options; options without the hook (undici 7) are used as they are", () => {
+  const { opts } = withHook()
+  assert.equal(ownRequestOptions(opts, undefined), opts)
+  const plain: Dispatcher.DispatchOptions = { origin: 'http://127.0.0.1', path: '/', method: 'GET' }
+  assert.equal(ownRequestOptions(plain, null), plain)
+  assert.equal(ownRequestOptions(plain, new Flights().start('k', 0, 0)), plain)
 })
 
-test("with other requests waiting, the caller's abort leaves a queued request alone; alone, it cancels it", () => {
-  const hook = Symbol('queued abort')
-  // undici's hook: it hands the handler's abort the dispatcher's cancel
-  let callerAbort: ((reason: Error) => void) | undefined
-  const callerHook = (cancel: (reason: Error) => void) => {
-    callerAbort = cancel
-  }
-  let waiting = 1
-  const opts = { origin: 'http://127.0.0.1', path: '/', method: 'GET', [hook]: callerHook }
-  const own = ownRequestOptions(opts as Dispatcher.DispatchOptions, () => waiting === 0) as unknown as Record<
-    symbol,
-    (cancel: (reason: Error) => void) => void
-  >
+test('a shared request: cancelled at once when nobody waits on it, else once the last waiter leaves', () => {
+  const alone = withHook()
+  const cancelledAlone: string[] = []
+  alone.install(ownRequestOptions(alone.opts, new Flights().start('a', 0, 0)), cancelledAlone)
+  alone.abort('alone')
+  assert.deepEqual(cancelledAlone, ['alone'])
+
+  const shared = withHook()
+  const flight = new Flights().start('b', 0, 0)
+  const waiters: Waiter[] = [{ settled: () => {} }, { settled: () => {} }]
+  for (const waiter of waiters) flight.join(waiter)
   const cancelled: string[] = []
-  own[hook]?.((reason) => void cancelled.push(reason.message))
-  callerAbort?.(new Error('first'))
-  waiting = 0
-  callerAbort?.(new Error('second'))
-  assert.deepEqual(cancelled, ['second'])
-})
-
-test('a background request drops the hook altogether', () => {
-  const hook = Symbol('queued abort')
-  const opts = { origin: 'http://127.0.0.1', path: '/', method: 'GET', [hook]: () => {} }
-  const own = ownRequestOptions(opts as Dispatcher.DispatchOptions) as unknown as Record<symbol, unknown>
-  assert.equal(own[hook], undefined)
+  shared.install(ownRequestOptions(shared.opts, flight), cancelled)
+  shared.abort('caller left')
+  assert.deepEqual(cancelled, [])
+  flight.leave(waiters[0] as Waiter, new Error('first waiter left'))
+  assert.deepEqual(cancelled, [])
+  flight.leave(waiters[1] as Waiter, new Error('last waiter left'))
+  assert.deepEqual(cancelled, ['caller left'])
 })
