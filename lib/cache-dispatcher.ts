@@ -2,7 +2,6 @@ import type { Dispatcher } from 'undici'
 import { asError, reportRevalidationError, reportStoreError } from './diagnostics.js'
 import {
   type Collapsed,
-  cacheStatusValue,
   collapsedStatus,
   type DispatchOptions,
   type Exchange,
@@ -21,12 +20,10 @@ import { backgroundHandler } from './handlers/background-handler.js'
 import { CountedHandler } from './handlers/counted-handler.js'
 import { ForwardHandler } from './handlers/forward-handler.js'
 import { type Invalidated, InvalidationHandler } from './handlers/invalidation-handler.js'
-import { PassHandler } from './handlers/pass-handler.js'
 import { RelayController } from './handlers/relay-controller.js'
 import { respondFromCache } from './handlers/respond.js'
-import { forwardedHeaders } from './handlers/response-headers.js'
 import { RevalidationHandler } from './handlers/revalidation-handler.js'
-import { serve } from './handlers/serve.js'
+import { gatewayTimeout, passThrough } from './handlers/uncached-answers.js'
 import { WaitingHandler } from './handlers/waiting-handler.js'
 import { answeredByOwnOrigin, cacheKey, reachedTarget } from './key.js'
 import { liveWaiter } from './live-waiter.js'
@@ -45,7 +42,7 @@ import {
 } from './policy/lookup.js'
 import { isClientConditional, revalidationHeaders } from './policy/revalidation.js'
 import { usableEntries } from './policy/storable.js'
-import type { Headers, StoredResponse } from './policy/types.js'
+import type { StoredResponse } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
 import { normalizeHeaders } from './request-headers.js'
 import type { StoredEntry } from './stores/store.js'
@@ -105,7 +102,7 @@ export class CacheDispatcher {
     // RFC 9111 §5.2.1.7: only-if-cached never reaches the origin, whatever else the request asks
     const onlyIfCached = requestOptions?.onlyIfCached === true || directives.onlyIfCached === true
     if (!isSafeMethod(method)) {
-      if (onlyIfCached) return this.#gatewayTimeout(handler)
+      if (onlyIfCached) return gatewayTimeout(this.#config, handler)
       const target = reachedTarget(this.#dispatcherOrigin, opts)
       return this.#next(opts, new InvalidationHandler(this.#config, target, handler, this.#invalidated))
     }
@@ -115,7 +112,9 @@ export class CacheDispatcher {
       answeredByOwnOrigin(this.#dispatcherOrigin, opts.origin)
     const key = cached ? (requestOptions?.key ?? cacheKey(opts, headers.host)) : undefined
     if (key === undefined)
-      return onlyIfCached ? this.#gatewayTimeout(handler) : this.#pass(opts, handler, 'bypass')
+      return onlyIfCached
+        ? gatewayTimeout(this.#config, handler)
+        : passThrough(this.#next, this.#config, opts, handler, 'bypass')
     const exchange: Exchange = {
       config: this.#config,
       key,
@@ -132,7 +131,7 @@ export class CacheDispatcher {
       // If-Match, If-Unmodified-Since: for the origin to answer; looked up only for Cache-Status
       originOnly: isClientConditional(headers) && !answersFromCache(headers),
     }
-    if (exchange.originOnly && onlyIfCached) return this.#gatewayTimeout(handler)
+    if (exchange.originOnly && onlyIfCached) return gatewayTimeout(this.#config, handler)
     return this.#lookup(exchange, handler)
   }
 
@@ -157,8 +156,8 @@ export class CacheDispatcher {
   /** The store failed: the request goes through, unless it may only be answered from the cache (RFC 9111 §5.2.1.7). */
   #lookupFailed(exchange: Exchange, handler: Handler, error: unknown): boolean {
     reportStoreError(this.#config.store, 'get', error)
-    if (exchange.onlyIfCached) return this.#gatewayTimeout(handler)
-    return this.#pass(exchange.opts, handler, 'miss', 'store-error')
+    if (exchange.onlyIfCached) return gatewayTimeout(this.#config, handler)
+    return passThrough(this.#next, this.#config, exchange.opts, handler, 'miss', 'store-error')
   }
 
   #afterLookup(exchange: Exchange, handler: Handler, found: StoredEntry[]): boolean {
@@ -171,7 +170,7 @@ export class CacheDispatcher {
       return this.#forward(exchange, handler, reason)
     }
     if (!entry) {
-      if (onlyIfCached) return this.#gatewayTimeout(handler)
+      if (onlyIfCached) return gatewayTimeout(this.#config, handler)
       return this.#toOrigin(exchange, handler, entries.length === 0 ? 'miss' : 'vary-miss')
     }
     if (collapsed && collapsed.validated?.entryId === entry.id) {
@@ -185,7 +184,7 @@ export class CacheDispatcher {
     if (decision.action !== 'revalidate') {
       return this.#serveHit(exchange, handler, entry, decision)
     }
-    if (onlyIfCached) return this.#gatewayTimeout(handler)
+    if (onlyIfCached) return gatewayTimeout(this.#config, handler)
     if (staleWhileRevalidateAllows(policyView(this.#config, entry), decision, this.#config.shared)) {
       this.#revalidateInBackground(exchange, entry)
       return this.#serveHit(exchange, handler, entry, decision)
@@ -252,7 +251,7 @@ export class CacheDispatcher {
       return true
     } catch (error) {
       reportStoreError(this.#config.store, 'read', error)
-      if (exchange.onlyIfCached) return this.#gatewayTimeout(handler)
+      if (exchange.onlyIfCached) return gatewayTimeout(this.#config, handler)
       return this.#toOrigin(exchange, handler, 'miss')
     }
   }
@@ -376,23 +375,6 @@ export class CacheDispatcher {
       ownRequestOptions(exchange.opts, flight),
       new ForwardHandler(exchange, handler, new RelayController(), { fwd, flight, next: this.#next }),
     )
-  }
-
-  #pass(opts: DispatchOptions, handler: Handler, fwd: ForwardReason, detail?: string): boolean {
-    const onHeaders = (_statusCode: number, headers: Headers) =>
-      forwardedHeaders(headers, cacheStatusValue(this.#config, { fwd, detail }))
-    return this.#next(opts, new PassHandler(handler, onHeaders))
-  }
-
-  /** RFC 9111 §5.2.1.7: only-if-cached with nothing usable → 504. */
-  #gatewayTimeout(handler: Handler): boolean {
-    const status = cacheStatusValue(this.#config, { detail: 'only-if-cached' })
-    serve(handler, new RelayController(), {
-      statusCode: 504,
-      statusMessage: 'Gateway Timeout',
-      headers: forwardedHeaders({ 'content-length': '0' }, status),
-    })
-    return true
   }
 }
 
