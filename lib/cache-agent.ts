@@ -1,5 +1,5 @@
 import { Agent, Dispatcher, errors } from 'undici'
-import { assertLegacyHandler, isLegacyHandler, LegacyHandlerAdapter } from './handlers/legacy-handler.js'
+import { newApiHandler } from './handlers/legacy-handler.js'
 import { interceptorWith } from './interceptor.js'
 import {
   assertKnownOptions,
@@ -64,13 +64,12 @@ export class CacheAgent extends Dispatcher {
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     // undici 6's callers (Node 20's global fetch) get each repeated field line on its own
-    const legacy = isLegacyHandler(handler)
-    if (legacy) assertLegacyHandler(handler, opts)
+    const adapted = newApiHandler(handler, opts)
     if (this.#closed) {
       refuse(handler, this.#destroyed ? new errors.ClientDestroyedError() : new errors.ClientClosedError())
       return false
     }
-    return this.#composed.dispatch(opts, legacy ? new LegacyHandlerAdapter(handler) : handler)
+    return this.#composed.dispatch(opts, adapted)
   }
 
   /** undici 8: the inner Agent's WebSocket limits (its `webSocket` option), which WebSocket reads here. */

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { CacheDispatcher } from './cache-dispatcher.js'
-import { assertLegacyHandler, isLegacyHandler, LegacyHandlerAdapter } from './handlers/legacy-handler.js'
+import { newApiHandler } from './handlers/legacy-handler.js'
 import { type CacheInterceptorOptions, resolveConfig } from './options.js'
 import type { Serving } from './serving.js'
 import { SqliteStore } from './stores/sqlite-store.js'
@@ -31,11 +31,7 @@ export function interceptorWith(
     dispatcherOrigin?: string | null,
   ): Dispatcher.Dispatch => {
     const cache = new CacheDispatcher(dispatch, config, dispatcherOrigin)
-    return (opts, handler) => {
-      if (!isLegacyHandler(handler)) return cache.dispatch(opts, handler)
-      assertLegacyHandler(handler, opts)
-      return cache.dispatch(opts, new LegacyHandlerAdapter(handler))
-    }
+    return (opts, handler) => cache.dispatch(opts, newApiHandler(handler, opts))
   }
   return { interceptor, serving: config.serving }
 }

@@ -32,6 +32,16 @@ export function assertLegacyHandler(handler: LegacyHandler, opts: Dispatcher.Dis
   assertMethod(handler, needed)
 }
 
+/** The caller's handler in the new API: an old-API one is checked as undici checks it, then adapted. */
+export function newApiHandler(
+  handler: Dispatcher.DispatchHandler,
+  opts: Dispatcher.DispatchOptions,
+): Dispatcher.DispatchHandler {
+  if (!isLegacyHandler(handler)) return handler
+  assertLegacyHandler(handler, opts)
+  return new LegacyHandlerAdapter(handler)
+}
+
 function assertMethod(handler: LegacyHandler, name: keyof LegacyHandler): void {
   if (typeof handler[name] !== 'function') throw new errors.InvalidArgumentError(`invalid ${name} method`)
 }
@@ -39,8 +49,6 @@ function assertMethod(handler: LegacyHandler, name: keyof LegacyHandler): void {
 /** Speaks the new handler API to the dispatchers below and the old one to the caller's handler. */
 export class LegacyHandlerAdapter implements Dispatcher.DispatchHandler {
   readonly #handler: LegacyHandler
-  /** onResponseStarted, once: before an interim response (1xx) or the final one. */
-  #toldStarted = false
 
   constructor(handler: LegacyHandler) {
     this.#handler = handler
@@ -59,16 +67,17 @@ export class LegacyHandlerAdapter implements Dispatcher.DispatchHandler {
     this.#handler.onUpgrade?.(statusCode, rawLines(headers), socket)
   }
 
+  /** Told once, by undici or by the cache's controller, before the first response head (1xx or final). */
+  onResponseStarted(): void {
+    this.#handler.onResponseStarted?.()
+  }
+
   onResponseStart(
     controller: Dispatcher.DispatchController,
     statusCode: number,
     headers: IncomingHttpHeaders,
     statusMessage?: string,
   ): void {
-    if (!this.#toldStarted) {
-      this.#toldStarted = true
-      this.#handler.onResponseStarted?.()
-    }
     const resume = () => controller.resume()
     if (this.#handler.onHeaders?.(statusCode, rawLines(headers), resume, statusMessage ?? '') === false) {
       controller.pause()
