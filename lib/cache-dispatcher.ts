@@ -325,11 +325,12 @@ export class CacheDispatcher {
     background = false,
   ): boolean {
     const relay = new RelayController()
+    const opts = ownRequestOptions(exchange.opts, background ? null : flight)
     const onMismatch = () => {
       // a new request, sent now: its answer is not older than an invalidation since the first was sent
       const again = { ...exchange, ...this.#sentNow() }
       const handlerAgain = new ForwardHandler(again, handler, relay, { fwd, flight, next: this.#next })
-      this.#next(ownRequestOptions(exchange.opts, background ? null : flight), handlerAgain)
+      this.#next(opts, handlerAgain)
     }
     const revalidation = new RevalidationHandler(exchange, entry, handler, relay, {
       fwd,
@@ -339,7 +340,6 @@ export class CacheDispatcher {
       onMismatch,
     })
     const headers = revalidationHeaders(exchange.request.headers, entry, background)
-    const opts = ownRequestOptions(exchange.opts, background ? null : flight)
     return this.#next({ ...opts, headers }, revalidation)
   }
 

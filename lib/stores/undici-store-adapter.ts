@@ -50,8 +50,9 @@ export function toUndiciStore(store: CacheStore): UndiciCacheStore {
       return lookup(store, key, reads)
     },
     createWriteStream: (key, value) => {
-      reads.written(storeKey(key))
-      return openWriteStream(store, key, value, lookups.lastMs(storeKey(key)))
+      const keyed = storeKey(key)
+      reads.written(keyed)
+      return openWriteStream(store, key, value, lookups.lastMs(keyed))
     },
     delete: (key) => reads.removeWhenRead(storeKey(key)),
   }
