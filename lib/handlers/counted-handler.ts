@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
 import type { Serving, UnderWay } from '../serving.js'
+import { RelayController } from './relay-controller.js'
 import { progressOf } from './send-progress.js'
 
 /**
@@ -26,11 +27,12 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     serving.started(this)
   }
 
-  /** Tells `serving` the request is over (once). */
+  /** Tells `serving` the request is over (once), and lets go of what served it. */
   over(): void {
     if (this.#over) return
     this.#over = true
     this.#serving.finished(this)
+    if (this.#controller instanceof RelayController) this.#controller.release()
   }
 
   /** Ends the request with `reason` now, even one whose store has yet to answer; what serves it stops. */

@@ -95,6 +95,15 @@ export class RelayController implements Dispatcher.DispatchController {
     else if (this.#paused) source.pause()
   }
 
+  /**
+   * The caller's response is over: the source is let go. A caller keeps its controller as long as it
+   * keeps the response (undici's body stream holds it); the source would keep with it the handlers, the
+   * stored body and the store's reader. Later calls have nothing to relay.
+   */
+  release(): void {
+    this.#source = undefined
+  }
+
   pause(): void {
     this.#paused = true
     this.#source?.pause()
