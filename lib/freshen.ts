@@ -106,7 +106,9 @@ export function storeFreshened(
       settled?.('not-stored')
     },
     () => {
-      const result = decision.storable ? config.store.update(key, entry.id, stored) : config.store.delete(key)
+      const result = decision.storable
+        ? config.store.update(key, entry.id, stored)
+        : removeIfStored(config.store, key, entry.id)
       if (result === undefined) return done()
       return result.then(done)
     },
@@ -173,7 +175,7 @@ export function stillStored(
 }
 
 /** Removes `key`'s variants if the entry `id` is still among them (not replaced meanwhile by a newer response). */
-function removeIfStored(store: CacheStore, key: string, id: StoredEntry['id']): unknown {
+function removeIfStored(store: CacheStore, key: string, id: StoredEntry['id']): void | Promise<void> {
   const removeIfFound = (entry: StoredEntry | undefined) => (entry ? store.delete(key) : undefined)
   const found = stillStored(store, key, id)
   return found instanceof Promise ? found.then(removeIfFound) : removeIfFound(found)

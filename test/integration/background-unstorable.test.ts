@@ -1,0 +1,54 @@
+/**
+ * RFC 9111 §3, §4.3.4: a background revalidation whose 304 makes its response unstorable removes that
+ * response, and only that one: a newer response stored meanwhile under the key stays.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { CacheAgent } from '../../lib/cache-agent.js'
+import { send, sleep, storeKinds } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+
+const STALE_AT_ONCE = 'max-age=0, stale-while-revalidate=30'
+
+for (const kind of storeKinds) {
+  describe(`a background revalidation's unstorable 304 (${kind.name})`, () => {
+    let origin: Origin
+
+    before(async () => {
+      origin = await startOrigin((req, res) => {
+        res.sendDate = false
+        if (req.headers['x-newer'])
+          return reply(res, 200, { 'cache-control': 'max-age=60', etag: '"v2"' }, 'newer body')
+        if (req.headers['if-none-match'] === '"v1"')
+          return setTimeout(() => reply(res, 304, { etag: '"v1"', 'cache-control': 'no-store' }), 150)
+        reply(res, 200, { 'cache-control': STALE_AT_ONCE, etag: '"v1"' }, 'first body')
+      })
+    })
+    after(() => origin.close())
+
+    test('removes the response it validated, not a newer one stored meanwhile', async () => {
+      const store = kind.make()
+      const stale = new CacheAgent({ store })
+      const other = new CacheAgent({ store })
+      const url = `${origin.url}/swr-no-store`
+      assert.equal((await send(stale, url)).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      const served = await send(stale, url)
+      assert.equal(served.body, 'first body')
+      assert.match(String(served.headers['cache-status']), /^undici-cache; hit; ttl=(0|-[0-9]+)$/)
+      // while the background revalidation waits for its 304, another client stores a newer response
+      const newer = await send(other, url, { headers: { 'cache-control': 'no-cache', 'x-newer': '1' } })
+      assert.equal(newer.body, 'newer body')
+      assert.equal(newer.headers['cache-status'], 'undici-cache; fwd=stale; stored')
+      await sleep(300)
+      assert.equal(origin.count('/swr-no-store'), 3)
+      assert.equal(origin.requests.filter((seen) => seen.headers['if-none-match'] === '"v1"').length, 2)
+      const after = await send(stale, url)
+      assert.equal(after.body, 'newer body')
+      assert.match(String(after.headers['cache-status']), /^undici-cache; hit; ttl=(59|60)$/)
+      assert.equal(origin.count('/swr-no-store'), 3)
+      await stale.close()
+      await other.close()
+      await store.close()
+    })
+  })
+}
