@@ -89,9 +89,18 @@ export function storeFreshened(
   const { stored, decision } = storedForm(exchange, meta)
   const outcome: FlightOutcome = decision.storable ? 'stored' : 'not-stored'
   if (!decision.storable && removeLater) {
+    // not served to anyone else meanwhile (RFC 9111 §3.5: the update may say private)
+    config.invalidations.retire(key, entry.id)
     settled?.(outcome)
     const onError = (error: unknown) => reportStoreError(config.store, 'delete', error)
-    removeLater(() => quietly(onError, () => removeIfStored(config.store, key, entry.id)))
+    const removed = () => config.invalidations.removed(key, entry.id)
+    removeLater(() =>
+      quietly(onError, () => {
+        const removing = removeIfStored(config.store, key, entry.id)
+        if (removing === undefined) return removed()
+        return removing.then(removed)
+      }),
+    )
     return
   }
   if (decision.storable && changesNothing(exchange, entry, stored)) {

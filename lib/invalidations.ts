@@ -49,6 +49,8 @@ export class Invalidations {
   /** The count each key was last invalidated at (a count, not a time: two can share a millisecond). */
   readonly #lastCount = new Recent()
   readonly #unwrittenMs = new Recent()
+  /** Entries a 304 made unstorable, by key, not served while their removal waits for a read. */
+  readonly #retired = new Map<string, Set<StoredEntry['id']>>()
 
   get count(): number {
     return this.#count
@@ -69,8 +71,37 @@ export class Invalidations {
     return (this.#lastCount.get(key) ?? this.#lastCount.forgottenMax) > sentCount
   }
 
-  /** `entries` of `key` without those stored before an invalidation the store failed to write. */
+  /**
+   * RFC 9111 §4.3.4, §3.5: `id` was updated by a 304 into a response that may not be stored (no-store,
+   * or private in a shared cache), and is removed once a response served from it has read its body:
+   * until then it is not served. Bounded by MAX_KEYS keys (the oldest is served again once forgotten).
+   */
+  retire(key: string, id: StoredEntry['id']): void {
+    const ids = this.#retired.get(key) ?? new Set()
+    ids.add(id)
+    this.#retired.delete(key)
+    this.#retired.set(key, ids)
+    if (this.#retired.size > MAX_KEYS) this.#retired.delete(this.#retired.keys().next().value as string)
+  }
+
+  /** The retired entry `id` has been removed from the store. */
+  removed(key: string, id: StoredEntry['id']): void {
+    const ids = this.#retired.get(key)
+    if (!ids?.delete(id) || ids.size > 0) return
+    this.#retired.delete(key)
+  }
+
+  /**
+   * `entries` of `key` without those retired, and without those stored before an invalidation the
+   * store failed to write.
+   */
   usable(store: CacheStore, key: string, entries: StoredEntry[]): StoredEntry[] {
+    const retired = this.#retired.size === 0 ? undefined : this.#retired.get(key)
+    if (retired) entries = entries.filter((entry) => !retired.has(entry.id))
+    return this.#writtenOnly(store, key, entries)
+  }
+
+  #writtenOnly(store: CacheStore, key: string, entries: StoredEntry[]): StoredEntry[] {
     if (this.#unwrittenMs.size === 0) return entries
     const atMs = this.#unwrittenMs.get(key)
     if (atMs === undefined) return entries
