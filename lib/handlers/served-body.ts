@@ -21,7 +21,13 @@ export class ServedBody {
             readBody: () => {
               // from now on: a caller that pauses before its first read still keeps the entry
               this.#reading = true
-              return watchBody(stored.readBody(), { ended: () => this.#end() })
+              try {
+                return watchBody(stored.readBody(), { ended: () => this.#end() })
+              } catch (error) {
+                // the body could not be opened: nothing will read it
+                this.#end()
+                throw error
+              }
             },
           }
         : stored

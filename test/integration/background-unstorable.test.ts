@@ -1,11 +1,15 @@
 /**
  * RFC 9111 §3, §4.3.4: a background revalidation whose 304 makes its response unstorable removes that
- * response, and only that one: a newer response stored meanwhile under the key stays.
+ * response, and only that one: a newer response stored meanwhile under the key stays. The stale
+ * response served meanwhile is read whole first.
  */
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { request } from 'undici'
 import { CacheAgent } from '../../lib/cache-agent.js'
-import { send, sleep, storeKinds } from '../helpers/client.js'
+import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { send, sleep, storeKinds, tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 const STALE_AT_ONCE = 'max-age=0, stale-while-revalidate=30'
@@ -52,3 +56,38 @@ for (const kind of storeKinds) {
     })
   })
 }
+
+test('the stale hit whose background 304 says no-store is read whole first (SqliteStore, chunk rows)', async () => {
+  const body = Buffer.alloc(2 * 1024 * 1024, 'r')
+  const lastModified = new Date(Date.now() - 3_600_000).toUTCString()
+  const origin = await startOrigin((req, res) => {
+    if (req.headers['if-modified-since'])
+      return reply(res, 304, { 'last-modified': lastModified, 'cache-control': 'no-store' })
+    res.writeHead(200, { 'cache-control': STALE_AT_ONCE, 'last-modified': lastModified })
+    res.end(body)
+  })
+  const store = new SqliteStore({ path: join(tempDir(), 'rows.db'), bodyFiles: false })
+  const cache = new CacheAgent({ store })
+  const url = `${origin.url}/rows`
+  assert.equal((await send(cache, url)).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+  const stale = await request(url, { dispatcher: cache })
+  assert.match(String(stale.headers['cache-status']), /^undici-cache; hit; ttl=(0|-[0-9]+)$/)
+  let readBytes = 0
+  for await (const chunk of stale.body as AsyncIterable<Buffer>) {
+    assert.ok(chunk.equals(body.subarray(readBytes, readBytes + chunk.length)))
+    readBytes += chunk.length
+    await sleep(2)
+  }
+  assert.equal(readBytes, body.length)
+  assert.deepEqual(
+    origin.requests.map((seen) => seen.headers['if-modified-since'] !== undefined),
+    [false, true],
+  )
+  await sleep(50)
+  const again = await send(cache, url)
+  assert.equal(again.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+  assert.equal(origin.count('/rows'), 3)
+  await cache.close()
+  await store.close()
+  await origin.close()
+})
