@@ -8,7 +8,9 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { request } from 'undici'
 import { CacheAgent } from '../../lib/cache-agent.js'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import type { StoredEntry } from '../../lib/stores/store.js'
 import { send, sleep, storeKinds, tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
@@ -87,6 +89,53 @@ test('the stale hit whose background 304 says no-store is read whole first (Sqli
   const again = await send(cache, url)
   assert.equal(again.headers['cache-status'], 'undici-cache; fwd=miss; stored')
   assert.equal(origin.count('/rows'), 3)
+  await cache.close()
+  await store.close()
+  await origin.close()
+})
+
+/** MemoryStore whose next body read fails to open (a file gone, say), counting deletions. */
+class FailingOpenStore extends MemoryStore {
+  failNextOpen = false
+  deletions = 0
+
+  override get(key: string): StoredEntry[] {
+    return super.get(key).map((entry) => ({
+      ...entry,
+      body: undefined,
+      readBody: () => {
+        if (!this.failNextOpen) return entry.readBody()
+        this.failNextOpen = false
+        throw new Error('body cannot be opened')
+      },
+    }))
+  }
+
+  override delete(key: string): void {
+    this.deletions++
+    super.delete(key)
+  }
+}
+
+test('a stale hit whose body cannot be opened does not hold up the removal its background 304 asks for', async () => {
+  const origin = await startOrigin((req, res) => {
+    if (req.headers['if-none-match'] === '"o1"')
+      return reply(res, 304, { etag: '"o1"', 'cache-control': 'no-store' })
+    reply(res, 200, { 'cache-control': STALE_AT_ONCE, etag: '"o1"' }, 'opened body')
+  })
+  const store = new FailingOpenStore()
+  const cache = new CacheAgent({ store })
+  const url = `${origin.url}/cannot-open`
+  assert.equal((await send(cache, url)).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+  store.failNextOpen = true
+  const failed = await send(cache, url)
+  assert.equal(failed.body, 'opened body')
+  await sleep(50)
+  assert.equal(store.deletions, 1)
+  assert.deepEqual(
+    origin.requests.map((seen) => seen.headers['if-none-match']),
+    [undefined, '"o1"', undefined],
+  )
   await cache.close()
   await store.close()
   await origin.close()
