@@ -247,7 +247,8 @@ function headMatches(entry: StoredEntry, head: ResponseInfo): boolean {
 export function freshenFromHead(exchange: Exchange, head: ResponseInfo): void {
   const { config, key, request } = exchange
   const update = (entries: StoredEntry[]) => {
-    const entry = selectVariant(usableEntries(entries, config.shared), request.headers)
+    const usable = config.invalidations.usable(config.store, key, entries)
+    const entry = selectVariant(usableEntries(usable, config.shared), request.headers)
     if (!entry) return
     if (headMatches(entry, head))
       storeFreshened(exchange, entry, freshenedMeta(exchange, entry, head.headers))

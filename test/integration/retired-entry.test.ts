@@ -85,3 +85,43 @@ for (const kind of stores) {
     }
   })
 }
+
+test('a HEAD while the entry is retired leaves it to its reader (SqliteStore, chunk rows)', async () => {
+  const origin = await startOrigin((req, res) => {
+    if (req.headers['if-none-match'] === '"h1"') {
+      res.writeHead(304, { etag: '"h1"', 'cache-control': 'private' })
+      return res.end()
+    }
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { etag: '"h1"', 'cache-control': 'private', 'content-length': BODY.length })
+      return res.end()
+    }
+    res.writeHead(200, { 'cache-control': 'max-age=0, stale-while-revalidate=60', etag: '"h1"' })
+    res.end(BODY)
+  })
+  const store = new SqliteStore({ path: join(tempDir(), 'head.db'), bodyFiles: false })
+  const cache = new CacheAgent({ store })
+  const url = `${origin.url}/head-while-retired`
+  await send(cache, url)
+  const reader = await request(url, { dispatcher: cache, headers: { 'cache-control': 'no-cache' } })
+  assert.equal(reader.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+  const pieces = reader.body[Symbol.asyncIterator]()
+  const first = await pieces.next()
+  let readBytes = first.done ? 0 : first.value.length
+  await sleep(50)
+  const head = await send(cache, url, { method: 'HEAD' })
+  assert.equal(head.headers['cache-status'], 'undici-cache; fwd=miss; detail=method')
+  await sleep(50)
+  for (let step = await pieces.next(); !step.done; step = await pieces.next()) readBytes += step.value.length
+  assert.equal(readBytes, BODY.length)
+  // the body came from the store whole: no request for its rest
+  assert.deepEqual(
+    origin.requests.map(
+      (seen) => `${seen.method} ${seen.headers['if-none-match'] ?? ''} ${seen.headers.range ?? ''}`,
+    ),
+    ['GET  ', 'GET "h1" ', 'HEAD  '],
+  )
+  await cache.close()
+  await store.close()
+  await origin.close()
+})
