@@ -71,8 +71,9 @@ function withoutSharedCookies(headers: Headers, shared: boolean): Headers {
 /**
  * Writes freshened metadata back; if the new headers make the response unstorable (e.g.
  * `no-store`, or `private` in a shared cache) the entry is removed instead, by `removeLater` when
- * given (the caller is still serving the entry's body). A request with `no-store`
- * (RFC 9111 §5.2.1.5), or one sent before its key was invalidated, changes nothing stored.
+ * given (the caller is still serving the entry's body; until then it is retired: served to nobody
+ * else). A request with `no-store` (RFC 9111 §5.2.1.5), or one sent before its key was invalidated,
+ * changes nothing stored.
  */
 export function storeFreshened(
   exchange: Exchange,
@@ -89,7 +90,7 @@ export function storeFreshened(
   const { stored, decision } = storedForm(exchange, meta)
   const outcome: FlightOutcome = decision.storable ? 'stored' : 'not-stored'
   if (!decision.storable && removeLater) {
-    // not served to anyone else meanwhile (RFC 9111 §3.5: the update may say private)
+    // served to nobody else meanwhile (RFC 9111 §5.2.2.7: the update may say private)
     config.invalidations.retire(key, entry.id)
     settled?.(outcome)
     const onError = (error: unknown) => reportStoreError(config.store, 'delete', error)

@@ -72,7 +72,7 @@ export class Invalidations {
   }
 
   /**
-   * RFC 9111 §4.3.4, §3.5: `id` was updated by a 304 into a response that may not be stored (no-store,
+   * RFC 9111 §4.3.4, §5.2.2.7: `id` was updated by a 304 into a response that may not be stored (no-store,
    * or private in a shared cache), and is removed once a response served from it has read its body:
    * until then it is not served. Bounded by MAX_KEYS keys (the oldest is served again once forgotten).
    */

@@ -1,5 +1,5 @@
 /**
- * RFC 9111 §4.3.4, §3.5: a 304 that makes the stored response private (in a shared cache) or no-store
+ * RFC 9111 §4.3.4, §5.2.2.7: a 304 that makes the stored response private (in a shared cache) or no-store
  * updates it into one that may not be reused. Its removal waits until the response served from it has
  * read its body; meanwhile nobody else is served it, not even inside stale-while-revalidate.
  */
