@@ -4,6 +4,7 @@ import type { CacheConfig, CacheRequestOptions } from './options.js'
 import { type CacheStatusParams, type ForwardReason, formatCacheStatus } from './policy/cache-status.js'
 import { targetedView } from './policy/targeted.js'
 import type { RequestInfo, ResponseInfo } from './policy/types.js'
+import type { Serving } from './serving.js'
 import type { StoredEntry } from './stores/store.js'
 
 export type DispatchOptions = Dispatcher.DispatchOptions & { cache?: unknown }
@@ -78,11 +79,16 @@ function isPromise(value: unknown): value is Promise<unknown> {
   return typeof (value as Promise<unknown> | undefined)?.then === 'function'
 }
 
-/** Runs a store call whose failure must never reach the caller. */
-export function quietly(onError: (error: unknown) => void, call: () => unknown): void {
+/**
+ * Runs a store call whose failure must never reach the caller; `serving`, when given, keeps closing
+ * waiting until the call has settled.
+ */
+export function quietly(onError: (error: unknown) => void, call: () => unknown, serving?: Serving): void {
   try {
     const result = call()
-    if (isPromise(result)) result.catch(onError)
+    if (!isPromise(result)) return
+    const handled = result.catch(onError)
+    serving?.track(handled)
   } catch (error) {
     onError(error)
   }

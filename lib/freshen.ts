@@ -1,6 +1,7 @@
 import { reportStoreError } from './diagnostics.js'
 import { type Exchange, policyView, quietly } from './exchange.js'
 import type { FlightOutcome, Validated } from './flights.js'
+import type { CacheConfig } from './options.js'
 import { responseDirectives } from './policy/cache-control.js'
 import { singletonValue } from './policy/headers.js'
 import { usefulUntilMs } from './policy/lookup.js'
@@ -96,11 +97,15 @@ export function storeFreshened(
     const onError = (error: unknown) => reportStoreError(config.store, 'delete', error)
     const removed = () => config.invalidations.removed(key, entry.id)
     removeLater(() =>
-      quietly(onError, () => {
-        const removing = removeIfStored(config.store, key, entry.id)
-        if (removing === undefined) return removed()
-        return removing.then(removed)
-      }),
+      quietly(
+        onError,
+        () => {
+          const removing = removeIfStored(config.store, key, entry.id)
+          if (removing === undefined) return removed()
+          return removing.then(removed)
+        },
+        config.serving,
+      ),
     )
     return
   }
@@ -122,6 +127,7 @@ export function storeFreshened(
       if (result === undefined) return done()
       return result.then(done)
     },
+    config.serving,
   )
 }
 
@@ -161,6 +167,7 @@ export function freshenSiblings(exchange: Exchange, validated: StoredEntry, notM
       quietly(
         (error) => reportStoreError(config.store, 'update', error),
         () => config.store.update(key, sibling.id, stored),
+        config.serving,
       )
     }
   }
@@ -170,6 +177,7 @@ export function freshenSiblings(exchange: Exchange, validated: StoredEntry, notM
       const entries = config.store.get(key)
       return Array.isArray(entries) ? update(entries) : entries.then(update)
     },
+    config.serving,
   )
 }
 
@@ -192,10 +200,11 @@ function removeIfStored(store: CacheStore, key: string, id: StoredEntry['id']): 
 }
 
 /** Removes `key`'s entries, reporting a failure (RFC 9111 §4.3.5: a stored response the HEAD shows outdated). */
-function removeOutdated(store: CacheStore, key: string): void {
+function removeOutdated(config: CacheConfig, key: string): void {
   quietly(
-    (error) => reportStoreError(store, 'delete', error),
-    () => store.delete(key),
+    (error) => reportStoreError(config.store, 'delete', error),
+    () => config.store.delete(key),
+    config.serving,
   )
 }
 
@@ -253,7 +262,7 @@ export function freshenFromHead(exchange: Exchange, head: ResponseInfo): void {
     if (!entry) return
     if (headMatches(entry, head))
       storeFreshened(exchange, entry, freshenedMeta(exchange, entry, head.headers))
-    else removeOutdated(config.store, key)
+    else removeOutdated(config, key)
   }
   quietly(
     (error) => reportStoreError(config.store, 'get', error),
@@ -261,5 +270,6 @@ export function freshenFromHead(exchange: Exchange, head: ResponseInfo): void {
       const entries = config.store.get(key)
       return Array.isArray(entries) ? update(entries) : entries.then(update)
     },
+    config.serving,
   )
 }

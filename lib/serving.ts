@@ -14,6 +14,8 @@ export interface UnderWay {
 export class Serving {
   /** The requests under way, in no order (an array with slots: no hashing on every request). */
   readonly #live: UnderWay[] = []
+  /** Store calls made for no request in particular (write-backs, removals), until they settle. */
+  readonly #storeCalls = new Set<Promise<void>>()
   #idle: (() => void)[] = []
 
   started(request: UnderWay): void {
@@ -28,13 +30,34 @@ export class Serving {
       this.#live[request.slot] = last
       last.slot = request.slot
     }
-    if (this.#live.length === 0 && this.#idle.length > 0)
+    this.#settleIdle()
+  }
+
+  /**
+   * A store call that may outlive the request that made it (a 304's write-back, a removal): closing
+   * waits for it, so the store can be closed next. Its failure is the caller's to handle.
+   */
+  track(call: Promise<unknown>): void {
+    const settled: Promise<void> = call.then(
+      () => this.#settled(settled),
+      () => this.#settled(settled),
+    )
+    this.#storeCalls.add(settled)
+  }
+
+  #settled(call: Promise<void>): void {
+    this.#storeCalls.delete(call)
+    this.#settleIdle()
+  }
+
+  #settleIdle(): void {
+    if (this.#live.length === 0 && this.#storeCalls.size === 0 && this.#idle.length > 0)
       for (const resolve of this.#idle.splice(0)) resolve()
   }
 
-  /** Resolves once no request is under way. */
+  /** Resolves once no request is under way and no store call made for one is left. */
   idle(): Promise<void> {
-    if (this.#live.length === 0) return Promise.resolve()
+    if (this.#live.length === 0 && this.#storeCalls.size === 0) return Promise.resolve()
     return new Promise((resolve) => this.#idle.push(resolve))
   }
 

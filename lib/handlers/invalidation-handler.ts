@@ -90,6 +90,7 @@ function invalidate(
         invalidated.unwritten(key)
       },
       () => config.store.delete(key),
+      config.serving,
     )
   }
 }
