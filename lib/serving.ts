@@ -1,3 +1,6 @@
+/** How long closing waits for one store call a request left behind. */
+export const STORE_CALL_WAIT_MAX_MS = 10_000
+
 /** A request under way, as Serving knows it. */
 export interface UnderWay {
   /** Ends it with `reason` (the dispatcher is destroyed). */
@@ -35,13 +38,22 @@ export class Serving {
 
   /**
    * A store call that may outlive the request that made it (a 304's write-back, a removal): closing
-   * waits for it, so the store can be closed next. Its failure is the caller's to handle.
+   * waits for it, so the store can be closed next, but no longer than STORE_CALL_WAIT_MAX_MS (a store
+   * that never answers, such as a client of your own queueing commands while Redis is down). Its
+   * failure is the caller's to handle.
    */
   track(call: Promise<unknown>): void {
-    const settled: Promise<void> = call.then(
-      () => this.#settled(settled),
-      () => this.#settled(settled),
-    )
+    let timer: NodeJS.Timeout | undefined
+    const settled: Promise<void> = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, STORE_CALL_WAIT_MAX_MS).unref()
+      call.then(
+        () => resolve(),
+        () => resolve(),
+      )
+    }).then(() => {
+      clearTimeout(timer)
+      this.#settled(settled)
+    })
     this.#storeCalls.add(settled)
   }
 
