@@ -1,4 +1,4 @@
-/** How long closing waits for one store call a request left behind. */
+/** How long closing waits, once no request is under way, for the store calls they left behind. */
 export const STORE_CALL_WAIT_MAX_MS = 10_000
 
 /** A request under way, as Serving knows it. */
@@ -19,6 +19,10 @@ export class Serving {
   readonly #live: UnderWay[] = []
   /** Store calls made for no request in particular (write-backs, removals), until they settle. */
   readonly #storeCalls = new Set<Promise<void>>()
+  /** False once destroyed: nothing is waited for but the requests, which are being ended. */
+  #waitsForStoreCalls = true
+  /** Set while idle() waits for store calls alone: it resolves then at the latest. */
+  #deadline: NodeJS.Timeout | undefined
   #idle: (() => void)[] = []
 
   started(request: UnderWay): void {
@@ -38,22 +42,13 @@ export class Serving {
 
   /**
    * A store call that may outlive the request that made it (a 304's write-back, a removal): closing
-   * waits for it, so the store can be closed next, but no longer than STORE_CALL_WAIT_MAX_MS (a store
-   * that never answers, such as a client of your own queueing commands while Redis is down). Its
-   * failure is the caller's to handle.
+   * waits for it, so the store can be closed next. Its failure is the caller's to handle.
    */
   track(call: Promise<unknown>): void {
-    let timer: NodeJS.Timeout | undefined
-    const settled: Promise<void> = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, STORE_CALL_WAIT_MAX_MS).unref()
-      call.then(
-        () => resolve(),
-        () => resolve(),
-      )
-    }).then(() => {
-      clearTimeout(timer)
-      this.#settled(settled)
-    })
+    const settled: Promise<void> = call.then(
+      () => this.#settled(settled),
+      () => this.#settled(settled),
+    )
     this.#storeCalls.add(settled)
   }
 
@@ -62,18 +57,40 @@ export class Serving {
     this.#settleIdle()
   }
 
-  #settleIdle(): void {
-    if (this.#live.length === 0 && this.#storeCalls.size === 0 && this.#idle.length > 0)
-      for (const resolve of this.#idle.splice(0)) resolve()
-  }
-
-  /** Resolves once no request is under way and no store call made for one is left. */
+  /**
+   * Resolves once no request is under way and no store call made for one is left, or
+   * STORE_CALL_WAIT_MAX_MS after the last request ended (a store that never answers, such as Redis
+   * frozen after a command went out).
+   */
   idle(): Promise<void> {
-    if (this.#live.length === 0 && this.#storeCalls.size === 0) return Promise.resolve()
-    return new Promise((resolve) => this.#idle.push(resolve))
+    if (this.#live.length === 0 && !this.#awaitsStoreCalls()) return Promise.resolve()
+    const idle = new Promise<void>((resolve) => this.#idle.push(resolve))
+    this.#settleIdle()
+    return idle
   }
 
+  #awaitsStoreCalls(): boolean {
+    return this.#waitsForStoreCalls && this.#storeCalls.size > 0
+  }
+
+  #settleIdle(): void {
+    if (this.#live.length > 0 || this.#idle.length === 0) return
+    // a timer of its own, not unref'd: the process stays up for close() to resolve
+    if (this.#awaitsStoreCalls())
+      this.#deadline ??= setTimeout(() => this.#resolveIdle(), STORE_CALL_WAIT_MAX_MS)
+    else this.#resolveIdle()
+  }
+
+  #resolveIdle(): void {
+    clearTimeout(this.#deadline)
+    this.#deadline = undefined
+    for (const resolve of this.#idle.splice(0)) resolve()
+  }
+
+  /** destroy(): every request under way ends with `reason`; store calls are no longer waited for. */
   abortAll(reason: Error): void {
+    this.#waitsForStoreCalls = false
     for (const request of [...this.#live]) request.abort(reason)
+    this.#settleIdle()
   }
 }
