@@ -22,7 +22,7 @@ import { ForwardHandler } from './handlers/forward-handler.js'
 import { type Invalidated, InvalidationHandler } from './handlers/invalidation-handler.js'
 import { RelayController } from './handlers/relay-controller.js'
 import { respondFromCache } from './handlers/respond.js'
-import { RevalidationHandler, type RevalidationOptions } from './handlers/revalidation-handler.js'
+import { type Background, RevalidationHandler } from './handlers/revalidation-handler.js'
 import { ServedBody } from './handlers/served-body.js'
 import { gatewayTimeout, passThrough } from './handlers/uncached-answers.js'
 import { WaitingHandler } from './handlers/waiting-handler.js'
@@ -49,7 +49,6 @@ import { normalizeHeaders } from './request-headers.js'
 import type { StoredEntry } from './stores/store.js'
 
 type Handler = Dispatcher.DispatchHandler
-type RemoveLater = NonNullable<RevalidationOptions['removeLater']>
 
 /** How a request re-enters the cache after waiting on an identical one (single flight). */
 interface Rerun {
@@ -189,7 +188,7 @@ export class CacheDispatcher {
     if (onlyIfCached) return gatewayTimeout(this.#config, handler)
     if (staleWhileRevalidateAllows(policyView(this.#config, entry), decision, this.#config.shared)) {
       const served = new ServedBody(entry)
-      this.#revalidateInBackground(exchange, entry, (remove) => served.afterRead(remove))
+      this.#revalidateInBackground(exchange, entry, { removeLater: (remove) => served.afterRead(remove) })
       return this.#serveHit(exchange, handler, served.entry, decision)
     }
     if (collapsed?.staleServed?.entryId === entry.id && this.#staleIfErrorAllows(exchange, entry)) {
@@ -325,7 +324,7 @@ export class CacheDispatcher {
     entry: StoredEntry,
     fwd: ForwardReason,
     flight: Flight | undefined,
-    background?: Pick<RevalidationOptions, 'removeLater'>,
+    background?: Background,
   ): boolean {
     const relay = new RelayController()
     const opts = ownRequestOptions(exchange.opts, background ? null : flight)
@@ -339,16 +338,15 @@ export class CacheDispatcher {
       fwd,
       flight,
       next: this.#next,
-      background: background !== undefined,
-      removeLater: background?.removeLater,
+      background,
       onMismatch,
     })
     const headers = revalidationHeaders(exchange.request.headers, entry, background !== undefined)
     return this.#next({ ...opts, headers }, revalidation)
   }
 
-  /** RFC 5861 §3: one at a time per key, sent at once with the lookup's times; removeLater: see its option. */
-  #revalidateInBackground(exchange: Exchange, entry: StoredEntry, removeLater: RemoveLater): void {
+  /** RFC 5861 §3: one at a time per key, sent at once with the lookup's times. */
+  #revalidateInBackground(exchange: Exchange, entry: StoredEntry, background: Background): void {
     if (this.#joinable(exchange)) return
     const flight = this.#flights.start(
       flightKey(exchange),
@@ -356,7 +354,7 @@ export class CacheDispatcher {
       exchange.invalidationCount,
     )
     const sink = backgroundHandler((error) => reportRevalidationError(exchange.key, error))
-    this.#revalidate(exchange, sink, entry, 'stale', flight, { removeLater })
+    this.#revalidate(exchange, sink, entry, 'stale', flight, background)
   }
 
   /**

@@ -18,14 +18,17 @@ import { ServedBody } from './served-body.js'
 
 type Outcome = 'forward' | 'not-modified' | 'mismatch' | 'stale-if-error'
 
+export interface Background {
+  /**
+   * Runs the removal of an entry a 304 made unstorable once the stale response served meanwhile has
+   * read its body (a body in chunk rows cannot be read once removed).
+   */
+  removeLater: (remove: () => void) => void
+}
+
 export interface RevalidationOptions extends ForwardOptions {
   /** A background revalidation (RFC 5861 §3): update the store, answer nobody. */
-  background?: boolean
-  /**
-   * In the background: runs the removal of an entry a 304 made unstorable once the stale response
-   * served meanwhile has read its body (a body in chunk rows cannot be read once removed).
-   */
-  removeLater?: (remove: () => void) => void
+  background?: Background
   /** Called when the 304 is for another representation: the request must be repeated unconditionally. */
   onMismatch: () => void
 }
@@ -143,7 +146,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     // siblings last: updating one may evict, and the entry served first must not be what goes
     const freshenOthers = () => freshenSiblings(this.#exchange, this.#entry, this.#notModifiedHeaders)
     if (this.#options.background || this.#forward.callerGone) {
-      storeFreshened(this.#exchange, this.#entry, meta, settle, this.#options.removeLater)
+      storeFreshened(this.#exchange, this.#entry, meta, settle, this.#options.background?.removeLater)
       freshenOthers()
       if (this.#options.background) this.#endSilently()
       return
