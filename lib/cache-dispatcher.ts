@@ -391,7 +391,14 @@ function withoutCacheOption(opts: DispatchOptions): DispatchOptions {
   return rest
 }
 
-/** GET and HEAD share entries but not flights: a HEAD's answer stores nothing a GET could use. */
+/**
+ * GET and HEAD share entries but not flights: a HEAD's answer stores nothing a GET could use. Requests
+ * with other credentials share no flight either: RFC 9111 §3.5 lets a response to a request with
+ * Authorization be reused for another only as its directives allow, often after a validation the origin
+ * answers for each user's own credentials, and §4 lets one response serve several requests only so.
+ */
 function flightKey(exchange: Exchange): string {
-  return flightKeyOf(exchange.request.method, exchange.key)
+  const key = flightKeyOf(exchange.request.method, exchange.key)
+  const { authorization } = exchange.request.headers
+  return authorization === undefined ? key : `${key} authorization=${String(authorization)}`
 }

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { makeAgent, type Reply, send, sleep, storeKinds } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+
+// RFC 9111 §3.5: a shared cache may keep a response to a request with Authorization when it says
+// `must-revalidate`, `s-maxage` or `public`, and reuse it only as those allow: these three say
+// "validate first", and the origin answers a validation for each user's own credentials. §4: one
+// response serves several concurrent requests only where reusing it for them is allowed.
+const DIRECTIVES = ['must-revalidate, max-age=0', 's-maxage=0', 'public, no-cache']
+const ETAG = '"alice-1"'
+const ANSWER_DELAY_MS = 150
+
+let origin: Origin
+before(async () => {
+  origin = await startOrigin((req, res) => {
+    const cacheControl = new URL(req.url ?? '/', origin.url).searchParams.get('cc') ?? ''
+    setTimeout(() => {
+      if (req.headers.authorization !== 'Bearer alice') return reply(res, 401, {}, 'denied')
+      const headers = { 'cache-control': cacheControl, etag: ETAG }
+      if (req.headers['if-none-match'] === ETAG) return reply(res, 304, headers)
+      reply(res, 200, headers, 'statement of alice')
+    }, ANSWER_DELAY_MS)
+  })
+})
+after(() => origin.close())
+
+const as = (authorization: string | undefined) => (authorization ? { authorization } : undefined)
+const summary = (answer: Reply) => [answer.status, answer.body]
+
+for (const kind of storeKinds) {
+  describe(`concurrent requests with other credentials are not served a response kept under RFC 9111 §3.5 (${kind.name})`, () => {
+    for (const directives of DIRECTIVES) {
+      const path = (name: string) => `/${name}-${kind.name}?cc=${encodeURIComponent(directives)}`
+
+      test(`${directives}: while alice's first request is at the origin`, async () => {
+        const cache = makeAgent(kind.make())
+        const url = `${origin.url}${path('miss')}`
+        try {
+          const later = async (delayMs: number, authorization?: string) => {
+            await sleep(delayMs)
+            return send(cache.agent, url, { headers: as(authorization) })
+          }
+          const [alice, mallory, bob] = await Promise.all([
+            later(0, 'Bearer alice'),
+            later(30, undefined),
+            later(40, 'Bearer bob'),
+          ])
+          assert.deepEqual([alice, mallory, bob].map(summary), [
+            [200, 'statement of alice'],
+            [401, 'denied'],
+            [401, 'denied'],
+          ])
+          assert.equal(origin.count(path('miss')), 3)
+        } finally {
+          await cache.close()
+        }
+      })
+
+      test(`${directives}: while alice's revalidation is at the origin`, async () => {
+        const cache = makeAgent(kind.make())
+        const url = `${origin.url}${path('revalidation')}`
+        try {
+          await send(cache.agent, url, { headers: as('Bearer alice') })
+          const [alice, mallory] = await Promise.all([
+            send(cache.agent, url, { headers: as('Bearer alice') }),
+            sleep(30).then(() => send(cache.agent, url)),
+          ])
+          assert.deepEqual([alice, mallory].map(summary), [
+            [200, 'statement of alice'],
+            [401, 'denied'],
+          ])
+          assert.equal(alice.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+          assert.equal(origin.count(path('revalidation')), 3)
+        } finally {
+          await cache.close()
+        }
+      })
+    }
+
+    test('concurrent requests with the same credentials still share one origin request', async () => {
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}/same-${kind.name}?cc=${encodeURIComponent(DIRECTIVES[0] as string)}`
+      try {
+        const answers = await Promise.all(
+          [0, 30].map((delayMs) =>
+            sleep(delayMs).then(() => send(cache.agent, url, { headers: as('Bearer alice') })),
+          ),
+        )
+        assert.deepEqual(answers.map(summary), [
+          [200, 'statement of alice'],
+          [200, 'statement of alice'],
+        ])
+        assert.equal(answers[1]?.headers['cache-status'], 'undici-cache; fwd=miss; collapsed')
+        assert.equal(origin.requests.filter((seen) => seen.url.startsWith(`/same-${kind.name}`)).length, 1)
+      } finally {
+        await cache.close()
+      }
+    })
+  })
+}
