@@ -177,8 +177,10 @@ export class CacheDispatcher {
     if (collapsed && collapsed.validated?.entryId === entry.id) {
       return this.#serveCollapsed(exchange, handler, entry, collapsed.validated.meta)
     }
-    // what the flight stored; after a failed revalidation it stored nothing
-    if (collapsed && !collapsed.staleServed && entry.responseTimeMs >= collapsed.sinceMs) {
+    // what the flight stored (after a failed revalidation it stored nothing); an entry kept for a request
+    // with Authorization may be another flight's, of other credentials (RFC 9111 §3.5): it is checked
+    const stored = collapsed && !collapsed.staleServed && entry.responseTimeMs >= collapsed.sinceMs
+    if (stored && entry.authorized !== true) {
       return this.#serveCollapsed(exchange, handler, entry, entry)
     }
     const decision = this.#decide(exchange, entry)

@@ -1,6 +1,7 @@
 import { reportStoreError } from './diagnostics.js'
 import { type Exchange, policyView, quietly } from './exchange.js'
 import type { FlightOutcome, Validated } from './flights.js'
+import { authorizedBy } from './handlers/entry-meta.js'
 import type { CacheConfig } from './options.js'
 import { responseDirectives } from './policy/cache-control.js'
 import { singletonValue } from './policy/headers.js'
@@ -57,6 +58,7 @@ function metaOf(
     varyKey: varyKey(selecting),
     deleteAtMs: 0,
     sharedCache: exchange.config.shared ? true : undefined,
+    authorized: entry.authorized ?? authorizedBy(exchange),
   }
   meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
   return meta

@@ -25,7 +25,13 @@ export function entryMeta(
     varyKey: varyKey(selecting),
     deleteAtMs: 0,
     sharedCache: exchange.config.shared ? true : undefined,
+    authorized: authorizedBy(exchange),
   }
   meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
   return meta
+}
+
+/** Set when a shared cache keeps a response to a request with Authorization (RFC 9111 §3.5). */
+export function authorizedBy(exchange: Exchange): true | undefined {
+  return exchange.config.shared && exchange.request.headers.authorization !== undefined ? true : undefined
 }

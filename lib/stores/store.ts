@@ -15,6 +15,11 @@ export interface EntryMeta extends StoredResponse {
    * not say.
    */
   sharedCache?: true
+  /**
+   * Stored (or last freshened) by a shared cache for a request with Authorization (RFC 9111 §3.5): a
+   * request that waited on another's flight is never served it without the policy's check.
+   */
+  authorized?: true
 }
 
 /**

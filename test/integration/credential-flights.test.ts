@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 import { makeAgent, type Reply, send, sleep, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
@@ -14,6 +15,7 @@ const ANSWER_DELAY_MS = 150
 let origin: Origin
 before(async () => {
   origin = await startOrigin((req, res) => {
+    if (req.url?.startsWith('/variants-')) return variants(req, res)
     const cacheControl = new URL(req.url ?? '/', origin.url).searchParams.get('cc') ?? ''
     setTimeout(() => {
       if (req.headers.authorization !== 'Bearer alice') return reply(res, 401, {}, 'denied')
@@ -24,6 +26,20 @@ before(async () => {
   })
 })
 after(() => origin.close())
+
+/** Alice's page in her language, answered first; a public page in French; 401 to anyone else. */
+function variants(req: IncomingMessage, res: ServerResponse): void {
+  const lang = req.headers['x-lang']
+  const vary = { vary: 'x-lang' }
+  if (req.headers.authorization === 'Bearer alice') {
+    const headers = { ...vary, 'cache-control': 'must-revalidate, max-age=0', etag: ETAG }
+    setTimeout(() => reply(res, 200, headers, `alice ${lang}`), 50)
+  } else if (lang === 'fr') {
+    setTimeout(() => reply(res, 200, { ...vary, 'cache-control': 'max-age=60' }, 'public fr'), 200)
+  } else {
+    reply(res, 401, {}, 'denied')
+  }
+}
 
 const as = (authorization: string | undefined) => (authorization ? { authorization } : undefined)
 const summary = (answer: Reply) => [answer.status, answer.body]
@@ -77,6 +93,28 @@ for (const kind of storeKinds) {
         }
       })
     }
+
+    test("a request waiting on another's flight is not served a variant kept for a request with Authorization", async () => {
+      // alice's `en` variant is stored while carol's `fr` request is at the origin; dave (no
+      // credentials, `en`) waits on carol's flight, then finds alice's variant, stored since it started
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}/variants-${kind.name}`
+      try {
+        const [alice, carol, dave] = await Promise.all([
+          send(cache.agent, url, { headers: { authorization: 'Bearer alice', 'x-lang': 'en' } }),
+          sleep(10).then(() => send(cache.agent, url, { headers: { 'x-lang': 'fr' } })),
+          sleep(20).then(() => send(cache.agent, url, { headers: { 'x-lang': 'en' } })),
+        ])
+        assert.deepEqual([alice, carol, dave].map(summary), [
+          [200, 'alice en'],
+          [200, 'public fr'],
+          [401, 'denied'],
+        ])
+        assert.equal(origin.requests.filter((seen) => seen.url === `/variants-${kind.name}`).length, 3)
+      } finally {
+        await cache.close()
+      }
+    })
 
     test('concurrent requests with the same credentials still share one origin request', async () => {
       const cache = makeAgent(kind.make())
