@@ -49,13 +49,13 @@ export class CacheAgent extends Dispatcher {
     if (agent !== undefined && (typeof agent !== 'object' || agent === null)) {
       throw new TypeError('CacheAgent option agent must be Agent options or a Dispatcher')
     }
-    // the default store is made only once every option is valid
+    // undici checks the Agent's options; the default store is made only once every option is valid
+    this.#inner = isDispatcher(agent) ? agent : new Agent(agent)
     const { interceptor, serving } = interceptorWith(cacheOptions, () => {
       this.#ownedStore = new SqliteStore()
       return this.#ownedStore
     })
     this.#serving = serving
-    this.#inner = isDispatcher(agent) ? agent : new Agent(agent)
     this.#composed = this.#inner.compose(interceptor)
     // undici's compose() wraps a dispatcher in a Proxy, which calls these with the Proxy as `this`
     this.close = this.close.bind(this) as CacheAgent['close']

@@ -118,12 +118,15 @@ export function resolveConfig(options: CacheInterceptorOptions, defaultStore: ()
     throw new TypeError('cacheInterceptor option shared must be a boolean')
   }
   const shared = options.shared ?? true
+  const targetFields = validateTargetFields(options.cdnCacheControl, shared)
+  const methods = validateMethods(options.methods ?? ['GET', 'HEAD'])
+  const cacheStatus = validateCacheStatus(options.cacheStatus ?? 'undici-cache')
   const store = options.store ?? defaultStore()
   return {
     shared,
-    targetFields: validateTargetFields(options.cdnCacheControl, shared),
-    methods: validateMethods(options.methods ?? ['GET', 'HEAD']),
-    cacheStatus: validateCacheStatus(options.cacheStatus ?? 'undici-cache'),
+    targetFields,
+    methods,
+    cacheStatus,
     store,
     serving: new Serving(),
     invalidations: invalidationsOf(store),

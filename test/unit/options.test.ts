@@ -87,6 +87,18 @@ test('CacheAgent without a store creates a SqliteStore at UNDICI_CACHE_PATH and 
       name: 'TypeError',
       message: /option shared/,
     })
+    // options checked after the store's own, and the inner Agent's, which undici checks
+    const invalid: [unknown, RegExp][] = [
+      [{ methods: 'GET' }, /option methods/],
+      [{ methods: ['POST'] }, /option methods/],
+      [{ cacheStatus: '' }, /option cacheStatus/],
+      [{ cdnCacheControl: 5 }, /option cdnCacheControl/],
+      [{ shared: false, cdnCacheControl: true }, /option cdnCacheControl/],
+      [{ agent: { connect: 5 } }, /connect/],
+    ]
+    for (const [options, message] of invalid)
+      assert.throws(() => new CacheAgent(options as never), { message })
+    assert.throws(() => cacheInterceptor({ methods: ['PUT'] } as never), /option methods/)
     assert.equal(existsSync(file), false)
     const agent = new CacheAgent()
     assert.equal(existsSync(file), true)
