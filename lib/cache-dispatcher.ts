@@ -69,9 +69,12 @@ export class CacheDispatcher {
   readonly #flights = new Flights()
   readonly #invalidated: Invalidated = {
     started: (key) => {
-      this.#config.invalidations.invalidated(key)
+      const nowMs = Date.now()
+      this.#config.invalidations.invalidated(key, nowMs)
+      return nowMs
     },
     unwritten: (key) => this.#config.invalidations.unwritten(key, Date.now()),
+    settled: (key, startedMs) => this.#config.invalidations.deleted(key, startedMs),
   }
 
   /** What undici 8's compose() said of the dispatcher's origin (see answeredByOwnOrigin). */

@@ -49,6 +49,11 @@ export class Invalidations {
   /** The count each key was last invalidated at (a count, not a time: two can share a millisecond). */
   readonly #lastCount = new Recent()
   readonly #unwrittenMs = new Recent()
+  /**
+   * When each key's delete still under way was asked for. An asynchronous store may answer a lookup
+   * sent after it first (RedisStore re-sends a script Redis forgot, after the commands sent meanwhile).
+   */
+  readonly #deletingMs = new Recent()
   /** Entries a 304 made unstorable, by key, not served while their removal waits for a read. */
   readonly #retired = new Map<string, Set<StoredEntry['id']>>()
 
@@ -56,9 +61,16 @@ export class Invalidations {
     return this.#count
   }
 
-  invalidated(key: string): void {
+  /** `key` is invalidated, its delete asked for at `nowMs`: until deleted(), what was stored by then is not served. */
+  invalidated(key: string, nowMs: number): void {
     this.#count++
     this.#lastCount.set(key, this.#count)
+    this.#deletingMs.set(key, nowMs)
+  }
+
+  /** The delete asked for at `startedMs` has settled (unwritten() was told if it failed). */
+  deleted(key: string, startedMs: number): void {
+    this.#deletingMs.forget(key, startedMs)
   }
 
   unwritten(key: string, nowMs: number): void {
@@ -92,12 +104,14 @@ export class Invalidations {
   }
 
   /**
-   * `entries` of `key` without those retired, and without those stored before an invalidation the
-   * store failed to write.
+   * `entries` of `key` without those retired, and without those stored before an invalidation whose
+   * delete is under way or failed.
    */
   usable(store: CacheStore, key: string, entries: StoredEntry[]): StoredEntry[] {
     const retired = this.#retired.size === 0 ? undefined : this.#retired.get(key)
     if (retired) entries = entries.filter((entry) => !retired.has(entry.id))
+    const deletingMs = this.#deletingMs.size === 0 ? undefined : this.#deletingMs.get(key)
+    if (deletingMs !== undefined) entries = entries.filter((entry) => entry.responseTimeMs > deletingMs)
     return this.#writtenOnly(store, key, entries)
   }
 

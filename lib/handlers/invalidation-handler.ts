@@ -10,10 +10,14 @@ import { PassHandler } from './pass-handler.js'
 import { redirectHistory } from './redirect-history.js'
 import { forwardedHeaders } from './response-headers.js'
 
-/** Told of each key a response invalidates: as it arrives, and when the store failed to delete it. */
+/**
+ * Told of each key a response invalidates: as it arrives (when its delete is asked for, in ms), when
+ * the store failed to delete it, and when the delete has settled.
+ */
 export interface Invalidated {
-  started(key: string): void
+  started(key: string): number
   unwritten(key: string): void
+  settled(key: string, startedMs: number): void
 }
 
 interface Target extends KeyInput {
@@ -83,13 +87,19 @@ function invalidate(
 ): void {
   if (!invalidatesOnResponse(target.method, statusCode)) return
   for (const key of invalidatedKeys(target, hops, headers)) {
-    invalidated.started(key)
+    const startedMs = invalidated.started(key)
+    const settled = () => invalidated.settled(key, startedMs)
     quietly(
       (error) => {
         reportStoreError(config.store, 'delete', error)
         invalidated.unwritten(key)
+        settled()
       },
-      () => config.store.delete(key),
+      () => {
+        const deleting = config.store.delete(key)
+        if (deleting === undefined) settled()
+        return deleting?.then(settled)
+      },
       config.serving,
     )
   }

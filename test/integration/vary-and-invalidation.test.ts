@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { CacheAgent } from '../../lib/cache-agent.js'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { AsyncStore } from '../helpers/async-store.js'
 import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
@@ -253,3 +255,38 @@ for (const kind of storeKinds) {
     })
   })
 }
+
+/** An asynchronous store that answers a delete 100 ms late, and lookups sent meanwhile at once. */
+class LateDeletes extends AsyncStore {
+  override async delete(key: string): Promise<void> {
+    await sleep(100)
+    await super.delete(key)
+  }
+}
+
+test('a GET sent after a POST completed is not served what the POST invalidated while the store is still deleting it (RFC 9111 §4.4)', async () => {
+  let value = 1
+  const origin = await startOrigin((req, res) => {
+    if (req.method === 'POST') value++
+    reply(res, 200, { 'cache-control': 'max-age=60' }, `value=${value}`)
+  })
+  const cache = makeAgent(new LateDeletes(new MemoryStore()))
+  try {
+    const url = `${origin.url}/doc`
+    await send(cache.agent, url)
+    assert.match(String((await send(cache.agent, url)).headers['cache-status']), /^undici-cache; hit;/)
+    assert.equal((await send(cache.agent, url, { method: 'POST' })).body, 'value=2')
+    const after = await send(cache.agent, url)
+    assert.equal(after.body, 'value=2')
+    assert.equal(after.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+    assert.equal(origin.count('/doc'), 3)
+    await sleep(150)
+    // a store deletes by key: the late delete took the newer entry too, so this one is a miss again
+    const last = await send(cache.agent, url)
+    assert.deepEqual([last.body, last.headers['cache-status']], ['value=2', 'undici-cache; fwd=miss; stored'])
+    assert.equal(origin.count('/doc'), 4)
+  } finally {
+    await cache.close()
+    await origin.close()
+  }
+})

@@ -100,6 +100,30 @@ describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
     }
   })
 
+  test('after Redis forgot its scripts (a restart, SCRIPT FLUSH), a GET sent after a POST is not served what the POST invalidated', async () => {
+    // the delete's script is re-sent after Redis refuses it, behind the lookup sent meanwhile
+    let version = 0
+    const written = await startOrigin((req, res) => {
+      if (req.method === 'POST') version += 1
+      reply(res, 200, { 'cache-control': 'max-age=60' }, `v${version}`)
+    })
+    const admin = new Redis(redis.url)
+    const cache = makeAgent(new RedisStore({ url: redis.url, keyPrefix: freshPrefix() }))
+    try {
+      await admin.script('FLUSH')
+      const url = `${written.url}/doc`
+      await send(cache.agent, url)
+      assert.match(String((await send(cache.agent, url)).headers['cache-status']), /^undici-cache; hit;/)
+      assert.equal((await send(cache.agent, url, { method: 'POST' })).body, 'v1')
+      const after = await send(cache.agent, url)
+      assert.deepEqual([after.body, after.headers['cache-status']], ['v1', 'undici-cache; fwd=miss; stored'])
+    } finally {
+      await cache.close()
+      admin.disconnect()
+      await written.close()
+    }
+  })
+
   test('while Redis is down every store method fails at once; when it is back, it works again', async () => {
     const store = new RedisStore({ url: redis.url, keyPrefix: freshPrefix(), chunkBytes: 1024 })
     await storeBody(store, 'k', sampleMeta(), patternBody(10, 1))

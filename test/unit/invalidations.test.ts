@@ -55,3 +55,22 @@ test('retired keys are bounded: past 10 000 the oldest is forgotten', () => {
   assert.deepEqual(invalidations.usable(store, 'k1', entries), [])
   assert.equal(invalidations.usable(store, 'k2', entries), entries)
 })
+
+test('while the delete an invalidation asked for is under way, what was stored by then is not usable', () => {
+  const invalidations = new Invalidations()
+  const store = new MemoryStore()
+  const storedAt = (id: number, responseTimeMs: number) => ({ ...entry(id), responseTimeMs })
+  const entries = [storedAt(1, 1000), storedAt(2, 2000), storedAt(3, 2001)]
+  invalidations.invalidated('k', 2000)
+  assert.deepEqual(
+    invalidations.usable(store, 'k', entries).map((kept) => kept.id),
+    [3],
+  )
+  assert.equal(invalidations.usable(store, 'other', entries), entries)
+  // a later invalidation of the key is not ended by the settling of the earlier one
+  invalidations.invalidated('k', 2500)
+  invalidations.deleted('k', 2000)
+  assert.deepEqual(invalidations.usable(store, 'k', entries), [])
+  invalidations.deleted('k', 2500)
+  assert.equal(invalidations.usable(store, 'k', entries), entries)
+})
