@@ -1,11 +1,10 @@
 import { reportStoreError } from './diagnostics.js'
 import { type Exchange, policyView, quietly } from './exchange.js'
 import type { FlightOutcome, Validated } from './flights.js'
-import { authorizedBy } from './handlers/entry-meta.js'
+import { authorizedBy, keptUntilMs } from './handlers/entry-meta.js'
 import type { CacheConfig } from './options.js'
 import { responseDirectives } from './policy/cache-control.js'
 import { singletonValue } from './policy/headers.js'
-import { usefulUntilMs } from './policy/lookup.js'
 import {
   freshenedHeaders,
   hasValidator,
@@ -60,7 +59,7 @@ function metaOf(
     sharedCache: exchange.config.shared ? true : undefined,
     authorized: entry.authorized ?? authorizedBy(exchange),
   }
-  meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
+  meta.deleteAtMs = keptUntilMs(exchange, meta)
   return meta
 }
 

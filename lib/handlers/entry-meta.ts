@@ -27,8 +27,19 @@ export function entryMeta(
     sharedCache: exchange.config.shared ? true : undefined,
     authorized: authorizedBy(exchange),
   }
-  meta.deleteAtMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
+  meta.deleteAtMs = keptUntilMs(exchange, meta)
   return meta
+}
+
+/**
+ * When the entry has no use left (RFC 9111 §4.2, `usefulUntilMs`), or later for a request's `cache.ttl`,
+ * which makes it fresh that long to the requests that give one.
+ */
+export function keptUntilMs(exchange: Exchange, meta: EntryMeta): number {
+  const usefulMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
+  const ttlSeconds = exchange.requestOptions?.ttl
+  if (!ttlSeconds) return usefulMs
+  return Math.min(Number.MAX_SAFE_INTEGER, Math.max(usefulMs, meta.responseTimeMs + ttlSeconds * 1000))
 }
 
 /** Set when a shared cache keeps a response to a request with Authorization (RFC 9111 §3.5). */

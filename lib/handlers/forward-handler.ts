@@ -319,7 +319,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     const { store } = config
     try {
       const meta = entryMeta(this.#exchange, statusCode, headers, statusMessage)
-      if (!isWorthStoring(policyView(config, meta), config.shared)) return { detail: 'no-freshness' }
+      // a request's cache.ttl makes the response fresh that long to the requests that give one
+      const forced = (this.#exchange.requestOptions?.ttl ?? 0) > 0
+      if (!forced && !isWorthStoring(policyView(config, meta), config.shared))
+        return { detail: 'no-freshness' }
       const writer = store.put(this.#exchange.key, meta, this.#declaredSizeBytes)
       return writer ? { writer, meta } : { detail: 'too-large' }
     } catch (error) {

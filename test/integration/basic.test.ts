@@ -21,6 +21,10 @@ for (const kind of storeKinds) {
           return res.end('part two')
         }
         if (url.pathname === '/nothing') return reply(res, 200, {}, 'no freshness')
+        if (url.pathname === '/forced') {
+          const cacheControl = url.searchParams.get('cc')
+          return reply(res, 200, cacheControl ? { 'cache-control': cacheControl } : {}, `forced ${counter}`)
+        }
         if (url.pathname === '/no-date' || url.pathname === '/no-date-no-store') {
           res.sendDate = false
           const cacheControl = url.pathname === '/no-date' ? 'max-age=60' : 'no-store'
@@ -137,6 +141,22 @@ for (const kind of storeKinds) {
       assert.equal(forced.body, 'other /other-path')
       assert.equal(origin.count('/nothing'), before + 1)
     })
+
+    for (const cacheControl of ['', 'public', 'max-age=0', 'no-cache']) {
+      test(`cache.ttl keeps a response with no lifetime and no validator${cacheControl ? ` (${cacheControl})` : ''} for the requests that give one`, async () => {
+        const path = `/forced?cc=${encodeURIComponent(cacheControl)}`
+        const url = `${origin.url}${path}`
+        const first = await send(cache.agent, url, { cache: { ttl: 30 } })
+        assert.equal(first.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+        const second = await send(cache.agent, url, { cache: { ttl: 30 } })
+        assert.equal(second.body, first.body)
+        assert.match(String(second.headers['cache-status']), /^undici-cache; hit; ttl=(28|29|30)$/)
+        // without a ttl of its own, a request finds it stale and without a validator: to the origin
+        const plain = await send(cache.agent, url)
+        assert.notEqual(plain.body, first.body)
+        assert.equal(origin.count(path), 2)
+      })
+    }
 
     test('a response without Date gets one saying when it was received (RFC 9110 §6.6.1)', async () => {
       const sentMs = Date.now()
