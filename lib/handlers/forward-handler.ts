@@ -149,7 +149,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     const opened = this.#open(statusCode, headers, statusMessage ?? '')
     this.#writer = opened.writer
     this.#meta = opened.meta
-    const collapsed = (this.#flight?.waiterCount ?? 0) > 0
+    // RFC 9211 §2.6: shared with the requests waiting on it, unless they must send their own
+    const collapsed = opened.meta !== undefined && (this.#flight?.waiterCount ?? 0) > 0
     if (!opened.meta) this.#flight?.settle('not-stored')
     else this.#startFanOut(opened.meta, statusCode, headers, statusMessage)
     if (this.#exchange.request.method === 'HEAD') this.#freshenFromHead(statusCode, headers)

@@ -110,11 +110,14 @@ for (const kind of storeKinds) {
     })
 
     test('responses that turn out not storable are not handed to waiters', async () => {
-      await burst('/private', 10)
+      const privates = await burst('/private', 10)
       assert.equal(origin.count('/private'), 10)
       const cookies = await burst('/cookie', 10)
       assert.equal(origin.count('/cookie'), 10)
       for (const r of cookies) assert.equal(r.headers['set-cookie'], 'id=1')
+      // RFC 9211 §2.6: none was shared, the first caller's included
+      for (const r of [...privates, ...cookies])
+        assert.doesNotMatch(String(r.headers['cache-status']), /collapsed/)
     })
 
     test('GETs do not wait on a HEAD in flight (its answer stores nothing they could use)', async () => {
