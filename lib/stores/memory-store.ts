@@ -112,8 +112,11 @@ export class MemoryStore implements CacheStore {
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
     this.#assertOpen()
     if (expectedSizeBytes !== undefined && expectedSizeBytes > this.#context.entryLimitBytes) return undefined
-    const writer = new MemoryEntryWriter(this.#context, key, metaCopy(meta))
-    return this.#writers.add(key, writer)
+    const copy = metaCopy(meta)
+    // the body fits, not with its metadata: the commit would store nothing
+    if (expectedSizeBytes !== undefined && expectedSizeBytes + copy.metaBytes > this.limits.maxBytes)
+      return undefined
+    return this.#writers.add(key, new MemoryEntryWriter(this.#context, key, copy))
   }
 
   update(key: string, id: StoredEntry['id'], meta: EntryMeta): void {

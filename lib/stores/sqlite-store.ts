@@ -115,8 +115,11 @@ export class SqliteStore implements CacheStore {
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
     const context = this.#usable(false)
     if (expectedSizeBytes !== undefined && expectedSizeBytes > context.entryLimitBytes) return undefined
-    const writer = new SqliteEntryWriter(context, draftOf(key, meta))
-    return this.#writers.add(key, writer)
+    const draft = draftOf(key, meta)
+    // the body fits, not with its metadata: the commit would store nothing
+    if (expectedSizeBytes !== undefined && expectedSizeBytes + draft.metaBytes > this.limits.maxBytes)
+      return undefined
+    return this.#writers.add(key, new SqliteEntryWriter(context, draft))
   }
 
   update(key: string, id: StoredEntry['id'], meta: EntryMeta): void {

@@ -339,6 +339,19 @@ export function runStoreContract(
     )
 
     test(
+      'put refuses a declared size that fits maxBytes only without the metadata (so the caller is not told stored)',
+      evictionCase,
+      async () => {
+        const store = await open({ maxBytes: 20_000, maxEntryBytes: 20_000 })
+        assert.equal(store.put('declared', sampleMeta(), 19_990), undefined)
+        const writer = store.put('declared', sampleMeta(), 10_000)
+        assert.ok(writer)
+        await writer.abort()
+        await store.close()
+      },
+    )
+
+    test(
       'an update that would make an entry bigger than maxBytes on its own is not made',
       evictionCase,
       async () => {
