@@ -128,7 +128,9 @@ test('MemoryStore counts body bytes plus metadata JSON bytes, ids increase', asy
 test('MemoryStore caps maxEntryBytes at maxBytes', async () => {
   const store = new MemoryStore({ maxBytes: 1000, maxEntryBytes: 5000 })
   assert.equal(store.put('k', sampleMeta(), 1001), undefined)
-  assert.ok(store.put('k', sampleMeta(), 1000))
+  // a body of maxBytes leaves no room for its metadata: refused too
+  assert.equal(store.put('k', sampleMeta(), 1000), undefined)
+  assert.ok(store.put('k', sampleMeta(), 500))
 })
 
 const invalidOptions: [unknown, ErrorConstructor, string][] = [
