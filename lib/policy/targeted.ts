@@ -1,6 +1,7 @@
 import { linesOf } from './fields.js'
 import { splitListMembers } from './headers.js'
 import { withoutFields } from './hop-by-hop.js'
+import { splitOutsideQuotes } from './syntax.js'
 import type { Headers } from './types.js'
 
 // RFC 9213 §2.2: targeted fields are RFC 8941 Dictionaries. Simplified check, one member:
@@ -10,6 +11,11 @@ import type { Headers } from './types.js'
 const KEY = '[a-z*][a-z0-9_\\-.*]*'
 const BARE_ITEM = `(?:[!#$%&'*+\\-.^_\`|~0-9A-Za-z:/]+|"(?:[^"\\\\]|\\\\[\\\\"])*"|\\?[01])`
 const DICTIONARY_MEMBER = new RegExp(`^(${KEY})(?:=(${BARE_ITEM}))?((?:; *${KEY}(?:=${BARE_ITEM})?)*)$`)
+
+/** RFC 8941 §4.2.2: a Dictionary has no empty member (`no-store,` fails to parse); an empty line is no field. */
+function hasEmptyMember(line: string): boolean {
+  return line.trim() !== '' && splitOutsideQuotes(line, ',').some((part) => part.trim() === '')
+}
 
 /**
  * A member as a Cache-Control directive. RFC 9213 §2.2: a directive without a value is a Boolean
@@ -27,6 +33,7 @@ function directiveOf(match: RegExpExecArray): string {
  * undefined for an empty field or one that fails to parse (ignored as if absent).
  */
 function targetedLines(lines: readonly string[]): readonly string[] | undefined {
+  if (lines.some(hasEmptyMember)) return undefined
   const members = splitListMembers(lines)
   if (members.length === 0) return undefined
   const matches = members.map((member) => DICTIONARY_MEMBER.exec(member))

@@ -150,6 +150,11 @@ describe('targetedView (RFC 9213 §2.1)', () => {
       '1max-age=600',
       'private="x',
       'a="x"y',
+      // RFC 8941 §4.2.2: a Dictionary has no empty member
+      'no-store,',
+      ', no-store',
+      'no-store, ,',
+      'max-age=600,, public',
     ]) {
       const withField = { ...headers, 'cdn-cache-control': value }
       assert.equal(targetedView(withField, CDN), withField, value)
