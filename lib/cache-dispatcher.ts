@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { keptForRequest } from './credentials.js'
 import { asError, reportRevalidationError, reportStoreError } from './diagnostics.js'
 import {
   type Collapsed,
@@ -180,10 +181,10 @@ export class CacheDispatcher {
     if (collapsed && collapsed.validated?.entryId === entry.id) {
       return this.#serveCollapsed(exchange, handler, entry, collapsed.validated.meta)
     }
-    // what the flight stored (after a failed revalidation it stored nothing); an entry kept for a request
-    // with Authorization may be another flight's, of other credentials (RFC 9111 §3.5): it is checked
+    // what the flight stored (after a failed revalidation it stored nothing); an entry kept for other
+    // credentials is another flight's (RFC 9111 §3.5): it is checked
     const stored = collapsed && !collapsed.staleServed && entry.responseTimeMs >= collapsed.sinceMs
-    if (stored && entry.authorized !== true) {
+    if (stored && keptForRequest(entry, exchange.request.headers)) {
       return this.#serveCollapsed(exchange, handler, entry, entry)
     }
     const decision = this.#decide(exchange, entry)
@@ -202,7 +203,10 @@ export class CacheDispatcher {
     return this.#toOrigin(exchange, handler, forwardReason(decision), entry)
   }
 
-  /** The policy's decision, or a forced lifetime from the request's `cache.ttl`. */
+  /**
+   * The policy's decision, or a forced lifetime from the request's `cache.ttl`, but for an entry kept
+   * for other credentials (RFC 9111 §3.5).
+   */
   #decide(exchange: Exchange, entry: StoredEntry): ReuseDecision {
     const decision = decideReuse(
       exchange.request,
@@ -211,7 +215,7 @@ export class CacheDispatcher {
       this.#config.shared,
     )
     const ttl = exchange.requestOptions?.ttl
-    if (ttl === undefined) return decision
+    if (ttl === undefined || !keptForRequest(entry, exchange.request.headers)) return decision
     const ttlSeconds = ttl - decision.ageSeconds
     return { ...decision, lifetimeSeconds: ttl, ttlSeconds, action: ttlSeconds > 0 ? 'fresh' : 'revalidate' }
   }
@@ -396,14 +400,6 @@ function withoutCacheOption(opts: DispatchOptions): DispatchOptions {
   return rest
 }
 
-/**
- * GET and HEAD share entries but not flights: a HEAD's answer stores nothing a GET could use. Requests
- * with other credentials share no flight either: RFC 9111 §3.5 lets a response to a request with
- * Authorization be reused for another only as its directives allow, often after a validation the origin
- * answers for each user's own credentials, and §4 lets one response serve several requests only so.
- */
 function flightKey(exchange: Exchange): string {
-  const key = flightKeyOf(exchange.request.method, exchange.key)
-  const { authorization } = exchange.request.headers
-  return authorization === undefined ? key : `${key} authorization=${String(authorization)}`
+  return flightKeyOf(exchange.request.method, exchange.key, exchange.request.headers.authorization)
 }

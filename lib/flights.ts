@@ -1,5 +1,5 @@
 import type { LiveWaiter } from './handlers/fan-out.js'
-import type { StoredResponse } from './policy/types.js'
+import type { HeaderValue, StoredResponse } from './policy/types.js'
 import type { StoredEntry } from './stores/store.js'
 
 /**
@@ -57,6 +57,11 @@ export class Flight {
 
   get waiterCount(): number {
     return this.#waiters.length
+  }
+
+  /** Whether a waiter waits for the entry (a Range, its own conditionals, a `cache.ttl`), not to be fed it live. */
+  get awaitsEntry(): boolean {
+    return this.#waiters.some((waiter) => waiter.live === undefined)
   }
 
   /** Called whenever a request joins: the download may have to go on without its first caller. */
@@ -121,7 +126,14 @@ export class Flights {
   }
 }
 
-/** The flight a request of `method` for `key` leads or joins. */
-export function flightKeyOf(method: string, key: string): string {
-  return method === 'GET' ? key : `${method} ${key}`
+/**
+ * The flight a request of `method` for `key` leads or joins. GET and HEAD share entries but not
+ * flights: a HEAD's answer stores nothing a GET could use. Requests with other credentials share no
+ * flight either: RFC 9111 §3.5 lets a response to a request with Authorization be reused for another
+ * only as its directives allow, often after a validation the origin answers for each user's own
+ * credentials, and §4 lets one response serve several requests only so.
+ */
+export function flightKeyOf(method: string, key: string, authorization?: HeaderValue): string {
+  const flight = method === 'GET' ? key : `${method} ${key}`
+  return authorization === undefined ? flight : `${flight} authorization=${String(authorization)}`
 }

@@ -1,3 +1,4 @@
+import { credentialTag } from '../credentials.js'
 import { type Exchange, policyView } from '../exchange.js'
 import { usefulUntilMs } from '../policy/lookup.js'
 import { headersToStore } from '../policy/storable.js'
@@ -39,10 +40,11 @@ export function keptUntilMs(exchange: Exchange, meta: EntryMeta): number {
   const usefulMs = usefulUntilMs(policyView(exchange.config, meta), exchange.config.shared)
   const ttlSeconds = exchange.requestOptions?.ttl
   if (!ttlSeconds) return usefulMs
-  return Math.min(Number.MAX_SAFE_INTEGER, Math.max(usefulMs, meta.responseTimeMs + ttlSeconds * 1000))
+  const forcedMs = Math.ceil(meta.responseTimeMs + ttlSeconds * 1000)
+  return Math.min(Number.MAX_SAFE_INTEGER, Math.max(usefulMs, forcedMs))
 }
 
-/** Set when a shared cache keeps a response to a request with Authorization (RFC 9111 §3.5). */
-export function authorizedBy(exchange: Exchange): true | undefined {
-  return exchange.config.shared && exchange.request.headers.authorization !== undefined ? true : undefined
+/** Set when a shared cache keeps a response to a request with Authorization (RFC 9111 §3.5): whose. */
+export function authorizedBy(exchange: Exchange): string | undefined {
+  return exchange.config.shared ? credentialTag(exchange.request.headers) : undefined
 }

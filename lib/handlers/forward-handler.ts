@@ -149,10 +149,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     const opened = this.#open(statusCode, headers, statusMessage ?? '')
     this.#writer = opened.writer
     this.#meta = opened.meta
-    // RFC 9211 §2.6: shared with the requests waiting on it, unless they must send their own
-    const collapsed = opened.meta !== undefined && (this.#flight?.waiterCount ?? 0) > 0
     if (!opened.meta) this.#flight?.settle('not-stored')
     else this.#startFanOut(opened.meta, statusCode, headers, statusMessage)
+    // RFC 9211 §2.6: reused by the requests fed it live or waiting for its entry (not another variant's)
+    const collapsed =
+      this.#fanOut !== undefined || (opened.meta !== undefined && this.#flight?.awaitsEntry === true)
     if (this.#exchange.request.method === 'HEAD') this.#freshenFromHead(statusCode, headers)
     const status = cacheStatusValue(this.#exchange.config, {
       fwd: this.#fwd,

@@ -62,7 +62,7 @@ for (const kind of storeKinds) {
         const path = req.url ?? '/'
         const language = String(req.headers['accept-language'] ?? 'none')
         const headers: Record<string, string> = { 'cache-control': 'max-age=60' }
-        if (path === '/vary') headers.vary = 'accept-language'
+        if (path.startsWith('/vary')) headers.vary = 'accept-language'
         if (path === '/private') headers['cache-control'] = 'private, max-age=60'
         if (path === '/cookie') headers['set-cookie'] = 'id=1'
         if (path === '/no-cache') {
@@ -107,6 +107,15 @@ for (const kind of storeKinds) {
       const replies = await burst('/vary', 20, (i) => ({ 'accept-language': i % 2 === 0 ? 'en' : 'fr' }))
       assert.equal(origin.count('/vary'), 2)
       for (const [i, r] of replies.entries()) assert.equal(r.body, `/vary in ${i % 2 === 0 ? 'en' : 'fr'}`)
+    })
+
+    test('a first caller whose only waiter selects another variant does not say collapsed (RFC 9211 §2.6)', async () => {
+      const [en, fr] = await burst('/vary-pair', 2, (i) => ({ 'accept-language': i === 0 ? 'en' : 'fr' }))
+      assert.equal(origin.count('/vary-pair'), 2)
+      assert.deepEqual(
+        [en?.headers['cache-status'], fr?.headers['cache-status']],
+        ['undici-cache; fwd=miss; stored', 'undici-cache; fwd=vary-miss; stored'],
+      )
     })
 
     test('responses that turn out not storable are not handed to waiters', async () => {

@@ -16,6 +16,7 @@ let origin: Origin
 before(async () => {
   origin = await startOrigin((req, res) => {
     if (req.url?.startsWith('/variants-')) return variants(req, res)
+    if (req.url?.startsWith('/late-')) return late(req, res)
     const cacheControl = new URL(req.url ?? '/', origin.url).searchParams.get('cc') ?? ''
     setTimeout(() => {
       if (req.headers.authorization !== 'Bearer alice') return reply(res, 401, {}, 'denied')
@@ -39,6 +40,14 @@ function variants(req: IncomingMessage, res: ServerResponse): void {
   } else {
     reply(res, 401, {}, 'denied')
   }
+}
+
+/** Alice's statement, its header sent at once and its body 100 ms later. */
+function late(req: IncomingMessage, res: ServerResponse): void {
+  if (req.headers.authorization !== 'Bearer alice') return void reply(res, 401, {}, 'denied')
+  res.writeHead(200, { 'cache-control': 'must-revalidate, max-age=0', etag: ETAG })
+  res.write('statement ')
+  setTimeout(() => res.end('of alice'), 100)
 }
 
 const as = (authorization: string | undefined) => (authorization ? { authorization } : undefined)
@@ -111,6 +120,50 @@ for (const kind of storeKinds) {
           [401, 'denied'],
         ])
         assert.equal(origin.requests.filter((seen) => seen.url === `/variants-${kind.name}`).length, 3)
+      } finally {
+        await cache.close()
+      }
+    })
+
+    test('requests with the same credentials share a revalidation, and a download already under way', async () => {
+      const cache = makeAgent(kind.make())
+      const stale = `${origin.url}/chain-${kind.name}?cc=${encodeURIComponent(DIRECTIVES[0] as string)}`
+      const lateUrl = `${origin.url}/late-${kind.name}`
+      try {
+        await send(cache.agent, stale, { headers: as('Bearer alice') })
+        const five = await Promise.all(
+          Array.from({ length: 5 }, () => send(cache.agent, stale, { headers: as('Bearer alice') })),
+        )
+        assert.deepEqual(new Set(five.map(summary).map(String)), new Set(['200,statement of alice']))
+        assert.equal(origin.requests.filter((seen) => seen.url.startsWith(`/chain-${kind.name}`)).length, 2)
+        // the second arrives once the first's response has started: it is served the entry once stored
+        const [first, second] = await Promise.all([
+          send(cache.agent, lateUrl, { headers: as('Bearer alice') }),
+          sleep(40).then(() => send(cache.agent, lateUrl, { headers: as('Bearer alice') })),
+        ])
+        assert.deepEqual([first, second].map(summary), [
+          [200, 'statement of alice'],
+          [200, 'statement of alice'],
+        ])
+        assert.equal(second?.headers['cache-status'], 'undici-cache; fwd=miss; collapsed')
+        assert.equal(origin.count(`/late-${kind.name}`), 1)
+      } finally {
+        await cache.close()
+      }
+    })
+
+    test("cache.ttl does not serve an entry kept for one user's credentials to another's request", async () => {
+      const cache = makeAgent(kind.make())
+      const path = `/ttl-${kind.name}?cc=${encodeURIComponent('s-maxage=0')}`
+      const url = `${origin.url}${path}`
+      try {
+        await send(cache.agent, url, { headers: as('Bearer alice') })
+        const mallory = await send(cache.agent, url, { cache: { ttl: 60 } })
+        assert.deepEqual(summary(mallory), [401, 'denied'])
+        const alice = await send(cache.agent, url, { headers: as('Bearer alice'), cache: { ttl: 60 } })
+        assert.deepEqual(summary(alice), [200, 'statement of alice'])
+        assert.match(String(alice.headers['cache-status']), /^undici-cache; hit; ttl=(58|59|60)$/)
+        assert.equal(origin.count(path), 2)
       } finally {
         await cache.close()
       }
