@@ -124,6 +124,32 @@ describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
     }
   })
 
+  test('a cache.ttl in fractions of a second stores an entry that expires (Redis takes whole milliseconds)', async (t) => {
+    const errors: unknown[] = []
+    const onError = (message: unknown) => errors.push(message)
+    diagnosticsChannel.subscribe(storeErrorChannel.name, onError)
+    t.after(() => diagnosticsChannel.unsubscribe(storeErrorChannel.name, onError))
+    const keyPrefix = freshPrefix()
+    const admin = new Redis(redis.url)
+    const cache = makeAgent(new RedisStore({ url: redis.url, keyPrefix }))
+    try {
+      const url = `${origin.url}/fractional-ttl`
+      assert.equal(
+        (await send(cache.agent, url, { cache: { ttl: 120.0005 } })).body,
+        'body of /fractional-ttl',
+      )
+      const hit = await send(cache.agent, url, { cache: { ttl: 120.0005 } })
+      assert.match(String(hit.headers['cache-status']), /^undici-cache; hit/)
+      assert.deepEqual(errors, [])
+      const keys = await admin.keys(`${keyPrefix}*`)
+      assert.ok(keys.length > 0)
+      for (const key of keys) assert.ok((await admin.pttl(key)) > 0, key)
+    } finally {
+      await cache.close()
+      admin.disconnect()
+    }
+  })
+
   test('while Redis is down every store method fails at once; when it is back, it works again', async () => {
     const store = new RedisStore({ url: redis.url, keyPrefix: freshPrefix(), chunkBytes: 1024 })
     await storeBody(store, 'k', sampleMeta(), patternBody(10, 1))
