@@ -54,7 +54,8 @@ export function toUndiciStore(store: CacheStore): UndiciCacheStore {
       reads.written(keyed)
       return openWriteStream(store, key, value, lookups.lastMs(keyed))
     },
-    delete: (key) => reads.removeWhenRead(storeKey(key)),
+    delete: (key) =>
+      SAFE_METHODS.has(key.method) ? reads.removeWhenRead(storeKey(key)) : reads.invalidate(storeKey(key)),
   }
 }
 
@@ -79,6 +80,9 @@ class LookupTimes {
   }
 }
 
+/** RFC 9110 §9.2.1: undici deletes under an unsafe method's key only to invalidate (RFC 9111 §4.4). */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
+
 /** A delete waits at most this long for the body streams handed out under its key. */
 const DELETE_WAIT_MAX_MS = 30_000
 
@@ -86,13 +90,16 @@ const DELETE_WAIT_MAX_MS = 30_000
  * The body streams handed out per key. undici deletes an entry on a 304 that carries Cache-Control
  * and then serves the body it looked up (nodejs/undici#5505): a body read from a file, chunk rows or
  * Redis would be gone. So a delete waits until those streams are done (at most DELETE_WAIT_MAX_MS),
- * and is dropped when a newer response is written under the key meanwhile (that one replaces it).
+ * and is dropped when a newer response is written under the key meanwhile (that one replaces it). An
+ * invalidation does not wait: what it removes must not be served again, here or by another process.
  */
 class BodyReads {
   readonly #store: CacheStore
   readonly #open = new Map<string, Set<Readable>>()
   /** The deletes waiting for those streams, by key: each one's DELETE_WAIT_MAX_MS timer. */
   readonly #waiting = new Map<string, NodeJS.Timeout>()
+  /** Keys invalidated in this turn: undici goes on to delete them under each safe method's key too. */
+  readonly #invalidated = new Set<string>()
 
   constructor(store: CacheStore) {
     this.#store = store
@@ -116,7 +123,16 @@ class BodyReads {
     this.#stopWaiting(key)
   }
 
+  /** RFC 9111 §4.4: removed at once, whoever is still reading it (a body in chunk rows then fails). */
+  invalidate(key: string): Promise<void> {
+    this.#stopWaiting(key)
+    if (this.#invalidated.size === 0) queueMicrotask(() => this.#invalidated.clear())
+    this.#invalidated.add(key)
+    return remove(this.#store, key)
+  }
+
   removeWhenRead(key: string): Promise<void> {
+    if (this.#invalidated.has(key)) return Promise.resolve()
     if (!this.#open.has(key)) return remove(this.#store, key)
     this.#stopWaiting(key)
     this.#waiting.set(key, setTimeout(() => this.#removeNow(key), DELETE_WAIT_MAX_MS).unref())

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { Agent, type Dispatcher, interceptors } from 'undici'
+import { Agent, type Dispatcher, interceptors, request } from 'undici'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { RedisStore } from '../../lib/stores/redis-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
@@ -145,6 +145,20 @@ for (const kind of storeKinds) {
       assert.equal((await cache.sendAndSettle(target)).body, `GET ${target}`)
       await send(cache.dispatcher, origin.url + target)
       assert.equal(origin.count(target), 3)
+    })
+
+    test('a POST invalidates at once, while a hit of the URL is still being read (RFC 9111 §4.4)', async () => {
+      const target = `/large?suite=${kind.slug}&invalidated`
+      await cache.sendAndSettle(target)
+      const held = await request(origin.url + target, { dispatcher: cache.dispatcher })
+      assert.equal((await send(cache.dispatcher, origin.url + target, { method: 'POST' })).status, 200)
+      const after = await send(cache.dispatcher, origin.url + target)
+      assert.equal(after.body, LARGE_BODY)
+      assert.deepEqual(
+        origin.requests.filter((seen) => seen.url === target).map((seen) => seen.method),
+        ['GET', 'POST', 'GET'],
+      )
+      assert.equal(await held.body.text(), LARGE_BODY)
     })
 
     test('a large body is streamed back from the store whole', async () => {
