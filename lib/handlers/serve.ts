@@ -13,19 +13,64 @@ export interface ServedResponse {
   body?: Iterable<Buffer> | AsyncIterable<Buffer>
 }
 
-/** The stored body as chunks: the one-piece fast path when the store has it. */
+/** A body that is not the length its entry says: the store broke its contract (a read that fails). */
+function wrongLength(entry: StoredEntry, length: string): Error {
+  return new Error(`undici-cache: the stored body of ${entry.sizeBytes} bytes read ${length}`)
+}
+
+/**
+ * The stored body as chunks: the one-piece fast path when the store has it. A body that ends short of
+ * `sizeBytes` or runs past it fails as a read does (the rest then comes from the origin, or the
+ * caller gets an error), never ending the response short or long.
+ */
 export function entryBody(entry: StoredEntry): Iterable<Buffer> | AsyncIterable<Buffer> {
-  if (entry.body) return entry.body.length === 0 ? [] : [entry.body]
-  return entry.readBody()
+  if (entry.body) {
+    if (entry.body.length !== entry.sizeBytes) throw wrongLength(entry, `${entry.body.length}`)
+    return entry.body.length === 0 ? [] : [entry.body]
+  }
+  return through(entry.readBody(), new Counted(entry))
+}
+
+/** What passes a stored body on, piece by piece: all of it, or a part. */
+interface Cutter {
+  /** Nothing more to read. */
+  readonly full: boolean
+  /** The part of the next piece to pass on, if any. */
+  cut(piece: Buffer): Buffer | undefined
+  /** The body has ended: throws if it ended short. */
+  ended(): void
+}
+
+/** The whole body, checked against the length its entry says. */
+class Counted implements Cutter {
+  readonly full = false
+  readonly #entry: StoredEntry
+  #readBytes = 0
+
+  constructor(entry: StoredEntry) {
+    this.#entry = entry
+  }
+
+  cut(piece: Buffer): Buffer {
+    this.#readBytes += piece.length
+    if (this.#readBytes > this.#entry.sizeBytes) throw wrongLength(this.#entry, 'more')
+    return piece
+  }
+
+  ended(): void {
+    if (this.#readBytes < this.#entry.sizeBytes) throw wrongLength(this.#entry, `${this.#readBytes}`)
+  }
 }
 
 /** Cuts bytes `start`..`end` (inclusive) out of a body read piece by piece. */
-class Slicer {
+class Slicer implements Cutter {
+  readonly #entry: StoredEntry
   readonly #start: number
   readonly #end: number
   #offset = 0
 
-  constructor(start: number, end: number) {
+  constructor(entry: StoredEntry, start: number, end: number) {
+    this.#entry = entry
     this.#start = start
     this.#end = end
   }
@@ -35,20 +80,30 @@ class Slicer {
     return this.#offset > this.#end
   }
 
-  /** The part of the next piece that falls in the range, if any. */
   cut(piece: Buffer): Buffer | undefined {
     const offset = this.#offset
     this.#offset += piece.length
     if (offset + piece.length <= this.#start || offset > this.#end) return undefined
     return piece.subarray(Math.max(0, this.#start - offset), Math.min(piece.length, this.#end + 1 - offset))
   }
+
+  ended(): void {
+    if (this.#offset <= this.#end) throw wrongLength(this.#entry, `${this.#offset}`)
+  }
 }
 
 const DONE: IteratorResult<Buffer> = { done: true, value: undefined }
 
+function through(
+  chunks: Iterable<Buffer> | AsyncIterable<Buffer>,
+  cutter: Cutter,
+): Iterable<Buffer> | AsyncIterable<Buffer> {
+  return Symbol.asyncIterator in chunks ? throughAsync(chunks, cutter) : throughSync(chunks, cutter)
+}
+
 // Explicit iterators, not generators: closing one before its first read must still close the stored
 // body (a generator not yet started skips its cleanup), or a watcher waiting for the read never hears.
-function sliceSync(chunks: Iterable<Buffer>, slicer: Slicer): IterableIterator<Buffer> {
+function throughSync(chunks: Iterable<Buffer>, cutter: Cutter): IterableIterator<Buffer> {
   const source = chunks[Symbol.iterator]()
   let closed = false
   const close = (): IteratorResult<Buffer> => {
@@ -61,10 +116,11 @@ function sliceSync(chunks: Iterable<Buffer>, slicer: Slicer): IterableIterator<B
   const iterator: IterableIterator<Buffer> = {
     [Symbol.iterator]: () => iterator,
     next: () => {
-      while (!closed && !slicer.full) {
+      while (!closed && !cutter.full) {
         const step = source.next()
         closed = step.done === true
-        const part = step.done ? undefined : slicer.cut(step.value)
+        if (step.done) cutter.ended()
+        const part = step.done ? undefined : cutter.cut(step.value)
         if (part) return { done: false, value: part }
       }
       return close()
@@ -74,7 +130,7 @@ function sliceSync(chunks: Iterable<Buffer>, slicer: Slicer): IterableIterator<B
   return iterator
 }
 
-function sliceAsync(chunks: AsyncIterable<Buffer>, slicer: Slicer): AsyncIterableIterator<Buffer> {
+function throughAsync(chunks: AsyncIterable<Buffer>, cutter: Cutter): AsyncIterableIterator<Buffer> {
   const source = chunks[Symbol.asyncIterator]()
   let closed = false
   const close = async (): Promise<IteratorResult<Buffer>> => {
@@ -87,10 +143,11 @@ function sliceAsync(chunks: AsyncIterable<Buffer>, slicer: Slicer): AsyncIterabl
   const iterator: AsyncIterableIterator<Buffer> = {
     [Symbol.asyncIterator]: () => iterator,
     next: async () => {
-      while (!closed && !slicer.full) {
+      while (!closed && !cutter.full) {
         const step = await source.next()
         closed = step.done === true
-        const part = step.done ? undefined : slicer.cut(step.value)
+        if (step.done) cutter.ended()
+        const part = step.done ? undefined : cutter.cut(step.value)
         if (part) return { done: false, value: part }
       }
       return close()
@@ -106,10 +163,11 @@ export function rangeBody(
   start: number,
   end: number,
 ): Iterable<Buffer> | AsyncIterable<Buffer> {
-  if (entry.body) return [entry.body.subarray(start, end + 1)]
-  const chunks = entry.readBody()
-  const slicer = new Slicer(start, end)
-  return Symbol.asyncIterator in chunks ? sliceAsync(chunks, slicer) : sliceSync(chunks, slicer)
+  if (entry.body) {
+    if (entry.body.length !== entry.sizeBytes) throw wrongLength(entry, `${entry.body.length}`)
+    return [entry.body.subarray(start, end + 1)]
+  }
+  return through(entry.readBody(), new Slicer(entry, start, end))
 }
 
 /**
