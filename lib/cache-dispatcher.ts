@@ -47,7 +47,7 @@ import { usableEntries } from './policy/storable.js'
 import type { StoredResponse } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
 import { normalizeHeaders } from './request-headers.js'
-import type { StoredEntry } from './stores/store.js'
+import { type StoredEntry, withEntries } from './stores/store.js'
 
 type Handler = Dispatcher.DispatchHandler
 
@@ -144,7 +144,7 @@ export class CacheDispatcher {
     const { store } = this.#config
     let entries: StoredEntry[] | Promise<StoredEntry[]>
     try {
-      entries = store.get(exchange.key)
+      entries = withEntries(store, exchange.key, allOf)
     } catch (error) {
       return this.#lookupFailed(exchange, handler, error)
     }
@@ -388,6 +388,8 @@ export class CacheDispatcher {
     )
   }
 }
+
+const allOf = (entries: StoredEntry[]) => entries
 
 /** A throw on a later turn has no caller to reach but the handler (as undici routes dispatch errors). */
 function failAsync(handler: Handler, error: unknown): void {

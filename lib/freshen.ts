@@ -15,7 +15,7 @@ import {
 import { canStore, headersToStore, type StoreDecision, usableEntries } from './policy/storable.js'
 import type { Headers, HeaderValue, ResponseInfo } from './policy/types.js'
 import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
-import type { CacheStore, EntryMeta, StoredEntry } from './stores/store.js'
+import { type CacheStore, type EntryMeta, type StoredEntry, withEntries } from './stores/store.js'
 
 /**
  * The stored metadata freshened by a 304 or HEAD (RFC 9111 §4.3.4), with new request/response times.
@@ -174,10 +174,7 @@ export function freshenSiblings(exchange: Exchange, validated: StoredEntry, notM
   }
   quietly(
     (error) => reportStoreError(config.store, 'get', error),
-    () => {
-      const entries = config.store.get(key)
-      return Array.isArray(entries) ? update(entries) : entries.then(update)
-    },
+    () => withEntries(config.store, key, update),
     config.serving,
   )
 }
@@ -188,9 +185,7 @@ export function stillStored(
   key: string,
   id: StoredEntry['id'],
 ): StoredEntry | undefined | Promise<StoredEntry | undefined> {
-  const pick = (entries: StoredEntry[]) => entries.find((stored) => stored.id === id)
-  const found = store.get(key)
-  return Array.isArray(found) ? pick(found) : found.then(pick)
+  return withEntries(store, key, (entries) => entries.find((stored) => stored.id === id))
 }
 
 /** Removes `key`'s variants if the entry `id` is still among them (not replaced meanwhile by a newer response). */
@@ -267,10 +262,7 @@ export function freshenFromHead(exchange: Exchange, head: ResponseInfo): void {
   }
   quietly(
     (error) => reportStoreError(config.store, 'get', error),
-    () => {
-      const entries = config.store.get(key)
-      return Array.isArray(entries) ? update(entries) : entries.then(update)
-    },
+    () => withEntries(config.store, key, update),
     config.serving,
   )
 }

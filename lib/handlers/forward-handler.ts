@@ -9,7 +9,13 @@ import { contentLengthBytes } from '../policy/headers.js'
 import { isWorthStoring } from '../policy/lookup.js'
 import { canStore } from '../policy/storable.js'
 import type { Headers } from '../policy/types.js'
-import type { EntryMeta, EntryWriter, MaybePromise, StoredEntry } from '../stores/store.js'
+import {
+  type EntryMeta,
+  type EntryWriter,
+  type MaybePromise,
+  type StoredEntry,
+  withEntries,
+} from '../stores/store.js'
 import type { Ending, StoredCopy } from './catch-up.js'
 import { type CallerExit, DownloadPace } from './download-pace.js'
 import { entryMeta } from './entry-meta.js'
@@ -360,10 +366,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     const meta = this.#meta
     const pick = (entries: StoredEntry[]) =>
       entries.find((entry) => entry.varyKey === meta?.varyKey && entry.responseTimeMs === meta.responseTimeMs)
-    return () => {
-      const entries = config.store.get(key)
-      return Array.isArray(entries) ? pick(entries) : entries.then(pick)
-    }
+    return () => withEntries(config.store, key, pick)
   }
 
   #write(writer: EntryWriter, chunk: Buffer): void {

@@ -82,3 +82,26 @@ export interface CacheStore {
   /** Releases resources; stored entries stay. */
   close(): MaybePromise<void>
 }
+
+/** A get whose answer is no list (a custom store's slip): it counts as a failed get. */
+function notAList(found: unknown): TypeError {
+  return new TypeError(`store get() must give a list of entries, gave ${String(found)}`)
+}
+
+/**
+ * `pick` applied to the store's entries for `key`: at once, or once its promise settles. An answer that
+ * is no list throws (or rejects), as a failing get does.
+ */
+export function withEntries<T>(
+  store: CacheStore,
+  key: string,
+  pick: (entries: StoredEntry[]) => T,
+): T | Promise<T> {
+  const found: unknown = store.get(key)
+  if (Array.isArray(found)) return pick(found)
+  if (typeof (found as Promise<unknown> | null)?.then !== 'function') throw notAList(found)
+  return (found as Promise<unknown>).then((entries) => {
+    if (!Array.isArray(entries)) throw notAList(entries)
+    return pick(entries)
+  })
+}

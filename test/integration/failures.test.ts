@@ -107,6 +107,33 @@ test('only-if-cached is answered 504 when the store fails, never by the origin (
   }
 })
 
+/** A MemoryStore whose get() gives `answer` instead of a list, at once or as a promise's value. */
+class NoList extends MemoryStore {
+  readonly #answer: () => unknown
+
+  constructor(answer: () => unknown) {
+    super()
+    this.#answer = answer
+  }
+
+  override get(): never {
+    return this.#answer() as never
+  }
+}
+
+test('a store whose get() gives no list (undefined, null, a promise of one) is a failing store', async () => {
+  const answers = [() => undefined, () => null, () => Promise.resolve(undefined), () => Promise.resolve({})]
+  for (const answer of answers) {
+    const cache = makeAgent(new NoList(answer))
+    const before = origin.count('/no-list')
+    const res = await send(cache.agent, `${origin.url}/no-list`)
+    assert.equal(res.body, 'ok /no-list')
+    assert.equal(res.headers['cache-status'], 'undici-cache; fwd=miss; detail=store-error')
+    assert.equal(origin.count('/no-list'), before + 1)
+    await cache.agent.close()
+  }
+})
+
 /** A real MemoryStore whose deletes fail while `failing` is set, as a locked or full disk's would. */
 class FailingDeletes extends MemoryStore {
   failing = true
