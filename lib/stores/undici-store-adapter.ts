@@ -51,8 +51,11 @@ export function toUndiciStore(store: CacheStore): UndiciCacheStore {
     },
     createWriteStream: (key, value) => {
       const keyed = storeKey(key)
+      const sentMs = lookups.lastMs(keyed)
+      // RFC 9111 §4.4: a response to a request sent before an invalidation may predate the write
+      if (reads.invalidatedSince(keyed, sentMs)) return undefined
       reads.written(keyed)
-      return openWriteStream(store, key, value, lookups.lastMs(keyed))
+      return openWriteStream(store, key, value, sentMs)
     },
     delete: (key) =>
       SAFE_METHODS.has(key.method) ? reads.removeWhenRead(storeKey(key)) : reads.invalidate(storeKey(key)),
@@ -90,16 +93,19 @@ const DELETE_WAIT_MAX_MS = 30_000
  * The body streams handed out per key. undici deletes an entry on a 304 that carries Cache-Control
  * and then serves the body it looked up (nodejs/undici#5505): a body read from a file, chunk rows or
  * Redis would be gone. So a delete waits until those streams are done (at most DELETE_WAIT_MAX_MS),
- * and is dropped when a newer response is written under the key meanwhile (that one replaces it). An
- * invalidation does not wait: what it removes must not be served again, here or by another process.
+ * and is dropped when a newer response is written under the key meanwhile (that one replaces it). What
+ * an invalidation removes is not looked up again from the moment it is asked for, while its delete
+ * waits too; a delete still waiting when the process exits is made then (at once for a synchronous store).
  */
 class BodyReads {
   readonly #store: CacheStore
   readonly #open = new Map<string, Set<Readable>>()
   /** The deletes waiting for those streams, by key: each one's DELETE_WAIT_MAX_MS timer. */
   readonly #waiting = new Map<string, NodeJS.Timeout>()
+  /** When each of the last invalidated keys was invalidated (epoch ms). */
+  readonly #invalidatedMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
   /** Keys invalidated in this turn: undici goes on to delete them under each safe method's key too. */
-  readonly #invalidated = new Set<string>()
+  readonly #invalidatedNow = new Set<string>()
 
   constructor(store: CacheStore) {
     this.#store = store
@@ -123,20 +129,46 @@ class BodyReads {
     this.#stopWaiting(key)
   }
 
-  /** RFC 9111 §4.4: removed at once, whoever is still reading it (a body in chunk rows then fails). */
+  /** RFC 9111 §4.4: what is stored under `key` by now is not served again. */
   invalidate(key: string): Promise<void> {
-    this.#stopWaiting(key)
-    if (this.#invalidated.size === 0) queueMicrotask(() => this.#invalidated.clear())
-    this.#invalidated.add(key)
-    return remove(this.#store, key)
+    if (this.#invalidatedNow.size === 0) queueMicrotask(() => this.#invalidatedNow.clear())
+    this.#invalidatedNow.add(key)
+    this.#invalidatedMs.set(key, Date.now())
+    return this.#removeWhenRead(key)
+  }
+
+  /** An entry stored under `key` for a request sent before its last invalidation (not in the same millisecond). */
+  invalidatedEntry(key: string, entry: StoredEntry): boolean {
+    const invalidatedMs = this.#invalidatedMs.get(key)
+    return invalidatedMs !== undefined && entry.requestTimeMs < invalidatedMs
+  }
+
+  /** Whether `key` was invalidated after `sentMs` (not in the same millisecond, as SqliteStore counts). */
+  invalidatedSince(key: string, sentMs: number): boolean {
+    const invalidatedMs = this.#invalidatedMs.get(key)
+    return invalidatedMs !== undefined && invalidatedMs > sentMs
   }
 
   removeWhenRead(key: string): Promise<void> {
-    if (this.#invalidated.has(key)) return Promise.resolve()
-    if (!this.#open.has(key)) return remove(this.#store, key)
+    // the safe-method deletes of an invalidation made this turn: that one is under way
+    if (this.#invalidatedNow.has(key)) return Promise.resolve()
+    return this.#removeWhenRead(key)
+  }
+
+  #removeWhenRead(key: string): Promise<void> {
+    if (!this.#open.has(key)) {
+      this.#stopWaiting(key)
+      return remove(this.#store, key)
+    }
     this.#stopWaiting(key)
     this.#waiting.set(key, setTimeout(() => this.#removeNow(key), DELETE_WAIT_MAX_MS).unref())
+    holdUntilExit(this)
     return Promise.resolve()
+  }
+
+  /** The process is exiting: the deletes still waiting are made now. */
+  removeWaiting(): void {
+    for (const key of [...this.#waiting.keys()]) this.#removeNow(key)
   }
 
   #removeNow(key: string): void {
@@ -147,7 +179,21 @@ class BodyReads {
   #stopWaiting(key: string): void {
     clearTimeout(this.#waiting.get(key))
     this.#waiting.delete(key)
+    if (this.#waiting.size === 0) waitingDeletes.delete(this)
   }
+}
+
+/** The adapters with deletes waiting for bodies to be read: made when the process exits. */
+const waitingDeletes = new Set<BodyReads>()
+let exitHookInstalled = false
+
+function holdUntilExit(reads: BodyReads): void {
+  waitingDeletes.add(reads)
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.on('exit', () => {
+    for (const waiting of [...waitingDeletes]) waiting.removeWaiting()
+  })
 }
 
 /** Every method and variant of a URL share one store key; the variant carries the method. */
@@ -166,6 +212,7 @@ async function lookup(
     for (const entry of await store.get(storeKey(key))) {
       const fields = undiciFields(entry)
       if (fields === undefined || fields.method !== key.method || entry.deleteAtMs <= nowMs) continue
+      if (reads.invalidatedEntry(storeKey(key), entry)) continue
       if (varyMatches(fields.vary, key.headers)) return toGetResult(entry, fields, reads, storeKey(key))
     }
   } catch (error) {

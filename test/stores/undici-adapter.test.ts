@@ -47,6 +47,7 @@ const storeKinds: { name: string; slug: string; make: () => CacheStore; skip?: s
 ]
 
 let origin: Origin
+let slowVersion = 0
 before(async () => {
   if (redisSkip === undefined) redis = await startRedisServer()
   origin = await startOrigin((req, res, seen) => {
@@ -59,6 +60,20 @@ before(async () => {
     if (url.pathname === '/etag') {
       if (req.headers['if-none-match'] === '"v1"') return reply(res, 304, { etag: '"v1"' })
       return reply(res, 200, { 'cache-control': 'no-cache', etag: '"v1"' }, LARGE_BODY)
+    }
+    if (url.pathname === '/slow-etag') {
+      // a 304 held 200 ms; any other method answers at once
+      const headers = { 'cache-control': 'no-cache', etag: '"v1"' }
+      if (req.headers['if-none-match'] === '"v1"') return setTimeout(() => reply(res, 304, headers), 200)
+      return reply(res, 200, headers, req.method === 'GET' ? LARGE_BODY : 'written')
+    }
+    if (url.pathname === '/slow-get') {
+      if (req.method !== 'GET') {
+        slowVersion += 1
+        return reply(res, 200, {}, 'written')
+      }
+      const answered = slowVersion
+      return setTimeout(() => reply(res, 200, { 'cache-control': 'max-age=60' }, `v${answered}`), 200)
     }
     if (url.pathname === '/etag-cache-control') {
       const headers = { 'cache-control': 'no-cache', etag: '"v1"' }
@@ -88,7 +103,10 @@ function undiciCache(store: CacheStore) {
       const { method = 'GET', headers = {} } = options
       const response = await send(dispatcher, origin.url + target, { method, headers })
       const key = { origin: origin.url, method: 'GET', path: target, headers }
-      const settled = async () => ((await adapter.get(key)) === undefined) === (method !== 'GET')
+      // after a write, until the store itself has no entry left (the adapter hides them at once)
+      const gone = async () => (await store.get(`undici ${origin.url}${target}`)).length === 0
+      const stored = async () => (await adapter.get(key)) !== undefined
+      const settled = method === 'GET' ? stored : gone
       for (let tries = 0; !(await settled()); tries++) {
         if (tries === 200) throw new Error(`${method} ${target} did not settle in the store`)
         await sleep(5)
@@ -159,6 +177,27 @@ for (const kind of storeKinds) {
         ['GET', 'POST', 'GET'],
       )
       assert.equal(await held.body.text(), LARGE_BODY)
+    })
+
+    test('a revalidation under way when a POST invalidates the URL still gets the whole body its 304 validated', async () => {
+      const target = `/slow-etag?suite=${kind.slug}`
+      await cache.sendAndSettle(target)
+      const revalidating = send(cache.dispatcher, origin.url + target)
+      await sleep(50)
+      assert.equal((await send(cache.dispatcher, origin.url + target, { method: 'POST' })).body, 'written')
+      const revalidated = await revalidating
+      assert.deepEqual([revalidated.status, revalidated.body], [200, LARGE_BODY])
+    })
+
+    test('a response to a GET sent before a POST and answered after it is not stored (RFC 9111 §4.4)', async () => {
+      const target = `/slow-get?suite=${kind.slug}`
+      const earlier = send(cache.dispatcher, origin.url + target)
+      await sleep(50)
+      await send(cache.dispatcher, origin.url + target, { method: 'POST' })
+      const version = slowVersion
+      assert.equal((await earlier).body, `v${version - 1}`)
+      await sleep(50)
+      assert.equal((await send(cache.dispatcher, origin.url + target)).body, `v${version}`)
     })
 
     test('a large body is streamed back from the store whole', async () => {
