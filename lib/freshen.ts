@@ -57,7 +57,8 @@ function metaOf(
     varyKey: varyKey(selecting),
     deleteAtMs: 0,
     sharedCache: exchange.config.shared ? true : undefined,
-    authorized: entry.authorized ?? authorizedBy(exchange),
+    // the credentials the origin validated for, or (validated for none) those it was kept for
+    authorized: authorizedBy(exchange) ?? entry.authorized,
   }
   meta.deleteAtMs = keptUntilMs(exchange, meta)
   return meta

@@ -17,6 +17,7 @@ before(async () => {
   origin = await startOrigin((req, res) => {
     if (req.url?.startsWith('/variants-')) return variants(req, res)
     if (req.url?.startsWith('/late-')) return late(req, res)
+    if (req.url?.startsWith('/both-')) return both(req, res)
     const cacheControl = new URL(req.url ?? '/', origin.url).searchParams.get('cc') ?? ''
     setTimeout(() => {
       if (req.headers.authorization !== 'Bearer alice') return reply(res, 401, {}, 'denied')
@@ -48,6 +49,16 @@ function late(req: IncomingMessage, res: ServerResponse): void {
   res.writeHead(200, { 'cache-control': 'must-revalidate, max-age=0', etag: ETAG })
   res.write('statement ')
   setTimeout(() => res.end('of alice'), 100)
+}
+
+/** A statement alice and bob may both read, validated for either of them (after 150 ms). */
+function both(req: IncomingMessage, res: ServerResponse): void {
+  if (!['Bearer alice', 'Bearer bob'].includes(String(req.headers.authorization)))
+    return void reply(res, 401, {}, 'denied')
+  const headers = { 'cache-control': 'must-revalidate, max-age=0', etag: ETAG }
+  if (req.headers['if-none-match'] === ETAG)
+    return void setTimeout(() => reply(res, 304, headers), ANSWER_DELAY_MS)
+  reply(res, 200, headers, 'statement for alice and bob')
 }
 
 const as = (authorization: string | undefined) => (authorization ? { authorization } : undefined)
@@ -147,6 +158,22 @@ for (const kind of storeKinds) {
         ])
         assert.equal(second?.headers['cache-status'], 'undici-cache; fwd=miss; collapsed')
         assert.equal(origin.count(`/late-${kind.name}`), 1)
+      } finally {
+        await cache.close()
+      }
+    })
+
+    test("requests of one user share a revalidation of an entry first kept for another's", async () => {
+      const cache = makeAgent(kind.make())
+      const path = `/both-${kind.name}`
+      const url = `${origin.url}${path}`
+      try {
+        await send(cache.agent, url, { headers: as('Bearer alice') })
+        const five = await Promise.all(
+          Array.from({ length: 5 }, () => send(cache.agent, url, { headers: as('Bearer bob') })),
+        )
+        assert.deepEqual(new Set(five.map(summary).map(String)), new Set(['200,statement for alice and bob']))
+        assert.equal(origin.count(path), 2)
       } finally {
         await cache.close()
       }
