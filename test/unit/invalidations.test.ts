@@ -18,24 +18,20 @@ const entry = (id: number): StoredEntry => ({
   readBody: () => [],
 })
 
+const idsOf = (entries: StoredEntry[]) => entries.map((kept) => kept.id)
+
 test('a retired entry is not usable until it is removed; other entries of its key stay usable', () => {
   const invalidations = new Invalidations()
   const store = new MemoryStore()
   const entries = [entry(1), entry(2)]
   assert.equal(invalidations.usable(store, 'k', entries), entries)
   invalidations.retire('k', 1)
-  assert.deepEqual(
-    invalidations.usable(store, 'k', entries).map((kept) => kept.id),
-    [2],
-  )
+  assert.deepEqual(idsOf(invalidations.usable(store, 'k', entries)), [2])
   assert.equal(invalidations.usable(store, 'other', entries), entries)
   invalidations.retire('k', 2)
   assert.deepEqual(invalidations.usable(store, 'k', entries), [])
   invalidations.removed('k', 1)
-  assert.deepEqual(
-    invalidations.usable(store, 'k', entries).map((kept) => kept.id),
-    [1],
-  )
+  assert.deepEqual(idsOf(invalidations.usable(store, 'k', entries)), [1])
   invalidations.removed('k', 2)
   invalidations.removed('k', 2)
   assert.equal(invalidations.usable(store, 'k', entries), entries)
@@ -62,10 +58,7 @@ test('while the delete an invalidation asked for is under way, what was stored b
   const storedAt = (id: number, responseTimeMs: number) => ({ ...entry(id), responseTimeMs })
   const entries = [storedAt(1, 1000), storedAt(2, 2000), storedAt(3, 2001)]
   invalidations.invalidated('k', 2000)
-  assert.deepEqual(
-    invalidations.usable(store, 'k', entries).map((kept) => kept.id),
-    [3],
-  )
+  assert.deepEqual(idsOf(invalidations.usable(store, 'k', entries)), [3])
   assert.equal(invalidations.usable(store, 'other', entries), entries)
   // a later invalidation of the key is not ended by the settling of the earlier one
   invalidations.invalidated('k', 2500)
