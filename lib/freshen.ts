@@ -57,8 +57,8 @@ function metaOf(
     varyKey: varyKey(selecting),
     deleteAtMs: 0,
     sharedCache: exchange.config.shared ? true : undefined,
-    // the credentials the origin validated for, or (validated for none) those it was kept for
-    authorized: authorizedBy(exchange) ?? entry.authorized,
+    // the credentials the origin validated it for (none: it answers a request without any)
+    authorized: authorizedBy(exchange),
   }
   meta.deleteAtMs = keptUntilMs(exchange, meta)
   return meta

@@ -67,8 +67,9 @@ const MAX_LOOKUPS_KEPT = 10_000
 
 /**
  * When undici last looked each key up: it does so as a request starts, and tells a store nothing else
- * of when the request was sent. A write counts from then, so a SqliteStore shared with other processes
- * refuses it when the key was deleted (invalidated) while the request was at the origin.
+ * of when the request was sent. A write counts from then (another request's later lookup makes it
+ * count later), so a response to a request sent before an invalidation is refused, here and by a
+ * SqliteStore shared with other processes, when no request of the URL started since.
  */
 class LookupTimes {
   readonly #lastMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
@@ -102,6 +103,8 @@ class BodyReads {
   readonly #open = new Map<string, Set<Readable>>()
   /** The deletes waiting for those streams, by key: each one's DELETE_WAIT_MAX_MS timer. */
   readonly #waiting = new Map<string, NodeJS.Timeout>()
+  /** The keys whose waiting delete is an invalidation's: no write under the key makes it unneeded. */
+  readonly #waitingInvalidations = new Set<string>()
   /** When each of the last invalidated keys was invalidated (epoch ms). */
   readonly #invalidatedMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
   /** Keys invalidated in this turn: undici goes on to delete them under each safe method's key too. */
@@ -124,9 +127,12 @@ class BodyReads {
     return body
   }
 
-  /** A newer response is written under `key`: it replaces what the waiting delete would remove. */
+  /**
+   * A newer response is written under `key`: it replaces what the waiting delete would remove, unless
+   * that delete is an invalidation's (the write replaces one variant; the store may also refuse it).
+   */
   written(key: string): void {
-    this.#stopWaiting(key)
+    if (!this.#waitingInvalidations.has(key)) this.#stopWaiting(key)
   }
 
   /** RFC 9111 §4.4: what is stored under `key` by now is not served again. */
@@ -134,7 +140,9 @@ class BodyReads {
     if (this.#invalidatedNow.size === 0) queueMicrotask(() => this.#invalidatedNow.clear())
     this.#invalidatedNow.add(key)
     this.#invalidatedMs.set(key, Date.now())
-    return this.#removeWhenRead(key)
+    const removing = this.#removeWhenRead(key)
+    if (this.#waiting.has(key)) this.#waitingInvalidations.add(key)
+    return removing
   }
 
   /** An entry stored under `key` for a request sent before its last invalidation (not in the same millisecond). */
@@ -179,6 +187,7 @@ class BodyReads {
   #stopWaiting(key: string): void {
     clearTimeout(this.#waiting.get(key))
     this.#waiting.delete(key)
+    this.#waitingInvalidations.delete(key)
     if (this.#waiting.size === 0) waitingDeletes.delete(this)
   }
 }
