@@ -30,7 +30,7 @@ import { WaitingHandler } from './handlers/waiting-handler.js'
 import { answeredByOwnOrigin, cacheKey, reachedTarget } from './key.js'
 import { liveWaiter } from './live-waiter.js'
 import { type CacheConfig, type CacheRequestOptions, resolveRequestOptions } from './options.js'
-import { ownRequestOptions } from './own-request.js'
+import { ownRequestOptions, withoutCacheOption } from './own-request.js'
 import { currentAgeSeconds } from './policy/age.js'
 import { requestDirectives } from './policy/cache-control.js'
 import type { ForwardReason } from './policy/cache-status.js'
@@ -178,8 +178,11 @@ export class CacheDispatcher {
       if (onlyIfCached) return gatewayTimeout(this.#config, handler)
       return this.#toOrigin(exchange, handler, entries.length === 0 ? 'miss' : 'vary-miss')
     }
-    if (collapsed && collapsed.validated?.entryId === entry.id) {
-      return this.#serveCollapsed(exchange, handler, entry, collapsed.validated.meta)
+    // the entry its flight's 304 validated, for the same credentials: with the metadata that gave it
+    // (when not written back), or as written back
+    if (collapsed?.notModifiedEntryId === entry.id) {
+      const meta = collapsed.validated?.entryId === entry.id ? collapsed.validated.meta : entry
+      return this.#serveCollapsed(exchange, handler, entry, meta)
     }
     // what the flight stored (after a failed revalidation it stored nothing); an entry kept for other
     // credentials is another flight's (RFC 9111 §3.5): it is checked
@@ -394,12 +397,6 @@ const allOf = (entries: StoredEntry[]) => entries
 /** A throw on a later turn has no caller to reach but the handler (as undici routes dispatch errors). */
 function failAsync(handler: Handler, error: unknown): void {
   handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, asError(error))
-}
-
-/** Our per-request option is not the next dispatcher's business. */
-function withoutCacheOption(opts: DispatchOptions): DispatchOptions {
-  const { cache: _ours, ...rest } = opts
-  return rest
 }
 
 function flightKey(exchange: Exchange): string {

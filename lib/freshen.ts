@@ -57,8 +57,8 @@ function metaOf(
     varyKey: varyKey(selecting),
     deleteAtMs: 0,
     sharedCache: exchange.config.shared ? true : undefined,
-    // the credentials the origin validated it for (none: it answers a request without any)
-    authorized: authorizedBy(exchange),
+    // whose response the body is: a validation for other credentials (a HEAD's, a 304's) does not change it
+    authorized: entry.authorized ?? authorizedBy(exchange),
   }
   meta.deleteAtMs = keptUntilMs(exchange, meta)
   return meta

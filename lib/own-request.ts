@@ -42,3 +42,9 @@ function cancelOnceAlone(flight: Flight, cancel: () => void): void {
     if (flight.waiterCount === 0) cancel()
   }
 }
+
+/** The per-request `cache` option is not the next dispatcher's business. */
+export function withoutCacheOption<T extends Dispatcher.DispatchOptions & { cache?: unknown }>(opts: T): T {
+  const { cache: _ours, ...rest } = opts
+  return rest as T
+}

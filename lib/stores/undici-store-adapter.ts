@@ -140,9 +140,7 @@ class BodyReads {
     if (this.#invalidatedNow.size === 0) queueMicrotask(() => this.#invalidatedNow.clear())
     this.#invalidatedNow.add(key)
     this.#invalidatedMs.set(key, Date.now())
-    const removing = this.#removeWhenRead(key)
-    if (this.#waiting.has(key)) this.#waitingInvalidations.add(key)
-    return removing
+    return this.#removeWhenRead(key, true)
   }
 
   /** An entry stored under `key` for a request sent before its last invalidation (not in the same millisecond). */
@@ -160,15 +158,17 @@ class BodyReads {
   removeWhenRead(key: string): Promise<void> {
     // the safe-method deletes of an invalidation made this turn: that one is under way
     if (this.#invalidatedNow.has(key)) return Promise.resolve()
-    return this.#removeWhenRead(key)
+    return this.#removeWhenRead(key, false)
   }
 
-  #removeWhenRead(key: string): Promise<void> {
+  /** A delete already waiting keeps its deadline, and stays an invalidation's once it is one. */
+  #removeWhenRead(key: string, invalidation: boolean): Promise<void> {
     if (!this.#open.has(key)) {
       this.#stopWaiting(key)
       return remove(this.#store, key)
     }
-    this.#stopWaiting(key)
+    if (invalidation) this.#waitingInvalidations.add(key)
+    if (this.#waiting.has(key)) return Promise.resolve()
     this.#waiting.set(key, setTimeout(() => this.#removeNow(key), DELETE_WAIT_MAX_MS).unref())
     holdUntilExit(this)
     return Promise.resolve()

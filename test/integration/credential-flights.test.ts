@@ -18,6 +18,7 @@ before(async () => {
     if (req.url?.startsWith('/variants-')) return variants(req, res)
     if (req.url?.startsWith('/late-')) return late(req, res)
     if (req.url?.startsWith('/both-')) return both(req, res)
+    if (req.url?.startsWith('/own-')) return ownPage(req, res)
     const cacheControl = new URL(req.url ?? '/', origin.url).searchParams.get('cc') ?? ''
     setTimeout(() => {
       if (req.headers.authorization !== 'Bearer alice') return reply(res, 401, {}, 'denied')
@@ -57,6 +58,13 @@ function both(req: IncomingMessage, res: ServerResponse): void {
   if (req.headers['if-none-match'] === ETAG)
     return void setTimeout(() => reply(res, 304, headers), ANSWER_DELAY_MS)
   reply(res, 200, headers, 'statement for everyone')
+}
+
+/** Each caller's own page, the same Last-Modified for all; conditionals are not looked at. */
+function ownPage(req: IncomingMessage, res: ServerResponse): void {
+  const lastModified = 'Mon, 02 Nov 2026 10:00:00 GMT'
+  res.writeHead(200, { 'cache-control': 'must-revalidate, max-age=0', 'last-modified': lastModified })
+  res.end(req.method === 'HEAD' ? undefined : `page of ${req.headers.authorization ?? 'nobody'}`)
 }
 
 const as = (authorization: string | undefined) => (authorization ? { authorization } : undefined)
@@ -178,6 +186,24 @@ for (const kind of storeKinds) {
         }
       })
     }
+
+    test("a HEAD of others that freshens alice's entry does not make it theirs (nor cache.ttl serve it to them)", async () => {
+      const cache = makeAgent(kind.make())
+      try {
+        for (const who of [undefined, 'Bearer bob']) {
+          const path = `/own-${kind.name}-${who ? 'bob' : 'nobody'}`
+          const url = `${origin.url}${path}`
+          const alice = await send(cache.agent, url, { headers: as('Bearer alice') })
+          assert.equal(alice.body, 'page of Bearer alice')
+          assert.equal((await send(cache.agent, url, { method: 'HEAD', headers: as(who) })).status, 200)
+          const page = await send(cache.agent, url, { headers: as(who), cache: { ttl: 60 } })
+          assert.equal(page.body, `page of ${who ?? 'nobody'}`)
+          assert.equal(origin.count(path), 3)
+        }
+      } finally {
+        await cache.close()
+      }
+    })
 
     test("cache.ttl does not serve an entry kept for one user's credentials to another's request", async () => {
       const cache = makeAgent(kind.make())
