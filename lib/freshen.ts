@@ -133,15 +133,21 @@ export function storeFreshened(
   )
 }
 
-/** Freshened metadata as it would be stored (fields a shared cache keeps), and whether it may be. */
+/**
+ * Freshened metadata as it would be stored (fields a shared cache keeps), and whether it may be. The
+ * response to a request with Authorization stays one whoever validates it (RFC 9111 §3.5): its new
+ * fields must still let a shared cache reuse it.
+ */
 function storedForm(exchange: Exchange, meta: EntryMeta): { stored: EntryMeta; decision: StoreDecision } {
   const { config, request } = exchange
   const merged = withoutSharedCookies(meta.headers, config.shared)
   const view = policyView(config, { statusCode: meta.statusCode, headers: merged })
   const stored = { ...meta, headers: headersToStore(merged, config.shared, view.headers) }
+  const headers =
+    meta.authorized === undefined ? request.headers : { ...request.headers, authorization: meta.authorized }
   return {
     stored,
-    decision: canStore({ ...request, method: 'GET' }, policyView(config, stored), config.shared),
+    decision: canStore({ method: 'GET', headers }, policyView(config, stored), config.shared),
   }
 }
 

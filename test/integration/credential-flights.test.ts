@@ -19,6 +19,7 @@ before(async () => {
     if (req.url?.startsWith('/late-')) return late(req, res)
     if (req.url?.startsWith('/both-')) return both(req, res)
     if (req.url?.startsWith('/own-')) return ownPage(req, res)
+    if (req.url?.startsWith('/dated-')) return datedPage(req, res)
     const cacheControl = new URL(req.url ?? '/', origin.url).searchParams.get('cc') ?? ''
     setTimeout(() => {
       if (req.headers.authorization !== 'Bearer alice') return reply(res, 401, {}, 'denied')
@@ -64,6 +65,19 @@ function both(req: IncomingMessage, res: ServerResponse): void {
 function ownPage(req: IncomingMessage, res: ServerResponse): void {
   const lastModified = 'Mon, 02 Nov 2026 10:00:00 GMT'
   res.writeHead(200, { 'cache-control': 'must-revalidate, max-age=0', 'last-modified': lastModified })
+  res.end(req.method === 'HEAD' ? undefined : `page of ${req.headers.authorization ?? 'nobody'}`)
+}
+
+/**
+ * Each caller's own page, one Last-Modified for all (a 304 to any If-Modified-Since naming it): with
+ * credentials to be validated on each use, without them fresh for a minute.
+ */
+function datedPage(req: IncomingMessage, res: ServerResponse): void {
+  const lastModified = 'Mon, 02 Nov 2026 10:00:00 GMT'
+  const cacheControl = req.headers.authorization ? 'must-revalidate, max-age=0' : 'max-age=60'
+  const headers = { 'cache-control': cacheControl, 'last-modified': lastModified }
+  if (req.headers['if-modified-since'] === lastModified) return void reply(res, 304, headers)
+  res.writeHead(200, headers)
   res.end(req.method === 'HEAD' ? undefined : `page of ${req.headers.authorization ?? 'nobody'}`)
 }
 
@@ -204,6 +218,30 @@ for (const kind of storeKinds) {
         await cache.close()
       }
     })
+
+    for (const method of ['GET', 'HEAD']) {
+      test(`a ${method} without credentials whose answer drops must-revalidate from alice's entry does not make it everyone's (RFC 9111 §3.5)`, async () => {
+        const cache = makeAgent(kind.make())
+        const path = `/dated-${kind.name}-${method}`
+        const url = `${origin.url}${path}`
+        try {
+          assert.equal(
+            (await send(cache.agent, url, { headers: as('Bearer alice') })).body,
+            'page of Bearer alice',
+          )
+          // the origin answers this request's own validation: it is served what it validated
+          assert.equal((await send(cache.agent, url, { method })).status, 200)
+          const bob = await send(cache.agent, url, { headers: as('Bearer bob') })
+          assert.deepEqual(
+            [bob.body, bob.headers['cache-status']],
+            ['page of Bearer bob', 'undici-cache; fwd=miss; stored'],
+          )
+          assert.equal(origin.count(path), 3)
+        } finally {
+          await cache.close()
+        }
+      })
+    }
 
     test("cache.ttl does not serve an entry kept for one user's credentials to another's request", async () => {
       const cache = makeAgent(kind.make())
