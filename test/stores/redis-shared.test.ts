@@ -530,7 +530,8 @@ describe('RedisStore on an ioredis Cluster', { skip: skipReason ?? false }, () =
         for (let i = 0; i < 3; i++) {
           const startedMs = performance.now()
           assert.equal((await store.get(onOthers)).length, 1)
-          assert.ok(performance.now() - startedMs < 100, `${performance.now() - startedMs} ms`)
+          // well under the 300 ms a stall would take (a busy machine took 157 ms once)
+          assert.ok(performance.now() - startedMs < 250, `${performance.now() - startedMs} ms`)
         }
       } finally {
         nodes[0]?.resume()
