@@ -1,7 +1,7 @@
 import { reportStoreError } from './diagnostics.js'
 import { type Exchange, policyView, quietly } from './exchange.js'
 import type { FlightOutcome, Validated } from './flights.js'
-import { authorizedBy, keptUntilMs } from './handlers/entry-meta.js'
+import { keptUntilMs } from './handlers/entry-meta.js'
 import type { CacheConfig } from './options.js'
 import { responseDirectives } from './policy/cache-control.js'
 import { singletonValue } from './policy/headers.js'
@@ -57,8 +57,8 @@ function metaOf(
     varyKey: varyKey(selecting),
     deleteAtMs: 0,
     sharedCache: exchange.config.shared ? true : undefined,
-    // whose response the body is: a validation for other credentials (a HEAD's, a 304's) does not change it
-    authorized: entry.authorized ?? authorizedBy(exchange),
+    // whose response the body is: a validation (a HEAD's, a 304's) does not change it
+    authorized: entry.authorized,
   }
   meta.deleteAtMs = keptUntilMs(exchange, meta)
   return meta

@@ -76,7 +76,9 @@ function datedPage(req: IncomingMessage, res: ServerResponse): void {
   const lastModified = 'Mon, 02 Nov 2026 10:00:00 GMT'
   const cacheControl = req.headers.authorization ? 'must-revalidate, max-age=0' : 'max-age=60'
   const headers = { 'cache-control': cacheControl, 'last-modified': lastModified }
-  if (req.headers['if-modified-since'] === lastModified) return void reply(res, 304, headers)
+  // a HEAD is answered 200 whatever it asks: the cache freshens the GET's entry from it (RFC 9111 §4.3.5)
+  if (req.method !== 'HEAD' && req.headers['if-modified-since'] === lastModified)
+    return void reply(res, 304, headers)
   res.writeHead(200, headers)
   res.end(req.method === 'HEAD' ? undefined : `page of ${req.headers.authorization ?? 'nobody'}`)
 }
