@@ -16,9 +16,9 @@ export interface EntryMeta extends StoredResponse {
    */
   sharedCache?: true
   /**
-   * Stored (or last freshened) by a shared cache for a request with Authorization (RFC 9111 §3.5): a tag
-   * of those credentials (lib/credentials.ts). A request with others is never served it without the
-   * policy's check: not after waiting on a flight, nor under its `cache.ttl`.
+   * Stored by a shared cache for a request with Authorization (RFC 9111 §3.5): a tag of those credentials
+   * (lib/credentials.ts), kept however the entry is freshened. A request with others is never served it
+   * without the policy's check: not after waiting on a flight, nor under its `cache.ttl`.
    */
   authorized?: string
 }
