@@ -5,7 +5,7 @@ import { type CacheStatusParams, type ForwardReason, formatCacheStatus } from '.
 import { targetedView } from './policy/targeted.js'
 import type { RequestInfo, ResponseInfo } from './policy/types.js'
 import type { Serving } from './serving.js'
-import type { StoredEntry } from './stores/store.js'
+import { isPromise, type StoredEntry } from './stores/store.js'
 
 export type DispatchOptions = Dispatcher.DispatchOptions & { cache?: unknown }
 
@@ -73,10 +73,6 @@ export function cacheStatusValue(config: CacheConfig, params: CacheStatusParams)
   if (ttlSeconds === undefined || Number.isInteger(ttlSeconds))
     return formatCacheStatus(config.cacheStatus, params)
   return formatCacheStatus(config.cacheStatus, { ...params, ttlSeconds: Math.floor(ttlSeconds) })
-}
-
-function isPromise(value: unknown): value is Promise<unknown> {
-  return typeof (value as Promise<unknown> | undefined)?.then === 'function'
 }
 
 /**

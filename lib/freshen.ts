@@ -15,7 +15,13 @@ import {
 import { canStore, headersToStore, type StoreDecision, usableEntries } from './policy/storable.js'
 import type { Headers, HeaderValue, ResponseInfo } from './policy/types.js'
 import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
-import { type CacheStore, type EntryMeta, type StoredEntry, withEntries } from './stores/store.js'
+import {
+  afterAnswer,
+  type CacheStore,
+  type EntryMeta,
+  type StoredEntry,
+  withEntries,
+} from './stores/store.js'
 
 /**
  * The stored metadata freshened by a 304 or HEAD (RFC 9111 §4.3.4), with new request/response times.
@@ -101,11 +107,7 @@ export function storeFreshened(
     removeLater(() =>
       quietly(
         onError,
-        () => {
-          const removing = removeIfStored(config.store, key, entry.id)
-          if (removing === undefined) return removed()
-          return removing.then(removed)
-        },
+        () => afterAnswer(removeIfStored(config.store, key, entry.id), removed),
         config.serving,
       ),
     )
@@ -122,13 +124,13 @@ export function storeFreshened(
       reportStoreError(config.store, decision.storable ? 'update' : 'delete', error)
       settled?.('not-stored')
     },
-    () => {
-      const result = decision.storable
-        ? config.store.update(key, entry.id, stored)
-        : removeIfStored(config.store, key, entry.id)
-      if (result === undefined) return done()
-      return result.then(done)
-    },
+    () =>
+      afterAnswer(
+        decision.storable
+          ? config.store.update(key, entry.id, stored)
+          : removeIfStored(config.store, key, entry.id),
+        done,
+      ),
     config.serving,
   )
 }
@@ -197,9 +199,7 @@ export function stillStored(
 
 /** Removes `key`'s variants if the entry `id` is still among them (not replaced meanwhile by a newer response). */
 function removeIfStored(store: CacheStore, key: string, id: StoredEntry['id']): void | Promise<void> {
-  const removeIfFound = (entry: StoredEntry | undefined) => (entry ? store.delete(key) : undefined)
-  const found = stillStored(store, key, id)
-  return found instanceof Promise ? found.then(removeIfFound) : removeIfFound(found)
+  return afterAnswer(stillStored(store, key, id), (entry) => (entry ? store.delete(key) : undefined))
 }
 
 /** Removes `key`'s entries, reporting a failure (RFC 9111 §4.3.5: a stored response the HEAD shows outdated). */

@@ -1,15 +1,12 @@
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
+import { isPromise } from '../stores/store.js'
 import type { RelayController, ResponseSource } from './relay-controller.js'
 
 /** Bytes delivered in one turn of the event loop before yielding to other work. */
 const BYTES_PER_TURN = 1024 * 1024
 
 type Step = IteratorResult<Buffer>
-
-function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
-  return typeof (value as Promise<T> | undefined)?.then === 'function'
-}
 
 function iteratorOf(
   body: Iterable<Buffer> | AsyncIterable<Buffer>,

@@ -6,6 +6,7 @@ import type { CacheConfig } from '../options.js'
 import { invalidatesOnResponse, invalidationTargets } from '../policy/invalidation.js'
 import type { Headers } from '../policy/types.js'
 import { normalizeHeaders } from '../request-headers.js'
+import { afterAnswer } from '../stores/store.js'
 import { PassHandler } from './pass-handler.js'
 import { redirectHistory } from './redirect-history.js'
 import { forwardedHeaders } from './response-headers.js'
@@ -95,11 +96,7 @@ function invalidate(
         invalidated.unwritten(key)
         settled()
       },
-      () => {
-        const deleting = config.store.delete(key)
-        if (deleting === undefined) settled()
-        return deleting?.then(settled)
-      },
+      () => afterAnswer(config.store.delete(key), settled),
       config.serving,
     )
   }

@@ -83,6 +83,19 @@ export interface CacheStore {
   close(): MaybePromise<void>
 }
 
+/** Whether a store call answered with a promise (else it answered synchronously). */
+export function isPromise<T>(answer: MaybePromise<T>): answer is Promise<T> {
+  return typeof (answer as Promise<T> | null | undefined)?.then === 'function'
+}
+
+/** `next` applied to a store call's answer: at once when it came synchronously, else once it resolves. */
+export function afterAnswer<T, R>(
+  answer: MaybePromise<T>,
+  next: (value: T) => MaybePromise<R>,
+): MaybePromise<R> {
+  return isPromise(answer) ? answer.then(next) : next(answer)
+}
+
 /** A get whose answer is no list (a custom store's slip): it counts as a failed get. */
 function notAList(found: unknown): TypeError {
   return new TypeError(`store get() must give a list of entries, gave ${String(found)}`)
@@ -96,11 +109,11 @@ export function withEntries<T>(
   store: CacheStore,
   key: string,
   pick: (entries: StoredEntry[]) => T,
-): T | Promise<T> {
-  const found: unknown = store.get(key)
+): MaybePromise<T> {
+  const found = store.get(key) as MaybePromise<unknown>
+  // a hit's lookup: no function made for it
   if (Array.isArray(found)) return pick(found)
-  if (typeof (found as Promise<unknown> | null)?.then !== 'function') throw notAList(found)
-  return (found as Promise<unknown>).then((entries) => {
+  return afterAnswer(found, (entries) => {
     if (!Array.isArray(entries)) throw notAList(entries)
     return pick(entries)
   })
