@@ -69,13 +69,9 @@ export class CacheDispatcher {
   readonly #config: CacheConfig
   readonly #flights = new Flights()
   readonly #invalidated: Invalidated = {
-    started: (key) => {
-      const nowMs = Date.now()
-      this.#config.invalidations.invalidated(key, nowMs)
-      return nowMs
-    },
+    started: (key) => this.#config.invalidations.invalidated(key, Date.now()),
     unwritten: (key) => this.#config.invalidations.unwritten(key, Date.now()),
-    settled: (key, startedMs) => this.#config.invalidations.deleted(key, startedMs),
+    settled: (key, count) => this.#config.invalidations.deleted(key, count),
   }
 
   /** What undici 8's compose() said of the dispatcher's origin (see answeredByOwnOrigin). */
@@ -141,17 +137,18 @@ export class CacheDispatcher {
   }
 
   #lookup(exchange: Exchange, handler: Handler): boolean {
-    const { store } = this.#config
+    const { store, invalidations } = this.#config
+    const lookedUp = invalidations.lookupStarted()
     let entries: StoredEntry[] | Promise<StoredEntry[]>
     try {
       entries = withEntries(store, exchange.key, allOf)
     } catch (error) {
       return this.#lookupFailed(exchange, handler, error)
     }
-    if (Array.isArray(entries)) return this.#afterLookup(exchange, handler, entries)
+    if (Array.isArray(entries)) return this.#afterLookup(exchange, handler, entries, lookedUp)
     entries
       .then(
-        (found) => this.#afterLookup(exchange, handler, found),
+        (found) => this.#afterLookup(exchange, handler, found, lookedUp),
         (error: unknown) => this.#lookupFailed(exchange, handler, error),
       )
       .catch((error: unknown) => failAsync(handler, error))
@@ -165,10 +162,11 @@ export class CacheDispatcher {
     return passThrough(this.#next, this.#config, exchange.opts, handler, 'miss', 'store-error')
   }
 
-  #afterLookup(exchange: Exchange, handler: Handler, found: StoredEntry[]): boolean {
+  /** `lookedUp`: what Invalidations#lookupStarted said as the lookup was sent. */
+  #afterLookup(exchange: Exchange, handler: Handler, found: StoredEntry[], lookedUp: number): boolean {
     const { request, onlyIfCached, collapsed } = exchange
     const { shared, invalidations, store } = this.#config
-    const entries = usableEntries(invalidations.usable(store, exchange.key, found), shared)
+    const entries = usableEntries(invalidations.usable(store, exchange.key, found, lookedUp), shared)
     const entry = selectVariant(entries, request.headers)
     if (exchange.originOnly) {
       const reason = originOnlyReason(entries.length, entry && this.#decide(exchange, entry))

@@ -259,8 +259,9 @@ function headMatches(entry: StoredEntry, head: ResponseInfo): boolean {
  */
 export function freshenFromHead(exchange: Exchange, head: ResponseInfo): void {
   const { config, key, request } = exchange
+  const lookedUp = config.invalidations.lookupStarted()
   const update = (entries: StoredEntry[]) => {
-    const usable = config.invalidations.usable(config.store, key, entries)
+    const usable = config.invalidations.usable(config.store, key, entries, lookedUp)
     const entry = selectVariant(usableEntries(usable, config.shared), request.headers)
     if (!entry) return
     if (headMatches(entry, head))

@@ -1,3 +1,4 @@
+import { LruMap } from './stores/lru-map.js'
 import type { CacheStore, StoredEntry } from './stores/store.js'
 
 /**
@@ -6,6 +7,13 @@ import type { CacheStore, StoredEntry } from './stores/store.js'
  * served again.
  */
 const MAX_KEYS = 10_000
+
+/** An invalidation's delete: its number, when it was asked for, and the count of settled deletes once it settled. */
+interface Deletion {
+  count: number
+  atMs: number
+  settledCount: number
+}
 
 /** A number for each of the MAX_KEYS keys that last had something happen to them. */
 class Recent {
@@ -50,10 +58,13 @@ export class Invalidations {
   readonly #lastCount = new Recent()
   readonly #unwrittenMs = new Recent()
   /**
-   * When each key's delete still under way was asked for. An asynchronous store may answer a lookup
-   * sent after it first (RedisStore re-sends a script Redis forgot, after the commands sent meanwhile).
+   * Each key's last invalidation. An asynchronous store may answer a lookup sent before the delete
+   * settles after it (RedisStore re-sends a script Redis forgot behind the commands sent meanwhile), or
+   * settle the delete first although its answer came second: such a lookup hides what was stored by then.
    */
-  readonly #deletingMs = new Recent()
+  readonly #deletions = new LruMap<string, Deletion>(MAX_KEYS)
+  /** How many deletes have settled: a lookup notes it as it is sent (`lookupStarted`). */
+  #settledCount = 0
   /** Entries a 304 made unstorable, by key, not served while their removal waits for a read. */
   readonly #retired = new Map<string, Set<StoredEntry['id']>>()
 
@@ -61,16 +72,26 @@ export class Invalidations {
     return this.#count
   }
 
-  /** `key` is invalidated, its delete asked for at `nowMs`: until deleted(), what was stored by then is not served. */
-  invalidated(key: string, nowMs: number): void {
+  /**
+   * `key` is invalidated, its delete asked for at `nowMs`: lookups sent before deleted() is told do
+   * not serve what was stored by then. Answers the invalidation's number, for deleted().
+   */
+  invalidated(key: string, nowMs: number): number {
     this.#count++
     this.#lastCount.set(key, this.#count)
-    this.#deletingMs.set(key, nowMs)
+    this.#deletions.set(key, { count: this.#count, atMs: nowMs, settledCount: Number.POSITIVE_INFINITY })
+    return this.#count
   }
 
-  /** The delete asked for at `startedMs` has settled (unwritten() was told if it failed). */
-  deleted(key: string, startedMs: number): void {
-    this.#deletingMs.forget(key, startedMs)
+  /** The delete of invalidation number `count` has settled (unwritten() was told if it failed). */
+  deleted(key: string, count: number): void {
+    const deletion = this.#deletions.get(key)
+    if (deletion?.count === count) deletion.settledCount = ++this.#settledCount
+  }
+
+  /** Noted as a lookup is sent, for usable(). */
+  lookupStarted(): number {
+    return this.#settledCount
   }
 
   unwritten(key: string, nowMs: number): void {
@@ -104,14 +125,15 @@ export class Invalidations {
   }
 
   /**
-   * `entries` of `key` without those retired, and without those stored before an invalidation whose
-   * delete is under way or failed.
+   * `entries` of `key`, from a lookup sent when lookupStarted() said `lookedUp`, without those retired,
+   * and without those stored before an invalidation whose delete had not settled by then, or failed.
    */
-  usable(store: CacheStore, key: string, entries: StoredEntry[]): StoredEntry[] {
+  usable(store: CacheStore, key: string, entries: StoredEntry[], lookedUp: number): StoredEntry[] {
     const retired = this.#retired.size === 0 ? undefined : this.#retired.get(key)
     if (retired) entries = entries.filter((entry) => !retired.has(entry.id))
-    const deletingMs = this.#deletingMs.size === 0 ? undefined : this.#deletingMs.get(key)
-    if (deletingMs !== undefined) entries = entries.filter((entry) => entry.responseTimeMs > deletingMs)
+    const deletion = this.#deletions.size === 0 ? undefined : this.#deletions.get(key)
+    if (deletion !== undefined && deletion.settledCount > lookedUp)
+      entries = entries.filter((entry) => entry.responseTimeMs > deletion.atMs)
     return this.#writtenOnly(store, key, entries)
   }
 

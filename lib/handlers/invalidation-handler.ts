@@ -12,13 +12,13 @@ import { redirectHistory } from './redirect-history.js'
 import { forwardedHeaders } from './response-headers.js'
 
 /**
- * Told of each key a response invalidates: as it arrives (when its delete is asked for, in ms), when
- * the store failed to delete it, and when the delete has settled.
+ * Told of each key a response invalidates: as its delete is asked for (answering the invalidation's
+ * number), when the store failed to delete it, and when the delete has settled.
  */
 export interface Invalidated {
   started(key: string): number
   unwritten(key: string): void
-  settled(key: string, startedMs: number): void
+  settled(key: string, count: number): void
 }
 
 interface Target extends KeyInput {
@@ -88,8 +88,8 @@ function invalidate(
 ): void {
   if (!invalidatesOnResponse(target.method, statusCode)) return
   for (const key of invalidatedKeys(target, hops, headers)) {
-    const startedMs = invalidated.started(key)
-    const settled = () => invalidated.settled(key, startedMs)
+    const count = invalidated.started(key)
+    const settled = () => invalidated.settled(key, count)
     quietly(
       (error) => {
         reportStoreError(config.store, 'delete', error)

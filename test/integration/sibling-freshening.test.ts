@@ -76,7 +76,7 @@ test("a private cache's 304 never rewrites the variants a shared cache stored on
     assert.equal(en.headers['set-cookie'], 'sid=alice')
     const before = origin.count('/page')
     const frAgain = await get(shared, 'fr')
-    assert.match(String(frAgain.headers['cache-status']), /^undici-cache; hit; ttl=(59|60)$/)
+    assert.match(String(frAgain.headers['cache-status']), /^undici-cache; hit; ttl=(58|59|60)$/)
     assert.equal(frAgain.headers['set-cookie'], undefined)
     assert.equal(origin.count('/page'), before)
     const rows = sharedStore.get(`${origin.url}/page`) as { sharedCache?: boolean; varyKey: string }[]

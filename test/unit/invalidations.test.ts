@@ -24,17 +24,17 @@ test('a retired entry is not usable until it is removed; other entries of its ke
   const invalidations = new Invalidations()
   const store = new MemoryStore()
   const entries = [entry(1), entry(2)]
-  assert.equal(invalidations.usable(store, 'k', entries), entries)
+  assert.equal(invalidations.usable(store, 'k', entries, 0), entries)
   invalidations.retire('k', 1)
-  assert.deepEqual(idsOf(invalidations.usable(store, 'k', entries)), [2])
-  assert.equal(invalidations.usable(store, 'other', entries), entries)
+  assert.deepEqual(idsOf(invalidations.usable(store, 'k', entries, 0)), [2])
+  assert.equal(invalidations.usable(store, 'other', entries, 0), entries)
   invalidations.retire('k', 2)
-  assert.deepEqual(invalidations.usable(store, 'k', entries), [])
+  assert.deepEqual(invalidations.usable(store, 'k', entries, 0), [])
   invalidations.removed('k', 1)
-  assert.deepEqual(idsOf(invalidations.usable(store, 'k', entries)), [1])
+  assert.deepEqual(idsOf(invalidations.usable(store, 'k', entries, 0)), [1])
   invalidations.removed('k', 2)
   invalidations.removed('k', 2)
-  assert.equal(invalidations.usable(store, 'k', entries), entries)
+  assert.equal(invalidations.usable(store, 'k', entries, 0), entries)
 })
 
 test('retired keys are bounded: past 10 000 the oldest is forgotten', () => {
@@ -42,28 +42,43 @@ test('retired keys are bounded: past 10 000 the oldest is forgotten', () => {
   const store = new MemoryStore()
   const entries = [entry(1)]
   for (let i = 0; i <= 10_000; i++) invalidations.retire(`k${i}`, 1)
-  assert.equal(invalidations.usable(store, 'k0', entries), entries)
-  assert.deepEqual(invalidations.usable(store, 'k1', entries), [])
-  assert.deepEqual(invalidations.usable(store, 'k10000', entries), [])
+  assert.equal(invalidations.usable(store, 'k0', entries, 0), entries)
+  assert.deepEqual(invalidations.usable(store, 'k1', entries, 0), [])
+  assert.deepEqual(invalidations.usable(store, 'k10000', entries, 0), [])
   // retiring again makes a key the newest
   invalidations.retire('k1', 1)
   invalidations.retire('k10001', 1)
-  assert.deepEqual(invalidations.usable(store, 'k1', entries), [])
-  assert.equal(invalidations.usable(store, 'k2', entries), entries)
+  assert.deepEqual(invalidations.usable(store, 'k1', entries, 0), [])
+  assert.equal(invalidations.usable(store, 'k2', entries, 0), entries)
 })
 
-test('while the delete an invalidation asked for is under way, what was stored by then is not usable', () => {
+test('a lookup sent before the delete an invalidation asked for settled does not use what was stored by then', () => {
   const invalidations = new Invalidations()
   const store = new MemoryStore()
   const storedAt = (id: number, responseTimeMs: number) => ({ ...entry(id), responseTimeMs })
   const entries = [storedAt(1, 1000), storedAt(2, 2000), storedAt(3, 2001)]
-  invalidations.invalidated('k', 2000)
-  assert.deepEqual(idsOf(invalidations.usable(store, 'k', entries)), [3])
-  assert.equal(invalidations.usable(store, 'other', entries), entries)
+  const first = invalidations.invalidated('k', 2000)
+  const duringFirst = invalidations.lookupStarted()
+  assert.deepEqual(idsOf(invalidations.usable(store, 'k', entries, duringFirst)), [3])
+  assert.equal(invalidations.usable(store, 'other', entries, duringFirst), entries)
   // a later invalidation of the key is not ended by the settling of the earlier one
-  invalidations.invalidated('k', 2500)
-  invalidations.deleted('k', 2000)
-  assert.deepEqual(invalidations.usable(store, 'k', entries), [])
-  invalidations.deleted('k', 2500)
-  assert.equal(invalidations.usable(store, 'k', entries), entries)
+  const second = invalidations.invalidated('k', 2500)
+  invalidations.deleted('k', first)
+  assert.deepEqual(invalidations.usable(store, 'k', entries, invalidations.lookupStarted()), [])
+  invalidations.deleted('k', second)
+  // the store answered the lookups sent before the delete settled first, or settled the delete first
+  assert.deepEqual(invalidations.usable(store, 'k', entries, duringFirst), [])
+  assert.equal(invalidations.usable(store, 'k', entries, invalidations.lookupStarted()), entries)
+})
+
+test('two invalidations of a key in one millisecond: the settling of the first does not end the second', () => {
+  const invalidations = new Invalidations()
+  const store = new MemoryStore()
+  const entries = [{ ...entry(1), responseTimeMs: 1000 }]
+  const first = invalidations.invalidated('k', 2000)
+  const second = invalidations.invalidated('k', 2000)
+  invalidations.deleted('k', first)
+  assert.deepEqual(invalidations.usable(store, 'k', entries, invalidations.lookupStarted()), [])
+  invalidations.deleted('k', second)
+  assert.equal(invalidations.usable(store, 'k', entries, invalidations.lookupStarted()), entries)
 })
