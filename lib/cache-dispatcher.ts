@@ -70,7 +70,7 @@ export class CacheDispatcher {
   readonly #flights = new Flights()
   readonly #invalidated: Invalidated = {
     started: (key) => this.#config.invalidations.invalidated(key, Date.now()),
-    unwritten: (key) => this.#config.invalidations.unwritten(key, Date.now()),
+    unwritten: (key, count) => this.#config.invalidations.unwritten(key, count),
     settled: (key, count) => this.#config.invalidations.deleted(key, count),
   }
 

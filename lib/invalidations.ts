@@ -3,15 +3,19 @@ import type { CacheStore, StoredEntry } from './stores/store.js'
 
 /**
  * Keys remembered at most, in each map; past that the oldest is forgotten. A request sent before a
- * forgotten invalidation counts as invalidated; the old entries of a forgotten unwritten one could be
+ * forgotten invalidation counts as invalidated; the old entries of a forgotten failed delete could be
  * served again.
  */
 const MAX_KEYS = 10_000
 
-/** An invalidation's delete: its number, when it was asked for, and the count of settled deletes once it settled. */
+/**
+ * A key's last invalidation: its number, when its delete was asked for, whether the store failed to
+ * write it, and the count of settled deletes once a delete of the key worked (infinite until then).
+ */
 interface Deletion {
   count: number
   atMs: number
+  failed: boolean
   settledCount: number
 }
 
@@ -37,26 +41,20 @@ class Recent {
     this.#values.delete(oldestKey)
     this.forgottenMax = Math.max(this.forgottenMax, oldest)
   }
-
-  /** Forgets `key` if it still holds `value` (nothing happened to it since). */
-  forget(key: string, value: number): void {
-    if (this.#values.get(key) === value) this.#values.delete(key)
-  }
 }
 
 /**
  * RFC 9111 §4.4: when this cache last invalidated each key, and which invalidations the store failed
  * to write (locked past its timeout, disk full). A response to a request sent before its key's last
  * invalidation may predate the write: it is neither stored nor written back. Entries stored before an
- * invalidation the store failed to write are not served: each lookup deletes them again, and the key
- * is forgotten once that works or none is left.
+ * invalidation the store failed to write are not served: each lookup that finds them deletes them
+ * again, until that works.
  */
 export class Invalidations {
   /** How many invalidations this cache has made: a request notes it when sent (`count`). */
   #count = 0
   /** The count each key was last invalidated at (a count, not a time: two can share a millisecond). */
   readonly #lastCount = new Recent()
-  readonly #unwrittenMs = new Recent()
   /**
    * Each key's last invalidation. An asynchronous store may answer a lookup sent before the delete
    * settles after it (RedisStore re-sends a script Redis forgot behind the commands sent meanwhile), or
@@ -79,23 +77,36 @@ export class Invalidations {
   invalidated(key: string, nowMs: number): number {
     this.#count++
     this.#lastCount.set(key, this.#count)
-    this.#deletions.set(key, { count: this.#count, atMs: nowMs, settledCount: Number.POSITIVE_INFINITY })
+    const deletion = {
+      count: this.#count,
+      atMs: nowMs,
+      failed: false,
+      settledCount: Number.POSITIVE_INFINITY,
+    }
+    this.#deletions.set(key, deletion)
     return this.#count
   }
 
-  /** The delete of invalidation number `count` has settled (unwritten() was told if it failed). */
+  /** The store failed to write the delete of invalidation number `count` (locked, disk full). */
+  unwritten(key: string, count: number): void {
+    const deletion = this.#deletions.get(key)
+    if (deletion?.count === count) deletion.failed = true
+  }
+
+  /** The delete of invalidation number `count` has settled (unwritten() was told first if it failed). */
   deleted(key: string, count: number): void {
     const deletion = this.#deletions.get(key)
-    if (deletion?.count === count) deletion.settledCount = ++this.#settledCount
+    if (deletion?.count === count && !deletion.failed) this.#settle(deletion)
+  }
+
+  #settle(deletion: Deletion): void {
+    deletion.failed = false
+    deletion.settledCount = ++this.#settledCount
   }
 
   /** Noted as a lookup is sent, for usable(). */
   lookupStarted(): number {
     return this.#settledCount
-  }
-
-  unwritten(key: string, nowMs: number): void {
-    this.#unwrittenMs.set(key, nowMs)
   }
 
   /** Whether `key` was invalidated since a request for it was sent, when the count was `sentCount`. */
@@ -132,29 +143,24 @@ export class Invalidations {
     const retired = this.#retired.size === 0 ? undefined : this.#retired.get(key)
     if (retired) entries = entries.filter((entry) => !retired.has(entry.id))
     const deletion = this.#deletions.size === 0 ? undefined : this.#deletions.get(key)
-    if (deletion !== undefined && deletion.settledCount > lookedUp)
-      entries = entries.filter((entry) => entry.responseTimeMs > deletion.atMs)
-    return this.#writtenOnly(store, key, entries)
+    if (deletion === undefined || deletion.settledCount <= lookedUp) return entries
+    const kept = entries.filter((entry) => entry.responseTimeMs > deletion.atMs)
+    return deletion.failed && kept.length < entries.length
+      ? this.#deleteAgain(store, key, deletion, kept)
+      : kept
   }
 
-  #writtenOnly(store: CacheStore, key: string, entries: StoredEntry[]): StoredEntry[] {
-    if (this.#unwrittenMs.size === 0) return entries
-    const atMs = this.#unwrittenMs.get(key)
-    if (atMs === undefined) return entries
-    const kept = entries.filter((entry) => entry.responseTimeMs > atMs)
-    if (kept.length === entries.length) {
-      this.#unwrittenMs.forget(key, atMs)
-      return entries
-    }
+  /** Entries stored before an invalidation the store failed to write were found: deletes them again. */
+  #deleteAgain(store: CacheStore, key: string, deletion: Deletion, kept: StoredEntry[]): StoredEntry[] {
     // deleting removes the newer variants too: they are then a miss, like any invalidated key
     try {
       const deleting = store.delete(key)
       if (deleting === undefined) {
-        this.#unwrittenMs.forget(key, atMs)
+        this.#settle(deletion)
         return []
       }
       deleting.then(
-        () => this.#unwrittenMs.forget(key, atMs),
+        () => this.#settle(deletion),
         () => {},
       )
     } catch {

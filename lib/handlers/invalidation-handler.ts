@@ -17,7 +17,7 @@ import { forwardedHeaders } from './response-headers.js'
  */
 export interface Invalidated {
   started(key: string): number
-  unwritten(key: string): void
+  unwritten(key: string, count: number): void
   settled(key: string, count: number): void
 }
 
@@ -93,7 +93,7 @@ function invalidate(
     quietly(
       (error) => {
         reportStoreError(config.store, 'delete', error)
-        invalidated.unwritten(key)
+        invalidated.unwritten(key, count)
         settled()
       },
       () => afterAnswer(config.store.delete(key), settled),

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Invalidations } from '../../lib/invalidations.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
-import type { StoredEntry } from '../../lib/stores/store.js'
+import type { CacheStore, StoredEntry } from '../../lib/stores/store.js'
 
 const entry = (id: number): StoredEntry => ({
   id,
@@ -80,5 +80,46 @@ test('two invalidations of a key in one millisecond: the settling of the first d
   invalidations.deleted('k', first)
   assert.deepEqual(invalidations.usable(store, 'k', entries, invalidations.lookupStarted()), [])
   invalidations.deleted('k', second)
+  assert.equal(invalidations.usable(store, 'k', entries, invalidations.lookupStarted()), entries)
+})
+
+test('after a failed delete, a lookup finding what was stored before deletes again; lookups sent before that worked still hide it', async () => {
+  const invalidations = new Invalidations()
+  let deletes = 0
+  let deleted = () => {}
+  const store = {
+    delete: () => {
+      deletes++
+      return new Promise<void>((resolve) => {
+        deleted = resolve
+      })
+    },
+  } as unknown as CacheStore
+  const older = { ...entry(1), responseTimeMs: 1000 }
+  const newer = { ...entry(2), responseTimeMs: 3000 }
+  const count = invalidations.invalidated('k', 2000)
+  invalidations.unwritten('k', count)
+  invalidations.deleted('k', count)
+  const sentBefore = invalidations.lookupStarted()
+  assert.deepEqual(idsOf(invalidations.usable(store, 'k', [older, newer], sentBefore)), [2])
+  assert.equal(deletes, 1)
+  assert.deepEqual(idsOf(invalidations.usable(store, 'k', [newer], sentBefore)), [2])
+  assert.equal(deletes, 1, 'nothing older found: nothing to delete')
+  deleted()
+  await Promise.resolve()
+  assert.deepEqual(idsOf(invalidations.usable(store, 'k', [older, newer], sentBefore)), [2])
+  assert.equal(deletes, 1, 'the delete worked: a lookup sent before it is not one to delete again')
+  const sentAfter = invalidations.lookupStarted()
+  assert.deepEqual(idsOf(invalidations.usable(store, 'k', [older, newer], sentAfter)), [1, 2])
+})
+
+test('after a failed delete, a synchronous store deletes again at once: the lookup finds nothing', () => {
+  const invalidations = new Invalidations()
+  const store = new MemoryStore()
+  const entries = [{ ...entry(1), responseTimeMs: 1000 }]
+  const count = invalidations.invalidated('k', 2000)
+  invalidations.unwritten('k', count)
+  invalidations.deleted('k', count)
+  assert.deepEqual(invalidations.usable(store, 'k', entries, invalidations.lookupStarted()), [])
   assert.equal(invalidations.usable(store, 'k', entries, invalidations.lookupStarted()), entries)
 })
