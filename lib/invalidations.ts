@@ -25,10 +25,6 @@ class Recent {
   /** The greatest number forgotten to stay within MAX_KEYS: any key may have had it. */
   forgottenMax = 0
 
-  get size(): number {
-    return this.#values.size
-  }
-
   get(key: string): number | undefined {
     return this.#values.get(key)
   }
