@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
-import type { StoredEntry } from '../stores/store.js'
+import { isPromise, type StoredEntry } from '../stores/store.js'
 import { BodyPump } from './body-pump.js'
 import type { RelayController } from './relay-controller.js'
 import type { RestFetch } from './rest-from-origin.js'
@@ -81,7 +81,7 @@ export function catchUp(
   }
   try {
     const found = ending.storedCopy?.()
-    if (found instanceof Promise) found.then(serveRest).catch(lost)
+    if (isPromise(found)) Promise.resolve(found).then(serveRest).catch(lost)
     else serveRest(found)
   } catch (error) {
     lost(error)

@@ -9,7 +9,7 @@ import type { CacheStatusParams } from '../policy/cache-status.js'
 import { staleIfErrorAllows } from '../policy/lookup.js'
 import { notModifiedMatches } from '../policy/revalidation.js'
 import type { Headers, StoredResponse } from '../policy/types.js'
-import type { StoredEntry } from '../stores/store.js'
+import { isPromise, type StoredEntry } from '../stores/store.js'
 import { ForwardHandler, type ForwardOptions } from './forward-handler.js'
 import type { RelayController } from './relay-controller.js'
 import { respondFromCache } from './respond.js'
@@ -195,8 +195,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     } catch (error) {
       found = lost(error)
     }
-    if (found instanceof Promise)
-      found
+    if (isPromise(found))
+      Promise.resolve(found)
         .catch(lost)
         .then(serve)
         .catch((error) => this.#fail(error))
