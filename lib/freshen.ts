@@ -238,9 +238,12 @@ function sameFieldsBut(a: Headers, b: Headers, ignored: ReadonlySet<string>): bo
 /**
  * A 304 for a `no-cache` response that changes no field but its dates: every use of such a response
  * is validated first and it is never served stale (RFC 9111 §5.2.2.4, RFC 5861), so its stored
- * times decide nothing later and the write is skipped.
+ * times decide nothing later and the write is skipped; but for a request with `cache.ttl`, whose
+ * forced lifetime counts from them (a later one without writes nothing: one with ttl then validates
+ * once more, and writes).
  */
 function changesNothing(exchange: Exchange, entry: StoredEntry, freshened: EntryMeta): boolean {
+  if (exchange.requestOptions?.ttl !== undefined) return false
   if (responseDirectives(policyView(exchange.config, freshened).headers).noCache !== true) return false
   return sameFieldsBut(entry.headers, freshened.headers, TIMING_FIELDS)
 }

@@ -42,9 +42,10 @@ class Recent {
 /**
  * RFC 9111 §4.4: when this cache last invalidated each key, and which invalidations the store failed
  * to write (locked past its timeout, disk full). A response to a request sent before its key's last
- * invalidation may predate the write: it is neither stored nor written back. Entries stored before an
- * invalidation the store failed to write are not served: each lookup that finds them deletes them
- * again, until that works.
+ * invalidation may predate the write: it is neither stored nor written back, and, until the delete has
+ * settled, one stored meanwhile (by another process or machine) is not served. Entries answering
+ * requests sent before an invalidation the store failed to write are not served: each lookup that finds
+ * them deletes them again, until that works.
  */
 export class Invalidations {
   /** How many invalidations this cache has made: a request notes it when sent (`count`). */
@@ -54,7 +55,7 @@ export class Invalidations {
   /**
    * Each key's last invalidation. An asynchronous store may answer a lookup sent before the delete
    * settles after it (RedisStore re-sends a script Redis forgot behind the commands sent meanwhile), or
-   * settle the delete first although its answer came second: such a lookup hides what was stored by then.
+   * settle the delete first although its answer came second: such a lookup hides the responses to requests sent by then.
    */
   readonly #deletions = new LruMap<string, Deletion>(MAX_KEYS)
   /** How many deletes have settled: a lookup notes it as it is sent (`lookupStarted`). */
@@ -68,7 +69,7 @@ export class Invalidations {
 
   /**
    * `key` is invalidated, its delete asked for at `nowMs`: lookups sent before deleted() is told do
-   * not serve what was stored by then. Answers the invalidation's number, for deleted().
+   * not serve responses to requests sent by then. Answers the invalidation's number, for deleted().
    */
   invalidated(key: string, nowMs: number): number {
     this.#count++
@@ -133,20 +134,22 @@ export class Invalidations {
 
   /**
    * `entries` of `key`, from a lookup sent when lookupStarted() said `lookedUp`, without those retired,
-   * and without those stored before an invalidation whose delete had not settled by then, or failed.
+   * and without those answering requests sent before an invalidation whose delete had not settled by
+   * then, or failed.
    */
   usable(store: CacheStore, key: string, entries: StoredEntry[], lookedUp: number): StoredEntry[] {
     const retired = this.#retired.size === 0 ? undefined : this.#retired.get(key)
     if (retired) entries = entries.filter((entry) => !retired.has(entry.id))
     const deletion = this.#deletions.size === 0 ? undefined : this.#deletions.get(key)
     if (deletion === undefined || deletion.settledCount <= lookedUp) return entries
-    const kept = entries.filter((entry) => entry.responseTimeMs > deletion.atMs)
+    // an entry whose request was sent before the invalidation may predate it, wherever it was stored
+    const kept = entries.filter((entry) => entry.requestTimeMs > deletion.atMs)
     return deletion.failed && kept.length < entries.length
       ? this.#deleteAgain(store, key, deletion, kept)
       : kept
   }
 
-  /** Entries stored before an invalidation the store failed to write were found: deletes them again. */
+  /** Entries answering requests sent before an invalidation the store failed to write were found: deletes them again. */
   #deleteAgain(store: CacheStore, key: string, deletion: Deletion, kept: StoredEntry[]): StoredEntry[] {
     // deleting removes the newer variants too: they are then a miss, like any invalidated key
     try {

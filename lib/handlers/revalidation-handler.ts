@@ -234,7 +234,9 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
         settle()
         return
       }
-      const status = { fwd, fwdStatus: served.fwdStatus, detail: served.detail }
+      // RFC 9211 §2.6: the waiters are served this stale response too
+      const collapsed = (flight?.waiterCount ?? 0) > 0
+      const status = { fwd, fwdStatus: served.fwdStatus, collapsed, detail: served.detail }
       if (this.#respond(entry, entry, status)) settle()
     }
     this.#whenLookedUp(serve)

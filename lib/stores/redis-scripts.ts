@@ -17,8 +17,8 @@ import { MAX_VARIANTS_PER_KEY } from './store.js'
 export const REPLACED_BODY_GRACE_MS = 60_000
 
 /**
- * How long a key's deletions are counted (in `<index>:deleted`) after the last one: a write whose request
- * was looked up before a deletion is not published within this long after it.
+ * How long a key's last deletion is marked (in `<index>:deleted`): a write whose request was looked up
+ * before a deletion is not published within this long after it.
  */
 export const DELETIONS_KEPT_MS = 10 * 60_000
 
@@ -67,7 +67,7 @@ end
 `
 
 /**
- * KEYS: index. Returns the key's deletion count (nil if none lately), then [id, record, inline body or
+ * KEYS: index. Returns the key's deletion mark (nil if none lately), then [id, record, inline body or
  * nil] for every variant whose body is complete.
  */
 export const GET_SCRIPT = luaScript(`${HELPERS}
@@ -90,7 +90,7 @@ return found
 
 /**
  * KEYS: index, body. ARGV: id, varyKey, meta JSON, sizeBytes, ttlMs, inline ('1' or '0'), last bytes,
- * the deletion count its request's lookup saw ('' for none, '-' when unknown). Publishes a variant,
+ * the deletion mark its request's lookup saw ('' for none, '-' when unknown). Publishes a variant,
  * replacing the one with the same varyKey; returns 0 when the body is incomplete, or when the key was
  * deleted since that lookup (RFC 9111 §4.4: the response may predate the change).
  */
@@ -130,11 +130,17 @@ expireAtLeast(index, ttlMs)
 return 1
 `)
 
-/** KEYS: index. Removes every variant (their bodies go after the grace period) and counts the deletion. */
+/**
+ * KEYS: index; ARGV: a random increment. Removes every variant (their bodies go after the grace period)
+ * and moves the key's deletion mark on by the increment: a count by ones would start again at a value
+ * a lookup saw before Redis restarted empty or evicted the mark. A mark that would overflow starts over.
+ */
 export const DELETE_SCRIPT = luaScript(`
 local index = KEYS[1]
-redis.call('INCR', index .. ':deleted')
-redis.call('PEXPIRE', index .. ':deleted', ${DELETIONS_KEPT_MS})
+local mark = index .. ':deleted'
+local moved = redis.pcall('INCRBY', mark, ARGV[1])
+if type(moved) == 'table' and moved.err then redis.call('SET', mark, ARGV[1]) end
+redis.call('PEXPIRE', mark, ${DELETIONS_KEPT_MS})
 for _, name in ipairs(redis.call('HKEYS', index)) do
   if string.sub(name, 1, 2) == 'm:' then
     redis.call('PEXPIRE', index .. ':' .. string.sub(name, 3), ${REPLACED_BODY_GRACE_MS})

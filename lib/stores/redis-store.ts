@@ -1,5 +1,5 @@
 /** RedisStore: a cache store in Redis, shared by every process and machine that uses the same Redis. */
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, randomBytes, randomInt } from 'node:crypto'
 import { asError, reportStoreError } from '../diagnostics.js'
 import { RedisConnection } from './redis-connection.js'
 import { RedisLookups } from './redis-lookups.js'
@@ -109,7 +109,7 @@ export class RedisStore implements CacheStore {
   async delete(key: string): Promise<void> {
     this.#assertOpen()
     this.#writers.abortKey(key)
-    await this.#connection.run(DELETE_SCRIPT, [this.#indexKey(key)], [])
+    await this.#connection.run(DELETE_SCRIPT, [this.#indexKey(key)], [randomInt(1, MAX_MARK_INCREMENT)])
   }
 
   /** Drops the writes in progress and closes the client the store created (never a caller's client). */
@@ -166,6 +166,9 @@ function metaJson(meta: EntryMeta): string {
 
 /** A hit asks for up to this many bytes (and chunks) of a body ahead of its caller: a far Redis costs a round trip per window. */
 const READ_AHEAD_BYTES = 1024 * 1024
+
+/** A delete moves its key's mark on by a random 1..2³¹: two marks a lookup could confuse are unlikely. */
+const MAX_MARK_INCREMENT = 2 ** 31
 const READ_AHEAD_CHUNKS = 16
 
 /**

@@ -34,7 +34,7 @@ export interface WriterTarget {
   varyKey: string
   metaJson: string
   deleteAtMs: number
-  /** The key's deletion count its request's lookup saw ('' for none, '-' when unknown): see COMMIT_SCRIPT. */
+  /** The key's deletion mark its request's lookup saw ('' for none, '-' when unknown): see COMMIT_SCRIPT. */
   deletionsSeen: string
 }
 

@@ -1,4 +1,6 @@
 /** The row changes SqliteTables makes inside its write transactions. */
+
+import { LruMap } from './lru-map.js'
 import type { KeyedRow } from './sqlite-key-filter.js'
 import { isAbandoned } from './sqlite-liveness.js'
 import {
@@ -21,6 +23,9 @@ import { MAX_VARIANTS_PER_KEY } from './store.js'
  */
 export const INVALIDATED_KEEP_MS = 10 * 60_000
 
+/** Keys whose last delete by this store is remembered; an older one counts as another connection's. */
+const OWN_DELETES_KEPT = 10_000
+
 /**
  * Inserts, commits, replacements, eviction and removal of entry rows, each inside a transaction that
  * SqliteTables runs: it reads what the transaction inserted and which body files it removed.
@@ -29,6 +34,8 @@ export class RowWrites {
   readonly #sql: Statements
   readonly #totals: PendingTotals
   readonly #onRemoved: (entryId: number) => void
+  /** When this store last deleted each of the most recently deleted keys (see #deletedSinceSent). */
+  readonly #ownDeletesMs = new LruMap<string, number>(OWN_DELETES_KEPT)
   /** Entries with a body file removed by the running transaction: their files go once it commits. */
   removedFiles: number[] = []
   /** The rows the running write transaction inserted. */
@@ -154,16 +161,21 @@ export class RowWrites {
   /** Removes every row under `key`, complete or not, and remembers when (see #deletedSinceSent). */
   removeKeyRows(key: string): void {
     for (const row of this.#sql.selectKeyRows.all(key)) this.remove(row)
-    this.#sql.markInvalidated.run(key, Date.now())
+    const nowMs = Date.now()
+    this.#sql.markInvalidated.run(key, nowMs)
+    this.#ownDeletesMs.set(key, nowMs)
   }
 
   /**
    * RFC 9111 §4.4: the key was deleted (invalidated, or found outdated) after the request was sent, by
-   * this or another connection: the response may predate the change, so it is not committed.
+   * this or another connection: the response may predate the change, so it is not committed. Another
+   * connection's delete in the request's millisecond may have come after it; this store's own are
+   * told apart by its interceptors (Invalidations#since), which refuse a request sent before them.
    */
   #deletedSinceSent(draft: EntryDraft): boolean {
     const deletedMs = this.#sql.selectInvalidatedMs.get(draft.key)?.at_ms
-    return deletedMs !== undefined && deletedMs > draft.requestTimeMs
+    if (deletedMs === undefined || deletedMs < draft.requestTimeMs) return false
+    return deletedMs > draft.requestTimeMs || this.#ownDeletesMs.get(draft.key) !== deletedMs
   }
 
   /** Replaces a complete entry's metadata, then evicts others while over a limit; no-op when it is gone. */

@@ -30,6 +30,11 @@ for (const kind of storeKinds) {
           const cacheControl = url.pathname === '/no-date' ? 'max-age=60' : 'no-store'
           return reply(res, 200, { 'cache-control': cacheControl, etag: '"d"' }, 'dateless')
         }
+        if (url.pathname === '/validated') {
+          const headers = { 'cache-control': 'no-cache', etag: '"v"' }
+          if (req.headers['if-none-match'] === '"v"') return reply(res, 304, headers)
+          return reply(res, 200, headers, 'validated')
+        }
         if (url.pathname === '/404') return reply(res, 404, { 'cache-control': 'max-age=60' }, 'not here')
         if (url.pathname === '/204') return reply(res, 204, { 'cache-control': 'max-age=60' })
         if (url.pathname === '/500') return reply(res, 500, { 'cache-control': 'max-age=60' }, 'broken')
@@ -140,6 +145,24 @@ for (const kind of storeKinds) {
       assert.match(String(forced.headers['cache-status']), /^undici-cache; hit; ttl=(28|29|30)$/)
       assert.equal(forced.body, 'other /other-path')
       assert.equal(origin.count('/nothing'), before + 1)
+    })
+
+    test('cache.ttl counts from the last validation of a no-cache response', async () => {
+      const url = `${origin.url}/validated`
+      assert.equal(
+        (await send(cache.agent, url, { cache: { ttl: 2 } })).headers['cache-status'],
+        'undici-cache; fwd=miss; stored',
+      )
+      await new Promise((resolve) => setTimeout(resolve, 2100))
+      const validated = await send(cache.agent, url, { cache: { ttl: 2 } })
+      assert.deepEqual(
+        [validated.body, validated.headers['cache-status']],
+        ['validated', 'undici-cache; fwd=stale; fwd-status=304'],
+      )
+      // the Date field's whole seconds alone can make the age up to 1 s
+      const hit = await send(cache.agent, url, { cache: { ttl: 2 } })
+      assert.match(String(hit.headers['cache-status']), /^undici-cache; hit; ttl=[01]$/)
+      assert.equal(origin.count('/validated'), 2)
     })
 
     for (const cacheControl of ['', 'public', 'max-age=0', 'no-cache']) {

@@ -196,7 +196,7 @@ for (const kind of storeKinds) {
       assert.equal(leader?.body, 'kept /five')
       assert.equal(
         leader?.headers['cache-status'],
-        'undici-cache; fwd=stale; fwd-status=503; detail=stale-if-error-503',
+        'undici-cache; fwd=stale; fwd-status=503; collapsed; detail=stale-if-error-503',
       )
       for (const waiter of waiters) {
         assert.equal(waiter.status, 200)
@@ -212,7 +212,10 @@ for (const kind of storeKinds) {
     test('a connection error: one conditional request; every waiter is served the stale entry', async () => {
       const [leader, ...waiters] = await fourAtOnce('/reset', 'reset')
       assert.equal(leader?.body, 'kept /reset')
-      const detail = String(leader?.headers['cache-status']).replace(/^undici-cache; fwd=stale; detail=/, '')
+      const detail = String(leader?.headers['cache-status']).replace(
+        /^undici-cache; fwd=stale; collapsed; detail=/,
+        '',
+      )
       assert.match(detail, /^stale-if-error-[a-z_]+$/)
       for (const waiter of waiters) {
         assert.equal(waiter.body, 'kept /reset')
@@ -271,7 +274,7 @@ for (const kind of storeKinds) {
       for (const reply of [leader, ...waiters]) assert.equal(reply?.body, 'kept /cut')
       assert.equal(
         leader?.headers['cache-status'],
-        'undici-cache; fwd=stale; fwd-status=503; detail=stale-if-error-503',
+        'undici-cache; fwd=stale; fwd-status=503; collapsed; detail=stale-if-error-503',
       )
       assert.equal(origin.count('/cut'), 2)
     })

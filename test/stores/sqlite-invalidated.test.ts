@@ -65,3 +65,32 @@ test(`a deletion is forgotten by the sweep ${INVALIDATED_KEEP_MS / 60_000} minut
     store.close()
   }
 })
+
+test("another connection's delete in the request's millisecond keeps the write out; the store's own does not", async () => {
+  const path = newPath()
+  const writing = new SqliteStore({ path })
+  const deleting = new SqliteStore({ path })
+  /** Deletes `key` through `store` within one millisecond; answers that millisecond. */
+  const deleteWithinOneMs = async (store: SqliteStore, key: string) => {
+    for (;;) {
+      const startedMs = Date.now()
+      await store.delete(key)
+      if (Date.now() === startedMs) return startedMs
+    }
+  }
+  try {
+    const otherMs = await deleteWithinOneMs(deleting, 'k')
+    await storeBody(writing, 'k', sentAt(otherMs), patternBody(10, 1))
+    assert.deepEqual(writing.get('k'), [], 'the request may have been sent just before the delete')
+    const ownMs = await deleteWithinOneMs(writing, 'own')
+    await storeBody(writing, 'own', sentAt(ownMs), patternBody(10, 2))
+    assert.equal(
+      writing.get('own').length,
+      1,
+      "its interceptors refuse the requests sent before the store's own delete",
+    )
+  } finally {
+    writing.close()
+    deleting.close()
+  }
+})

@@ -113,6 +113,8 @@ test('no key written is ever reported absent: this store, this process, another 
             peers.peer.delete(url)
             written.delete(url)
             unseen.delete(url)
+            // another store object's write whose request was sent in the delete's millisecond is refused
+            await sleep(1)
           } else {
             await wait()
           }

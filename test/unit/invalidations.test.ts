@@ -52,11 +52,16 @@ test('retired keys are bounded: past 10 000 the oldest is forgotten', () => {
   assert.equal(invalidations.usable(store, 'k2', entries, 0), entries)
 })
 
-test('a lookup sent before the delete an invalidation asked for settled does not use what was stored by then', () => {
+test('a lookup sent before the delete an invalidation asked for settled does not use responses to requests sent by then', () => {
   const invalidations = new Invalidations()
   const store = new MemoryStore()
-  const storedAt = (id: number, responseTimeMs: number) => ({ ...entry(id), responseTimeMs })
-  const entries = [storedAt(1, 1000), storedAt(2, 2000), storedAt(3, 2001)]
+  const sentAt = (id: number, requestTimeMs: number) => ({
+    ...entry(id),
+    requestTimeMs,
+    responseTimeMs: 2600,
+  })
+  // 1 and 2 were sent before the invalidation, and answered after it (stored by another process)
+  const entries = [sentAt(1, 1000), sentAt(2, 2000), sentAt(3, 2001)]
   const first = invalidations.invalidated('k', 2000)
   const duringFirst = invalidations.lookupStarted()
   assert.deepEqual(idsOf(invalidations.usable(store, 'k', entries, duringFirst)), [3])
@@ -74,7 +79,7 @@ test('a lookup sent before the delete an invalidation asked for settled does not
 test('two invalidations of a key in one millisecond: the settling of the first does not end the second', () => {
   const invalidations = new Invalidations()
   const store = new MemoryStore()
-  const entries = [{ ...entry(1), responseTimeMs: 1000 }]
+  const entries = [{ ...entry(1), requestTimeMs: 1000 }]
   const first = invalidations.invalidated('k', 2000)
   const second = invalidations.invalidated('k', 2000)
   invalidations.deleted('k', first)
@@ -95,8 +100,8 @@ test('after a failed delete, a lookup finding what was stored before deletes aga
       })
     },
   } as unknown as CacheStore
-  const older = { ...entry(1), responseTimeMs: 1000 }
-  const newer = { ...entry(2), responseTimeMs: 3000 }
+  const older = { ...entry(1), requestTimeMs: 1000 }
+  const newer = { ...entry(2), requestTimeMs: 3000 }
   const count = invalidations.invalidated('k', 2000)
   invalidations.unwritten('k', count)
   invalidations.deleted('k', count)
@@ -116,7 +121,7 @@ test('after a failed delete, a lookup finding what was stored before deletes aga
 test('after a failed delete, a synchronous store deletes again at once: the lookup finds nothing', () => {
   const invalidations = new Invalidations()
   const store = new MemoryStore()
-  const entries = [{ ...entry(1), responseTimeMs: 1000 }]
+  const entries = [{ ...entry(1), requestTimeMs: 1000 }]
   const count = invalidations.invalidated('k', 2000)
   invalidations.unwritten('k', count)
   invalidations.deleted('k', count)
