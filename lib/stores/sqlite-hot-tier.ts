@@ -3,7 +3,7 @@ import { type Keeper, KeepingReader } from './keeping-reader.js'
 import { LruMap } from './lru-map.js'
 import { PathPeers } from './path-peers.js'
 import type { DataVersion, VersionWatch } from './sqlite-data-version.js'
-import type { StoredEntry } from './store.js'
+import type { EntryMeta, StoredEntry } from './store.js'
 
 interface HotKey {
   /** Replaced (never changed in place) when a body read whole is kept: hits hold the old array. */
@@ -149,6 +149,23 @@ export class HotTier {
     if (hot === undefined || index === -1) return
     const warm = Object.freeze({ ...cold, body, readBody: () => [body] })
     hot.entries = hot.entries.map((entry, at) => (at === index ? warm : entry))
+  }
+
+  /**
+   * Entry `id` of `key` now has the metadata `metaJson` in the file: a body in memory is kept, with that
+   * metadata read back as a lookup would. Otherwise the key is forgotten (the next lookup reads it).
+   */
+  updated(key: string, id: StoredEntry['id'], metaJson: string): void {
+    const hot = this.#byKey.get(key)
+    const index = hot?.entries.findIndex((entry) => entry.id === id) ?? -1
+    const kept = hot?.entries[index]
+    if (hot === undefined || kept?.body === undefined) {
+      this.forget(key)
+      return
+    }
+    const { sizeBytes, body, readBody } = kept
+    const entry = deepFreeze({ ...(JSON.parse(metaJson) as EntryMeta), id, sizeBytes, body, readBody })
+    hot.entries = hot.entries.map((other, at) => (at === index ? entry : other))
   }
 
   forget(key: string): void {

@@ -156,7 +156,9 @@ export class KeyFilter {
    */
   #addCommitted(rows: readonly KeyedRow[]): void {
     const last = rows.at(-1)
-    if (last === undefined || !followsOn(rows, this.#scannedId)) {
+    // a write that inserted no row (an update, a delete) has no key to add
+    if (last === undefined) return
+    if (!followsOn(rows, this.#scannedId)) {
       this.#step()
       return
     }

@@ -178,17 +178,21 @@ export class RowWrites {
     return deletedMs > draft.requestTimeMs || this.#ownDeletesMs.get(draft.key) !== deletedMs
   }
 
-  /** Replaces a complete entry's metadata, then evicts others while over a limit; no-op when it is gone. */
-  updateRow(id: number, draft: EntryDraft, limits: EvictionLimits): void {
+  /**
+   * Replaces a complete entry's metadata, then evicts others while over a limit; false (a no-op) when it
+   * is gone or would be too big.
+   */
+  updateRow(id: number, draft: EntryDraft, limits: EvictionLimits): boolean {
     const row = this.#sql.selectComplete.get(id, draft.key)
-    if (row === undefined) return
+    if (row === undefined) return false
     const sizeBytes = row.body_bytes + draft.metaBytes
     // an entry too big alone keeps its metadata: others would be evicted for it in vain
-    if (sizeBytes > limits.maxBytes) return
+    if (sizeBytes > limits.maxBytes) return false
     this.#sql.updateMeta.run(draft.metaJson, draft.varyKey, draft.deleteAtMs, sizeBytes, id)
     this.#totals.add(sizeBytes - row.size_bytes, 0)
     this.#removeOtherVariants(draft, id)
     this.#evict(id, limits)
+    return true
   }
 
   /** Removes an incomplete entry row and its chunks (and its body file, if `bodyFile` is 1). */

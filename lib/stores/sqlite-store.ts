@@ -124,8 +124,16 @@ export class SqliteStore implements CacheStore {
 
   update(key: string, id: StoredEntry['id'], meta: EntryMeta): void {
     const { tables, eviction } = this.#usable()
-    this.#hot?.forget(key)
-    if (typeof id === 'number') tables.updateMeta(id, draftOf(key, meta), eviction)
+    if (typeof id !== 'number') return
+    const draft = draftOf(key, meta)
+    let updated = false
+    try {
+      updated = tables.updateMeta(id, draft, eviction)
+    } finally {
+      // the hot tier keeps the entry's body, with the metadata as the file now holds it
+      if (updated) this.#hot?.updated(key, id, draft.metaJson)
+      else this.#hot?.forget(key)
+    }
   }
 
   delete(key: string): void {

@@ -31,7 +31,7 @@ export class SqliteTables {
   readonly #commitMany: Database.Transaction<(list: CommitArgs[]) => void>
   readonly #removeKey: Database.Transaction<(key: string) => void>
   readonly #removeIncomplete: Database.Transaction<(entryId: number) => void>
-  readonly #update: Database.Transaction<(id: number, draft: EntryDraft, limits: EvictionLimits) => void>
+  readonly #update: Database.Transaction<(id: number, draft: EntryDraft, limits: EvictionLimits) => boolean>
   readonly #sweep: Database.Transaction<(nowMs: number, maxRows: number) => number>
   readonly #dataVersion: Database.Statement<[], number>
   /** Told of every entry row this connection removes (replaced, evicted, deleted, swept). */
@@ -144,11 +144,11 @@ export class SqliteTables {
 
   /**
    * Replaces the metadata of a complete entry under `draft.key`, then evicts other entries while over
-   * a limit (the new metadata may be bigger); no-op when the entry is gone.
+   * a limit (the new metadata may be bigger); false (a no-op) when the entry is gone or would be too big.
    */
-  updateMeta(id: number, draft: EntryDraft, limits: EvictionLimits): void {
+  updateMeta(id: number, draft: EntryDraft, limits: EvictionLimits): boolean {
     this.assertOpen()
-    this.#lock.write(() => this.#transact(() => this.#update.immediate(id, draft, limits)))
+    return this.#lock.write(() => this.#transact(() => this.#update.immediate(id, draft, limits)))
   }
 
   /** Changes whenever another connection commits (SQLite's `PRAGMA data_version`). */

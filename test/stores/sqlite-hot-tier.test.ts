@@ -94,6 +94,40 @@ test('a body in a file is kept in memory once a hit read it whole, and not read 
   store.close()
 })
 
+test('an update keeps a body in memory, with the metadata as the file now holds it', async () => {
+  const path = newPath()
+  const store = new SqliteStore({ path, chunkBytes: 1024 })
+  const body = patternBody(3 * 1024 * 1024 + 5, 1)
+  await storeBody(store, 'k', sampleMeta(), body)
+  assert.deepEqual(await readBody(entryAt(store.get('k'))), body)
+  const warm = entryAt(store.get('k'))
+  const meta = sampleMeta({ statusMessage: 'Updated', headers: { etag: '"u"' }, authorized: undefined })
+  store.update('k', warm.id, meta)
+  const updated = entryAt(store.get('k'))
+  assert.notEqual(updated, warm)
+  assert.ok(Object.isFrozen(updated.headers))
+  writeFileSync(bodyFileOf(path, warm.id), patternBody(body.length, 2))
+  assert.deepEqual(await readBody(updated), body, 'served from memory')
+  const fromFile = new SqliteStore({ path, hotBytes: 0 })
+  const { body: _inMemory, readBody: _fromMemory, ...kept } = updated
+  const { readBody: _fromFile, ...read } = entryAt(fromFile.get('k'))
+  assert.deepEqual(kept, read)
+  fromFile.close()
+  store.close()
+})
+
+test('an update of an entry whose body is not in memory yet forgets its key', async () => {
+  const store = new SqliteStore({ path: newPath(), chunkBytes: 1024 })
+  await storeBody(store, 'k', sampleMeta(), patternBody(3 * 1024 * 1024, 1))
+  const cold = entryAt(store.get('k'))
+  store.update('k', cold.id, sampleMeta({ statusMessage: 'Updated' }))
+  const read = entryAt(store.get('k'))
+  assert.notEqual(read, cold)
+  assert.equal(read.statusMessage, 'Updated')
+  assert.deepEqual(await readBody(read), patternBody(3 * 1024 * 1024, 1))
+  store.close()
+})
+
 test('a body read in part (a range, an aborted response) is not kept; a read whole later is', async () => {
   const store = new SqliteStore({ path: newPath(), chunkBytes: 1024, bodyFiles: false })
   const body = patternBody(5000, 3)
