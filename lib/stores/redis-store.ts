@@ -39,6 +39,8 @@ export class RedisStore implements CacheStore {
   /** Commits and deletes of bodies sent and not yet answered. */
   readonly #inFlight = new Set<Promise<unknown>>()
   readonly #lookups = new RedisLookups()
+  /** Deletes sent and not yet answered, by key: a lookup of the key waits for one (see get). */
+  readonly #deleting = new Map<string, Promise<void>>()
 
   constructor(options: RedisStoreOptions) {
     const { source, limits } = readRedisOptions(options)
@@ -69,6 +71,10 @@ export class RedisStore implements CacheStore {
 
   async get(key: string): Promise<StoredEntry[]> {
     this.#assertOpen()
+    // RFC 9111 §4.4: a lookup sent after a delete sees it, even when Redis had forgotten the delete's
+    // script and it went out again behind the lookup
+    const deleting = this.#deleting.get(key)
+    if (deleting !== undefined) await deleting
     const indexKey = this.#indexKey(key)
     const lookedUpMs = Date.now()
     const reply = (await this.#connection.run(GET_SCRIPT, [indexKey], [])) as (Buffer | null)[]
@@ -109,7 +115,20 @@ export class RedisStore implements CacheStore {
   async delete(key: string): Promise<void> {
     this.#assertOpen()
     this.#writers.abortKey(key)
-    await this.#connection.run(DELETE_SCRIPT, [this.#indexKey(key)], [randomInt(1, MAX_MARK_INCREMENT)])
+    const deleted = this.#connection.run(
+      DELETE_SCRIPT,
+      [this.#indexKey(key)],
+      [randomInt(1, MAX_MARK_INCREMENT)],
+    )
+    const settled = deleted.then(
+      () => {},
+      () => {},
+    )
+    this.#deleting.set(key, settled)
+    settled.then(() => {
+      if (this.#deleting.get(key) === settled) this.#deleting.delete(key)
+    })
+    await deleted
   }
 
   /** Drops the writes in progress and closes the client the store created (never a caller's client). */
