@@ -5,13 +5,7 @@ import { keptUntilMs } from './handlers/entry-meta.js'
 import type { CacheConfig } from './options.js'
 import { responseDirectives } from './policy/cache-control.js'
 import { singletonValue } from './policy/headers.js'
-import {
-  freshenedHeaders,
-  hasValidator,
-  notModifiedMatches,
-  sameStrongValidator,
-  withValidationTimes,
-} from './policy/revalidation.js'
+import { freshenedHeaders, sameStrongValidator, withValidationTimes } from './policy/revalidation.js'
 import { canStore, headersToStore, type StoreDecision, usableEntries } from './policy/storable.js'
 import type { Headers, HeaderValue, ResponseInfo } from './policy/types.js'
 import { selectVariant, varyFieldNames, varyKey, varyValues } from './policy/vary.js'
@@ -248,12 +242,19 @@ function changesNothing(exchange: Exchange, entry: StoredEntry, freshened: Entry
   return sameFieldsBut(entry.headers, freshened.headers, TIMING_FIELDS)
 }
 
-// RFC 9111 §4.3.5: a HEAD response with the same validators freshens the stored GET response
+const HEAD_VALIDATORS = ['etag', 'last-modified'] as const
+
+/**
+ * RFC 9111 §4.3.5: a HEAD response freshens the stored GET response only with matching validators and
+ * length: each of ETag and Last-Modified the same in both, byte for byte (a weak ETag is not a strong
+ * one; one that only the GET has counts as a change), and Content-Length, when sent, the body's.
+ */
 function headMatches(entry: StoredEntry, head: ResponseInfo): boolean {
   const length = singletonValue(head.headers, 'content-length')
   if (length !== undefined && Number(length) !== entry.sizeBytes) return false
-  if (!hasValidator(head.headers) && hasValidator(entry.headers)) return false
-  return notModifiedMatches(entry, head)
+  return HEAD_VALIDATORS.every(
+    (name) => singletonValue(entry.headers, name) === singletonValue(head.headers, name),
+  )
 }
 
 /**

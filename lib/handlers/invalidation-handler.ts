@@ -34,7 +34,7 @@ interface Target extends KeyInput {
  */
 function invalidatedKeys(target: Target, hops: string[], headers: Headers): string[] {
   const url = targetUrl(target)
-  if (url === undefined) return []
+  if (url === undefined) return absoluteFormKeys(target.path, headers)
   const { host } = normalizeHeaders(target.headers)
   const urls = [url, ...hops, ...invalidationTargets(hops.at(-1) ?? url, headers)]
   const keys = urls.map((invalidatedUrl) => {
@@ -43,6 +43,20 @@ function invalidatedKeys(target: Target, hops: string[], headers: Headers): stri
   })
   if (hops.length === 0) keys.push(...hostNamedKeys(url, host, headers))
   return [...new Set(keys.filter((key) => key !== undefined))]
+}
+
+/**
+ * RFC 9112 §3.2.2: a target in absolute form (`http://host/x` as the path) is the target URI, whatever
+ * the connection or Host field: it and the same-origin URIs its response names are invalidated.
+ */
+function absoluteFormKeys(path: string, headers: Headers): string[] {
+  if (!/^https?:\/\//i.test(path)) return []
+  try {
+    const url = new URL(path).href
+    return [...new Set([url, ...invalidationTargets(url, headers)].map(keyFromUrl))]
+  } catch {
+    return []
+  }
 }
 
 /**

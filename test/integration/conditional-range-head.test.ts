@@ -21,10 +21,15 @@ for (const kind of storeKinds) {
           'content-type': 'text/plain',
         }
         if (req.method === 'HEAD' && path.startsWith('/changed-head')) {
-          const changed: Record<string, string> = path.endsWith('length')
-            ? { 'content-length': '999' }
-            : { etag: '"v2"' }
-          return reply(res, 200, { ...headers, ...changed })
+          const changes: Record<string, Record<string, string>> = {
+            '/changed-head-length': { 'content-length': '999' },
+            '/changed-head-etag': { etag: '"v2"' },
+            '/changed-head-weak-etag': { etag: 'W/"v1"' },
+            '/changed-head-last-modified': { 'last-modified': 'Wed, 21 Oct 2015 07:28:01 GMT' },
+          }
+          const { 'last-modified': _dropped, ...withoutLastModified } = headers
+          const sent = path === '/changed-head-no-last-modified' ? withoutLastModified : headers
+          return reply(res, 200, { ...sent, ...changes[path] })
         }
         if (req.method === 'HEAD' && path === '/short-head') {
           return reply(res, 200, { ...headers, 'cache-control': 'max-age=60', 'x-from-head': 'yes' })
@@ -129,8 +134,11 @@ for (const kind of storeKinds) {
       assert.equal(origin.count('/short-head'), 2)
     })
 
-    test('a HEAD answer with another validator or length makes the stored GET unusable (RFC 9111 §4.3.5)', async () => {
-      for (const path of ['/changed-head-etag', '/changed-head-length']) {
+    test('a HEAD answer with another validator (a weak ETag for a strong one, another Last-Modified, none) or length makes the stored GET unusable (RFC 9111 §4.3.5)', async () => {
+      const paths = ['etag', 'length', 'weak-etag', 'last-modified', 'no-last-modified'].map(
+        (c) => `/changed-head-${c}`,
+      )
+      for (const path of paths) {
         await get(path)
         const head = await get(path, { 'cache-control': 'no-cache' }, 'HEAD')
         assert.equal(head.status, 200)

@@ -144,6 +144,27 @@ for (const kind of storeKinds) {
       assert.equal(origin.count('/items/1'), 2)
     })
 
+    test('a write whose target is in absolute form invalidates that URI (RFC 9112 §3.2.2, RFC 9111 §4.4)', async () => {
+      await send(cache.agent, `${origin.url}/absolute`)
+      assert.match(
+        String((await send(cache.agent, `${origin.url}/absolute`)).headers['cache-status']),
+        /^undici-cache; hit/,
+      )
+      const put = await cache.agent.request({
+        origin: origin.url,
+        path: `${origin.url}/absolute`,
+        method: 'PUT',
+      })
+      await put.body.dump()
+      assert.equal(put.statusCode, 200)
+      const after = await send(cache.agent, `${origin.url}/absolute`)
+      assert.equal(after.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      assert.deepEqual(
+        origin.requests.filter((r) => r.url.endsWith('/absolute')).map((r) => `${r.method} ${r.url}`),
+        ['GET /absolute', `PUT ${origin.url}/absolute`, 'GET /absolute'],
+      )
+    })
+
     test('one entry however the URI is percent-encoded: a write to one spelling invalidates it (RFC 9110 §4.2.3)', async () => {
       await send(cache.agent, `${origin.url}/spelt`)
       const encoded = await send(cache.agent, `${origin.url}/sp%65lt`)
