@@ -27,7 +27,7 @@ import { type Background, RevalidationHandler } from './handlers/revalidation-ha
 import { ServedBody } from './handlers/served-body.js'
 import { gatewayTimeout, passThrough } from './handlers/uncached-answers.js'
 import { WaitingHandler } from './handlers/waiting-handler.js'
-import { answeredByOwnOrigin, cacheKey, reachedTarget } from './key.js'
+import { answeredByOwnOrigin, cacheKey, hasContent, reachedTarget } from './key.js'
 import { liveWaiter } from './live-waiter.js'
 import { type CacheConfig, type CacheRequestOptions, resolveRequestOptions } from './options.js'
 import { ownRequestOptions, withoutCacheOption } from './own-request.js'
@@ -110,6 +110,7 @@ export class CacheDispatcher {
     const cached =
       this.#config.methods.has(method) &&
       !requestOptions?.bypass &&
+      !hasContent(opts.body) &&
       answeredByOwnOrigin(this.#dispatcherOrigin, opts.origin)
     const key = cached ? (requestOptions?.key ?? cacheKey(opts, headers.host)) : undefined
     if (key === undefined)

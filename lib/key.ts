@@ -102,6 +102,17 @@ export function reachedTarget<T extends KeyInput>(dispatcherOrigin: string | nul
 }
 
 /**
+ * RFC 9110 §9.3.1: content in a GET has no defined meaning, yet some servers answer by it (a search
+ * query in the body): a request with content is keyed by nothing that tells it apart, so it is not cached.
+ */
+export function hasContent(body: unknown): boolean {
+  if (body === undefined || body === null) return false
+  if (typeof body === 'string') return body.length > 0
+  if (ArrayBuffer.isView(body)) return body.byteLength > 0
+  return true
+}
+
+/**
  * The key for a dispatch; undefined when the request has no absolute target. `host`: the request's
  * Host field, when it has one (see withHost).
  */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { request } from 'undici'
 import { makeAgent, send, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
@@ -145,6 +146,23 @@ for (const kind of storeKinds) {
       assert.match(String(forced.headers['cache-status']), /^undici-cache; hit; ttl=(28|29|30)$/)
       assert.equal(forced.body, 'other /other-path')
       assert.equal(origin.count('/nothing'), before + 1)
+    })
+
+    test('a GET with content is neither answered from the cache nor stored: the key does not hold it (RFC 9110 §9.3.1)', async () => {
+      const url = `${origin.url}/searched`
+      const search = async (body: string) => {
+        const res = await request(url, { dispatcher: cache.agent, method: 'GET', body })
+        return { status: res.headers['cache-status'], body: await res.body.text() }
+      }
+      assert.deepEqual(await search(''), {
+        status: 'undici-cache; fwd=miss; stored',
+        body: 'other /searched',
+      })
+      for (const query of ['{"q":"a"}', '{"q":"b"}']) {
+        assert.deepEqual(await search(query), { status: 'undici-cache; fwd=bypass', body: 'other /searched' })
+      }
+      assert.equal(origin.count('/searched'), 3)
+      assert.match(String((await search('')).status), /^undici-cache; hit/)
     })
 
     test('cache.ttl counts from the last validation of a no-cache response', async () => {
