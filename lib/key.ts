@@ -104,12 +104,13 @@ export function reachedTarget<T extends KeyInput>(dispatcherOrigin: string | nul
 /**
  * RFC 9110 §9.3.1: content in a GET has no defined meaning, yet some servers answer by it (a search
  * query in the body): a request with content is keyed by nothing that tells it apart, so it is not cached.
+ * undici's `pipeline()` always gives a stream for what its caller writes; a GET's is taken as empty.
  */
 export function hasContent(body: unknown): boolean {
   if (body === undefined || body === null) return false
   if (typeof body === 'string') return body.length > 0
   if (ArrayBuffer.isView(body)) return body.byteLength > 0
-  return true
+  return (body as { constructor?: { name?: unknown } }).constructor?.name !== 'PipelineRequest'
 }
 
 /**

@@ -32,9 +32,10 @@ interface Target extends KeyInput {
  * the request went on to), each of those too, the last one's response naming Location and
  * Content-Location; the Host field goes with the first URL only (undici drops it on the way).
  */
-function invalidatedKeys(target: Target, hops: string[], headers: Headers): string[] {
+function invalidatedKeys(sent: Target, hops: string[], headers: Headers): string[] {
+  const target = inOriginForm(sent)
   const url = targetUrl(target)
-  if (url === undefined) return absoluteFormKeys(target.path, headers)
+  if (url === undefined) return []
   const { host } = normalizeHeaders(target.headers)
   const urls = [url, ...hops, ...invalidationTargets(hops.at(-1) ?? url, headers)]
   const keys = urls.map((invalidatedUrl) => {
@@ -46,16 +47,17 @@ function invalidatedKeys(target: Target, hops: string[], headers: Headers): stri
 }
 
 /**
- * RFC 9112 §3.2.2: a target in absolute form (`http://host/x` as the path) is the target URI, whatever
- * the connection or Host field: it and the same-origin URIs its response names are invalidated.
+ * RFC 9112 §3.2.2: a target in absolute form (`http://host/x` as the path) names the target URI,
+ * whatever the Host field: it is invalidated as the same request in origin form with that Host.
  */
-function absoluteFormKeys(path: string, headers: Headers): string[] {
-  if (!/^https?:\/\//i.test(path)) return []
+function inOriginForm(target: Target): Target {
+  if (!/^https?:\/\//i.test(target.path)) return target
   try {
-    const url = new URL(path).href
-    return [...new Set([url, ...invalidationTargets(url, headers)].map(keyFromUrl))]
+    const url = new URL(target.path)
+    const headers = { ...normalizeHeaders(target.headers), host: url.host }
+    return { ...target, path: `${url.pathname}${url.search}`, headers }
   } catch {
-    return []
+    return target
   }
 }
 

@@ -74,7 +74,7 @@ export class RedisStore implements CacheStore {
     // RFC 9111 §4.4: a lookup sent after a delete sees it, even when Redis had forgotten the delete's
     // script and it went out again behind the lookup
     const deleting = this.#deleting.get(key)
-    if (deleting !== undefined) await deleting
+    if (deleting !== undefined) await this.#afterDelete(deleting)
     const indexKey = this.#indexKey(key)
     const lookedUpMs = Date.now()
     const reply = (await this.#connection.run(GET_SCRIPT, [indexKey], [])) as (Buffer | null)[]
@@ -131,6 +131,23 @@ export class RedisStore implements CacheStore {
     await deleted
   }
 
+  /**
+   * Waits for a delete this store sent; fails at once while Redis is not connected, and after
+   * timeoutSeconds (a caller's client may queue it for longer): the request then passes through.
+   */
+  async #afterDelete(deleting: Promise<void>): Promise<void> {
+    if (this.client.status !== 'ready') throw new Error(DELETE_PENDING)
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(DELETE_PENDING)), this.limits.timeoutSeconds * 1000)
+    })
+    try {
+      await Promise.race([deleting, late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   /** Drops the writes in progress and closes the client the store created (never a caller's client). */
   async close(): Promise<void> {
     if (!this.#open) return
@@ -185,6 +202,8 @@ function metaJson(meta: EntryMeta): string {
 
 /** A hit asks for up to this many bytes (and chunks) of a body ahead of its caller: a far Redis costs a round trip per window. */
 const READ_AHEAD_BYTES = 1024 * 1024
+
+const DELETE_PENDING = 'undici-cache: a delete of this key was sent and Redis has not answered it yet'
 
 /** A delete moves its key's mark on by a random 1..2³¹: two marks a lookup could confuse are unlikely. */
 const MAX_MARK_INCREMENT = 2 ** 31

@@ -145,25 +145,24 @@ for (const kind of storeKinds) {
       assert.equal(origin.count('/items/1'), 2)
     })
 
-    test('a write whose target is in absolute form invalidates that URI (RFC 9112 §3.2.2, RFC 9111 §4.4)', async () => {
-      await send(cache.agent, `${origin.url}/absolute`)
-      assert.match(
-        String((await send(cache.agent, `${origin.url}/absolute`)).headers['cache-status']),
-        /^undici-cache; hit/,
-      )
-      const put = await cache.agent.request({
-        origin: origin.url,
-        path: `${origin.url}/absolute`,
-        method: 'PUT',
-      })
-      await put.body.dump()
-      assert.equal(put.statusCode, 200)
-      const after = await send(cache.agent, `${origin.url}/absolute`)
-      assert.equal(after.headers['cache-status'], 'undici-cache; fwd=miss; stored')
-      assert.deepEqual(
-        origin.requests.filter((r) => r.url.endsWith('/absolute')).map((r) => `${r.method} ${r.url}`),
-        ['GET /absolute', `PUT ${origin.url}/absolute`, 'GET /absolute'],
-      )
+    test('a write whose target is in absolute form invalidates that URI, with its query, by name or address (RFC 9112 §3.2.2, RFC 9111 §4.4)', async () => {
+      const named = (path: string) => `http://vh.example:${new URL(origin.url).port}${path}`
+      const cases = [
+        { path: '/absolute', written: `${origin.url}/absolute` },
+        { path: '/absolute-query?q=1', written: `${origin.url}/absolute-query`, query: { q: '1' } },
+        { path: '/absolute-named', written: named('/absolute-named'), host: new URL(named('/')).host },
+      ]
+      for (const { path, written, query, host } of cases) {
+        const get = () => send(cache.agent, `${origin.url}${path}`, { headers: host ? { host } : undefined })
+        await get()
+        assert.match(String((await get()).headers['cache-status']), /^undici-cache; hit/, path)
+        const put = await cache.agent.request({ origin: origin.url, path: written, query, method: 'PUT' })
+        await put.body.dump()
+        assert.equal(put.statusCode, 200)
+        assert.equal((await get()).headers['cache-status'], 'undici-cache; fwd=miss; stored', path)
+        const seen = origin.requests.filter((r) => r.url.endsWith(path)).map((r) => r.method)
+        assert.deepEqual(seen, ['GET', 'PUT', 'GET'], path)
+      }
     })
 
     test('one entry however the URI is percent-encoded: a write to one spelling invalidates it (RFC 9110 §4.2.3)', async () => {
