@@ -1,5 +1,11 @@
 /** The options of `new RedisStore()`, their defaults and their validation. */
-import { checkOptionKeys, integerOption, type StoreOptions, stringOption } from './options.js'
+import {
+  checkOptionKeys,
+  integerOption,
+  MAX_CHUNK_BYTES,
+  type StoreOptions,
+  stringOption,
+} from './options.js'
 
 export const STORE_NAME = 'RedisStore'
 const KIB = 1024
@@ -132,7 +138,7 @@ function readLimits(options: StoreOptions): RedisStoreLimits {
   const limits: RedisStoreLimits = {
     keyPrefix: stringOption(STORE_NAME, options, 'keyPrefix', defaults.keyPrefix),
     maxEntryBytes: integer('maxEntryBytes', 1, 'bytes'),
-    chunkBytes: integer('chunkBytes', KIB, 'bytes'),
+    chunkBytes: integer('chunkBytes', KIB, 'bytes', MAX_CHUNK_BYTES),
     maxTtlSeconds: integer('maxTtlSeconds', 1, 'seconds', MAX_TTL_SECONDS),
     minTtlSeconds: integer('minTtlSeconds', 1, 'seconds', MAX_TTL_SECONDS),
     timeoutSeconds: positiveNumber(options, 'timeoutSeconds', defaults.timeoutSeconds),

@@ -5,16 +5,18 @@
  */
 import {
   closeSync,
+  fstatSync,
   mkdirSync,
   openSync,
   read,
   readdirSync,
+  realpathSync,
   type Stats,
   statSync,
   unlinkSync,
   writevSync,
 } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 
 /** Bytes one read of a body file asks for (less for the last piece). */
 export const FILE_READ_BYTES = 1024 * 1024
@@ -112,16 +114,23 @@ export class BodyFiles {
   }
 
   /**
-   * The body of `entryId` as `sizeBytes` bytes read one piece at a time. Throws now when the file
-   * is missing or has another length (removed by another process, damaged); opens it at the first read.
+   * The body of `entryId` as `sizeBytes` bytes read one piece at a time. Opens the file now, so that
+   * another process removing it later (a replacement, an eviction) does not break a response already
+   * started; throws now when it is missing or has another length (removed before, damaged).
    */
   reader(entryId: number, sizeBytes: number): AsyncIterable<Buffer> {
     this.#assertSameDatabase()
     const path = this.pathOf(entryId)
-    const size = unlessGone(entryId, () => statSync(path).size)
-    if (size !== sizeBytes)
-      throw new Error(`undici-cache: body file ${path} has ${size} bytes, not ${sizeBytes}`)
-    return { [Symbol.asyncIterator]: () => new FileBodyIterator(path, entryId, sizeBytes) }
+    const fd = unlessGone(entryId, () => openSync(path, 'r'))
+    try {
+      const size = fstatSync(fd).size
+      if (size !== sizeBytes)
+        throw new Error(`undici-cache: body file ${path} has ${size} bytes, not ${sizeBytes}`)
+    } catch (error) {
+      closeSync(fd)
+      throw error
+    }
+    return new OpenedBody(fd, path, entryId, sizeBytes)
   }
 
   /** Removes files whose entry row is gone (left by a process killed between the two). */
@@ -140,10 +149,40 @@ export class BodyFiles {
   }
 }
 
+/** Closes the descriptor of a body opened and never iterated, once it is garbage. */
+const unclaimed = new FinalizationRegistry<number>((fd) => {
+  try {
+    closeSync(fd)
+  } catch {}
+})
+
+/** A body file opened by reader(): its first iteration reads that descriptor, any later one opens the file again. */
+class OpenedBody implements AsyncIterable<Buffer> {
+  #fd: number | undefined
+  readonly #path: string
+  readonly #entryId: number
+  readonly #sizeBytes: number
+
+  constructor(fd: number, path: string, entryId: number, sizeBytes: number) {
+    this.#fd = fd
+    this.#path = path
+    this.#entryId = entryId
+    this.#sizeBytes = sizeBytes
+    unclaimed.register(this, fd, this)
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    const fd = this.#fd
+    this.#fd = undefined
+    unclaimed.unregister(this)
+    return new FileBodyIterator(this.#path, this.#entryId, this.#sizeBytes, fd)
+  }
+}
+
 /**
- * Reads a body file front to back into fresh buffers (the caller keeps them). The descriptor is opened
- * at the first `next()` and closed at the end, on an error, or on `return()`: nothing leaks when the
- * iteration never starts or stops early.
+ * Reads a body file front to back into fresh buffers (the caller keeps them). The descriptor (opened
+ * at the first `next()` unless given) is closed at the end, on an error, or on `return()`: nothing
+ * leaks when the iteration never starts or stops early.
  */
 class FileBodyIterator implements AsyncIterator<Buffer> {
   readonly #path: string
@@ -156,10 +195,11 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
   #ahead: Promise<IteratorResult<Buffer>> | undefined
   #stopped = false
 
-  constructor(path: string, entryId: number, sizeBytes: number) {
+  constructor(path: string, entryId: number, sizeBytes: number, fd?: number) {
     this.#path = path
     this.#entryId = entryId
     this.#sizeBytes = sizeBytes
+    this.#fd = fd
   }
 
   /** The next piece, asked for ahead while the caller handles this one (two pieces in memory at most). */
@@ -233,6 +273,19 @@ function goneError(entryId: number, cause: unknown): Error {
   return new Error(`undici-cache: body of entry ${entryId} is gone (replaced or evicted while read)`, {
     cause,
   })
+}
+
+/**
+ * The file with symbolic links resolved, by which this process's stores on one file find each other
+ * (it exists once the store opened; if not, the absolute path).
+ */
+export function realFile(path: string): string {
+  const absolute = resolve(path)
+  try {
+    return realpathSync(absolute)
+  } catch {
+    return absolute
+  }
 }
 
 /** Runs a file operation; a file that is not there becomes the "gone" error of a removed body. */

@@ -5,6 +5,7 @@ import {
   checkOptionKeys,
   choiceOption,
   integerOption,
+  MAX_CHUNK_BYTES,
   type StoreOptions,
   stringOption,
 } from './options.js'
@@ -106,7 +107,12 @@ export function readSqliteOptions(options: unknown): SqliteStoreSettings & { pat
     maxBytes: bytes('maxBytes', defaults.maxBytes),
     maxEntryBytes: bytes('maxEntryBytes', defaults.maxEntryBytes),
     maxEntries: count(checked, 'maxEntries', defaults.maxEntries),
-    chunkBytes: bytes('chunkBytes', defaults.chunkBytes, KIB),
+    chunkBytes: integerOption(STORE_NAME, checked, 'chunkBytes', {
+      defaultValue: defaults.chunkBytes,
+      min: KIB,
+      max: MAX_CHUNK_BYTES,
+      unit: 'bytes',
+    }),
     sweepIntervalMs: integerOption(STORE_NAME, checked, 'sweepIntervalMs', {
       defaultValue: defaults.sweepIntervalMs,
       min: 0,

@@ -1,5 +1,5 @@
 /** The on-disk layout of SqliteStore: connection settings, the version 1 layout and its migrations. */
-import { closeSync, mkdirSync, openSync, readSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 
@@ -94,9 +94,13 @@ export function connect(path: string): Database.Database {
 
 /**
  * Refuses a non-empty file that does not start like an SQLite database before SQLite opens it,
- * since SQLite would delete a -wal and -shm lying next to it when the failed connection closes.
+ * since SQLite would delete a -wal and -shm lying next to it when the failed connection closes; and
+ * anything but a regular file (a FIFO's open would block the process until a writer came).
  */
 function assertSqliteHeader(path: string): void {
+  const stats = statSync(path, { throwIfNoEntry: false })
+  if (stats === undefined) return
+  if (!stats.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'SQLITE_CANTOPEN' })
   let fd: number
   try {
     fd = openSync(path, 'r')

@@ -1,8 +1,6 @@
 /** SqliteStore: the default store, one SQLite file shared safely by several processes. */
-import { realpathSync } from 'node:fs'
-import { resolve } from 'node:path'
 import { reportStoreError } from '../diagnostics.js'
-import type { BodyFiles } from './sqlite-body-files.js'
+import { type BodyFiles, realFile } from './sqlite-body-files.js'
 import { CommitQueue } from './sqlite-commit-queue.js'
 import { DataVersion } from './sqlite-data-version.js'
 import { HotTier } from './sqlite-hot-tier.js'
@@ -233,19 +231,6 @@ export class SqliteStore implements CacheStore {
   #release(key: string, writer: SqliteEntryWriter): void {
     this.#hot?.forget(key)
     this.#writers.release(key, writer)
-  }
-}
-
-/**
- * The file with symbolic links resolved, by which this process's stores on one file find each other
- * (it exists once the store opened; if not, the absolute path).
- */
-function realFile(path: string): string {
-  const absolute = resolve(path)
-  try {
-    return realpathSync(absolute)
-  } catch {
-    return absolute
   }
 }
 

@@ -1,6 +1,6 @@
 /** The database of one SqliteStore: every read and write, each write in one immediate transaction. */
 import type Database from 'better-sqlite3'
-import { BODY_DIR_SUFFIX, BodyFiles } from './sqlite-body-files.js'
+import { BODY_DIR_SUFFIX, BodyFiles, realFile } from './sqlite-body-files.js'
 import type { KeyedRow, KeySource } from './sqlite-key-filter.js'
 import { KeyReads } from './sqlite-key-reads.js'
 import { LockWaits } from './sqlite-lock-waits.js'
@@ -52,7 +52,8 @@ export class SqliteTables {
     this.#db = connect(path)
     this.#lock = new LockWaits(this.#db)
     try {
-      this.files = path === ':memory:' ? undefined : new BodyFiles(path + BODY_DIR_SUFFIX, path)
+      // beside the file a symbolic link names, as its -wal: every path to it finds the same bodies
+      this.files = path === ':memory:' ? undefined : new BodyFiles(realFile(path) + BODY_DIR_SUFFIX, path)
       prepareSchema(this.#db, path)
       this.#sql = prepareStatements(this.#db)
     } catch (error) {

@@ -48,7 +48,16 @@ test('bad RedisStore options throw an error naming the option', () => {
     [{ url: 'not a url' }, 'RangeError', /option url/],
     [{ client, keyPrefix: '' }, 'RangeError', /option keyPrefix/],
     [{ client, maxEntryBytes: 0 }, 'RangeError', /option maxEntryBytes must be a positive integer \(bytes\)/],
-    [{ client, chunkBytes: 1023 }, 'RangeError', /option chunkBytes must be an integer >= 1024 \(bytes\)/],
+    [
+      { client, chunkBytes: 1023 },
+      'RangeError',
+      /option chunkBytes must be an integer from 1024 to 16777216 \(bytes\)/,
+    ],
+    [
+      { client, chunkBytes: 2 ** 40 },
+      'RangeError',
+      /option chunkBytes must be an integer from 1024 to 16777216/,
+    ],
     [{ client, maxTtlSeconds: '60' }, 'TypeError', /option maxTtlSeconds .*\(seconds\)/],
     [{ client, minTtlSeconds: 1.5 }, 'RangeError', /option minTtlSeconds/],
     [{ client, minTtlSeconds: 120, maxTtlSeconds: 60 }, 'RangeError', /minTtlSeconds must not exceed/],

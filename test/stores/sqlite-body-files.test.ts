@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -93,6 +93,21 @@ test('a body of chunkBytes or more is one file named by its id; a shorter one st
   assert.deepEqual(await readChunks(long), [patternBody(3584, 1)])
   assert.deepEqual(entryAt(store.get('short')).body, patternBody(1023, 2))
   store.close()
+})
+
+test('a store opened through a symbolic link keeps its body files beside the real file', async () => {
+  const real = newPath()
+  const link = newPath()
+  new SqliteStore({ path: real }).close()
+  symlinkSync(real, link)
+  const throughLink = new SqliteStore({ path: link, chunkBytes: 1024 })
+  const direct = new SqliteStore({ path: real, chunkBytes: 1024 })
+  const body = patternBody(5000, 1)
+  await storeBody(throughLink, 'k', sampleMeta(), body)
+  assert.deepEqual(await readBody(entryAt(direct.get('k'))), body)
+  assert.equal(existsSync(`${link}-bodies`), false)
+  throughLink.close()
+  direct.close()
 })
 
 test('a body directory removed under a running store is made again by the next body file', async () => {

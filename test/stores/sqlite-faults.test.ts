@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import {
   closeSync,
   existsSync,
@@ -104,6 +105,17 @@ const faults: Fault[] = [
     corrupt: false,
   },
 ]
+
+test('a FIFO or a directory at the path: the store fails at once (opening a FIFO would wait for a writer)', async () => {
+  const fifo = newPath()
+  execFileSync('mkfifo', [fifo])
+  const directory = newPath()
+  mkdirSync(directory)
+  for (const path of [fifo, directory]) {
+    const { result: store } = await warningsOf(() => new SqliteStore({ path }))
+    assertFailed(store, `SqliteStore cannot use ${path}: not a regular file (SQLITE_CANTOPEN)`)
+  }
+})
 
 /** Process warnings emitted while `run` runs (emitWarning delivers them on a later tick). */
 async function warningsOf<T>(run: () => T): Promise<{ result: T; warnings: string[] }> {

@@ -321,17 +321,22 @@ const invalidOptions: [unknown, ErrorConstructor, string][] = [
   [
     { chunkBytes: 1023 },
     RangeError,
-    'SqliteStore option chunkBytes must be an integer >= 1024 (bytes), got 1023',
+    'SqliteStore option chunkBytes must be an integer from 1024 to 16777216 (bytes), got 1023',
+  ],
+  [
+    { chunkBytes: 2 ** 40 },
+    RangeError,
+    'SqliteStore option chunkBytes must be an integer from 1024 to 16777216 (bytes), got 1099511627776',
   ],
   [
     { chunkBytes: Number.POSITIVE_INFINITY },
     RangeError,
-    'SqliteStore option chunkBytes must be an integer >= 1024 (bytes), got Infinity',
+    'SqliteStore option chunkBytes must be an integer from 1024 to 16777216 (bytes), got Infinity',
   ],
   [
     { chunkBytes: [1024] },
     TypeError,
-    'SqliteStore option chunkBytes must be an integer >= 1024 (bytes), got an array',
+    'SqliteStore option chunkBytes must be an integer from 1024 to 16777216 (bytes), got an array',
   ],
   [{ path: '' }, RangeError, 'SqliteStore option path must be a non-empty string, got ""'],
   [{ path: 7 }, TypeError, 'SqliteStore option path must be a non-empty string, got 7'],
