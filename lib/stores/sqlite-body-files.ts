@@ -125,7 +125,7 @@ export class BodyFiles {
     try {
       const size = fstatSync(fd).size
       if (size !== sizeBytes)
-        throw new Error(`undici-cache: body file ${path} has ${size} bytes, not ${sizeBytes}`)
+        throw lost(new Error(`undici-cache: body file ${path} has ${size} bytes, not ${sizeBytes}`))
     } catch (error) {
       closeSync(fd)
       throw error
@@ -149,7 +149,7 @@ export class BodyFiles {
   }
 }
 
-/** Closes the descriptor of a body opened and never iterated, once it is garbage. */
+/** Closes the descriptor of a body or iterator dropped before it closed it, once it is garbage. */
 const unclaimed = new FinalizationRegistry<number>((fd) => {
   try {
     closeSync(fd)
@@ -200,6 +200,8 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
     this.#entryId = entryId
     this.#sizeBytes = sizeBytes
     this.#fd = fd
+    // an iterator made and dropped without a step or return() (a stream never read) closes it once garbage
+    if (fd !== undefined) unclaimed.register(this, fd, this)
   }
 
   /** The next piece, asked for ahead while the caller handles this one (two pieces in memory at most). */
@@ -219,7 +221,10 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
   async #read(): Promise<IteratorResult<Buffer>> {
     if (this.#stopped || this.#claimedBytes >= this.#sizeBytes) return this.#end()
     try {
-      this.#fd ??= unlessGone(this.#entryId, () => openSync(this.#path, 'r'))
+      if (this.#fd === undefined) {
+        this.#fd = unlessGone(this.#entryId, () => openSync(this.#path, 'r'))
+        unclaimed.register(this, this.#fd, this)
+      }
       const position = this.#claimedBytes
       const buffer = Buffer.allocUnsafe(Math.min(FILE_READ_BYTES, this.#sizeBytes - position))
       this.#claimedBytes += buffer.length
@@ -261,6 +266,7 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
   #closeWhenIdle(): void {
     const finished = this.#stopped || this.#claimedBytes >= this.#sizeBytes
     if (this.#fd === undefined || this.#readsInFlight > 0 || !finished) return
+    unclaimed.unregister(this)
     closeSync(this.#fd)
     this.#fd = undefined
   }
@@ -270,9 +276,21 @@ const DONE: IteratorResult<Buffer> = { done: true, value: undefined }
 
 /** The error a body removed by another process (replaced, evicted, deleted) gives, as for chunk rows. */
 function goneError(entryId: number, cause: unknown): Error {
-  return new Error(`undici-cache: body of entry ${entryId} is gone (replaced or evicted while read)`, {
-    cause,
-  })
+  return lost(
+    new Error(`undici-cache: body of entry ${entryId} is gone (replaced or evicted while read)`, { cause }),
+  )
+}
+
+const LOST = Symbol('body file lost')
+
+/** Marks an error that says the body file is missing or of another length (not a passing fault, EMFILE say). */
+function lost(error: Error): Error {
+  return Object.assign(error, { [LOST]: true })
+}
+
+/** Whether reader() threw because the file is missing or of another length: its entry is useless. */
+export function isLostBody(error: unknown): boolean {
+  return (error as { [LOST]?: boolean } | null)?.[LOST] === true
 }
 
 /**

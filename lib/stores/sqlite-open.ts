@@ -1,6 +1,6 @@
 /** Opens a store file without throwing: a fault becomes a failure, a corrupt file may be replaced. */
 import { existsSync, renameSync } from 'node:fs'
-import { BODY_DIR_SUFFIX } from './sqlite-body-files.js'
+import { BODY_DIR_SUFFIX, realFile } from './sqlite-body-files.js'
 import type { OnCorrupt } from './sqlite-options.js'
 import { isCorruption } from './sqlite-schema.js'
 import { SqliteTables } from './sqlite-tables.js'
@@ -21,9 +21,11 @@ export function openTables(path: string, onCorrupt: OnCorrupt, nowMs: number): O
 }
 
 function recreate(path: string, corruption: unknown, nowMs: number): OpenResult {
-  const corruptCopyPath = `${path}.corrupt-${nowMs}`
+  // the file a symbolic link names, with its -wal and bodies: the link stays and names the new file
+  const file = realFile(path)
+  const corruptCopyPath = `${file}.corrupt-${nowMs}`
   try {
-    moveAside(path, corruptCopyPath)
+    moveAside(file, corruptCopyPath)
     const tables = new SqliteTables(path, nowMs)
     process.emitWarning(
       `undici-cache: ${path} was corrupt (${describe(corruption)}); moved it to ${corruptCopyPath} ` +

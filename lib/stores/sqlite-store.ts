@@ -1,6 +1,6 @@
 /** SqliteStore: the default store, one SQLite file shared safely by several processes. */
 import { reportStoreError } from '../diagnostics.js'
-import { type BodyFiles, realFile } from './sqlite-body-files.js'
+import { type BodyFiles, isLostBody, realFile } from './sqlite-body-files.js'
 import { CommitQueue } from './sqlite-commit-queue.js'
 import { DataVersion } from './sqlite-data-version.js'
 import { HotTier } from './sqlite-hot-tier.js'
@@ -217,13 +217,18 @@ export class SqliteStore implements CacheStore {
     }
   }
 
-  /** A body file's reader; a file gone or damaged drops its entry and throws (the caller asks the origin). */
+  /**
+   * A body file's reader; throws when it cannot be opened (the caller asks the origin). A file gone or
+   * of another length drops its entry; a passing fault (out of descriptors, EMFILE) does not.
+   */
   #readFile(files: BodyFiles, entryId: number, sizeBytes: number): AsyncIterable<Buffer> {
     try {
       return files.reader(entryId, sizeBytes)
     } catch (error) {
-      this.#hot?.forgetEntry(entryId)
-      if (!this.#closed) this.#context?.tables.dropEntry(entryId)
+      if (isLostBody(error)) {
+        this.#hot?.forgetEntry(entryId)
+        if (!this.#closed) this.#context?.tables.dropEntry(entryId)
+      }
       throw error
     }
   }

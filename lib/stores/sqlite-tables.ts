@@ -52,8 +52,10 @@ export class SqliteTables {
     this.#db = connect(path)
     this.#lock = new LockWaits(this.#db)
     try {
-      // beside the file a symbolic link names, as its -wal: every path to it finds the same bodies
-      this.files = path === ':memory:' ? undefined : new BodyFiles(realFile(path) + BODY_DIR_SUFFIX, path)
+      // beside the file a symbolic link names, as its -wal: every path to it finds the same bodies (and
+      // absolute, so a later process.chdir() does not lose them)
+      const file = path === ':memory:' ? undefined : realFile(path)
+      this.files = file === undefined ? undefined : new BodyFiles(file + BODY_DIR_SUFFIX, file)
       prepareSchema(this.#db, path)
       this.#sql = prepareStatements(this.#db)
     } catch (error) {

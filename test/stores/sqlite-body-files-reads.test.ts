@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import {
   closeSync,
   existsSync,
@@ -12,7 +13,10 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { after, test } from 'node:test'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import Database from 'better-sqlite3'
 import { FILE_READ_BYTES } from '../../lib/stores/sqlite-body-files.js'
 import { SqliteStore, type SqliteStoreOptions } from '../../lib/stores/sqlite-store.js'
@@ -296,3 +300,55 @@ test("onCorrupt 'recreate' moves the body files aside with the database", async 
   assert.deepEqual(await readBody(entry), patternBody(5000, 2))
   store.close()
 })
+
+test(
+  'a body read through the hot tier or a stream and dropped unread closes its file once garbage',
+  linuxOnly,
+  async () => {
+    v8.setFlagsFromString('--expose-gc')
+    const gc = vm.runInNewContext('gc') as () => void
+    const path = newPath()
+    const store = openStore(path)
+    await storeLong(store, 'k', 1)
+    const drop = () => {
+      // the hot tier's reader starts the iteration at once; so does Readable.from
+      entryAt(store.get('k')).readBody()
+      Readable.from(entryAt(store.get('k')).readBody())
+    }
+    drop()
+    assert.equal(openBodyFds(path).length, 2)
+    for (let tries = 0; tries < 20 && openBodyFds(path).length > 0; tries++) {
+      gc()
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    assert.deepEqual(openBodyFds(path), [])
+    store.close()
+  },
+)
+
+test(
+  'a body file that cannot be opened for a passing fault (out of descriptors) keeps its entry',
+  linuxOnly,
+  () => {
+    const path = newPath()
+    const script = `
+    import { openSync } from 'node:fs'
+    import { SqliteStore } from ${JSON.stringify(new URL('../../lib/stores/sqlite-store.ts', import.meta.url).href)}
+    import { storeBody, sampleMeta, patternBody } from ${JSON.stringify(new URL('./helpers.ts', import.meta.url).href)}
+    const store = new SqliteStore({ path: ${JSON.stringify(path)}, chunkBytes: 1024, hotBytes: 0 })
+    await storeBody(store, 'k', sampleMeta({ deleteAtMs: 0 }), patternBody(5000, 1))
+    const held = []
+    try { for (;;) held.push(openSync('/dev/null', 'r')) } catch {}
+    let failure = ''
+    try { store.get('k')[0].readBody() } catch (error) { failure = error.code }
+    process.stdout.write(JSON.stringify({ failure, entries: store.get('k').length }))
+  `
+    const output = execFileSync('bash', [
+      '-c',
+      'ulimit -n 64 && exec "$0" --import tsx --input-type=module -e "$1"',
+      process.execPath,
+      script,
+    ])
+    assert.deepEqual(JSON.parse(String(output)), { failure: 'EMFILE', entries: 1 })
+  },
+)

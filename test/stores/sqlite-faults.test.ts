@@ -3,16 +3,19 @@ import { execFileSync } from 'node:child_process'
 import {
   closeSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { after, test } from 'node:test'
 import Database from 'better-sqlite3'
 import { storeErrorChannel } from '../../lib/diagnostics.js'
@@ -105,6 +108,20 @@ const faults: Fault[] = [
     corrupt: false,
   },
 ]
+
+test("onCorrupt 'recreate' through a symbolic link moves the file it names aside and keeps the link", async () => {
+  const real = newPath()
+  const link = newPath()
+  writeFileSync(real, patternBody(4096, 7))
+  symlinkSync(real, link)
+  const { result: store } = await warningsOf(() => new SqliteStore({ path: link, onCorrupt: 'recreate' }))
+  assert.equal(store.failure, undefined)
+  await storeBody(store, 'k', sampleMeta(), patternBody(5000, 1))
+  store.close()
+  assert.equal(lstatSync(link).isSymbolicLink(), true)
+  assert.equal(readFileSync(real).subarray(0, 15).toString(), 'SQLite format 3')
+  assert.equal(readdirSync(dir).filter((name) => name.startsWith(`${basename(real)}.corrupt-`)).length, 1)
+})
 
 test('a FIFO or a directory at the path: the store fails at once (opening a FIFO would wait for a writer)', async () => {
   const fifo = newPath()
