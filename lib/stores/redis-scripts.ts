@@ -134,6 +134,7 @@ return 1
  * KEYS: index; ARGV: a random increment. Removes every variant (their bodies go after the grace period)
  * and moves the key's deletion mark on by the increment: a count by ones would start again at a value
  * a lookup saw before Redis restarted empty or evicted the mark. A mark that would overflow starts over.
+ * Returns the new mark.
  */
 export const DELETE_SCRIPT = luaScript(`
 local index = KEYS[1]
@@ -146,7 +147,8 @@ for _, name in ipairs(redis.call('HKEYS', index)) do
     redis.call('PEXPIRE', index .. ':' .. string.sub(name, 3), ${REPLACED_BODY_GRACE_MS})
   end
 end
-return redis.call('DEL', index)
+redis.call('DEL', index)
+return redis.call('GET', mark)
 `)
 
 /** KEYS: body. ARGV: bytes, idle ttlMs. Appends to a body being written; returns its new length. */

@@ -115,11 +115,11 @@ export class RedisStore implements CacheStore {
   async delete(key: string): Promise<void> {
     this.#assertOpen()
     this.#writers.abortKey(key)
-    const deleted = this.#connection.run(
-      DELETE_SCRIPT,
-      [this.#indexKey(key)],
-      [randomInt(1, MAX_MARK_INCREMENT)],
-    )
+    const sentMs = Date.now()
+    const deleted = this.#connection
+      .run(DELETE_SCRIPT, [this.#indexKey(key)], [randomInt(1, MAX_MARK_INCREMENT)])
+      // the mark it left, as a lookup would see it: a write of a request sent since is checked against it
+      .then((mark) => this.#lookups.looked(key, String(mark), sentMs))
     const settled = deleted.then(
       () => {},
       () => {},

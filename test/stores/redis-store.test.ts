@@ -245,6 +245,15 @@ describe('RedisStore against a real redis-server', { skip: skipReason ?? false }
     await store.close()
   })
 
+  test("a write sent after this store's own delete is published, though the key's last lookup came before it", async () => {
+    const store = new RedisStore({ client: connect(), keyPrefix: freshPrefix('own-delete') })
+    await store.get('k')
+    await store.delete('k')
+    await storeBody(store, 'k', sampleMeta({ requestTimeMs: Date.now() + 1 }), patternBody(9, 1))
+    assert.equal((await store.get('k')).length, 1)
+    await store.close()
+  })
+
   test('a deletion mark that would overflow starts over', async () => {
     const keyPrefix = freshPrefix('overflow')
     const client = connect()
