@@ -31,13 +31,13 @@ export function checkOptionKeys(
   return options as StoreOptions
 }
 
-/** Reads an optional safe-integer option that must be >= `rule.min`. */
 /**
  * The most a store's chunkBytes may be: a body shorter than it is held whole in memory while it is
  * written (a piece, a row, an inline body), so a larger value would buffer any body whole.
  */
 export const MAX_CHUNK_BYTES = 16 * 1024 * 1024
 
+/** Reads an optional safe-integer option that must be >= `rule.min`. */
 export function integerOption(
   storeName: string,
   options: StoreOptions,
