@@ -140,7 +140,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   #serveFreshened(): void {
     const meta = freshenedMeta(this.#exchange, this.#entry, this.#notModifiedHeaders)
     const flight = this.#options.flight
-    const collapsed = (flight?.waiterCount ?? 0) > 0
+    const collapsed = this.#reusedByWaiters()
     const settle = (outcome: FlightOutcome, validated?: Validated) => flight?.settle(outcome, validated)
     if (flight) flight.notModifiedEntryId = this.#entry.id
     // siblings last: updating one may evict, and the entry served first must not be what goes
@@ -234,12 +234,16 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
         settle()
         return
       }
-      // RFC 9211 §2.6: the waiters are served this stale response too
-      const collapsed = (flight?.waiterCount ?? 0) > 0
+      const collapsed = this.#reusedByWaiters()
       const status = { fwd, fwdStatus: served.fwdStatus, collapsed, detail: served.detail }
       if (this.#respond(entry, entry, status)) settle()
     }
     this.#whenLookedUp(serve)
+  }
+
+  /** RFC 9211 §2.6: requests wait on this revalidation, so what it serves is reused (said before they look). */
+  #reusedByWaiters(): boolean {
+    return (this.#options.flight?.waiterCount ?? 0) > 0
   }
 
   #endSilently(): void {

@@ -236,7 +236,7 @@ export class RedisConnection {
 }
 
 /** Whether every one of `pending` settled within `ms`. */
-async function settledWithin(pending: readonly Promise<unknown>[], ms: number): Promise<boolean> {
+export async function settledWithin(pending: readonly Promise<unknown>[], ms: number): Promise<boolean> {
   if (pending.length === 0) return true
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<boolean>((resolve) => {

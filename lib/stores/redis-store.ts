@@ -1,7 +1,7 @@
 /** RedisStore: a cache store in Redis, shared by every process and machine that uses the same Redis. */
 import { createHash, randomBytes, randomInt } from 'node:crypto'
 import { asError, reportStoreError } from '../diagnostics.js'
-import { RedisConnection } from './redis-connection.js'
+import { RedisConnection, settledWithin } from './redis-connection.js'
 import { RedisLookups } from './redis-lookups.js'
 import {
   type RedisClient,
@@ -136,16 +136,9 @@ export class RedisStore implements CacheStore {
    * timeoutSeconds (a caller's client may queue it for longer): the request then passes through.
    */
   async #afterDelete(deleting: Promise<void>): Promise<void> {
-    if (this.client.status !== 'ready') throw new Error(DELETE_PENDING)
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(DELETE_PENDING)), this.limits.timeoutSeconds * 1000)
-    })
-    try {
-      await Promise.race([deleting, late])
-    } finally {
-      clearTimeout(timer)
-    }
+    const answered =
+      this.client.status === 'ready' && (await settledWithin([deleting], this.limits.timeoutSeconds * 1000))
+    if (!answered) throw new Error(DELETE_PENDING)
   }
 
   /** Drops the writes in progress and closes the client the store created (never a caller's client). */
@@ -202,12 +195,12 @@ function metaJson(meta: EntryMeta): string {
 
 /** A hit asks for up to this many bytes (and chunks) of a body ahead of its caller: a far Redis costs a round trip per window. */
 const READ_AHEAD_BYTES = 1024 * 1024
+const READ_AHEAD_CHUNKS = 16
 
 const DELETE_PENDING = 'undici-cache: a delete of this key was sent and Redis has not answered it yet'
 
 /** A delete moves its key's mark on by a random 1..2³¹: two marks a lookup could confuse are unlikely. */
 const MAX_MARK_INCREMENT = 2 ** 31
-const READ_AHEAD_CHUNKS = 16
 
 /**
  * Reads a chunked body with GETRANGEs of chunkBytes, up to READ_AHEAD_BYTES / READ_AHEAD_CHUNKS ahead

@@ -100,19 +100,14 @@ export function defaultSqlitePath(): string {
 export function readSqliteOptions(options: unknown): SqliteStoreSettings & { path: string } {
   const checked = checkOptionKeys(STORE_NAME, options, OPTION_KEYS)
   const defaults = SQLITE_STORE_DEFAULTS
-  const bytes = (name: string, defaultValue: number, min = 1) =>
-    integerOption(STORE_NAME, checked, name, { defaultValue, min, unit: 'bytes' })
+  const bytes = (name: string, defaultValue: number, min = 1, max?: number) =>
+    integerOption(STORE_NAME, checked, name, { defaultValue, min, max, unit: 'bytes' })
   return {
     path: pathOption(checked),
     maxBytes: bytes('maxBytes', defaults.maxBytes),
     maxEntryBytes: bytes('maxEntryBytes', defaults.maxEntryBytes),
     maxEntries: count(checked, 'maxEntries', defaults.maxEntries),
-    chunkBytes: integerOption(STORE_NAME, checked, 'chunkBytes', {
-      defaultValue: defaults.chunkBytes,
-      min: KIB,
-      max: MAX_CHUNK_BYTES,
-      unit: 'bytes',
-    }),
+    chunkBytes: bytes('chunkBytes', defaults.chunkBytes, KIB, MAX_CHUNK_BYTES),
     sweepIntervalMs: integerOption(STORE_NAME, checked, 'sweepIntervalMs', {
       defaultValue: defaults.sweepIntervalMs,
       min: 0,
