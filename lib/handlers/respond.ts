@@ -39,7 +39,8 @@ function cachedResponse(
   const { statusCode, statusMessage } = meta
   if (method === 'HEAD') return { statusCode, statusMessage, headers }
   if (statusCode !== 200) return { statusCode, statusMessage, headers, body: entryBody(entry) }
-  const range = evaluateRange(requestHeaders, entry.sizeBytes, meta.headers)
+  // the served headers: a Date the cache gave a response without one is the Date If-Range is held to
+  const range = evaluateRange(requestHeaders, entry.sizeBytes, headers)
   if (range.kind === 'partial') {
     headers['content-range'] = contentRangeValue(range, entry.sizeBytes)
     headers['content-length'] = String(range.end - range.start + 1)

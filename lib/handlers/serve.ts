@@ -13,9 +13,9 @@ export interface ServedResponse {
   body?: Iterable<Buffer> | AsyncIterable<Buffer>
 }
 
-/** A body that is not the length its entry says: the store broke its contract (a read that fails). */
-function wrongLength(entry: StoredEntry, length: string): Error {
-  return new Error(`undici-cache: the stored body of ${entry.sizeBytes} bytes read ${length}`)
+/** A body (or range) that is not the length its entry says: the store broke its contract (a read that fails). */
+function wrongLength(expectedBytes: number, length: string): Error {
+  return new Error(`undici-cache: the stored body of ${expectedBytes} bytes read ${length}`)
 }
 
 /**
@@ -25,10 +25,10 @@ function wrongLength(entry: StoredEntry, length: string): Error {
  */
 export function entryBody(entry: StoredEntry): Iterable<Buffer> | AsyncIterable<Buffer> {
   if (entry.body) {
-    if (entry.body.length !== entry.sizeBytes) throw wrongLength(entry, `${entry.body.length}`)
+    if (entry.body.length !== entry.sizeBytes) throw wrongLength(entry.sizeBytes, `${entry.body.length}`)
     return entry.body.length === 0 ? [] : [entry.body]
   }
-  return through(entry.readBody(), new Counted(entry))
+  return through(entry.readBody(), new Counted(entry.sizeBytes))
 }
 
 /** What passes a stored body on, piece by piece: all of it, or a part. */
@@ -41,36 +41,36 @@ interface Cutter {
   ended(): void
 }
 
-/** The whole body, checked against the length its entry says. */
+/** All of what is read, checked against the length it should have (the entry's, or a range's). */
 class Counted implements Cutter {
   readonly full = false
-  readonly #entry: StoredEntry
+  readonly #expectedBytes: number
   #readBytes = 0
 
-  constructor(entry: StoredEntry) {
-    this.#entry = entry
+  constructor(expectedBytes: number) {
+    this.#expectedBytes = expectedBytes
   }
 
   cut(piece: Buffer): Buffer {
     this.#readBytes += piece.length
-    if (this.#readBytes > this.#entry.sizeBytes) throw wrongLength(this.#entry, 'more')
+    if (this.#readBytes > this.#expectedBytes) throw wrongLength(this.#expectedBytes, 'more')
     return piece
   }
 
   ended(): void {
-    if (this.#readBytes < this.#entry.sizeBytes) throw wrongLength(this.#entry, `${this.#readBytes}`)
+    if (this.#readBytes < this.#expectedBytes) throw wrongLength(this.#expectedBytes, `${this.#readBytes}`)
   }
 }
 
 /** Cuts bytes `start`..`end` (inclusive) out of a body read piece by piece. */
 class Slicer implements Cutter {
-  readonly #entry: StoredEntry
+  readonly #sizeBytes: number
   readonly #start: number
   readonly #end: number
   #offset = 0
 
-  constructor(entry: StoredEntry, start: number, end: number) {
-    this.#entry = entry
+  constructor(sizeBytes: number, start: number, end: number) {
+    this.#sizeBytes = sizeBytes
     this.#start = start
     this.#end = end
   }
@@ -88,7 +88,7 @@ class Slicer implements Cutter {
   }
 
   ended(): void {
-    if (this.#offset <= this.#end) throw wrongLength(this.#entry, `${this.#offset}`)
+    if (this.#offset <= this.#end) throw wrongLength(this.#sizeBytes, `${this.#offset}`)
   }
 }
 
@@ -164,10 +164,12 @@ export function rangeBody(
   end: number,
 ): Iterable<Buffer> | AsyncIterable<Buffer> {
   if (entry.body) {
-    if (entry.body.length !== entry.sizeBytes) throw wrongLength(entry, `${entry.body.length}`)
+    if (entry.body.length !== entry.sizeBytes) throw wrongLength(entry.sizeBytes, `${entry.body.length}`)
     return [entry.body.subarray(start, end + 1)]
   }
-  return through(entry.readBody(), new Slicer(entry, start, end))
+  // a store that reads from an offset reads only the range (a body file: no read before it)
+  if (entry.readRange) return through(entry.readRange(start, end + 1), new Counted(end + 1 - start))
+  return through(entry.readBody(), new Slicer(entry.sizeBytes, start, end))
 }
 
 /**

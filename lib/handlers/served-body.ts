@@ -14,23 +14,29 @@ export class ServedBody {
   #pending: (() => void) | undefined
 
   constructor(stored: StoredEntry) {
-    this.entry =
-      stored.body === undefined
-        ? {
-            ...stored,
-            readBody: () => {
-              // from now on: a caller that pauses before its first read still keeps the entry
-              this.#reading = true
-              try {
-                return watchBody(stored.readBody(), { ended: () => this.#end() })
-              } catch (error) {
-                // the body could not be opened: nothing will read it
-                this.#end()
-                throw error
-              }
-            },
-          }
-        : stored
+    if (stored.body !== undefined) {
+      this.entry = stored
+      return
+    }
+    const { readRange } = stored
+    this.entry = {
+      ...stored,
+      readBody: () => this.#watched(() => stored.readBody()),
+      readRange:
+        readRange && ((startBytes, endBytes) => this.#watched(() => readRange(startBytes, endBytes))),
+    }
+  }
+
+  #watched(read: () => Iterable<Buffer> | AsyncIterable<Buffer>): Iterable<Buffer> | AsyncIterable<Buffer> {
+    // from now on: a caller that pauses before its first read still keeps the entry
+    this.#reading = true
+    try {
+      return watchBody(read(), { ended: () => this.#end() })
+    } catch (error) {
+      // the body could not be opened: nothing will read it
+      this.#end()
+      throw error
+    }
   }
 
   /** Runs `action` once the body was read or the read stopped; at once if no read was started. */

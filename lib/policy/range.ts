@@ -50,10 +50,12 @@ function singleByteRange(value: string): ByteRangeSpec | undefined {
 }
 
 // RFC 9110 §14.1.1: an int-range is satisfiable when first-pos < length (last-pos is clamped to
-// length − 1); a suffix-range when its length is non-zero (longer than the body = the whole body)
+// length − 1); a suffix-range when its length is non-zero (longer than the body = the whole body).
+// Of an empty body, a non-zero suffix is satisfiable, yet no 206 can carry it: the Range is ignored (§14.2)
 function resolveRange(spec: ByteRangeSpec, sizeBytes: number): RangeOutcome {
   if (spec.kind === 'suffix') {
-    if (spec.length === 0 || sizeBytes === 0) return UNSATISFIABLE
+    if (spec.length === 0) return UNSATISFIABLE
+    if (sizeBytes === 0) return FULL
     return { kind: 'partial', start: Math.max(0, sizeBytes - spec.length), end: sizeBytes - 1 }
   }
   if (spec.first >= sizeBytes) return UNSATISFIABLE

@@ -1,6 +1,6 @@
 import { withoutClientConditionals } from './conditional.js'
 import { formatHttpDate, parseHttpDate } from './dates.js'
-import { entityTagOf, strongMatch, weakMatch } from './entity-tag.js'
+import { entityTagOf, isWeakTag, strongMatch, weakMatch } from './entity-tag.js'
 import { copyFields, linesOf } from './fields.js'
 import { singletonValue } from './headers.js'
 import { HOP_BY_HOP_FIELDS, withConnectionNominated, withoutFields } from './hop-by-hop.js'
@@ -37,12 +37,16 @@ function sameLastModified(stored: string | undefined, received: string, referenc
   return storedMs !== undefined ? storedMs === parseHttpDate(received, referenceMs) : stored === received
 }
 
-// RFC 9111 §4.3.4: a 304 freshens the stored response its validator identifies
+// RFC 9111 §4.3.4: a 304 freshens the stored response its validator identifies; a strong one
+// identifies only a response with the same strong validator (a weak stored tag is another)
 export function notModifiedMatches(stored: StoredResponse, notModified: ResponseInfo): boolean {
   const receivedEtag = entityTagOf(notModified.headers)
   if (receivedEtag !== undefined) {
     const storedEtag = entityTagOf(stored.headers)
-    return storedEtag !== undefined && weakMatch(receivedEtag, storedEtag)
+    if (storedEtag === undefined) return false
+    return isWeakTag(receivedEtag)
+      ? weakMatch(receivedEtag, storedEtag)
+      : strongMatch(receivedEtag, storedEtag)
   }
   const receivedLastModified = singletonValue(notModified.headers, 'last-modified')
   if (receivedLastModified === undefined) return true

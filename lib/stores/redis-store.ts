@@ -174,9 +174,13 @@ export class RedisStore implements CacheStore {
     if (inline !== null) {
       return { seq, entry: { ...entry, body: inline, readBody: () => (inline.length > 0 ? [inline] : []) } }
     }
-    const read = { connection: this.#connection, bodyKey: `${indexKey}:${id}`, sizeBytes }
+    const bodyKey = `${indexKey}:${id}`
+    const connection = this.#connection
+    const { chunkBytes } = this.limits
     const failed = (error: unknown) => reportStoreError(this, 'read', error)
-    return { seq, entry: { ...entry, readBody: () => readChunks(read, this.limits.chunkBytes, failed) } }
+    const readBytes = (startBytes: number, endBytes: number) =>
+      readChunks({ connection, bodyKey, startBytes, endBytes }, chunkBytes, failed)
+    return { seq, entry: { ...entry, readBody: () => readBytes(0, sizeBytes), readRange: readBytes } }
   }
 
   #release(key: string, writer: RedisEntryWriter): void {
@@ -208,18 +212,18 @@ const MAX_MARK_INCREMENT = 2 ** 31
  * or expired past the grace period) or Redis fails.
  */
 async function* readChunks(
-  read: { connection: RedisConnection; bodyKey: string; sizeBytes: number },
+  read: { connection: RedisConnection; bodyKey: string; startBytes: number; endBytes: number },
   chunkBytes: number,
   failed: (error: unknown) => void,
 ): AsyncGenerator<Buffer> {
   const maxAhead = Math.min(READ_AHEAD_CHUNKS, Math.max(1, Math.floor(READ_AHEAD_BYTES / chunkBytes)))
-  // one chunk first, twice as many after each: a Range hit that stops early asks for little more
+  // one chunk first, twice as many after each: a caller that stops early has asked for little more
   let ahead = 1
   const asked: Promise<Buffer | Error>[] = []
-  let askedBytes = 0
-  while (askedBytes < read.sizeBytes || asked.length > 0) {
-    while (asked.length < ahead && askedBytes < read.sizeBytes) {
-      const expectedBytes = Math.min(chunkBytes, read.sizeBytes - askedBytes)
+  let askedBytes = read.startBytes
+  while (askedBytes < read.endBytes || asked.length > 0) {
+    while (asked.length < ahead && askedBytes < read.endBytes) {
+      const expectedBytes = Math.min(chunkBytes, read.endBytes - askedBytes)
       asked.push(readChunk(read, askedBytes, expectedBytes))
       askedBytes += expectedBytes
     }

@@ -114,11 +114,12 @@ export class BodyFiles {
   }
 
   /**
-   * The body of `entryId` as `sizeBytes` bytes read one piece at a time. Opens the file now, so that
-   * another process removing it later (a replacement, an eviction) does not break a response already
-   * started; throws now when it is missing or has another length (removed before, damaged).
+   * Bytes `startBytes` up to `endBytes` of the body of `entryId` (`sizeBytes` long), read one piece at a
+   * time. Opens the file now, so that another process removing it later (a replacement, an eviction)
+   * does not break a response already started; throws now when it is missing or has another length
+   * (removed before, damaged).
    */
-  reader(entryId: number, sizeBytes: number): AsyncIterable<Buffer> {
+  reader(entryId: number, sizeBytes: number, startBytes: number, endBytes: number): AsyncIterable<Buffer> {
     this.#assertSameDatabase()
     const path = this.pathOf(entryId)
     const fd = unlessGone(entryId, () => openSync(path, 'r'))
@@ -130,7 +131,7 @@ export class BodyFiles {
       closeSync(fd)
       throw error
     }
-    return new OpenedBody(fd, path, entryId, sizeBytes)
+    return new OpenedBody(fd, { path, entryId, startBytes, endBytes })
   }
 
   /** Removes files whose entry row is gone (left by a process killed between the two). */
@@ -156,18 +157,22 @@ const unclaimed = new FinalizationRegistry<number>((fd) => {
   } catch {}
 })
 
+/** What a body file reader reads: bytes `startBytes` up to `endBytes` of the file at `path`. */
+interface FileRead {
+  path: string
+  entryId: number
+  startBytes: number
+  endBytes: number
+}
+
 /** A body file opened by reader(): its first iteration reads that descriptor, any later one opens the file again. */
 class OpenedBody implements AsyncIterable<Buffer> {
   #fd: number | undefined
-  readonly #path: string
-  readonly #entryId: number
-  readonly #sizeBytes: number
+  readonly #read: FileRead
 
-  constructor(fd: number, path: string, entryId: number, sizeBytes: number) {
+  constructor(fd: number, read: FileRead) {
     this.#fd = fd
-    this.#path = path
-    this.#entryId = entryId
-    this.#sizeBytes = sizeBytes
+    this.#read = read
     unclaimed.register(this, fd, this)
   }
 
@@ -175,30 +180,32 @@ class OpenedBody implements AsyncIterable<Buffer> {
     const fd = this.#fd
     this.#fd = undefined
     unclaimed.unregister(this)
-    return new FileBodyIterator(this.#path, this.#entryId, this.#sizeBytes, fd)
+    return new FileBodyIterator(this.#read, fd)
   }
 }
 
 /**
- * Reads a body file front to back into fresh buffers (the caller keeps them). The descriptor (opened
- * at the first `next()` unless given) is closed at the end, on an error, or on `return()`: nothing
- * leaks when the iteration never starts or stops early.
+ * Reads a body file (or a range of it) front to back into fresh buffers (the caller keeps them). The
+ * descriptor (opened at the first `next()` unless given) is closed at the end, on an error, or on
+ * `return()`: nothing leaks when the iteration never starts or stops early.
  */
 class FileBodyIterator implements AsyncIterator<Buffer> {
   readonly #path: string
   readonly #entryId: number
-  readonly #sizeBytes: number
+  /** Where the read ends (exclusive): the file's length, or a range's end. */
+  readonly #endBytes: number
   #fd: number | undefined
-  /** Bytes asked for so far (read or being read). */
-  #claimedBytes = 0
+  /** Bytes of the file asked for so far (read or being read), from its start. */
+  #claimedBytes: number
   #readsInFlight = 0
   #ahead: Promise<IteratorResult<Buffer>> | undefined
   #stopped = false
 
-  constructor(path: string, entryId: number, sizeBytes: number, fd?: number) {
-    this.#path = path
-    this.#entryId = entryId
-    this.#sizeBytes = sizeBytes
+  constructor(read: FileRead, fd?: number) {
+    this.#path = read.path
+    this.#entryId = read.entryId
+    this.#claimedBytes = read.startBytes
+    this.#endBytes = read.endBytes
     this.#fd = fd
     // an iterator made and dropped without a step or return() (a stream never read) closes it once garbage
     if (fd !== undefined) unclaimed.register(this, fd, this)
@@ -209,7 +216,7 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
     const step = this.#ahead ?? this.#read()
     this.#ahead = undefined
     const result = await step
-    if (!result.done && !this.#stopped && this.#claimedBytes < this.#sizeBytes) {
+    if (!result.done && !this.#stopped && this.#claimedBytes < this.#endBytes) {
       this.#ahead = this.#read()
       // A failure is thrown by the next() that takes it, or dropped with the iteration.
       this.#ahead.catch(() => {})
@@ -219,14 +226,14 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
 
   /** Each call claims the next piece at once, so calls made without waiting read consecutive pieces. */
   async #read(): Promise<IteratorResult<Buffer>> {
-    if (this.#stopped || this.#claimedBytes >= this.#sizeBytes) return this.#end()
+    if (this.#stopped || this.#claimedBytes >= this.#endBytes) return this.#end()
     try {
       if (this.#fd === undefined) {
         this.#fd = unlessGone(this.#entryId, () => openSync(this.#path, 'r'))
         unclaimed.register(this, this.#fd, this)
       }
       const position = this.#claimedBytes
-      const buffer = Buffer.allocUnsafe(Math.min(FILE_READ_BYTES, this.#sizeBytes - position))
+      const buffer = Buffer.allocUnsafe(Math.min(FILE_READ_BYTES, this.#endBytes - position))
       this.#claimedBytes += buffer.length
       this.#readsInFlight += 1
       const readBytes = await readAt(this.#fd, buffer, position).finally(() => {
@@ -264,7 +271,7 @@ class FileBodyIterator implements AsyncIterator<Buffer> {
 
   /** Closes the descriptor once no read is in flight and none will follow. */
   #closeWhenIdle(): void {
-    const finished = this.#stopped || this.#claimedBytes >= this.#sizeBytes
+    const finished = this.#stopped || this.#claimedBytes >= this.#endBytes
     if (this.#fd === undefined || this.#readsInFlight > 0 || !finished) return
     unclaimed.unregister(this)
     closeSync(this.#fd)

@@ -197,7 +197,12 @@ export class SqliteStore implements CacheStore {
     if (body !== null) return { ...entry, body, readBody: () => (body.length > 0 ? [body] : []) }
     const { files } = tables
     if (row.body_file === 1 && files) {
-      return { ...entry, readBody: () => this.#readFile(files, row.id, row.body_bytes) }
+      const sizeBytes = row.body_bytes
+      return {
+        ...entry,
+        readBody: () => this.#readFile(files, row.id, sizeBytes, 0, sizeBytes),
+        readRange: (startBytes, endBytes) => this.#readFile(files, row.id, sizeBytes, startBytes, endBytes),
+      }
     }
     return { ...entry, readBody: () => this.#readChunkRows(tables, row.id, row.body_bytes) }
   }
@@ -218,12 +223,19 @@ export class SqliteStore implements CacheStore {
   }
 
   /**
-   * A body file's reader; throws when it cannot be opened (the caller asks the origin). A file gone or
-   * of another length drops its entry; a passing fault (out of descriptors, EMFILE) does not.
+   * A body file's reader of bytes `startBytes` up to `endBytes`; throws when it cannot be opened (the
+   * caller asks the origin). A file gone or of another length drops its entry; a passing fault (out of
+   * descriptors, EMFILE) does not.
    */
-  #readFile(files: BodyFiles, entryId: number, sizeBytes: number): AsyncIterable<Buffer> {
+  #readFile(
+    files: BodyFiles,
+    entryId: number,
+    sizeBytes: number,
+    startBytes: number,
+    endBytes: number,
+  ): AsyncIterable<Buffer> {
     try {
-      return files.reader(entryId, sizeBytes)
+      return files.reader(entryId, sizeBytes, startBytes, endBytes)
     } catch (error) {
       if (isLostBody(error)) {
         this.#hot?.forgetEntry(entryId)

@@ -43,6 +43,11 @@ export interface StoredEntry extends EntryMeta {
    * mid-read (replaced or evicted meanwhile): a body is never ended short.
    */
   readBody(): Iterable<Buffer> | AsyncIterable<Buffer>
+  /**
+   * Optional, for a Range: reads exactly the bytes from `startBytes` up to `endBytes` (exclusive),
+   * as readBody() would. Without it, a range is cut out of readBody(), read from the body's start.
+   */
+  readRange?(startBytes: number, endBytes: number): Iterable<Buffer> | AsyncIterable<Buffer>
 }
 
 /** Receives one body as it streams; nothing is visible until `commit()` resolves. */

@@ -36,8 +36,15 @@ export class WritersInProgress<W extends { abort(): void }> {
  */
 export function metaOnly(meta: EntryMeta): EntryMeta {
   const entry = meta as Partial<StoredEntry>
-  const anyEntryField = entry.id ?? entry.sizeBytes ?? entry.body ?? entry.readBody
+  const anyEntryField = entry.id ?? entry.sizeBytes ?? entry.body ?? entry.readBody ?? entry.readRange
   if (anyEntryField === undefined) return meta
-  const { id: _id, sizeBytes: _sizeBytes, body: _body, readBody: _readBody, ...rest } = meta as StoredEntry
+  const {
+    id: _id,
+    sizeBytes: _sizeBytes,
+    body: _body,
+    readBody: _readBody,
+    readRange: _readRange,
+    ...rest
+  } = meta as StoredEntry
   return rest
 }

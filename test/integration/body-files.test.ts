@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import diagnosticsChannel from 'node:diagnostics_channel'
-import { rmSync, truncateSync } from 'node:fs'
+import fs, { rmSync, truncateSync } from 'node:fs'
+import { syncBuiltinESMExports } from 'node:module'
 import path from 'node:path'
 import { after, before, beforeEach, test } from 'node:test'
 import { type Dispatcher, request } from 'undici'
@@ -62,6 +63,24 @@ const getBytes = (url: string, headers: Record<string, string> = {}) =>
 
 const bodyFiles = () => bodyFileNames(dbPath)
 
+/** The lengths of the reads `fs.read` was asked for while `run` ran (body files are read so). */
+async function countingFileReads(run: () => Promise<void>): Promise<number[]> {
+  const lengths: number[] = []
+  const realRead = fs.read
+  fs.read = ((...args: unknown[]) => {
+    lengths.push(args[3] as number)
+    return (realRead as (...args: unknown[]) => void)(...args)
+  }) as typeof fs.read
+  syncBuiltinESMExports()
+  try {
+    await run()
+  } finally {
+    fs.read = realRead
+    syncBuiltinESMExports()
+  }
+  return lengths
+}
+
 test('a body longer than one chunk is stored as a file and served from it byte for byte', async () => {
   const url = `${origin.url}/served`
   const miss = await getBytes(url)
@@ -87,6 +106,22 @@ test('a Range across the boundary of two file reads gets exactly those bytes (RF
   const tail = await getBytes(url, { range: 'bytes=-5' })
   assert.ok(tail.body.equals(BIG.subarray(BIG.length - 5)))
   assert.equal(origin.count('/ranged'), 1)
+})
+
+test('a Range reads only its own bytes from the body file, not the body before it nor a piece after it', async () => {
+  const url = `${origin.url}/ranged-reads`
+  await getBytes(url)
+  const readBytes = await countingFileReads(async () => {
+    const tail = await getBytes(url, { range: 'bytes=-5' })
+    assert.equal(tail.status, 206)
+    assert.ok(tail.body.equals(BIG.subarray(BIG.length - 5)))
+    const middle = await getBytes(url, { range: `bytes=${FILE_READ_BYTES - 10}-${FILE_READ_BYTES + 9}` })
+    assert.ok(middle.body.equals(BIG.subarray(FILE_READ_BYTES - 10, FILE_READ_BYTES + 10)))
+  })
+  assert.deepEqual(readBytes, [5, 20])
+  const whole = await countingFileReads(async () => assert.ok((await getBytes(url)).body.equals(BIG)))
+  assert.deepEqual(whole, [FILE_READ_BYTES, FILE_READ_BYTES, BIG.length - 2 * FILE_READ_BYTES])
+  assert.equal(origin.count('/ranged-reads'), 1)
 })
 
 test('a body file removed or cut short under the cache: the request goes to the origin and is stored again', async () => {

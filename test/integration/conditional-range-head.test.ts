@@ -5,6 +5,8 @@ import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 const BODY = Array.from({ length: 1000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('')
 const LAST_MODIFIED = 'Mon, 01 Jan 2024 00:00:00 GMT'
+/** An hour before the test runs. */
+const UNDATED_LAST_MODIFIED = new Date(Date.now() - 3_600_000).toUTCString()
 
 for (const kind of storeKinds) {
   describe(`client conditionals, Range and HEAD (${kind.name})`, () => {
@@ -33,6 +35,12 @@ for (const kind of storeKinds) {
         }
         if (req.method === 'HEAD' && path === '/short-head') {
           return reply(res, 200, { ...headers, 'cache-control': 'max-age=60', 'x-from-head': 'yes' })
+        }
+        if (path === '/empty') return reply(res, 200, headers, '')
+        if (path === '/undated') {
+          // no Date: the cache gives the response the time it was received, an hour after Last-Modified
+          res.sendDate = false
+          return reply(res, 200, { ...headers, 'last-modified': UNDATED_LAST_MODIFIED }, BODY)
         }
         // a 304 freshens for a minute, so what follows a revalidation is answered from the cache however slow the run
         if (req.headers['if-none-match'] === '"v1"')
@@ -109,6 +117,29 @@ for (const kind of storeKinds) {
       assert.equal((await get('/r', { range: 'bytes=0-9', 'if-range': '"v1"' })).status, 206)
       assert.equal((await get('/r', { range: 'bytes=0-9', 'if-range': '"v0"' })).status, 200)
       assert.equal(origin.count('/r'), 1)
+    })
+
+    test('a suffix range of an empty body gets the 200 (satisfiable, RFC 9110 §14.1.1, yet no 206 can say so)', async () => {
+      await get('/empty')
+      const suffix = await get('/empty', { range: 'bytes=-5' })
+      assert.equal(suffix.status, 200)
+      assert.equal(suffix.body, '')
+      assert.equal(suffix.headers['content-range'], undefined)
+      const first = await get('/empty', { range: 'bytes=0-' })
+      assert.equal(first.status, 416)
+      assert.equal(first.headers['content-range'], 'bytes */0')
+      assert.equal(origin.count('/empty'), 1)
+    })
+
+    test('If-Range with a date is held to the Date the cache gave a response that had none (RFC 9110 §8.8.2.2)', async () => {
+      const stored = await get('/undated')
+      assert.ok(Date.parse(String(stored.headers.date)) - Date.parse(UNDATED_LAST_MODIFIED) >= 3_599_000)
+      const ranged = await get('/undated', { range: 'bytes=0-9', 'if-range': UNDATED_LAST_MODIFIED })
+      assert.equal(ranged.status, 206)
+      assert.equal(ranged.body, BODY.slice(0, 10))
+      const other = await get('/undated', { range: 'bytes=0-9', 'if-range': LAST_MODIFIED })
+      assert.equal(other.status, 200)
+      assert.equal(origin.count('/undated'), 1)
     })
 
     test('a 206 from the origin is passed through and not stored', async () => {

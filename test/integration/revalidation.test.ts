@@ -54,6 +54,11 @@ for (const kind of storeKinds) {
           if (req.headers['if-none-match'] === etag) return reply(res, 304, { etag })
           return reply(res, 200, { 'cache-control': 'no-cache', etag }, `changes v${version}`)
         }
+        if (path === '/weak-then-strong-304') {
+          // a 304 with the strong form of the weak tag asked about: not the stored response's validator
+          if (req.headers['if-none-match']) return reply(res, 304, { etag: '"w"' })
+          return reply(res, 200, { 'cache-control': 'no-cache', etag: 'W/"w"' }, 'weak')
+        }
         if (path === '/wrong-304') {
           if (req.headers['if-none-match']) return reply(res, 304, { etag: '"something-else"' })
           return reply(res, 200, { 'cache-control': 'no-cache', etag: '"mine"' }, 'mine')
@@ -152,6 +157,22 @@ for (const kind of storeKinds) {
       assert.equal(result.body, 'mine')
       assert.equal(origin.count('/wrong-304'), 3)
       assert.equal(origin.requests.at(-1)?.headers['if-none-match'], undefined)
+    })
+
+    test("a 304's strong ETag does not freshen a response stored with the weak one (RFC 9111 §4.3.4)", async () => {
+      const url = `${origin.url}/weak-then-strong-304`
+      await send(cache.agent, url)
+      const result = await send(cache.agent, url)
+      assert.equal(result.status, 200)
+      assert.equal(result.body, 'weak')
+      assert.equal(result.headers.etag, 'W/"w"')
+      assert.equal(result.headers['cache-status'], 'undici-cache; fwd=stale; stored')
+      assert.deepEqual(
+        origin.requests
+          .filter((r) => r.url === '/weak-then-strong-304')
+          .map((r) => r.headers['if-none-match']),
+        [undefined, 'W/"w"', undefined],
+      )
     })
 
     test('an entry removed while its revalidation is at the origin: the 304 is followed by an unconditional request', async () => {

@@ -48,14 +48,19 @@ describe('evaluateRange (RFC 9110 §14)', () => {
     assert.deepEqual(range('bytes=, 0-1 ,'), partial(0, 1))
   })
 
-  it("is 'unsatisfiable' past the end, for -0 and for an empty body", () => {
+  it("is 'unsatisfiable' past the end, for -0 and for an int-range of an empty body", () => {
     assert.deepEqual(range('bytes=10000-'), UNSATISFIABLE)
     assert.deepEqual(range('bytes=10000-20000'), UNSATISFIABLE)
     assert.deepEqual(range('bytes=99999999999999999999999-'), UNSATISFIABLE)
     assert.deepEqual(range('bytes=-0'), UNSATISFIABLE)
-    for (const value of ['bytes=0-', 'bytes=0-0', 'bytes=-5']) {
+    for (const value of ['bytes=0-', 'bytes=0-0', 'bytes=-0']) {
       assert.deepEqual(range(value, {}, 0), UNSATISFIABLE, value)
     }
+  })
+
+  it("is 'full' for a non-zero suffix of an empty body: satisfiable (§14.1.1), but no 206 can say so", () => {
+    assert.deepEqual(range('bytes=-5', {}, 0), FULL)
+    assert.deepEqual(range('bytes=-1', {}, 0), FULL)
   })
 
   it("ignores other units, several ranges and malformed values: 'full' (§14.2)", () => {

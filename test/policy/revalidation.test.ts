@@ -75,10 +75,12 @@ describe('conditionalHeaders (RFC 9111 §4.3.1)', () => {
 describe('notModifiedMatches (RFC 9111 §4.3.4)', () => {
   const withBoth = stored({ etag: '"a"', 'last-modified': LAST_MODIFIED })
 
-  it('compares ETags weakly (RFC 9110 §8.8.3.2)', () => {
+  it('compares a weak ETag in the 304 weakly, a strong one strongly (RFC 9110 §8.8.3.2)', () => {
     assert.equal(notModifiedMatches(withBoth, notModified({ etag: '"a"' })), true)
     assert.equal(notModifiedMatches(withBoth, notModified({ etag: 'W/"a"' })), true)
-    assert.equal(notModifiedMatches(stored({ etag: 'W/"a"' }), notModified({ etag: '"a"' })), true)
+    assert.equal(notModifiedMatches(stored({ etag: 'W/"a"' }), notModified({ etag: 'W/"a"' })), true)
+    // a strong validator identifies only a response stored with the same strong one
+    assert.equal(notModifiedMatches(stored({ etag: 'W/"a"' }), notModified({ etag: '"a"' })), false)
     assert.equal(notModifiedMatches(withBoth, notModified({ etag: '"b"' })), false)
     assert.equal(notModifiedMatches(stored({}), notModified({ etag: '"a"' })), false)
   })

@@ -29,6 +29,8 @@ export interface ContractFeatures {
    * maxmemory policy); those cases are then skipped with this reason.
    */
   noEvictionReason?: string
+  /** Whether a body of several chunks is read by range (`readRange`): from the offset, not from its start. */
+  readsRanges?: boolean
 }
 
 /** Registers the contract cases for one store kind; `cleanup` runs after them all. */
@@ -76,6 +78,33 @@ export function runStoreContract(
       assert.equal(entry.sizeBytes, CHUNKED_BYTES)
       assert.deepEqual(await readBody(entry), body)
       assert.deepEqual(await readBody(entry), body, 'a body reads again')
+      await store.close()
+    })
+
+    test(`reads a range of a body of 3.5 chunks ${features.readsRanges ? 'exactly (readRange)' : 'from its start (no readRange)'}`, async () => {
+      const store = await open()
+      const body = patternBody(CHUNKED_BYTES, 5)
+      await storeBody(store, 'k', sampleMeta(), body, 300)
+      const entry = entryAt(await store.get('k'))
+      if (!features.readsRanges) {
+        assert.equal(entry.readRange, undefined)
+        await store.close()
+        return
+      }
+      const { readRange } = entry
+      assert.ok(readRange)
+      const last = CHUNKED_BYTES - 1
+      for (const [start, end] of [
+        [0, 1],
+        [1000, 1100],
+        [CONTRACT_CHUNK_BYTES - 1, 2 * CONTRACT_CHUNK_BYTES],
+        [last, CHUNKED_BYTES],
+        [0, CHUNKED_BYTES],
+      ]) {
+        const chunks: Buffer[] = []
+        for await (const chunk of readRange(start as number, end as number)) chunks.push(chunk)
+        assert.deepEqual(Buffer.concat(chunks), body.subarray(start, end), `${start}-${end}`)
+      }
       await store.close()
     })
 

@@ -66,7 +66,14 @@ export async function readBody(entry: StoredEntry): Promise<Buffer> {
 
 /** The fields of EntryMeta in an entry, to compare with what was stored. */
 export function metaOf(entry: StoredEntry): EntryMeta {
-  const { id: _id, sizeBytes: _sizeBytes, body: _body, readBody: _readBody, ...meta } = entry
+  const {
+    id: _id,
+    sizeBytes: _sizeBytes,
+    body: _body,
+    readBody: _readBody,
+    readRange: _range,
+    ...meta
+  } = entry
   return meta
 }
 

@@ -32,7 +32,10 @@ if (server) {
         chunkBytes: CONTRACT_CHUNK_BYTES,
       }),
     () => shared.quit(),
-    { noEvictionReason: 'RedisStore leaves eviction to Redis (maxmemory and maxmemory-policy)' },
+    {
+      noEvictionReason: 'RedisStore leaves eviction to Redis (maxmemory and maxmemory-policy)',
+      readsRanges: true,
+    },
   )
 }
 

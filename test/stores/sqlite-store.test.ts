@@ -31,6 +31,7 @@ runStoreContract(
       ...limits,
     }),
   () => rmSync(contractDir, { recursive: true, force: true }),
+  { readsRanges: true },
 )
 runStoreContract(
   'SqliteStore (:memory:)',
