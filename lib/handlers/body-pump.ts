@@ -157,11 +157,16 @@ export class BodyPump implements ResponseSource {
     return true
   }
 
+  /**
+   * The read failed: the error reaches the caller on a later turn. undici's fetch() loses an error
+   * that comes in the turn its response started (the body then never ends), as a synchronous store's
+   * read that fails early in the body would give it.
+   */
   #fail(error: unknown): void {
     if (this.#finished) return
     this.#finished = true
     this.#closeIterator()
-    this.#handler.onResponseError?.(this.#controller, asError(error))
+    setImmediate(() => this.#handler.onResponseError?.(this.#controller, asError(error)))
   }
 
   #closeIterator(): void {

@@ -101,14 +101,32 @@ export function afterAnswer<T, R>(
   return isPromise(answer) ? answer.then(next) : next(answer)
 }
 
-/** A get whose answer is no list (a custom store's slip): it counts as a failed get. */
+/** An entry as a hit needs it: an object with a body length (a safe integer, 0 or more), a reader, a Buffer if any body. */
+function isEntry(entry: unknown): boolean {
+  if (typeof entry !== 'object' || entry === null) return false
+  const { sizeBytes, readBody, body } = entry as Partial<StoredEntry>
+  return (
+    Number.isSafeInteger(sizeBytes) &&
+    (sizeBytes as number) >= 0 &&
+    typeof readBody === 'function' &&
+    (body === undefined || Buffer.isBuffer(body))
+  )
+}
+
+function isEntryList(found: unknown): found is StoredEntry[] {
+  return Array.isArray(found) && found.every(isEntry)
+}
+
+/** A get whose answer is no list of entries (a custom store's slip): it counts as a failed get. */
 function notAList(found: unknown): TypeError {
-  return new TypeError(`store get() must give a list of entries, gave ${String(found)}`)
+  const what = Array.isArray(found) ? 'a list with something that is no entry in it' : String(found)
+  return new TypeError(`store get() must give a list of entries, gave ${what}`)
 }
 
 /**
  * `pick` applied to the store's entries for `key`: at once, or once its promise settles. An answer that
- * is no list throws (or rejects), as a failing get does.
+ * is no list of entries (one without a body length or reader: its Content-Length would be made up)
+ * throws (or rejects), as a failing get does.
  */
 export function withEntries<T>(
   store: CacheStore,
@@ -117,9 +135,9 @@ export function withEntries<T>(
 ): MaybePromise<T> {
   const found = store.get(key) as MaybePromise<unknown>
   // a hit's lookup: no function made for it
-  if (Array.isArray(found)) return pick(found)
+  if (isEntryList(found)) return pick(found)
   return afterAnswer(found, (entries) => {
-    if (!Array.isArray(entries)) throw notAList(entries)
+    if (!isEntryList(entries)) throw notAList(entries)
     return pick(entries)
   })
 }

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import Database from 'better-sqlite3'
 import fc from 'fast-check'
-import { request } from 'undici'
+import { request, fetch as undiciFetch } from 'undici'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { AsyncStore } from '../helpers/async-store.js'
 import { makeAgent, send, storeKinds, tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+import { sampleMeta } from '../stores/helpers.js'
 
 let origin: Origin
 let garbage: Record<string, string> = {}
@@ -28,6 +30,13 @@ before(async () => {
       if (req.headers['if-none-match'] === etag)
         return setTimeout(() => reply(res, 304, { etag, 'cache-control': 'max-age=60' }), 150)
       return reply(res, 200, { etag, 'cache-control': 'max-age=1' }, `across v${acrossVersion}`)
+    }
+    if (req.url?.startsWith('/rows-')) {
+      // four pieces apart: stored as two chunk rows of 2 000 bytes
+      res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': '4000' })
+      const write = (left: number): unknown =>
+        left === 0 ? res.end() : res.write('r'.repeat(1000), () => setTimeout(write, 10, left - 1))
+      return write(4)
     }
     reply(res, 200, { 'cache-control': 'max-age=60' }, `ok ${req.url}`)
   })
@@ -121,8 +130,22 @@ class NoList extends MemoryStore {
   }
 }
 
-test('a store whose get() gives no list (undefined, null, a promise of one) is a failing store', async () => {
-  const answers = [() => undefined, () => null, () => Promise.resolve(undefined), () => Promise.resolve({})]
+test('a store whose get() gives no list of entries (undefined, null, [null], an entry without a length...) is a failing store', async () => {
+  const readBody = () => [Buffer.from('stored')]
+  const entry = { ...sampleMeta(), id: 1, readBody }
+  const answers = [
+    () => undefined,
+    () => null,
+    () => Promise.resolve(undefined),
+    () => Promise.resolve({}),
+    () => [null],
+    () => Promise.resolve([undefined]),
+    () => [{ ...entry, sizeBytes: Number.NaN }],
+    () => [{ ...entry, sizeBytes: undefined }],
+    () => Promise.resolve([{ ...entry, sizeBytes: -1 }]),
+    () => [{ ...entry, sizeBytes: 6, readBody: undefined }],
+    () => [{ ...entry, sizeBytes: 6, body: 'stored' }],
+  ]
   for (const answer of answers) {
     const cache = makeAgent(new NoList(answer))
     const before = origin.count('/no-list')
@@ -196,4 +219,29 @@ test('a 304 to a revalidation sent before an invalidation the store failed to wr
   assert.equal(after.body, 'across v2')
   assert.equal(after.headers['cache-status'], 'undici-cache; fwd=miss; stored')
   await cache.agent.close()
+})
+
+test('a hit whose chunk row is gone fails fetch() and the global fetch() with the error, never a body left hanging', async () => {
+  const dbPath = path.join(tempDir(), 'rows.db')
+  const store = new SqliteStore({ path: dbPath, bodyFiles: false, chunkBytes: 1024, hotBytes: 0 })
+  const cache = makeAgent(store)
+  const fetches = [undiciFetch, globalThis.fetch as unknown as typeof undiciFetch]
+  for (const [index, fetchOf] of fetches.entries()) {
+    const url = `${origin.url}/rows-${index}`
+    await send(cache.agent, url)
+    store.stats() // commits the queue
+    const db = new Database(dbPath)
+    assert.equal(db.prepare('DELETE FROM chunks WHERE seq = 1').run().changes, 1)
+    db.close()
+    const response = await fetchOf(url, { dispatcher: cache.agent })
+    assert.match(String(response.headers.get('cache-status')), /^undici-cache; hit/)
+    // the error comes in the turn the response started: undici's fetch() lost it, and the body never ended
+    const read = response.text().then(
+      () => 'ended',
+      (error: Error) => String((error.cause as Error | undefined)?.message),
+    )
+    const outcome = await Promise.race([read, new Promise((resolve) => setTimeout(resolve, 3000, 'hung'))])
+    assert.match(String(outcome), /chunk 1 of entry \d+ is missing/)
+  }
+  await cache.close()
 })
