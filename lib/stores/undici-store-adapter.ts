@@ -11,6 +11,7 @@
 import { Readable, Writable } from 'node:stream'
 import type { interceptors } from 'undici'
 import { asError, reportStoreError } from '../diagnostics.js'
+import { entryBody } from '../handlers/serve.js'
 import { LruMap } from './lru-map.js'
 import type { CacheStore, EntryMeta, MaybePromise, StoredEntry } from './store.js'
 
@@ -54,8 +55,9 @@ export function toUndiciStore(store: CacheStore): UndiciCacheStore {
       const sentMs = lookups.lastMs(keyed)
       // RFC 9111 §4.4: a response to a request sent before an invalidation may predate the write
       if (reads.invalidatedSince(keyed, sentMs)) return undefined
-      reads.written(keyed)
-      return openWriteStream(store, key, value, sentMs)
+      // undici's delete after a 304 removes what is stored by then; what is written after it is kept
+      const requestTimeMs = Math.max(sentMs, reads.deletedMs(keyed))
+      return openWriteStream(store, key, value, requestTimeMs, () => reads.written(keyed))
     },
     delete: (key) =>
       SAFE_METHODS.has(key.method) ? reads.removeWhenRead(storeKey(key)) : reads.invalidate(storeKey(key)),
@@ -94,9 +96,10 @@ const DELETE_WAIT_MAX_MS = 30_000
  * The body streams handed out per key. undici deletes an entry on a 304 that carries Cache-Control
  * and then serves the body it looked up (nodejs/undici#5505): a body read from a file, chunk rows or
  * Redis would be gone. So a delete waits until those streams are done (at most DELETE_WAIT_MAX_MS),
- * and is dropped when a newer response is written under the key meanwhile (that one replaces it). What
- * an invalidation removes is not looked up again from the moment it is asked for, while its delete
- * waits too; a delete still waiting when the process exits is made then (at once for a synchronous store).
+ * and is dropped when a newer response is committed under the key meanwhile (the delete would remove
+ * it too). What a delete removes is not looked up again from the moment it is asked for, while it waits
+ * (and after a write dropped it); a delete still waiting when the process exits is made then (at once
+ * for a synchronous store).
  */
 class BodyReads {
   readonly #store: CacheStore
@@ -107,6 +110,8 @@ class BodyReads {
   readonly #waitingInvalidations = new Set<string>()
   /** When each of the last invalidated keys was invalidated (epoch ms). */
   readonly #invalidatedMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
+  /** When each of the last keys deleted (invalidated, or after a 304) was: what was stored before is gone. */
+  readonly #deletedMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
   /** Keys invalidated in this turn: undici goes on to delete them under each safe method's key too. */
   readonly #invalidatedNow = new Set<string>()
 
@@ -128,8 +133,8 @@ class BodyReads {
   }
 
   /**
-   * A newer response is written under `key`: it replaces what the waiting delete would remove, unless
-   * that delete is an invalidation's (the write replaces one variant; the store may also refuse it).
+   * A newer response was committed under `key`: the waiting delete would remove it, unless that delete is
+   * an invalidation's (which refuses such writes). What the delete was for stays out of lookups.
    */
   written(key: string): void {
     if (!this.#waitingInvalidations.has(key)) this.#stopWaiting(key)
@@ -143,10 +148,14 @@ class BodyReads {
     return this.#removeWhenRead(key, true)
   }
 
-  /** An entry stored under `key` for a request sent before its last invalidation (not in the same millisecond). */
-  invalidatedEntry(key: string, entry: StoredEntry): boolean {
-    const invalidatedMs = this.#invalidatedMs.get(key)
-    return invalidatedMs !== undefined && entry.requestTimeMs < invalidatedMs
+  /** An entry stored under `key` for a request sent before its last delete (not in the same millisecond). */
+  deletedEntry(key: string, entry: StoredEntry): boolean {
+    return entry.requestTimeMs < this.deletedMs(key)
+  }
+
+  /** When `key` was last deleted (invalidated, or after a 304), if that is remembered; else 0. */
+  deletedMs(key: string): number {
+    return this.#deletedMs.get(key) ?? 0
   }
 
   /** Whether `key` was invalidated after `sentMs` (not in the same millisecond, as SqliteStore counts). */
@@ -163,6 +172,7 @@ class BodyReads {
 
   /** A delete already waiting keeps its deadline, and stays an invalidation's once it is one. */
   #removeWhenRead(key: string, invalidation: boolean): Promise<void> {
+    this.#deletedMs.set(key, Date.now())
     if (!this.#open.has(key)) {
       this.#stopWaiting(key)
       return remove(this.#store, key)
@@ -221,7 +231,7 @@ async function lookup(
     for (const entry of await store.get(storeKey(key))) {
       const fields = undiciFields(entry)
       if (fields === undefined || fields.method !== key.method || entry.deleteAtMs <= nowMs) continue
-      if (reads.invalidatedEntry(storeKey(key), entry)) continue
+      if (reads.deletedEntry(storeKey(key), entry)) continue
       if (varyMatches(fields.vary, key.headers)) return toGetResult(entry, fields, reads, storeKey(key))
     }
   } catch (error) {
@@ -274,10 +284,14 @@ function toGetResult(
   }
 }
 
-/** The stored body: the chunks in an array when the store has it whole, else a stream read on demand. */
+/**
+ * The stored body: the chunks in an array when the store has it whole, else a stream read on demand.
+ * One of another length than the entry says throws, or fails its stream (never ends short or long).
+ */
 function bodyOf(entry: StoredEntry, reads: BodyReads, key: string): Buffer[] | Readable {
-  if (entry.body !== undefined) return entry.body.length > 0 ? [entry.body] : []
-  return reads.track(key, Readable.from(entry.readBody(), { objectMode: false }))
+  const body = entryBody(entry)
+  if (entry.body !== undefined) return body as Buffer[]
+  return reads.track(key, Readable.from(body, { objectMode: false }))
 }
 
 function toMeta(key: UndiciCacheKey, value: UndiciCacheValue, requestTimeMs: number): EntryMeta {
@@ -312,12 +326,16 @@ function contentLength(headers: UndiciHeaders): number | undefined {
   return typeof headers['content-length'] === 'string' && Number.isSafeInteger(length) ? length : undefined
 }
 
-/** A Writable feeding a store writer: commit on end, abort on destroy; undefined if the store declines. */
+/**
+ * A Writable feeding a store writer: commit on end (then `committed`), abort on destroy; undefined if
+ * the store declines.
+ */
 function openWriteStream(
   store: CacheStore,
   key: UndiciCacheKey,
   value: UndiciCacheValue,
   requestTimeMs: number,
+  committed: () => void,
 ): Writable | undefined {
   let writer: ReturnType<CacheStore['put']>
   try {
@@ -331,7 +349,16 @@ function openWriteStream(
   return new Writable({
     write: (chunk: Buffer, _encoding, callback) =>
       settle(store, 'write', () => entryWriter.write(chunk), callback),
-    final: (callback) => settle(store, 'commit', () => entryWriter.commit(), callback),
+    final: (callback) =>
+      settle(
+        store,
+        'commit',
+        () => entryWriter.commit(),
+        (error) => {
+          if (!error) committed()
+          callback(error)
+        },
+      ),
     destroy: (error, callback) => {
       entryWriter.abort()
       callback(error)

@@ -83,6 +83,14 @@ before(async () => {
       const headers = { 'cache-control': cacheControl, vary: 'accept-language' }
       return reply(res, 200, headers, req.method === 'GET' ? `${language} ${LARGE_BODY}` : 'written')
     }
+    if (url.pathname === '/held-304') {
+      // a 304 that makes the revalidated variant stale at once: undici deletes the entry on it
+      const language = String(req.headers['accept-language'] ?? 'none')
+      const headers = { etag: '"e"', vary: 'accept-language' }
+      if (req.headers['if-none-match'] === '"e"')
+        return reply(res, 304, { ...headers, 'cache-control': 'max-age=0' })
+      return reply(res, 200, { ...headers, 'cache-control': 'max-age=60' }, `${language} ${LARGE_BODY}`)
+    }
     if (url.pathname === '/etag-cache-control') {
       const headers = { 'cache-control': 'no-cache', etag: '"v1"' }
       if (req.headers['if-none-match'] === '"v1"') return reply(res, 304, headers)
@@ -234,6 +242,36 @@ for (const kind of storeKinds) {
       }
     })
 
+    test("undici's delete after a 304 holds while the body is read, and another variant written meanwhile does not bring the stale one back", async () => {
+      const target = `/held-304?suite=${kind.slug}`
+      const de = { 'accept-language': 'de' }
+      const fr = { 'accept-language': 'fr' }
+      await cache.sendAndSettle(target, { headers: de })
+      const held = await request(origin.url + target, {
+        dispatcher: cache.dispatcher,
+        headers: { ...de, 'cache-control': 'no-cache' },
+      })
+      await cache.sendAndSettle(target, { headers: fr })
+      assert.equal(await held.body.text(), `de ${LARGE_BODY}`)
+      const again = await send(cache.dispatcher, origin.url + target, { headers: de })
+      assert.equal(again.body, `de ${LARGE_BODY}`)
+      assert.equal(
+        (await send(cache.dispatcher, origin.url + target, { headers: fr })).body,
+        `fr ${LARGE_BODY}`,
+      )
+      const sent = origin.requests.filter((seen) => seen.url === target)
+      // de, its revalidation, fr, then de again from the origin (the 304 said max-age=0); fr from the store
+      assert.deepEqual(
+        sent.map((seen) => [seen.headers['accept-language'], seen.headers['if-none-match']]),
+        [
+          ['de', undefined],
+          ['de', '"e"'],
+          ['fr', undefined],
+          ['de', undefined],
+        ],
+      )
+    })
+
     test('a large body is streamed back from the store whole', async () => {
       const target = `/large?suite=${kind.slug}`
       await cache.sendAndSettle(target)
@@ -325,6 +363,32 @@ test('the adapter keeps undici values intact and picks by method, Vary and delet
   )
   await storeBody(store, `undici ${key.origin}${key.path}`, sampleMeta({ varyKey: 'own' }), Buffer.from('x'))
   assert.equal(await adapter.get(key), undefined, 'entries without a readable undici value are never served')
+})
+
+test('a body of another length than its entry says fails the response through the adapter, never short or long', async () => {
+  for (const [name, cut] of [
+    ['short', (body: Buffer) => body.subarray(0, body.length - 100)],
+    ['long', (body: Buffer) => Buffer.concat([body, Buffer.alloc(100)])],
+  ] as const) {
+    const memory = new MemoryStore()
+    const lying: CacheStore = {
+      get: (key) =>
+        memory.get(key).map((entry) => {
+          const body = cut(entry.body ?? Buffer.alloc(0))
+          return { ...entry, body: undefined, readBody: () => [body] }
+        }),
+      put: (key, meta, sizeBytes) => memory.put(key, meta, sizeBytes),
+      update: (key, id, meta) => memory.update(key, id, meta),
+      delete: (key) => memory.delete(key),
+      close: () => memory.close(),
+    }
+    const cache = undiciCache(lying)
+    const target = `/lying-${name}`
+    await cache.sendAndSettle(target)
+    const hit = await request(origin.url + target, { dispatcher: cache.dispatcher })
+    await assert.rejects(hit.body.text(), /the stored body of \d+ bytes read/)
+    await cache.close()
+  }
 })
 
 test('a failing store never fails a request through the adapter', async () => {
