@@ -160,13 +160,15 @@ export class BodyPump implements ResponseSource {
   /**
    * The read failed: the error reaches the caller on a later turn. undici's fetch() loses an error
    * that comes in the turn its response started (the body then never ends), as a synchronous store's
-   * read that fails early in the body would give it.
+   * read that fails early in the body would give it. A caller that aborts meanwhile gets its abort.
    */
   #fail(error: unknown): void {
     if (this.#finished) return
     this.#finished = true
     this.#closeIterator()
-    setImmediate(() => this.#handler.onResponseError?.(this.#controller, asError(error)))
+    setImmediate(() =>
+      this.#handler.onResponseError?.(this.#controller, this.#controller.abortError ?? asError(error)),
+    )
   }
 
   #closeIterator(): void {

@@ -6,6 +6,7 @@ import fc from 'fast-check'
 import { request, fetch as undiciFetch } from 'undici'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import type { CacheStore } from '../../lib/stores/store.js'
 import { AsyncStore } from '../helpers/async-store.js'
 import { makeAgent, send, storeKinds, tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
@@ -243,5 +244,42 @@ test('a hit whose chunk row is gone fails fetch() and the global fetch() with th
     const outcome = await Promise.race([read, new Promise((resolve) => setTimeout(resolve, 3000, 'hung'))])
     assert.match(String(outcome), /chunk 1 of entry \d+ is missing/)
   }
+  await cache.close()
+})
+
+test('a caller that aborts before a failed read reaches it gets its abort, not the read error', async () => {
+  const memory = new MemoryStore()
+  const failingRead: CacheStore = {
+    get: (key) =>
+      memory.get(key).map((entry) => ({
+        ...entry,
+        body: undefined,
+        *readBody() {
+          yield Buffer.from('first')
+          throw new Error('read failed')
+        },
+      })),
+    put: (key, meta, sizeBytes) => memory.put(key, meta, sizeBytes),
+    update: (key, id, meta) => memory.update(key, id, meta),
+    delete: (key) => memory.delete(key),
+    close: () => memory.close(),
+  }
+  const cache = makeAgent(failingRead)
+  const url = `${origin.url}/aborted-failing-read`
+  await send(cache.agent, url)
+  const unaborted = await request(url, { dispatcher: cache.agent })
+  await assert.rejects(unaborted.body.text(), /read failed/)
+  // aborted after the read failed, in the same turn: before the failure is handed on
+  const ended = new Promise<Error>((resolve) => {
+    cache.agent.dispatch(
+      { origin: origin.url, path: '/aborted-failing-read', method: 'GET' },
+      {
+        onRequestStart: () => {},
+        onResponseStart: (controller) => queueMicrotask(() => controller.abort(new Error('mine'))),
+        onResponseError: (_controller, error) => resolve(error),
+      },
+    )
+  })
+  assert.equal((await ended).message, 'mine')
   await cache.close()
 })
