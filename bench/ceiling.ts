@@ -4,7 +4,7 @@
  */
 import { Dispatcher } from 'undici'
 import { isLegacyHandler, LegacyHandlerAdapter } from '../lib/handlers/legacy-handler.js'
-import { SIZE_BYTES } from './scenarios.js'
+import { BODY_BYTE, SIZE_BYTES } from './scenarios.js'
 
 type SizeName = keyof typeof SIZE_BYTES
 
@@ -22,7 +22,8 @@ function canned(size: SizeName): CannedResponse {
       'content-type': 'application/octet-stream',
       etag: `"canned-${size}"`,
     },
-    body: Buffer.alloc(bytes, 'c'),
+    // the origin's bytes for a hit: a client checks what it is served
+    body: Buffer.alloc(bytes, BODY_BYTE.hit),
   }
 }
 

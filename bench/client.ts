@@ -16,20 +16,23 @@ import type { Dispatcher } from 'undici'
 import { runBig } from './big.js'
 import { installCleanup, startOrigin } from './children.js'
 import { type BenchClient, createClient } from './clients.js'
-import { filledSqlitePath, fillLimits, fillStore, fillUrl, randomIndices } from './fill.js'
+import { filledSqlitePath, fillLimits, fillPrefix, fillStore, fillUrl } from './fill.js'
 import {
   countsBetween,
+  type Expected,
   fetchOnce,
   type Measurement,
   type OriginCounts,
   readCounts,
   sendRequests,
+  type Target,
 } from './load.js'
 import { exitWhenParentGone } from './process-guard.js'
 import {
   type BigResult,
+  BODY_BYTE,
+  CHECKED_PREFIX_BYTES,
   type ClientName,
-  FILL_HOT_KEYS,
   findScenario,
   isClientName,
   MEMORY_CLIENT,
@@ -54,10 +57,12 @@ interface Environment {
   tmpDir: string
 }
 
-/** A client ready to measure, and the URL of request `index` of `phase` ('warmup' or 'run'). */
+/** A client ready to measure, and what each request of `phase` ('warmup' or 'run') asks for. */
 interface Prepared {
   client: BenchClient
-  urlFor(phase: string, index: number): string
+  targetFor(phase: string): Target
+  /** Requests the preparation sent (to store what the scenario then asks for). */
+  sent: number
 }
 
 function optionalNumber(value: string | undefined): number | undefined {
@@ -100,7 +105,7 @@ async function warmedUpRate(
   scenario: Scenario,
   warmed: Measurement,
   warmup: number,
-  urlFor: (phase: string, index: number) => string,
+  target: Target,
   minMs: number,
 ): Promise<number> {
   let elapsedMs = warmed.seconds * 1000
@@ -113,7 +118,7 @@ async function warmedUpRate(
       MAX_HIT_REQUESTS,
       Math.max(scenario.concurrency, Math.ceil(perMs * WARMUP_BATCH_MS)),
     )
-    const batch = await sendRequests(dispatcher, { ...scenario, count }, (i) => urlFor('warmup', i))
+    const batch = await sendRequests(dispatcher, { ...scenario, count }, target)
     batchMs = batch.seconds * 1000
     elapsedMs += batchMs
     perMs = count / Math.max(0.1, batchMs)
@@ -130,15 +135,36 @@ function joined(first: Measurement, then: Measurement): Measurement {
   return { seconds: first.seconds + then.seconds, latenciesMs, errors: first.errors + then.errors }
 }
 
-/** Builds the URL of request `index` of `phase`; miss scenarios get a URL never asked before. */
-function urlMaker(scenario: Scenario, origin: string): (phase: string, index: number) => string {
-  const base = `${origin}${scenario.path}`
-  if (scenario.kind !== 'miss') return () => base
-  const runId = randomUUID()
-  return (phase, index) => `${base}/${runId}-${phase}-${index}`
+/** The body a request of `scenario` expects: the origin's bytes for its kind. */
+function expectedOf(scenario: Scenario): Expected {
+  const byte = BODY_BYTE[scenario.kind as keyof typeof BODY_BYTE]
+  return { bodyBytes: scenario.bodyBytes, prefix: Buffer.alloc(CHECKED_PREFIX_BYTES, byte) }
 }
 
-/** A client over a store already holding `scenario.entries` entries; requests go to a random few. */
+/**
+ * What each request of `phase` asks for. Misses get a URL never asked before; each worker of a 304
+ * scenario revalidates a URL of its own, so that no request waits on another's revalidation (a cache
+ * that collapses identical requests would send one conditional request for all 64 workers).
+ */
+function targetMaker(scenario: Scenario, origin: string): (phase: string) => Target {
+  const base = `${origin}${scenario.path}`
+  const expected = expectedOf(scenario)
+  if (scenario.kind === 'miss') {
+    const runId = randomUUID()
+    return (phase) => (index) => ({ url: `${base}/${runId}-${phase}-${index}`, expected })
+  }
+  if (scenario.kind === 'revalidate') {
+    const own = Array.from({ length: scenario.concurrency }, (_, worker) => ({
+      url: `${base}?w=${worker}`,
+      expected,
+    }))
+    return () => (_index, worker) => own[worker] as { url: string; expected: Expected }
+  }
+  const only = { url: base, expected }
+  return () => () => only
+}
+
+/** A client over a store already holding `scenario.entries` entries; each request asks for one at random. */
 async function prepareFilled(name: ClientName, scenario: Scenario, env: Environment): Promise<Prepared> {
   const { entries } = scenario
   const limits = fillLimits(entries)
@@ -146,41 +172,74 @@ async function prepareFilled(name: ClientName, scenario: Scenario, env: Environm
   const sqlitePath = inMemory ? undefined : await filledSqlitePath(env.origin, entries)
   const client = await createClient(name, env.tmpDir, { limits, sqlitePath })
   if (inMemory && client.store) await fillStore(client.store, env.origin, entries)
-  const hot = randomIndices(entries, FILL_HOT_KEYS)
-  return { client, urlFor: (_phase, index) => fillUrl(env.origin, hot[index % hot.length] ?? 0) }
+  const target: Target = () => {
+    const index = Math.floor(Math.random() * entries)
+    return {
+      url: fillUrl(env.origin, index),
+      expected: { bodyBytes: scenario.bodyBytes, prefix: fillPrefix(index) },
+    }
+  }
+  return { client, targetFor: () => target, sent: 0 }
 }
 
 async function prepare(name: ClientName, scenario: Scenario, env: Environment): Promise<Prepared> {
   if (scenario.kind === 'fill') return prepareFilled(name, scenario, env)
   const client = await createClient(name, env.tmpDir)
-  const urlFor = urlMaker(scenario, env.origin)
-  if (scenario.kind !== 'miss') await fetchOnce(client.dispatcher, urlFor('fill', 0), scenario.bodyBytes)
-  return { client, urlFor }
+  const targetFor = targetMaker(scenario, env.origin)
+  if (scenario.kind === 'miss') return { client, targetFor, sent: 0 }
+  // what the scenario asks for, stored first: one URL, or each worker's own
+  const storing = targetFor('fill')
+  const urls = scenario.kind === 'revalidate' ? scenario.concurrency : 1
+  for (let worker = 0; worker < urls; worker++) {
+    const { url, expected } = storing(0, worker)
+    await fetchOnce(client.dispatcher, url, expected)
+  }
+  return { client, targetFor, sent: urls }
 }
 
-/** Asks a miss URL again: a caching client must answer it without the origin. */
-async function missWasStored(client: BenchClient, origin: string, url: string, bodyBytes: number) {
+/** Misses checked again after a miss scenario: a caching client must answer them without the origin. */
+const CHECKED_MISSES = 20
+
+/** Asks some of the measured miss URLs again (spread over the run): true when none reached the origin. */
+async function missesWereStored(client: BenchClient, origin: string, target: Target, count: number) {
   const before = await readCounts(origin)
-  await fetchOnce(client.dispatcher, url, bodyBytes)
+  const step = Math.max(1, Math.floor(count / CHECKED_MISSES))
+  for (let index = count - 1; index >= 0; index -= step) {
+    const { url, expected } = target(index, 0)
+    if (!(await fetchOnce(client.dispatcher, url, expected))) return false
+  }
   const after = await readCounts(origin)
   return after.requests === before.requests
 }
 
-/** Why a caching client's origin traffic shows it did not cache as the scenario needs, if it did not. */
-function cachingProblem(scenario: Scenario, delta: OriginCounts, missStored: boolean): string | undefined {
+/**
+ * Why a caching client's origin traffic shows it did not cache as the scenario needs, if it did not.
+ * `sent`: the requests the client sent before the miss check.
+ */
+function cachingProblem(
+  scenario: Scenario,
+  delta: OriginCounts,
+  sent: number,
+  missesStored: boolean,
+): string | undefined {
   if (scenario.kind === 'hit' && delta.requests !== 1) {
     return `expected 1 origin request for ${scenario.path}, saw ${delta.requests}: the cache did not cache`
   }
   if (scenario.kind === 'fill' && delta.requests !== 0) {
     return `${delta.requests} hits on pre-filled entries went to the origin: the store lost entries`
   }
-  if (scenario.kind === 'revalidate' && delta.notModified !== delta.requests - 1) {
-    const expected = delta.requests - 1
-    return `${delta.notModified} of ${delta.requests} origin requests were 304s, expected ${expected}: not every request revalidated`
+  const stored = scenario.kind === 'revalidate' ? scenario.concurrency : 0
+  if (scenario.kind === 'revalidate' && (delta.requests !== sent || delta.notModified !== sent - stored)) {
+    return `${delta.requests} origin requests (${delta.notModified} 304s) for ${sent} requests, ${stored} of them to store: not every request revalidated`
   }
-  if (scenario.kind === 'miss' && !missStored)
-    return 'a missed response was not stored: the cache did not cache'
+  if (scenario.kind === 'miss' && !missesStored)
+    return 'some missed responses were not stored: the cache did not cache'
   return undefined
+}
+
+/** Requests that failed (an error, another status, length or body): the measurement is not valid. */
+function failureProblem(failed: number, sent: number): string | undefined {
+  return failed === 0 ? undefined : `${failed} of ${sent} requests failed (error, status, length or body)`
 }
 
 function buildResult(
@@ -226,34 +285,37 @@ const MAX_HIT_REQUESTS = 50_000
 /** Measures one request-rate scenario (hit, miss, revalidate, fill). */
 async function runRate(args: ClientArgs, scenario: Scenario, env: Environment): Promise<RunResult> {
   const before = await readCounts(env.origin)
-  const { client, urlFor } = await prepare(args.client, scenario, env)
+  const { client, targetFor, sent: stored } = await prepare(args.client, scenario, env)
   const load = (count: number) => ({ ...scenario, count })
   const warmup = args.warmupRequests ?? (args.quick ? scenario.quickWarmupRequests : scenario.warmupRequests)
   let count = args.requests ?? (args.quick ? scenario.quickRequests : scenario.requests)
-  const warmed = await sendRequests(client.dispatcher, load(warmup), (i) => urlFor('warmup', i))
+  const warmed = await sendRequests(client.dispatcher, load(warmup), targetFor('warmup'))
   const timed = scenario.kind === 'hit' && !args.quick && !args.requests
   if (timed) {
     const minMs = scenario.bodyBytes === SIZE_BYTES['4m'] ? MIN_LARGE_HIT_WARMUP_MS : 0
-    const perMs = await warmedUpRate(client.dispatcher, scenario, warmed, warmup, urlFor, minMs)
+    const perMs = await warmedUpRate(client.dispatcher, scenario, warmed, warmup, targetFor('warmup'), minMs)
     count = Math.min(MAX_HIT_REQUESTS, Math.max(count, Math.ceil(perMs * MIN_HIT_RUN_MS)))
   }
-  let measured = await sendRequests(client.dispatcher, load(count), (i) => urlFor('run', i))
+  let measured = await sendRequests(client.dispatcher, load(count), targetFor('run'))
   // a rate still rising ends the window early: it goes on, in as many requests again
   while (
     timed &&
     measured.seconds * 1000 < MIN_HIT_RUN_MS &&
     measured.latenciesMs.length < MAX_HIT_REQUESTS
   ) {
-    const more = await sendRequests(client.dispatcher, load(count), (i) => urlFor('run', i))
+    const more = await sendRequests(client.dispatcher, load(count), targetFor('run'))
     measured = joined(measured, more)
   }
   const delta = countsBetween(before, await readCounts(env.origin))
-  const missStored =
+  const sent = stored + warmup + measured.latenciesMs.length
+  const missesStored =
     scenario.kind === 'miss' &&
     client.caches &&
-    (await missWasStored(client, env.origin, urlFor('run', count - 1), scenario.bodyBytes))
+    (await missesWereStored(client, env.origin, targetFor('run'), count))
   await client.close()
-  const problem = client.caches ? cachingProblem(scenario, delta, missStored) : undefined
+  const problem =
+    failureProblem(warmed.errors + measured.errors, warmup + measured.latenciesMs.length) ??
+    (client.caches ? cachingProblem(scenario, delta, sent, missesStored) : undefined)
   return buildResult(args.client, scenario, measured, delta, problem)
 }
 

@@ -16,10 +16,10 @@ import type { StoreLimits } from './clients.js'
 import { SIZE_BYTES } from './scenarios.js'
 
 /** Bump when the filled entries change, so that no older file is reused. */
-const FILL_FORMAT = 2
+const FILL_FORMAT = 3
 const FILE_PREFIX = 'undici-cache-bench-fill-'
 const SHM_DIR = '/dev/shm'
-const BODY = Buffer.alloc(SIZE_BYTES['1k'], 'f')
+const BODY_BYTES = SIZE_BYTES['1k']
 /** A year: filled files are reused across runs, so their entries must stay fresh that long. */
 const FRESH_SECONDS = 365 * 24 * 3600
 /** Generous bytes per entry on disk (body, metadata, index rows, page slack), to check free space. */
@@ -29,6 +29,18 @@ const PROGRESS_EVERY_ENTRIES = 100_000
 /** The key, and URL, of filled entry `index`. */
 export function fillUrl(origin: string, index: number): string {
   return `${origin}/hit/1k?n=${index}`
+}
+
+/** What the body of filled entry `index` starts with: its index, so that a hit on another entry shows. */
+export function fillPrefix(index: number): Buffer {
+  return Buffer.from(`n=${index};`)
+}
+
+/** The 1 KiB body of filled entry `index`. */
+function fillBody(index: number): Buffer {
+  const body = Buffer.alloc(BODY_BYTES, 'f')
+  fillPrefix(index).copy(body)
+  return body
 }
 
 /** Limits that let a store keep `count` filled entries and the scenario's own with room to spare. */
@@ -43,7 +55,7 @@ function fillMeta(nowMs: number): EntryMeta {
     statusMessage: 'OK',
     headers: {
       'cache-control': `max-age=${FRESH_SECONDS}`,
-      'content-length': String(BODY.length),
+      'content-length': String(BODY_BYTES),
       'content-type': 'application/octet-stream',
       date: new Date(nowMs).toUTCString(),
       etag: '"fill-1k"',
@@ -58,7 +70,7 @@ function fillMeta(nowMs: number): EntryMeta {
   }
 }
 
-/** Writes entries 0..count-1 into `store`, all with one body buffer; reports every 100 000th if `progress`. */
+/** Writes entries 0..count-1 into `store`, each with its own body; reports every 100 000th if `progress`. */
 export async function fillStore(
   store: CacheStore,
   origin: string,
@@ -67,9 +79,9 @@ export async function fillStore(
 ): Promise<void> {
   const meta = fillMeta(Date.now())
   for (let index = 0; index < count; index++) {
-    const writer = store.put(fillUrl(origin, index), meta, BODY.length)
+    const writer = store.put(fillUrl(origin, index), meta, BODY_BYTES)
     if (!writer) throw new Error(`the store refused filled entry ${index}`)
-    await writer.write(BODY)
+    await writer.write(fillBody(index))
     await (writer.commitSoon ? writer.commitSoon() : writer.commit())
     if (progress && (index + 1) % PROGRESS_EVERY_ENTRIES === 0) {
       process.stderr.write(`  filled ${index + 1} of ${count} entries\n`)
@@ -160,11 +172,4 @@ export async function filledSqlitePath(origin: string, count: number): Promise<s
   process.off('exit', removePartial)
   process.stderr.write(`  filled ${count} entries in ${((Date.now() - startMs) / 1000).toFixed(1)} s\n`)
   return target
-}
-
-/** `count` distinct entry indices out of 0..entries-1, in random order. */
-export function randomIndices(entries: number, count: number): number[] {
-  const chosen = new Set<number>()
-  while (chosen.size < Math.min(count, entries)) chosen.add(Math.floor(Math.random() * entries))
-  return [...chosen]
 }

@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import { exitWhenParentGone } from './process-guard.js'
-import { SIZE_BYTES } from './scenarios.js'
+import { BODY_BYTE, SIZE_BYTES } from './scenarios.js'
 
 const FRESH = 'max-age=3600'
 const ALWAYS_REVALIDATE = 'no-cache'
@@ -34,18 +34,22 @@ interface Representation {
 
 const counts: Counts = { requests: 0, notModified: 0 }
 
-function representation(name: string, bytes: number, cacheControl: string): Representation {
-  return { body: Buffer.alloc(bytes, name.charAt(0)), etag: `"${name}"`, cacheControl }
+function representation(
+  kind: keyof typeof BODY_BYTE,
+  size: keyof typeof SIZE_BYTES,
+  cacheControl: string,
+): Representation {
+  return { body: Buffer.alloc(SIZE_BYTES[size], BODY_BYTE[kind]), etag: `"${kind}-${size}"`, cacheControl }
 }
 
 const FIXED_ROUTES = new Map<string, Representation>([
-  ['/hit/1k', representation('hit-1k', SIZE_BYTES['1k'], FRESH)],
-  ['/hit/64k', representation('hit-64k', SIZE_BYTES['64k'], FRESH)],
-  ['/hit/4m', representation('hit-4m', SIZE_BYTES['4m'], FRESH)],
-  ['/revalidate/1k', representation('revalidate-1k', SIZE_BYTES['1k'], ALWAYS_REVALIDATE)],
+  ['/hit/1k', representation('hit', '1k', FRESH)],
+  ['/hit/64k', representation('hit', '64k', FRESH)],
+  ['/hit/4m', representation('hit', '4m', FRESH)],
+  ['/revalidate/1k', representation('revalidate', '1k', ALWAYS_REVALIDATE)],
 ])
 
-const MISS_REPRESENTATION = representation('miss-1k', SIZE_BYTES['1k'], FRESH)
+const MISS_REPRESENTATION = representation('miss', '1k', FRESH)
 
 /** A 64 KiB piece of a recognisable pattern; a big body is this piece, repeated. */
 function bigPiece(): Buffer {

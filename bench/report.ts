@@ -75,9 +75,10 @@ function summarizeGroup(outcomes: readonly RunOutcome[]): Omit<Summary, Ratio> {
     concurrency: results[0]?.concurrency ?? Number.NaN,
     entries: findScenario(first.scenario).entries,
     rounds: results.length,
-    reqPerSec: median(results.map((result) => result.reqPerSec)),
-    p50Ms: median(results.map((result) => result.p50Ms)),
-    p99Ms: median(results.map((result) => result.p99Ms)),
+    // whole requests per second, as each round's (the median of an even count falls between two)
+    reqPerSec: Math.round(median(results.map((result) => result.reqPerSec))),
+    p50Ms: round(median(results.map((result) => result.p50Ms)), 3),
+    p99Ms: round(median(results.map((result) => result.p99Ms)), 3),
     errors: results.reduce((sum, result) => sum + result.errors, 0),
     cacheOk: results.every((result) => result.cacheOk) && results.length === outcomes.length,
     notes: notesOf(outcomes),

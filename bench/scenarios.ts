@@ -63,8 +63,11 @@ const QUICK_WARMUP_REQUESTS = 100
 /** 4 MiB bodies warm up with fewer requests. */
 const LARGE_BODY_WARMUP_REQUESTS = 100
 const QUICK_LARGE_BODY_WARMUP_REQUESTS = 5
-/** Stored keys a `fill` scenario sends its hits to (all of them when fewer are stored). */
-export const FILL_HOT_KEYS = 1000
+/** The byte every body of the origin's routes (and the ceiling's) is made of, by scenario kind. */
+export const BODY_BYTE = { hit: 'h', revalidate: 'r', miss: 'm' } as const
+
+/** How many of a body's first bytes a client checks, to tell one representation from another. */
+export const CHECKED_PREFIX_BYTES = 16
 /** Above this many entries the memory client skips `fill` (its in-process fill alone takes ~18 s at 10⁶). */
 const MEMORY_FILL_MAX_ENTRIES = 100_000
 
@@ -90,16 +93,15 @@ function sized(kind: ScenarioKind, size: SizeName, concurrency: number, requests
   }
 }
 
-/** Hits on 1 KiB entries of a store already holding `entries` of them. */
+/** Hits on 1 KiB entries of a store already holding `entries` of them, each on one picked at random. */
 function fill(exponent: number, modes: readonly RunMode[]): Scenario {
   const entries = 10 ** exponent
-  const warmupRequests = Math.min(entries, FILL_HOT_KEYS)
   return {
     ...sized('hit', '1k', 64, 20_000),
     id: `fill-1e${exponent}-c64`,
     kind: 'fill',
-    warmupRequests,
-    quickWarmupRequests: warmupRequests,
+    warmupRequests: WARMUP_REQUESTS,
+    quickWarmupRequests: WARMUP_REQUESTS,
     entries,
     modes,
     clients: entries <= MEMORY_FILL_MAX_ENTRIES ? [SQLITE_CLIENT, MEMORY_CLIENT] : [SQLITE_CLIENT],
