@@ -22,8 +22,10 @@ export class ServedBody {
     this.entry = {
       ...stored,
       readBody: () => this.#watched(() => stored.readBody()),
+      // called as the store's method (a class's may use `this`)
       readRange:
-        readRange && ((startBytes, endBytes) => this.#watched(() => readRange(startBytes, endBytes))),
+        readRange &&
+        ((startBytes, endBytes) => this.#watched(() => readRange.call(stored, startBytes, endBytes))),
     }
   }
 

@@ -14,6 +14,7 @@ import { asError, reportStoreError } from '../diagnostics.js'
 import { entryBody } from '../handlers/serve.js'
 import { LruMap } from './lru-map.js'
 import type { CacheStore, EntryMeta, MaybePromise, StoredEntry } from './store.js'
+import { metaOnly } from './writers.js'
 
 /** undici's CacheStore interface: the `store` option of `interceptors.cache()`. */
 export type UndiciCacheStore = NonNullable<NonNullable<Parameters<typeof interceptors.cache>[0]>['store']>
@@ -55,9 +56,9 @@ export function toUndiciStore(store: CacheStore): UndiciCacheStore {
       const sentMs = lookups.lastMs(keyed)
       // RFC 9111 §4.4: a response to a request sent before an invalidation may predate the write
       if (reads.invalidatedSince(keyed, sentMs)) return undefined
-      // undici's delete after a 304 removes what is stored by then; what is written after it is kept
-      const requestTimeMs = Math.max(sentMs, reads.deletedMs(keyed))
-      return openWriteStream(store, key, value, requestTimeMs, () => reads.written(keyed))
+      const stream = openWriteStream(store, key, value, sentMs)
+      if (stream) reads.writing(keyed)
+      return stream
     },
     delete: (key) =>
       SAFE_METHODS.has(key.method) ? reads.removeWhenRead(storeKey(key)) : reads.invalidate(storeKey(key)),
@@ -95,11 +96,12 @@ const DELETE_WAIT_MAX_MS = 30_000
 /**
  * The body streams handed out per key. undici deletes an entry on a 304 that carries Cache-Control
  * and then serves the body it looked up (nodejs/undici#5505): a body read from a file, chunk rows or
- * Redis would be gone. So a delete waits until those streams are done (at most DELETE_WAIT_MAX_MS),
- * and is dropped when a newer response is committed under the key meanwhile (the delete would remove
- * it too). What a delete removes is not looked up again from the moment it is asked for, while it waits
- * (and after a write dropped it); a delete still waiting when the process exits is made then (at once
- * for a synchronous store).
+ * Redis would be gone. So a delete waits until those streams are done (at most DELETE_WAIT_MAX_MS).
+ * Meanwhile what it removes is out of lookups: this adapter's at once; every reader of the store's
+ * once the entries' metadata says they expired then (written at once, bodies left as they are). A
+ * write started under the key meanwhile makes the wait's delete unneeded (it would remove that write),
+ * unless the delete is an invalidation's (which refuses such writes). A delete still waiting when the
+ * process exits is made then (at once for a synchronous store).
  */
 class BodyReads {
   readonly #store: CacheStore
@@ -108,6 +110,8 @@ class BodyReads {
   readonly #waiting = new Map<string, NodeJS.Timeout>()
   /** The keys whose waiting delete is an invalidation's: no write under the key makes it unneeded. */
   readonly #waitingInvalidations = new Set<string>()
+  /** Keys whose waiting delete (not an invalidation's) a write started since makes unneeded. */
+  readonly #superseded = new Set<string>()
   /** When each of the last invalidated keys was invalidated (epoch ms). */
   readonly #invalidatedMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
   /** When each of the last keys deleted (invalidated, or after a 304) was: what was stored before is gone. */
@@ -132,12 +136,9 @@ class BodyReads {
     return body
   }
 
-  /**
-   * A newer response was committed under `key`: the waiting delete would remove it, unless that delete is
-   * an invalidation's (which refuses such writes). What the delete was for stays out of lookups.
-   */
-  written(key: string): void {
-    if (!this.#waitingInvalidations.has(key)) this.#stopWaiting(key)
+  /** A write under `key` started: a waiting delete after a 304 would remove it (what it was for has expired). */
+  writing(key: string): void {
+    if (this.#waiting.has(key)) this.#superseded.add(key)
   }
 
   /** RFC 9111 §4.4: what is stored under `key` by now is not served again. */
@@ -150,12 +151,22 @@ class BodyReads {
 
   /** An entry stored under `key` for a request sent before its last delete (not in the same millisecond). */
   deletedEntry(key: string, entry: StoredEntry): boolean {
-    return entry.requestTimeMs < this.deletedMs(key)
+    return entry.requestTimeMs < (this.#deletedMs.get(key) ?? 0)
   }
 
-  /** When `key` was last deleted (invalidated, or after a 304), if that is remembered; else 0. */
-  deletedMs(key: string): number {
-    return this.#deletedMs.get(key) ?? 0
+  /**
+   * The entries stored under `key` for requests sent by `deletedMs` expire then: every reader of the
+   * store passes them over (as a delete would), while their bodies stay readable.
+   */
+  async #expire(key: string, deletedMs: number): Promise<void> {
+    try {
+      for (const entry of await this.#store.get(key)) {
+        if (entry.requestTimeMs <= deletedMs && entry.deleteAtMs > deletedMs)
+          await this.#store.update(key, entry.id, { ...metaOnly(entry), deleteAtMs: deletedMs })
+      }
+    } catch (error) {
+      reportStoreError(this.#store, 'update', error)
+    }
   }
 
   /** Whether `key` was invalidated after `sentMs` (not in the same millisecond, as SqliteStore counts). */
@@ -172,12 +183,14 @@ class BodyReads {
 
   /** A delete already waiting keeps its deadline, and stays an invalidation's once it is one. */
   #removeWhenRead(key: string, invalidation: boolean): Promise<void> {
-    this.#deletedMs.set(key, Date.now())
+    const deletedMs = Date.now()
+    this.#deletedMs.set(key, deletedMs)
     if (!this.#open.has(key)) {
       this.#stopWaiting(key)
       return remove(this.#store, key)
     }
     if (invalidation) this.#waitingInvalidations.add(key)
+    else void this.#expire(key, deletedMs)
     if (this.#waiting.has(key)) return Promise.resolve()
     this.#waiting.set(key, setTimeout(() => this.#removeNow(key), DELETE_WAIT_MAX_MS).unref())
     holdUntilExit(this)
@@ -190,14 +203,16 @@ class BodyReads {
   }
 
   #removeNow(key: string): void {
+    const unneeded = this.#superseded.has(key) && !this.#waitingInvalidations.has(key)
     this.#stopWaiting(key)
-    remove(this.#store, key)
+    if (!unneeded) remove(this.#store, key)
   }
 
   #stopWaiting(key: string): void {
     clearTimeout(this.#waiting.get(key))
     this.#waiting.delete(key)
     this.#waitingInvalidations.delete(key)
+    this.#superseded.delete(key)
     if (this.#waiting.size === 0) waitingDeletes.delete(this)
   }
 }
@@ -326,16 +341,12 @@ function contentLength(headers: UndiciHeaders): number | undefined {
   return typeof headers['content-length'] === 'string' && Number.isSafeInteger(length) ? length : undefined
 }
 
-/**
- * A Writable feeding a store writer: commit on end (then `committed`), abort on destroy; undefined if
- * the store declines.
- */
+/** A Writable feeding a store writer: commit on end, abort on destroy; undefined if the store declines. */
 function openWriteStream(
   store: CacheStore,
   key: UndiciCacheKey,
   value: UndiciCacheValue,
   requestTimeMs: number,
-  committed: () => void,
 ): Writable | undefined {
   let writer: ReturnType<CacheStore['put']>
   try {
@@ -349,16 +360,7 @@ function openWriteStream(
   return new Writable({
     write: (chunk: Buffer, _encoding, callback) =>
       settle(store, 'write', () => entryWriter.write(chunk), callback),
-    final: (callback) =>
-      settle(
-        store,
-        'commit',
-        () => entryWriter.commit(),
-        (error) => {
-          if (!error) committed()
-          callback(error)
-        },
-      ),
+    final: (callback) => settle(store, 'commit', () => entryWriter.commit(), callback),
     destroy: (error, callback) => {
       entryWriter.abort()
       callback(error)

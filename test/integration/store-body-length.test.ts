@@ -41,9 +41,39 @@ class ShortPieces extends MemoryStore {
   }
 }
 
+/** An entry as a class instance whose methods read a private field: called as methods, they work. */
+class RangedEntry {
+  readonly #body: Buffer
+
+  constructor(entry: StoredEntry) {
+    const { body, readBody: _readBody, ...meta } = entry
+    Object.assign(this, meta)
+    this.#body = body ?? Buffer.alloc(0)
+  }
+
+  readBody(): Buffer[] {
+    return [this.#body]
+  }
+
+  readRange(startBytes: number, endBytes: number): Buffer[] {
+    return [this.#body.subarray(startBytes, endBytes)]
+  }
+}
+
+/** A MemoryStore that answers with RangedEntry instances. */
+class ClassEntries extends MemoryStore {
+  override get(key: string): StoredEntry[] {
+    return super.get(key).map((entry) => new RangedEntry(entry) as unknown as StoredEntry)
+  }
+}
+
 let origin: Origin
 before(async () => {
   origin = await startOrigin((req, res) => {
+    if (req.url === '/revalidated-range') {
+      if (req.headers['if-none-match'] === '"r"') return reply(res, 304, { etag: '"r"' })
+      return reply(res, 200, { 'cache-control': 'no-cache', etag: '"r"' }, BODY)
+    }
     const etag: Record<string, string> = req.url?.includes('etag') ? { etag: '"strong"' } : {}
     const range = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? ''))
     if (range && req.headers['if-range'] === '"strong"') {
@@ -96,4 +126,18 @@ describe('a store that hands back a body of the wrong length', () => {
       await cache.close()
     }
   })
+})
+
+test("a Range served after a 304 reads through the entry's readRange as its method (a class's uses `this`)", async () => {
+  const cache = makeAgent(new ClassEntries())
+  try {
+    const url = `${origin.url}/revalidated-range`
+    await send(cache.agent, url)
+    const part = await send(cache.agent, url, { headers: { range: 'bytes=10-19' } })
+    assert.equal(part.status, 206)
+    assert.equal(part.body, BODY.slice(10, 20))
+    assert.equal(part.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+  } finally {
+    await cache.close()
+  }
 })

@@ -391,6 +391,27 @@ test('a body of another length than its entry says fails the response through th
   }
 })
 
+test('what undici deletes after a 304 while its body is read is expired in the store: another adapter on the file does not serve it', async () => {
+  const file = path.join(tempDir(), 'held.db')
+  const first = undiciCache(new SqliteStore({ path: file, hotBytes: 0 }))
+  const target = '/held-304?suite=two-adapters'
+  const de = { 'accept-language': 'de' }
+  await first.sendAndSettle(target, { headers: de })
+  const held = await request(origin.url + target, {
+    dispatcher: first.dispatcher,
+    headers: { ...de, 'cache-control': 'no-cache' },
+  })
+  // another variant written while the body is open: the delete that waits for it is not needed then
+  await first.sendAndSettle(target, { headers: { 'accept-language': 'fr' } })
+  assert.equal(await held.body.text(), `de ${LARGE_BODY}`)
+  const second = undiciCache(new SqliteStore({ path: file, hotBytes: 0 }))
+  const before = origin.count(target)
+  assert.equal((await send(second.dispatcher, origin.url + target, { headers: de })).body, `de ${LARGE_BODY}`)
+  assert.equal(origin.count(target), before + 1)
+  await first.close()
+  await second.close()
+})
+
 test('a failing store never fails a request through the adapter', async () => {
   const failing: CacheStore = {
     get: async () => Promise.reject(new Error('get failed')),
