@@ -281,9 +281,24 @@ test('abort() after the body has ended or failed reports nothing more', async ()
     }),
   })
   failed.pump.run()
+  await turn()
   failed.relay.abort(new Error('late'))
   await turn()
   assert.deepEqual(failed.events, ['error:bad'])
+
+  // a failure is handed on a turn later: an abort before that is what the caller hears, once
+  const aborted = setup({
+    [Symbol.iterator]: () => ({
+      next(): IteratorResult<Buffer> {
+        throw new Error('bad')
+      },
+    }),
+  })
+  aborted.pump.run()
+  aborted.relay.abort(new Error('first'))
+  await turn()
+  await turn()
+  assert.deepEqual(aborted.events, ['error:first'])
 })
 
 test('a pause and resume while the next turn is already scheduled do not double the turn budget', async () => {
