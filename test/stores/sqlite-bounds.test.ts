@@ -8,6 +8,7 @@ import Database from 'better-sqlite3'
 import { KEY_READ_SQL } from '../../lib/stores/sqlite-key-reads.js'
 import { STATEMENT_SQL } from '../../lib/stores/sqlite-statements.js'
 import { SqliteStore, SWEEP_MAX_ROWS } from '../../lib/stores/sqlite-store.js'
+import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-tables.js'
 import { entryAt, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-bounds-'))
@@ -166,8 +167,12 @@ test('a use mark or a sweep never waits for another connection holding the write
   assert.deepEqual(await readBody(entryAt(entries)), patternBody(3000, 1))
   lockHolder.exec('COMMIT')
   assert.deepEqual(lastUsed.get(), { ms: NOW_MS }, 'the use was not recorded')
-  store.get('k')
-  assert.deepEqual(lastUsed.get(), { ms: NOW_MS + 60_000 }, 'the next hit records it')
+  await sleep(2 * USE_WRITE_DELAY_MS + 50)
+  assert.deepEqual(
+    lastUsed.get(),
+    { ms: NOW_MS + 60_000 },
+    'the use waited, and is written once the lock is free',
+  )
   lockHolder.close()
   store.close()
 })

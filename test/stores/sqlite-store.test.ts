@@ -4,11 +4,13 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
 import Database from 'better-sqlite3'
 import { STALE_WRITE_MS } from '../../lib/stores/sqlite-liveness.js'
 import { SCHEMA_VERSION } from '../../lib/stores/sqlite-schema.js'
 import { defaultSqlitePath, SQLITE_STORE_DEFAULTS, SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-tables.js'
 import { CONTRACT_CHUNK_BYTES, runStoreContract } from './contract.js'
 import {
   entryAt,
@@ -241,7 +243,7 @@ test('reading a body whose chunks were replaced meanwhile throws instead of endi
   assert.throws(() => [...(old.readBody() as Iterable<Buffer>)], /SqliteStore is closed/)
 })
 
-test('get records a use at most once a minute', async (t) => {
+test('get records a use at most once a minute, written USE_WRITE_DELAY_MS later with the others', async (t) => {
   t.mock.timers.enable({ apis: ['Date'], now: 1_800_000_000_000 })
   const path = newPath()
   const store = new SqliteStore({ path })
@@ -250,9 +252,12 @@ test('get records a use at most once a minute', async (t) => {
   const lastUsed = () => raw.prepare(`SELECT last_used_ms AS ms FROM entries WHERE key = 'k'`).get()
   t.mock.timers.tick(59_999)
   store.get('k')
+  await sleep(USE_WRITE_DELAY_MS + 50)
   assert.deepEqual(lastUsed(), { ms: 1_800_000_000_000 })
   t.mock.timers.tick(1)
   store.get('k')
+  assert.deepEqual(lastUsed(), { ms: 1_800_000_000_000 }, 'not yet written')
+  await sleep(USE_WRITE_DELAY_MS + 50)
   assert.deepEqual(lastUsed(), { ms: 1_800_000_060_000 })
   raw.close()
   store.close()
