@@ -23,7 +23,8 @@ export const STATEMENT_SQL = {
   forgetInvalidated: 'DELETE FROM invalidated WHERE at_ms < ?',
   selectStoredVariants: `SELECT id, size_bytes, 1 AS complete, body_file, vary_key, stored_ms FROM entries
     WHERE key = ? AND complete = 1`,
-  markUsed: 'UPDATE entries SET last_used_ms = ? WHERE id = ? AND complete = 1',
+  // a use that waited (the lock was held) never makes a later one look older
+  markUsed: 'UPDATE entries SET last_used_ms = MAX(last_used_ms, ?) WHERE id = ? AND complete = 1',
   selectSameVariant: `SELECT id, size_bytes, complete, body_file FROM entries
     WHERE key = ? AND complete = 1 AND vary_key = ? AND id != ?`,
   selectKeyRows: 'SELECT id, size_bytes, complete, body_file FROM entries WHERE key = ?',

@@ -15,12 +15,7 @@ import {
 import { connect, isTransient, prepareSchema } from './sqlite-schema.js'
 import { prepareStatements, type Statements, type TotalsRow, type VariantRow } from './sqlite-statements.js'
 import { PendingTotals } from './sqlite-totals.js'
-
-/** Uses wait this long to be written together (or less, with the next write transaction). */
-export const USE_WRITE_DELAY_MS = 100
-
-/** ...or are written at once when this many wait. */
-const MAX_WAITING_USES = 1024
+import { WaitingUses } from './sqlite-uses.js'
 
 /** Opens (creating or migrating) a store database and drops what killed writers left behind. */
 export class SqliteTables {
@@ -41,9 +36,8 @@ export class SqliteTables {
   readonly #sweep: Database.Transaction<(nowMs: number, maxRows: number) => number>
   readonly #writeUses: Database.Transaction<() => void>
   readonly #dataVersion: Database.Statement<[], number>
-  /** When each entry was last used, by id, until written (see markUsed). */
-  readonly #waitingUses = new Map<number, number>()
-  #usesTimer: NodeJS.Timeout | undefined
+  /** The uses recorded and not written yet (see markUsed). */
+  readonly #uses: WaitingUses
   /** Told of every entry row this connection removes (replaced, evicted, deleted, swept). */
   onRemoved: ((entryId: number) => void) | undefined
   /**
@@ -61,10 +55,10 @@ export class SqliteTables {
   constructor(path: string, nowMs: number) {
     this.#db = connect(path)
     this.#lock = new LockWaits(this.#db)
+    // beside the file a symbolic link names, as its -wal: every path to it finds the same bodies (and
+    // absolute, so a later process.chdir() does not lose them)
+    const file = path === ':memory:' ? undefined : realFile(path)
     try {
-      // beside the file a symbolic link names, as its -wal: every path to it finds the same bodies (and
-      // absolute, so a later process.chdir() does not lose them)
-      const file = path === ':memory:' ? undefined : realFile(path)
       this.files = file === undefined ? undefined : new BodyFiles(file + BODY_DIR_SUFFIX, file)
       prepareSchema(this.#db, path)
       this.#sql = prepareStatements(this.#db)
@@ -97,6 +91,7 @@ export class SqliteTables {
       this.#rows.sweepRows(sweepMs, maxRows),
     )
     this.#writeUses = this.#db.transaction(() => this.#applyUses())
+    this.#uses = new WaitingUses(file, () => this.#lock.inBackground(() => this.#writeUses.immediate()))
     this.#cleanUp(nowMs)
   }
 
@@ -193,35 +188,17 @@ export class SqliteTables {
   }
 
   /**
-   * Records a use of an entry for eviction order. Uses are written together, USE_WRITE_DELAY_MS later
-   * or with the next write transaction (a write each cost a hit of an entry not used for a minute
-   * ~30 µs: with hits spread over many entries, most hits); skipped rather than waiting or throwing.
+   * Records a use of an entry for eviction order. Uses are written together (see WaitingUses): a write
+   * each cost a hit of an entry not used for a minute ~30 µs, so most hits spread over many entries.
    */
   markUsed(entryId: number, nowMs: number): boolean {
-    this.#waitingUses.set(entryId, nowMs)
-    if (this.#waitingUses.size >= MAX_WAITING_USES) this.writeUses()
-    else this.#usesTimer ??= setTimeout(() => this.writeUses(), USE_WRITE_DELAY_MS).unref()
+    this.#uses.add(entryId, nowMs)
     return true
   }
 
-  /**
-   * Writes the uses waiting, in one transaction. When another connection holds the lock they wait for
-   * the next try (USE_WRITE_DELAY_MS later, or the next write), unless MAX_WAITING_USES wait: then they
-   * are forgotten.
-   */
-  writeUses(): void {
-    clearTimeout(this.#usesTimer)
-    this.#usesTimer = undefined
-    if (!this.#open || this.#waitingUses.size === 0) return
-    if (this.#lock.inBackground(() => this.#writeUses.immediate())) return
-    if (this.#waitingUses.size >= MAX_WAITING_USES) this.#waitingUses.clear()
-    else this.#usesTimer = setTimeout(() => this.writeUses(), USE_WRITE_DELAY_MS).unref()
-  }
-
-  /** The uses waiting, written in the running write transaction (which took the lock: it commits). */
+  /** The uses waiting (this store's and this process's other stores' on the file), in the running write transaction. */
   #applyUses(): void {
-    for (const [entryId, usedMs] of this.#waitingUses) this.#sql.markUsed.run(usedMs, entryId)
-    this.#waitingUses.clear()
+    for (const [entryId, usedMs] of this.#uses.take()) this.#sql.markUsed.run(usedMs, entryId)
   }
 
   /**
@@ -255,8 +232,7 @@ export class SqliteTables {
 
   close(): void {
     if (!this.#open) return
-    this.writeUses()
-    clearTimeout(this.#usesTimer)
+    this.#uses.close()
     this.#open = false
     this.#db.close()
   }

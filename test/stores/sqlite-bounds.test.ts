@@ -8,7 +8,7 @@ import Database from 'better-sqlite3'
 import { KEY_READ_SQL } from '../../lib/stores/sqlite-key-reads.js'
 import { STATEMENT_SQL } from '../../lib/stores/sqlite-statements.js'
 import { SqliteStore, SWEEP_MAX_ROWS } from '../../lib/stores/sqlite-store.js'
-import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-tables.js'
+import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-uses.js'
 import { entryAt, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-bounds-'))

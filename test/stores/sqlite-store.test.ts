@@ -10,7 +10,7 @@ import Database from 'better-sqlite3'
 import { STALE_WRITE_MS } from '../../lib/stores/sqlite-liveness.js'
 import { SCHEMA_VERSION } from '../../lib/stores/sqlite-schema.js'
 import { defaultSqlitePath, SQLITE_STORE_DEFAULTS, SqliteStore } from '../../lib/stores/sqlite-store.js'
-import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-tables.js'
+import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-uses.js'
 import { CONTRACT_CHUNK_BYTES, runStoreContract } from './contract.js'
 import {
   entryAt,
