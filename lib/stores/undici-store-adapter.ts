@@ -14,29 +14,25 @@ import { asError, reportStoreError } from '../diagnostics.js'
 import { entryBody } from '../handlers/serve.js'
 import { LruMap } from './lru-map.js'
 import type { CacheStore, EntryMeta, MaybePromise, StoredEntry } from './store.js'
-import { metaOnly } from './writers.js'
+import {
+  BodyReads,
+  MAX_LOOKUPS_KEPT,
+  UNDICI_VALUE_HEADER,
+  type UndiciFields,
+  undiciFields,
+} from './undici-adapter-reads.js'
 
 /** undici's CacheStore interface: the `store` option of `interceptors.cache()`. */
 export type UndiciCacheStore = NonNullable<NonNullable<Parameters<typeof interceptors.cache>[0]>['store']>
 type UndiciCacheKey = Parameters<UndiciCacheStore['get']>[0]
 type UndiciCacheValue = Parameters<UndiciCacheStore['createWriteStream']>[1]
-type UndiciGetResult = NonNullable<Awaited<ReturnType<UndiciCacheStore['get']>>>
-type UndiciVary = NonNullable<UndiciCacheValue['vary']>
+export type UndiciGetResult = NonNullable<Awaited<ReturnType<UndiciCacheStore['get']>>>
+export type UndiciVary = NonNullable<UndiciCacheValue['vary']>
 type UndiciHeaders = UndiciCacheValue['headers']
 
-/** The reserved response header holding undici's own fields of a stored value. */
-export const UNDICI_VALUE_HEADER = 'x-undici-cache-value'
-const KEY_PREFIX = 'undici '
+export { UNDICI_VALUE_HEADER }
 
-/** What undici needs back that EntryMeta does not hold. */
-interface UndiciFields {
-  method: string
-  vary?: UndiciVary
-  etag?: string
-  cacheControlDirectives?: UndiciGetResult['cacheControlDirectives']
-  cachedAt: number
-  staleAt: number
-}
+const KEY_PREFIX = 'undici '
 
 /**
  * Wraps a store for undici's cache interceptor. Store failures never fail a request: a failed get is
@@ -65,9 +61,6 @@ export function toUndiciStore(store: CacheStore): UndiciCacheStore {
   }
 }
 
-/** Keys whose last lookup time is kept: the most recently looked up. */
-const MAX_LOOKUPS_KEPT = 10_000
-
 /**
  * When undici last looked each key up: it does so as a request starts, and tells a store nothing else
  * of when the request was sent. A write counts from then (another request's later lookup makes it
@@ -90,146 +83,6 @@ class LookupTimes {
 /** RFC 9110 §9.2.1: undici deletes under an unsafe method's key only to invalidate (RFC 9111 §4.4). */
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 
-/** A delete waits at most this long for the body streams handed out under its key. */
-const DELETE_WAIT_MAX_MS = 30_000
-
-/**
- * The body streams handed out per key. undici deletes an entry on a 304 that carries Cache-Control
- * and then serves the body it looked up (nodejs/undici#5505): a body read from a file, chunk rows or
- * Redis would be gone. So a delete waits until those streams are done (at most DELETE_WAIT_MAX_MS).
- * Meanwhile what it removes is out of lookups: this adapter's at once; every reader of the store's
- * once the entries' metadata says they expired then (written at once, bodies left as they are). A
- * write started under the key meanwhile makes the wait's delete unneeded (it would remove that write),
- * unless the delete is an invalidation's (which refuses such writes). A delete still waiting when the
- * process exits is made then (at once for a synchronous store).
- */
-class BodyReads {
-  readonly #store: CacheStore
-  readonly #open = new Map<string, Set<Readable>>()
-  /** The deletes waiting for those streams, by key: each one's DELETE_WAIT_MAX_MS timer. */
-  readonly #waiting = new Map<string, NodeJS.Timeout>()
-  /** The keys whose waiting delete is an invalidation's: no write under the key makes it unneeded. */
-  readonly #waitingInvalidations = new Set<string>()
-  /** Keys whose waiting delete (not an invalidation's) a write started since makes unneeded. */
-  readonly #superseded = new Set<string>()
-  /** When each of the last invalidated keys was invalidated (epoch ms). */
-  readonly #invalidatedMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
-  /** When each of the last keys deleted (invalidated, or after a 304) was: what was stored before is gone. */
-  readonly #deletedMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
-  /** Keys invalidated in this turn: undici goes on to delete them under each safe method's key too. */
-  readonly #invalidatedNow = new Set<string>()
-
-  constructor(store: CacheStore) {
-    this.#store = store
-  }
-
-  track(key: string, body: Readable): Readable {
-    const open = this.#open.get(key) ?? new Set()
-    this.#open.set(key, open)
-    open.add(body)
-    body.once('close', () => {
-      open.delete(body)
-      if (open.size > 0) return
-      this.#open.delete(key)
-      if (this.#waiting.has(key)) this.#removeNow(key)
-    })
-    return body
-  }
-
-  /** A write under `key` started: a waiting delete after a 304 would remove it (what it was for has expired). */
-  writing(key: string): void {
-    if (this.#waiting.has(key)) this.#superseded.add(key)
-  }
-
-  /** RFC 9111 §4.4: what is stored under `key` by now is not served again. */
-  invalidate(key: string): Promise<void> {
-    if (this.#invalidatedNow.size === 0) queueMicrotask(() => this.#invalidatedNow.clear())
-    this.#invalidatedNow.add(key)
-    this.#invalidatedMs.set(key, Date.now())
-    return this.#removeWhenRead(key, true)
-  }
-
-  /** An entry stored under `key` for a request sent before its last delete (not in the same millisecond). */
-  deletedEntry(key: string, entry: StoredEntry): boolean {
-    return entry.requestTimeMs < (this.#deletedMs.get(key) ?? 0)
-  }
-
-  /**
-   * The entries stored under `key` for requests sent by `deletedMs` expire then: every reader of the
-   * store passes them over (as a delete would), while their bodies stay readable.
-   */
-  async #expire(key: string, deletedMs: number): Promise<void> {
-    try {
-      for (const entry of await this.#store.get(key)) {
-        if (entry.requestTimeMs <= deletedMs && entry.deleteAtMs > deletedMs)
-          await this.#store.update(key, entry.id, { ...metaOnly(entry), deleteAtMs: deletedMs })
-      }
-    } catch (error) {
-      reportStoreError(this.#store, 'update', error)
-    }
-  }
-
-  /** Whether `key` was invalidated after `sentMs` (not in the same millisecond, as SqliteStore counts). */
-  invalidatedSince(key: string, sentMs: number): boolean {
-    const invalidatedMs = this.#invalidatedMs.get(key)
-    return invalidatedMs !== undefined && invalidatedMs > sentMs
-  }
-
-  removeWhenRead(key: string): Promise<void> {
-    // the safe-method deletes of an invalidation made this turn: that one is under way
-    if (this.#invalidatedNow.has(key)) return Promise.resolve()
-    return this.#removeWhenRead(key, false)
-  }
-
-  /** A delete already waiting keeps its deadline, and stays an invalidation's once it is one. */
-  #removeWhenRead(key: string, invalidation: boolean): Promise<void> {
-    const deletedMs = Date.now()
-    this.#deletedMs.set(key, deletedMs)
-    if (!this.#open.has(key)) {
-      this.#stopWaiting(key)
-      return remove(this.#store, key)
-    }
-    if (invalidation) this.#waitingInvalidations.add(key)
-    else void this.#expire(key, deletedMs)
-    if (this.#waiting.has(key)) return Promise.resolve()
-    this.#waiting.set(key, setTimeout(() => this.#removeNow(key), DELETE_WAIT_MAX_MS).unref())
-    holdUntilExit(this)
-    return Promise.resolve()
-  }
-
-  /** The process is exiting: the deletes still waiting are made now. */
-  removeWaiting(): void {
-    for (const key of [...this.#waiting.keys()]) this.#removeNow(key)
-  }
-
-  #removeNow(key: string): void {
-    const unneeded = this.#superseded.has(key) && !this.#waitingInvalidations.has(key)
-    this.#stopWaiting(key)
-    if (!unneeded) remove(this.#store, key)
-  }
-
-  #stopWaiting(key: string): void {
-    clearTimeout(this.#waiting.get(key))
-    this.#waiting.delete(key)
-    this.#waitingInvalidations.delete(key)
-    this.#superseded.delete(key)
-    if (this.#waiting.size === 0) waitingDeletes.delete(this)
-  }
-}
-
-/** The adapters with deletes waiting for bodies to be read: made when the process exits. */
-const waitingDeletes = new Set<BodyReads>()
-let exitHookInstalled = false
-
-function holdUntilExit(reads: BodyReads): void {
-  waitingDeletes.add(reads)
-  if (exitHookInstalled) return
-  exitHookInstalled = true
-  process.on('exit', () => {
-    for (const waiting of [...waitingDeletes]) waiting.removeWaiting()
-  })
-}
-
 /** Every method and variant of a URL share one store key; the variant carries the method. */
 function storeKey(key: UndiciCacheKey): string {
   return `${KEY_PREFIX}${key.origin}${key.path}`
@@ -245,7 +98,8 @@ async function lookup(
   try {
     for (const entry of await store.get(storeKey(key))) {
       const fields = undiciFields(entry)
-      if (fields === undefined || fields.method !== key.method || entry.deleteAtMs <= nowMs) continue
+      if (fields === undefined || fields.deletedAtMs !== undefined) continue
+      if (fields.method !== key.method || entry.deleteAtMs <= nowMs) continue
       if (reads.deletedEntry(storeKey(key), entry)) continue
       if (varyMatches(fields.vary, key.headers)) return toGetResult(entry, fields, reads, storeKey(key))
     }
@@ -254,16 +108,6 @@ async function lookup(
     reportStoreError(store, 'get', error)
   }
   return undefined
-}
-
-function undiciFields(entry: StoredEntry): UndiciFields | undefined {
-  const encoded = entry.headers[UNDICI_VALUE_HEADER]
-  if (typeof encoded !== 'string') return undefined
-  try {
-    return JSON.parse(encoded) as UndiciFields
-  } catch {
-    return undefined
-  }
 }
 
 /** undici's rule: each Vary field of the stored value equals the request's (absent matches null). */
@@ -385,13 +229,5 @@ function settle(
     else result.then(() => callback(), fail)
   } catch (error) {
     fail(error)
-  }
-}
-
-async function remove(store: CacheStore, key: string): Promise<void> {
-  try {
-    await store.delete(key)
-  } catch (error) {
-    reportStoreError(store, 'delete', error)
   }
 }

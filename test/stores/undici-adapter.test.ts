@@ -408,8 +408,41 @@ test('what undici deletes after a 304 while its body is read is expired in the s
   const before = origin.count(target)
   assert.equal((await send(second.dispatcher, origin.url + target, { headers: de })).body, `de ${LARGE_BODY}`)
   assert.equal(origin.count(target), before + 1)
+  // a delete held for a body still being read leaves what another adapter stored since
+  const heldAgain = await request(origin.url + target, {
+    dispatcher: first.dispatcher,
+    headers: { ...de, 'cache-control': 'no-cache' },
+  })
+  await send(second.dispatcher, origin.url + target, { headers: de })
+  assert.equal(await heldAgain.body.text(), `de ${LARGE_BODY}`)
+  await sleep(50)
+  const stored = origin.count(target)
+  assert.equal((await send(second.dispatcher, origin.url + target, { headers: de })).body, `de ${LARGE_BODY}`)
+  assert.equal(origin.count(target), stored, 'served from the store: the held delete left it')
   await first.close()
   await second.close()
+})
+
+test("undici's delete after a 304, held for a body in chunk rows: a sweep meanwhile does not cut that body", async () => {
+  const file = path.join(tempDir(), 'held-rows.db')
+  const store = new SqliteStore({
+    path: file,
+    hotBytes: 0,
+    bodyFiles: false,
+    chunkBytes: 4096,
+    sweepIntervalMs: 0,
+  })
+  const cache = undiciCache(store)
+  const target = '/held-304?suite=rows'
+  const de = { 'accept-language': 'de' }
+  await cache.sendAndSettle(target, { headers: de })
+  const held = await request(origin.url + target, {
+    dispatcher: cache.dispatcher,
+    headers: { ...de, 'cache-control': 'no-cache' },
+  })
+  store.sweep()
+  assert.equal(await held.body.text(), `de ${LARGE_BODY}`)
+  await cache.close()
 })
 
 test('a failing store never fails a request through the adapter', async () => {
