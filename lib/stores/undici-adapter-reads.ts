@@ -49,6 +49,8 @@ export class BodyReads {
   readonly #waitingInvalidations = new Set<string>()
   /** Keys whose waiting delete (not an invalidation's) a write started since makes unneeded. */
   readonly #superseded = new Set<string>()
+  /** The ids of the entries a waiting delete (after a 304) is for: any other under the key is newer. */
+  readonly #deletedIds = new Map<string, ReadonlySet<StoredEntry['id']>>()
   /** When each of the last invalidated keys was invalidated (epoch ms). */
   readonly #invalidatedMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
   /** When each of the last keys deleted (invalidated, or after a 304) was: what was stored before is gone. */
@@ -92,24 +94,32 @@ export class BodyReads {
   }
 
   /**
-   * The entries stored under `key` for requests sent by `deletedMs` are marked deleted then (in the
-   * fields the adapter keeps for undici): every adapter on the store passes them over, as after a delete,
-   * while the store keeps them and their bodies as they were (no sweep or expiry removes them early).
+   * The entries stored under `key` when its delete was asked for are marked deleted then (in the fields
+   * the adapter keeps for undici): every adapter on the store passes them over, as after a delete, while
+   * the store keeps them and their bodies as they were (no sweep or expiry removes them early). Their
+   * ids are kept: the held delete is dropped only for an entry that is not one of them.
    */
-  async #markDeleted(key: string, deletedMs: number): Promise<void> {
+  #markDeleted(key: string, deletedMs: number): void {
+    const ids = new Set<StoredEntry['id']>()
+    this.#deletedIds.set(key, ids)
+    const failed = (error: unknown) => reportStoreError(this.#store, 'update', error)
     try {
-      for (const entry of await this.#store.get(key)) {
-        const fields = undiciFields(entry)
-        if (fields === undefined || fields.deletedAtMs !== undefined || entry.requestTimeMs > deletedMs)
-          continue
-        const headers = {
-          ...entry.headers,
-          [UNDICI_VALUE_HEADER]: JSON.stringify({ ...fields, deletedAtMs: deletedMs }),
-        }
-        await this.#store.update(key, entry.id, { ...metaOnly(entry), headers })
-      }
+      const marking = afterAnswer(this.#store.get(key), (entries) => this.#mark(key, entries, ids, deletedMs))
+      if (isPromise(marking)) marking.catch(failed)
     } catch (error) {
-      reportStoreError(this.#store, 'update', error)
+      failed(error)
+    }
+  }
+
+  /** Notes the entries' ids at once (a synchronous store's before anything else happens), then marks them. */
+  async #mark(key: string, entries: StoredEntry[], ids: Set<StoredEntry['id']>, deletedMs: number) {
+    for (const entry of entries) ids.add(entry.id)
+    for (const entry of entries) {
+      const fields = undiciFields(entry)
+      if (fields === undefined || fields.deletedAtMs !== undefined) continue
+      const marked = JSON.stringify({ ...fields, deletedAtMs: deletedMs })
+      const headers = { ...entry.headers, [UNDICI_VALUE_HEADER]: marked }
+      await this.#store.update(key, entry.id, { ...metaOnly(entry), headers })
     }
   }
 
@@ -148,14 +158,16 @@ export class BodyReads {
 
   /**
    * Makes the delete that waited. After a 304 (not an invalidation) it is unneeded once a write started
-   * through this adapter, or another (process) stored an entry the delete did not mark: it would remove that.
+   * through this adapter, or the key holds an entry that was not there when the delete was asked for
+   * (another adapter's or process's newer response, committed): it would remove that.
    */
   #removeNow(key: string): void {
     const invalidation = this.#waitingInvalidations.has(key)
     const superseded = this.#superseded.has(key)
+    const ids = this.#deletedIds.get(key) ?? new Set()
     this.#stopWaiting(key)
     if (invalidation) void remove(this.#store, key)
-    else if (!superseded) removeUnlessRewritten(this.#store, key)
+    else if (!superseded) removeUnlessRewritten(this.#store, key, ids)
   }
 
   #stopWaiting(key: string): void {
@@ -163,6 +175,7 @@ export class BodyReads {
     this.#waiting.delete(key)
     this.#waitingInvalidations.delete(key)
     this.#superseded.delete(key)
+    this.#deletedIds.delete(key)
     if (this.#waiting.size === 0) waitingDeletes.delete(this)
   }
 }
@@ -191,15 +204,15 @@ export function undiciFields(entry: StoredEntry): UndiciFields | undefined {
 }
 
 /**
- * Deletes `key` unless it holds an entry not marked deleted (written since the delete was asked for); at
- * once for a synchronous store (the process may be exiting).
+ * Deletes `key` unless it holds an entry whose id is not in `ids` (written since the delete was asked
+ * for); at once for a synchronous store (the process may be exiting).
  */
-function removeUnlessRewritten(store: CacheStore, key: string): void {
-  const removeIfAllMarked = (entries: StoredEntry[]) => {
-    if (entries.every((entry) => undiciFields(entry)?.deletedAtMs !== undefined)) void remove(store, key)
+function removeUnlessRewritten(store: CacheStore, key: string, ids: ReadonlySet<StoredEntry['id']>): void {
+  const removeUnlessNewer = (entries: StoredEntry[]) => {
+    if (entries.every((entry) => ids.has(entry.id))) void remove(store, key)
   }
   try {
-    const decided = afterAnswer(store.get(key), removeIfAllMarked)
+    const decided = afterAnswer(store.get(key), removeUnlessNewer)
     if (isPromise(decided)) decided.catch((error: unknown) => reportStoreError(store, 'get', error))
   } catch (error) {
     reportStoreError(store, 'get', error)

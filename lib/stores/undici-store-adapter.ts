@@ -69,16 +69,26 @@ export function toUndiciStore(store: CacheStore): UndiciCacheStore {
  */
 class LookupTimes {
   readonly #lastMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
+  /** Some key's lookup was forgotten (more keys looked up since than are kept). */
+  #forgotten = false
 
   looked(storeKey: string): void {
+    if (this.#lastMs.size >= MAX_LOOKUPS_KEPT && this.#lastMs.get(storeKey) === undefined)
+      this.#forgotten = true
     this.#lastMs.set(storeKey, Date.now())
   }
 
-  /** The last lookup of the key, or now when none is known. */
+  /**
+   * The last lookup of the key. One that may have been forgotten counts as sent before any
+   * invalidation (a write for it is refused after one); none ever made (no key forgotten) as now.
+   */
   lastMs(storeKey: string): number {
-    return this.#lastMs.get(storeKey) ?? Date.now()
+    return this.#lastMs.get(storeKey) ?? (this.#forgotten ? 0 : Date.now())
   }
 }
+
+/** An entry this close to its deleteAt is not handed to undici (see lookup). */
+const DELETE_AT_MARGIN_MS = 1000
 
 /** RFC 9110 §9.2.1: undici deletes under an unsafe method's key only to invalidate (RFC 9111 §4.4). */
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
@@ -94,12 +104,15 @@ async function lookup(
   key: UndiciCacheKey,
   reads: BodyReads,
 ): Promise<UndiciGetResult | undefined> {
-  const nowMs = Date.now()
   try {
-    for (const entry of await store.get(storeKey(key))) {
+    const entries = await store.get(storeKey(key))
+    // undici drops a body without closing it when the entry's deleteAt has passed as it looks: a
+    // body kept open would hold the key's deletes (and a file): not handed out that close to its end
+    const usableUntilMs = Date.now() + DELETE_AT_MARGIN_MS
+    for (const entry of entries) {
       const fields = undiciFields(entry)
       if (fields === undefined || fields.deletedAtMs !== undefined) continue
-      if (fields.method !== key.method || entry.deleteAtMs <= nowMs) continue
+      if (fields.method !== key.method || entry.deleteAtMs <= usableUntilMs) continue
       if (reads.deletedEntry(storeKey(key), entry)) continue
       if (varyMatches(fields.vary, key.headers)) return toGetResult(entry, fields, reads, storeKey(key))
     }

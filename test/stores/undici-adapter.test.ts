@@ -354,6 +354,9 @@ test('the adapter keeps undici values intact and picks by method, Vary and delet
   )
   await writeValue(adapter, key, { ...value, deleteAt: nowMs - 1 }, 'stale')
   assert.equal(await adapter.get(key), undefined, 'past deleteAt')
+  // undici drops a body it is handed for an entry past deleteAt as it looks, without closing it
+  await writeValue(adapter, key, { ...value, deleteAt: Date.now() + 500 }, 'nearly')
+  assert.equal(await adapter.get(key), undefined, 'within a second of deleteAt')
   await adapter.delete(key)
   await storeBody(
     store,
@@ -442,6 +445,55 @@ test("undici's delete after a 304, held for a body in chunk rows: a sweep meanwh
   })
   store.sweep()
   assert.equal(await held.body.text(), `de ${LARGE_BODY}`)
+  await cache.close()
+})
+
+test('a response to a request whose lookup was forgotten (10 000 other URLs since) is not stored after an invalidation', async () => {
+  const adapter = toUndiciStore(new MemoryStore())
+  const key = { origin: 'http://127.0.0.1:1', method: 'GET', path: '/forgotten' }
+  const value = {
+    statusCode: 200,
+    statusMessage: 'OK',
+    headers: {},
+    cachedAt: 1,
+    staleAt: 2,
+    deleteAt: Date.now() + 60_000,
+  }
+  await adapter.get(key)
+  await sleep(2)
+  await adapter.delete({ ...key, method: 'POST' })
+  for (let i = 0; i < 10_001; i++) await adapter.get({ ...key, path: `/other-${i}` })
+  assert.equal(adapter.createWriteStream(key, value), undefined)
+  // a lookup made since counts: that request was sent after the invalidation
+  await sleep(2)
+  await adapter.get(key)
+  await writeValue(adapter, key, value, 'after')
+})
+
+test("undici's delete held after a 304 is made even when marking the entry deleted fails", async () => {
+  const sqlite = new SqliteStore({ path: path.join(tempDir(), 'marks-fail.db'), hotBytes: 0 })
+  const noUpdates: CacheStore = {
+    get: (key) => sqlite.get(key),
+    put: (key, meta, sizeBytes) => sqlite.put(key, meta, sizeBytes),
+    update: () => {
+      throw new Error('update failed')
+    },
+    delete: (key) => sqlite.delete(key),
+    close: () => sqlite.close(),
+  }
+  const cache = undiciCache(noUpdates)
+  const target = '/held-304?suite=marks-fail'
+  const de = { 'accept-language': 'de' }
+  await cache.sendAndSettle(target, { headers: de })
+  const held = await request(origin.url + target, {
+    dispatcher: cache.dispatcher,
+    headers: { ...de, 'cache-control': 'no-cache' },
+  })
+  assert.equal(await held.body.text(), `de ${LARGE_BODY}`)
+  for (let tries = 0; sqlite.get(`undici ${origin.url}${target}`).length > 0; tries++) {
+    if (tries === 100) assert.fail('the entry undici deleted is still stored')
+    await sleep(10)
+  }
   await cache.close()
 })
 
