@@ -87,8 +87,11 @@ class LookupTimes {
   }
 }
 
-/** An entry this close to its deleteAt is not handed to undici (see lookup). */
-const DELETE_AT_MARGIN_MS = 1000
+/**
+ * An entry this close to its deleteAt is not handed to undici (see lookup): undici looks at deleteAt a
+ * few ms after the lookup answers; short-lived entries (deleteAt 2 s after max-age=1) stay usable.
+ */
+const DELETE_AT_MARGIN_MS = 100
 
 /** RFC 9110 §9.2.1: undici deletes under an unsafe method's key only to invalidate (RFC 9111 §4.4). */
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
