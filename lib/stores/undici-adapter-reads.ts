@@ -5,7 +5,14 @@
 import type { Readable } from 'node:stream'
 import { reportStoreError } from '../diagnostics.js'
 import { LruMap } from './lru-map.js'
-import { afterAnswer, type CacheStore, isPromise, type StoredEntry } from './store.js'
+import {
+  afterAnswer,
+  type CacheStore,
+  isPromise,
+  type MaybePromise,
+  type StoredEntry,
+  withEntries,
+} from './store.js'
 import type { UndiciGetResult, UndiciVary } from './undici-store-adapter.js'
 import { metaOnly } from './writers.js'
 
@@ -47,10 +54,11 @@ export class BodyReads {
   readonly #waiting = new Map<string, NodeJS.Timeout>()
   /** The keys whose waiting delete is an invalidation's: no write under the key makes it unneeded. */
   readonly #waitingInvalidations = new Set<string>()
-  /** Keys whose waiting delete (not an invalidation's) a write started since makes unneeded. */
-  readonly #superseded = new Set<string>()
-  /** The ids of the entries a waiting delete (after a 304) is for: any other under the key is newer. */
-  readonly #deletedIds = new Map<string, ReadonlySet<StoredEntry['id']>>()
+  /**
+   * The ids of the entries a waiting delete (after a 304) is for: any other under the key is newer.
+   * null when they could not be read: the delete is then for whatever is there.
+   */
+  readonly #deletedIds = new Map<string, ReadonlySet<StoredEntry['id']> | null>()
   /** When each of the last invalidated keys was invalidated (epoch ms). */
   readonly #invalidatedMs = new LruMap<string, number>(MAX_LOOKUPS_KEPT)
   /** When each of the last keys deleted (invalidated, or after a 304) was: what was stored before is gone. */
@@ -75,11 +83,6 @@ export class BodyReads {
     return body
   }
 
-  /** A write under `key` started: a waiting delete after a 304 would remove it (what it was for has expired). */
-  writing(key: string): void {
-    if (this.#waiting.has(key)) this.#superseded.add(key)
-  }
-
   /** RFC 9111 §4.4: what is stored under `key` by now is not served again. */
   invalidate(key: string): Promise<void> {
     if (this.#invalidatedNow.size === 0) queueMicrotask(() => this.#invalidatedNow.clear())
@@ -102,25 +105,48 @@ export class BodyReads {
   #markDeleted(key: string, deletedMs: number): void {
     const ids = new Set<StoredEntry['id']>()
     this.#deletedIds.set(key, ids)
-    const failed = (error: unknown) => reportStoreError(this.#store, 'update', error)
-    try {
-      const marking = afterAnswer(this.#store.get(key), (entries) => this.#mark(key, entries, ids, deletedMs))
-      if (isPromise(marking)) marking.catch(failed)
-    } catch (error) {
-      failed(error)
+    const unknown = (error: unknown) => {
+      reportStoreError(this.#store, 'get', error)
+      // which entries the delete is for is not known: it removes whatever is there
+      this.#unmarked(key, ids)
     }
+    const failed = (error: unknown) => reportStoreError(this.#store, 'update', error)
+    let marking: MaybePromise<void>
+    try {
+      marking = withEntries(this.#store, key, (entries) => {
+        this.#mark(key, entries, ids, deletedMs).catch(failed)
+      })
+    } catch (error) {
+      unknown(error)
+      return
+    }
+    if (isPromise(marking)) marking.catch(unknown)
   }
 
   /** Notes the entries' ids at once (a synchronous store's before anything else happens), then marks them. */
   async #mark(key: string, entries: StoredEntry[], ids: Set<StoredEntry['id']>, deletedMs: number) {
     for (const entry of entries) ids.add(entry.id)
-    for (const entry of entries) {
-      const fields = undiciFields(entry)
-      if (fields === undefined || fields.deletedAtMs !== undefined) continue
-      const marked = JSON.stringify({ ...fields, deletedAtMs: deletedMs })
-      const headers = { ...entry.headers, [UNDICI_VALUE_HEADER]: marked }
-      await this.#store.update(key, entry.id, { ...metaOnly(entry), headers })
+    try {
+      for (const entry of entries) {
+        const fields = undiciFields(entry)
+        if (fields === undefined || fields.deletedAtMs !== undefined) continue
+        const marked = JSON.stringify({ ...fields, deletedAtMs: deletedMs })
+        const headers = { ...entry.headers, [UNDICI_VALUE_HEADER]: marked }
+        await this.#store.update(key, entry.id, { ...metaOnly(entry), headers })
+      }
+      // a store may refuse an update without a word (SqliteStore near maxBytes): looked at again
+      const after = await this.#store.get(key)
+      if (after.some((entry) => ids.has(entry.id) && undiciFields(entry)?.deletedAtMs === undefined))
+        this.#unmarked(key, ids)
+    } catch (error) {
+      this.#unmarked(key, ids)
+      throw error
     }
+  }
+
+  /** An entry the delete is for was left unmarked: others may serve it, so the delete removes whatever is there. */
+  #unmarked(key: string, ids: ReadonlySet<StoredEntry['id']>): void {
+    if (this.#deletedIds.get(key) === ids) this.#deletedIds.set(key, null)
   }
 
   /** Whether `key` was invalidated after `sentMs` (not in the same millisecond, as SqliteStore counts). */
@@ -157,24 +183,22 @@ export class BodyReads {
   }
 
   /**
-   * Makes the delete that waited. After a 304 (not an invalidation) it is unneeded once a write started
-   * through this adapter, or the key holds an entry that was not there when the delete was asked for
-   * (another adapter's or process's newer response, committed): it would remove that.
+   * Makes the delete that waited. After a 304 (not an invalidation) it is unneeded once the key holds
+   * an entry that was not there when the delete was asked for (a newer response, committed by this or
+   * another adapter or process): it would remove that.
    */
   #removeNow(key: string): void {
     const invalidation = this.#waitingInvalidations.has(key)
-    const superseded = this.#superseded.has(key)
-    const ids = this.#deletedIds.get(key) ?? new Set()
+    const ids = this.#deletedIds.get(key) ?? null
     this.#stopWaiting(key)
-    if (invalidation) void remove(this.#store, key)
-    else if (!superseded) removeUnlessRewritten(this.#store, key, ids)
+    if (invalidation || ids === null) void remove(this.#store, key)
+    else removeUnlessRewritten(this.#store, key, ids)
   }
 
   #stopWaiting(key: string): void {
     clearTimeout(this.#waiting.get(key))
     this.#waiting.delete(key)
     this.#waitingInvalidations.delete(key)
-    this.#superseded.delete(key)
     this.#deletedIds.delete(key)
     if (this.#waiting.size === 0) waitingDeletes.delete(this)
   }

@@ -52,9 +52,7 @@ export function toUndiciStore(store: CacheStore): UndiciCacheStore {
       const sentMs = lookups.lastMs(keyed)
       // RFC 9111 §4.4: a response to a request sent before an invalidation may predate the write
       if (reads.invalidatedSince(keyed, sentMs)) return undefined
-      const stream = openWriteStream(store, key, value, sentMs)
-      if (stream) reads.writing(keyed)
-      return stream
+      return openWriteStream(store, key, value, sentMs)
     },
     delete: (key) =>
       SAFE_METHODS.has(key.method) ? reads.removeWhenRead(storeKey(key)) : reads.invalidate(storeKey(key)),
@@ -109,15 +107,17 @@ async function lookup(
 ): Promise<UndiciGetResult | undefined> {
   try {
     const entries = await store.get(storeKey(key))
-    // undici drops a body without closing it when the entry's deleteAt has passed as it looks: a
-    // body kept open would hold the key's deletes (and a file): not handed out that close to its end
-    const usableUntilMs = Date.now() + DELETE_AT_MARGIN_MS
+    const nowMs = Date.now()
     for (const entry of entries) {
       const fields = undiciFields(entry)
       if (fields === undefined || fields.deletedAtMs !== undefined) continue
-      if (fields.method !== key.method || entry.deleteAtMs <= usableUntilMs) continue
-      if (reads.deletedEntry(storeKey(key), entry)) continue
-      if (varyMatches(fields.vary, key.headers)) return toGetResult(entry, fields, reads, storeKey(key))
+      if (fields.method !== key.method || entry.deleteAtMs <= nowMs) continue
+      if (reads.deletedEntry(storeKey(key), entry) || !varyMatches(fields.vary, key.headers)) continue
+      // the newest match, but about to be deleted: a miss (an older match is not the one to use, RFC 9111
+      // §4). undici drops a body unclosed when deleteAt passes as it looks: it would hold the key's deletes
+      return entry.deleteAtMs <= nowMs + DELETE_AT_MARGIN_MS
+        ? undefined
+        : toGetResult(entry, fields, reads, storeKey(key))
     }
   } catch (error) {
     // a body that cannot be read (its file gone) makes a miss too

@@ -472,31 +472,62 @@ test('a response to a request whose lookup was forgotten (10 000 other URLs sinc
   await writeValue(adapter, key, value, 'after')
 })
 
-test("undici's delete held after a 304 is made even when marking the entry deleted fails", async () => {
-  const sqlite = new SqliteStore({ path: path.join(tempDir(), 'marks-fail.db'), hotBytes: 0 })
-  const noUpdates: CacheStore = {
-    get: (key) => sqlite.get(key),
-    put: (key, meta, sizeBytes) => sqlite.put(key, meta, sizeBytes),
-    update: () => {
-      throw new Error('update failed')
-    },
-    delete: (key) => sqlite.delete(key),
-    close: () => sqlite.close(),
-  }
-  const cache = undiciCache(noUpdates)
-  const target = '/held-304?suite=marks-fail'
-  const de = { 'accept-language': 'de' }
-  await cache.sendAndSettle(target, { headers: de })
-  const held = await request(origin.url + target, {
-    dispatcher: cache.dispatcher,
-    headers: { ...de, 'cache-control': 'no-cache' },
+for (const failing of ['update', 'get'] as const)
+  test(`undici's delete held after a 304 is made when marking the entry deleted fails (${failing}), even with another variant written meanwhile`, async () => {
+    const sqlite = new SqliteStore({ path: path.join(tempDir(), `marks-${failing}.db`), hotBytes: 0 })
+    /** Gets counted from when armed: the marking's is the second (after the revalidation's lookup). */
+    let getsArmed: number | undefined
+    const faulty: CacheStore = {
+      get: (key) => {
+        if (getsArmed !== undefined && ++getsArmed === 2 && failing === 'get') throw new Error('get failed')
+        return sqlite.get(key)
+      },
+      put: (key, meta, sizeBytes) => sqlite.put(key, meta, sizeBytes),
+      update: (key, id, meta) => {
+        if (failing === 'update') throw new Error('update failed')
+        sqlite.update(key, id, meta)
+      },
+      delete: (key) => sqlite.delete(key),
+      close: () => sqlite.close(),
+    }
+    const cache = undiciCache(faulty)
+    const target = `/held-304?suite=marks-${failing}`
+    const de = { 'accept-language': 'de' }
+    await cache.sendAndSettle(target, { headers: de })
+    getsArmed = 0
+    const held = await request(origin.url + target, {
+      dispatcher: cache.dispatcher,
+      headers: { ...de, 'cache-control': 'no-cache' },
+    })
+    getsArmed = undefined
+    await cache.sendAndSettle(target, { headers: { 'accept-language': 'fr' } })
+    assert.equal(await held.body.text(), `de ${LARGE_BODY}`)
+    const deStored = () =>
+      sqlite
+        .get(`undici ${origin.url}${target}`)
+        .filter((entry) => entry.varyValues['accept-language'] === 'de')
+    for (let tries = 0; deStored().length > 0; tries++) {
+      if (tries === 100) assert.fail('the entry undici deleted is still stored')
+      await sleep(10)
+    }
+    await cache.close()
   })
-  assert.equal(await held.body.text(), `de ${LARGE_BODY}`)
-  for (let tries = 0; sqlite.get(`undici ${origin.url}${target}`).length > 0; tries++) {
-    if (tries === 100) assert.fail('the entry undici deleted is still stored')
-    await sleep(10)
+
+test('the newest matching entry, within 100 ms of its deleteAt, makes a miss: an older match is not served instead', async () => {
+  const adapter = toUndiciStore(new MemoryStore())
+  const key = { origin: 'http://127.0.0.1:1', method: 'GET', path: '/newest', headers: { accept: 'a' } }
+  const nowMs = Date.now()
+  const value = {
+    statusCode: 200,
+    statusMessage: 'OK',
+    headers: {},
+    cachedAt: nowMs,
+    staleAt: nowMs + 1,
+    deleteAt: nowMs + 3_600_000,
   }
-  await cache.close()
+  await writeValue(adapter, key, value, 'older')
+  await writeValue(adapter, key, { ...value, vary: { accept: 'a' }, deleteAt: Date.now() + 50 }, 'newer')
+  assert.equal(await adapter.get(key), undefined)
 })
 
 test('a failing store never fails a request through the adapter', async () => {
