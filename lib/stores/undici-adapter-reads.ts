@@ -41,11 +41,11 @@ const DELETE_WAIT_MAX_MS = 30_000
  * The body streams handed out per key. undici deletes an entry on a 304 that carries Cache-Control
  * and then serves the body it looked up (nodejs/undici#5505): a body read from a file, chunk rows or
  * Redis would be gone. So a delete waits until those streams are done (at most DELETE_WAIT_MAX_MS).
- * Meanwhile what it removes is out of lookups: this adapter's at once; every reader of the store's
- * once the entries' metadata says they expired then (written at once, bodies left as they are). A
- * write started under the key meanwhile makes the wait's delete unneeded (it would remove that write),
- * unless the delete is an invalidation's (which refuses such writes). A delete still waiting when the
- * process exits is made then (at once for a synchronous store).
+ * Meanwhile what it removes is out of lookups: this adapter's at once; every adapter's once the
+ * entries are marked deleted (#markDeleted: bodies and expiry left as they are). A 304's waiting delete
+ * is dropped when an entry committed since is under the key (it would remove it), unless a mark failed;
+ * an invalidation's is always made (it refuses such writes). A delete still waiting when the process
+ * exits is made then (at once for a synchronous store).
  */
 export class BodyReads {
   readonly #store: CacheStore
@@ -170,7 +170,7 @@ export class BodyReads {
       return remove(this.#store, key)
     }
     if (invalidation) this.#waitingInvalidations.add(key)
-    else void this.#markDeleted(key, deletedMs)
+    else this.#markDeleted(key, deletedMs)
     if (this.#waiting.has(key)) return Promise.resolve()
     this.#waiting.set(key, setTimeout(() => this.#removeNow(key), DELETE_WAIT_MAX_MS).unref())
     holdUntilExit(this)
