@@ -45,6 +45,12 @@ export class HotTier {
   /** The one reader keeping each entry's body; other hits meanwhile read without keeping. */
   readonly #keepers = new Map<StoredEntry['id'], KeepingReader>()
   readonly #maxBytes: number
+  /**
+   * Keys read from the file once and not kept: a key is kept from its second read (a read never
+   * repeated, as with hits spread over many entries, cost the tier's churn for nothing). As many keys
+   * as the tier holds entries, so a working set that fits is kept from its second round.
+   */
+  readonly #readOnce: LruMap<string, true>
   /** Whether another connection committed since the tier last looked. */
   readonly #otherWrites: VersionWatch
   readonly #path: string | undefined
@@ -56,6 +62,7 @@ export class HotTier {
   constructor(maxBytes: number, touchIntervalMs: number, dataVersion: DataVersion, path?: string) {
     this.#touchIntervalMs = touchIntervalMs
     this.#maxBytes = maxBytes
+    this.#readOnce = new LruMap(Math.ceil(maxBytes / META_BYTES_ESTIMATE))
     this.#otherWrites = dataVersion.watch()
     this.#path = path
     hotTiers.join(path, this)
@@ -91,7 +98,7 @@ export class HotTier {
    */
   remember(key: string, entries: StoredEntry[], touchedMs: number): StoredEntry[] {
     const sizeBytes = sizeOf(entries)
-    if (entries.length === 0 || sizeBytes > this.#maxBytes / KEY_SHARE) return entries
+    if (entries.length === 0 || sizeBytes > this.#maxBytes / KEY_SHARE || this.#firstRead(key)) return entries
     this.forget(key)
     const kept = entries.map((entry) => (entry.body === undefined ? this.#keepOnceRead(key, entry) : entry))
     for (const entry of kept) {
@@ -105,6 +112,13 @@ export class HotTier {
       oldest = this.#byKey.oldestKey()
     }
     return kept
+  }
+
+  /** Whether this is the key's first read from the file (lately): it is noted, not kept. */
+  #firstRead(key: string): boolean {
+    if (this.#readOnce.delete(key)) return false
+    this.#readOnce.set(key, true)
+    return true
   }
 
   /** Tells this process's other stores on the same file that this one wrote. */

@@ -26,6 +26,7 @@ const newPath = () => join(dir, `hot-${files++}.db`)
 test('repeated hits are served from memory: the same frozen entry, no copy', async () => {
   const store = new SqliteStore({ path: newPath() })
   await storeBody(store, 'k', sampleMeta(), patternBody(100, 1))
+  store.get('k') // a key's first read from the file is noted, not kept
   const first = entryAt(store.get('k'))
   const second = entryAt(store.get('k'))
   assert.equal(second, first)
@@ -55,6 +56,7 @@ test("another process's commit is seen by the next hit OTHER_WRITER_CHECK_MS lat
   const path = newPath()
   const reader = new SqliteStore({ path })
   await storeBody(reader, 'k', sampleMeta({ varyKey: 'child' }), patternBody(100, 1))
+  reader.get('k')
   const before = entryAt(reader.get('k'))
   assert.equal(entryAt(reader.get('k')), before, 'served from memory')
   await writeFromChild(path, 'k', { sizeBytes: 100, seed: 2, writeBytes: 100, chunkBytes: 1024 })
@@ -81,6 +83,7 @@ test('a body in a file is kept in memory once a hit read it whole, and not read 
   const store = new SqliteStore({ path, chunkBytes: 1024 })
   const body = patternBody(3 * 1024 * 1024 + 5, 1)
   await storeBody(store, 'k', sampleMeta(), body)
+  store.get('k')
   const cold = entryAt(store.get('k'))
   assert.equal(entryAt(store.get('k')), cold, 'kept, body not in memory yet')
   assert.deepEqual(await readBody(cold), body)
@@ -99,6 +102,7 @@ test('an update keeps a body in memory, with the metadata as the file now holds 
   const store = new SqliteStore({ path, chunkBytes: 1024 })
   const body = patternBody(3 * 1024 * 1024 + 5, 1)
   await storeBody(store, 'k', sampleMeta(), body)
+  store.get('k')
   assert.deepEqual(await readBody(entryAt(store.get('k'))), body)
   const warm = entryAt(store.get('k'))
   const meta = sampleMeta({ statusMessage: 'Updated', headers: { etag: '"u"' }, authorized: undefined })
@@ -132,6 +136,7 @@ test('a body read in part (a range, an aborted response) is not kept; a read who
   const store = new SqliteStore({ path: newPath(), chunkBytes: 1024, bodyFiles: false })
   const body = patternBody(5000, 3)
   await storeBody(store, 'k', sampleMeta(), body)
+  store.get('k')
   const cold = entryAt(store.get('k'))
   const reader = openBody(cold)
   assert.equal((await reader.next()).done, false)
@@ -201,6 +206,19 @@ test('a body replaced during the first whole read throws as without the tier, an
   store.close()
 })
 
+test('a key is kept from its second read: reads spread over more keys than the tier holds keep none', async () => {
+  const store = new SqliteStore({ path: newPath(), hotBytes: 64 * 1024 })
+  await storeBody(store, 'k', sampleMeta(), patternBody(100, 1))
+  assert.notEqual(entryAt(store.get('k')), entryAt(store.get('k')), 'the first read noted, not kept')
+  assert.equal(entryAt(store.get('k')), entryAt(store.get('k')), 'kept from the second')
+  // 64 KiB holds ~64 keys: 200 keys read in turn are forgotten before they come back, and none is kept
+  for (let i = 0; i < 200; i++) await storeBody(store, `spread-${i}`, sampleMeta(), patternBody(10, i))
+  const rounds = [0, 1].map(() => Array.from({ length: 200 }, (_, i) => store.get(`spread-${i}`)))
+  const lastOfSecondRound = entryAt(rounds[1]?.[199] ?? [])
+  assert.notEqual(entryAt(store.get('spread-199')), lastOfSecondRound, 'its second round read the file too')
+  store.close()
+})
+
 test('each key may take a quarter of hotBytes; hotBytes: 0 turns it off', async () => {
   const off = new SqliteStore({ path: newPath(), hotBytes: 0 })
   await storeBody(off, 'k', sampleMeta(), patternBody(100, 1))
@@ -210,6 +228,7 @@ test('each key may take a quarter of hotBytes; hotBytes: 0 turns it off', async 
   await storeBody(tiny, 'a', sampleMeta(), patternBody(100, 1))
   await storeBody(tiny, 'b', sampleMeta(), patternBody(2900, 2))
   await storeBody(tiny, 'c', sampleMeta(), patternBody(3100, 3))
+  for (const key of ['a', 'b', 'c']) tiny.get(key)
   assert.equal(entryAt(tiny.get('a')), entryAt(tiny.get('a')))
   assert.equal(entryAt(tiny.get('b')), entryAt(tiny.get('b')))
   assert.notEqual(entryAt(tiny.get('c')), entryAt(tiny.get('c')))
