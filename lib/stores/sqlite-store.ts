@@ -97,8 +97,10 @@ export class SqliteStore implements CacheStore {
     const nowMs = Date.now()
     const hot = this.#hot?.get(key, nowMs)
     if (hot) {
-      const recorded = hot.touch && hot.entries.every((entry) => tables.markUsed(entry.id as number, nowMs))
-      if (recorded) this.#hot?.touched(key, nowMs)
+      if (hot.touch) {
+        for (const entry of hot.entries) tables.markUsed(entry.id as number, nowMs)
+        this.#hot?.touched(key, nowMs)
+      }
       return hot.entries
     }
     // a key never stored: no read transaction
@@ -254,5 +256,6 @@ export class SqliteStore implements CacheStore {
 /** Records a use of the row if the last one is a minute old; returns when the last recorded use is. */
 function recordUse(tables: SqliteTables, row: VariantRow, nowMs: number): number {
   if (nowMs - row.last_used_ms < TOUCH_INTERVAL_MS) return row.last_used_ms
-  return tables.markUsed(row.id, nowMs) ? nowMs : row.last_used_ms
+  tables.markUsed(row.id, nowMs)
+  return nowMs
 }

@@ -191,9 +191,8 @@ export class SqliteTables {
    * Records a use of an entry for eviction order. Uses are written together (see WaitingUses): a write
    * each cost a hit of an entry not used for a minute ~30 µs, so most hits spread over many entries.
    */
-  markUsed(entryId: number, nowMs: number): boolean {
+  markUsed(entryId: number, nowMs: number): void {
     this.#uses.add(entryId, nowMs)
-    return true
   }
 
   /** The uses waiting (this store's and this process's other stores' on the file), in the running write transaction. */

@@ -17,7 +17,7 @@ let files = 0
 const newPath = () => join(dir, `uses-${files++}.db`)
 const MINUTE_MS = 60_000
 
-/** A fresh entry as stored `agoMs` ago (its last use then too). */
+/** A fresh entry's metadata, stored now (by Date.now(), which a test may set back). */
 function freshMeta() {
   const nowMs = Date.now()
   return sampleMeta({ requestTimeMs: nowMs, responseTimeMs: nowMs, deleteAtMs: nowMs + 3_600_000 })

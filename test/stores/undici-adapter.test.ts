@@ -135,6 +135,9 @@ function undiciCache(store: CacheStore) {
       }
       return response
     },
+    /** A GET that revalidates (`no-cache`): its body is left unread, as a hit still being read. */
+    revalidateUnread: (target: string, headers: Record<string, string>) =>
+      request(origin.url + target, { dispatcher, headers: { ...headers, 'cache-control': 'no-cache' } }),
     close: async () => {
       await agent.close()
       await store.close()
@@ -247,10 +250,7 @@ for (const kind of storeKinds) {
       const de = { 'accept-language': 'de' }
       const fr = { 'accept-language': 'fr' }
       await cache.sendAndSettle(target, { headers: de })
-      const held = await request(origin.url + target, {
-        dispatcher: cache.dispatcher,
-        headers: { ...de, 'cache-control': 'no-cache' },
-      })
+      const held = await cache.revalidateUnread(target, de)
       await cache.sendAndSettle(target, { headers: fr })
       assert.equal(await held.body.text(), `de ${LARGE_BODY}`)
       const again = await send(cache.dispatcher, origin.url + target, { headers: de })
@@ -402,10 +402,7 @@ test('what undici deletes after a 304 while its body is read is expired in the s
   const target = '/held-304?suite=two-adapters'
   const de = { 'accept-language': 'de' }
   await first.sendAndSettle(target, { headers: de })
-  const held = await request(origin.url + target, {
-    dispatcher: first.dispatcher,
-    headers: { ...de, 'cache-control': 'no-cache' },
-  })
+  const held = await first.revalidateUnread(target, de)
   // another variant written while the body is open: the delete that waits for it is not needed then
   await first.sendAndSettle(target, { headers: { 'accept-language': 'fr' } })
   assert.equal(await held.body.text(), `de ${LARGE_BODY}`)
@@ -414,10 +411,7 @@ test('what undici deletes after a 304 while its body is read is expired in the s
   assert.equal((await send(second.dispatcher, origin.url + target, { headers: de })).body, `de ${LARGE_BODY}`)
   assert.equal(origin.count(target), before + 1)
   // a delete held for a body still being read leaves what another adapter stored since
-  const heldAgain = await request(origin.url + target, {
-    dispatcher: first.dispatcher,
-    headers: { ...de, 'cache-control': 'no-cache' },
-  })
+  const heldAgain = await first.revalidateUnread(target, de)
   await send(second.dispatcher, origin.url + target, { headers: de })
   assert.equal(await heldAgain.body.text(), `de ${LARGE_BODY}`)
   await sleep(50)
@@ -441,10 +435,7 @@ test("undici's delete after a 304, held for a body in chunk rows: a sweep meanwh
   const target = '/held-304?suite=rows'
   const de = { 'accept-language': 'de' }
   await cache.sendAndSettle(target, { headers: de })
-  const held = await request(origin.url + target, {
-    dispatcher: cache.dispatcher,
-    headers: { ...de, 'cache-control': 'no-cache' },
-  })
+  const held = await cache.revalidateUnread(target, de)
   store.sweep()
   assert.equal(await held.body.text(), `de ${LARGE_BODY}`)
   await cache.close()
@@ -495,10 +486,7 @@ for (const failing of ['update', 'get'] as const)
     const de = { 'accept-language': 'de' }
     await cache.sendAndSettle(target, { headers: de })
     getsArmed = 0
-    const held = await request(origin.url + target, {
-      dispatcher: cache.dispatcher,
-      headers: { ...de, 'cache-control': 'no-cache' },
-    })
+    const held = await cache.revalidateUnread(target, de)
     getsArmed = undefined
     await cache.sendAndSettle(target, { headers: { 'accept-language': 'fr' } })
     assert.equal(await held.body.text(), `de ${LARGE_BODY}`)
