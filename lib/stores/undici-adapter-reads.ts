@@ -5,14 +5,7 @@
 import type { Readable } from 'node:stream'
 import { reportStoreError } from '../diagnostics.js'
 import { LruMap } from './lru-map.js'
-import {
-  afterAnswer,
-  type CacheStore,
-  isPromise,
-  type MaybePromise,
-  type StoredEntry,
-  withEntries,
-} from './store.js'
+import { type CacheStore, isPromise, type MaybePromise, type StoredEntry, withEntries } from './store.js'
 import type { UndiciGetResult, UndiciVary } from './undici-store-adapter.js'
 import { metaOnly } from './writers.js'
 
@@ -135,7 +128,7 @@ export class BodyReads {
         await this.#store.update(key, entry.id, { ...metaOnly(entry), headers })
       }
       // a store may refuse an update without a word (SqliteStore near maxBytes): looked at again
-      const after = await this.#store.get(key)
+      const after = await withEntries(this.#store, key, (entries) => entries)
       if (after.some((entry) => ids.has(entry.id) && undiciFields(entry)?.deletedAtMs === undefined))
         this.#unmarked(key, ids)
     } catch (error) {
@@ -236,7 +229,7 @@ function removeUnlessRewritten(store: CacheStore, key: string, ids: ReadonlySet<
     if (entries.every((entry) => ids.has(entry.id))) void remove(store, key)
   }
   try {
-    const decided = afterAnswer(store.get(key), removeUnlessNewer)
+    const decided = withEntries(store, key, removeUnlessNewer)
     if (isPromise(decided)) decided.catch((error: unknown) => reportStoreError(store, 'get', error))
   } catch (error) {
     reportStoreError(store, 'get', error)
