@@ -15,6 +15,7 @@ import {
 } from './sqlite-rows.js'
 import type { SizedRow, Statements, StoredVariantRow } from './sqlite-statements.js'
 import type { PendingTotals } from './sqlite-totals.js'
+import type { UseBits } from './sqlite-use-bits.js'
 import { MAX_VARIANTS_PER_KEY } from './store.js'
 
 /**
@@ -27,12 +28,19 @@ export const INVALIDATED_KEEP_MS = 10 * 60_000
 const OWN_DELETES_KEPT = 10_000
 
 /**
+ * Entries one eviction moves back for having been used (second chances) before it removes the least
+ * recent regardless: the work of one write stays bounded when nearly every entry was used.
+ */
+export const MAX_SECOND_CHANCES = 64
+
+/**
  * Inserts, commits, replacements, eviction and removal of entry rows, each inside a transaction that
  * SqliteTables runs: it reads what the transaction inserted and which body files it removed.
  */
 export class RowWrites {
   readonly #sql: Statements
   readonly #totals: PendingTotals
+  readonly #bits: UseBits
   readonly #onRemoved: (entryId: number) => void
   /** When this store last deleted each of the most recently deleted keys (see #deletedSinceSent). */
   readonly #ownDeletesMs = new LruMap<string, number>(OWN_DELETES_KEPT)
@@ -41,9 +49,10 @@ export class RowWrites {
   /** The rows the running write transaction inserted. */
   inserting: KeyedRow[] = []
 
-  constructor(sql: Statements, totals: PendingTotals, onRemoved: (entryId: number) => void) {
+  constructor(sql: Statements, totals: PendingTotals, bits: UseBits, onRemoved: (entryId: number) => void) {
     this.#sql = sql
     this.#totals = totals
+    this.#bits = bits
     this.#onRemoved = onRemoved
   }
 
@@ -78,7 +87,7 @@ export class RowWrites {
     for (const row of stored) if (row.vary_key === args.draft.varyKey) this.remove(row)
     for (const row of oldestBeyondBound(stored, args.draft.varyKey)) this.remove(row)
     this.#totals.add(sizeBytes, 1)
-    this.#evict(entryId, args.limits)
+    this.#evict(entryId, args.limits, args.nowMs)
   }
 
   #insertInline(args: CommitArgs, sizeBytes: number, storedMs: number): number {
@@ -130,13 +139,20 @@ export class RowWrites {
   /**
    * Removes least recently used entries other than `keepId` (just committed or updated, never bigger
    * than maxBytes alone) while over a limit. Reads one totals row and one index entry per evicted row:
-   * O(log n) each, no count or scan.
+   * O(log n) each, no count or scan. The least recent one used since (its use bit set) is moved to
+   * `nowMs` instead, at most MAX_SECOND_CHANCES times (CLOCK's second chance).
    */
-  #evict(keepId: number, limits: EvictionLimits): void {
+  #evict(keepId: number, limits: EvictionLimits, nowMs: number): void {
     const totals = this.#totals.current()
+    let secondChances = 0
     while (totals.bytes > limits.maxBytes || totals.entries > limits.maxEntries) {
       const row = this.#sql.selectLeastRecent.get(keepId)
       if (row === undefined) return
+      if (secondChances < MAX_SECOND_CHANCES && this.#bits.take(row.id)) {
+        this.#sql.markRecent.run(nowMs, row.id)
+        secondChances++
+        continue
+      }
       this.remove(row)
       totals.bytes -= row.size_bytes
       totals.entries -= 1
@@ -148,6 +164,7 @@ export class RowWrites {
     this.#sql.forgetInvalidated.run(nowMs - INVALIDATED_KEEP_MS)
     const expired = this.#sql.selectExpired.all(nowMs, maxRows)
     for (const row of expired) this.remove(row)
+    this.#bits.dropUnused()
     return expired.length + this.removeAbandoned(nowMs, maxRows)
   }
 
@@ -191,7 +208,7 @@ export class RowWrites {
     this.#sql.updateMeta.run(draft.metaJson, draft.varyKey, draft.deleteAtMs, sizeBytes, id)
     this.#totals.add(sizeBytes - row.size_bytes, 0)
     this.#removeOtherVariants(draft, id)
-    this.#evict(id, limits)
+    this.#evict(id, limits, Date.now())
     return true
   }
 

@@ -4,7 +4,7 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 
 /** Stored in `PRAGMA user_version`; each bump adds a step to MIGRATIONS. */
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 
 /** How long a write waits for another connection's write lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5000
@@ -13,8 +13,8 @@ export const BUSY_TIMEOUT_MS = 5000
  * Version 1, where every file starts. `size_bytes` is what counts against maxBytes: body bytes plus
  * the bytes of the metadata JSON. `body` holds bodies that never reached chunkBytes; larger ones live in
  * `chunks`. `written_ms` is the last flush of an incomplete row, `stored_ms` the commit (orders variants
- * newest first), `last_used_ms` the last recorded use (eviction order). AUTOINCREMENT keeps ids from
- * being reused, so a reader never mistakes new chunks for old ones.
+ * newest first), `last_used_ms` the last recorded use (eviction order; see version 5).
+ * AUTOINCREMENT keeps ids from being reused, so a reader never mistakes new chunks for old ones.
  */
 const SCHEMA_V1_SQL = `
 CREATE TABLE entries (
@@ -56,6 +56,8 @@ INSERT INTO totals (id, bytes, entries) VALUES (1, 0, 0);
  * by the eviction and expiry indexes so that removing an entry still reads no table row.
  * 3 → 4: `invalidated`, when each key was last deleted, so that no connection commits a response to a
  * request sent before that (RFC 9111 §4.4 across processes); kept INVALIDATED_KEEP_MS.
+ * 4 → 5: `used_bits`, the entries used since their `last_used_ms` (see sqlite-use-bits.ts): a use no
+ * longer rewrites the entry's row; `last_used_ms` is the commit, or when eviction last found it used.
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -78,6 +80,7 @@ const MIGRATIONS: readonly string[] = [
   CREATE TABLE invalidated (key TEXT PRIMARY KEY, at_ms INTEGER NOT NULL) WITHOUT ROWID;
   CREATE INDEX invalidated_at ON invalidated (at_ms);
   `,
+  'CREATE TABLE used_bits (block INTEGER PRIMARY KEY, bits BLOB NOT NULL);',
 ]
 
 /** The first 16 bytes of every SQLite database file. */

@@ -23,8 +23,8 @@ export const STATEMENT_SQL = {
   forgetInvalidated: 'DELETE FROM invalidated WHERE at_ms < ?',
   selectStoredVariants: `SELECT id, size_bytes, 1 AS complete, body_file, vary_key, stored_ms FROM entries
     WHERE key = ? AND complete = 1`,
-  // a use that waited (the lock was held) never makes a later one look older
-  markUsed: 'UPDATE entries SET last_used_ms = MAX(last_used_ms, ?) WHERE id = ? AND complete = 1',
+  // an entry eviction found used (a second chance); never back in time
+  markRecent: 'UPDATE entries SET last_used_ms = MAX(last_used_ms, ?) WHERE id = ?',
   selectSameVariant: `SELECT id, size_bytes, complete, body_file FROM entries
     WHERE key = ? AND complete = 1 AND vary_key = ? AND id != ?`,
   selectKeyRows: 'SELECT id, size_bytes, complete, body_file FROM entries WHERE key = ?',
@@ -114,7 +114,7 @@ export interface Statements {
   selectInvalidatedMs: Statement<[string], { at_ms: number }>
   markInvalidated: Statement<[string, number]>
   forgetInvalidated: Statement<[number]>
-  markUsed: Statement<[number, number]>
+  markRecent: Statement<[number, number]>
   selectSameVariant: Statement<[string, string, number], SizedRow>
   selectKeyRows: Statement<[string], SizedRow>
   selectComplete: Statement<[number, string], { size_bytes: number; body_bytes: number; body_file: number }>

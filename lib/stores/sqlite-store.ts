@@ -98,7 +98,7 @@ export class SqliteStore implements CacheStore {
     const hot = this.#hot?.get(key, nowMs)
     if (hot) {
       if (hot.touch) {
-        for (const entry of hot.entries) tables.markUsed(entry.id as number, nowMs)
+        for (const entry of hot.entries) tables.markUsed(entry.id as number)
         this.#hot?.touched(key, nowMs)
       }
       return hot.entries
@@ -256,6 +256,6 @@ export class SqliteStore implements CacheStore {
 /** Records a use of the row if the last one is a minute old; returns when the last recorded use is. */
 function recordUse(tables: SqliteTables, row: VariantRow, nowMs: number): number {
   if (nowMs - row.last_used_ms < TOUCH_INTERVAL_MS) return row.last_used_ms
-  tables.markUsed(row.id, nowMs)
+  tables.markUsed(row.id)
   return nowMs
 }

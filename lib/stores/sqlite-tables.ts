@@ -15,6 +15,7 @@ import {
 import { connect, isTransient, prepareSchema } from './sqlite-schema.js'
 import { prepareStatements, type Statements, type TotalsRow, type VariantRow } from './sqlite-statements.js'
 import { PendingTotals } from './sqlite-totals.js'
+import { UseBits } from './sqlite-use-bits.js'
 import { WaitingUses } from './sqlite-uses.js'
 
 /** Opens (creating or migrating) a store database and drops what killed writers left behind. */
@@ -38,6 +39,7 @@ export class SqliteTables {
   readonly #dataVersion: Database.Statement<[], number>
   /** The uses recorded and not written yet (see markUsed). */
   readonly #uses: WaitingUses
+  readonly #bits: UseBits
   /** Told of every entry row this connection removes (replaced, evicted, deleted, swept). */
   onRemoved: ((entryId: number) => void) | undefined
   /**
@@ -67,7 +69,8 @@ export class SqliteTables {
       throw error
     }
     this.#totals = new PendingTotals(this.#sql)
-    this.#rows = new RowWrites(this.#sql, this.#totals, (entryId) => this.onRemoved?.(entryId))
+    this.#bits = new UseBits(this.#db)
+    this.#rows = new RowWrites(this.#sql, this.#totals, this.#bits, (entryId) => this.onRemoved?.(entryId))
     this.#dataVersion = this.#db.prepare<[], number>('PRAGMA data_version').pluck()
     this.#append = this.#writeTransaction((args: ChunkArgs) => this.#rows.appendRows(args))
     this.#begin = this.#writeTransaction((args: ChunkArgs) => this.#rows.insertEntry(args, FILE_ROW_VALUES))
@@ -188,16 +191,16 @@ export class SqliteTables {
   }
 
   /**
-   * Records a use of an entry for eviction order. Uses are written together (see WaitingUses): a write
-   * each cost a hit of an entry not used for a minute ~30 µs, so most hits spread over many entries.
+   * Records a use of an entry, for eviction (a second chance, see UseBits). Uses are written together
+   * (see WaitingUses): a write each cost a hit of an entry not used for a minute ~30 µs.
    */
-  markUsed(entryId: number, nowMs: number): void {
-    this.#uses.add(entryId, nowMs)
+  markUsed(entryId: number): void {
+    this.#uses.add(entryId)
   }
 
   /** The uses waiting (this store's and this process's other stores' on the file), in the running write transaction. */
   #applyUses(): void {
-    for (const [entryId, usedMs] of this.#uses.take()) this.#sql.markUsed.run(usedMs, entryId)
+    this.#bits.set(this.#uses.take())
   }
 
   /**
@@ -251,6 +254,7 @@ export class SqliteTables {
       this.#rows.removeAbandoned(nowMs, -1)
       this.#sql.orphanChunks.run()
       this.#sql.recountTotals.run()
+      this.#bits.dropUnused()
     })
     try {
       this.#lock.withoutWaiting(() => this.#transact(() => cleanUp.immediate()))

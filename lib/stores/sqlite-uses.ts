@@ -1,4 +1,4 @@
-/** Uses of entries (their eviction order) waiting to be written: one transaction for many. */
+/** Uses of entries (for eviction, see sqlite-use-bits.ts) waiting to be written: one transaction for many. */
 import { PathPeers } from './path-peers.js'
 
 /** Uses wait this long to be written together (or less, with the next write transaction). */
@@ -16,12 +16,12 @@ const waitingAnywhere = new Set<WaitingUses>()
 let exitHookInstalled = false
 
 /**
- * The uses one store recorded and has not written yet, by entry id (the latest of each). A write
+ * The entries one store recorded a use of and has not written yet. A write
  * transaction of any store of this process on the file takes them all (see take()), so its eviction
  * sees them; otherwise they are written USE_WRITE_DELAY_MS after the first, and when the process exits.
  */
 export class WaitingUses {
-  readonly #usedMs = new Map<number, number>()
+  readonly #entryIds = new Set<number>()
   readonly #path: string | undefined
   /** Runs a write transaction that takes the waiting uses; false when another connection held the lock. */
   readonly #write: () => boolean
@@ -33,19 +33,19 @@ export class WaitingUses {
     this.#write = write
   }
 
-  add(entryId: number, usedMs: number): void {
-    if (this.#usedMs.size === 0) this.#startWaiting()
-    this.#usedMs.set(entryId, Math.max(usedMs, this.#usedMs.get(entryId) ?? 0))
-    if (this.#usedMs.size >= MAX_WAITING_USES) this.write()
+  add(entryId: number): void {
+    if (this.#entryIds.size === 0) this.#startWaiting()
+    this.#entryIds.add(entryId)
+    if (this.#entryIds.size >= MAX_WAITING_USES) this.write()
     else this.#timer ??= setTimeout(() => this.write(), USE_WRITE_DELAY_MS).unref()
   }
 
   /** The uses waiting here and in this process's other stores on the file, to be written now. */
-  take(): [entryId: number, usedMs: number][] {
-    const taken: [number, number][] = [...this.#usedMs]
+  take(): number[] {
+    const taken = [...this.#entryIds]
     this.#stopWaiting()
     for (const peer of waitingByPath.of(this.#path)) {
-      taken.push(...peer.#usedMs)
+      taken.push(...peer.#entryIds)
       peer.#stopWaiting()
     }
     return taken
@@ -58,8 +58,8 @@ export class WaitingUses {
   write(): void {
     clearTimeout(this.#timer)
     this.#timer = undefined
-    if (this.#usedMs.size === 0 || this.#write()) return
-    if (this.#usedMs.size >= MAX_WAITING_USES) this.#stopWaiting()
+    if (this.#entryIds.size === 0 || this.#write()) return
+    if (this.#entryIds.size >= MAX_WAITING_USES) this.#stopWaiting()
     else this.#timer = setTimeout(() => this.write(), USE_WRITE_DELAY_MS).unref()
   }
 
@@ -80,7 +80,7 @@ export class WaitingUses {
   }
 
   #stopWaiting(): void {
-    this.#usedMs.clear()
+    this.#entryIds.clear()
     clearTimeout(this.#timer)
     this.#timer = undefined
     waitingByPath.leave(this.#path, this)

@@ -4,7 +4,9 @@ import { once } from 'node:events'
 import { existsSync, readdirSync, readlinkSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type Database from 'better-sqlite3'
 import { BODY_DIR_SUFFIX } from '../../lib/stores/sqlite-body-files.js'
+import { USE_BLOCK_IDS } from '../../lib/stores/sqlite-use-bits.js'
 import type { CacheStore, EntryMeta, StoredEntry } from '../../lib/stores/store.js'
 
 /** A plausible stored response; `overrides` replace fields. */
@@ -148,3 +150,11 @@ export function openBodyFds(path: string): string[] {
 
 /** For tests that read /proc/self/fd. */
 export const linuxOnly = { skip: process.platform !== 'linux' && 'reads /proc/self/fd' }
+
+/** Whether a SqliteStore file says the entry was used since its `last_used_ms` (its use bit). */
+export function usedBit(raw: Database.Database, entryId: number): boolean {
+  const select = raw.prepare<[number], Buffer>('SELECT bits FROM used_bits WHERE block = ?').pluck()
+  const bits = select.get(Math.floor(entryId / USE_BLOCK_IDS))
+  const bit = entryId % USE_BLOCK_IDS
+  return bits !== undefined && ((bits[bit >> 3] as number) & (1 << (bit & 7))) !== 0
+}

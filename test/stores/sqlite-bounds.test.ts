@@ -8,8 +8,9 @@ import Database from 'better-sqlite3'
 import { KEY_READ_SQL } from '../../lib/stores/sqlite-key-reads.js'
 import { STATEMENT_SQL } from '../../lib/stores/sqlite-statements.js'
 import { SqliteStore, SWEEP_MAX_ROWS } from '../../lib/stores/sqlite-store.js'
+import { USE_BITS_SQL } from '../../lib/stores/sqlite-use-bits.js'
 import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-uses.js'
-import { entryAt, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
+import { entryAt, patternBody, readBody, sampleMeta, storeBody, usedBit } from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-bounds-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -37,7 +38,7 @@ const EXPECTED_PLANS: Record<keyof typeof STATEMENT_SQL, string> = {
   markInvalidated: '',
   forgetInvalidated: 'SEARCH invalidated USING COVERING INDEX invalidated_at (at_ms<?)',
   selectStoredVariants: 'SEARCH entries USING INDEX entries_key (key=? AND complete=?)',
-  markUsed: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
+  markRecent: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
   selectSameVariant: 'SEARCH entries USING INDEX entries_key (key=? AND complete=?)',
   selectKeyRows: 'SEARCH entries USING INDEX entries_key (key=?)',
   selectComplete: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
@@ -56,6 +57,14 @@ const EXPECTED_PLANS: Record<keyof typeof STATEMENT_SQL, string> = {
   recountTotals:
     'SEARCH totals USING INTEGER PRIMARY KEY (rowid=?); SCALAR SUBQUERY 1; SCAN entries USING COVERING INDEX ' +
     'entries_expiry; SCALAR SUBQUERY 2; SCAN entries USING COVERING INDEX entries_expiry',
+}
+
+/** The sweep's `dropUnused` reads every block, and for each one index search of the ids it covers. */
+const EXPECTED_USE_BITS_PLANS: Record<keyof typeof USE_BITS_SQL, string> = {
+  select: 'SEARCH used_bits USING INTEGER PRIMARY KEY (rowid=?)',
+  upsert: '',
+  dropUnused:
+    'SCAN used_bits; CORRELATED SCALAR SUBQUERY 1; SEARCH entries USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)',
 }
 
 /** Dummy parameters for a statement: 1 for every `?` and every `@name`. */
@@ -90,6 +99,7 @@ function plansOf(sqlByName: Record<string, string>): Record<string, string> {
 test('no statement scans a table, so eviction costs O(log n) per entry evicted', () => {
   assert.deepEqual(plansOf(STATEMENT_SQL), EXPECTED_PLANS)
   assert.deepEqual(plansOf(KEY_READ_SQL), EXPECTED_KEY_READ_PLANS)
+  assert.deepEqual(plansOf(USE_BITS_SQL), EXPECTED_USE_BITS_PLANS)
 })
 
 test('sweep removes expired entries soonest first, at most SWEEP_MAX_ROWS a run, keeps the rest', async () => {
@@ -156,7 +166,7 @@ test('a use mark or a sweep never waits for another connection holding the write
   const store = new SqliteStore({ path, sweepIntervalMs: 0 })
   await storeBody(store, 'k', sampleMeta(VALIDATED), patternBody(3000, 1), 3000)
   const lockHolder = new Database(path)
-  const lastUsed = lockHolder.prepare(`SELECT last_used_ms AS ms FROM entries WHERE key = 'k'`)
+  const id = entryAt(store.get('k')).id as number
   t.mock.timers.tick(60_000)
   lockHolder.exec('BEGIN IMMEDIATE')
   const startedMs = performance.now()
@@ -166,13 +176,9 @@ test('a use mark or a sweep never waits for another connection holding the write
   assert.ok(waitedMs < 1000, `waited ${waitedMs} ms`)
   assert.deepEqual(await readBody(entryAt(entries)), patternBody(3000, 1))
   lockHolder.exec('COMMIT')
-  assert.deepEqual(lastUsed.get(), { ms: NOW_MS }, 'the use was not recorded')
+  assert.equal(usedBit(lockHolder, id), false, 'the use was not recorded')
   await sleep(2 * USE_WRITE_DELAY_MS + 50)
-  assert.deepEqual(
-    lastUsed.get(),
-    { ms: NOW_MS + 60_000 },
-    'the use waited, and is written once the lock is free',
-  )
+  assert.equal(usedBit(lockHolder, id), true, 'the use waited, and is written once the lock is free')
   lockHolder.close()
   store.close()
 })

@@ -98,14 +98,14 @@ function layout(path: string): { name: string; sql: string | null }[] {
   return rows as { name: string; sql: string | null }[]
 }
 
-test('a version-1 file migrates to version 4 and its entries read back', async () => {
+test('a version-1 file migrates to version 5 and its entries read back', async () => {
   const path = join(dir, 'v1.db')
   writeVersion1File(path)
   const store = new SqliteStore({ path, chunkBytes: 1024 })
   assert.equal(store.failure, undefined)
   const raw = new Database(path)
-  assert.equal(raw.pragma('user_version', { simple: true }), 4)
-  assert.equal(SCHEMA_VERSION, 4)
+  assert.equal(raw.pragma('user_version', { simple: true }), 5)
+  assert.equal(SCHEMA_VERSION, 5)
 
   const inline = entryAt(store.get('inline'))
   assert.deepEqual(metaOf(inline), inlineMeta)

@@ -19,6 +19,7 @@ import {
   readChunks,
   sampleMeta,
   storeBody,
+  usedBit,
   writeFromChild,
 } from './helpers.js'
 
@@ -74,7 +75,7 @@ test('SqliteStore defaults and the file settings', () => {
   const raw = rawDb(path)
   assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal')
   assert.equal(raw.pragma('user_version', { simple: true }), SCHEMA_VERSION)
-  assert.equal(SCHEMA_VERSION, 4)
+  assert.equal(SCHEMA_VERSION, 5)
   raw.close()
   store.close()
 })
@@ -243,22 +244,24 @@ test('reading a body whose chunks were replaced meanwhile throws instead of endi
   assert.throws(() => [...(old.readBody() as Iterable<Buffer>)], /SqliteStore is closed/)
 })
 
-test('get records a use at most once a minute, written USE_WRITE_DELAY_MS later with the others', async (t) => {
+test('get records a use a minute after the commit, written USE_WRITE_DELAY_MS later with the others', async (t) => {
   t.mock.timers.enable({ apis: ['Date'], now: 1_800_000_000_000 })
   const path = newPath()
   const store = new SqliteStore({ path })
   await storeBody(store, 'k', sampleMeta(), patternBody(10, 1))
+  const id = entryAt(store.get('k')).id as number
   const raw = rawDb(path)
   const lastUsed = () => raw.prepare(`SELECT last_used_ms AS ms FROM entries WHERE key = 'k'`).get()
   t.mock.timers.tick(59_999)
   store.get('k')
   await sleep(USE_WRITE_DELAY_MS + 50)
-  assert.deepEqual(lastUsed(), { ms: 1_800_000_000_000 })
+  assert.equal(usedBit(raw, id), false, 'within the minute of its commit')
   t.mock.timers.tick(1)
   store.get('k')
-  assert.deepEqual(lastUsed(), { ms: 1_800_000_000_000 }, 'not yet written')
+  assert.equal(usedBit(raw, id), false, 'not yet written')
   await sleep(USE_WRITE_DELAY_MS + 50)
-  assert.deepEqual(lastUsed(), { ms: 1_800_000_060_000 })
+  assert.equal(usedBit(raw, id), true)
+  assert.deepEqual(lastUsed(), { ms: 1_800_000_000_000 }, 'the row is not written')
   raw.close()
   store.close()
 })

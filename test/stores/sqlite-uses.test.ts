@@ -1,4 +1,4 @@
-/** SqliteStore's uses (eviction order), written together: when, by whom, and never going back. */
+/** SqliteStore's uses (eviction order), written together: when, by whom, and what eviction makes of them. */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -8,7 +8,9 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
+import { MAX_SECOND_CHANCES } from '../../lib/stores/sqlite-row-writes.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { USE_BLOCK_IDS } from '../../lib/stores/sqlite-use-bits.js'
 import { sampleMeta, storeBody } from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-uses-'))
@@ -67,24 +69,61 @@ test("another store of this process on the file sees this one's waiting uses bef
   reader.close()
 })
 
-test('a use written late never makes an entry look older than a use written since', async () => {
+test('an entry used since its recorded use is kept once (second chance), then counts from that eviction', async () => {
   const path = newPath()
   await twoOldEntries(path)
-  const raw = new Database(path)
-  const lastUsed = (key: string) =>
-    (raw.prepare('SELECT last_used_ms AS ms FROM entries WHERE key = ?').get(key) as { ms: number }).ms
+  const reader = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
+  assert.equal(reader.get('A').length, 1)
+  reader.close()
+  assert.deepEqual(await keptAfterOneMore(path), ['A'], 'B, not used, went for C')
   const store = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
-  // the write lock held: this use waits
-  raw.exec('BEGIN IMMEDIATE')
-  const realNow = Date.now
-  const usedMs = realNow()
-  Date.now = () => usedMs
-  store.get('A')
-  raw.exec('COMMIT')
-  // meanwhile a later use of A was written by another connection
-  raw.prepare('UPDATE entries SET last_used_ms = ? WHERE key = ?').run(usedMs + MINUTE_MS, 'A')
-  Date.now = realNow
+  await storeBody(store, 'D', freshMeta(), Buffer.from('d'))
+  assert.deepEqual(
+    ['A', 'C', 'D'].filter((key) => store.get(key).length > 0),
+    ['C', 'D'],
+    'A was not used since C came: its second chance was taken',
+  )
   store.close()
-  assert.equal(lastUsed('A'), usedMs + MINUTE_MS)
+})
+
+test(`one eviction gives at most ${MAX_SECOND_CHANCES} second chances, then takes the least recent`, async () => {
+  const path = newPath()
+  const count = MAX_SECOND_CHANCES + 2
+  const keys = Array.from({ length: count }, (_, index) => `k${index}`)
+  const realNow = Date.now
+  const store = new SqliteStore({ path, maxEntries: count, hotBytes: 0, sweepIntervalMs: 0 })
+  Date.now = () => realNow() - 2 * MINUTE_MS
+  try {
+    for (const key of keys) await storeBody(store, key, freshMeta(), Buffer.from(key))
+  } finally {
+    Date.now = realNow
+  }
+  // every entry used, each recorded: a minute past its commit
+  for (const key of keys) assert.equal(store.get(key).length, 1)
+  await storeBody(store, 'new', freshMeta(), Buffer.from('new'))
+  const gone = keys.filter((key) => store.get(key).length === 0)
+  assert.deepEqual(gone, [`k${MAX_SECOND_CHANCES}`], 'the oldest ones were moved back, the next went')
+  store.close()
+})
+
+test('the sweep drops the use bits of blocks whose entries are all gone, and keeps the others', async () => {
+  const path = newPath()
+  await twoOldEntries(path)
+  const store = new SqliteStore({ path, hotBytes: 0, sweepIntervalMs: 0 })
+  assert.equal(store.get('A').length, 1)
+  assert.equal(store.get('B').length, 1)
+  store.close()
+  const raw = new Database(path)
+  const blocks = raw.prepare('SELECT block FROM used_bits ORDER BY block').pluck()
+  // B's id moved to another block, as if 10⁵ entries had come and gone between A and B
+  const movedId = 12 * USE_BLOCK_IDS + 5
+  raw.prepare('UPDATE entries SET id = ? WHERE key = ?').run(movedId, 'B')
+  raw.prepare('INSERT INTO used_bits (block, bits) VALUES (?, ?)').run(12, Buffer.alloc(USE_BLOCK_IDS / 8))
+  assert.deepEqual(blocks.all(), [0, 12])
+  const sweeper = new SqliteStore({ path, hotBytes: 0, sweepIntervalMs: 0 })
+  sweeper.delete('A')
+  assert.equal(sweeper.sweep(), 0)
+  assert.deepEqual(blocks.all(), [12], "A's block went with A; B's is kept")
+  sweeper.close()
   raw.close()
 })
