@@ -149,7 +149,7 @@ export class RowWrites {
       const row = this.#sql.selectLeastRecent.get(keepId)
       if (row === undefined) return
       if (secondChances < MAX_SECOND_CHANCES && this.#bits.take(row.id)) {
-        this.#sql.markRecent.run(nowMs, row.id)
+        this.#sql.markRecent.run(nowMs, keepId, row.id)
         secondChances++
         continue
       }

@@ -23,8 +23,10 @@ export const STATEMENT_SQL = {
   forgetInvalidated: 'DELETE FROM invalidated WHERE at_ms < ?',
   selectStoredVariants: `SELECT id, size_bytes, 1 AS complete, body_file, vary_key, stored_ms FROM entries
     WHERE key = ? AND complete = 1`,
-  // an entry eviction found used (a second chance); never back in time
-  markRecent: 'UPDATE entries SET last_used_ms = MAX(last_used_ms, ?) WHERE id = ?',
+  // an entry eviction found used (a second chance) goes to now, and after the newest but the entry
+  // just committed or updated (when the clock went back, or others went to now already)
+  markRecent: `UPDATE entries SET last_used_ms = MAX(?, 1 + (SELECT last_used_ms FROM entries
+    WHERE complete = 1 AND id != ? ORDER BY last_used_ms DESC LIMIT 1)) WHERE id = ?`,
   selectSameVariant: `SELECT id, size_bytes, complete, body_file FROM entries
     WHERE key = ? AND complete = 1 AND vary_key = ? AND id != ?`,
   selectKeyRows: 'SELECT id, size_bytes, complete, body_file FROM entries WHERE key = ?',
@@ -114,7 +116,7 @@ export interface Statements {
   selectInvalidatedMs: Statement<[string], { at_ms: number }>
   markInvalidated: Statement<[string, number]>
   forgetInvalidated: Statement<[number]>
-  markRecent: Statement<[number, number]>
+  markRecent: Statement<[number, number, number]>
   selectSameVariant: Statement<[string, string, number], SizedRow>
   selectKeyRows: Statement<[string], SizedRow>
   selectComplete: Statement<[number, string], { size_bytes: number; body_bytes: number; body_file: number }>

@@ -1,5 +1,6 @@
 /** SqliteStore: the default store, one SQLite file shared safely by several processes. */
 import { reportStoreError } from '../diagnostics.js'
+import { LruMap } from './lru-map.js'
 import { type BodyFiles, isLostBody, realFile } from './sqlite-body-files.js'
 import { CommitQueue } from './sqlite-commit-queue.js'
 import { DataVersion } from './sqlite-data-version.js'
@@ -30,6 +31,9 @@ export {
 /** A use of an entry is recorded at most this often, so hot hits do not write. */
 export const TOUCH_INTERVAL_MS = 60_000
 
+/** Entries whose last use this store remembers (see #markedMs). */
+const MARKS_KEPT = 16_384
+
 /** Entries (and, separately, killed writers' rows) one sweep removes at most. */
 export const SWEEP_MAX_ROWS = 200
 
@@ -59,6 +63,11 @@ export class SqliteStore implements CacheStore {
   readonly #sweepTimer: NodeJS.Timeout | undefined
   readonly #hot: HotTier | undefined
   readonly #keys: KeyFilter | undefined
+  /**
+   * When this store last recorded a use of each of the entries it last did: a use sets a bit and leaves
+   * the entry's time as it was, so the time alone would record every hit after the first minute.
+   */
+  readonly #markedMs = new LruMap<number, number>(MARKS_KEPT)
   #closed = false
 
   constructor(options?: SqliteStoreOptions) {
@@ -98,7 +107,7 @@ export class SqliteStore implements CacheStore {
     const hot = this.#hot?.get(key, nowMs)
     if (hot) {
       if (hot.touch) {
-        for (const entry of hot.entries) tables.markUsed(entry.id as number)
+        for (const entry of hot.entries) this.#markUsed(tables, entry.id as number, nowMs)
         this.#hot?.touched(key, nowMs)
       }
       return hot.entries
@@ -107,7 +116,7 @@ export class SqliteStore implements CacheStore {
     if (this.#keys?.mayHold(key) === false) return []
     const rows = tables.variants(key)
     if (rows.length === 0) this.#keys?.missed()
-    const recordedMs = rows.map((row) => recordUse(tables, row, nowMs))
+    const recordedMs = rows.map((row) => this.#recordUse(tables, row, nowMs))
     const entries = rows.map((row) => this.#toEntry(tables, row))
     return this.#hot?.remember(key, entries, Math.min(...recordedMs)) ?? entries
   }
@@ -247,15 +256,24 @@ export class SqliteStore implements CacheStore {
     }
   }
 
+  /**
+   * Records a use of the row unless its time (commit, second chance) or this store's last use of it
+   * is under a minute old; returns when the last recorded use is.
+   */
+  #recordUse(tables: SqliteTables, row: VariantRow, nowMs: number): number {
+    const lastMs = Math.max(row.last_used_ms, this.#markedMs.get(row.id) ?? 0)
+    if (nowMs - lastMs < TOUCH_INTERVAL_MS) return lastMs
+    this.#markUsed(tables, row.id, nowMs)
+    return nowMs
+  }
+
+  #markUsed(tables: SqliteTables, entryId: number, nowMs: number): void {
+    tables.markUsed(entryId)
+    this.#markedMs.set(entryId, nowMs)
+  }
+
   #release(key: string, writer: SqliteEntryWriter): void {
     this.#hot?.forget(key)
     this.#writers.release(key, writer)
   }
-}
-
-/** Records a use of the row if the last one is a minute old; returns when the last recorded use is. */
-function recordUse(tables: SqliteTables, row: VariantRow, nowMs: number): number {
-  if (nowMs - row.last_used_ms < TOUCH_INTERVAL_MS) return row.last_used_ms
-  tables.markUsed(row.id)
-  return nowMs
 }

@@ -64,12 +64,12 @@ export class SqliteTables {
       this.files = file === undefined ? undefined : new BodyFiles(file + BODY_DIR_SUFFIX, file)
       prepareSchema(this.#db, path)
       this.#sql = prepareStatements(this.#db)
+      this.#bits = new UseBits(this.#db)
     } catch (error) {
       this.#db.close()
       throw error
     }
     this.#totals = new PendingTotals(this.#sql)
-    this.#bits = new UseBits(this.#db)
     this.#rows = new RowWrites(this.#sql, this.#totals, this.#bits, (entryId) => this.onRemoved?.(entryId))
     this.#dataVersion = this.#db.prepare<[], number>('PRAGMA data_version').pluck()
     this.#append = this.#writeTransaction((args: ChunkArgs) => this.#rows.appendRows(args))

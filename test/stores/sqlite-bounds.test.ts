@@ -21,7 +21,8 @@ const VALIDATED = { headers: { etag: '"v"' }, deleteAtMs: Number.MAX_SAFE_INTEGE
 
 /**
  * The query plan of every statement. Each write touches rows through the primary key or an index;
- * `selectLeastRecent` walks the LRU index from its start and stops at the first row (LIMIT 1);
+ * `selectLeastRecent` walks the LRU index from its start and stops at the first row (LIMIT 1), and
+ * `markRecent` from its end;
  * `selectIncomplete` walks an index of unfinished rows only. The two full (covering-index) scans run
  * once, when a store opens. The key filter's reads go by id or along the key index alone, a step at a
  * time (LIMIT).
@@ -38,7 +39,8 @@ const EXPECTED_PLANS: Record<keyof typeof STATEMENT_SQL, string> = {
   markInvalidated: '',
   forgetInvalidated: 'SEARCH invalidated USING COVERING INDEX invalidated_at (at_ms<?)',
   selectStoredVariants: 'SEARCH entries USING INDEX entries_key (key=? AND complete=?)',
-  markRecent: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
+  markRecent:
+    'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?); SCALAR SUBQUERY 1; SCAN entries USING COVERING INDEX entries_lru',
   selectSameVariant: 'SEARCH entries USING INDEX entries_key (key=? AND complete=?)',
   selectKeyRows: 'SEARCH entries USING INDEX entries_key (key=?)',
   selectComplete: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',

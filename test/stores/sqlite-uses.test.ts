@@ -2,16 +2,18 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { MAX_SECOND_CHANCES } from '../../lib/stores/sqlite-row-writes.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { USE_BLOCK_IDS } from '../../lib/stores/sqlite-use-bits.js'
-import { sampleMeta, storeBody } from './helpers.js'
+import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-uses.js'
+import { linuxOnly, sampleMeta, storeBody, usedBit } from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-uses-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -127,3 +129,61 @@ test('the sweep drops the use bits of blocks whose entries are all gone, and kee
   sweeper.close()
   raw.close()
 })
+
+test('a store records a use of an entry at most once a minute, though a use leaves its time as it was', async () => {
+  const path = newPath()
+  await twoOldEntries(path)
+  const store = new SqliteStore({ path, hotBytes: 0, sweepIntervalMs: 0 })
+  const id = store.get('A')[0]?.id as number
+  await sleep(USE_WRITE_DELAY_MS + 50)
+  const raw = new Database(path)
+  assert.equal(usedBit(raw, id), true)
+  // another process's eviction took the second chance (its time left as it was, for this test)
+  raw.prepare('UPDATE used_bits SET bits = zeroblob(length(bits))').run()
+  assert.equal(store.get('A').length, 1)
+  await sleep(USE_WRITE_DELAY_MS + 50)
+  assert.equal(usedBit(raw, id), false, 'the hit within the minute of the last use recorded nothing')
+  raw.close()
+  store.close()
+})
+
+test('a second chance moves the entry after the newest, even when the clock went back', async () => {
+  const path = newPath()
+  await twoOldEntries(path)
+  const reader = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
+  assert.equal(reader.get('A').length, 1)
+  reader.close()
+  const realNow = Date.now
+  Date.now = () => realNow() - 10 * MINUTE_MS
+  try {
+    assert.deepEqual(await keptAfterOneMore(path), ['A'], 'B, not used, went for C')
+  } finally {
+    Date.now = realNow
+  }
+})
+
+test(
+  'a version-5 file without its used_bits table makes a failed store and leaves no descriptor open',
+  linuxOnly,
+  () => {
+    const path = newPath()
+    new SqliteStore({ path }).close()
+    const raw = new Database(path)
+    raw.exec('DROP TABLE used_bits')
+    raw.close()
+    const fdsOnFile = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === path
+        } catch {
+          return false
+        }
+      }).length
+    for (let open = 0; open < 3; open++) {
+      const store = new SqliteStore({ path })
+      assert.match(String(store.failure), /no such table: used_bits/)
+      store.close()
+    }
+    assert.equal(fdsOnFile(), 0)
+  },
+)
