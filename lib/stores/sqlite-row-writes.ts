@@ -140,7 +140,7 @@ export class RowWrites {
    * Removes least recently used entries other than `keepId` (just committed or updated, never bigger
    * than maxBytes alone) while over a limit. Reads one totals row and one index entry per evicted row:
    * O(log n) each, no count or scan. The least recent one used since (its use bit set) is moved to
-   * `nowMs` instead, at most MAX_SECOND_CHANCES times (CLOCK's second chance).
+   * `nowMs` (see markRecent) instead, at most MAX_SECOND_CHANCES times (CLOCK's second chance).
    */
   #evict(keepId: number, limits: EvictionLimits, nowMs: number): void {
     const totals = this.#totals.current()
