@@ -77,7 +77,9 @@ export class HotTier {
     const hot = this.#byKey.get(key)
     if (hot === undefined) return undefined
     this.#byKey.touch(key)
-    return { entries: hot.entries, touch: nowMs - hot.touchedMs >= this.#touchIntervalMs }
+    // a touch ahead of the clock (it went back) is due too
+    const sinceMs = nowMs - hot.touchedMs
+    return { entries: hot.entries, touch: sinceMs >= this.#touchIntervalMs || sinceMs < 0 }
   }
 
   /** Notes that the uses of `key`'s entries were recorded in the file at `nowMs`. */

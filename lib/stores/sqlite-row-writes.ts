@@ -140,17 +140,22 @@ export class RowWrites {
    * Removes least recently used entries other than `keepId` (just committed or updated, never bigger
    * than maxBytes alone) while over a limit. Reads one totals row and one index entry per evicted row:
    * O(log n) each, no count or scan. The least recent one used since (its use bit set) is moved to
-   * `nowMs` (see markRecent) instead, at most MAX_SECOND_CHANCES times (CLOCK's second chance).
+   * `nowMs` instead and passed over, at most MAX_SECOND_CHANCES times (CLOCK's second chance); when the
+   * clock went back, it stays where it was, passed over all the same.
    */
   #evict(keepId: number, limits: EvictionLimits, nowMs: number): void {
     const totals = this.#totals.current()
     let secondChances = 0
+    let afterMs = Number.MIN_SAFE_INTEGER
+    let afterId = Number.MIN_SAFE_INTEGER
     while (totals.bytes > limits.maxBytes || totals.entries > limits.maxEntries) {
-      const row = this.#sql.selectLeastRecent.get(keepId)
+      const row = this.#sql.selectLeastRecent.get(keepId, afterMs, afterId)
       if (row === undefined) return
       if (secondChances < MAX_SECOND_CHANCES && this.#bits.take(row.id)) {
-        this.#sql.markRecent.run(nowMs, keepId, row.id)
+        this.#sql.markRecent.run(nowMs, row.id)
         secondChances++
+        afterMs = row.last_used_ms
+        afterId = row.id
         continue
       }
       this.remove(row)

@@ -23,18 +23,17 @@ export const STATEMENT_SQL = {
   forgetInvalidated: 'DELETE FROM invalidated WHERE at_ms < ?',
   selectStoredVariants: `SELECT id, size_bytes, 1 AS complete, body_file, vary_key, stored_ms FROM entries
     WHERE key = ? AND complete = 1`,
-  // an entry eviction found used (a second chance) goes to now, and after the newest but the entry
-  // just committed or updated (when the clock went back, or others went to now already)
-  markRecent: `UPDATE entries SET last_used_ms = MAX(?, 1 + (SELECT last_used_ms FROM entries
-    WHERE complete = 1 AND id != ? ORDER BY last_used_ms DESC LIMIT 1)) WHERE id = ?`,
+  // an entry eviction found used (a second chance); never back in time
+  markRecent: 'UPDATE entries SET last_used_ms = MAX(last_used_ms, ?) WHERE id = ?',
   selectSameVariant: `SELECT id, size_bytes, complete, body_file FROM entries
     WHERE key = ? AND complete = 1 AND vary_key = ? AND id != ?`,
   selectKeyRows: 'SELECT id, size_bytes, complete, body_file FROM entries WHERE key = ?',
   selectComplete:
     'SELECT size_bytes, body_bytes, body_file FROM entries WHERE id = ? AND key = ? AND complete = 1',
   updateMeta: 'UPDATE entries SET meta = ?, vary_key = ?, delete_at_ms = ?, size_bytes = ? WHERE id = ?',
-  selectLeastRecent: `SELECT id, size_bytes, 1 AS complete, body_file FROM entries
-    WHERE complete = 1 AND id != ? ORDER BY last_used_ms, id LIMIT 1`,
+  // the least recent after a place in the order (one eviction walks on past its second chances)
+  selectLeastRecent: `SELECT id, size_bytes, 1 AS complete, body_file, last_used_ms FROM entries
+    WHERE complete = 1 AND id != ? AND (last_used_ms, id) > (?, ?) ORDER BY last_used_ms, id LIMIT 1`,
   selectExpired: `SELECT id, size_bytes, 1 AS complete, body_file FROM entries
     WHERE complete = 1 AND delete_at_ms > 0 AND delete_at_ms <= ? ORDER BY delete_at_ms LIMIT ?`,
   selectIncomplete: `SELECT id, written_ms, writer_host, writer_pid, writer_token, body_file FROM entries
@@ -116,12 +115,12 @@ export interface Statements {
   selectInvalidatedMs: Statement<[string], { at_ms: number }>
   markInvalidated: Statement<[string, number]>
   forgetInvalidated: Statement<[number]>
-  markRecent: Statement<[number, number, number]>
+  markRecent: Statement<[number, number]>
   selectSameVariant: Statement<[string, string, number], SizedRow>
   selectKeyRows: Statement<[string], SizedRow>
   selectComplete: Statement<[number, string], { size_bytes: number; body_bytes: number; body_file: number }>
   updateMeta: Statement<[string, string, number, number, number]>
-  selectLeastRecent: Statement<[number], SizedRow>
+  selectLeastRecent: Statement<[number, number, number], SizedRow & { last_used_ms: number }>
   selectExpired: Statement<[number, number], SizedRow>
   selectIncomplete: Statement<[number], IncompleteRow & { body_file: number }>
   selectRow: Statement<[number], SizedRow>

@@ -258,11 +258,12 @@ export class SqliteStore implements CacheStore {
 
   /**
    * Records a use of the row unless its time (commit, second chance) or this store's last use of it
-   * is under a minute old; returns when the last recorded use is.
+   * is under a minute old (a time ahead of the clock is not); returns when the last recorded use is.
    */
   #recordUse(tables: SqliteTables, row: VariantRow, nowMs: number): number {
-    const lastMs = Math.max(row.last_used_ms, this.#markedMs.get(row.id) ?? 0)
-    if (nowMs - lastMs < TOUCH_INTERVAL_MS) return lastMs
+    for (const lastMs of [row.last_used_ms, this.#markedMs.get(row.id)]) {
+      if (lastMs !== undefined && isRecent(lastMs, nowMs)) return lastMs
+    }
     this.#markUsed(tables, row.id, nowMs)
     return nowMs
   }
@@ -276,4 +277,9 @@ export class SqliteStore implements CacheStore {
     this.#hot?.forget(key)
     this.#writers.release(key, writer)
   }
+}
+
+/** Less than TOUCH_INTERVAL_MS ago, and not ahead of the clock (another machine's, or before a step back). */
+function isRecent(timeMs: number, nowMs: number): boolean {
+  return timeMs <= nowMs && nowMs - timeMs < TOUCH_INTERVAL_MS
 }

@@ -1,4 +1,5 @@
 /** The database of one SqliteStore: every read and write, each write in one immediate transaction. */
+import { statSync } from 'node:fs'
 import type Database from 'better-sqlite3'
 import { BODY_DIR_SUFFIX, BodyFiles, realFile } from './sqlite-body-files.js'
 import type { KeyedRow, KeySource } from './sqlite-key-filter.js'
@@ -26,19 +27,21 @@ export class SqliteTables {
   readonly #rows: RowWrites
   /** The body files of this database; undefined for ':memory:'. */
   readonly files: BodyFiles | undefined
-  readonly #append: Database.Transaction<(args: ChunkArgs) => number | undefined>
-  readonly #begin: Database.Transaction<(args: ChunkArgs) => number>
-  readonly #drop: Database.Transaction<(entryId: number, withChunks: boolean) => void>
-  readonly #commit: Database.Transaction<(args: CommitArgs) => void>
-  readonly #commitMany: Database.Transaction<(list: CommitArgs[]) => void>
-  readonly #removeKey: Database.Transaction<(key: string) => void>
-  readonly #removeIncomplete: Database.Transaction<(entryId: number) => void>
-  readonly #update: Database.Transaction<(id: number, draft: EntryDraft, limits: EvictionLimits) => boolean>
-  readonly #sweep: Database.Transaction<(nowMs: number, maxRows: number) => number>
-  readonly #writeUses: Database.Transaction<() => void>
+  readonly #append: (args: ChunkArgs) => number | undefined
+  readonly #begin: (args: ChunkArgs) => number
+  readonly #drop: (entryId: number, withChunks: boolean) => void
+  readonly #commit: (args: CommitArgs) => void
+  readonly #commitMany: (list: CommitArgs[]) => void
+  readonly #removeKey: (key: string) => void
+  readonly #removeIncomplete: (entryId: number) => void
+  readonly #update: (id: number, draft: EntryDraft, limits: EvictionLimits) => boolean
+  readonly #sweep: (nowMs: number, maxRows: number) => number
+  readonly #writeUses: () => void
   readonly #dataVersion: Database.Statement<[], number>
   /** The uses recorded and not written yet (see markUsed). */
   readonly #uses: WaitingUses
+  /** The uses the running write transaction took: they wait again if it fails. */
+  #takenUses: number[] = []
   readonly #bits: UseBits
   /** Told of every entry row this connection removes (replaced, evicted, deleted, swept). */
   onRemoved: ((entryId: number) => void) | undefined
@@ -93,21 +96,21 @@ export class SqliteTables {
     this.#sweep = this.#writeTransaction((sweepMs: number, maxRows: number) =>
       this.#rows.sweepRows(sweepMs, maxRows),
     )
-    this.#writeUses = this.#db.transaction(() => this.#applyUses())
-    this.#uses = new WaitingUses(file, () => this.#lock.inBackground(() => this.#writeUses.immediate()))
+    this.#writeUses = this.#restoringUses(this.#db.transaction(() => this.#applyUses()))
+    this.#uses = new WaitingUses(fileIdentity(file), () => this.#lock.inBackground(() => this.#writeUses()))
     this.#cleanUp(nowMs)
   }
 
   /** Appends one chunk row, creating the incomplete entry row first; undefined when that row is gone. */
   appendChunk(args: ChunkArgs): number | undefined {
     this.assertOpen()
-    return this.#lock.write(() => this.#committed(this.#append.immediate(args)))
+    return this.#lock.write(() => this.#committed(this.#append(args)))
   }
 
   /** Inserts the incomplete row of an entry whose body goes to its file; returns the entry id. */
   beginFileEntry(args: ChunkArgs): number {
     this.assertOpen()
-    return this.#lock.write(() => this.#committed(this.#begin.immediate(args)))
+    return this.#lock.write(() => this.#committed(this.#begin(args)))
   }
 
   /** Notes that a writer is still at work on an incomplete row; false when the row is gone. */
@@ -119,13 +122,13 @@ export class SqliteTables {
   /** Makes an entry complete, replaces its variant, then evicts least recently used entries. */
   commit(args: CommitArgs): void {
     this.assertOpen()
-    this.#lock.write(() => this.#transact(() => this.#committed(this.#commit.immediate(args))))
+    this.#lock.write(() => this.#transact(() => this.#committed(this.#commit(args))))
   }
 
   /** Several commits in one transaction (group commit): all become visible together, or none. */
   commitMany(list: CommitArgs[]): void {
     this.assertOpen()
-    this.#lock.write(() => this.#transact(() => this.#committed(this.#commitMany.immediate(list))))
+    this.#lock.write(() => this.#transact(() => this.#committed(this.#commitMany(list))))
   }
 
   /**
@@ -133,15 +136,15 @@ export class SqliteTables {
    * chunks cannot be removed (a damaged page), the row alone goes and they are left as orphans.
    */
   dropEntry(entryId: number): void {
-    if (this.#lock.inBackground(() => this.#transact(() => this.#drop.immediate(entryId, true)))) return
-    this.#lock.inBackground(() => this.#transact(() => this.#drop.immediate(entryId, false)))
+    if (this.#lock.inBackground(() => this.#transact(() => this.#drop(entryId, true)))) return
+    this.#lock.inBackground(() => this.#transact(() => this.#drop(entryId, false)))
   }
 
   /** Drops an incomplete entry row and its chunks; never throws (a failure is retried by `sweep`). */
   discard(entryId: number): void {
     if (!this.#open) return
     try {
-      this.#lock.write(() => this.#removeIncomplete.immediate(entryId))
+      this.#lock.write(() => this.#removeIncomplete(entryId))
       this.#undiscarded.delete(entryId)
     } catch {
       this.#undiscarded.add(entryId)
@@ -151,7 +154,7 @@ export class SqliteTables {
   /** Drops every row under `key`, complete or not. */
   deleteKey(key: string): void {
     this.assertOpen()
-    this.#lock.write(() => this.#transact(() => this.#removeKey.immediate(key)))
+    this.#lock.write(() => this.#transact(() => this.#removeKey(key)))
   }
 
   /**
@@ -160,7 +163,7 @@ export class SqliteTables {
    */
   updateMeta(id: number, draft: EntryDraft, limits: EvictionLimits): boolean {
     this.assertOpen()
-    return this.#lock.write(() => this.#transact(() => this.#update.immediate(id, draft, limits)))
+    return this.#lock.write(() => this.#transact(() => this.#update(id, draft, limits)))
   }
 
   /** Changes whenever another connection commits (SQLite's `PRAGMA data_version`). */
@@ -200,7 +203,23 @@ export class SqliteTables {
 
   /** The uses waiting (this store's and this process's other stores' on the file), in the running write transaction. */
   #applyUses(): void {
-    this.#bits.set(this.#uses.take())
+    this.#takenUses = this.#uses.take()
+    this.#bits.set(this.#takenUses)
+  }
+
+  /** Runs `transaction` immediate; when it fails, the uses it took wait again. */
+  #restoringUses<F extends (...args: never[]) => unknown>(transaction: Database.Transaction<F>): F {
+    const { immediate } = transaction as unknown as { immediate: (...args: unknown[]) => unknown }
+    return ((...args: unknown[]) => {
+      try {
+        return immediate(...args)
+      } catch (error) {
+        this.#uses.restore(this.#takenUses)
+        throw error
+      } finally {
+        this.#takenUses = []
+      }
+    }) as unknown as F
   }
 
   /**
@@ -211,12 +230,11 @@ export class SqliteTables {
   sweep(nowMs: number, maxRows: number): number {
     this.assertOpen()
     for (const entryId of [...this.#undiscarded]) {
-      if (this.#lock.inBackground(() => this.#removeIncomplete.immediate(entryId)))
-        this.#undiscarded.delete(entryId)
+      if (this.#lock.inBackground(() => this.#removeIncomplete(entryId))) this.#undiscarded.delete(entryId)
     }
     let removed = 0
     this.#lock.inBackground(() => {
-      removed = this.#transact(() => this.#sweep.immediate(nowMs, maxRows))
+      removed = this.#transact(() => this.#sweep(nowMs, maxRows))
     })
     return removed
   }
@@ -257,7 +275,7 @@ export class SqliteTables {
       this.#bits.dropUnused()
     })
     try {
-      this.#lock.withoutWaiting(() => this.#transact(() => cleanUp.immediate()))
+      this.#lock.withoutWaiting(() => this.#transact(() => cleanUp()))
     } catch (error) {
       if (isTransient(error)) return
       this.#db.close()
@@ -267,8 +285,8 @@ export class SqliteTables {
   }
 
   /** A write transaction whose totals changes are written once, last, before it commits. */
-  #writeTransaction<F extends (...args: never[]) => unknown>(write: F): Database.Transaction<F> {
-    return this.#db.transaction(((...args: Parameters<F>) => {
+  #writeTransaction<F extends (...args: never[]) => unknown>(write: F): F {
+    const transaction = this.#db.transaction(((...args: Parameters<F>) => {
       // eviction reads the uses: those waiting go first
       this.#applyUses()
       this.#rows.inserting = []
@@ -277,6 +295,7 @@ export class SqliteTables {
       this.#totals.write()
       return result
     }) as F)
+    return this.#restoringUses(transaction)
   }
 
   /** Runs a write transaction, then removes the body files of the entries it removed. */
@@ -297,4 +316,14 @@ export class SqliteTables {
     this.#rows.inserting = []
     return result
   }
+}
+
+/**
+ * The database file as the uses of this process's stores are grouped by: its path and its inode, so
+ * that a store on a file deleted and made again at the path (ids counted from 1 again) is not a peer.
+ */
+function fileIdentity(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined
+  const stats = statSync(file, { bigint: true, throwIfNoEntry: false })
+  return stats === undefined ? file : `${file}#${stats.dev}:${stats.ino}`
 }

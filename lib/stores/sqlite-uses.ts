@@ -8,7 +8,7 @@ export const USE_WRITE_DELAY_MS = 100
 const MAX_WAITING_USES = 1024
 
 /** This process's waiting uses, by database file: a write of one store takes those of the others. */
-const waitingByPath = new PathPeers<WaitingUses>()
+const waitingByFile = new PathPeers<WaitingUses>()
 
 /** Every store's waiting uses of this process, written when the process exits. */
 const waitingAnywhere = new Set<WaitingUses>()
@@ -22,14 +22,14 @@ let exitHookInstalled = false
  */
 export class WaitingUses {
   readonly #entryIds = new Set<number>()
-  readonly #path: string | undefined
-  /** Runs a write transaction that takes the waiting uses; false when another connection held the lock. */
+  readonly #file: string | undefined
+  /** Runs a write transaction that takes the waiting uses; false when it failed (the lock held, mostly). */
   readonly #write: () => boolean
   #timer: NodeJS.Timeout | undefined
 
-  /** `path`: the database file (resolved); undefined for ':memory:'. */
-  constructor(path: string | undefined, write: () => boolean) {
-    this.#path = path
+  /** `file`: the database file (its path and inode); undefined for ':memory:'. */
+  constructor(file: string | undefined, write: () => boolean) {
+    this.#file = file
     this.#write = write
   }
 
@@ -44,7 +44,7 @@ export class WaitingUses {
   take(): number[] {
     const taken = [...this.#entryIds]
     this.#stopWaiting()
-    for (const peer of waitingByPath.of(this.#path)) {
+    for (const peer of waitingByFile.of(this.#file)) {
       taken.push(...peer.#entryIds)
       peer.#stopWaiting()
     }
@@ -60,7 +60,16 @@ export class WaitingUses {
     this.#timer = undefined
     if (this.#entryIds.size === 0 || this.#write()) return
     if (this.#entryIds.size >= MAX_WAITING_USES) this.#stopWaiting()
-    else this.#timer = setTimeout(() => this.write(), USE_WRITE_DELAY_MS).unref()
+    else this.#timer ??= setTimeout(() => this.write(), USE_WRITE_DELAY_MS).unref()
+  }
+
+  /** Puts back the uses a write transaction took and then failed to commit. */
+  restore(entryIds: readonly number[]): void {
+    if (entryIds.length === 0) return
+    if (this.#entryIds.size === 0) this.#startWaiting()
+    for (const entryId of entryIds) this.#entryIds.add(entryId)
+    if (this.#entryIds.size >= MAX_WAITING_USES) this.#stopWaiting()
+    else this.#timer ??= setTimeout(() => this.write(), USE_WRITE_DELAY_MS).unref()
   }
 
   /** Writes what waits (if the lock is had) and stops: the store is closing. */
@@ -70,7 +79,7 @@ export class WaitingUses {
   }
 
   #startWaiting(): void {
-    waitingByPath.join(this.#path, this)
+    waitingByFile.join(this.#file, this)
     waitingAnywhere.add(this)
     if (exitHookInstalled) return
     exitHookInstalled = true
@@ -83,7 +92,7 @@ export class WaitingUses {
     this.#entryIds.clear()
     clearTimeout(this.#timer)
     this.#timer = undefined
-    waitingByPath.leave(this.#path, this)
+    waitingByFile.leave(this.#file, this)
     waitingAnywhere.delete(this)
   }
 }

@@ -21,8 +21,7 @@ const VALIDATED = { headers: { etag: '"v"' }, deleteAtMs: Number.MAX_SAFE_INTEGE
 
 /**
  * The query plan of every statement. Each write touches rows through the primary key or an index;
- * `selectLeastRecent` walks the LRU index from its start and stops at the first row (LIMIT 1), and
- * `markRecent` from its end;
+ * `selectLeastRecent` walks the LRU index from a place in it and stops at the first row (LIMIT 1);
  * `selectIncomplete` walks an index of unfinished rows only. The two full (covering-index) scans run
  * once, when a store opens. The key filter's reads go by id or along the key index alone, a step at a
  * time (LIMIT).
@@ -39,13 +38,12 @@ const EXPECTED_PLANS: Record<keyof typeof STATEMENT_SQL, string> = {
   markInvalidated: '',
   forgetInvalidated: 'SEARCH invalidated USING COVERING INDEX invalidated_at (at_ms<?)',
   selectStoredVariants: 'SEARCH entries USING INDEX entries_key (key=? AND complete=?)',
-  markRecent:
-    'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?); SCALAR SUBQUERY 1; SCAN entries USING COVERING INDEX entries_lru',
+  markRecent: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
   selectSameVariant: 'SEARCH entries USING INDEX entries_key (key=? AND complete=?)',
   selectKeyRows: 'SEARCH entries USING INDEX entries_key (key=?)',
   selectComplete: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
   updateMeta: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',
-  selectLeastRecent: 'SCAN entries USING COVERING INDEX entries_lru',
+  selectLeastRecent: 'SEARCH entries USING COVERING INDEX entries_lru (last_used_ms>?)',
   selectExpired: 'SEARCH entries USING COVERING INDEX entries_expiry (delete_at_ms>? AND delete_at_ms<?)',
   selectIncomplete: 'SCAN entries USING INDEX entries_incomplete',
   selectRow: 'SEARCH entries USING INTEGER PRIMARY KEY (rowid=?)',

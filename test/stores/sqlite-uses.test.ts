@@ -88,25 +88,31 @@ test('an entry used since its recorded use is kept once (second chance), then co
   store.close()
 })
 
-test(`one eviction gives at most ${MAX_SECOND_CHANCES} second chances, then takes the least recent`, async () => {
-  const path = newPath()
-  const count = MAX_SECOND_CHANCES + 2
-  const keys = Array.from({ length: count }, (_, index) => `k${index}`)
-  const realNow = Date.now
-  const store = new SqliteStore({ path, maxEntries: count, hotBytes: 0, sweepIntervalMs: 0 })
-  Date.now = () => realNow() - 2 * MINUTE_MS
-  try {
-    for (const key of keys) await storeBody(store, key, freshMeta(), Buffer.from(key))
-  } finally {
-    Date.now = realNow
-  }
-  // every entry used, each recorded: a minute past its commit
-  for (const key of keys) assert.equal(store.get(key).length, 1)
-  await storeBody(store, 'new', freshMeta(), Buffer.from('new'))
-  const gone = keys.filter((key) => store.get(key).length === 0)
-  assert.deepEqual(gone, [`k${MAX_SECOND_CHANCES}`], 'the oldest ones were moved back, the next went')
-  store.close()
-})
+for (const times of ['distinct', 'equal'] as const)
+  test(`one eviction gives at most ${MAX_SECOND_CHANCES} second chances, then takes the least recent (${times} times)`, async () => {
+    const path = newPath()
+    const count = MAX_SECOND_CHANCES + 2
+    const keys = Array.from({ length: count }, (_, index) => `k${index}`)
+    const realNow = Date.now
+    const store = new SqliteStore({ path, maxEntries: count, hotBytes: 0, sweepIntervalMs: 0 })
+    Date.now = () => realNow() - 2 * MINUTE_MS
+    try {
+      for (const key of keys) await storeBody(store, key, freshMeta(), Buffer.from(key))
+    } finally {
+      Date.now = realNow
+    }
+    const raw = new Database(path)
+    if (times === 'equal') raw.prepare('UPDATE entries SET last_used_ms = ?').run(realNow() - 2 * MINUTE_MS)
+    // every entry used, each recorded: a minute past its commit
+    for (const key of keys) assert.equal(store.get(key).length, 1)
+    await storeBody(store, 'new', freshMeta(), Buffer.from('new'))
+    const gone = keys.filter((key) => store.get(key).length === 0)
+    assert.deepEqual(gone, [`k${MAX_SECOND_CHANCES}`], 'the oldest ones were moved back, the next went')
+    const newestMs = raw.prepare('SELECT MAX(last_used_ms) FROM entries').pluck().get() as number
+    assert.ok(newestMs <= Date.now(), 'no second chance is ahead of the clock')
+    raw.close()
+    store.close()
+  })
 
 test('the sweep drops the use bits of blocks whose entries are all gone, and keeps the others', async () => {
   const path = newPath()
@@ -147,7 +153,7 @@ test('a store records a use of an entry at most once a minute, though a use leav
   store.close()
 })
 
-test('a second chance moves the entry after the newest, even when the clock went back', async () => {
+test('a second chance holds when the clock went back: the entry keeps its time and is passed over', async () => {
   const path = newPath()
   await twoOldEntries(path)
   const reader = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
@@ -187,3 +193,67 @@ test(
     assert.equal(fdsOnFile(), 0)
   },
 )
+
+test('a hit records a use of an entry whose time is ahead of the clock, from the file and from the hot tier', async () => {
+  const path = newPath()
+  await twoOldEntries(path)
+  const store = new SqliteStore({ path, sweepIntervalMs: 0 })
+  const raw = new Database(path)
+  const id = store.get('A')[0]?.id as number
+  assert.equal(store.get('A').length, 1, 'read twice: in the hot tier now')
+  await sleep(USE_WRITE_DELAY_MS + 50)
+  assert.equal(usedBit(raw, id), true)
+  raw.prepare('UPDATE used_bits SET bits = zeroblob(length(bits))').run()
+  const realNow = Date.now
+  Date.now = () => realNow() - 60 * MINUTE_MS
+  try {
+    assert.equal(store.get('A').length, 1)
+  } finally {
+    Date.now = realNow
+  }
+  await sleep(USE_WRITE_DELAY_MS + 50)
+  assert.equal(usedBit(raw, id), true, 'the hot tier touched it: its last touch was ahead of the clock')
+  // another machine, its clock an hour ahead, stored B; this one reads it from the file
+  raw.prepare('UPDATE entries SET last_used_ms = ? WHERE key = ?').run(realNow() + 60 * MINUTE_MS, 'B')
+  const cold = new SqliteStore({ path, hotBytes: 0, sweepIntervalMs: 0 })
+  const idB = cold.get('B')[0]?.id as number
+  await sleep(USE_WRITE_DELAY_MS + 50)
+  assert.equal(usedBit(raw, idB), true)
+  cold.close()
+  raw.close()
+  store.close()
+})
+
+test('uses wait for their own file: not a file made again at the path while a store had the old one open', async () => {
+  const path = newPath()
+  await twoOldEntries(path)
+  const old = new SqliteStore({ path, hotBytes: 0, sweepIntervalMs: 0 })
+  for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true })
+  const fresh = new SqliteStore({ path, hotBytes: 0, sweepIntervalMs: 0 })
+  await storeBody(fresh, 'X', freshMeta(), Buffer.from('x'))
+  assert.equal(old.get('A')[0]?.id, 1)
+  // this write takes the waiting uses of this process's stores on its file
+  await storeBody(fresh, 'Y', freshMeta(), Buffer.from('y'))
+  const raw = new Database(path)
+  assert.equal(raw.prepare("SELECT id FROM entries WHERE key = 'X'").pluck().get(), 1)
+  assert.equal(usedBit(raw, 1), false, "the old file's use of its entry 1 is not this file's")
+  raw.close()
+  fresh.close()
+  old.close()
+})
+
+test('uses taken by a write transaction that fails wait again, and are written by the next', async () => {
+  const path = newPath()
+  await twoOldEntries(path)
+  const raw = new Database(path)
+  raw.exec(`CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.key = 'refused'
+    BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`)
+  const store = new SqliteStore({ path, hotBytes: 0, sweepIntervalMs: 0 })
+  const id = store.get('A')[0]?.id as number
+  await assert.rejects(storeBody(store, 'refused', freshMeta(), Buffer.from('r')), /refused by the test/)
+  assert.equal(usedBit(raw, id), false, 'rolled back with the failed write')
+  await sleep(USE_WRITE_DELAY_MS + 50)
+  assert.equal(usedBit(raw, id), true)
+  raw.close()
+  store.close()
+})
