@@ -150,7 +150,14 @@ export class RowWrites {
     let afterId = Number.MIN_SAFE_INTEGER
     while (totals.bytes > limits.maxBytes || totals.entries > limits.maxEntries) {
       const row = this.#sql.selectLeastRecent.get(keepId, afterMs, afterId)
-      if (row === undefined) return
+      if (row === undefined) {
+        if (afterId === Number.MIN_SAFE_INTEGER) return
+        // passed over entries ahead of the clock to the end: from the start again, no second chances
+        afterMs = Number.MIN_SAFE_INTEGER
+        afterId = Number.MIN_SAFE_INTEGER
+        secondChances = MAX_SECOND_CHANCES
+        continue
+      }
       if (secondChances < MAX_SECOND_CHANCES && this.#bits.take(row.id)) {
         this.#sql.markRecent.run(nowMs, row.id)
         secondChances++

@@ -64,8 +64,9 @@ export class SqliteStore implements CacheStore {
   readonly #hot: HotTier | undefined
   readonly #keys: KeyFilter | undefined
   /**
-   * When this store last recorded a use of each of the entries it last did: a use sets a bit and leaves
-   * the entry's time as it was, so the time alone would record every hit after the first minute.
+   * When this store last recorded a use of each of the entries it last did (or their time in the file,
+   * if later): a use sets a bit and leaves the entry's time as it was, so the time alone would record
+   * every hit after the first minute.
    */
   readonly #markedMs = new LruMap<number, number>(MARKS_KEPT)
   #closed = false
@@ -107,8 +108,11 @@ export class SqliteStore implements CacheStore {
     const hot = this.#hot?.get(key, nowMs)
     if (hot) {
       if (hot.touch) {
-        for (const entry of hot.entries) this.#markUsed(tables, entry.id as number, nowMs)
-        this.#hot?.touched(key, nowMs)
+        // each variant as it is due: the tier's time is its variants' earliest
+        const recordedMs = hot.entries.map((entry) =>
+          this.#recordUse(tables, entry.id as number, undefined, nowMs),
+        )
+        this.#hot?.touched(key, Math.min(...recordedMs))
       }
       return hot.entries
     }
@@ -116,7 +120,7 @@ export class SqliteStore implements CacheStore {
     if (this.#keys?.mayHold(key) === false) return []
     const rows = tables.variants(key)
     if (rows.length === 0) this.#keys?.missed()
-    const recordedMs = rows.map((row) => this.#recordUse(tables, row, nowMs))
+    const recordedMs = rows.map((row) => this.#recordUse(tables, row.id, row.last_used_ms, nowMs))
     const entries = rows.map((row) => this.#toEntry(tables, row))
     return this.#hot?.remember(key, entries, Math.min(...recordedMs)) ?? entries
   }
@@ -257,20 +261,20 @@ export class SqliteStore implements CacheStore {
   }
 
   /**
-   * Records a use of the row unless its time (commit, second chance) or this store's last use of it
-   * is under a minute old (a time ahead of the clock is not); returns when the last recorded use is.
+   * Records a use of an entry unless this store's last use of it, or its time in the file (`rowMs`:
+   * commit, second chance; kept for the hot tier's later touches), is under a minute old (a time ahead
+   * of the clock is not); returns when the last recorded use is.
    */
-  #recordUse(tables: SqliteTables, row: VariantRow, nowMs: number): number {
-    for (const lastMs of [row.last_used_ms, this.#markedMs.get(row.id)]) {
-      if (lastMs !== undefined && isRecent(lastMs, nowMs)) return lastMs
+  #recordUse(tables: SqliteTables, entryId: number, rowMs: number | undefined, nowMs: number): number {
+    const markedMs = this.#markedMs.get(entryId)
+    if (markedMs !== undefined && isRecent(markedMs, nowMs)) return markedMs
+    if (rowMs !== undefined && isRecent(rowMs, nowMs)) {
+      this.#markedMs.set(entryId, rowMs)
+      return rowMs
     }
-    this.#markUsed(tables, row.id, nowMs)
-    return nowMs
-  }
-
-  #markUsed(tables: SqliteTables, entryId: number, nowMs: number): void {
     tables.markUsed(entryId)
     this.#markedMs.set(entryId, nowMs)
+    return nowMs
   }
 
   #release(key: string, writer: SqliteEntryWriter): void {

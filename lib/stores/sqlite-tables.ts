@@ -278,6 +278,7 @@ export class SqliteTables {
       this.#lock.withoutWaiting(() => this.#transact(() => cleanUp()))
     } catch (error) {
       if (isTransient(error)) return
+      this.#uses.close()
       this.#db.close()
       throw error
     }

@@ -7,7 +7,7 @@ export const USE_WRITE_DELAY_MS = 100
 /** ...or are written at once when this many wait. */
 const MAX_WAITING_USES = 1024
 
-/** This process's waiting uses, by database file: a write of one store takes those of the others. */
+/** This process's open stores' uses, by database file: a write of one store takes those of the others. */
 const waitingByFile = new PathPeers<WaitingUses>()
 
 /** Every store's waiting uses of this process, written when the process exits. */
@@ -31,6 +31,7 @@ export class WaitingUses {
   constructor(file: string | undefined, write: () => boolean) {
     this.#file = file
     this.#write = write
+    waitingByFile.join(file, this)
   }
 
   add(entryId: number): void {
@@ -72,14 +73,22 @@ export class WaitingUses {
     else this.#timer ??= setTimeout(() => this.write(), USE_WRITE_DELAY_MS).unref()
   }
 
-  /** Writes what waits (if the lock is had) and stops: the store is closing. */
+  /**
+   * Writes what waits and stops: the store is closing. When the lock is held, another store of this
+   * process on the file takes them over, if there is one; otherwise they are dropped.
+   */
   close(): void {
-    this.write()
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    const written = this.#entryIds.size === 0 || this.#write()
+    const left = written ? [] : [...this.#entryIds]
     this.#stopWaiting()
+    waitingByFile.leave(this.#file, this)
+    const [heir] = waitingByFile.of(this.#file)
+    if (left.length > 0) heir?.restore(left)
   }
 
   #startWaiting(): void {
-    waitingByFile.join(this.#file, this)
     waitingAnywhere.add(this)
     if (exitHookInstalled) return
     exitHookInstalled = true
@@ -92,7 +101,6 @@ export class WaitingUses {
     this.#entryIds.clear()
     clearTimeout(this.#timer)
     this.#timer = undefined
-    waitingByFile.leave(this.#file, this)
     waitingAnywhere.delete(this)
   }
 }

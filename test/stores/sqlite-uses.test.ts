@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { MAX_SECOND_CHANCES } from '../../lib/stores/sqlite-row-writes.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { SqliteTables } from '../../lib/stores/sqlite-tables.js'
 import { USE_BLOCK_IDS } from '../../lib/stores/sqlite-use-bits.js'
 import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-uses.js'
 import { linuxOnly, sampleMeta, storeBody, usedBit } from './helpers.js'
@@ -256,4 +257,72 @@ test('uses taken by a write transaction that fails wait again, and are written b
   assert.equal(usedBit(raw, id), true)
   raw.close()
   store.close()
+})
+
+test('an eviction that passed over entries ahead of the clock still ends within the limits', async () => {
+  const path = newPath()
+  const store = new SqliteStore({ path, maxEntries: 3, hotBytes: 0, sweepIntervalMs: 0 })
+  for (const key of ['A', 'B', 'C']) await storeBody(store, key, freshMeta(), Buffer.from(key))
+  const realNow = Date.now
+  Date.now = () => realNow() - 10 * MINUTE_MS
+  try {
+    // their times are ahead of the clock now: their uses are due, and their second chances keep them
+    for (const key of ['A', 'B', 'C']) assert.equal(store.get(key).length, 1)
+    await storeBody(store, 'D', freshMeta(), Buffer.from('d'))
+  } finally {
+    Date.now = realNow
+  }
+  assert.equal(store.stats().entryCount, 3)
+  assert.equal(store.get('D').length, 1)
+  store.close()
+})
+
+test("a store closed while another connection holds the lock hands its waiting uses to this process's other store", async () => {
+  const path = newPath()
+  await twoOldEntries(path)
+  const writer = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
+  const reader = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
+  assert.equal(reader.get('A').length, 1)
+  const lockHolder = new Database(path)
+  lockHolder.exec('BEGIN IMMEDIATE')
+  reader.close()
+  lockHolder.exec('COMMIT')
+  lockHolder.close()
+  await storeBody(writer, 'C', freshMeta(), Buffer.from('c'))
+  assert.deepEqual(
+    ['A', 'B'].filter((key) => writer.get(key).length > 0),
+    ['A'],
+  )
+  writer.close()
+})
+
+test('the hot tier records each variant of a key when its own use is due, not all at the earliest', async () => {
+  const path = newPath()
+  const realNow = Date.now
+  const startMs = realNow()
+  let nowMs = startMs - 2 * MINUTE_MS
+  Date.now = () => nowMs
+  const recorded: number[] = []
+  const markUsed = SqliteTables.prototype.markUsed
+  SqliteTables.prototype.markUsed = function (entryId: number) {
+    recorded.push(entryId)
+    markUsed.call(this, entryId)
+  }
+  try {
+    const store = new SqliteStore({ path, sweepIntervalMs: 0 })
+    await storeBody(store, 'k', sampleMeta({ ...freshMeta(), varyKey: 'one' }), Buffer.from('1'))
+    nowMs = startMs - 58_000
+    await storeBody(store, 'k', sampleMeta({ ...freshMeta(), varyKey: 'two' }), Buffer.from('2'))
+    nowMs = startMs
+    const [two, one] = store.get('k').map((entry) => entry.id as number)
+    assert.deepEqual(recorded, [one], 'two was committed 58 s ago')
+    assert.equal(store.get('k').length, 2, 'read twice: in the hot tier now')
+    nowMs = startMs + 3_000
+    assert.equal(store.get('k').length, 2)
+    assert.deepEqual(recorded, [one, two], "two's minute is up; one's use is 3 s old")
+    store.close()
+  } finally {
+    SqliteTables.prototype.markUsed = markUsed
+    Date.now = realNow
+  }
 })
