@@ -20,7 +20,7 @@ export class ServedBody {
     }
     const { readRange } = stored
     this.entry = {
-      ...stored,
+      ...fieldsOf(stored),
       readBody: () => this.#watched(() => stored.readBody()),
       // called as the store's method (a class's may use `this`)
       readRange:
@@ -52,5 +52,32 @@ export class ServedBody {
     const pending = this.#pending
     this.#pending = undefined
     pending?.()
+  }
+}
+
+/** Every field of a stored entry but its readers. */
+type EntryFields = { [K in keyof Required<Omit<StoredEntry, 'readBody' | 'readRange'>>]: StoredEntry[K] }
+
+/**
+ * The entry's fields read one by one: a custom store's entries may keep them in getters of a class,
+ * which a spread does not copy (the served copy had no headers).
+ */
+function fieldsOf(stored: StoredEntry): EntryFields {
+  const { id, sizeBytes, body, statusCode, statusMessage, headers, requestTimeMs, responseTimeMs } = stored
+  const { varyValues, varyKey, deleteAtMs, sharedCache, authorized } = stored
+  return {
+    id,
+    sizeBytes,
+    body,
+    statusCode,
+    statusMessage,
+    headers,
+    requestTimeMs,
+    responseTimeMs,
+    varyValues,
+    varyKey,
+    deleteAtMs,
+    sharedCache,
+    authorized,
   }
 }
