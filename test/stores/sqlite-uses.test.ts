@@ -42,6 +42,14 @@ async function twoOldEntries(path: string): Promise<void> {
   }
 }
 
+/** twoOldEntries, then A read (its use recorded) by a store closed since. */
+async function twoOldEntriesAUsed(path: string): Promise<void> {
+  await twoOldEntries(path)
+  const reader = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
+  assert.equal(reader.get('A').length, 1)
+  reader.close()
+}
+
 /** Stores C in a store keeping two entries: which of A and B is left (the other was least recently used). */
 async function keptAfterOneMore(path: string): Promise<string[]> {
   const store = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
@@ -74,10 +82,7 @@ test("another store of this process on the file sees this one's waiting uses bef
 
 test('an entry used since its recorded use is kept once (second chance), then counts from that eviction', async () => {
   const path = newPath()
-  await twoOldEntries(path)
-  const reader = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
-  assert.equal(reader.get('A').length, 1)
-  reader.close()
+  await twoOldEntriesAUsed(path)
   assert.deepEqual(await keptAfterOneMore(path), ['A'], 'B, not used, went for C')
   const store = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
   await storeBody(store, 'D', freshMeta(), Buffer.from('d'))
@@ -156,10 +161,7 @@ test('a store records a use of an entry at most once a minute, though a use leav
 
 test('a second chance holds when the clock went back: the entry keeps its time and is passed over', async () => {
   const path = newPath()
-  await twoOldEntries(path)
-  const reader = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
-  assert.equal(reader.get('A').length, 1)
-  reader.close()
+  await twoOldEntriesAUsed(path)
   const realNow = Date.now
   Date.now = () => realNow() - 10 * MINUTE_MS
   try {
