@@ -9,13 +9,14 @@ interface HotKey {
   /** Replaced (never changed in place) when a body read whole is kept: hits hold the old array. */
   entries: StoredEntry[]
   sizeBytes: number
-  /** When a use was last recorded in the file (epoch ms), for its eviction order. */
-  touchedMs: number
+  /** When each entry's use was last recorded in the file, or it was committed (epoch ms), by index. */
+  touchedMs: number[]
 }
 
-/** A hit from memory; `touch` when its use is due to be recorded in the file again. */
+/** A hit from memory; `touch` when the use of one of its entries is due to be recorded again. */
 export interface HotHit {
   entries: StoredEntry[]
+  touchedMs: readonly number[]
   touch: boolean
 }
 
@@ -78,14 +79,17 @@ export class HotTier {
     if (hot === undefined) return undefined
     this.#byKey.touch(key)
     // a touch ahead of the clock (it went back) is due too
-    const sinceMs = nowMs - hot.touchedMs
-    return { entries: hot.entries, touch: sinceMs >= this.#touchIntervalMs || sinceMs < 0 }
+    const due = hot.touchedMs.some((touchedMs) => {
+      const sinceMs = nowMs - touchedMs
+      return sinceMs >= this.#touchIntervalMs || sinceMs < 0
+    })
+    return { entries: hot.entries, touchedMs: hot.touchedMs, touch: due }
   }
 
-  /** Notes that the uses of `key`'s entries were recorded in the file at `nowMs`. */
-  touched(key: string, nowMs: number): void {
+  /** Notes when the uses of `key`'s entries were last recorded in the file, by index. */
+  touched(key: string, touchedMs: number[]): void {
     const hot = this.#byKey.get(key)
-    if (hot) hot.touchedMs = nowMs
+    if (hot) hot.touchedMs = touchedMs
   }
 
   /** Forgets the key whose entry left the file (replaced, evicted, deleted, swept). */
@@ -98,7 +102,7 @@ export class HotTier {
    * Keeps what SQLite returned for `key` when it fits in a KEY_SHARE of hotBytes; returns the entries
    * to hand out (those kept, whose bodies not in memory yet are kept once a hit reads them whole).
    */
-  remember(key: string, entries: StoredEntry[], touchedMs: number): StoredEntry[] {
+  remember(key: string, entries: StoredEntry[], touchedMs: number[]): StoredEntry[] {
     const sizeBytes = sizeOf(entries)
     if (entries.length === 0 || sizeBytes > this.#maxBytes / KEY_SHARE || this.#firstRead(key)) return entries
     this.forget(key)

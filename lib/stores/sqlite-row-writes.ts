@@ -145,22 +145,25 @@ export class RowWrites {
    */
   #evict(keepId: number, limits: EvictionLimits, nowMs: number): void {
     const totals = this.#totals.current()
-    let secondChances = 0
+    // the entries given a second chance: passed over when the walk meets them again
+    const passed = new Set<number>()
+    let secondChances = true
     let afterMs = Number.MIN_SAFE_INTEGER
     let afterId = Number.MIN_SAFE_INTEGER
     while (totals.bytes > limits.maxBytes || totals.entries > limits.maxEntries) {
       const row = this.#sql.selectLeastRecent.get(keepId, afterMs, afterId)
       if (row === undefined) {
         if (afterId === Number.MIN_SAFE_INTEGER) return
-        // passed over entries ahead of the clock to the end: from the start again, no second chances
+        // walked to the end over entries passed over: from the start again, nothing passed over
         afterMs = Number.MIN_SAFE_INTEGER
         afterId = Number.MIN_SAFE_INTEGER
-        secondChances = MAX_SECOND_CHANCES
+        passed.clear()
+        secondChances = false
         continue
       }
-      if (secondChances < MAX_SECOND_CHANCES && this.#bits.take(row.id)) {
-        this.#sql.markRecent.run(nowMs, row.id)
-        secondChances++
+      if (passed.has(row.id) || (secondChances && this.#secondChance(row.id, nowMs))) {
+        passed.add(row.id)
+        secondChances &&= passed.size < MAX_SECOND_CHANCES
         afterMs = row.last_used_ms
         afterId = row.id
         continue
@@ -169,6 +172,13 @@ export class RowWrites {
       totals.bytes -= row.size_bytes
       totals.entries -= 1
     }
+  }
+
+  /** Moves the entry to `nowMs` (never back) if it was used since its time; whether it was. */
+  #secondChance(entryId: number, nowMs: number): boolean {
+    if (!this.#bits.take(entryId)) return false
+    this.#sql.markRecent.run(nowMs, entryId)
+    return true
   }
 
   /** Forgets old deletions, removes at most `maxRows` expired entries and abandoned rows; how many went. */

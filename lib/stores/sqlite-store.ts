@@ -108,11 +108,11 @@ export class SqliteStore implements CacheStore {
     const hot = this.#hot?.get(key, nowMs)
     if (hot) {
       if (hot.touch) {
-        // each variant as it is due: the tier's time is its variants' earliest
-        const recordedMs = hot.entries.map((entry) =>
-          this.#recordUse(tables, entry.id as number, undefined, nowMs),
+        // each variant as its own use is due
+        const recordedMs = hot.entries.map((entry, at) =>
+          this.#recordUse(tables, entry.id as number, hot.touchedMs[at], nowMs),
         )
-        this.#hot?.touched(key, Math.min(...recordedMs))
+        this.#hot?.touched(key, recordedMs)
       }
       return hot.entries
     }
@@ -122,7 +122,7 @@ export class SqliteStore implements CacheStore {
     if (rows.length === 0) this.#keys?.missed()
     const recordedMs = rows.map((row) => this.#recordUse(tables, row.id, row.last_used_ms, nowMs))
     const entries = rows.map((row) => this.#toEntry(tables, row))
-    return this.#hot?.remember(key, entries, Math.min(...recordedMs)) ?? entries
+    return this.#hot?.remember(key, entries, recordedMs) ?? entries
   }
 
   put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
@@ -262,8 +262,8 @@ export class SqliteStore implements CacheStore {
 
   /**
    * Records a use of an entry unless this store's last use of it, or its time in the file (`rowMs`:
-   * commit, second chance; kept for the hot tier's later touches), is under a minute old (a time ahead
-   * of the clock is not); returns when the last recorded use is.
+   * commit, second chance, or the hot tier's last touch), is under a minute old (a time ahead of the
+   * clock is not); returns when the last recorded use is.
    */
   #recordUse(tables: SqliteTables, entryId: number, rowMs: number | undefined, nowMs: number): number {
     const markedMs = this.#markedMs.get(entryId)

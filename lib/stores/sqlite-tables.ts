@@ -276,13 +276,14 @@ export class SqliteTables {
     })
     try {
       this.#lock.withoutWaiting(() => this.#transact(() => cleanUp()))
+      // a damaged page only this reads fails the open too
+      this.files?.removeOrphans((entryId) => this.#sql.selectRow.get(entryId) !== undefined)
     } catch (error) {
       if (isTransient(error)) return
       this.#uses.close()
       this.#db.close()
       throw error
     }
-    this.files?.removeOrphans((entryId) => this.#sql.selectRow.get(entryId) !== undefined)
   }
 
   /** A write transaction whose totals changes are written once, last, before it commits. */

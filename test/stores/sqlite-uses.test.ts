@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -40,6 +40,17 @@ async function twoOldEntries(path: string): Promise<void> {
   } finally {
     Date.now = realNow
   }
+}
+
+/** This process's open descriptors on `path`, its -wal and -shm, and a copy moved aside (Linux). */
+function fdsOnFile(path: string): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(path)
+    } catch {
+      return false
+    }
+  }).length
 }
 
 /** twoOldEntries, then A read (its use recorded) by a store closed since. */
@@ -180,20 +191,12 @@ test(
     const raw = new Database(path)
     raw.exec('DROP TABLE used_bits')
     raw.close()
-    const fdsOnFile = () =>
-      readdirSync('/proc/self/fd').filter((fd) => {
-        try {
-          return readlinkSync(`/proc/self/fd/${fd}`) === path
-        } catch {
-          return false
-        }
-      }).length
     for (let open = 0; open < 3; open++) {
       const store = new SqliteStore({ path })
       assert.match(String(store.failure), /no such table: used_bits/)
       store.close()
     }
-    assert.equal(fdsOnFile(), 0)
+    assert.equal(fdsOnFile(path), 0)
   },
 )
 
@@ -319,6 +322,14 @@ test('the hot tier records each variant of a key when its own use is due, not al
     const [two, one] = store.get('k').map((entry) => entry.id as number)
     assert.deepEqual(recorded, [one], 'two was committed 58 s ago')
     assert.equal(store.get('k').length, 2, 'read twice: in the hot tier now')
+    // more entries read than the store remembers uses of: the hot tier keeps its own times
+    const others = Array.from({ length: 16_500 }, (_, index) => `other-${index}`)
+    for (let at = 0; at < others.length; at += 500) {
+      const batch = others.slice(at, at + 500)
+      await Promise.all(batch.map((key) => storeBody(store, key, freshMeta(), Buffer.from('o'))))
+    }
+    for (const key of others) assert.equal(store.get(key).length, 1)
+    assert.deepEqual(recorded, [one], 'the others were committed now')
     nowMs = startMs + 3_000
     assert.equal(store.get('k').length, 2)
     assert.deepEqual(recorded, [one, two], "two's minute is up; one's use is 3 s old")
@@ -328,3 +339,54 @@ test('the hot tier records each variant of a key when its own use is due, not al
     Date.now = realNow
   }
 })
+
+test('an entry given a second chance is not taken again by the same eviction before one never used', async () => {
+  const path = newPath()
+  const realNow = Date.now
+  const nowMs = realNow()
+  const store = new SqliteStore({ path, maxEntries: 2, hotBytes: 0, sweepIntervalMs: 0 })
+  Date.now = () => nowMs - 5 * MINUTE_MS
+  try {
+    await storeBody(store, 'X', freshMeta(), Buffer.from('x'))
+    Date.now = () => nowMs
+    assert.equal(store.get('X').length, 1)
+    // Y and Z in X's new millisecond, with ids after X's: the walk meets X again before Y
+    await storeBody(store, 'Y', freshMeta(), Buffer.from('y'))
+    await storeBody(store, 'Z', freshMeta(), Buffer.from('z'))
+  } finally {
+    Date.now = realNow
+  }
+  assert.deepEqual(
+    ['X', 'Y', 'Z'].filter((key) => store.get(key).length > 0),
+    ['X', 'Z'],
+  )
+  store.close()
+})
+
+test(
+  'a file whose damage only the body-file check reads fails its store, and closing it leaves nothing open',
+  linuxOnly,
+  async () => {
+    const path = newPath()
+    const writer = new SqliteStore({ path, chunkBytes: 1024, hotBytes: 0, sweepIntervalMs: 0 })
+    await storeBody(writer, 'A', freshMeta(), Buffer.alloc(5000, 1))
+    writer.close()
+    const raw = new Database(path)
+    const rootPage = raw
+      .prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'entries'")
+      .pluck()
+      .get() as number
+    const pageBytes = raw.pragma('page_size', { simple: true }) as number
+    raw.pragma('wal_checkpoint(TRUNCATE)')
+    raw.close()
+    const fd = openSync(path, 'r+')
+    writeSync(fd, Buffer.alloc(pageBytes, 0xab), 0, pageBytes, (rootPage - 1) * pageBytes)
+    closeSync(fd)
+    for (const onCorrupt of ['fail', 'recreate'] as const) {
+      const store = new SqliteStore({ path, onCorrupt, sweepIntervalMs: 0 })
+      if (onCorrupt === 'fail') assert.match(String(store.failure), /malformed|corrupt/i)
+      store.close()
+    }
+    assert.equal(fdsOnFile(path), 0)
+  },
+)
