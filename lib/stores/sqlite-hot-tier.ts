@@ -78,12 +78,13 @@ export class HotTier {
     const hot = this.#byKey.get(key)
     if (hot === undefined) return undefined
     this.#byKey.touch(key)
-    // a touch ahead of the clock (it went back) is due too
-    const due = hot.touchedMs.some((touchedMs) => {
+    let touch = false
+    for (const touchedMs of hot.touchedMs) {
       const sinceMs = nowMs - touchedMs
-      return sinceMs >= this.#touchIntervalMs || sinceMs < 0
-    })
-    return { entries: hot.entries, touchedMs: hot.touchedMs, touch: due }
+      // a touch ahead of the clock (it went back) is due too
+      touch ||= sinceMs >= this.#touchIntervalMs || sinceMs < 0
+    }
+    return { entries: hot.entries, touchedMs: hot.touchedMs, touch }
   }
 
   /** Notes when the uses of `key`'s entries were last recorded in the file, by index. */
