@@ -50,6 +50,8 @@ export class SqliteTables {
    * inserted since the last time, in id order (the key filter adds them without reading them back).
    */
   onWritten: ((inserted: readonly KeyedRow[]) => void) | undefined
+  /** The open could not look for body files without a row (the lock held, the disk full): a sweep will. */
+  #orphanFilesLeft = false
   /** Incomplete rows whose removal failed (busy, disk full); the next sweep retries them. */
   readonly #undiscarded = new Set<number>()
   /** The rows inserted by committed write transactions, until onWritten is told. */
@@ -224,8 +226,9 @@ export class SqliteTables {
 
   /**
    * Retries the discards that failed, then removes at most `maxRows` expired entries (delete_at_ms
-   * passed, soonest first) and at most `maxRows` abandoned incomplete rows; returns how many rows
-   * went. Never waits for the write lock: 0 when another connection holds it.
+   * passed, soonest first) and at most `maxRows` abandoned incomplete rows, and the body files without
+   * a row the open could not look for; returns how many rows went. Never waits for the write lock: 0
+   * when another connection holds it.
    */
   sweep(nowMs: number, maxRows: number): number {
     this.assertOpen()
@@ -233,9 +236,10 @@ export class SqliteTables {
       if (this.#lock.inBackground(() => this.#removeIncomplete(entryId))) this.#undiscarded.delete(entryId)
     }
     let removed = 0
-    this.#lock.inBackground(() => {
+    const swept = this.#lock.inBackground(() => {
       removed = this.#transact(() => this.#sweep(nowMs, maxRows))
     })
+    if (swept && this.#orphanFilesLeft) this.#lock.inBackground(() => this.#removeOrphanFiles())
     return removed
   }
 
@@ -277,13 +281,21 @@ export class SqliteTables {
     try {
       this.#lock.withoutWaiting(() => this.#transact(() => cleanUp()))
       // a damaged page only this reads fails the open too
-      this.files?.removeOrphans((entryId) => this.#sql.selectRow.get(entryId) !== undefined)
+      this.#removeOrphanFiles()
     } catch (error) {
+      // the lock held or the disk full: the first sweep that has the lock removes the orphan files
+      this.#orphanFilesLeft = true
       if (isTransient(error)) return
       this.#uses.close()
       this.#db.close()
       throw error
     }
+  }
+
+  /** Removes the body files that have no row (their writer gone, or the file written after its row went). */
+  #removeOrphanFiles(): void {
+    this.files?.removeOrphans((entryId) => this.#sql.selectRow.get(entryId) !== undefined)
+    this.#orphanFilesLeft = false
   }
 
   /** A write transaction whose totals changes are written once, last, before it commits. */

@@ -322,6 +322,27 @@ test('opening removes orphan files and a killed writer’s file; keeps live writ
   second.close()
 })
 
+test('an open that finds the write lock held leaves the orphan files to its first sweep', async () => {
+  const path = newPath()
+  const first = openStore(path)
+  await storeBody(first, 'done', KEPT, patternBody(3000, 1))
+  const doneId = idOf(first, 'done')
+  first.close()
+  writeFileSync(bodyFileOf(path, 999_999), 'no row')
+  const lockHolder = new Database(path)
+  lockHolder.exec('BEGIN IMMEDIATE')
+  const store = openStore(path, { sweepIntervalMs: 0 })
+  assert.deepEqual(bodyFileNames(path), [String(doneId), '999999'], 'the open did not look')
+  assert.equal(store.sweep(), 0, 'nor can a sweep while the lock is held')
+  assert.deepEqual(bodyFileNames(path), [String(doneId), '999999'])
+  lockHolder.exec('COMMIT')
+  lockHolder.close()
+  assert.equal(store.sweep(), 0)
+  assert.deepEqual(bodyFileNames(path), [String(doneId)])
+  assert.deepEqual(await readBody(entryAt(store.get('done'))), patternBody(3000, 1))
+  store.close()
+})
+
 test('closing a store drops its writes in progress: their files and rows go, later calls store nothing', () => {
   const path = newPath()
   const store = openStore(path)
