@@ -283,9 +283,11 @@ export class SqliteTables {
       // a damaged page only this reads fails the open too
       this.#removeOrphanFiles()
     } catch (error) {
-      // the lock held or the disk full: the first sweep that has the lock removes the orphan files
-      this.#orphanFilesLeft = true
-      if (isTransient(error)) return
+      if (isTransient(error)) {
+        // the lock held or the disk full: the first sweep that has the lock removes the orphan files
+        this.#orphanFilesLeft = true
+        return
+      }
       this.#uses.close()
       this.#db.close()
       throw error

@@ -60,8 +60,7 @@ export class WaitingUses {
     clearTimeout(this.#timer)
     this.#timer = undefined
     if (this.#entryIds.size === 0 || this.#write()) return
-    if (this.#entryIds.size >= MAX_WAITING_USES) this.#stopWaiting()
-    else this.#timer ??= setTimeout(() => this.write(), USE_WRITE_DELAY_MS).unref()
+    this.#waitForNextTry()
   }
 
   /** Puts back the uses a write transaction took and then failed to commit. */
@@ -69,8 +68,7 @@ export class WaitingUses {
     if (entryIds.length === 0) return
     if (this.#entryIds.size === 0) this.#startWaiting()
     for (const entryId of entryIds) this.#entryIds.add(entryId)
-    if (this.#entryIds.size >= MAX_WAITING_USES) this.#stopWaiting()
-    else this.#timer ??= setTimeout(() => this.write(), USE_WRITE_DELAY_MS).unref()
+    this.#waitForNextTry()
   }
 
   /**
@@ -78,14 +76,18 @@ export class WaitingUses {
    * process on the file takes them over, if there is one; otherwise they are dropped.
    */
   close(): void {
-    clearTimeout(this.#timer)
-    this.#timer = undefined
     const written = this.#entryIds.size === 0 || this.#write()
     const left = written ? [] : [...this.#entryIds]
     this.#stopWaiting()
     waitingByFile.leave(this.#file, this)
     const [heir] = waitingByFile.of(this.#file)
     if (left.length > 0) heir?.restore(left)
+  }
+
+  /** After a write that failed: the uses wait USE_WRITE_DELAY_MS, unless MAX_WAITING_USES wait (forgotten). */
+  #waitForNextTry(): void {
+    if (this.#entryIds.size >= MAX_WAITING_USES) this.#stopWaiting()
+    else this.#timer ??= setTimeout(() => this.write(), USE_WRITE_DELAY_MS).unref()
   }
 
   #startWaiting(): void {
