@@ -10,23 +10,69 @@ export type OpenResult =
   | { tables: SqliteTables; corruptCopyPath?: string; failure?: undefined }
   | { tables?: undefined; corruptCopyPath?: undefined; failure: Error }
 
-/** Opens `path`; with 'recreate', a corrupt file is moved to `<path>.corrupt-<nowMs>` and a new one made. */
-export function openTables(path: string, onCorrupt: OnCorrupt, nowMs: number): OpenResult {
+/**
+ * Opens `path`; with 'recreate', a corrupt file is moved to `<path>.corrupt-<nowMs>` and a new one made.
+ * `waitForLocks` false: a lock another connection holds fails the open at once.
+ */
+export function openTables(
+  path: string,
+  onCorrupt: OnCorrupt,
+  nowMs: number,
+  waitForLocks = true,
+): OpenResult {
   try {
-    return { tables: new SqliteTables(path, nowMs) }
+    return { tables: new SqliteTables(path, nowMs, waitForLocks) }
   } catch (error) {
-    if (onCorrupt === 'recreate' && isCorruption(error)) return recreate(path, error, nowMs)
+    if (onCorrupt === 'recreate' && isCorruption(error)) return recreate(path, error, nowMs, waitForLocks)
     return { failure: unusable(path, error) }
   }
 }
 
-function recreate(path: string, corruption: unknown, nowMs: number): OpenResult {
+/**
+ * Codes of faults of the machine rather than of the file, which may pass: a lock held, a full disk,
+ * out of descriptors or memory, an I/O error, permissions or a read-only mount an operator may change.
+ */
+const PASSING_CODES = new Set([
+  'ENOSPC',
+  'EDQUOT',
+  'EMFILE',
+  'ENFILE',
+  'ENOMEM',
+  'EIO',
+  'EBUSY',
+  'EAGAIN',
+  'EACCES',
+  'EPERM',
+  'EROFS',
+])
+const PASSING_SQLITE_CODES = [
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  'SQLITE_FULL',
+  'SQLITE_IOERR',
+  'SQLITE_CANTOPEN',
+  'SQLITE_READONLY',
+  'SQLITE_NOMEM',
+  'SQLITE_PERM',
+]
+
+/**
+ * Whether an open that failed may work when tried again. A file that is damaged, not SQLite, another
+ * program's or of a newer schema stays so: no.
+ */
+export function mayPass(failure: Error): boolean {
+  const code = (failure.cause as { code?: unknown } | null | undefined)?.code
+  if (typeof code !== 'string') return false
+  return PASSING_CODES.has(code) || PASSING_SQLITE_CODES.some((prefix) => code.startsWith(prefix))
+}
+
+function recreate(path: string, corruption: unknown, nowMs: number, waitForLocks: boolean): OpenResult {
   // the file a symbolic link names, with its -wal and bodies: the link stays and names the new file
   const file = realFile(path)
   const corruptCopyPath = `${file}.corrupt-${nowMs}`
   try {
     moveAside(file, corruptCopyPath)
-    const tables = new SqliteTables(path, nowMs)
+    const tables = new SqliteTables(path, nowMs, waitForLocks)
     process.emitWarning(
       `undici-cache: ${path} was corrupt (${describe(corruption)}); moved it to ${corruptCopyPath} ` +
         'and started an empty cache',

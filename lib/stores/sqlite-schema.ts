@@ -86,13 +86,13 @@ const MIGRATIONS: readonly string[] = [
 /** The first 16 bytes of every SQLite database file. */
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1')
 
-/** Opens a connection that waits up to BUSY_TIMEOUT_MS for locks; creates parent directories. */
-export function connect(path: string): Database.Database {
+/** Opens a connection that waits up to `busyTimeoutMs` for locks; creates parent directories. */
+export function connect(path: string, busyTimeoutMs: number): Database.Database {
   if (path !== ':memory:') {
     mkdirSync(dirname(path), { recursive: true })
     assertSqliteHeader(path)
   }
-  return new Database(path, { timeout: BUSY_TIMEOUT_MS })
+  return new Database(path, { timeout: busyTimeoutMs })
 }
 
 /**

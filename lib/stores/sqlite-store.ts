@@ -6,7 +6,7 @@ import { CommitQueue } from './sqlite-commit-queue.js'
 import { DataVersion } from './sqlite-data-version.js'
 import { HotTier } from './sqlite-hot-tier.js'
 import { KeyFilter } from './sqlite-key-filter.js'
-import { openTables } from './sqlite-open.js'
+import { mayPass, openTables } from './sqlite-open.js'
 import {
   type OnCorrupt,
   readSqliteOptions,
@@ -34,6 +34,9 @@ export const TOUCH_INTERVAL_MS = 60_000
 /** Entries whose last use this store remembers (see #markedMs). */
 const MARKS_KEPT = 16_384
 
+/** A store whose open failed for a reason that may pass tries again at most this often (see mayPass). */
+export const REOPEN_INTERVAL_MS = 10_000
+
 /** Entries (and, separately, killed writers' rows) one sweep removes at most. */
 export const SWEEP_MAX_ROWS = 200
 
@@ -46,23 +49,26 @@ export const SWEEP_MAX_ROWS = 200
  * The constructor throws only on bad options. A file it cannot use (corrupt, not SQLite, read-only,
  * newer schema, unwritable directory) leaves the store failed: `failure` says why, a warning is emitted
  * once, and get, put, update, delete, sweep and stats throw that error, so the interceptor passes
- * requests through to the origin.
+ * requests through to the origin. When the cause may pass (a lock held, a full disk: see mayPass),
+ * those calls open the file again, at most every REOPEN_INTERVAL_MS and without waiting for a lock.
  */
 export class SqliteStore implements CacheStore {
   readonly path: string
   readonly limits: Readonly<SqliteStoreLimits>
   readonly sweepIntervalMs: number
   readonly onCorrupt: OnCorrupt
-  /** Where a corrupt file was moved when `onCorrupt: 'recreate'` replaced it. */
-  readonly corruptCopyPath: string | undefined
-  /** Why the file could not be opened; undefined when the store works. */
-  readonly failure: Error | undefined
+  readonly #hotBytes: number
+  readonly #bodyFiles: boolean
+  #corruptCopyPath: string | undefined
+  #failure: Error | undefined
+  /** When the last open was tried (see #reopenIfDue). */
+  #openedMs: number
   /** The open tables and what writers share; undefined when the store failed. */
-  readonly #context: WriterContext | undefined
+  #context: WriterContext | undefined
   readonly #writers = new WritersInProgress<SqliteEntryWriter>()
-  readonly #sweepTimer: NodeJS.Timeout | undefined
-  readonly #hot: HotTier | undefined
-  readonly #keys: KeyFilter | undefined
+  #sweepTimer: NodeJS.Timeout | undefined
+  #hot: HotTier | undefined
+  #keys: KeyFilter | undefined
   /**
    * When this store last recorded a use of each of the entries it last did (or their time in the file,
    * if later): a use sets a bit and leaves the entry's time as it was, so the time alone would record
@@ -77,28 +83,66 @@ export class SqliteStore implements CacheStore {
     this.limits = limits
     this.sweepIntervalMs = sweepIntervalMs
     this.onCorrupt = onCorrupt
-    const opened = openTables(path, onCorrupt, Date.now())
-    this.corruptCopyPath = opened.corruptCopyPath
-    this.failure = opened.failure
-    if (opened.failure) reportStoreError(this, 'open', opened.failure)
-    const file = path === ':memory:' ? undefined : realFile(path)
-    if (opened.tables) this.#context = this.#writerContext(opened.tables, bodyFiles, file)
-    const { tables } = opened
-    if (tables) {
-      const dataVersion = new DataVersion(() => tables.dataVersion())
-      const hot = hotBytes > 0 ? new HotTier(hotBytes, TOUCH_INTERVAL_MS, dataVersion, file) : undefined
-      const keys = new KeyFilter(tables.keyReads(), dataVersion, tables.totals().entries, file)
-      tables.onRemoved = (id) => hot?.forgetEntry(id)
-      tables.onWritten = (inserted) => {
-        hot?.wrote()
-        keys.wrote(inserted)
-      }
-      this.#hot = hot
-      this.#keys = keys
+    this.#hotBytes = hotBytes
+    this.#bodyFiles = bodyFiles
+    this.#openedMs = Date.now()
+    this.#open(true)
+  }
+
+  /** Where a corrupt file was moved when `onCorrupt: 'recreate'` replaced it. */
+  get corruptCopyPath(): string | undefined {
+    return this.#corruptCopyPath
+  }
+
+  /** Why the file could not be opened; undefined when the store works (again, after a passing fault). */
+  get failure(): Error | undefined {
+    return this.#failure
+  }
+
+  /** Sets up the hot tier, the key filter and the sweep around newly opened tables. */
+  #attach(tables: SqliteTables): void {
+    this.#failure = undefined
+    const file = this.path === ':memory:' ? undefined : realFile(this.path)
+    this.#context = this.#writerContext(tables, this.#bodyFiles, file)
+    const dataVersion = new DataVersion(() => tables.dataVersion())
+    const hot =
+      this.#hotBytes > 0 ? new HotTier(this.#hotBytes, TOUCH_INTERVAL_MS, dataVersion, file) : undefined
+    const keys = new KeyFilter(tables.keyReads(), dataVersion, tables.totals().entries, file)
+    tables.onRemoved = (id) => hot?.forgetEntry(id)
+    tables.onWritten = (inserted) => {
+      hot?.wrote()
+      keys.wrote(inserted)
     }
-    if (opened.tables && sweepIntervalMs > 0) {
-      this.#sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs).unref()
+    this.#hot = hot
+    this.#keys = keys
+    if (this.sweepIntervalMs > 0) {
+      this.#sweepTimer = setInterval(() => this.sweep(), this.sweepIntervalMs).unref()
     }
+  }
+
+  /** Opens the file; a failure is reported on every try (the warning once per store). */
+  #open(waitForLocks: boolean): void {
+    const opened = openTables(this.path, this.onCorrupt, this.#openedMs, waitForLocks)
+    this.#corruptCopyPath ??= opened.corruptCopyPath
+    if (opened.tables) {
+      this.#attach(opened.tables)
+      return
+    }
+    this.#failure = opened.failure
+    reportStoreError(this, 'open', opened.failure)
+  }
+
+  /**
+   * Opens the file again after a failure that may pass, when REOPEN_INTERVAL_MS have gone by since the
+   * last try (either way, should the clock step), failing at once on a lock another connection holds:
+   * it runs within a request.
+   */
+  #reopenIfDue(): void {
+    const nowMs = Date.now()
+    const failure = this.#failure
+    if (!failure || !mayPass(failure) || Math.abs(nowMs - this.#openedMs) < REOPEN_INTERVAL_MS) return
+    this.#openedMs = nowMs
+    this.#open(false)
   }
 
   get(key: string): StoredEntry[] {
@@ -187,7 +231,8 @@ export class SqliteStore implements CacheStore {
    */
   #usable(flushCommits = true): WriterContext {
     if (this.#closed) throw new Error('undici-cache: SqliteStore is closed')
-    if (this.#context === undefined) throw this.failure as Error
+    if (this.#context === undefined) this.#reopenIfDue()
+    if (this.#context === undefined) throw this.#failure as Error
     if (flushCommits) this.#context.commits.flushFile()
     return this.#context
   }

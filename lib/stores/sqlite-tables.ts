@@ -13,7 +13,7 @@ import {
   type EvictionLimits,
   FILE_ROW_VALUES,
 } from './sqlite-rows.js'
-import { connect, isTransient, prepareSchema } from './sqlite-schema.js'
+import { BUSY_TIMEOUT_MS, connect, isTransient, prepareSchema } from './sqlite-schema.js'
 import { prepareStatements, type Statements, type TotalsRow, type VariantRow } from './sqlite-statements.js'
 import { PendingTotals } from './sqlite-totals.js'
 import { UseBits } from './sqlite-use-bits.js'
@@ -59,8 +59,9 @@ export class SqliteTables {
   #open = true
   readonly #lock: LockWaits
 
-  constructor(path: string, nowMs: number) {
-    this.#db = connect(path)
+  /** `waitForLocks` false: the open fails at once (SQLITE_BUSY) where it would wait for another connection. */
+  constructor(path: string, nowMs: number, waitForLocks = true) {
+    this.#db = connect(path, waitForLocks ? BUSY_TIMEOUT_MS : 0)
     this.#lock = new LockWaits(this.#db)
     // beside the file a symbolic link names, as its -wal: every path to it finds the same bodies (and
     // absolute, so a later process.chdir() does not lose them)
@@ -70,6 +71,7 @@ export class SqliteTables {
       prepareSchema(this.#db, path)
       this.#sql = prepareStatements(this.#db)
       this.#bits = new UseBits(this.#db)
+      this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
     } catch (error) {
       this.#db.close()
       throw error
