@@ -17,7 +17,9 @@ import { BUSY_TIMEOUT_MS, connect, isTransient, prepareSchema } from './sqlite-s
 import { prepareStatements, type Statements, type TotalsRow, type VariantRow } from './sqlite-statements.js'
 import { PendingTotals } from './sqlite-totals.js'
 import { UseBits } from './sqlite-use-bits.js'
-import { WaitingUses } from './sqlite-uses.js'
+import { type TakenUses, WaitingUses } from './sqlite-uses.js'
+
+const NO_USES: TakenUses = new Map()
 
 /** Opens (creating or migrating) a store database and drops what killed writers left behind. */
 export class SqliteTables {
@@ -41,7 +43,7 @@ export class SqliteTables {
   /** The uses recorded and not written yet (see markUsed). */
   readonly #uses: WaitingUses
   /** The uses the running write transaction took: they wait again if it fails. */
-  #takenUses: number[] = []
+  #takenUses: TakenUses = NO_USES
   readonly #bits: UseBits
   /** Told of every entry row this connection removes (replaced, evicted, deleted, swept). */
   onRemoved: ((entryId: number) => void) | undefined
@@ -208,7 +210,7 @@ export class SqliteTables {
   /** The uses waiting (this store's and this process's other stores' on the file), in the running write transaction. */
   #applyUses(): void {
     this.#takenUses = this.#uses.take()
-    this.#bits.set(this.#takenUses)
+    this.#bits.set([...this.#takenUses.values()].flat())
   }
 
   /** Runs `transaction` immediate; when it fails, the uses it took wait again. */
@@ -218,10 +220,10 @@ export class SqliteTables {
       try {
         return immediate(...args)
       } catch (error) {
-        this.#uses.restore(this.#takenUses)
+        WaitingUses.restore(this.#takenUses)
         throw error
       } finally {
-        this.#takenUses = []
+        this.#takenUses = NO_USES
       }
     }) as unknown as F
   }

@@ -15,6 +15,9 @@ const waitingAnywhere = new Set<WaitingUses>()
 
 let exitHookInstalled = false
 
+/** Uses a write transaction took, by the store they waited in. */
+export type TakenUses = ReadonlyMap<WaitingUses, readonly number[]>
+
 /**
  * The entries one store recorded a use of and has not written yet. A write
  * transaction of any store of this process on the file takes them all (see take()), so its eviction
@@ -41,13 +44,12 @@ export class WaitingUses {
     else this.#timer ??= setTimeout(() => this.write(), USE_WRITE_DELAY_MS).unref()
   }
 
-  /** The uses waiting here and in this process's other stores on the file, to be written now. */
-  take(): number[] {
-    const taken = [...this.#entryIds]
-    this.#stopWaiting()
-    for (const peer of waitingByFile.of(this.#file)) {
-      taken.push(...peer.#entryIds)
-      peer.#stopWaiting()
+  /** The uses waiting here and in this process's other stores on the file, to be written now, by store. */
+  take(): TakenUses {
+    const taken = new Map<WaitingUses, number[]>()
+    for (const waiting of new Set([this, ...waitingByFile.of(this.#file)])) {
+      if (waiting.#entryIds.size > 0) taken.set(waiting, [...waiting.#entryIds])
+      waiting.#stopWaiting()
     }
     return taken
   }
@@ -63,8 +65,16 @@ export class WaitingUses {
     this.#waitForNextTry()
   }
 
-  /** Puts back the uses a write transaction took and then failed to commit. */
-  restore(entryIds: readonly number[]): void {
+  /**
+   * Puts back the uses a write transaction took and then failed to commit, each where it waited (so
+   * each store's count toward MAX_WAITING_USES is what it was). Take and restore run in one synchronous
+   * transaction: no store closes between them.
+   */
+  static restore(taken: TakenUses): void {
+    for (const [waiting, entryIds] of taken) waiting.#putBack(entryIds)
+  }
+
+  #putBack(entryIds: readonly number[]): void {
     if (entryIds.length === 0) return
     if (this.#entryIds.size === 0) this.#startWaiting()
     for (const entryId of entryIds) this.#entryIds.add(entryId)
@@ -81,7 +91,7 @@ export class WaitingUses {
     this.#stopWaiting()
     waitingByFile.leave(this.#file, this)
     const [heir] = waitingByFile.of(this.#file)
-    if (left.length > 0) heir?.restore(left)
+    if (heir) heir.#putBack(left)
   }
 
   /** After a write that failed: the uses wait USE_WRITE_DELAY_MS, unless MAX_WAITING_USES wait (forgotten). */
