@@ -2,13 +2,13 @@
 import { existsSync, renameSync } from 'node:fs'
 import { BODY_DIR_SUFFIX, realFile } from './sqlite-body-files.js'
 import type { OnCorrupt } from './sqlite-options.js'
-import { isCorruption } from './sqlite-schema.js'
+import { isCorruption, NotRegularFileError } from './sqlite-schema.js'
 import { SqliteTables } from './sqlite-tables.js'
 
 /** The open database, or why there is none. */
 export type OpenResult =
   | { tables: SqliteTables; corruptCopyPath?: string; failure?: undefined }
-  | { tables?: undefined; corruptCopyPath?: undefined; failure: Error }
+  | { tables?: undefined; corruptCopyPath?: string; failure: Error }
 
 /**
  * Opens `path`; with 'recreate', a corrupt file is moved to `<path>.corrupt-<nowMs>` and a new one made.
@@ -44,6 +44,9 @@ const PASSING_CODES = new Set([
   'EACCES',
   'EPERM',
   'EROFS',
+  'ESTALE',
+  'ENOTCONN',
+  'ETIMEDOUT',
 ])
 const PASSING_SQLITE_CODES = [
   'SQLITE_BUSY',
@@ -54,33 +57,42 @@ const PASSING_SQLITE_CODES = [
   'SQLITE_READONLY',
   'SQLITE_NOMEM',
   'SQLITE_PERM',
+  'SQLITE_PROTOCOL',
 ]
 
 /**
  * Whether an open that failed may work when tried again. A file that is damaged, not SQLite, another
- * program's or of a newer schema stays so: no.
+ * program's or of a newer schema stays so, as does a directory or FIFO at the path: no.
  */
 export function mayPass(failure: Error): boolean {
+  if (failure.cause instanceof NotRegularFileError) return false
   const code = (failure.cause as { code?: unknown } | null | undefined)?.code
   if (typeof code !== 'string') return false
   return PASSING_CODES.has(code) || PASSING_SQLITE_CODES.some((prefix) => code.startsWith(prefix))
 }
 
+/**
+ * Moves the corrupt file aside, says so, and opens an empty one in its place. When that open fails (a
+ * full disk, say), the result still says where the file went: a later try opens the new one.
+ */
 function recreate(path: string, corruption: unknown, nowMs: number, waitForLocks: boolean): OpenResult {
   // the file a symbolic link names, with its -wal and bodies: the link stays and names the new file
   const file = realFile(path)
   const corruptCopyPath = `${file}.corrupt-${nowMs}`
   try {
     moveAside(file, corruptCopyPath)
-    const tables = new SqliteTables(path, nowMs, waitForLocks)
-    process.emitWarning(
-      `undici-cache: ${path} was corrupt (${describe(corruption)}); moved it to ${corruptCopyPath} ` +
-        'and started an empty cache',
-      { code: 'UNDICI_CACHE_STORE_RECREATED' },
-    )
-    return { tables, corruptCopyPath }
   } catch (error) {
     return { failure: unusable(path, error) }
+  }
+  process.emitWarning(
+    `undici-cache: ${path} was corrupt (${describe(corruption)}); moved it to ${corruptCopyPath} ` +
+      'and started an empty cache',
+    { code: 'UNDICI_CACHE_STORE_RECREATED' },
+  )
+  try {
+    return { tables: new SqliteTables(path, nowMs, waitForLocks), corruptCopyPath }
+  } catch (error) {
+    return { failure: unusable(path, error), corruptCopyPath }
   }
 }
 
@@ -95,7 +107,7 @@ function moveAside(path: string, copyPath: string): void {
 }
 
 /** The error every call of a store that could not open throws. */
-function unusable(path: string, cause: unknown): Error {
+export function unusable(path: string, cause: unknown): Error {
   return new Error(`SqliteStore cannot use ${path}: ${describe(cause)}`, { cause })
 }
 

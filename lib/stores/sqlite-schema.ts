@@ -83,6 +83,15 @@ const MIGRATIONS: readonly string[] = [
   'CREATE TABLE used_bits (block INTEGER PRIMARY KEY, bits BLOB NOT NULL);',
 ]
 
+/** A directory, FIFO or device at the path: refused before SQLite opens it. */
+export class NotRegularFileError extends Error {
+  readonly code = 'SQLITE_CANTOPEN'
+
+  constructor() {
+    super('not a regular file')
+  }
+}
+
 /** The first 16 bytes of every SQLite database file. */
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1')
 
@@ -103,7 +112,7 @@ export function connect(path: string, busyTimeoutMs: number): Database.Database 
 function assertSqliteHeader(path: string): void {
   const stats = statSync(path, { throwIfNoEntry: false })
   if (stats === undefined) return
-  if (!stats.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'SQLITE_CANTOPEN' })
+  if (!stats.isFile()) throw new NotRegularFileError()
   let fd: number
   try {
     fd = openSync(path, 'r')

@@ -6,7 +6,7 @@ import { CommitQueue } from './sqlite-commit-queue.js'
 import { DataVersion } from './sqlite-data-version.js'
 import { HotTier } from './sqlite-hot-tier.js'
 import { KeyFilter } from './sqlite-key-filter.js'
-import { mayPass, openTables } from './sqlite-open.js'
+import { mayPass, openTables, unusable } from './sqlite-open.js'
 import {
   type OnCorrupt,
   readSqliteOptions,
@@ -99,20 +99,33 @@ export class SqliteStore implements CacheStore {
     return this.#failure
   }
 
-  /** Sets up the hot tier, the key filter and the sweep around newly opened tables. */
+  /**
+   * Sets up the hot tier, the key filter and the sweep around newly opened tables. They read the file
+   * too: when that fails, all of it is closed and the store stays failed.
+   */
   #attach(tables: SqliteTables): void {
-    this.#failure = undefined
     const file = this.path === ':memory:' ? undefined : realFile(this.path)
-    this.#context = this.#writerContext(tables, this.#bodyFiles, file)
-    const dataVersion = new DataVersion(() => tables.dataVersion())
-    const hot =
-      this.#hotBytes > 0 ? new HotTier(this.#hotBytes, TOUCH_INTERVAL_MS, dataVersion, file) : undefined
-    const keys = new KeyFilter(tables.keyReads(), dataVersion, tables.totals().entries, file)
+    let hot: HotTier | undefined
+    let keys: KeyFilter | undefined
+    try {
+      const dataVersion = new DataVersion(() => tables.dataVersion())
+      if (this.#hotBytes > 0) hot = new HotTier(this.#hotBytes, TOUCH_INTERVAL_MS, dataVersion, file)
+      keys = new KeyFilter(tables.keyReads(), dataVersion, tables.totals().entries, file)
+    } catch (error) {
+      hot?.close()
+      keys?.close()
+      tables.close()
+      this.#failed(unusable(this.path, error))
+      return
+    }
+    const filter = keys
     tables.onRemoved = (id) => hot?.forgetEntry(id)
     tables.onWritten = (inserted) => {
       hot?.wrote()
-      keys.wrote(inserted)
+      filter.wrote(inserted)
     }
+    this.#failure = undefined
+    this.#context = this.#writerContext(tables, this.#bodyFiles, file)
     this.#hot = hot
     this.#keys = keys
     if (this.sweepIntervalMs > 0) {
@@ -124,12 +137,13 @@ export class SqliteStore implements CacheStore {
   #open(waitForLocks: boolean): void {
     const opened = openTables(this.path, this.onCorrupt, this.#openedMs, waitForLocks)
     this.#corruptCopyPath ??= opened.corruptCopyPath
-    if (opened.tables) {
-      this.#attach(opened.tables)
-      return
-    }
-    this.#failure = opened.failure
-    reportStoreError(this, 'open', opened.failure)
+    if (opened.tables) this.#attach(opened.tables)
+    else this.#failed(opened.failure)
+  }
+
+  #failed(failure: Error): void {
+    this.#failure = failure
+    reportStoreError(this, 'open', failure)
   }
 
   /**

@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict'
 import diagnosticsChannel from 'node:diagnostics_channel'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import Database from 'better-sqlite3'
@@ -98,7 +109,7 @@ test('a store whose open found the file locked passes requests through, then ope
   }
 })
 
-test('a file that is not a database, or of a newer schema, is not opened again, nor changed', async () => {
+test('a file that is not a database, of a newer schema, or a directory is not opened again, nor changed', async () => {
   const dir = tempDir()
   const notDatabase = join(dir, 'not-sqlite.db')
   writeFileSync(notDatabase, 'plain text, not SQLite')
@@ -106,8 +117,10 @@ test('a file that is not a database, or of a newer schema, is not opened again, 
   const raw = new Database(newer)
   raw.pragma('user_version = 99')
   raw.close()
-  for (const path of [notDatabase, newer]) {
-    const bytes = readFileSync(path)
+  const directory = join(dir, 'a-directory.db')
+  mkdirSync(directory)
+  for (const path of [notDatabase, newer, directory]) {
+    const bytes = directory === path ? undefined : readFileSync(path)
     let store: SqliteStore | undefined
     const reports = await openReports(async () => {
       store = new SqliteStore({ path, sweepIntervalMs: 0 })
@@ -119,7 +132,7 @@ test('a file that is not a database, or of a newer schema, is not opened again, 
       })
     })
     assert.equal(reports.length, 1, `${path}: opened once`)
-    assert.deepEqual(readFileSync(path), bytes)
+    if (bytes) assert.deepEqual(readFileSync(path), bytes)
     store?.close()
   }
 })
@@ -164,6 +177,92 @@ test('a store made on a full disk opens once there is room again, and stores', a
       assert.equal(store.failure, undefined)
       await storeBody(store, 'k', sampleMeta(), patternBody(20 * KIB, 7), 8 * KIB)
       assert.deepEqual(await readBody(entryAt(store.get('k'))), patternBody(20 * KIB, 7))
+    })
+    store.close()
+  } finally {
+    tmpfs.unmount()
+  }
+})
+
+test("damage only the open's totals read finds (the cleanup skipped: the lock held) fails the store, with nothing left open", async (t) => {
+  if (process.platform !== 'linux') return t.skip('counts descriptors in /proc/self/fd')
+  const path = join(tempDir(), 'damaged-totals.db')
+  const writer = new SqliteStore({ path, sweepIntervalMs: 0 })
+  await storeBody(writer, 'k', sampleMeta(), patternBody(100, 1))
+  writer.close()
+  const raw = new Database(path)
+  const rootPage = raw
+    .prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'totals'")
+    .pluck()
+    .get() as number
+  const pageBytes = raw.pragma('page_size', { simple: true }) as number
+  raw.pragma('wal_checkpoint(TRUNCATE)')
+  raw.close()
+  const fd = openSync(path, 'r+')
+  writeSync(fd, Buffer.alloc(pageBytes, 0xab), 0, pageBytes, (rootPage - 1) * pageBytes)
+  closeSync(fd)
+  const lockHolder = new Database(path)
+  lockHolder.exec('BEGIN IMMEDIATE')
+  try {
+    const store = new SqliteStore({ path, sweepIntervalMs: 0 })
+    assert.match(String(store.failure), /malformed \(SQLITE_CORRUPT\)/)
+    assert.equal(mayPass(store.failure as Error), false)
+    assert.throws(() => store.get('k'), { message: store.failure?.message })
+    store.close()
+  } finally {
+    lockHolder.exec('ROLLBACK')
+    lockHolder.close()
+  }
+  const onFile = readdirSync('/proc/self/fd').filter((entry) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${entry}`).startsWith(path)
+    } catch {
+      return false
+    }
+  })
+  assert.deepEqual(onFile, [])
+})
+
+test("onCorrupt 'recreate' on a full disk: the corrupt file is moved aside and said so; the new one opens once there is room", async (t) => {
+  const tmpfs = mountTmpfs(512 * KIB)
+  if ('skip' in tmpfs) return t.skip(tmpfs.skip)
+  try {
+    const path = join(tmpfs.dir, 'cache.db')
+    const writer = new SqliteStore({ path, sweepIntervalMs: 0 })
+    await storeBody(writer, 'k', sampleMeta(), patternBody(100, 1))
+    writer.close()
+    const fd = openSync(path, 'r+')
+    writeSync(fd, patternBody(3000, 8), 0, 3000, 100) // the first page: corrupt, the header intact
+    closeSync(fd)
+    const filler = join(tmpfs.dir, 'filler')
+    const free = statfsSync(tmpfs.dir)
+    // room for the file moved aside (a rename), not for a new one
+    writeFileSync(filler, Buffer.alloc(free.bavail * free.bsize - 36 * KIB))
+    const warnings: string[] = []
+    const onWarning = (warning: Error & { code?: string }) => {
+      if (warning.message.includes(path)) warnings.push(String(warning.code))
+    }
+    process.on('warning', onWarning)
+    let store: SqliteStore | undefined
+    try {
+      store = new SqliteStore({ path, onCorrupt: 'recreate', sweepIntervalMs: 0 })
+      await new Promise((resolve) => setImmediate(resolve))
+    } finally {
+      process.off('warning', onWarning)
+    }
+    const copyPath = store.corruptCopyPath
+    t.diagnostic(String(store.failure?.message))
+    assert.ok(
+      store.failure && mayPass(store.failure),
+      'the new file could not be made: a failure that may pass',
+    )
+    assert.match(String(copyPath), /cache\.db\.corrupt-\d+$/)
+    assert.deepEqual(warnings, ['UNDICI_CACHE_STORE_RECREATED', 'UNDICI_CACHE_STORE_ERROR'])
+    rmSync(filler)
+    await later(REOPEN_INTERVAL_MS, async () => {
+      assert.deepEqual(store?.get('k'), [])
+      assert.equal(store?.failure, undefined)
+      assert.equal(store?.corruptCopyPath, copyPath)
     })
     store.close()
   } finally {
