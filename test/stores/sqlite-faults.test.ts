@@ -77,9 +77,10 @@ const faults: Fault[] = [
       const raw = new Database(path, { readonly: true })
       const page = raw.prepare(`SELECT rootpage FROM sqlite_schema WHERE name = 'sqlite_autoindex_chunks_1'`)
       const pageNumber = page.pluck().get() as number
+      const pageBytes = raw.pragma('page_size', { simple: true }) as number
       raw.close()
       const fd = openSync(path, 'r+')
-      writeSync(fd, patternBody(4096, 9), 0, 4096, (pageNumber - 1) * 4096)
+      writeSync(fd, patternBody(pageBytes, 9), 0, pageBytes, (pageNumber - 1) * pageBytes)
       closeSync(fd)
     },
     message: 'database disk image is malformed (SQLITE_CORRUPT)',
@@ -264,11 +265,14 @@ test('a damaged chunk page: that read fails, the entry is dropped and reported, 
   const store = new SqliteStore(options)
   await storeBody(store, 'k', sampleMeta(), body, 16 * 1024)
   store.close()
+  const raw = new Database(path, { readonly: true })
+  const pageBytes = raw.pragma('page_size', { simple: true }) as number
+  raw.close()
   const file = readFileSync(path)
-  const page = Math.floor(file.indexOf(body.subarray(150_000, 150_064)) / 4096) * 4096
+  const page = Math.floor(file.indexOf(body.subarray(150_000, 150_064)) / pageBytes) * pageBytes
   assert.ok(page > 0, 'the body is on a page of the file')
   const fd = openSync(path, 'r+')
-  writeSync(fd, Buffer.alloc(4096, 0xff), 0, 4096, page)
+  writeSync(fd, Buffer.alloc(pageBytes, 0xff), 0, pageBytes, page)
   closeSync(fd)
   await assertReadDropsEntry(() => new SqliteStore(options), { code: 'SQLITE_CORRUPT' })
 })
