@@ -1,10 +1,10 @@
 /** Small helpers shared by the store tests and the child-process writer. */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, readdirSync, readlinkSync, statSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readdirSync, readlinkSync, statSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type Database from 'better-sqlite3'
+import Database from 'better-sqlite3'
 import { BODY_DIR_SUFFIX } from '../../lib/stores/sqlite-body-files.js'
 import { USE_BLOCK_IDS } from '../../lib/stores/sqlite-use-bits.js'
 import type { CacheStore, EntryMeta, StoredEntry } from '../../lib/stores/store.js'
@@ -157,4 +157,33 @@ export function usedBit(raw: Database.Database, entryId: number): boolean {
   const bits = select.get(Math.floor(entryId / USE_BLOCK_IDS))
   const bit = entryId % USE_BLOCK_IDS
   return bits !== undefined && ((bits[bit >> 3] as number) & (1 << (bit & 7))) !== 0
+}
+
+/**
+ * Overwrites the root page of table or index `name` with 0xab bytes, once the WAL is folded into the
+ * file: damage that only a read of it finds.
+ */
+export function damageRootPage(path: string, name: string): void {
+  const raw = new Database(path)
+  const rootPage = raw
+    .prepare('SELECT rootpage FROM sqlite_schema WHERE name = ?')
+    .pluck()
+    .get(name) as number
+  const pageBytes = raw.pragma('page_size', { simple: true }) as number
+  raw.pragma('wal_checkpoint(TRUNCATE)')
+  raw.close()
+  const fd = openSync(path, 'r+')
+  writeSync(fd, Buffer.alloc(pageBytes, 0xab), 0, pageBytes, (rootPage - 1) * pageBytes)
+  closeSync(fd)
+}
+
+/** This process's open descriptors on `path`, its -wal and -shm, and a copy moved aside (Linux). */
+export function fdsOnFile(path: string): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(path)
+    } catch {
+      return false
+    }
+  }).length
 }

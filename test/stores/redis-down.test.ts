@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
 import { storeErrorChannel } from '../../lib/diagnostics.js'
@@ -16,18 +16,14 @@ import { makeAgent, send, sleep } from '../helpers/client.js'
 import type { Origin } from '../helpers/origin.js'
 import { entryAt, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
 import { type RedisServer, startRedisServer } from './redis-server.js'
-import { freshPrefix, skipReason, startSharedOrigin, waitFor } from './redis-shared-setup.js'
+import { freshPrefix, skipReason, startForSuite, waitFor } from './redis-shared-setup.js'
 
 describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
   let redis: RedisServer
   let origin: Origin
-  before(async () => {
-    redis = await startRedisServer()
-    origin = await startSharedOrigin()
-  })
-  after(async () => {
-    await origin?.close()
-    await redis?.stop()
+  startForSuite((server, started) => {
+    redis = server
+    origin = started
   })
 
   test("a lookup of a key whose delete Redis never answered fails at once once Redis is gone (a caller's queueing client)", async () => {

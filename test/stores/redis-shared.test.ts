@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import diagnosticsChannel from 'node:diagnostics_channel'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
@@ -14,8 +14,8 @@ import { RedisStore } from '../../lib/stores/redis-store.js'
 import { makeAgent, send, sleep } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 import { patternBody, sampleMeta, storeBody } from './helpers.js'
-import { type RedisServer, startRedisServer } from './redis-server.js'
-import { freshPrefix, LARGE_BODY, skipReason, startSharedOrigin, waitFor } from './redis-shared-setup.js'
+import type { RedisServer } from './redis-server.js'
+import { freshPrefix, LARGE_BODY, skipReason, startForSuite, waitFor } from './redis-shared-setup.js'
 
 const run = promisify(execFile)
 
@@ -37,13 +37,9 @@ await store.close()
 describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
   let redis: RedisServer
   let origin: Origin
-  before(async () => {
-    redis = await startRedisServer()
-    origin = await startSharedOrigin()
-  })
-  after(async () => {
-    await origin?.close()
-    await redis?.stop()
+  startForSuite((server, started) => {
+    redis = server
+    origin = started
   })
 
   test("another machine's invalidation keeps out the background revalidation it raced (RFC 9111 §4.4)", async () => {

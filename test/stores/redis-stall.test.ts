@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { Cluster, Redis } from 'ioredis'
 import { STALL_RETRY_MS } from '../../lib/stores/redis-connection.js'
 import { RedisStore } from '../../lib/stores/redis-store.js'
@@ -14,18 +14,14 @@ import { makeAgent, send, sleep } from '../helpers/client.js'
 import type { Origin } from '../helpers/origin.js'
 import { patternBody, sampleMeta, storeBody } from './helpers.js'
 import { type RedisServer, startRedisServer } from './redis-server.js'
-import { freshPrefix, skipReason, startSharedOrigin, waitFor } from './redis-shared-setup.js'
+import { freshPrefix, skipReason, startForSuite, waitFor } from './redis-shared-setup.js'
 
 describe('RedisStore shared and failing', { skip: skipReason ?? false }, () => {
   let redis: RedisServer
   let origin: Origin
-  before(async () => {
-    redis = await startRedisServer()
-    origin = await startSharedOrigin()
-  })
-  after(async () => {
-    await origin?.close()
-    await redis?.stop()
+  startForSuite((server, started) => {
+    redis = server
+    origin = started
   })
 
   /** Retries `get` while it fails at once for a stalled connection; fails after `timeoutMs`. */

@@ -4,9 +4,7 @@ import {
   closeSync,
   mkdirSync,
   openSync,
-  readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
   statfsSync,
   writeFileSync,
@@ -20,7 +18,15 @@ import { BUSY_TIMEOUT_MS } from '../../lib/stores/sqlite-schema.js'
 import { REOPEN_INTERVAL_MS, SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { makeAgent, send, tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
-import { entryAt, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
+import {
+  damageRootPage,
+  entryAt,
+  fdsOnFile,
+  patternBody,
+  readBody,
+  sampleMeta,
+  storeBody,
+} from './helpers.js'
 import { mountTmpfs } from './sqlite-mounts.js'
 
 const KIB = 1024
@@ -190,17 +196,7 @@ test("damage only the open's totals read finds (the cleanup skipped: the lock he
   const writer = new SqliteStore({ path, sweepIntervalMs: 0 })
   await storeBody(writer, 'k', sampleMeta(), patternBody(100, 1))
   writer.close()
-  const raw = new Database(path)
-  const rootPage = raw
-    .prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'totals'")
-    .pluck()
-    .get() as number
-  const pageBytes = raw.pragma('page_size', { simple: true }) as number
-  raw.pragma('wal_checkpoint(TRUNCATE)')
-  raw.close()
-  const fd = openSync(path, 'r+')
-  writeSync(fd, Buffer.alloc(pageBytes, 0xab), 0, pageBytes, (rootPage - 1) * pageBytes)
-  closeSync(fd)
+  damageRootPage(path, 'totals')
   const lockHolder = new Database(path)
   lockHolder.exec('BEGIN IMMEDIATE')
   try {
@@ -213,14 +209,7 @@ test("damage only the open's totals read finds (the cleanup skipped: the lock he
     lockHolder.exec('ROLLBACK')
     lockHolder.close()
   }
-  const onFile = readdirSync('/proc/self/fd').filter((entry) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${entry}`).startsWith(path)
-    } catch {
-      return false
-    }
-  })
-  assert.deepEqual(onFile, [])
+  assert.equal(fdsOnFile(path), 0)
 })
 
 test("onCorrupt 'recreate' on a full disk: the corrupt file is moved aside and said so; the new one opens once there is room", async (t) => {

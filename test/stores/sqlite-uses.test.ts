@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -14,7 +14,7 @@ import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { SqliteTables } from '../../lib/stores/sqlite-tables.js'
 import { USE_BLOCK_IDS } from '../../lib/stores/sqlite-use-bits.js'
 import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-uses.js'
-import { linuxOnly, sampleMeta, storeBody, usedBit } from './helpers.js'
+import { damageRootPage, fdsOnFile, linuxOnly, sampleMeta, storeBody, usedBit } from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-uses-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -40,17 +40,6 @@ async function twoOldEntries(path: string): Promise<void> {
   } finally {
     Date.now = realNow
   }
-}
-
-/** This process's open descriptors on `path`, its -wal and -shm, and a copy moved aside (Linux). */
-function fdsOnFile(path: string): number {
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(path)
-    } catch {
-      return false
-    }
-  }).length
 }
 
 /** twoOldEntries, then A read (its use recorded) by a store closed since. */
@@ -371,17 +360,7 @@ test(
     const writer = new SqliteStore({ path, chunkBytes: 1024, hotBytes: 0, sweepIntervalMs: 0 })
     await storeBody(writer, 'A', freshMeta(), Buffer.alloc(5000, 1))
     writer.close()
-    const raw = new Database(path)
-    const rootPage = raw
-      .prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'entries'")
-      .pluck()
-      .get() as number
-    const pageBytes = raw.pragma('page_size', { simple: true }) as number
-    raw.pragma('wal_checkpoint(TRUNCATE)')
-    raw.close()
-    const fd = openSync(path, 'r+')
-    writeSync(fd, Buffer.alloc(pageBytes, 0xab), 0, pageBytes, (rootPage - 1) * pageBytes)
-    closeSync(fd)
+    damageRootPage(path, 'entries')
     for (const onCorrupt of ['fail', 'recreate'] as const) {
       const store = new SqliteStore({ path, onCorrupt, sweepIntervalMs: 0 })
       if (onCorrupt === 'fail') assert.match(String(store.failure), /malformed|corrupt/i)
