@@ -16,7 +16,7 @@ import type { StoreLimits } from './clients.js'
 import { SIZE_BYTES } from './scenarios.js'
 
 /** Bump when the filled entries change, so that no older file is reused. */
-const FILL_FORMAT = 4
+const FILL_FORMAT = 3
 const FILE_PREFIX = 'undici-cache-bench-fill-'
 const SHM_DIR = '/dev/shm'
 const BODY_BYTES = SIZE_BYTES['1k']

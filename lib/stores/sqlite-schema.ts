@@ -3,19 +3,6 @@ import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 
-/**
- * The page size of new files (SQLite's default is 4 KiB). With 1 KiB bodies inline, 8 KiB pages hold 5
- * rows where two 4 KiB pages hold 4: the file is ~19% smaller and a group commit writes fewer pages
- * (misses at c64: the commit ~12% cheaper). Files made before 2026-11-27 keep 4 KiB.
- */
-export const PAGE_BYTES = 8192
-
-/**
- * The WAL is checkpointed once it holds this much (SQLite's default, 1 000 pages, in 4 KiB pages): one
- * checkpoint writes no more than before, whatever the file's page size.
- */
-const CHECKPOINT_WAL_BYTES = 1000 * 4096
-
 /** Stored in `PRAGMA user_version`; each bump adds a step to MIGRATIONS. */
 export const SCHEMA_VERSION = 5
 
@@ -151,12 +138,8 @@ function assertSqliteHeader(path: string): void {
  */
 export function prepareSchema(db: Database.Database, path: string): void {
   const version = schemaVersion(db)
-  // an empty file: its page size is set before its first write, and kept for its life
-  if (version === 0) db.pragma(`page_size = ${PAGE_BYTES}`)
   if (path !== ':memory:') db.pragma('journal_mode = WAL')
   db.pragma('synchronous = NORMAL')
-  const pageBytes = db.pragma('page_size', { simple: true }) as number
-  db.pragma(`wal_autocheckpoint = ${Math.ceil(CHECKPOINT_WAL_BYTES / pageBytes)}`)
   if (version !== SCHEMA_VERSION) db.transaction(() => migrate(db)).immediate()
 }
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import Database from 'better-sqlite3'
 import { STALE_WRITE_MS } from '../../lib/stores/sqlite-liveness.js'
-import { PAGE_BYTES, SCHEMA_VERSION } from '../../lib/stores/sqlite-schema.js'
+import { SCHEMA_VERSION } from '../../lib/stores/sqlite-schema.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { bodyFileNames, entryAt, metaOf, patternBody, readBody, sampleMeta, storeBody } from './helpers.js'
 
@@ -155,27 +155,4 @@ test('a migrated file opens again without migrating twice', async () => {
   assert.equal(again.failure, undefined)
   assert.deepEqual(await readBody(entryAt(again.get('chunked'))), patternBody(2500, 2))
   again.close()
-})
-
-test('a new file has 8 KiB pages; a file made with 4 KiB pages keeps them, and both checkpoint their WAL at 4 MB', async () => {
-  const oldPath = join(dir, 'v1-4k.db')
-  writeVersion1File(oldPath)
-  const newPath = join(dir, 'new-8k.db')
-  for (const [path, pageBytes] of [
-    [oldPath, 4096],
-    [newPath, PAGE_BYTES],
-  ] as const) {
-    const store = new SqliteStore({ path, sweepIntervalMs: 0, bodyFiles: false, chunkBytes: 64 * 1024 })
-    const raw = new Database(path, { readonly: true })
-    assert.equal(raw.pragma('page_size', { simple: true }), pageBytes, path)
-    raw.close()
-    // 40 entries of 200 KB: 8 MB of chunks through the WAL, which a 4 MB checkpoint keeps from growing past ~4.5 MB
-    for (let index = 0; index < 40; index++) {
-      await storeBody(store, `big${index}`, sampleMeta(), patternBody(200_000, index), 64 * 1024)
-    }
-    const walBytes = statSync(`${path}-wal`).size
-    assert.ok(walBytes > 3_500_000 && walBytes < 5_000_000, `${path}: WAL of ${walBytes} bytes`)
-    store.close()
-  }
-  assert.equal(PAGE_BYTES, 8192)
 })
