@@ -112,7 +112,10 @@ export function storeFreshened(
     settled?.('stored', { entryId: entry.id, meta: stored })
     return
   }
-  const done = () => settled?.(outcome)
+  // waiters are served what the 304 validated, also when the store refused it (too big: it keeps the
+  // entry's old metadata, which the 304 no longer vouches for)
+  const validated = decision.storable ? { entryId: entry.id, meta: stored } : undefined
+  const done = () => settled?.(outcome, validated)
   quietly(
     (error) => {
       reportStoreError(config.store, decision.storable ? 'update' : 'delete', error)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { request } from 'undici'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from '../../lib/stores/store.js'
 import { makeAgent, send, storeKinds, tempDir } from '../helpers/client.js'
@@ -240,5 +241,45 @@ for (const { name, options } of bodyOutsideMemory) {
       assert.deepEqual(store.stats(), before)
       assert.equal(origin.count('/grows'), 2)
     })
+  })
+}
+
+// A store may refuse a 304's write-back (metadata too big for maxBytes): the entry keeps its old
+// headers, but the requests that waited on that revalidation are served what the 304 validated.
+for (const kind of [
+  { name: 'MemoryStore', make: () => new MemoryStore({ maxBytes: 3000 }) },
+  { name: 'SqliteStore', make: () => new SqliteStore({ path: join(tempDir(), 'small.db'), maxBytes: 3000 }) },
+]) {
+  test(`requests waiting on a revalidation whose write-back the store refuses get the 304's headers (${kind.name})`, async () => {
+    const big = 'q'.repeat(1600)
+    const origin = await startOrigin((req, res) => {
+      if (req.headers['if-none-match'] === '"x"') {
+        setTimeout(() => reply(res, 304, { etag: '"x"', 'cache-control': 'max-age=100', 'x-big': big }), 100)
+        return
+      }
+      reply(res, 200, { etag: '"x"', 'cache-control': 'max-age=1' }, 'b'.repeat(1500))
+    })
+    const cache = makeAgent(kind.make())
+    try {
+      const url = `${origin.url}/refused`
+      await send(cache.agent, url)
+      await new Promise((resolve) => setTimeout(resolve, 2100)) // stale now
+      const replies = await Promise.all([0, 1, 2, 3].map(() => send(cache.agent, url)))
+      assert.equal(origin.count('/refused'), 2)
+      for (const reply of replies) {
+        assert.equal(reply.body, 'b'.repeat(1500))
+        assert.equal(reply.headers['cache-control'], 'max-age=100')
+        assert.equal(reply.headers['x-big'], big)
+        assert.equal(reply.headers.age, '0')
+        assert.equal(reply.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304; collapsed')
+      }
+      // not written back: the entry is still the stale one, so the next request revalidates again
+      const again = await send(cache.agent, url)
+      assert.equal(again.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+      assert.equal(origin.count('/refused'), 3)
+    } finally {
+      await cache.close()
+      await origin.close()
+    }
   })
 }
