@@ -67,6 +67,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   #pace: DownloadPace | undefined
   /** The length the response declared: the store refused it at once if it was too large. */
   #declaredSizeBytes: number | undefined
+  /** Why the final response is not stored (Cache-Status's `detail`); undefined while it may be. */
+  notStoredBecause: string | undefined
   #committed = false
   #responseStarted = false
   #pendingWrite: Promise<void> | undefined
@@ -155,6 +157,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     const opened = this.#open(statusCode, headers, statusMessage ?? '')
     this.#writer = opened.writer
     this.#meta = opened.meta
+    this.notStoredBecause = opened.detail
     if (!opened.meta) this.#flight?.settle('not-stored')
     else this.#startFanOut(opened.meta, statusCode, headers, statusMessage)
     // RFC 9211 §2.6: reused by the requests fed it live or waiting for its entry (not another variant's)

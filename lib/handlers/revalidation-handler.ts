@@ -1,9 +1,10 @@
 import type { Dispatcher } from 'undici'
+import { credentialTag } from '../credentials.js'
 import { asError, reportStoreError } from '../diagnostics.js'
 import type { Exchange } from '../exchange.js'
 import { policyView } from '../exchange.js'
 import type { FlightOutcome, Validated } from '../flights.js'
-import { freshenedMeta, freshenSiblings, stillStored, storeFreshened } from '../freshen.js'
+import { freshenedMeta, freshenSiblings, retireEntry, stillStored, storeFreshened } from '../freshen.js'
 import { currentAgeSeconds } from '../policy/age.js'
 import type { CacheStatusParams } from '../policy/cache-status.js'
 import { staleIfErrorAllows } from '../policy/lookup.js'
@@ -20,8 +21,8 @@ type Outcome = 'forward' | 'not-modified' | 'mismatch' | 'stale-if-error'
 
 export interface Background {
   /**
-   * Runs the removal of an entry a 304 made unstorable once the stale response served meanwhile has
-   * read its body (a body in chunk rows cannot be read once removed).
+   * Runs the removal of an entry a 304 made unstorable, or an answer not stored replaced, once the
+   * stale response served meanwhile has read its body (a body in chunk rows cannot be read once removed).
    */
   removeLater: (remove: () => void) => void
 }
@@ -105,6 +106,13 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       return
     }
     this.#forward.onResponseStart(controller, statusCode, headers, statusMessage)
+    if (this.#answerReplacesEntry(statusCode)) {
+      retireEntry(
+        this.#exchange,
+        this.#entry,
+        this.#options.background?.removeLater ?? ((remove) => remove()),
+      )
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -126,6 +134,21 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     else if (this.#outcome === 'stale-if-error') this.#serveStale(`${this.#statusCode}`)
     else if (!this.#responseStarted && this.#staleIfErrorAllowed()) this.#serveStale(errorDetail(error))
     else this.#forward.onResponseError(controller, error)
+  }
+
+  /**
+   * RFC 9111 §4.3.3: a full response to the conditional request says the entry it named is not
+   * suitable; when it is not stored in its place, the entry goes (stale-while-revalidate served it on
+   * otherwise). Not for a 5xx (the cache may act as if there were no answer), nor a HEAD's (see
+   * freshenFromHead), nor for a request with other credentials than the entry's (RFC 9111 §3.5: its
+   * answer, a 401 say, speaks for those credentials only).
+   */
+  #answerReplacesEntry(statusCode: number): boolean {
+    const { request } = this.#exchange
+    if (statusCode >= 500 || request.method === 'HEAD') return false
+    if (this.#entry.authorized !== credentialTag(request.headers)) return false
+    const notStoredBecause = this.#forward.notStoredBecause
+    return notStoredBecause !== undefined && !SAYS_NOTHING_OF_ENTRY.has(notStoredBecause)
   }
 
   /** Never in the background: nobody waits there for the stale response, and the failure is reported. */
@@ -250,6 +273,13 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     this.#downstream.onResponseEnd?.(this.#relay, {})
   }
 }
+
+/** A response not stored that still says nothing of the entry: the request forbade storing, it came from another URL, or the key was invalidated meanwhile. */
+const SAYS_NOTHING_OF_ENTRY: ReadonlySet<string | undefined> = new Set([
+  'request-no-store',
+  'redirected',
+  'invalidated',
+])
 
 function isLengthMismatch(error: Error): boolean {
   return (error as Error & { code?: unknown }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'

@@ -1,0 +1,96 @@
+/** RFC 9111 §4.3.3: a full response to a conditional request says the stored response it named is not suitable. */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
+import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+
+/** What the origin answers once the first response is stale, by path. */
+const NEW_ANSWERS: Record<string, { status: number; headers: Record<string, string>; body: string }> = {
+  '/gone': { status: 404, headers: {}, body: 'not found' },
+  '/personal': { status: 200, headers: { 'set-cookie': 'sid=1' }, body: 'new page for you' },
+  '/no-store': { status: 200, headers: { 'cache-control': 'no-store' }, body: 'new page, not to keep' },
+}
+
+let origin: Origin
+let phase: 'first' | 'changed' | 'down' = 'first'
+
+before(async () => {
+  origin = await startOrigin((req, res) => {
+    const path = (req.url ?? '').replace(/^\/(swr|sie)/, '').replace(/\?.*/, '')
+    if (phase === 'first') {
+      const directive = req.url?.startsWith('/swr') ? 'stale-while-revalidate=3600' : 'stale-if-error=3600'
+      return reply(res, 200, { 'cache-control': `max-age=1, ${directive}`, etag: '"v1"' }, 'old page')
+    }
+    if (phase === 'down') return reply(res, 503, {}, 'origin down')
+    if (path === '/for-alice') {
+      if (req.headers.authorization) return reply(res, 200, { 'cache-control': 'private' }, 'page for alice')
+      return reply(res, 304, { etag: '"v1"', 'cache-control': 'max-age=1, stale-while-revalidate=3600' })
+    }
+    const answer = NEW_ANSWERS[path] as (typeof NEW_ANSWERS)[string]
+    reply(res, answer.status, answer.headers, answer.body)
+  })
+})
+after(() => origin.close())
+
+for (const kind of storeKinds) {
+  describe(`a full answer to a revalidation, not stored (${kind.name})`, () => {
+    test('in the background (stale-while-revalidate): the stale entry is served once more, then not again', async () => {
+      phase = 'first'
+      const cache = makeAgent(kind.make())
+      const paths = Object.keys(NEW_ANSWERS)
+      for (const path of paths) await send(cache.agent, `${origin.url}/swr${path}?${kind.name}`)
+      await sleep(1100)
+      phase = 'changed'
+      for (const path of paths) {
+        const url = `${origin.url}/swr${path}?${kind.name}`
+        const stale = await send(cache.agent, url)
+        assert.equal(stale.body, 'old page', path)
+        assert.match(String(stale.headers['cache-status']), /^undici-cache; hit; ttl=-\d+$/)
+        await sleep(100) // the background revalidation's answer has come
+        const next = await send(cache.agent, url)
+        const answer = NEW_ANSWERS[path] as (typeof NEW_ANSWERS)[string]
+        assert.equal(next.status, answer.status, path)
+        assert.equal(next.body, answer.body, path)
+        assert.match(String(next.headers['cache-status']), /^undici-cache; fwd=miss/, path)
+        assert.equal(origin.count(`/swr${path}?${kind.name}`), 3, path)
+      }
+      await cache.close()
+    })
+
+    test('in the foreground: the new answer is served, and the old entry is not served stale when the origin fails later', async () => {
+      phase = 'first'
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}/sie/personal?${kind.name}`
+      await send(cache.agent, url)
+      await sleep(1100)
+      phase = 'changed'
+      const changed = await send(cache.agent, url)
+      assert.equal(changed.body, 'new page for you')
+      assert.equal(changed.headers['cache-status'], 'undici-cache; fwd=stale; detail=set-cookie')
+      phase = 'down'
+      const down = await send(cache.agent, url)
+      assert.equal(down.status, 503)
+      assert.equal(down.body, 'origin down')
+      assert.equal(origin.count(`/sie/personal?${kind.name}`), 3)
+      await cache.close()
+    })
+
+    test("a request with credentials whose answer is not stored leaves an entry kept for none: that answer is the user's own", async () => {
+      phase = 'first'
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}/swr/for-alice?${kind.name}`
+      await send(cache.agent, url)
+      await sleep(1100)
+      phase = 'changed'
+      const alice = await send(cache.agent, url, { headers: { authorization: 'Bearer alice' } })
+      assert.equal(alice.body, 'old page')
+      await sleep(100) // its background revalidation was answered 'private', for alice
+      const anonymous = await send(cache.agent, url)
+      assert.equal(anonymous.body, 'old page')
+      assert.match(String(anonymous.headers['cache-status']), /^undici-cache; hit; ttl=-\d+$/)
+      await sleep(100) // and its own background revalidation was answered 304
+      assert.equal(origin.count(`/swr/for-alice?${kind.name}`), 3)
+      await cache.close()
+    })
+  })
+}
