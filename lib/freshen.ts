@@ -94,8 +94,17 @@ export function storeFreshened(
   const outcome: FlightOutcome = decision.storable ? 'stored' : 'not-stored'
   if (!decision.storable && removeLater) {
     // served to nobody else meanwhile (RFC 9111 §5.2.2.7: the update may say private)
-    retireEntry(exchange, entry, removeLater)
+    config.invalidations.retire(key, entry.id)
     settled?.(outcome)
+    const onError = (error: unknown) => reportStoreError(config.store, 'delete', error)
+    const removed = () => config.invalidations.removed(key, entry.id)
+    removeLater(() =>
+      quietly(
+        onError,
+        () => afterAnswer(removeIfStored(config.store, key, entry.id), removed),
+        config.serving,
+      ),
+    )
     return
   }
   if (decision.storable && changesNothing(exchange, entry, stored)) {
@@ -173,24 +182,6 @@ export function freshenSiblings(exchange: Exchange, validated: StoredEntry, notM
     (error) => reportStoreError(config.store, 'get', error),
     () => withEntries(config.store, key, update),
     config.serving,
-  )
-}
-
-/**
- * The entry is not to be served again: nobody is served it meanwhile through this store object, and
- * it is removed by `removeLater` (once a body being read from it is read), unless replaced since.
- */
-export function retireEntry(
-  exchange: Exchange,
-  entry: StoredEntry,
-  removeLater: (remove: () => void) => void,
-): void {
-  const { config, key } = exchange
-  config.invalidations.retire(key, entry.id)
-  const onError = (error: unknown) => reportStoreError(config.store, 'delete', error)
-  const removed = () => config.invalidations.removed(key, entry.id)
-  removeLater(() =>
-    quietly(onError, () => afterAnswer(removeIfStored(config.store, key, entry.id), removed), config.serving),
   )
 }
 

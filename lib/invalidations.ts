@@ -60,7 +60,10 @@ export class Invalidations {
   readonly #deletions = new LruMap<string, Deletion>(MAX_KEYS)
   /** How many deletes have settled: a lookup notes it as it is sent (`lookupStarted`). */
   #settledCount = 0
-  /** Entries a 304 made unstorable, by key, not served while their removal waits for a read. */
+  /**
+   * Entries not to be served, by key: a 304 made them unstorable (removed once a read is done), or a
+   * full answer not stored said they are not suitable (left to expire).
+   */
   readonly #retired = new Map<string, Set<StoredEntry['id']>>()
 
   get count(): number {
@@ -113,9 +116,10 @@ export class Invalidations {
   }
 
   /**
-   * RFC 9111 §4.3.4, §5.2.2.7: `id` was updated by a 304 into a response that may not be stored (no-store,
-   * or private in a shared cache), and is removed once a response served from it has read its body:
-   * until then it is not served. Bounded by MAX_KEYS keys (the oldest is served again once forgotten).
+   * `id` is not served again: RFC 9111 §4.3.4, §5.2.2.7, a 304 updated it into a response that may not
+   * be stored (no-store, or private in a shared cache), and it is removed once a response served from
+   * it has read its body; or §4.3.3, a full answer to its revalidation was not stored in its place.
+   * Bounded by MAX_KEYS keys (the oldest is served again once forgotten).
    */
   retire(key: string, id: StoredEntry['id']): void {
     const ids = this.#retired.get(key) ?? new Set()

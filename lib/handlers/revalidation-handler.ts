@@ -1,16 +1,16 @@
 import type { Dispatcher } from 'undici'
-import { credentialTag } from '../credentials.js'
 import { asError, reportStoreError } from '../diagnostics.js'
 import type { Exchange } from '../exchange.js'
 import { policyView } from '../exchange.js'
 import type { FlightOutcome, Validated } from '../flights.js'
-import { freshenedMeta, freshenSiblings, retireEntry, stillStored, storeFreshened } from '../freshen.js'
+import { freshenedMeta, freshenSiblings, stillStored, storeFreshened } from '../freshen.js'
 import { currentAgeSeconds } from '../policy/age.js'
 import type { CacheStatusParams } from '../policy/cache-status.js'
 import { staleIfErrorAllows } from '../policy/lookup.js'
-import { notModifiedMatches } from '../policy/revalidation.js'
+import { hasValidator, notModifiedMatches } from '../policy/revalidation.js'
 import type { Headers, StoredResponse } from '../policy/types.js'
 import { isPromise, type StoredEntry } from '../stores/store.js'
+import { authorizedBy } from './entry-meta.js'
 import { ForwardHandler, type ForwardOptions } from './forward-handler.js'
 import type { RelayController } from './relay-controller.js'
 import { respondFromCache } from './respond.js'
@@ -21,8 +21,8 @@ type Outcome = 'forward' | 'not-modified' | 'mismatch' | 'stale-if-error'
 
 export interface Background {
   /**
-   * Runs the removal of an entry a 304 made unstorable, or an answer not stored replaced, once the
-   * stale response served meanwhile has read its body (a body in chunk rows cannot be read once removed).
+   * Runs the removal of an entry a 304 made unstorable once the stale response served meanwhile has
+   * read its body (a body in chunk rows cannot be read once removed).
    */
   removeLater: (remove: () => void) => void
 }
@@ -107,11 +107,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     }
     this.#forward.onResponseStart(controller, statusCode, headers, statusMessage)
     if (this.#answerReplacesEntry(statusCode)) {
-      retireEntry(
-        this.#exchange,
-        this.#entry,
-        this.#options.background?.removeLater ?? ((remove) => remove()),
-      )
+      this.#exchange.config.invalidations.retire(this.#exchange.key, this.#entry.id)
     }
   }
 
@@ -138,15 +134,17 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   /**
    * RFC 9111 §4.3.3: a full response to the conditional request says the entry it named is not
-   * suitable; when it is not stored in its place, the entry goes (stale-while-revalidate served it on
-   * otherwise). Not for a 5xx (the cache may act as if there were no answer), nor a HEAD's (see
-   * freshenFromHead), nor for a request with other credentials than the entry's (RFC 9111 §3.5: its
-   * answer, a 401 say, speaks for those credentials only).
+   * suitable; when it is not stored in its place, the entry is not served again through this store
+   * object (stale-while-revalidate served it on otherwise). It is left in the store to expire: a
+   * delete would take the key's other variants and the responses stored for it meanwhile. Not for a
+   * 5xx (the cache may act as if there were no answer), a HEAD's (see freshenFromHead), an entry
+   * without validators (its request was not conditional), nor a request with other credentials than
+   * the entry's (RFC 9111 §3.5: its answer, a 401 say, speaks for those credentials only).
    */
   #answerReplacesEntry(statusCode: number): boolean {
     const { request } = this.#exchange
-    if (statusCode >= 500 || request.method === 'HEAD') return false
-    if (this.#entry.authorized !== credentialTag(request.headers)) return false
+    if (statusCode >= 500 || request.method === 'HEAD' || !hasValidator(this.#entry.headers)) return false
+    if (this.#entry.authorized !== authorizedBy(this.#exchange)) return false
     const notStoredBecause = this.#forward.notStoredBecause
     return notStoredBecause !== undefined && !SAYS_NOTHING_OF_ENTRY.has(notStoredBecause)
   }

@@ -1,7 +1,11 @@
 /** RFC 9111 §4.3.3: a full response to a conditional request says the stored response it named is not suitable. */
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
+import { request } from 'undici'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { makeAgent, send, sleep, storeKinds, tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 /** What the origin answers once the first response is stale, by path. */
@@ -11,17 +15,32 @@ const NEW_ANSWERS: Record<string, { status: number; headers: Record<string, stri
   '/no-store': { status: 200, headers: { 'cache-control': 'no-store' }, body: 'new page, not to keep' },
 }
 
+/** A stale body read piece by piece (chunk rows, or ServedBody's pieces from memory) while others are stored. */
+const OLD_BIG = Buffer.alloc(10 * 1024 * 1024, 'o')
+
 let origin: Origin
 let phase: 'first' | 'changed' | 'down' = 'first'
 
 before(async () => {
   origin = await startOrigin((req, res) => {
     const path = (req.url ?? '').replace(/^\/(swr|sie)/, '').replace(/\?.*/, '')
+    if (path === '/plain') return reply(res, 200, {}, 'plain page') // no validator, no lifetime
+    if (path === '/replaced' && phase === 'first') {
+      const directives = 'max-age=1, stale-while-revalidate=3600'
+      return reply(res, 200, { 'cache-control': directives, etag: '"v1"' }, OLD_BIG.toString())
+    }
     if (phase === 'first') {
       const directive = req.url?.startsWith('/swr') ? 'stale-while-revalidate=3600' : 'stale-if-error=3600'
       return reply(res, 200, { 'cache-control': `max-age=1, ${directive}`, etag: '"v1"' }, 'old page')
     }
     if (phase === 'down') return reply(res, 503, {}, 'origin down')
+    if (path === '/replaced') {
+      if (req.headers['if-none-match']) return reply(res, 404, {}, 'not found')
+      // slow: still downloading (and being stored) when the stale hit has been read
+      res.writeHead(200, { 'cache-control': 'max-age=100', 'content-length': '8' })
+      res.write('new ')
+      return setTimeout(() => res.end('page'), 300)
+    }
     if (path === '/for-alice') {
       if (req.headers.authorization) return reply(res, 200, { 'cache-control': 'private' }, 'page for alice')
       return reply(res, 304, { etag: '"v1"', 'cache-control': 'max-age=1, stale-while-revalidate=3600' })
@@ -90,6 +109,63 @@ for (const kind of storeKinds) {
       assert.match(String(anonymous.headers['cache-status']), /^undici-cache; hit; ttl=-\d+$/)
       await sleep(100) // and its own background revalidation was answered 304
       assert.equal(origin.count(`/swr/for-alice?${kind.name}`), 3)
+      await cache.close()
+    })
+
+    test('a response stored for the URL while the stale hit is still read is kept and served', async () => {
+      phase = 'first'
+      const store =
+        kind.name === 'SqliteStore'
+          ? new SqliteStore({
+              path: join(tempDir(), 'rows.db'),
+              bodyFiles: false,
+              chunkBytes: 64 * 1024,
+              hotBytes: 0,
+            })
+          : new MemoryStore({ maxEntryBytes: 2 * OLD_BIG.length })
+      const cache = makeAgent(store)
+      const url = `${origin.url}/swr/replaced?${kind.name}`
+      await send(cache.agent, url)
+      await sleep(1100)
+      phase = 'changed'
+      const staleHit = await request(url, { dispatcher: cache.agent }) // its revalidation: a 404
+      await sleep(100)
+      const storing = await request(url, { dispatcher: cache.agent }) // a miss, stored as it arrives
+      assert.equal(storing.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      assert.deepEqual(Buffer.from(await staleHit.body.arrayBuffer()), OLD_BIG)
+      assert.equal(await storing.body.text(), 'new page')
+      await sleep(50)
+      const hit = await send(cache.agent, url)
+      assert.equal(hit.body, 'new page')
+      assert.match(String(hit.headers['cache-status']), /^undici-cache; hit; ttl=\d+$/)
+      assert.equal(origin.count(`/swr/replaced?${kind.name}`), 3)
+      await cache.close()
+    })
+
+    test('in a private cache, with Authorization: the stale entry is not served again either', async () => {
+      phase = 'first'
+      const cache = makeAgent(kind.make(), { shared: false })
+      const url = `${origin.url}/swr/gone?private-${kind.name}`
+      const headers = { authorization: 'Bearer me' }
+      await send(cache.agent, url, { headers })
+      await sleep(1100)
+      phase = 'changed'
+      assert.equal((await send(cache.agent, url, { headers })).body, 'old page')
+      await sleep(100)
+      const next = await send(cache.agent, url, { headers })
+      assert.deepEqual([next.status, next.body], [404, 'not found'])
+      await cache.close()
+    })
+
+    test('an entry without validators kept by cache.ttl stays after a request without ttl (its request was not conditional)', async () => {
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}/plain?${kind.name}`
+      await send(cache.agent, url, { cache: { ttl: 60 } })
+      const unforced = await send(cache.agent, url)
+      assert.equal(unforced.headers['cache-status'], 'undici-cache; fwd=stale; detail=no-freshness')
+      const forced = await send(cache.agent, url, { cache: { ttl: 60 } })
+      assert.match(String(forced.headers['cache-status']), /^undici-cache; hit; ttl=(59|60)$/)
+      assert.equal(origin.count(`/plain?${kind.name}`), 2)
       await cache.close()
     })
   })
