@@ -16,6 +16,9 @@ export interface CacheAgentOptions extends CacheInterceptorOptions {
   agent?: Agent.Options | Dispatcher
 }
 
+/** undici's dispatcher events, told by the inner dispatcher. */
+const INNER_EVENTS = ['drain', 'connect', 'disconnect', 'connectionError'] as const
+
 function isDispatcher(value: unknown): value is Dispatcher {
   return typeof (value as Dispatcher | undefined)?.dispatch === 'function'
 }
@@ -57,6 +60,10 @@ export class CacheAgent extends Dispatcher {
     })
     this.#serving = serving
     this.#composed = this.#inner.compose(interceptor)
+    // the inner dispatcher's events are this one's: a caller that dispatch() told `false` waits for 'drain'
+    const inner = this.#inner as unknown as NodeJS.EventEmitter
+    const self = this as unknown as NodeJS.EventEmitter
+    for (const event of INNER_EVENTS) inner.on(event, (...args: unknown[]) => self.emit(event, ...args))
     // undici's compose() wraps a dispatcher in a Proxy, which calls these with the Proxy as `this`
     this.close = this.close.bind(this) as CacheAgent['close']
     this.destroy = this.destroy.bind(this) as CacheAgent['destroy']
@@ -70,6 +77,16 @@ export class CacheAgent extends Dispatcher {
       return false
     }
     return this.#composed.dispatch(opts, adapted)
+  }
+
+  /** As undici's dispatchers: true once close() or destroy() was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** As undici's dispatchers: true once destroy() was called. */
+  get destroyed(): boolean {
+    return this.#destroyed
   }
 
   /** undici 8: the inner Agent's WebSocket limits (its `webSocket` option), which WebSocket reads here. */

@@ -67,6 +67,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   #pace: DownloadPace | undefined
   /** The length the response declared: the store refused it at once if it was too large. */
   #declaredSizeBytes: number | undefined
+  /** Body bytes that came from the origin (through what is composed inside the cache). */
+  #receivedBytes = 0
   /** Why the final response is not stored (Cache-Status's `detail`); undefined while it may be. */
   notStoredBecause: string | undefined
   #committed = false
@@ -190,6 +192,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#receivedBytes += chunk.length
     if (this.#writer) this.#write(this.#writer, chunk)
     this.#fanOut?.data(chunk)
     if (this.#reader) this.#reader.data(chunk)
@@ -220,8 +223,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
       end()
       return
     }
-    if (this.#invalidatedSinceSent()) {
-      // RFC 9111 §4.4: invalidated while it arrived (a store's delete need not reach writes in progress)
+    // RFC 9111 §4.4: invalidated while it arrived (a store's delete need not reach writes in progress);
+    // RFC 9111 §3.3: a body of another length than its Content-Length is incomplete (an interceptor
+    // composed inside the cache, such as undici's dump, dropped or cut it)
+    const incomplete =
+      this.#declaredSizeBytes !== undefined && this.#receivedBytes !== this.#declaredSizeBytes
+    if (this.#invalidatedSinceSent() || incomplete) {
       quietly(
         () => {},
         () => writer.abort(),

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { after, before, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, type Dispatcher, interceptors, RetryAgent, request } from 'undici'
 import { CacheAgent } from '../../lib/cache-agent.js'
+import { cacheInterceptor } from '../../lib/interceptor.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
@@ -31,6 +34,9 @@ before(async () => {
       const etag = '"same-tag"'
       if (req.headers['if-none-match'] === etag) return reply(res, 304, { etag, 'cache-control': 'no-cache' })
       return reply(res, 200, { etag, 'cache-control': 'no-cache' }, `document ${path}`)
+    }
+    if (path === '/dumped') {
+      return reply(res, 200, { 'cache-control': 'max-age=60', 'content-length': '13' }, 'fresh /dumped')
     }
     if (path.startsWith('/flaky') && !failOnce.has(path)) {
       failOnce.add(path)
@@ -159,4 +165,45 @@ test('an unsafe request redirected inside the cache invalidates where it went (a
   assert.equal(await after.body.text(), 'target v2')
   assert.equal(after.headers['cache-status'], 'undici-cache; fwd=miss; stored')
   await agent.close()
+})
+
+test('a body an interceptor inside the cache dropped (undici dump) is not stored short of its Content-Length (RFC 9111 §3.3)', async () => {
+  const store = new MemoryStore()
+  const dumping = new Agent().compose(interceptors.dump({ maxSize: 1024 }), cacheInterceptor({ store }))
+  const normal = new Agent().compose(cacheInterceptor({ store }))
+  try {
+    const url = `${origin.url}/dumped`
+    const dumped = await request(url, { dispatcher: dumping })
+    assert.equal((await dumped.body.text()).length, 0)
+    const full = await request(url, { dispatcher: normal })
+    assert.equal(await full.body.text(), 'fresh /dumped')
+    assert.equal(full.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+    assert.equal(origin.count('/dumped'), 2)
+  } finally {
+    await dumping.close()
+    await normal.close()
+  }
+})
+
+test("a CacheAgent tells undici's dispatcher events: 'drain' after dispatch() said false, 'connect'; closed and destroyed", async () => {
+  const agent = new CacheAgent({ store: new MemoryStore(), agent: { connections: 1 } })
+  const events: string[] = []
+  for (const event of ['connect', 'drain']) agent.on(event as 'drain', () => events.push(event))
+  const ended: Promise<void>[] = []
+  const returned = [1, 2].map((index) => {
+    let resolve = () => {}
+    ended.push(new Promise<void>((done) => (resolve = done)))
+    const handler = { onRequestStart() {}, onResponseEnd: () => resolve(), onResponseError: () => resolve() }
+    return agent.dispatch({ origin: origin.url, path: `/busy-${index}`, method: 'GET' }, handler)
+  })
+  assert.deepEqual(returned, [false, false], 'one connection: the inner Agent is busy at once')
+  const drained = await Promise.race([once(agent, 'drain').then(() => true), sleep(2000).then(() => false)])
+  assert.equal(drained, true)
+  await Promise.all(ended)
+  assert.deepEqual([...new Set(events)], ['connect', 'drain'])
+  assert.deepEqual([agent.closed, agent.destroyed], [false, false])
+  await agent.close()
+  assert.deepEqual([agent.closed, agent.destroyed], [true, false])
+  await agent.destroy()
+  assert.deepEqual([agent.closed, agent.destroyed], [true, true])
 })
