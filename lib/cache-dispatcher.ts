@@ -46,7 +46,7 @@ import { isClientConditional, revalidationHeaders } from './policy/revalidation.
 import { usableEntries } from './policy/storable.js'
 import type { StoredResponse } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
-import { normalizeHeaders } from './request-headers.js'
+import { normalizeHeaders, withReplayableHeaders } from './request-headers.js'
 import { type StoredEntry, withEntries } from './stores/store.js'
 
 type Handler = Dispatcher.DispatchHandler
@@ -98,6 +98,7 @@ export class CacheDispatcher {
     if (opts.upgrade || method === 'CONNECT') return this.#next(opts, handler)
     const requestOptions = rerun.requestOptions ?? resolveRequestOptions(opts.cache)
     if (opts.cache !== undefined) opts = withoutCacheOption(opts)
+    opts = withReplayableHeaders(opts)
     const headers = normalizeHeaders(opts.headers)
     const directives = requestDirectives(headers)
     // RFC 9111 §5.2.1.7: only-if-cached never reaches the origin, whatever else the request asks

@@ -24,6 +24,20 @@ function addField(out: Headers, name: string, value: unknown): void {
 }
 
 /**
+ * `opts` with its headers read once into an array when they are a one-shot iterable (a generator, which
+ * undici accepts): the cache reads them, and undici must still find them to send.
+ */
+export function withReplayableHeaders<Opts extends { headers?: unknown }>(opts: Opts): Opts {
+  const headers = opts.headers as { [Symbol.iterator]?: () => unknown } | null | undefined
+  const iterate = typeof headers === 'object' && headers !== null ? headers[Symbol.iterator] : undefined
+  if (typeof iterate !== 'function' || Array.isArray(headers) || iterate.call(headers) !== headers)
+    return opts
+  // undici takes an array as flat name, value, name, value...
+  const pairs = [...(headers as unknown as Iterable<[string, unknown]>)]
+  return { ...opts, headers: pairs.flat() }
+}
+
+/**
  * Request headers in every form undici accepts (object, flat array, array of pairs, iterable)
  * as lower-case names with arrays for repeats.
  */

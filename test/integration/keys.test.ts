@@ -126,3 +126,14 @@ test('that write also invalidates the URL as sent to the name itself (resolved i
     await byAddress.close()
   }
 })
+
+test('headers given as a one-shot iterable (a generator) reach the origin, for a GET and a POST', async () => {
+  for (const method of ['GET', 'POST'] as const) {
+    const headers = (function* () {
+      yield ['host', 'gen.test'] as [string, string]
+    })()
+    const res = await agent.request({ origin: origin.url, path: `/gen-${method}`, method, headers })
+    assert.equal(await res.body.text(), `gen.test /gen-${method}`)
+  }
+  assert.equal(origin.count('/gen-GET') + origin.count('/gen-POST'), 2)
+})
