@@ -95,7 +95,9 @@ export class CacheDispatcher {
 
   #start(opts: DispatchOptions, handler: Handler, rerun: Rerun): boolean {
     const method = opts.method
-    if (opts.upgrade || method === 'CONNECT') return this.#next(opts, handler)
+    // undici's own checks (a path that is no string) fail such a request as they would without the cache
+    if (opts.upgrade || method === 'CONNECT' || typeof opts.path !== 'string')
+      return this.#next(opts, handler)
     const requestOptions = rerun.requestOptions ?? resolveRequestOptions(opts.cache)
     if (opts.cache !== undefined) opts = withoutCacheOption(opts)
     opts = withReplayableHeaders(opts)

@@ -137,3 +137,21 @@ test('headers given as a one-shot iterable (a generator) reach the origin, for a
   }
   assert.equal(origin.count('/gen-GET') + origin.count('/gen-POST'), 2)
 })
+
+test('a path that is no string fails as undici fails it, through the handler, not with a throw from dispatch()', async () => {
+  for (const dispatcher of [new Agent(), agent]) {
+    const failed = await new Promise<string>((resolve, reject) => {
+      const handler = {
+        onRequestStart() {},
+        onResponseEnd: () => reject(new Error('answered')),
+        onResponseError: (_controller: unknown, error: Error) => resolve(`${error.name}: ${error.message}`),
+      }
+      try {
+        dispatcher.dispatch({ origin: origin.url, path: 42 as unknown as string, method: 'GET' }, handler)
+      } catch (error) {
+        reject(error)
+      }
+    })
+    assert.equal(failed, 'InvalidArgumentError: path must be a string')
+  }
+})
