@@ -293,7 +293,8 @@ export class CacheDispatcher {
         },
         live: exchange.released ? undefined : liveWaiter(exchange, waiting, fwd),
       }
-      if (waiting.start((reason) => inFlight.leave(waiter, reason))) inFlight.join(waiter)
+      const headersTimeoutMs = exchange.opts.headersTimeout ?? undefined
+      if (waiting.start((reason) => inFlight.leave(waiter, reason), headersTimeoutMs)) inFlight.join(waiter)
       return true
     }
     return this.#send(

@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici'
+import { type Dispatcher, errors } from 'undici'
 import { asError } from '../diagnostics.js'
 import { RelayController } from './relay-controller.js'
 
@@ -13,13 +13,19 @@ export class WaitingHandler implements Dispatcher.DispatchHandler {
   readonly #handler: Dispatcher.DispatchHandler
   readonly #relay = new RelayController()
   #done = false
+  /** The caller's own headersTimeout, counted while it waits for the flight to answer it. */
+  #headersTimer: NodeJS.Timeout | undefined
 
   constructor(handler: Dispatcher.DispatchHandler) {
     this.#handler = handler
   }
 
-  /** Starts the caller; false when it aborted at once (then it has been told, and must not wait). */
-  start(onAbortWhileWaiting: (reason: Error) => void): boolean {
+  /**
+   * Starts the caller; false when it aborted at once (then it has been told, and must not wait). With
+   * `headersTimeoutMs` (the request's own headersTimeout), a wait that long with no response fails it
+   * as undici would (UND_ERR_HEADERS_TIMEOUT), and takes it off the flight.
+   */
+  start(onAbortWhileWaiting: (reason: Error) => void, headersTimeoutMs?: number): boolean {
     this.#relay.setSource({
       pause() {},
       resume() {},
@@ -35,10 +41,17 @@ export class WaitingHandler implements Dispatcher.DispatchHandler {
       queueMicrotask(() => this.onResponseError(this.#relay, asError(error)))
       return false
     }
-    return !this.#relay.aborted
+    if (this.#relay.aborted) return false
+    if (typeof headersTimeoutMs === 'number' && headersTimeoutMs > 0) {
+      const timedOut = () => this.#relay.abort(new errors.HeadersTimeoutError())
+      this.#headersTimer = setTimeout(timedOut, headersTimeoutMs).unref()
+    }
+    return true
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    // served now (re-run through the cache, or sent on with undici's own timers)
+    this.#stopTimer()
     this.#relay.setSource(controller)
   }
 
@@ -48,6 +61,7 @@ export class WaitingHandler implements Dispatcher.DispatchHandler {
     headers: Record<string, string | string[] | undefined>,
     statusMessage?: string,
   ): void {
+    this.#stopTimer()
     if (this.#live()) this.#relay.respond(this.#handler, statusCode, headers, statusMessage)
   }
 
@@ -61,13 +75,20 @@ export class WaitingHandler implements Dispatcher.DispatchHandler {
   ): void {
     if (this.#done) return
     this.#done = true
+    this.#stopTimer()
     this.#handler.onResponseEnd?.(this.#relay, trailers)
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
     if (this.#done) return
     this.#done = true
+    this.#stopTimer()
     this.#handler.onResponseError?.(this.#relay, error)
+  }
+
+  #stopTimer(): void {
+    clearTimeout(this.#headersTimer)
+    this.#headersTimer = undefined
   }
 
   #live(): boolean {

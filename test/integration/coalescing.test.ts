@@ -5,7 +5,7 @@ import { runInNewContext } from 'node:vm'
 import { request } from 'undici'
 import { Flight } from '../../lib/flights.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
-import { makeAgent, send, storeKinds } from '../helpers/client.js'
+import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 import { firstCallerLeaves } from './coalescing-callers.js'
 
@@ -239,4 +239,27 @@ test('a waiter whose onRequestStart throws gets the throw as its onResponseError
   assert.equal(slow.count('/w'), 1)
   await cache.close()
   await slow.close()
+})
+
+test("a request waiting on an identical one keeps its own headersTimeout: it fails as undici's would, the first is answered", async () => {
+  const slow = await startOrigin((_req, res) => {
+    setTimeout(() => reply(res, 200, { 'cache-control': 'max-age=60' }, 'late page'), 1200)
+  })
+  const cache = makeAgent(new MemoryStore())
+  try {
+    const url = `${slow.url}/late`
+    const first = send(cache.agent, url)
+    await sleep(50)
+    const startedMs = performance.now()
+    const waiter = request(url, { dispatcher: cache.agent, headersTimeout: 300 })
+    await assert.rejects(waiter, { code: 'UND_ERR_HEADERS_TIMEOUT' })
+    const waitedMs = performance.now() - startedMs
+    assert.ok(waitedMs >= 290 && waitedMs < 1000, `failed after ${Math.round(waitedMs)} ms`)
+    assert.equal((await first).body, 'late page')
+    assert.equal((await send(cache.agent, url)).body, 'late page')
+    assert.equal(slow.count('/late'), 1)
+  } finally {
+    await cache.close()
+    await slow.close()
+  }
 })
