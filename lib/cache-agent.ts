@@ -61,9 +61,23 @@ export class CacheAgent extends Dispatcher {
     this.#serving = serving
     this.#composed = this.#inner.compose(interceptor)
     // the inner dispatcher's events are this one's: a caller that dispatch() told `false` waits for 'drain'
+    // listened to on the inner dispatcher only while someone listens here: a dispatcher shared by many
+    // CacheAgents gets no listener of theirs for good (nor keeps them alive)
     const inner = this.#inner as unknown as NodeJS.EventEmitter
     const self = this as unknown as NodeJS.EventEmitter
-    for (const event of INNER_EVENTS) inner.on(event, (...args: unknown[]) => self.emit(event, ...args))
+    const relays = new Map<string, (...args: unknown[]) => void>()
+    self.on('newListener', (event: string) => {
+      if (!(INNER_EVENTS as readonly string[]).includes(event) || relays.has(event)) return
+      const relay = (...args: unknown[]) => self.emit(event, ...args)
+      relays.set(event, relay)
+      inner.on(event, relay)
+    })
+    self.on('removeListener', (event: string) => {
+      const relay = relays.get(event)
+      if (!relay || self.listenerCount(event) > 0) return
+      relays.delete(event)
+      inner.off(event, relay)
+    })
     // undici's compose() wraps a dispatcher in a Proxy, which calls these with the Proxy as `this`
     this.close = this.close.bind(this) as CacheAgent['close']
     this.destroy = this.destroy.bind(this) as CacheAgent['destroy']

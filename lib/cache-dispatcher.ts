@@ -293,8 +293,9 @@ export class CacheDispatcher {
         },
         live: exchange.released ? undefined : liveWaiter(exchange, waiting, fwd),
       }
-      const headersTimeoutMs = exchange.opts.headersTimeout ?? undefined
-      if (waiting.start((reason) => inFlight.leave(waiter, reason), headersTimeoutMs)) inFlight.join(waiter)
+      // its own headersTimeout, until the origin has answered the flight (then it waits for a body)
+      const headersTimeout = { ms: exchange.opts.headersTimeout, answered: () => inFlight.responseStarted }
+      if (waiting.start((reason) => inFlight.leave(waiter, reason), headersTimeout)) inFlight.join(waiter)
       return true
     }
     return this.#send(

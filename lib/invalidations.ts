@@ -129,6 +129,11 @@ export class Invalidations {
     if (this.#retired.size > MAX_KEYS) this.#retired.delete(this.#retired.keys().next().value as string)
   }
 
+  /** Whether `id` under `key` was put aside (retire()). */
+  isRetired(key: string, id: StoredEntry['id']): boolean {
+    return this.#retired.get(key)?.has(id) === true
+  }
+
   /** The retired entry `id` has been removed from the store. */
   removed(key: string, id: StoredEntry['id']): void {
     const ids = this.#retired.get(key)

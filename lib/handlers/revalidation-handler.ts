@@ -155,6 +155,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     const { config, request, key, invalidationCount } = this.#exchange
     // RFC 9111 §4.4: an unsafe request invalidated the entry while this one was at the origin
     if (config.invalidations.since(key, invalidationCount)) return false
+    // put aside meanwhile (a full answer to another revalidation of it was not stored)
+    if (config.invalidations.isRetired(key, this.#entry.id)) return false
     return staleIfErrorAllows(request, policyView(config, this.#entry), Date.now(), config.shared)
   }
 

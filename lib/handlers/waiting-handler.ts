@@ -2,6 +2,12 @@ import { type Dispatcher, errors } from 'undici'
 import { asError } from '../diagnostics.js'
 import { RelayController } from './relay-controller.js'
 
+/** A waiter's own headersTimeout, and whether the origin has answered the flight it waits on. */
+export interface HeadersTimeout {
+  ms: number | null | undefined
+  answered: () => boolean
+}
+
 /**
  * The handler of a request that waits on an identical one in flight. The caller is started as it
  * joins, as undici starts a request it sends, so that its abort is seen at once: an abort while it
@@ -21,11 +27,11 @@ export class WaitingHandler implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * Starts the caller; false when it aborted at once (then it has been told, and must not wait). With
-   * `headersTimeoutMs` (the request's own headersTimeout), a wait that long with no response fails it
-   * as undici would (UND_ERR_HEADERS_TIMEOUT), and takes it off the flight.
+   * Starts the caller; false when it aborted at once (then it has been told, and must not wait). Its
+   * own headersTimeout (`headersTimeout.ms`) counts while the origin has not answered the flight: a
+   * wait that long fails it as undici would (UND_ERR_HEADERS_TIMEOUT), and takes it off the flight.
    */
-  start(onAbortWhileWaiting: (reason: Error) => void, headersTimeoutMs?: number): boolean {
+  start(onAbortWhileWaiting: (reason: Error) => void, headersTimeout?: HeadersTimeout): boolean {
     this.#relay.setSource({
       pause() {},
       resume() {},
@@ -42,9 +48,12 @@ export class WaitingHandler implements Dispatcher.DispatchHandler {
       return false
     }
     if (this.#relay.aborted) return false
-    if (typeof headersTimeoutMs === 'number' && headersTimeoutMs > 0) {
-      const timedOut = () => this.#relay.abort(new errors.HeadersTimeoutError())
-      this.#headersTimer = setTimeout(timedOut, headersTimeoutMs).unref()
+    const { ms, answered } = headersTimeout ?? {}
+    if (typeof ms === 'number' && ms > 0 && answered && !answered()) {
+      const timedOut = () => {
+        if (!answered()) this.#relay.abort(new errors.HeadersTimeoutError())
+      }
+      this.#headersTimer = setTimeout(timedOut, ms).unref()
     }
     return true
   }

@@ -263,3 +263,24 @@ test("a request waiting on an identical one keeps its own headersTimeout: it fai
     await slow.close()
   }
 })
+
+test('a request that joins once the first has its headers is not timed out by its headersTimeout while the body comes', async () => {
+  const slowBody = await startOrigin((_req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': '9' })
+    res.write('slow ')
+    setTimeout(() => res.end('body'), 900)
+  })
+  const cache = makeAgent(new MemoryStore())
+  try {
+    const url = `${slowBody.url}/slow-body`
+    const first = send(cache.agent, url)
+    await sleep(200)
+    const joined = await request(url, { dispatcher: cache.agent, headersTimeout: 300 })
+    assert.equal(await joined.body.text(), 'slow body')
+    assert.equal((await first).body, 'slow body')
+    assert.equal(slowBody.count('/slow-body'), 1)
+  } finally {
+    await cache.close()
+    await slowBody.close()
+  }
+})

@@ -34,6 +34,11 @@ before(async () => {
       return reply(res, 200, { 'cache-control': `max-age=1, ${directive}`, etag: '"v1"' }, 'old page')
     }
     if (phase === 'down') return reply(res, 503, {}, 'origin down')
+    if (path === '/raced') {
+      // a HEAD's revalidation: the origin fails, slowly; a GET's: the page is gone
+      if (req.method === 'HEAD') return setTimeout(() => reply(res, 503, {}), 300)
+      return reply(res, 404, {}, 'not found')
+    }
     if (path === '/replaced') {
       if (req.headers['if-none-match']) return reply(res, 404, {}, 'not found')
       // slow: still downloading (and being stored) when the stale hit has been read
@@ -166,6 +171,23 @@ for (const kind of storeKinds) {
       const forced = await send(cache.agent, url, { cache: { ttl: 60 } })
       assert.match(String(forced.headers['cache-status']), /^undici-cache; hit; ttl=(59|60)$/)
       assert.equal(origin.count(`/plain?${kind.name}`), 2)
+      await cache.close()
+    })
+
+    test('a revalidation in flight when another put the entry aside is not served it under stale-if-error', async () => {
+      phase = 'first'
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}/sie/raced?${kind.name}`
+      await send(cache.agent, url)
+      await sleep(1100)
+      phase = 'changed'
+      const head = send(cache.agent, url, { method: 'HEAD' }) // its answer: a 503, in 300 ms
+      await sleep(50)
+      const gone = await send(cache.agent, url) // a 404: the entry is put aside
+      assert.deepEqual([gone.status, gone.body], [404, 'not found'])
+      const failed = await head
+      assert.equal(failed.status, 503)
+      assert.doesNotMatch(String(failed.headers['cache-status']), /stale-if-error/)
       await cache.close()
     })
   })

@@ -207,3 +207,18 @@ test("a CacheAgent tells undici's dispatcher events: 'drain' after dispatch() sa
   await agent.destroy()
   assert.deepEqual([agent.closed, agent.destroyed], [true, true])
 })
+
+test('CacheAgents over one shared dispatcher listen to its events only while someone listens to theirs', async () => {
+  const shared = new Agent()
+  const agents = Array.from({ length: 12 }, () => new CacheAgent({ agent: shared, store: new MemoryStore() }))
+  assert.equal(shared.listenerCount('drain'), 0)
+  const listener = () => {}
+  agents[0]?.on('drain', listener)
+  agents[1]?.once('drain', listener)
+  assert.equal(shared.listenerCount('drain'), 2)
+  agents[0]?.off('drain', listener)
+  assert.equal(shared.listenerCount('drain'), 1)
+  ;(shared as unknown as NodeJS.EventEmitter).emit('drain', new URL(origin.url), [shared])
+  assert.equal(shared.listenerCount('drain'), 0, 'the once listener went, and its relay with it')
+  await shared.close()
+})
