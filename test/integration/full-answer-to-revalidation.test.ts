@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { request } from 'undici'
+import { type Dispatcher, request } from 'undici'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { makeAgent, send, sleep, storeKinds, tempDir } from '../helpers/client.js'
@@ -20,6 +20,14 @@ const OLD_BIG = Buffer.alloc(10 * 1024 * 1024, 'o')
 
 let origin: Origin
 let phase: 'first' | 'changed' | 'down' = 'first'
+
+/** Stores the origin's first answer at `url`, waits until it is stale, and turns the origin to its changed answers. */
+async function storedThenStale(agent: Dispatcher, url: string): Promise<void> {
+  phase = 'first'
+  await send(agent, url)
+  await sleep(1100)
+  phase = 'changed'
+}
 
 before(async () => {
   origin = await startOrigin((req, res) => {
@@ -82,12 +90,9 @@ for (const kind of storeKinds) {
     })
 
     test('in the foreground: the new answer is served, and the old entry is not served stale when the origin fails later', async () => {
-      phase = 'first'
       const cache = makeAgent(kind.make())
       const url = `${origin.url}/sie/personal?${kind.name}`
-      await send(cache.agent, url)
-      await sleep(1100)
-      phase = 'changed'
+      await storedThenStale(cache.agent, url)
       const changed = await send(cache.agent, url)
       assert.equal(changed.body, 'new page for you')
       assert.equal(changed.headers['cache-status'], 'undici-cache; fwd=stale; detail=set-cookie')
@@ -100,12 +105,9 @@ for (const kind of storeKinds) {
     })
 
     test("a request with credentials whose answer is not stored leaves an entry kept for none: that answer is the user's own", async () => {
-      phase = 'first'
       const cache = makeAgent(kind.make())
       const url = `${origin.url}/swr/for-alice?${kind.name}`
-      await send(cache.agent, url)
-      await sleep(1100)
-      phase = 'changed'
+      await storedThenStale(cache.agent, url)
       const alice = await send(cache.agent, url, { headers: { authorization: 'Bearer alice' } })
       assert.equal(alice.body, 'old page')
       await sleep(100) // its background revalidation was answered 'private', for alice
@@ -118,7 +120,6 @@ for (const kind of storeKinds) {
     })
 
     test('a response stored for the URL while the stale hit is still read is kept and served', async () => {
-      phase = 'first'
       const store =
         kind.name === 'SqliteStore'
           ? new SqliteStore({
@@ -130,9 +131,7 @@ for (const kind of storeKinds) {
           : new MemoryStore({ maxEntryBytes: 2 * OLD_BIG.length })
       const cache = makeAgent(store)
       const url = `${origin.url}/swr/replaced?${kind.name}`
-      await send(cache.agent, url)
-      await sleep(1100)
-      phase = 'changed'
+      await storedThenStale(cache.agent, url)
       const staleHit = await request(url, { dispatcher: cache.agent }) // its revalidation: a 404
       await sleep(100)
       const storing = await request(url, { dispatcher: cache.agent }) // a miss, stored as it arrives
@@ -175,12 +174,9 @@ for (const kind of storeKinds) {
     })
 
     test('a revalidation in flight when another put the entry aside is not served it under stale-if-error', async () => {
-      phase = 'first'
       const cache = makeAgent(kind.make())
       const url = `${origin.url}/sie/raced?${kind.name}`
-      await send(cache.agent, url)
-      await sleep(1100)
-      phase = 'changed'
+      await storedThenStale(cache.agent, url)
       const head = send(cache.agent, url, { method: 'HEAD' }) // its answer: a 503, in 300 ms
       await sleep(50)
       const gone = await send(cache.agent, url) // a 404: the entry is put aside
