@@ -1,4 +1,5 @@
 import { Agent, Dispatcher, errors } from 'undici'
+import { EventRelays } from './event-relays.js'
 import { newApiHandler } from './handlers/legacy-handler.js'
 import { interceptorWith } from './interceptor.js'
 import {
@@ -17,7 +18,7 @@ export interface CacheAgentOptions extends CacheInterceptorOptions {
 }
 
 /** undici's dispatcher events, told by the inner dispatcher. */
-const INNER_EVENTS = ['drain', 'connect', 'disconnect', 'connectionError'] as const
+const INNER_EVENTS = ['drain', 'connect', 'disconnect', 'connectionError']
 
 function isDispatcher(value: unknown): value is Dispatcher {
   return typeof (value as Dispatcher | undefined)?.dispatch === 'function'
@@ -41,6 +42,7 @@ export class CacheAgent extends Dispatcher {
   readonly #composed: Dispatcher
   #ownedStore: CacheStore | undefined
   readonly #serving: Serving
+  readonly #relays: EventRelays
   #closed = false
   #destroyed = false
 
@@ -61,23 +63,8 @@ export class CacheAgent extends Dispatcher {
     this.#serving = serving
     this.#composed = this.#inner.compose(interceptor)
     // the inner dispatcher's events are this one's: a caller that dispatch() told `false` waits for 'drain'
-    // listened to on the inner dispatcher only while someone listens here: a dispatcher shared by many
-    // CacheAgents gets no listener of theirs for good (nor keeps them alive)
-    const inner = this.#inner as unknown as NodeJS.EventEmitter
-    const self = this as unknown as NodeJS.EventEmitter
-    const relays = new Map<string, (...args: unknown[]) => void>()
-    self.on('newListener', (event: string) => {
-      if (!(INNER_EVENTS as readonly string[]).includes(event) || relays.has(event)) return
-      const relay = (...args: unknown[]) => self.emit(event, ...args)
-      relays.set(event, relay)
-      inner.on(event, relay)
-    })
-    self.on('removeListener', (event: string) => {
-      const relay = relays.get(event)
-      if (!relay || self.listenerCount(event) > 0) return
-      relays.delete(event)
-      inner.off(event, relay)
-    })
+    const emitter = (dispatcher: Dispatcher) => dispatcher as unknown as NodeJS.EventEmitter
+    this.#relays = new EventRelays(emitter(this.#inner), emitter(this), INNER_EVENTS)
     // undici's compose() wraps a dispatcher in a Proxy, which calls these with the Proxy as `this`
     this.close = this.close.bind(this) as CacheAgent['close']
     this.destroy = this.destroy.bind(this) as CacheAgent['destroy']
@@ -91,6 +78,12 @@ export class CacheAgent extends Dispatcher {
       return false
     }
     return this.#composed.dispatch(opts, adapted)
+  }
+
+  override removeAllListeners(...event: [string | symbol] | []): this {
+    ;(super.removeAllListeners as (...event: unknown[]) => this)(...event)
+    this.#relays.sync()
+    return this
   }
 
   /** As undici's dispatchers: true once close() or destroy() was called. */

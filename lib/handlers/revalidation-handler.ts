@@ -99,10 +99,13 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       const matches = !this.#forward.redirected && notModifiedMatches(this.#entry, { statusCode, headers })
       this.#outcome = matches ? 'not-modified' : 'mismatch'
       this.#notModifiedHeaders = headers
+      // answered for the waiters (a mismatch is asked again: that answer tells them)
+      if (matches) this.#answeredFlight()
       return
     }
     if (STALE_IF_ERROR_STATUSES.has(statusCode) && this.#staleIfErrorAllowed()) {
       this.#outcome = 'stale-if-error'
+      this.#answeredFlight()
       return
     }
     this.#forward.onResponseStart(controller, statusCode, headers, statusMessage)
@@ -149,15 +152,26 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     return notStoredBecause !== undefined && !SAYS_NOTHING_OF_ENTRY.has(notStoredBecause)
   }
 
+  /** The origin answered the flight: its waiters wait for what that serves, not for headers. */
+  #answeredFlight(): void {
+    if (this.#options.flight) this.#options.flight.responseStarted = true
+  }
+
   /** Never in the background: nobody waits there for the stale response, and the failure is reported. */
   #staleIfErrorAllowed(): boolean {
-    if (this.#options.background) return false
-    const { config, request, key, invalidationCount } = this.#exchange
-    // RFC 9111 §4.4: an unsafe request invalidated the entry while this one was at the origin
-    if (config.invalidations.since(key, invalidationCount)) return false
-    // put aside meanwhile (a full answer to another revalidation of it was not stored)
-    if (config.invalidations.isRetired(key, this.#entry.id)) return false
+    if (this.#options.background || !this.#staleStillServable()) return false
+    const { config, request } = this.#exchange
     return staleIfErrorAllows(request, policyView(config, this.#entry), Date.now(), config.shared)
+  }
+
+  /**
+   * RFC 9111 §4.4: not invalidated by an unsafe request while this one was at the origin; nor put aside
+   * meanwhile (a full answer to another revalidation of it was not stored).
+   */
+  #staleStillServable(): boolean {
+    const { config, key, invalidationCount } = this.#exchange
+    if (config.invalidations.since(key, invalidationCount)) return false
+    return !config.invalidations.isRetired(key, this.#entry.id)
   }
 
   #serveFreshened(): void {
@@ -249,7 +263,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       flight.settle('stale')
     }
     const serve = (entry: StoredEntry | undefined) => {
-      if (!entry) {
+      // gone, or put aside or invalidated since the error's headers came: nothing stale to serve
+      if (!entry || !this.#staleStillServable()) {
         this.#options.onMismatch()
         return
       }

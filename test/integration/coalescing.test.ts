@@ -284,3 +284,31 @@ test('a request that joins once the first has its headers is not timed out by it
     await slowBody.close()
   }
 })
+
+test('a request waiting on a revalidation the origin answered with an error is served the stale entry, whatever its headersTimeout', async () => {
+  let failing = false
+  const flaky = await startOrigin((_req, res) => {
+    if (!failing)
+      return reply(res, 200, { 'cache-control': 'max-age=1, stale-if-error=3600', etag: '"v1"' }, 'old page')
+    res.writeHead(503, { 'content-length': '10' })
+    res.write('down ')
+    setTimeout(() => res.end('down.'), 800)
+  })
+  const cache = makeAgent(new MemoryStore())
+  try {
+    const url = `${flaky.url}/flaky`
+    await send(cache.agent, url)
+    await sleep(1100)
+    failing = true
+    const first = send(cache.agent, url)
+    await sleep(50)
+    const waiter = await request(url, { dispatcher: cache.agent, headersTimeout: 300 })
+    assert.equal(await waiter.body.text(), 'old page')
+    assert.match(String(waiter.headers['cache-status']), /detail=stale-if-error-503$/)
+    assert.equal((await first).body, 'old page')
+    assert.equal(flaky.count('/flaky'), 2)
+  } finally {
+    await cache.close()
+    await flaky.close()
+  }
+})

@@ -42,6 +42,13 @@ before(async () => {
       return reply(res, 200, { 'cache-control': `max-age=1, ${directive}`, etag: '"v1"' }, 'old page')
     }
     if (phase === 'down') return reply(res, 503, {}, 'origin down')
+    if (path === '/raced-body') {
+      // with x-who: slow, the origin fails: its 503's headers at once, its body slowly; else the page is gone
+      if (req.headers['x-who'] !== 'slow') return reply(res, 404, {}, 'not found')
+      res.writeHead(503, { 'content-length': '10' })
+      res.write('down ')
+      return setTimeout(() => res.end('down.'), 400)
+    }
     if (path === '/raced') {
       // a HEAD's revalidation: the origin fails, slowly; a GET's: the page is gone
       if (req.method === 'HEAD') return setTimeout(() => reply(res, 503, {}), 300)
@@ -183,6 +190,19 @@ for (const kind of storeKinds) {
       assert.deepEqual([gone.status, gone.body], [404, 'not found'])
       const failed = await head
       assert.equal(failed.status, 503)
+      assert.doesNotMatch(String(failed.headers['cache-status']), /stale-if-error/)
+      await cache.close()
+    })
+
+    test('an error whose headers came before another revalidation put the entry aside is not answered with it', async () => {
+      const cache = makeAgent(kind.make())
+      const url = `${origin.url}/sie/raced-body?${kind.name}`
+      await storedThenStale(cache.agent, url)
+      const slow = send(cache.agent, url, { headers: { 'x-who': 'slow', authorization: 'Bearer x' } })
+      await sleep(100) // its 503's headers came, its body has not
+      assert.equal((await send(cache.agent, url)).status, 404) // the entry is put aside
+      const failed = await slow
+      assert.deepEqual([failed.status, failed.body], [503, 'down down.'])
       assert.doesNotMatch(String(failed.headers['cache-status']), /stale-if-error/)
       await cache.close()
     })

@@ -222,3 +222,15 @@ test('CacheAgents over one shared dispatcher listen to its events only while som
   assert.equal(shared.listenerCount('drain'), 0, 'the once listener went, and its relay with it')
   await shared.close()
 })
+
+test("after removeAllListeners(), a CacheAgent still tells the inner dispatcher's events to new listeners", async () => {
+  const agent = new CacheAgent({ store: new MemoryStore() })
+  agent.on('connect', () => {})
+  agent.removeAllListeners()
+  let connects = 0
+  agent.on('connect', () => connects++)
+  const res = await request(`${origin.url}/after-remove-all`, { dispatcher: agent })
+  await res.body.text()
+  assert.equal(connects, 1)
+  await agent.close()
+})
