@@ -201,7 +201,7 @@ function contentLength(headers: UndiciHeaders): number | undefined {
   return typeof headers['content-length'] === 'string' && Number.isSafeInteger(length) ? length : undefined
 }
 
-/** A Writable feeding a store writer: commit on end, abort on destroy; undefined if the store declines. */
+/** A Writable feeding a store writer: commit on end, abort on a destroy before that; undefined if the store declines. */
 function openWriteStream(
   store: CacheStore,
   key: UndiciCacheKey,
@@ -217,12 +217,23 @@ function openWriteStream(
   }
   if (writer === undefined) return undefined
   const entryWriter = writer
+  let committed = false
   return new Writable({
     write: (chunk: Buffer, _encoding, callback) =>
       settle(store, 'write', () => entryWriter.write(chunk), callback),
-    final: (callback) => settle(store, 'commit', () => entryWriter.commit(), callback),
+    final: (callback) =>
+      settle(
+        store,
+        'commit',
+        () => entryWriter.commit(),
+        (error) => {
+          committed = !error
+          callback(error)
+        },
+      ),
+    // Node destroys a Writable after it finished too: a committed entry is not the writer's to drop
     destroy: (error, callback) => {
-      entryWriter.abort()
+      if (!committed) entryWriter.abort()
       callback(error)
     },
   })

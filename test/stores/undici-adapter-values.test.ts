@@ -153,3 +153,38 @@ test('a failing store never fails a request through the adapter', async () => {
   await assert.rejects(writeValue(commitFails, key, value, 'body'), /commit failed/)
   await cache.close()
 })
+
+test('a committed write is not aborted after (Node destroys a finished Writable): a store whose abort drops what was written keeps it', async () => {
+  const inner = new MemoryStore()
+  const events: string[] = []
+  // a store true to the contract's word: abort() drops everything written, also after a commit
+  const strict: CacheStore = {
+    get: (key) => inner.get(key),
+    put: (key, meta, expectedSizeBytes) => {
+      const writer = inner.put(key, meta, expectedSizeBytes)
+      if (!writer) return undefined
+      return {
+        write: (chunk) => writer.write(chunk),
+        commit: () => {
+          events.push('commit')
+          return writer.commit()
+        },
+        abort: () => {
+          events.push('abort')
+          inner.delete(key)
+        },
+      }
+    },
+    update: (key, id, meta) => inner.update(key, id, meta),
+    delete: (key) => inner.delete(key),
+    close: () => inner.close(),
+  }
+  const cache = undiciCache(strict)
+  const target = '/large?suite=strict-abort'
+  await cache.sendAndSettle(target)
+  const again = await send(cache.dispatcher, origin.url + target)
+  assert.deepEqual([again.status, again.body], [200, LARGE_BODY])
+  assert.equal(origin.count(target), 1)
+  assert.deepEqual(events, ['commit'])
+  await cache.close()
+})
