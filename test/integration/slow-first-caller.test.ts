@@ -57,25 +57,36 @@ for (const kind of stores) {
   describe(`a first caller that only reads slowly holds nobody up (${kind.name})`, () => {
     const pathOf = (name: string) => `/${name}-${kind.name}`
 
-    test('concurrent global fetch() calls for a chunked body without ETag make one origin request', async () => {
-      const cache = makeAgent(kind.make())
-      const url = `${origin.url}${pathOf('herd')}`
-      const fetchOne = async (delayMs: number) => {
-        await sleep(delayMs)
-        const response = await globalThis.fetch(url, { dispatcher: cache.agent } as RequestInit)
-        return {
-          status: response.headers.get('cache-status'),
-          body: Buffer.from(await response.arrayBuffer()),
+    test('concurrent global fetch() calls for a chunked body without ETag make one origin request', async (t) => {
+      // a reader that falls 100 ms behind lets the others go (HOLD_GRACE_MS): a busy machine (the test
+      // files beside this one, under coverage) can stall fetch() that long, so up to 3 tries, each fresh
+      const counts: number[] = []
+      for (let attempt = 1; attempt <= 3 && counts.at(-1) !== 1; attempt++) {
+        const cache = makeAgent(kind.make())
+        const path = `${pathOf('herd')}-${attempt}`
+        const fetchOne = async (delayMs: number) => {
+          await sleep(delayMs)
+          const response = await globalThis.fetch(`${origin.url}${path}`, {
+            dispatcher: cache.agent,
+          } as RequestInit)
+          return {
+            status: response.headers.get('cache-status'),
+            body: Buffer.from(await response.arrayBuffer()),
+          }
         }
+        // the later ones arrive while the body streams: they wait for the entry
+        const answers = await within(10_000, 'fetches', Promise.all([0, 20, 40, 60].map(fetchOne)))
+        for (const answer of answers) assert.equal(sha(answer.body), sha(BODY))
+        counts.push(origin.count(path))
+        if (counts.at(-1) === 1) {
+          for (const answer of answers.slice(1)) {
+            assert.match(String(answer.status), /^undici-cache; (fwd=miss; collapsed|hit; ttl=\d+)$/)
+          }
+        }
+        await cache.close()
       }
-      // the later ones arrive while the body streams: they wait for the entry
-      const answers = await within(10_000, 'fetches', Promise.all([0, 20, 40, 60].map(fetchOne)))
-      for (const answer of answers) assert.equal(sha(answer.body), sha(BODY))
-      assert.equal(origin.count(pathOf('herd')), 1)
-      for (const answer of answers.slice(1)) {
-        assert.match(String(answer.status), /^undici-cache; (fwd=miss; collapsed|hit; ttl=\d+)$/)
-      }
-      await cache.close()
+      t.diagnostic(`origin requests per try: ${counts.join(', ')}`)
+      assert.equal(counts.at(-1), 1)
     })
 
     test(`a first caller stopped for less than ${HOLD_GRACE_MS} ms keeps the requests that arrived meanwhile waiting for its entry`, async () => {
