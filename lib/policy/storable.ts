@@ -3,7 +3,7 @@ import { linesOf, namesWith } from './fields.js'
 import { HEURISTICALLY_CACHEABLE_STATUSES, hasExplicitExpiration } from './freshness.js'
 import { HOP_BY_HOP_FIELDS, withConnectionNominated, withoutFields } from './hop-by-hop.js'
 import type { CacheControl, Headers, RequestInfo, ResponseInfo } from './types.js'
-import { varyFieldNames } from './vary.js'
+import { hasMalformedVary, varyFieldNames } from './vary.js'
 
 /** Status codes whose caching semantics this cache implements (RFC 9111 §3, §5.2.2.3). */
 export const UNDERSTOOD_STATUSES: ReadonlySet<number> = new Set([
@@ -20,6 +20,7 @@ export type StoreRefusal =
   | 'authorization'
   | 'set-cookie'
   | 'vary-star'
+  | 'malformed-vary'
   | 'no-freshness'
 
 export type StoreDecision = { storable: true } | { storable: false; reason: StoreRefusal }
@@ -62,6 +63,8 @@ function refusal(request: RequestInfo, response: ResponseInfo, shared: boolean):
   if (shared && directives.private === true) return 'private'
   if (shared && !authorizationAllowed(request, directives)) return 'authorization'
   if (shared && linesOf(response.headers, 'set-cookie').length > 0) return 'set-cookie'
+  // a malformed Vary (`Cookie Accept-Language`) would select nothing: shared by every request
+  if (hasMalformedVary(response.headers)) return 'malformed-vary'
   if (varyFieldNames(response.headers) === '*') return 'vary-star'
   if (!hasFreshnessInformation(response, directives, shared)) return 'no-freshness'
   return undefined

@@ -10,12 +10,24 @@ export interface VariantCandidate {
   responseTimeMs: number
 }
 
-/** The Vary field names, lower-case, deduplicated and sorted; '*' when any member is '*' (RFC 9110 §12.5.5). */
+/** RFC 9110 §5.1: a field name is a token. */
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/**
+ * The Vary field names, lower-case, deduplicated and sorted; '*' when any member is '*' (RFC 9110
+ * §12.5.5), or no field name (`Cookie Accept-Language`, `"Cookie"`): no request carries such a field,
+ * so it would tell none apart.
+ */
 export function varyFieldNames(headers: Headers): string[] | '*' {
   if (linesOf(headers, 'vary').length === 0) return []
   const names = listMembers(headers, 'vary').map((name) => name.toLowerCase())
-  if (names.includes('*')) return '*'
+  if (names.some((name) => name === '*' || !FIELD_NAME.test(name))) return '*'
   return [...new Set(names)].sort()
+}
+
+/** A Vary member that is neither '*' nor a field name (RFC 9110 §12.5.5). */
+export function hasMalformedVary(headers: Headers): boolean {
+  return listMembers(headers, 'vary').some((name) => name !== '*' && !FIELD_NAME.test(name))
 }
 
 /**

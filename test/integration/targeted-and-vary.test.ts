@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
-import { makeAgent, send } from '../helpers/client.js'
+import { makeAgent, send, storeKinds } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 
 let origin: Origin
@@ -110,3 +110,34 @@ describe('immutable (RFC 8246)', () => {
     assert.equal(await originRequests({}, '/immutable', [{}, { 'cache-control': 'no-cache' }]), 2)
   })
 })
+
+for (const kind of storeKinds) {
+  test(`a malformed Vary is not stored: one user's page never reaches another, alone or collapsed (${kind.name})`, async () => {
+    const accounts = await startOrigin((req, res) => {
+      setTimeout(() => {
+        const headers = { 'cache-control': 'max-age=60', vary: 'Cookie Accept-Language' }
+        reply(res, 200, headers, `account page of ${req.headers.cookie}`)
+      }, 50)
+    })
+    const cache = makeAgent(kind.make())
+    try {
+      const url = `${accounts.url}/me`
+      const alice = await send(cache.agent, url, { headers: { cookie: 'sid=alice' } })
+      assert.equal(alice.headers['cache-status'], 'undici-cache; fwd=miss; detail=malformed-vary')
+      const bob = await send(cache.agent, url, { headers: { cookie: 'sid=bob' } })
+      assert.equal(bob.body, 'account page of sid=bob')
+      const users = ['carol', 'dave', 'erin']
+      const together = await Promise.all(
+        users.map((user) => send(cache.agent, url, { headers: { cookie: `sid=${user}` } })),
+      )
+      assert.deepEqual(
+        together.map((reply) => reply.body),
+        users.map((user) => `account page of sid=${user}`),
+      )
+      assert.equal(accounts.count('/me'), 5)
+    } finally {
+      await cache.close()
+      await accounts.close()
+    }
+  })
+}

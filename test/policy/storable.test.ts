@@ -116,6 +116,29 @@ describe('canStore (RFC 9111 §3)', () => {
     assert.deepEqual(canStore(get(), ok({ 'cache-control': 'max-age=60', vary: 'accept' }), false), STORABLE)
   })
 
+  it('refuses a Vary member that is no field name: it would tell no request apart (RFC 9110 §12.5.5)', () => {
+    for (const vary of [
+      'Cookie Accept-Language',
+      '"Cookie"',
+      'Cookie;',
+      'Cookie/1',
+      'Cookie\u00e9',
+      'accept, *;',
+    ]) {
+      for (const shared of [true, false]) {
+        assert.deepEqual(
+          canStore(get(), ok({ 'cache-control': 'max-age=60', vary }), shared),
+          refused('malformed-vary'),
+          vary,
+        )
+      }
+    }
+    assert.deepEqual(
+      canStore(get(), ok({ 'cache-control': 'max-age=60', vary: 'Cookie, Accept-Language' }), true),
+      STORABLE,
+    )
+  })
+
   it('needs freshness information', () => {
     assert.deepEqual(canStore(get(), ok({}, 302), true), refused('no-freshness'))
     assert.deepEqual(canStore(get(), ok({}, 200), true), STORABLE)

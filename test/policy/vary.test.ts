@@ -217,3 +217,11 @@ describe('selectVariant (RFC 9111 §4.1)', () => {
     assert.equal(selectVariant([], {}), undefined)
   })
 })
+
+describe('a malformed Vary', () => {
+  it("selects as '*' does: never a stored variant for another request", () => {
+    assert.equal(varyFieldNames({ vary: 'Cookie Accept-Language' }), '*')
+    assert.equal(varyFieldNames({ vary: ['accept', '"cookie"'] }), '*')
+    assert.deepEqual(varyFieldNames({ vary: 'Cookie,  accept' }), ['accept', 'cookie'])
+  })
+})
