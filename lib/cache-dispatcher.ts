@@ -294,7 +294,7 @@ export class CacheDispatcher {
         live: exchange.released ? undefined : liveWaiter(exchange, waiting, fwd),
       }
       // its own headersTimeout, until the origin has answered the flight (then it waits for a body)
-      const headersTimeout = { ms: exchange.opts.headersTimeout, answered: () => inFlight.responseStarted }
+      const headersTimeout = { ms: exchange.opts.headersTimeout, answered: () => inFlight.answered }
       if (waiting.start((reason) => inFlight.leave(waiter, reason), headersTimeout)) inFlight.join(waiter)
       return true
     }

@@ -45,8 +45,8 @@ export class Flight {
   notModifiedEntryId: StoredEntry['id'] | undefined
   /** Set when the flight settles `stale`: its waiters may be served the same entry (RFC 5861 §4). */
   staleServed: StaleServed | undefined
-  /** The flight's final response has started: a waiter is no longer waiting for headers from the origin. */
-  responseStarted = false
+  /** The origin answered (a final response, a 304, an error served stale): waiters wait for a body, not headers. */
+  answered = false
   readonly #waiters: Waiter[] = []
   readonly #onSettled: () => void
   #settled = false

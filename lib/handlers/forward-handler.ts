@@ -155,7 +155,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
       return
     }
     this.#responseStarted = true
-    if (this.#flight) this.#flight.responseStarted = true
+    if (this.#flight) this.#flight.answered = true
     this.#declaredSizeBytes = contentLengthBytes(headers)
     const opened = this.#open(statusCode, headers, statusMessage ?? '')
     this.#writer = opened.writer

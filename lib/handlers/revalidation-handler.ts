@@ -154,7 +154,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   /** The origin answered the flight: its waiters wait for what that serves, not for headers. */
   #answeredFlight(): void {
-    if (this.#options.flight) this.#options.flight.responseStarted = true
+    if (this.#options.flight) this.#options.flight.answered = true
   }
 
   /** Never in the background: nobody waits there for the stale response, and the failure is reported. */
@@ -290,11 +290,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 }
 
 /** A response not stored that still says nothing of the entry: the request forbade storing, it came from another URL, or the key was invalidated meanwhile. */
-const SAYS_NOTHING_OF_ENTRY: ReadonlySet<string | undefined> = new Set([
-  'request-no-store',
-  'redirected',
-  'invalidated',
-])
+const SAYS_NOTHING_OF_ENTRY: ReadonlySet<string> = new Set(['request-no-store', 'redirected', 'invalidated'])
 
 function isLengthMismatch(error: Error): boolean {
   return (error as Error & { code?: unknown }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'

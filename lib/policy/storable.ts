@@ -63,9 +63,9 @@ function refusal(request: RequestInfo, response: ResponseInfo, shared: boolean):
   if (shared && directives.private === true) return 'private'
   if (shared && !authorizationAllowed(request, directives)) return 'authorization'
   if (shared && linesOf(response.headers, 'set-cookie').length > 0) return 'set-cookie'
-  // a malformed Vary (`Cookie Accept-Language`) would select nothing: shared by every request
-  if (hasMalformedVary(response.headers)) return 'malformed-vary'
-  if (varyFieldNames(response.headers) === '*') return 'vary-star'
+  // a malformed Vary (`Cookie Accept-Language`) selects as '*' does: it would tell no request apart
+  if (varyFieldNames(response.headers) === '*')
+    return hasMalformedVary(response.headers) ? 'malformed-vary' : 'vary-star'
   if (!hasFreshnessInformation(response, directives, shared)) return 'no-freshness'
   return undefined
 }

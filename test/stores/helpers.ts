@@ -187,3 +187,9 @@ export function fdsOnFile(path: string): number {
     }
   }).length
 }
+
+/** Makes SQLite refuse every insert of an entry under `key` (a write transaction that fails). */
+export function refuseInserts(raw: Database.Database, key: string): void {
+  raw.exec(`CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.key = '${key}'
+    BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`)
+}

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-uses.js'
-import { sampleMeta, usedBit } from './helpers.js'
+import { refuseInserts, sampleMeta, usedBit } from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-uses-restore-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -40,8 +40,7 @@ test('a failed write puts the uses it took back into the store that recorded eac
   const path = join(dir, 'two-stores.db')
   oldEntries(path, 2 * USES_EACH)
   const raw = new Database(path)
-  raw.exec(`CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.key = 'refused'
-    BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`)
+  refuseInserts(raw, 'refused')
   const first = new SqliteStore({ path, hotBytes: 0, sweepIntervalMs: 0 })
   const second = new SqliteStore({ path, hotBytes: 0, sweepIntervalMs: 0 })
   const ids: number[] = []

@@ -14,7 +14,15 @@ import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { SqliteTables } from '../../lib/stores/sqlite-tables.js'
 import { USE_BLOCK_IDS } from '../../lib/stores/sqlite-use-bits.js'
 import { USE_WRITE_DELAY_MS } from '../../lib/stores/sqlite-uses.js'
-import { damageRootPage, fdsOnFile, linuxOnly, sampleMeta, storeBody, usedBit } from './helpers.js'
+import {
+  damageRootPage,
+  fdsOnFile,
+  linuxOnly,
+  refuseInserts,
+  sampleMeta,
+  storeBody,
+  usedBit,
+} from './helpers.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-uses-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -241,8 +249,7 @@ test('uses taken by a write transaction that fails wait again, and are written b
   const path = newPath()
   await twoOldEntries(path)
   const raw = new Database(path)
-  raw.exec(`CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.key = 'refused'
-    BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`)
+  refuseInserts(raw, 'refused')
   const store = new SqliteStore({ path, hotBytes: 0, sweepIntervalMs: 0 })
   const id = store.get('A')[0]?.id as number
   await assert.rejects(storeBody(store, 'refused', freshMeta(), Buffer.from('r')), /refused by the test/)
