@@ -84,7 +84,7 @@ export class CacheDispatcher {
   }
 
   dispatch(opts: DispatchOptions, handler: Handler): boolean {
-    const counted = new CountedHandler(handler, this.#config.serving)
+    const counted = new CountedHandler(handler, this.#config.serving, opts.body)
     try {
       return this.#start(opts, counted, { coalesce: true })
     } catch (error) {

@@ -12,14 +12,15 @@ type QueuedAbortHook = (cancel: (reason: Error) => void) => void
  * connection out of the queue at once. With `flight` (a download others may wait on), it cancels the
  * request only once nobody else waits on it: at once if nobody does, else when the last waiter leaves
  * (until the request starts; then the caller's abort reaches the cache as usual). `null`: the request is
- * not the caller's (a background revalidation, the rest of a body for a waiter), and the hook is
- * dropped, as undici's own cache interceptor does. Without either, the options are the caller's own.
+ * not the caller's (a background revalidation, the rest of a body for a waiter): the hook is
+ * dropped, as undici's own cache interceptor does, and so is the body (see withoutBody). Without either, the options are the caller's own.
  */
 export function ownRequestOptions(
   opts: Dispatcher.DispatchOptions,
   flight: Flight | null | undefined,
 ): Dispatcher.DispatchOptions {
   if (flight === undefined) return opts
+  if (flight === null) opts = withoutBody(opts)
   for (const symbol of Object.getOwnPropertySymbols(opts)) {
     if (symbol.description !== QUEUED_ABORT) continue
     const hook = (opts as unknown as Record<symbol, unknown>)[symbol]
@@ -29,6 +30,14 @@ export function ownRequestOptions(
     return { ...opts, [symbol]: onceAlone }
   }
   return opts
+}
+
+/**
+ * A request the cache sends on its own carries none of the caller's body: the only one a cached
+ * request has is the stream a pipeline() caller writes into, which is the caller's request's alone.
+ */
+export function withoutBody(opts: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions {
+  return opts.body === undefined || opts.body === null ? opts : { ...opts, body: null }
 }
 
 function cancelOnceAlone(flight: Flight, cancel: () => void): void {

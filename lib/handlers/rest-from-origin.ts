@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import type { DispatchOptions } from '../exchange.js'
+import { withoutBody } from '../own-request.js'
 import { withoutClientConditionals } from '../policy/conditional.js'
 import { entityTagOf, isWeakTag, strongMatch } from '../policy/entity-tag.js'
 import { contentLengthBytes, singletonValue } from '../policy/headers.js'
@@ -37,7 +38,7 @@ export function restFetcher(
     // RFC 9110 §14.2, §13.1.5: the rest if the representation is unchanged, else all of the new one
     const range = `bytes=${fromByte}-`
     const headers = { ...withoutClientConditionals(requestHeaders), range, 'if-range': etag }
-    next({ ...opts, headers }, new RestHandler(shared, fromByte, handler, relay))
+    next({ ...withoutBody(opts), headers }, new RestHandler(shared, fromByte, handler, relay))
   }
 }
 
