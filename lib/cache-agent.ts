@@ -45,6 +45,7 @@ export class CacheAgent extends Dispatcher {
   readonly #relays: EventRelays
   #closed = false
   #destroyed = false
+  #closing: Promise<void> | undefined
 
   constructor(options: CacheAgentOptions = {}) {
     super()
@@ -109,16 +110,30 @@ export class CacheAgent extends Dispatcher {
   override close(): Promise<void>
   override close(callback: () => void): void
   override close(callback?: () => void): Promise<void> | undefined {
-    // like undici's close: new requests are refused, those under way finish first (hits from the store,
-    // waiters, readers that fell behind included); the inner dispatcher serves them until then
+    assertCallback(callback)
+    // as undici's: closing a destroyed dispatcher fails; closing one being closed waits for it
+    const closing = this.#destroyed ? Promise.reject(new errors.ClientDestroyedError()) : this.#closeOnce()
+    if (!callback) return closing
+    callBack(closing, callback)
+    return undefined
+  }
+
+  /**
+   * Like undici's close: new requests are refused, those under way finish first (hits from the store,
+   * waiters, readers that fell behind included), the inner dispatcher serving them until then; then
+   * the dispatcher counts as destroyed, as undici's does once closed.
+   */
+  #closeOnce(): Promise<void> {
+    if (this.#closing) return this.#closing
     this.#closed = true
-    const closing = this.#serving
+    this.#closing = this.#serving
       .idle()
       .then(() => (this.#destroyed ? undefined : this.#inner.close()))
       .then(() => this.#ownedStore?.close())
-    if (!callback) return closing.then(() => undefined)
-    callBack(closing, callback)
-    return undefined
+      .finally(() => {
+        this.#destroyed = true
+      })
+    return this.#closing
   }
 
   override destroy(): Promise<void>
@@ -131,6 +146,7 @@ export class CacheAgent extends Dispatcher {
   ): Promise<void> | undefined {
     const error = typeof errorOrCallback === 'function' ? null : (errorOrCallback ?? null)
     const done = typeof errorOrCallback === 'function' ? errorOrCallback : callback
+    assertCallback(done)
     this.#closed = true
     this.#destroyed = true
     // like undici's destroy: the requests under way fail at once, those served from the store included
@@ -140,6 +156,12 @@ export class CacheAgent extends Dispatcher {
     callBack(destroying, done)
     return undefined
   }
+}
+
+/** As undici's dispatchers, a callback that is not a function is refused at once. */
+function assertCallback(callback: unknown): void {
+  if (callback !== undefined && typeof callback !== 'function')
+    throw new errors.InvalidArgumentError('invalid callback')
 }
 
 /** Calls a close or destroy callback as undici's dispatchers do: `(null, null)`, or `(error, null)`. */
