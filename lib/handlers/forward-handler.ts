@@ -229,7 +229,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     // composed inside the cache, such as undici's dump, dropped or cut it)
     const incomplete =
       this.#declaredSizeBytes !== undefined && this.#receivedBytes !== this.#declaredSizeBytes
-    if (this.#invalidatedSinceSent() || incomplete) {
+    // a body without Content-Length the store gave up on as too large
+    if (writer.refused === true) this.notStoredBecause = 'too-large'
+    if (this.#invalidatedSinceSent() || incomplete || writer.refused === true) {
       quietly(
         () => {},
         () => writer.abort(),

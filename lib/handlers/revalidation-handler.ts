@@ -109,9 +109,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       return
     }
     this.#forward.onResponseStart(controller, statusCode, headers, statusMessage)
-    if (this.#answerReplacesEntry(statusCode)) {
-      this.#exchange.config.invalidations.retire(this.#exchange.key, this.#entry.id)
-    }
+    this.#retireIfNotReplaced()
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -119,8 +117,11 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: Headers): void {
-    if (this.#outcome === 'forward') this.#forward.onResponseEnd(controller, trailers)
-    else if (this.#outcome === 'mismatch') this.#options.onMismatch()
+    if (this.#outcome === 'forward') {
+      this.#forward.onResponseEnd(controller, trailers)
+      // the store may give up on a body without Content-Length only as it arrives
+      this.#retireIfNotReplaced()
+    } else if (this.#outcome === 'mismatch') this.#options.onMismatch()
     else if (this.#outcome === 'not-modified') this.#serveFreshened()
     else this.#serveStale(`${this.#statusCode}`)
   }
@@ -137,19 +138,21 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   /**
    * RFC 9111 §4.3.3: a full response to the conditional request says the entry it named is not
-   * suitable; when it is not stored in its place, the entry is not served again through this store
+   * suitable; when it is not stored in its place (refused at its start, or given up on by the store as
+   * it arrived), the entry is not served again through this store
    * object (stale-while-revalidate served it on otherwise). It is left in the store to expire: a
    * delete would take the key's other variants and the responses stored for it meanwhile. Not for a
    * 5xx (the cache may act as if there were no answer), a HEAD's (see freshenFromHead), an entry
    * without validators (its request was not conditional), nor a request with other credentials than
    * the entry's (RFC 9111 §3.5: its answer, a 401 say, speaks for those credentials only).
    */
-  #answerReplacesEntry(statusCode: number): boolean {
-    const { request } = this.#exchange
-    if (statusCode >= 500 || request.method === 'HEAD' || !hasValidator(this.#entry.headers)) return false
-    if (this.#entry.authorized !== authorizedBy(this.#exchange)) return false
+  #retireIfNotReplaced(): void {
+    const { request, config, key } = this.#exchange
+    if (this.#statusCode >= 500 || request.method === 'HEAD' || !hasValidator(this.#entry.headers)) return
+    if (this.#entry.authorized !== authorizedBy(this.#exchange)) return
     const notStoredBecause = this.#forward.notStoredBecause
-    return notStoredBecause !== undefined && !SAYS_NOTHING_OF_ENTRY.has(notStoredBecause)
+    if (notStoredBecause === undefined || SAYS_NOTHING_OF_ENTRY.has(notStoredBecause)) return
+    config.invalidations.retire(key, this.#entry.id)
   }
 
   /** The origin answered the flight: its waiters wait for what that serves, not for headers. */

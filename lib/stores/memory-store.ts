@@ -258,6 +258,8 @@ class MemoryEntryWriter implements EntryWriter {
   readonly #key: string
   readonly #meta: MetaCopy
   #open = true
+  /** Past the entry size limit: commit() stores nothing. */
+  refused = false
   #pieces: Buffer[] = []
   /** Chunks written since the last piece was joined. */
   #pending: Buffer[] = []
@@ -274,6 +276,7 @@ class MemoryEntryWriter implements EntryWriter {
     if (!this.#open || chunk.length === 0) return
     this.#bodyBytes += chunk.length
     if (this.#bodyBytes > this.#context.entryLimitBytes) {
+      this.refused = true
       this.abort()
       return
     }

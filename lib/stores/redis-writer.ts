@@ -48,6 +48,8 @@ export class RedisEntryWriter implements EntryWriter {
   readonly #context: WriterContext
   readonly #target: WriterTarget
   #open = true
+  /** Past the entry size limit: commit() stores nothing. */
+  refused = false
   #aborted = false
   #pending: Buffer[] = []
   #pendingBytes = 0
@@ -72,6 +74,7 @@ export class RedisEntryWriter implements EntryWriter {
     if (!this.#open || chunk.length === 0) return
     this.#bodyBytes += chunk.length
     if (this.#bodyBytes > this.#context.maxEntryBytes) {
+      this.refused = true
       this.abort()
       return
     }

@@ -62,6 +62,8 @@ export class SqliteEntryWriter implements EntryWriter {
   readonly #context: WriterContext
   readonly #draft: EntryDraft
   #open = true
+  /** Past the entry size limit: commit() stores nothing. */
+  refused = false
   #pending: Buffer[] = []
   #pendingBytes = 0
   #bodyBytes = 0
@@ -80,6 +82,7 @@ export class SqliteEntryWriter implements EntryWriter {
     if (!this.#open) return
     this.#bodyBytes += chunk.length
     if (this.#bodyBytes > this.#context.entryLimitBytes) {
+      this.refused = true
       this.abort()
       return
     }

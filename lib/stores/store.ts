@@ -66,6 +66,8 @@ export interface EntryWriter {
   commitSoon?(): Promise<void>
   /** Drops everything written; never throws. */
   abort(): void
+  /** Optional: true once the writer refused the entry (past `maxEntryBytes`): `commit()` will store nothing. */
+  readonly refused?: boolean
 }
 
 /** The store contract every store implements. Keys are primary cache keys (see lib/key.ts). */

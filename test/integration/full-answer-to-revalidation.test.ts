@@ -61,6 +61,12 @@ before(async () => {
       res.write('new ')
       return setTimeout(() => res.end('page'), 300)
     }
+    if (path === '/big') {
+      // no Content-Length: the store learns it is too large only as it arrives
+      res.writeHead(200, { 'cache-control': 'max-age=100', etag: '"v2"' })
+      for (let i = 0; i < 3; i++) res.write(Buffer.alloc(64 * 1024, 'n'))
+      return res.end()
+    }
     if (path === '/for-alice') {
       if (req.headers.authorization) return reply(res, 200, { 'cache-control': 'private' }, 'page for alice')
       return reply(res, 304, { etag: '"v1"', 'cache-control': 'max-age=1, stale-while-revalidate=3600' })
@@ -150,6 +156,25 @@ for (const kind of storeKinds) {
       assert.equal(hit.body, 'new page')
       assert.match(String(hit.headers['cache-status']), /^undici-cache; hit; ttl=\d+$/)
       assert.equal(origin.count(`/swr/replaced?${kind.name}`), 3)
+      await cache.close()
+    })
+
+    test('a new answer without Content-Length that the store gives up on as too large puts the entry aside too', async () => {
+      const path = join(tempDir(), 'small.db')
+      const maxEntryBytes = 128 * 1024
+      const store =
+        kind.name === 'SqliteStore'
+          ? new SqliteStore({ path, maxEntryBytes })
+          : new MemoryStore({ maxEntryBytes })
+      const cache = makeAgent(store)
+      const url = `${origin.url}/swr/big?${kind.name}`
+      await storedThenStale(cache.agent, url)
+      assert.equal((await send(cache.agent, url)).body, 'old page')
+      await sleep(150) // the background revalidation's answer has come, 192 KiB
+      const next = await send(cache.agent, url)
+      assert.equal(next.body.length, 3 * 64 * 1024)
+      assert.equal(next.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      assert.equal(origin.count(`/swr/big?${kind.name}`), 3)
       await cache.close()
     })
 

@@ -1,7 +1,7 @@
 /** The behaviour every CacheStore must show, registered as node:test cases by runStoreContract. */
 import assert from 'node:assert/strict'
 import { after, describe, type TestContext, test } from 'node:test'
-import { type CacheStore, MAX_VARIANTS_PER_KEY } from '../../lib/stores/store.js'
+import { type CacheStore, type EntryWriter, MAX_VARIANTS_PER_KEY } from '../../lib/stores/store.js'
 import { MODEL_MAX_ENTRY_BYTES, runContractModel } from './contract-model.js'
 import { entryAt, metaOf, patternBody, readBody, readChunks, sampleMeta, storeBody } from './helpers.js'
 
@@ -306,6 +306,12 @@ export function runStoreContract(
       const fits = entryAt(await store.get('fits'))
       assert.deepEqual(await readBody(fits), patternBody(2000, 3))
       assert.equal((await store.get('old')).length, 1)
+      // the writer says so (ForwardHandler reads it: RFC 9111 §4.3.3, the entry it revalidated is put aside)
+      const refusing = store.put('refusing', sampleMeta()) as EntryWriter
+      await refusing.write(patternBody(2000, 4))
+      assert.equal(refusing.refused, false)
+      await refusing.write(Buffer.from('x'))
+      assert.equal(refusing.refused, true)
       await store.close()
     })
 
