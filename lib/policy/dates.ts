@@ -7,7 +7,13 @@ const SHORT_DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
 const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)'
 
 // RFC 9110 §5.6.7. Case-insensitive: recipients are encouraged to be robust in parsing timestamps.
-const IMF_FIXDATE = new RegExp(`^${SHORT_DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`, 'i')
+// The fixdate's zone may also be written as the Internet Message Format writes it (RFC 5322 §3.3:
+// `+0000`, `-0100`; `UT`, `UTC`), as PHP's and Python's mail-date functions do; GMT is the only zone
+// an HTTP sender may use, so no other name is read.
+const IMF_FIXDATE = new RegExp(
+  `^${SHORT_DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} (GMT|UTC?|[+-]\\d{4})$`,
+  'i',
+)
 const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`, 'i')
 const ASCTIME_DATE = new RegExp(`^${SHORT_DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`, 'i')
 
@@ -68,6 +74,15 @@ function resolveTwoDigitYear(parts: DateParts, referenceMs: number): number | un
   return ms
 }
 
+/** RFC 5322 §3.3: a zone's offset from UTC, `+hhmm`/`-hhmm` (under a day), or 0 for a name meaning UTC. */
+function zoneOffsetMs(zone: string): number | undefined {
+  if (zone[0] !== '+' && zone[0] !== '-') return 0
+  const hours = Number(zone.slice(1, 3))
+  const minutes = Number(zone.slice(3, 5))
+  if (hours > 23 || minutes > 59) return undefined
+  return (zone[0] === '-' ? -1 : 1) * (hours * 60 + minutes) * 60_000
+}
+
 /**
  * IMF-fixdates parsed lately (a stored entry's Date is read on every hit; origins send about one new
  * date a second). Only these: they do not depend on `referenceMs`.
@@ -85,9 +100,11 @@ export function parseHttpDate(value: string | undefined, referenceMs?: number): 
   const text = value.trim()
   const imf = IMF_FIXDATE.exec(text)
   if (imf) {
-    const [, day = '', month = '', year = '', ...time] = imf
-    const ms = toEpochMs(partsOf(year, month, day, time))
-    return ms === undefined ? undefined : recentFixdates.set(value, ms)
+    const [, day = '', month = '', year = '', hours = '', minutes = '', seconds = '', zone = ''] = imf
+    const localMs = toEpochMs(partsOf(year, month, day, [hours, minutes, seconds]))
+    const offsetMs = zoneOffsetMs(zone)
+    if (localMs === undefined || offsetMs === undefined) return undefined
+    return recentFixdates.set(value, localMs - offsetMs)
   }
   const rfc850 = RFC850_DATE.exec(text)
   if (rfc850) {

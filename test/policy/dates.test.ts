@@ -19,6 +19,13 @@ describe('parseHttpDate (RFC 9110 §5.6.7)', () => {
     assert.equal(parseHttpDate('sun, 06 NOV 1994 08:49:37 gmt'), EXAMPLE_MS)
   })
 
+  it("reads a fixdate's zone written as the Internet Message Format writes it (RFC 5322 §3.3), as PHP's date('r') does", () => {
+    for (const zone of ['+0000', '-0000', 'UTC', 'UT', 'utc'])
+      assert.equal(parseHttpDate(`Sun, 06 Nov 1994 08:49:37 ${zone}`), EXAMPLE_MS, zone)
+    assert.equal(parseHttpDate('Sun, 06 Nov 1994 09:49:37 +0100'), EXAMPLE_MS)
+    assert.equal(parseHttpDate('Sun, 06 Nov 1994 03:19:37 -0530'), EXAMPLE_MS)
+  })
+
   it('does not check the day name against the date', () => {
     assert.equal(parseHttpDate('Mon, 06 Nov 1994 08:49:37 GMT'), EXAMPLE_MS)
   })
@@ -61,8 +68,12 @@ describe('parseHttpDate (RFC 9110 §5.6.7)', () => {
       '2024-01-01T00:00:00Z',
       'Sun, 6 Nov 1994 08:49:37 GMT',
       'Sun, 06 Nov 94 08:49:37 GMT',
-      'Sun, 06 Nov 1994 08:49:37 UTC',
-      'Sun, 06 Nov 1994 08:49:37 +0000',
+      'Sun, 06 Nov 1994 08:49:37 EST',
+      'Sun, 06 Nov 1994 08:49:37 +00',
+      'Sun, 06 Nov 1994 08:49:37 +0060',
+      'Sun, 06 Nov 1994 08:49:37 +2400',
+      'Sun, 06 Nov 1994 08:49:37 0000',
+      'Sun, 06 Nov 1994 08:49:37 Z',
       'Sun, 06 Nov 1994 8:49:37 GMT',
       'Sun, 06 Foo 1994 08:49:37 GMT',
       'Funday, 06-Nov-94 08:49:37 GMT',
