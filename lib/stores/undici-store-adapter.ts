@@ -92,6 +92,9 @@ class LookupTimes {
 const DELETE_AT_MARGIN_MS = 100
 
 /** RFC 9110 §9.2.1: undici deletes under an unsafe method's key only to invalidate (RFC 9111 §4.4). */
+/** Bodies the store does not hold whole are read whole at lookup up to this size (see bodyOf). */
+const WHOLE_READ_MAX_BYTES = 1024 * 1024
+
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 
 /** Every method and variant of a URL share one store key; the variant carries the method. */
@@ -117,7 +120,7 @@ async function lookup(
       // §4). undici drops a body unclosed when deleteAt passes as it looks: it would hold the key's deletes
       return entry.deleteAtMs <= nowMs + DELETE_AT_MARGIN_MS
         ? undefined
-        : toGetResult(entry, fields, reads, storeKey(key))
+        : toGetResult(entry, fields, await bodyOf(entry, reads, storeKey(key)))
     }
   } catch (error) {
     // a body that cannot be read (its file gone) makes a miss too
@@ -135,12 +138,7 @@ function varyMatches(vary: UndiciVary | undefined, headers: UndiciCacheKey['head
   return true
 }
 
-function toGetResult(
-  entry: StoredEntry,
-  fields: UndiciFields,
-  reads: BodyReads,
-  key: string,
-): UndiciGetResult {
+function toGetResult(entry: StoredEntry, fields: UndiciFields, body: Buffer[] | Readable): UndiciGetResult {
   const headers: UndiciHeaders = {}
   for (const [name, value] of Object.entries(entry.headers)) {
     if (value !== undefined && name !== UNDICI_VALUE_HEADER) headers[name] = value
@@ -155,18 +153,27 @@ function toGetResult(
     cachedAt: fields.cachedAt,
     staleAt: fields.staleAt,
     deleteAt: entry.deleteAtMs,
-    body: bodyOf(entry, reads, key),
+    body,
   }
 }
 
 /**
- * The stored body: the chunks in an array when the store has it whole, else a stream read on demand.
- * One of another length than the entry says throws, or fails its stream (never ends short or long).
+ * The stored body: the chunks in an array when the store has it whole or it is at most
+ * WHOLE_READ_MAX_BYTES (read now: undici's interceptor cannot fetch the rest of a body lost midway,
+ * from chunk rows replaced or a Redis gone, so such a loss makes a miss rather than a failed hit),
+ * else a stream read on demand. One of another length than the entry says throws, or fails its stream.
  */
-function bodyOf(entry: StoredEntry, reads: BodyReads, key: string): Buffer[] | Readable {
+async function bodyOf(entry: StoredEntry, reads: BodyReads, key: string): Promise<Buffer[] | Readable> {
   const body = entryBody(entry)
   if (entry.body !== undefined) return body as Buffer[]
+  if (entry.sizeBytes <= WHOLE_READ_MAX_BYTES) return readWhole(body)
   return reads.track(key, Readable.from(body, { objectMode: false }))
+}
+
+async function readWhole(body: Iterable<Buffer> | AsyncIterable<Buffer>): Promise<Buffer[]> {
+  const chunks: Buffer[] = []
+  for await (const chunk of body) chunks.push(chunk)
+  return chunks
 }
 
 function toMeta(key: UndiciCacheKey, value: UndiciCacheValue, requestTimeMs: number): EntryMeta {
