@@ -46,6 +46,7 @@ import { isClientConditional, revalidationHeaders } from './policy/revalidation.
 import { usableEntries } from './policy/storable.js'
 import type { StoredResponse } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
+import { undiciRefuses } from './request-checks.js'
 import { normalizeHeaders, withReplayableHeaders } from './request-headers.js'
 import { type StoredEntry, withEntries } from './stores/store.js'
 
@@ -110,6 +111,8 @@ export class CacheDispatcher {
       const target = reachedTarget(this.#dispatcherOrigin, opts)
       return this.#next(opts, new InvalidationHandler(this.#config, target, handler, this.#invalidated))
     }
+    // refused by undici with its own error, on a miss and on a hit alike
+    if (undiciRefuses(opts)) return this.#next(opts, handler)
     const cached =
       this.#config.methods.has(method) &&
       !requestOptions?.bypass &&

@@ -1,0 +1,104 @@
+/**
+ * The request options undici refuses when it sends a request (its Request checks, undici 7 and 8). The
+ * cache hands such a request to undici as it is, so that it fails there with undici's own error whether
+ * or not its URL is cached: a hit answered first would otherwise serve what a miss fails.
+ */
+import type { DispatchOptions } from './exchange.js'
+
+// RFC 9110 §5.1, §5.5: a field name is a token; a value has no CR, LF, NUL or other control but HTAB
+const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/
+const NOT_FIELD_VALUE = /[^\t\x20-\x7e\x80-\xff]/
+const NOT_PATH = /[^\u0021-\u00ff]/
+/** Fields undici sets itself, or refuses (`expect`: 100-continue is not supported). */
+const REFUSED_FIELDS: ReadonlySet<string> = new Set(['transfer-encoding', 'keep-alive', 'upgrade', 'expect'])
+
+export function undiciRefuses(opts: DispatchOptions): boolean {
+  const options = opts as DispatchOptions & Record<string, unknown>
+  return (
+    badPath(options.path) ||
+    badTimeout(options.headersTimeout) ||
+    badTimeout(options.bodyTimeout) ||
+    notBoolean(options.reset) ||
+    notBoolean(options.expectContinue) ||
+    options.throwOnError != null ||
+    (options.maxRedirections != null && options.maxRedirections !== 0) ||
+    badTypeOfService(options.typeOfService) ||
+    badHeaders(options.headers)
+  )
+}
+
+function badPath(path: string): boolean {
+  const absolute = path[0] === '/' || path.startsWith('http://') || path.startsWith('https://')
+  return !absolute || NOT_PATH.test(path)
+}
+
+function badTimeout(value: unknown): boolean {
+  return value != null && (!Number.isFinite(value) || (value as number) < 0)
+}
+
+function notBoolean(value: unknown): boolean {
+  return value != null && typeof value !== 'boolean'
+}
+
+function badTypeOfService(value: unknown): boolean {
+  return value != null && (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 255)
+}
+
+/** undici takes an object, a flat array of names and values, or an iterable of [name, value] pairs. */
+function badHeaders(headers: unknown): boolean {
+  if (headers == null) return false
+  if (typeof headers !== 'object') return true
+  const fields = new Fields()
+  if (Array.isArray(headers)) {
+    if (headers.length % 2 !== 0) return true
+    for (let i = 0; i < headers.length; i += 2) if (fields.bad(headers[i], headers[i + 1])) return true
+    return false
+  }
+  if (Symbol.iterator in headers) {
+    for (const pair of headers as Iterable<unknown>) {
+      if (!Array.isArray(pair) || pair.length !== 2 || fields.bad(pair[0], pair[1])) return true
+    }
+    return false
+  }
+  const record = headers as Record<string, unknown>
+  for (const name of Object.keys(record)) if (fields.bad(name, record[name])) return true
+  return false
+}
+
+/** One request's fields, checked one at a time (Host and Content-Length may come once). */
+class Fields {
+  #host = false
+  #contentLength = false
+
+  bad(name: unknown, value: unknown): boolean {
+    if (value === undefined) return false
+    if (typeof name !== 'string' || !TOKEN.test(name)) return true
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return true
+    const values = Array.isArray(value) ? value : [value]
+    if (values.some(badValue)) return true
+    const lower = name.toLowerCase()
+    if (REFUSED_FIELDS.has(lower)) return true
+    if (lower === 'host') return this.#once('host') || typeof value !== 'string'
+    if (lower === 'content-length') return this.#once('contentLength') || !/^\d+$/.test(String(value))
+    if (lower === 'connection') return typeof value !== 'string' || !value.split(',').every(isToken)
+    return false
+  }
+
+  /** True the second time a field that may come once comes. */
+  #once(field: 'host' | 'contentLength'): boolean {
+    const seen = field === 'host' ? this.#host : this.#contentLength
+    if (field === 'host') this.#host = true
+    else this.#contentLength = true
+    return seen
+  }
+}
+
+function badValue(value: unknown): boolean {
+  if (value === null) return false
+  if (typeof value === 'object') return true
+  return NOT_FIELD_VALUE.test(typeof value === 'string' ? value : String(value))
+}
+
+function isToken(text: string): boolean {
+  return TOKEN.test(text.trim())
+}
