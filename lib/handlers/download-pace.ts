@@ -13,6 +13,20 @@ export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024
  */
 export const HOLD_GRACE_MS = 100
 
+/**
+ * How long at a time a waiter fed live may hold the download for the others while the rest could not
+ * be read later (the store refused the body, and no strong ETag): a slower reader, or one pausing a
+ * while, gets the whole body; one that stopped is let fall behind then (and fails at the end).
+ */
+export const WAITER_HOLD_MS = 1000
+
+/** The waiters fed live (FanOut), as the download's pace sees them. */
+export interface FedLive {
+  readonly stalled: boolean
+  readonly flowing: boolean
+  releaseStalled(): void
+}
+
 /** What a download knows of the other requests sharing it. */
 export interface Sharing {
   /** Another request still needs this download: a waiter fed live, or one waiting for the entry. */
@@ -52,6 +66,9 @@ export class DownloadPace implements ResponseSource, Upstream {
   #heldMs = 0
   /** The requests waiting for the entry have been let go (heldByCaller). */
   #othersLetGo = false
+  #fedLive: FedLive | undefined
+  /** Running while a waiter fed live holds the download (WAITER_HOLD_MS). */
+  #waiterHoldTimer: NodeJS.Timeout | undefined
 
   constructor(origin: Dispatcher.DispatchController, exit?: CallerExit) {
     this.#origin = origin
@@ -71,10 +88,16 @@ export class DownloadPace implements ResponseSource, Upstream {
     else this.#follow()
   }
 
+  /** The waiters fed live: their pace counts while the rest could not be read later. */
+  feeds(fedLive: FedLive): void {
+    this.#fedLive = fedLive
+  }
+
   /** The origin has finished sending (or failed): nothing to pace any more. */
   end(): void {
     this.#ended = true
     this.#stopHoldTimer()
+    this.#stopWaiterHoldTimer()
   }
 
   /** `bytes` were handed to an asynchronous store. */
@@ -140,7 +163,7 @@ export class DownloadPace implements ResponseSource, Upstream {
         const callerReading = !this.#callerLeft && (this.#shared?.reader.reading ?? true)
         if (!callerReading) this.readerGone(reason)
       },
-      mayFallBehind: () => true,
+      mayFallBehind: () => this.#shared?.sharing.restAvailable() ?? true,
     }
   }
 
@@ -151,10 +174,13 @@ export class DownloadPace implements ResponseSource, Upstream {
 
   #follow(): void {
     if (this.#ended) return
-    const held = this.#callerHolds()
-    if (held) this.#startHoldTimer()
+    const callerHolds = this.#callerHolds()
+    if (callerHolds) this.#startHoldTimer()
     else this.#stopHoldTimer()
-    const pause = held || this.#backlogBytes > MAX_BACKLOG_BYTES
+    const waiterHolds = this.#waiterHolds()
+    if (waiterHolds) this.#startWaiterHoldTimer()
+    else this.#stopWaiterHoldTimer()
+    const pause = callerHolds || waiterHolds || this.#backlogBytes > MAX_BACKLOG_BYTES
     if (pause && !this.#origin.paused) this.#origin.pause()
     else if (!pause && this.#origin.paused) this.#origin.resume()
   }
@@ -180,6 +206,34 @@ export class DownloadPace implements ResponseSource, Upstream {
     this.#holdingSinceMs = undefined
     clearTimeout(this.#holdTimer)
     this.#holdTimer = undefined
+  }
+
+  /** A waiter fed live that stopped reading holds the origin while the rest could not be read later. */
+  #waiterHolds(): boolean {
+    return this.#fedLive?.stalled === true && this.#shared?.sharing.restAvailable() === false
+  }
+
+  /** After WAITER_HOLD_MS at a time, the stalled waiters fall behind if they hold up another reader. */
+  #startWaiterHoldTimer(): void {
+    if (this.#waiterHoldTimer) return
+    this.#waiterHoldTimer = setTimeout(() => {
+      this.#waiterHoldTimer = undefined
+      if (this.#ended || !this.#waiterHolds() || !this.#othersHeldByWaiters()) return
+      this.#fedLive?.releaseStalled()
+      this.#follow()
+    }, WAITER_HOLD_MS).unref()
+  }
+
+  #stopWaiterHoldTimer(): void {
+    clearTimeout(this.#waiterHoldTimer)
+    this.#waiterHoldTimer = undefined
+  }
+
+  /** Another reader still takes more: the caller, or another waiter fed live. */
+  #othersHeldByWaiters(): boolean {
+    const reader = this.#shared?.reader
+    const callerTakes = !this.#callerLeft && reader !== undefined && reader.reading && !reader.stalled
+    return callerTakes || this.#fedLive?.flowing === true
   }
 
   /** A caller that stopped reading holds the origin, unless it may fall behind instead. */

@@ -38,6 +38,21 @@ export class FanOut {
     return this.#streams.some((stream) => stream.reading)
   }
 
+  /** Whether a waiter's queue is full while it is still fed live (see ReaderStream#stalled). */
+  get stalled(): boolean {
+    return this.#streams.some((stream) => stream.stalled)
+  }
+
+  /** Whether a waiter is still fed live and takes more (one the stalled ones hold up). */
+  get flowing(): boolean {
+    return this.#streams.some((stream) => stream.reading && !stream.behind && !stream.stalled)
+  }
+
+  /** The stalled waiters fall behind: they no longer hold the download. */
+  releaseStalled(): void {
+    for (const stream of this.#streams) if (stream.stalled) stream.fallBehind()
+  }
+
   data(chunk: Buffer): void {
     for (const stream of this.#streams) stream.data(chunk)
   }

@@ -363,14 +363,15 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     statusMessage: string | undefined,
   ): void {
     const live = this.#flight?.takeLive((waiter) => waiter.varyKeyFor(headers) === meta.varyKey) ?? []
-    if (live.length > 0)
-      this.#fanOut = new FanOut(
-        live,
-        statusCode,
-        dated(meta.headers, meta.responseTimeMs),
-        statusMessage,
-        this.#pace?.forWaiters(),
-      )
+    if (live.length === 0) return
+    this.#fanOut = new FanOut(
+      live,
+      statusCode,
+      dated(meta.headers, meta.responseTimeMs),
+      statusMessage,
+      this.#pace?.forWaiters(),
+    )
+    this.#pace?.feeds(this.#fanOut)
   }
 
   /** Finds the entry this response became, for waiters that fell behind (never another one). */

@@ -57,6 +57,11 @@ export class ReaderStream implements ResponseSource {
     return !this.#done && !this.#behind && this.#queuedBytes > MAX_QUEUED_BYTES
   }
 
+  /** Fell behind: reads the rest once the response has ended. */
+  get behind(): boolean {
+    return this.#behind
+  }
+
   /** Still to be handed something: not ended, failed nor aborted. */
   get reading(): boolean {
     return !this.#done
@@ -80,10 +85,16 @@ export class ReaderStream implements ResponseSource {
     this.#queuedBytes += chunk.length
     if (this.#queuedBytes <= MAX_QUEUED_BYTES) return
     if (this.#upstream && !this.#upstream.mayFallBehind()) {
-      // nobody else needs the download any more: it waits for this reader again
+      // nobody else needs the download, or the rest could not be read later: it waits for this reader
       this.#upstream.paceChanged()
       return
     }
+    this.fallBehind()
+  }
+
+  /** Drops what is queued: the rest is read once the response has ended (from the store, or the origin). */
+  fallBehind(): void {
+    if (this.#done || this.#behind) return
     this.#behind = true
     this.#queue = []
     this.#queuedBytes = 0

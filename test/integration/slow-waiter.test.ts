@@ -1,0 +1,109 @@
+/**
+ * A response the store gives up on as too large (no Content-Length) and without a strong ETag can be read
+ * only live: a waiter fed it that reads slower than the others, or pauses a while, holds the download
+ * rather than falling behind a rest nobody could give it (WAITER_HOLD_MS at a time at most).
+ */
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import { request } from 'undici'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { makeAgent, sleep } from '../helpers/client.js'
+import { type Origin, startOrigin } from '../helpers/origin.js'
+
+const MiB = 1024 * 1024
+const BODY = Buffer.from(Array.from({ length: 6 * MiB + 3 }, (_, i) => (i * 7) % 251))
+
+let origin: Origin
+before(async () => {
+  origin = await startOrigin((_req, res) => {
+    let offset = 0
+    const step = () => {
+      if (offset >= BODY.length) return void res.end()
+      const chunk = BODY.subarray(offset, offset + 64 * 1024)
+      offset += chunk.length
+      const more = res.write(chunk)
+      if (more) setImmediate(step)
+      else res.once('drain', step)
+    }
+    // answered after 100 ms: the second request, sent 5 ms after the first, waits on it and is fed live
+    setTimeout(() => {
+      res.writeHead(200, { 'cache-control': 'max-age=60' }) // chunked, no ETag
+      step()
+    }, 100)
+  })
+})
+after(() => origin.close())
+
+/** Reads a response, waiting `delayMs` after each chunk, or `pauseMs` once after the first MiB. */
+async function read(
+  url: string,
+  dispatcher: ReturnType<typeof makeAgent>['agent'],
+  pace: { delayMs?: number; pauseMs?: number },
+) {
+  const response = await request(url, { dispatcher })
+  const chunks: Buffer[] = []
+  let bytes = 0
+  let paused = false
+  for await (const chunk of response.body) {
+    chunks.push(chunk)
+    bytes += chunk.length
+    if (pace.delayMs) await sleep(pace.delayMs)
+    if (pace.pauseMs && !paused && bytes > MiB) {
+      paused = true
+      await sleep(pace.pauseMs)
+    }
+  }
+  return Buffer.concat(chunks)
+}
+
+test('a waiter reading slower than the first caller gets the whole body of a response the store refused', async () => {
+  const cache = makeAgent(new MemoryStore({ maxEntryBytes: MiB }))
+  const url = `${origin.url}/slow-reader`
+  const [fast, slow] = await Promise.all([
+    read(url, cache.agent, {}),
+    (async () => {
+      await sleep(5)
+      return read(url, cache.agent, { delayMs: 1 })
+    })(),
+  ])
+  assert.ok(fast.equals(BODY))
+  assert.ok(slow.equals(BODY))
+  assert.equal(origin.count('/slow-reader'), 1)
+  await cache.close()
+})
+
+test('a waiter that pauses 300 ms gets the whole body of a response the store refused', async () => {
+  const cache = makeAgent(new MemoryStore({ maxEntryBytes: MiB }))
+  const url = `${origin.url}/pausing-reader`
+  const [fast, paused] = await Promise.all([
+    read(url, cache.agent, {}),
+    (async () => {
+      await sleep(5)
+      return read(url, cache.agent, { pauseMs: 300 })
+    })(),
+  ])
+  assert.ok(fast.equals(BODY))
+  assert.ok(paused.equals(BODY))
+  assert.equal(origin.count('/pausing-reader'), 1)
+  await cache.close()
+})
+
+test('a waiter that stops reading for longer holds the others no more than a second, then fails (never a short body)', async () => {
+  const cache = makeAgent(new MemoryStore({ maxEntryBytes: MiB }))
+  const url = `${origin.url}/stopped-reader`
+  const startedMs = performance.now()
+  const [fast, stopped] = await Promise.allSettled([
+    read(url, cache.agent, {}).then((body) => ({ body, ms: performance.now() - startedMs })),
+    (async () => {
+      await sleep(5)
+      return read(url, cache.agent, { pauseMs: 3000 })
+    })(),
+  ])
+  assert.equal(fast.status, 'fulfilled')
+  assert.ok(fast.value.body.equals(BODY))
+  assert.ok(fast.value.ms < 2500, `the first caller was held ${Math.round(fast.value.ms)} ms`)
+  assert.equal(stopped.status, 'rejected')
+  assert.match(String(stopped.reason), /not in the store/)
+  assert.equal(origin.count('/stopped-reader'), 1)
+  await cache.close()
+})
