@@ -38,6 +38,8 @@ export interface ForwardOptions {
   flight?: Flight
   /** The dispatcher the request went to: readers that fell behind may ask it again for the rest. */
   next?: Dispatcher.Dispatch
+  /** The store gave up on the body as too large (no Content-Length), known once it has ended. */
+  onRefused?: () => void
 }
 
 /**
@@ -53,6 +55,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   readonly #fwd: ForwardReason
   readonly #flight: Flight | undefined
   readonly #next: Dispatcher.Dispatch | undefined
+  readonly #onRefused: (() => void) | undefined
   /** The response's headers, kept while others may share it: a strong ETag lets the origin resend its rest. */
   #sharedHeaders: Headers | undefined
   /** Made when first needed; null when the response cannot be asked for again. */
@@ -89,6 +92,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     this.#fwd = options.fwd
     this.#flight = options.flight
     this.#next = options.next
+    this.#onRefused = options.onRefused
   }
 
   /**
@@ -229,9 +233,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     // composed inside the cache, such as undici's dump, dropped or cut it)
     const incomplete =
       this.#declaredSizeBytes !== undefined && this.#receivedBytes !== this.#declaredSizeBytes
-    // a body without Content-Length the store gave up on as too large
-    if (writer.refused === true) this.notStoredBecause = 'too-large'
-    if (this.#invalidatedSinceSent() || incomplete || writer.refused === true) {
+    if (this.#invalidatedSinceSent() || incomplete || this.#refusedBy(writer)) {
       quietly(
         () => {},
         () => writer.abort(),
@@ -241,13 +243,15 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     }
     const fail = (error: unknown) => this.#storeFailed(writer, error, 'commit', end)
     const committed = () => {
-      this.#committed = true
+      this.#committed = this.notStoredBecause === undefined
       end()
     }
     let result: MaybePromise<void>
     try {
       const pending = this.#pendingWrite
-      const commit = () => (writer.commitSoon ? writer.commitSoon() : writer.commit())
+      // an asynchronous store's writes went on after the body ended: the last may have refused it
+      const commit = () =>
+        this.#refusedBy(writer) ? undefined : writer.commitSoon ? writer.commitSoon() : writer.commit()
       result = pending ? pending.then(commit) : commit()
     } catch (error) {
       fail(error)
@@ -413,6 +417,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
         if (this.#writer === writer) this.#storeFailed(writer, error, 'write')
       },
     )
+  }
+
+  /** A body without Content-Length the store gave up on as too large: not stored, and the revalidation is told. */
+  #refusedBy(writer: EntryWriter): boolean {
+    if (writer.refused !== true) return false
+    this.notStoredBecause = 'too-large'
+    this.#onRefused?.()
+    return true
   }
 
   /** A store failure drops the entry and lets the response go on (it is never truncated). */

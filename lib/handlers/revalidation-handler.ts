@@ -67,7 +67,9 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     this.#downstream = downstream
     this.#relay = relay
     this.#options = options
-    this.#forward = new ForwardHandler(exchange, downstream, relay, options)
+    // the store may give up on a body without Content-Length only as it arrives
+    const onRefused = () => this.#retireIfNotReplaced()
+    this.#forward = new ForwardHandler(exchange, downstream, relay, { ...options, onRefused })
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
@@ -117,11 +119,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: Headers): void {
-    if (this.#outcome === 'forward') {
-      this.#forward.onResponseEnd(controller, trailers)
-      // the store may give up on a body without Content-Length only as it arrives
-      this.#retireIfNotReplaced()
-    } else if (this.#outcome === 'mismatch') this.#options.onMismatch()
+    if (this.#outcome === 'forward') this.#forward.onResponseEnd(controller, trailers)
+    else if (this.#outcome === 'mismatch') this.#options.onMismatch()
     else if (this.#outcome === 'not-modified') this.#serveFreshened()
     else this.#serveStale(`${this.#statusCode}`)
   }
