@@ -169,11 +169,20 @@ export function staleIfErrorAllows(
   shared: boolean,
 ): boolean {
   const directives = responseDirectives(stored.headers)
-  const windowSeconds =
-    requestDirectives(request.headers).staleIfErrorSeconds ?? directives.staleIfErrorSeconds
+  const requestCc = requestDirectives(request.headers)
+  const windowSeconds = requestCc.staleIfErrorSeconds ?? directives.staleIfErrorSeconds
   if (windowSeconds === undefined || directives.noCache === true) return false
   if (staleForbiddenBy(directives, shared) !== undefined) return false
-  return -timingOf(stored, nowMs, shared).ttlSeconds <= windowSeconds
+  const timing = timingOf(stored, nowMs, shared)
+  if (requestCc.staleIfErrorSeconds === undefined && reloadAsked(requestCc, timing)) return false
+  return -timing.ttlSeconds <= windowSeconds
+}
+
+// RFC 9111 §5.2.1.4, §5.2.1.1: a request with no-cache (or Pragma: no-cache), or a max-age the stored
+// response exceeds, asks for the origin's answer (fetch()'s reload and no-store modes send no-cache):
+// its failure is not hidden behind the stored response, unless the request itself asks stale-if-error
+function reloadAsked(requestCc: CacheControl, timing: Timing): boolean {
+  return requestCc.noCache !== undefined || exceedsRequestMaxAge(requestCc, timing)
 }
 
 /** The longest stale window the response grants itself (RFC 5861), 0 when staleness is forbidden. */

@@ -305,6 +305,23 @@ describe('staleIfErrorAllows (RFC 5861 §4)', () => {
     assert.equal(staleIfErrorAllows(get(), with_('proxy-revalidate'), at(61), false), true)
     assert.equal(staleIfErrorAllows(get(), with_('s-maxage=60'), at(61), true), false)
   })
+
+  it("is blocked by a request's no-cache, Pragma: no-cache or a max-age exceeded, fresh or not, unless the request asks stale-if-error", () => {
+    // at 10 s the response is fresh, at 61 s stale: [request, allowed at 10 s, allowed at 61 s]
+    for (const [requestHeaders, at10, at61] of [
+      [{}, true, true],
+      [{ 'cache-control': 'no-cache' }, false, false],
+      [{ pragma: 'no-cache' }, false, false],
+      [{ 'cache-control': 'max-age=0' }, false, false],
+      [{ 'cache-control': 'max-age=30' }, true, false],
+      [{ 'cache-control': 'no-cache, stale-if-error=60' }, true, true],
+      [{ 'cache-control': 'max-age=0, stale-if-error=60' }, true, true],
+    ] as const) {
+      const name = JSON.stringify(requestHeaders)
+      assert.equal(staleIfErrorAllows(get(requestHeaders), response, at(10), true), at10, `${name} at 10 s`)
+      assert.equal(staleIfErrorAllows(get(requestHeaders), response, at(61), true), at61, `${name} at 61 s`)
+    }
+  })
 })
 
 describe('usefulUntilMs', () => {
