@@ -85,7 +85,7 @@ export class CacheDispatcher {
   }
 
   dispatch(opts: DispatchOptions, handler: Handler): boolean {
-    const counted = new CountedHandler(handler, this.#config.serving, opts.body)
+    const counted = new CountedHandler(handler, this.#config.serving)
     try {
       return this.#start(opts, counted, { coalesce: true })
     } catch (error) {
@@ -107,7 +107,7 @@ export class CacheDispatcher {
     // RFC 9111 §5.2.1.7: only-if-cached never reaches the origin, whatever else the request asks
     const onlyIfCached = requestOptions?.onlyIfCached === true || directives.onlyIfCached === true
     if (!isSafeMethod(method)) {
-      if (onlyIfCached) return gatewayTimeout(this.#config, handler)
+      if (onlyIfCached) return gatewayTimeout(this.#config, handler, opts)
       const target = reachedTarget(this.#dispatcherOrigin, opts)
       return this.#next(opts, new InvalidationHandler(this.#config, target, handler, this.#invalidated))
     }
@@ -121,7 +121,7 @@ export class CacheDispatcher {
     const key = cached ? (requestOptions?.key ?? cacheKey(opts, headers.host)) : undefined
     if (key === undefined)
       return onlyIfCached
-        ? gatewayTimeout(this.#config, handler)
+        ? gatewayTimeout(this.#config, handler, opts)
         : passThrough(this.#next, this.#config, opts, handler, 'bypass')
     const exchange: Exchange = {
       config: this.#config,
@@ -139,7 +139,7 @@ export class CacheDispatcher {
       // If-Match, If-Unmodified-Since: for the origin to answer; looked up only for Cache-Status
       originOnly: isClientConditional(headers) && !answersFromCache(headers),
     }
-    if (exchange.originOnly && onlyIfCached) return gatewayTimeout(this.#config, handler)
+    if (exchange.originOnly && onlyIfCached) return gatewayTimeout(this.#config, handler, exchange.opts)
     return this.#lookup(exchange, handler)
   }
 
@@ -165,7 +165,7 @@ export class CacheDispatcher {
   /** The store failed: the request goes through, unless it may only be answered from the cache (RFC 9111 §5.2.1.7). */
   #lookupFailed(exchange: Exchange, handler: Handler, error: unknown): boolean {
     reportStoreError(this.#config.store, 'get', error)
-    if (exchange.onlyIfCached) return gatewayTimeout(this.#config, handler)
+    if (exchange.onlyIfCached) return gatewayTimeout(this.#config, handler, exchange.opts)
     return passThrough(this.#next, this.#config, exchange.opts, handler, 'miss', 'store-error')
   }
 
@@ -180,7 +180,7 @@ export class CacheDispatcher {
       return this.#forward(exchange, handler, reason)
     }
     if (!entry) {
-      if (onlyIfCached) return gatewayTimeout(this.#config, handler)
+      if (onlyIfCached) return gatewayTimeout(this.#config, handler, exchange.opts)
       return this.#toOrigin(exchange, handler, entries.length === 0 ? 'miss' : 'vary-miss')
     }
     // the entry its flight's 304 validated, for the same credentials: with the metadata that gave it
@@ -199,7 +199,7 @@ export class CacheDispatcher {
     if (decision.action !== 'revalidate') {
       return this.#serveHit(exchange, handler, entry, decision)
     }
-    if (onlyIfCached) return gatewayTimeout(this.#config, handler)
+    if (onlyIfCached) return gatewayTimeout(this.#config, handler, exchange.opts)
     if (staleWhileRevalidateAllows(policyView(this.#config, entry), decision, this.#config.shared)) {
       const served = new ServedBody(entry)
       this.#revalidateInBackground(exchange, entry, { removeLater: (remove) => served.afterRead(remove) })
@@ -270,7 +270,7 @@ export class CacheDispatcher {
       return true
     } catch (error) {
       reportStoreError(this.#config.store, 'read', error)
-      if (exchange.onlyIfCached) return gatewayTimeout(this.#config, handler)
+      if (exchange.onlyIfCached) return gatewayTimeout(this.#config, handler, exchange.opts)
       return this.#toOrigin(exchange, handler, 'miss')
     }
   }

@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici'
 import { cacheStatusValue, type Exchange } from './exchange.js'
 import type { LiveWaiter } from './handlers/fan-out.js'
 import { forwardedHeaders } from './handlers/response-headers.js'
+import { dropUnsentBody } from './own-request.js'
 import type { ForwardReason } from './policy/cache-status.js'
 import { isClientConditional } from './policy/revalidation.js'
 import { varyFieldNames, varyKey, varyValues } from './policy/vary.js'
@@ -24,7 +25,10 @@ export function liveWaiter(
       const names = varyFieldNames(responseHeaders)
       return names === '*' ? '*' : varyKey(varyValues(names, headers))
     },
-    headers: (responseHeaders) =>
-      forwardedHeaders(responseHeaders, cacheStatusValue(exchange.config, { fwd, collapsed: true })),
+    headers: (responseHeaders) => {
+      // fed from now on: its own request is never sent
+      dropUnsentBody(exchange.opts)
+      return forwardedHeaders(responseHeaders, cacheStatusValue(exchange.config, { fwd, collapsed: true }))
+    },
   }
 }

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Flight } from './flights.js'
 
@@ -56,4 +57,14 @@ function cancelOnceAlone(flight: Flight, cancel: () => void): void {
 export function withoutCacheOption<T extends Dispatcher.DispatchOptions & { cache?: unknown }>(opts: T): T {
   const { cache: _ours, ...rest } = opts
   return rest as T
+}
+
+/**
+ * The caller's body stream of a request the cache answers itself (a hit, a waiter served or fed what an
+ * identical request got, only-if-cached's 504): its request is never sent, so what a pipeline() caller
+ * writes into it is read and dropped at once, and the writing finishes. Only a stream nothing reads.
+ */
+export function dropUnsentBody(opts: Dispatcher.DispatchOptions): void {
+  const body = opts.body
+  if (body instanceof Readable && body.readableFlowing === null && !body.destroyed) body.resume()
 }

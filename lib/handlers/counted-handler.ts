@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { type Duplex, Readable } from 'node:stream'
+import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
 import type { Serving, UnderWay } from '../serving.js'
@@ -19,14 +19,11 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
   /** Set by abort() before the request started: what serves it is aborted as it starts. */
   #abortedWith: Error | undefined
   #over = false
-  /** The request's body, when a stream (see dropUnread). */
-  readonly #body: unknown
   slot = -1
 
-  constructor(handler: Dispatcher.DispatchHandler, serving: Serving, body?: unknown) {
+  constructor(handler: Dispatcher.DispatchHandler, serving: Serving) {
     this.#handler = handler
     this.#serving = serving
-    this.#body = body
     serving.started(this)
   }
 
@@ -36,7 +33,6 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     this.#over = true
     this.#serving.finished(this)
     if (this.#controller instanceof RelayController) this.#controller.release()
-    if (this.#body instanceof Readable) dropUnread(this.#body)
   }
 
   /** Ends the request with `reason` now, even one whose store has yet to answer; what serves it stops. */
@@ -115,12 +111,4 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     this.over()
     this.#handler.onResponseError?.(controller, error)
   }
-}
-
-/**
- * A body stream nothing ever read (a pipeline() GET the cache answered: its caller writes into it
- * all the same) is read and dropped, so that writing it finishes rather than waiting on a full buffer.
- */
-function dropUnread(body: Readable): void {
-  if (body.readableFlowing === null && !body.destroyed) body.resume()
 }

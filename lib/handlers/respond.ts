@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { cacheStatusValue, type Exchange } from '../exchange.js'
+import { dropUnsentBody } from '../own-request.js'
 import type { CacheStatusParams } from '../policy/cache-status.js'
 import { evaluateClientConditional, notModifiedHeaders } from '../policy/conditional.js'
 import { contentRangeValue, evaluateRange } from '../policy/range.js'
@@ -87,6 +88,7 @@ export function respondFromCache(
       ? restFetcher(next, exchange.opts, exchange.request.headers, withLength(meta.headers, entry.sizeBytes))
       : undefined
   serve(fromOrigin ? restOnFailure(downstream, relay, 0, fromOrigin) : downstream, relay, response)
+  dropUnsentBody(exchange.opts)
 }
 
 /** The stored headers with the length of the stored body, which the rest fetched again must match. */

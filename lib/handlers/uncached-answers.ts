@@ -2,6 +2,7 @@
 import type { Dispatcher } from 'undici'
 import { cacheStatusValue } from '../exchange.js'
 import type { CacheConfig } from '../options.js'
+import { dropUnsentBody } from '../own-request.js'
 import type { ForwardReason } from '../policy/cache-status.js'
 import type { Headers } from '../policy/types.js'
 import { PassHandler } from './pass-handler.js'
@@ -24,7 +25,12 @@ export function passThrough(
 }
 
 /** RFC 9111 §5.2.1.7: only-if-cached with nothing usable → 504, the origin not contacted. */
-export function gatewayTimeout(config: CacheConfig, handler: Dispatcher.DispatchHandler): boolean {
+export function gatewayTimeout(
+  config: CacheConfig,
+  handler: Dispatcher.DispatchHandler,
+  opts: Dispatcher.DispatchOptions,
+): boolean {
+  dropUnsentBody(opts)
   const status = cacheStatusValue(config, { detail: 'only-if-cached' })
   serve(handler, new RelayController(), {
     statusCode: 504,

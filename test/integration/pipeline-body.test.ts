@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
-import { Readable, Writable } from 'node:stream'
+import { once } from 'node:events'
+import { createConnection } from 'node:net'
+import { PassThrough, Readable, Writable } from 'node:stream'
 import { pipeline as pipelineAsync } from 'node:stream/promises'
 import { after, before, test } from 'node:test'
-import { Agent, type Dispatcher, pipeline } from 'undici'
+import { Agent, type buildConnector, type Dispatcher, interceptors, pipeline, request } from 'undici'
 import { CacheAgent } from '../../lib/cache-agent.js'
 import { cacheInterceptor } from '../../lib/interceptor.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
@@ -13,6 +15,8 @@ import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 // finishes (a stream's buffer holds ~16–64 KiB)
 
 const WRITTEN_BYTES = 512 * 1024
+/** Over MemoryStore's one-Buffer limit (8 MiB): kept and served in 1 MiB pieces. */
+const BIG_BYTES = 12 * 1024 * 1024
 
 let origin: Origin
 /** The bytes of each request's body that reached the origin, by path. */
@@ -140,5 +144,73 @@ test("a pipeline() GET served stale while the cache revalidates gives none of it
     assert.deepEqual(bodies[1], { conditional: true, body: null })
   } finally {
     await agent.close()
+  }
+})
+
+test('a pipeline() GET hit whose caller writes before it reads gets the whole cached body (read and dropped from the start)', async () => {
+  const big = await startOrigin((req, res) => {
+    req.resume()
+    req.on('end', () => reply(res, 200, { 'cache-control': 'max-age=60' }, 'b'.repeat(BIG_BYTES)))
+  })
+  // held in 1 MiB pieces: the caller's pipeline takes them one at a time
+  const agent = new CacheAgent({ store: new MemoryStore({ maxEntryBytes: 2 * BIG_BYTES }) })
+  try {
+    await (await request(`${big.url}/big`, { dispatcher: agent })).body.arrayBuffer()
+    let cacheStatus = ''
+    const duplex = pipeline(`${big.url}/big`, { dispatcher: agent, method: 'GET' }, (data) => {
+      cacheStatus = String(data.headers['cache-status'])
+      return data.body
+    })
+    const read = (async () => {
+      for (const chunk of writtenChunks(WRITTEN_BYTES)) if (!duplex.write(chunk)) await once(duplex, 'drain')
+      duplex.end()
+      let bytes = 0
+      for await (const chunk of duplex) bytes += chunk.length
+      return bytes
+    })()
+    const timeout = new Promise((resolve) => setTimeout(() => resolve('stuck for 5 s'), 5000).unref())
+    assert.equal(await Promise.race([read, timeout]), BIG_BYTES)
+    assert.match(cacheStatus, /^undici-cache; hit/)
+    assert.equal(big.count('/big'), 1)
+  } finally {
+    await agent.destroy() // a hit still stuck would keep close() waiting
+    await big.close()
+  }
+})
+
+test("a request's body stream the cache did not answer is left to undici: a POST retried after a refused connection sends it whole", async () => {
+  const echo = await startOrigin((req, res) => {
+    let got = ''
+    req.on('data', (chunk) => {
+      got += chunk
+    })
+    req.on('end', () => reply(res, 200, {}, `received ${got}`))
+  })
+  const port = Number(new URL(echo.url).port)
+  // the first connection is refused (an origin restarting), the next one connects
+  let attempts = 0
+  const connect: buildConnector.connector = (_options, callback) => {
+    if (attempts++ === 0) {
+      queueMicrotask(() => callback(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }), null))
+      return
+    }
+    const socket = createConnection(port, '127.0.0.1')
+    socket.once('connect', () => callback(null, socket)).once('error', (error) => callback(error, null))
+  }
+  const retry = interceptors.retry({ minTimeout: 20, maxRetries: 3, methods: ['POST'] })
+  const agent = new CacheAgent({ store: new MemoryStore(), agent: { connect } })
+  try {
+    const body = new PassThrough()
+    body.end('precious data')
+    const response = await request(`${echo.url}/submit`, {
+      dispatcher: agent.compose(retry),
+      method: 'POST',
+      body,
+    })
+    assert.equal(await response.body.text(), 'received precious data')
+    assert.equal(attempts, 2)
+  } finally {
+    await agent.close()
+    await echo.close()
   }
 })
