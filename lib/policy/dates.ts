@@ -74,6 +74,12 @@ function resolveTwoDigitYear(parts: DateParts, referenceMs: number): number | un
   return ms
 }
 
+/** Past what an HTTP-date's four-digit year can say (an offset may carry 9999-12-31 over). */
+const YEAR_10000_MS = Date.UTC(10000, 0, 1)
+
+/** A fixdate's zone written another way than `GMT` (see IMF_FIXDATE). */
+const ZONE_NOT_GMT = /\s(?:UTC?|[+-]\d{4})$/i
+
 /** RFC 5322 §3.3: a zone's offset from UTC, `+hhmm`/`-hhmm` (under a day), or 0 for a name meaning UTC. */
 function zoneOffsetMs(zone: string): number | undefined {
   if (zone[0] !== '+' && zone[0] !== '-') return 0
@@ -103,7 +109,8 @@ export function parseHttpDate(value: string | undefined, referenceMs?: number): 
     const [, day = '', month = '', year = '', hours = '', minutes = '', seconds = '', zone = ''] = imf
     const localMs = toEpochMs(partsOf(year, month, day, [hours, minutes, seconds]))
     const offsetMs = zoneOffsetMs(zone)
-    if (localMs === undefined || offsetMs === undefined) return undefined
+    if (localMs === undefined || offsetMs === undefined || localMs - offsetMs >= YEAR_10000_MS)
+      return undefined
     return recentFixdates.set(value, localMs - offsetMs)
   }
   const rfc850 = RFC850_DATE.exec(text)
@@ -117,6 +124,15 @@ export function parseHttpDate(value: string | undefined, referenceMs?: number): 
     return toEpochMs(partsOf(year, month, day.trim(), [hours, minutes, seconds]))
   }
   return undefined
+}
+
+/**
+ * An HTTP-date in one of RFC 9110's three forms only, the fixdate's zone `GMT`: RFC 9111 §5.3 has a
+ * cache read an Expires in any other form as already expired, which restricts the robust reading.
+ */
+export function parseStrictHttpDate(value: string | undefined, referenceMs?: number): number | undefined {
+  if (value === undefined || ZONE_NOT_GMT.test(value.trim())) return undefined
+  return parseHttpDate(value, referenceMs)
 }
 
 /** Formats epoch ms as an IMF-fixdate (RFC 9110 §5.6.7), dropping milliseconds. Throws on an invalid time. */

@@ -1,6 +1,6 @@
 import { dateValueMs } from './age.js'
 import { responseDirectives } from './cache-control.js'
-import { parseHttpDate } from './dates.js'
+import { parseHttpDate, parseStrictHttpDate } from './dates.js'
 import { linesOf } from './fields.js'
 import { singletonValue } from './headers.js'
 import type { Headers } from './types.js'
@@ -23,7 +23,7 @@ function expiresLifetimeSeconds(response: FreshnessInput): number | undefined {
   if (found.length === 0) return undefined
   const lines = found.map((line) => line.trim())
   if (new Set(lines).size > 1) return 0
-  const expiresMs = parseHttpDate(lines[0], response.responseTimeMs)
+  const expiresMs = parseStrictHttpDate(lines[0], response.responseTimeMs)
   if (expiresMs === undefined) return 0
   return Math.max(0, (expiresMs - dateValueMs(response.headers, response.responseTimeMs)) / 1000)
 }

@@ -24,6 +24,9 @@ describe('parseHttpDate (RFC 9110 §5.6.7)', () => {
       assert.equal(parseHttpDate(`Sun, 06 Nov 1994 08:49:37 ${zone}`), EXAMPLE_MS, zone)
     assert.equal(parseHttpDate('Sun, 06 Nov 1994 09:49:37 +0100'), EXAMPLE_MS)
     assert.equal(parseHttpDate('Sun, 06 Nov 1994 03:19:37 -0530'), EXAMPLE_MS)
+    // no instant past what a four-digit year says (an If-Modified-Since could not be written)
+    assert.equal(parseHttpDate('Fri, 31 Dec 9999 23:30:00 -0100'), undefined)
+    assert.equal(parseHttpDate('Fri, 31 Dec 9999 23:30:00 +0100'), Date.UTC(9999, 11, 31, 22, 30))
   })
 
   it('does not check the day name against the date', () => {

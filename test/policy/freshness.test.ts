@@ -57,6 +57,19 @@ describe('freshnessLifetimeSeconds (RFC 9111 §4.2.1)', () => {
     assert.equal(freshnessLifetimeSeconds(response(headers), false), 0)
   })
 
+  it("treats an Expires with a mail date's zone (+0000, UTC) as invalid (§5.3), where Date and Last-Modified take it", () => {
+    const gmt = date(30)
+    for (const zone of ['+0000', 'UTC']) {
+      const expires = gmt.replace(/GMT$/, zone)
+      assert.equal(freshnessLifetimeSeconds(response({ date: date(0), expires }), false), 0, zone)
+      const lastModified = date(-100_000).replace(/GMT$/, zone)
+      assert.equal(
+        freshnessLifetimeSeconds(response({ date: date(0), 'last-modified': lastModified }), false),
+        10_000,
+      )
+    }
+  })
+
   it('accepts repeated identical Expires lines but not differing ones', () => {
     assert.equal(freshnessLifetimeSeconds(response({ expires: [date(30), ` ${date(30)}`] }), false), 30)
     assert.equal(freshnessLifetimeSeconds(response({ expires: [date(30), date(60)] }), false), 0)
