@@ -129,7 +129,8 @@ export class CacheAgent extends Dispatcher {
     this.#closing = this.#serving
       .idle()
       .then(() => (this.#destroyed ? undefined : this.#inner.close()))
-      .then(() => this.#ownedStore?.close())
+      // the store it made is closed also when the inner dispatcher was closed by its owner first
+      .finally(() => this.#ownedStore?.close())
       .finally(() => {
         this.#destroyed = true
       })
@@ -151,7 +152,7 @@ export class CacheAgent extends Dispatcher {
     this.#destroyed = true
     // like undici's destroy: the requests under way fail at once, those served from the store included
     this.#serving.abortAll(error ?? new errors.ClientDestroyedError())
-    const destroying = this.#inner.destroy(error).then(() => this.#ownedStore?.close())
+    const destroying = this.#inner.destroy(error).finally(() => this.#ownedStore?.close())
     if (!done) return destroying.then(() => undefined)
     callBack(destroying, done)
     return undefined

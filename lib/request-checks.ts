@@ -70,6 +70,7 @@ class Fields {
   #host = false
   #contentLength = false
 
+  /** undici sends a value that is not a string as its text (null as an empty one), a list as lines. */
   bad(name: unknown, value: unknown): boolean {
     if (value === undefined) return false
     if (typeof name !== 'string' || !TOKEN.test(name)) return true
@@ -78,9 +79,11 @@ class Fields {
     if (values.some(badValue)) return true
     const lower = name.toLowerCase()
     if (REFUSED_FIELDS.has(lower)) return true
-    if (lower === 'host') return this.#once('host') || typeof value !== 'string'
-    if (lower === 'content-length') return this.#once('contentLength') || !/^\d+$/.test(String(value))
-    if (lower === 'connection') return typeof value !== 'string' || !value.split(',').every(isToken)
+    // one line each; Content-Length digits, Connection tokens
+    const single = Array.isArray(value) ? undefined : textOf(value)
+    if (lower === 'host') return this.#once('host') || single === undefined
+    if (lower === 'content-length') return this.#once('contentLength') || !/^\d+$/.test(single ?? '')
+    if (lower === 'connection') return single === undefined || !single.split(',').every(isToken)
     return false
   }
 
@@ -95,8 +98,13 @@ class Fields {
 
 function badValue(value: unknown): boolean {
   if (value === null) return false
-  if (typeof value === 'object') return true
-  return NOT_FIELD_VALUE.test(typeof value === 'string' ? value : String(value))
+  // a symbol has no text (undici's template string throws)
+  if (typeof value === 'object' || typeof value === 'symbol') return true
+  return NOT_FIELD_VALUE.test(textOf(value))
+}
+
+function textOf(value: unknown): string {
+  return value === null ? '' : String(value)
 }
 
 function isToken(text: string): boolean {

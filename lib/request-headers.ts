@@ -32,9 +32,12 @@ export function withReplayableHeaders<Opts extends { headers?: unknown }>(opts: 
   const iterate = typeof headers === 'object' && headers !== null ? headers[Symbol.iterator] : undefined
   if (typeof iterate !== 'function' || Array.isArray(headers) || iterate.call(headers) !== headers)
     return opts
-  // undici takes an array as flat name, value, name, value...
-  const pairs = [...(headers as unknown as Iterable<[string, unknown]>)]
-  return { ...opts, headers: pairs.flat() }
+  const items = [...(headers as unknown as Iterable<unknown>)]
+  // undici takes an array as flat name, value, name, value...; items that are no pairs it refuses as
+  // it would have: they are handed on as an iterable again
+  if (!items.every((item) => Array.isArray(item) && item.length === 2))
+    return { ...opts, headers: { [Symbol.iterator]: () => items[Symbol.iterator]() } }
+  return { ...opts, headers: (items as unknown[][]).flat() }
 }
 
 /**

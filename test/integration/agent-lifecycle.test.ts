@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { test } from 'node:test'
+import { pathToFileURL } from 'node:url'
+import { promisify } from 'node:util'
 import { Agent, type Dispatcher } from 'undici'
 import { CacheAgent } from '../../lib/cache-agent.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { tempDir } from '../helpers/client.js'
+
+const run = promisify(execFile)
 
 // close() and destroy() in every order, against a plain undici Agent's answers in the same run
 
@@ -100,4 +106,29 @@ test('close(callback) and destroy(callback) call back with (null, null), as undi
     [null, null],
     [null, null],
   ])
+})
+
+/** The child's script: a CacheAgent with its default store (under the working directory) over an Agent its owner closes first. */
+const CHILD_SCRIPT = `
+import { readdirSync, readlinkSync } from 'node:fs'
+import { Agent } from 'undici'
+import { CacheAgent } from ${JSON.stringify(pathToFileURL('lib/cache-agent.ts').href)}
+const openFiles = () => readdirSync('/proc/self/fd').filter((fd) => {
+  try { return readlinkSync('/proc/self/fd/' + fd).startsWith(process.cwd()) } catch { return false }
+}).length
+process.chdir(process.env.CACHE_DIR)
+const inner = new Agent()
+const cache = new CacheAgent({ agent: inner })
+const before = openFiles()
+await inner.close()
+const closed = await cache.close().then(() => 'resolved', (error) => 'rejected ' + error.name)
+process.stdout.write(JSON.stringify({ before: before > 0, closed, after: openFiles() }))
+`
+
+test('close() closes the store a CacheAgent made also when its inner dispatcher was closed by its owner first', async () => {
+  const env = { ...process.env, CACHE_DIR: tempDir() }
+  const args = ['--import', 'tsx', '--input-type=module', '-e', CHILD_SCRIPT]
+  const { stdout } = await run(process.execPath, args, { env })
+  // the inner Agent's close() refuses (it was destroyed): so does the CacheAgent's, as undici's would
+  assert.deepEqual(JSON.parse(stdout), { before: true, closed: 'rejected ClientDestroyedError', after: 0 })
 })
