@@ -43,10 +43,14 @@ function percentNormalised(url: string): string {
   })
 }
 
-/** An absolute URL as URL parsing makes it: scheme and host lower-cased, fragment dropped. */
+/**
+ * An absolute URL as URL parsing makes it: scheme and host lower-cased, fragment dropped. An empty query
+ * stays (`/p?` is another URI than `/p`, RFC 3986 §6.2.3, and undici 7's fetch() sends it so).
+ */
 function parsedUrl(url: string): string {
   const parsed = new URL(url)
-  return `${parsed.origin}${parsed.pathname}${parsed.search}`
+  const query = parsed.search === '' && parsed.href.replace(/#.*$/, '').endsWith('?') ? '?' : parsed.search
+  return `${parsed.origin}${parsed.pathname}${query}`
 }
 
 /** Normalises an absolute URL into a key: as URL parsing makes it, percent-encoding normalised. */
@@ -62,9 +66,8 @@ export function keyFromUrl(url: string): string {
 const PLAIN_PATH = /^[A-Za-z0-9\-._~!$&()*+,;=:@/%?]*$/
 const DOT_SEGMENT = /\/(\.|%2e)/i
 
-/** Also not ending in an empty query (`/p?` is `/p` to URL parsing). */
 function isPlainPath(path: string): boolean {
-  return PLAIN_PATH.test(path) && !DOT_SEGMENT.test(path) && !path.endsWith('?')
+  return PLAIN_PATH.test(path) && !DOT_SEGMENT.test(path)
 }
 
 /** Normalised origins (`new URL(origin).origin`) by what the dispatch passed. */
@@ -119,7 +122,7 @@ export function hasContent(body: unknown): boolean {
  */
 export function cacheKey(input: KeyInput, host?: string | string[]): string | undefined {
   const target = targetOf(input)
-  // RFC 9111 §2: a path URL parsing would change (`\`, dot segments, a fragment, `/p?`) is sent as it
+  // RFC 9111 §2: a path URL parsing would change (`\`, dot segments, a fragment) is sent as it
   // is, so its parsed form would be another target's key: it gets none
   if (target === undefined || target.url !== target.sent) return undefined
   return withHost(percentNormalised(target.url), host)
