@@ -21,9 +21,18 @@ const UndiciRequest = undiciRequest()
 if (!UndiciRequest)
   console.log('# undici/lib/core/request.js not found in this undici: the comparison is skipped')
 
+/** A new-API handler as undici 7 and 8 check it. */
+const HANDLER = {
+  onRequestStart() {},
+  onResponseStart() {},
+  onResponseData() {},
+  onResponseEnd() {},
+  onResponseError() {},
+}
+
 const refusedByUndici = (opts: DispatchOptions): boolean => {
   try {
-    ;new (UndiciRequest as RequestClass)('http://127.0.0.1:1', opts, { onRequestStart() {} })
+    Reflect.construct(UndiciRequest as RequestClass, ['http://127.0.0.1:1', opts, HANDLER])
     return false
   } catch {
     return true
