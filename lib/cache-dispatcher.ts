@@ -102,6 +102,8 @@ export class CacheDispatcher {
     const requestOptions = rerun.requestOptions ?? resolveRequestOptions(opts.cache)
     if (opts.cache !== undefined) opts = withoutCacheOption(opts)
     opts = withReplayableHeaders(opts)
+    // refused by undici with its own error, on a miss and on a hit alike
+    if (undiciRefuses(opts)) return this.#next(opts, handler)
     const headers = normalizeHeaders(opts.headers)
     const directives = requestDirectives(headers)
     // RFC 9111 §5.2.1.7: only-if-cached never reaches the origin, whatever else the request asks
@@ -111,8 +113,6 @@ export class CacheDispatcher {
       const target = reachedTarget(this.#dispatcherOrigin, opts)
       return this.#next(opts, new InvalidationHandler(this.#config, target, handler, this.#invalidated))
     }
-    // refused by undici with its own error, on a miss and on a hit alike
-    if (undiciRefuses(opts)) return this.#next(opts, handler)
     const cached =
       this.#config.methods.has(method) &&
       !requestOptions?.bypass &&

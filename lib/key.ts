@@ -113,7 +113,14 @@ export function hasContent(body: unknown): boolean {
   if (body === undefined || body === null) return false
   if (typeof body === 'string') return body.length > 0
   if (ArrayBuffer.isView(body)) return body.byteLength > 0
-  return (body as { constructor?: { name?: unknown } }).constructor?.name !== 'PipelineRequest'
+  return !isPipelineBody(body)
+}
+
+/** The stream undici's pipeline() hands on for what its caller writes (known only as it is written). */
+export function isPipelineBody(body: unknown): boolean {
+  return (
+    (body as { constructor?: { name?: unknown } } | null | undefined)?.constructor?.name === 'PipelineRequest'
+  )
 }
 
 /**

@@ -1,6 +1,7 @@
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Flight } from './flights.js'
+import { isPipelineBody } from './key.js'
 
 /** How undici 8 describes the hook below; the symbol itself is not exported. */
 const QUEUED_ABORT = 'queued abort'
@@ -60,11 +61,14 @@ export function withoutCacheOption<T extends Dispatcher.DispatchOptions & { cach
 }
 
 /**
- * The caller's body stream of a request the cache answers itself (a hit, a waiter served or fed what an
- * identical request got, only-if-cached's 504): its request is never sent, so what a pipeline() caller
- * writes into it is read and dropped at once, and the writing finishes. Only a stream nothing reads.
+ * The pipeline() stream of a request the cache answers itself (a hit, a waiter served or fed what an
+ * identical request got, only-if-cached's 504): its request is never sent, so what the caller writes
+ * into it is read and dropped at once, and the writing finishes. Only a stream nothing reads; any other
+ * body is left as it is (an only-if-cached POST's file stream is not read for nothing).
  */
 export function dropUnsentBody(opts: Dispatcher.DispatchOptions): void {
   const body = opts.body
-  if (body instanceof Readable && body.readableFlowing === null && !body.destroyed) body.resume()
+  if (!isPipelineBody(body)) return
+  const stream = body as Readable
+  if (stream.readableFlowing === null && !stream.destroyed) stream.resume()
 }

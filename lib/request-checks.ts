@@ -1,9 +1,11 @@
 /**
  * The request options undici refuses when it sends a request (its Request checks, undici 7 and 8). The
  * cache hands such a request to undici as it is, so that it fails there with undici's own error whether
- * or not its URL is cached: a hit answered first would otherwise serve what a miss fails.
+ * or not its URL is cached: a hit answered first would otherwise serve what a miss fails. Not
+ * `maxRedirections`, which undici 7's redirect interceptor takes when it is composed inside the cache.
  */
 import type { DispatchOptions } from './exchange.js'
+import { iteratedByUndici } from './request-headers.js'
 
 // RFC 9110 §5.1, §5.5: a field name is a token; a value has no CR, LF, NUL or other control but HTAB
 const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/
@@ -21,7 +23,6 @@ export function undiciRefuses(opts: DispatchOptions): boolean {
     notBoolean(options.reset) ||
     notBoolean(options.expectContinue) ||
     options.throwOnError != null ||
-    (options.maxRedirections != null && options.maxRedirections !== 0) ||
     badTypeOfService(options.typeOfService) ||
     badHeaders(options.headers)
   )
@@ -54,7 +55,9 @@ function badHeaders(headers: unknown): boolean {
     for (let i = 0; i < headers.length; i += 2) if (fields.bad(headers[i], headers[i + 1])) return true
     return false
   }
-  if (Symbol.iterator in headers) {
+  if (iteratedByUndici(headers)) {
+    // an own Symbol.iterator that is no function: undici fails as it iterates
+    if (typeof (headers as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== 'function') return true
     for (const pair of headers as Iterable<unknown>) {
       if (!Array.isArray(pair) || pair.length !== 2 || fields.bad(pair[0], pair[1])) return true
     }

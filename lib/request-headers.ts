@@ -55,7 +55,7 @@ export function normalizeHeaders(headers: RawHeaders): Headers {
     }
     return out
   }
-  if (typeof headers === 'object' && Symbol.iterator in headers) {
+  if (typeof headers === 'object' && iteratedByUndici(headers)) {
     for (const [name, value] of headers as Iterable<[string, unknown]>) addField(out, name, value)
     return out
   }
@@ -72,4 +72,15 @@ export function definedFields(headers: Headers): Record<string, string | string[
     if (value !== undefined) setField(out, name, value)
   }
   return out
+}
+
+/**
+ * Whether undici reads these headers as an iterable of pairs rather than as an object's fields: an own
+ * Symbol.iterator, or an iterator function from a prototype other than Object's (undici's hasSafeIterator).
+ */
+export function iteratedByUndici(headers: object): boolean {
+  if (Object.hasOwn(headers, Symbol.iterator)) return true
+  const prototype = Object.getPrototypeOf(headers)
+  const iterator = (headers as { [Symbol.iterator]?: unknown })[Symbol.iterator]
+  return prototype !== null && prototype !== Object.prototype && typeof iterator === 'function'
 }

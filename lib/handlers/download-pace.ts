@@ -162,6 +162,8 @@ export class DownloadPace implements ResponseSource, Upstream {
       readerGone: (reason) => {
         const callerReading = !this.#callerLeft && (this.#shared?.reader.reading ?? true)
         if (!callerReading) this.readerGone(reason)
+        // a waiter that held the download holds it no more
+        else this.#follow()
       },
       mayFallBehind: () => this.#shared?.sharing.restAvailable() ?? true,
     }
@@ -218,8 +220,7 @@ export class DownloadPace implements ResponseSource, Upstream {
     if (this.#waiterHoldTimer) return
     this.#waiterHoldTimer = setTimeout(() => {
       this.#waiterHoldTimer = undefined
-      if (this.#ended || !this.#waiterHolds() || !this.#othersHeldByWaiters()) return
-      this.#fedLive?.releaseStalled()
+      if (this.#waiterHolds() && this.#othersHeldByWaiters()) this.#fedLive?.releaseStalled()
       this.#follow()
     }, WAITER_HOLD_MS).unref()
   }

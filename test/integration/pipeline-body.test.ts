@@ -214,3 +214,30 @@ test("a request's body stream the cache did not answer is left to undici: a POST
     await echo.close()
   }
 })
+
+test('an only-if-cached POST answered 504 leaves its body stream unread (only a pipeline() stream is drained)', async () => {
+  const agent = new CacheAgent({ store: new MemoryStore() })
+  try {
+    let readBytes = 0
+    const body = new Readable({
+      read() {
+        readBytes += 1024
+        this.push(readBytes > 64 * 1024 ? null : Buffer.alloc(1024))
+      },
+    })
+    const headers = { 'cache-control': 'only-if-cached' }
+    const response = await request(`${origin.url}/post-only`, {
+      dispatcher: agent,
+      method: 'POST',
+      headers,
+      body,
+    })
+    assert.equal(response.statusCode, 504)
+    await response.body.dump()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.ok(readBytes <= 16 * 1024, `read ${readBytes} bytes of a body never sent`)
+    assert.equal(origin.count('/post-only'), 0)
+  } finally {
+    await agent.close()
+  }
+})

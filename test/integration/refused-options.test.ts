@@ -56,6 +56,10 @@ const valid = (host: string): Record<string, Options> => ({
     headers: { host: 127, connection: 5 } as unknown as Record<string, string>,
   },
   'host: null': { headers: { host: null } as unknown as Record<string, string> },
+  // fields of an object whose prototype has a Symbol.iterator that is no function (undici's hasSafeIterator)
+  'an object with an odd prototype': {
+    headers: Object.assign(Object.create({ [Symbol.iterator]: 5 }), { accept: 'text/plain' }),
+  },
 })
 
 async function outcome(dispatcher: Dispatcher, path: string, options: Options): Promise<string> {

@@ -107,3 +107,21 @@ test('a waiter that stops reading for longer holds the others no more than a sec
   assert.equal(origin.count('/stopped-reader'), 1)
   await cache.close()
 })
+
+test('a waiter that leaves while it holds the download lets the first caller go on at once', async () => {
+  const cache = makeAgent(new MemoryStore({ maxEntryBytes: MiB }))
+  const url = `${origin.url}/leaving-reader`
+  const first = read(url, cache.agent, {})
+  await sleep(5)
+  const waiter = await request(url, { dispatcher: cache.agent })
+  waiter.body.pause() // holds the download once it has 1 MiB unread
+  await sleep(400) // less than WAITER_HOLD_MS
+  waiter.body.destroy()
+  const startedMs = performance.now()
+  const body = await Promise.race([first, sleep(5000).then(() => undefined)])
+  assert.ok(body?.equals(BODY), 'the first caller got the whole body')
+  assert.ok(performance.now() - startedMs < 1000, 'without waiting for the hold to run out')
+  assert.equal(origin.count('/leaving-reader'), 1)
+  await cache.agent.destroy()
+  await cache.store.close()
+})

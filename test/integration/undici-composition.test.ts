@@ -234,3 +234,21 @@ test("after removeAllListeners(), a CacheAgent still tells the inner dispatcher'
   assert.equal(connects, 1)
   await agent.close()
 })
+
+test("undici 7's per-request maxRedirections, taken by a redirect interceptor inside the cache, leaves the request cached", async () => {
+  const agent = new CacheAgent({
+    store: new MemoryStore(),
+    agent: new Agent().compose(interceptors.redirect({ maxRedirections: 3 })),
+  })
+  const statuses: unknown[] = []
+  for (let i = 0; i < 3; i++) {
+    const options = { dispatcher: agent, maxRedirections: 2 } as Parameters<typeof request>[1]
+    const response = await request(`${origin.url}/with-max-redirections`, options)
+    await response.body.text()
+    statuses.push(response.headers['cache-status'])
+  }
+  assert.equal(statuses[0], 'undici-cache; fwd=miss; stored')
+  assert.match(String(statuses[2]), /^undici-cache; hit/)
+  assert.equal(origin.count('/with-max-redirections'), 1)
+  await agent.close()
+})
