@@ -10,7 +10,7 @@ const MAX_KEYS = 10_000
 
 /**
  * A key's last invalidation: its number, when its delete was asked for, whether the store failed to
- * write it, and the count of settled deletes once a delete of the key worked (infinite until then).
+ * write it, and the clock once a delete of the key worked (infinite until then; see #clock).
  */
 interface Deletion {
   count: number
@@ -58,13 +58,17 @@ export class Invalidations {
    * settle the delete first although its answer came second: such a lookup hides the responses to requests sent by then.
    */
   readonly #deletions = new LruMap<string, Deletion>(MAX_KEYS)
-  /** How many deletes have settled: a lookup notes it as it is sent (`lookupStarted`). */
-  #settledCount = 0
   /**
-   * Entries not to be served, by key: a 304 made them unstorable (removed once a read is done), or a
-   * full answer not stored said they are not suitable (left to expire).
+   * Counts the deletes that settled and the entries retired, in order: a lookup notes it as it is sent
+   * (`lookupStarted`), and usable() tells what happened before it from what came after.
    */
-  readonly #retired = new Map<string, Set<StoredEntry['id']>>()
+  #clock = 0
+  /**
+   * Entries not to be served, by key, with the clock when each was retired: a 304 made them unstorable
+   * (removed once a read is done), or a full answer not stored said they are not suitable (left to
+   * expire, or to be replaced: then forgotten, see usable()).
+   */
+  readonly #retired = new Map<string, Map<StoredEntry['id'], number>>()
 
   get count(): number {
     return this.#count
@@ -101,12 +105,12 @@ export class Invalidations {
 
   #settle(deletion: Deletion): void {
     deletion.failed = false
-    deletion.settledCount = ++this.#settledCount
+    deletion.settledCount = ++this.#clock
   }
 
   /** Noted as a lookup is sent, for usable(). */
   lookupStarted(): number {
-    return this.#settledCount
+    return this.#clock
   }
 
   /** Whether `key` was invalidated since a request for it was sent, when the count was `sentCount`. */
@@ -122,8 +126,8 @@ export class Invalidations {
    * Bounded by MAX_KEYS keys (the oldest is served again once forgotten).
    */
   retire(key: string, id: StoredEntry['id']): void {
-    const ids = this.#retired.get(key) ?? new Set()
-    ids.add(id)
+    const ids = this.#retired.get(key) ?? new Map()
+    ids.set(id, ++this.#clock)
     this.#retired.delete(key)
     this.#retired.set(key, ids)
     if (this.#retired.size > MAX_KEYS) this.#retired.delete(this.#retired.keys().next().value as string)
@@ -148,7 +152,10 @@ export class Invalidations {
    */
   usable(store: CacheStore, key: string, entries: StoredEntry[], lookedUp: number): StoredEntry[] {
     const retired = this.#retired.size === 0 ? undefined : this.#retired.get(key)
-    if (retired) entries = entries.filter((entry) => !retired.has(entry.id))
+    if (retired) {
+      this.#forgetGone(key, retired, entries, lookedUp)
+      entries = entries.filter((entry) => !retired.has(entry.id))
+    }
     const deletion = this.#deletions.size === 0 ? undefined : this.#deletions.get(key)
     if (deletion === undefined || deletion.settledCount <= lookedUp) return entries
     // an entry whose request was sent before the invalidation may predate it, wherever it was stored
@@ -156,6 +163,18 @@ export class Invalidations {
     return deletion.failed && kept.length < entries.length
       ? this.#deleteAgain(store, key, deletion, kept)
       : kept
+  }
+
+  /**
+   * Retired entries the store no longer holds under `key` (replaced or evicted) are forgotten: a lookup
+   * sent after they were retired did not find them, and an entry never comes back. Without this, a URL
+   * whose every revalidation is answered by a response not stored kept one id more each time.
+   */
+  #forgetGone(key: string, retired: Map<StoredEntry['id'], number>, found: StoredEntry[], lookedUp: number) {
+    for (const [id, retiredAt] of retired) {
+      if (retiredAt <= lookedUp && !found.some((entry) => entry.id === id)) retired.delete(id)
+    }
+    if (retired.size === 0) this.#retired.delete(key)
   }
 
   /** Entries answering requests sent before an invalidation the store failed to write were found: deletes them again. */

@@ -57,6 +57,9 @@ export class LruMap<K, V> {
     else this.#oldest = node.newer
     if (node.newer) node.newer.older = node.older
     else this.#newest = node.older
+    // a node held elsewhere (a debugger's reference) must not keep the nodes after it alive
+    node.older = undefined
+    node.newer = undefined
     return true
   }
 

@@ -37,6 +37,29 @@ test('a retired entry is not usable until it is removed; other entries of its ke
   assert.equal(invalidations.usable(store, 'k', entries, 0), entries)
 })
 
+test('a retired entry a later lookup no longer finds is forgotten; one retired after the lookup was sent is kept', () => {
+  const invalidations = new Invalidations()
+  const store = new MemoryStore()
+  // each revalidation's full answer is not stored; the next response stored replaces the entry
+  for (let id = 1; id <= 1000; id++) {
+    const lookedUp = invalidations.lookupStarted()
+    assert.deepEqual(idsOf(invalidations.usable(store, 'k', [entry(id)], lookedUp)), [id])
+    invalidations.retire('k', id)
+  }
+  const lookedUp = invalidations.lookupStarted()
+  invalidations.retire('k', 1001) // an entry stored and retired while this lookup was under way
+  assert.deepEqual(invalidations.usable(store, 'k', [entry(1000)], lookedUp), [])
+  assert.equal(invalidations.isRetired('k', 999), false, 'replaced since: forgotten')
+  assert.equal(invalidations.isRetired('k', 1000), true, 'still stored')
+  assert.equal(invalidations.isRetired('k', 1001), true, 'retired after the lookup was sent: kept')
+  assert.deepEqual(
+    idsOf(invalidations.usable(store, 'k', [entry(1002)], invalidations.lookupStarted())),
+    [1002],
+  )
+  assert.equal(invalidations.isRetired('k', 1000), false)
+  assert.equal(invalidations.isRetired('k', 1001), false)
+})
+
 test('retired keys are bounded: past 10 000 the oldest is forgotten', () => {
   const invalidations = new Invalidations()
   const store = new MemoryStore()
