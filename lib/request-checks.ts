@@ -17,7 +17,11 @@ const REFUSED_FIELDS: ReadonlySet<string> = new Set(['transfer-encoding', 'keep-
 export function undiciRefuses(opts: DispatchOptions): boolean {
   const options = opts as DispatchOptions & Record<string, unknown>
   return (
+    typeof options.method !== 'string' ||
+    !TOKEN.test(options.method) ||
     badPath(options.path) ||
+    (Boolean(options.query) && /[?#]/.test(options.path)) ||
+    badBody(options.body) ||
     badTimeout(options.headersTimeout) ||
     badTimeout(options.bodyTimeout) ||
     notBoolean(options.reset) ||
@@ -31,6 +35,19 @@ export function undiciRefuses(opts: DispatchOptions): boolean {
 function badPath(path: string): boolean {
   const absolute = path[0] === '/' || path.startsWith('http://') || path.startsWith('https://')
   return !absolute || NOT_PATH.test(path)
+}
+
+/** undici sends a string, bytes, a stream, an iterable (sync or async), a Blob or FormData. */
+function badBody(body: unknown): boolean {
+  if (body == null || typeof body === 'string' || ArrayBuffer.isView(body) || body instanceof ArrayBuffer)
+    return false
+  if (typeof body !== 'object') return true
+  const object = body as Record<string | symbol, unknown>
+  if (typeof object.pipe === 'function' && typeof object.on === 'function') return false
+  if (typeof object[Symbol.iterator] === 'function' || typeof object[Symbol.asyncIterator] === 'function')
+    return false
+  const tag = object[Symbol.toStringTag]
+  return !(body instanceof Blob || tag === 'Blob' || tag === 'File' || tag === 'FormData')
 }
 
 function badTimeout(value: unknown): boolean {

@@ -106,9 +106,14 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     }
   }
 
+  /** A throw from the caller's onResponseError is its own: it never reaches what served it (a shared download). */
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     if (this.#over) return
     this.over()
-    this.#handler.onResponseError?.(controller, error)
+    try {
+      this.#handler.onResponseError?.(controller, error)
+    } catch {
+      // the request has failed: there is nobody else to tell
+    }
   }
 }

@@ -35,6 +35,8 @@ export interface Sharing {
   restAvailable(): boolean
   /** Others need the download but the caller holds it (it cannot fall behind): those that can go their own way. */
   heldByCaller(): void
+  /** Requests wait for the entry (not fed live). */
+  entryAwaited(): boolean
 }
 
 /** Asked when the caller aborts whether the download may go on without it (others need it). */
@@ -230,10 +232,16 @@ export class DownloadPace implements ResponseSource, Upstream {
     this.#waiterHoldTimer = undefined
   }
 
-  /** Another reader still takes more: the caller, or another waiter fed live. */
+  /**
+   * Another request waits on the stalled waiters: the caller or another waiter fed live that takes more
+   * (not one the caller holds itself, nor a caller that fell behind), or a request waiting for the entry.
+   */
   #othersHeldByWaiters(): boolean {
+    if (this.#shared?.sharing.entryAwaited()) return true
+    if (this.#callerHolds()) return false
     const reader = this.#shared?.reader
-    const callerTakes = !this.#callerLeft && reader !== undefined && reader.reading && !reader.stalled
+    const callerTakes =
+      !this.#callerLeft && reader !== undefined && reader.reading && !reader.behind && !reader.stalled
     return callerTakes || this.#fedLive?.flowing === true
   }
 

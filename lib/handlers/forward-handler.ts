@@ -302,6 +302,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
         this.#fromOrigin() !== undefined ||
         (this.#writer !== undefined && this.#declaredSizeBytes !== undefined),
       heldByCaller: () => flight.settle('held'),
+      entryAwaited: () => flight.waiterCount > 0,
     })
     return reader
   }

@@ -104,3 +104,28 @@ test('request options undici takes are still answered from the cache', async () 
     await cache.close()
   }
 })
+
+test("an only-if-cached request undici refuses fails with its error, not the cache's 504", async () => {
+  const plain = new Agent()
+  const cache = new CacheAgent({ store: new MemoryStore() })
+  const onlyIfCached = { 'cache-control': 'only-if-cached' }
+  const cases: [string, string, Options][] = [
+    ['a method that is no token', '/m', { method: 'G T', headers: onlyIfCached }],
+    ['a query with a path that has one', '/q?a=1', { query: { b: 2 }, headers: onlyIfCached }],
+    [
+      'a body undici cannot send',
+      '/b',
+      { method: 'POST', body: 5 as unknown as string, headers: onlyIfCached },
+    ],
+  ]
+  try {
+    for (const [name, path, options] of cases) {
+      const expected = await outcome(plain, path, options)
+      assert.match(expected, /^\w*Error /, `${name}: undici refuses it`)
+      assert.equal(await outcome(cache, path, options), expected, name)
+    }
+  } finally {
+    await plain.close()
+    await cache.close()
+  }
+})

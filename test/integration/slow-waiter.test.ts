@@ -15,7 +15,15 @@ const BODY = Buffer.from(Array.from({ length: 6 * MiB + 3 }, (_, i) => (i * 7) %
 
 let origin: Origin
 before(async () => {
-  origin = await startOrigin((_req, res) => {
+  origin = await startOrigin((req, res) => {
+    if (req.url === '/failing') {
+      // fails mid-body, its headers after 100 ms
+      return void setTimeout(() => {
+        res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': String(BODY.length) })
+        res.write(BODY.subarray(0, 512 * 1024))
+        setTimeout(() => res.destroy(), 100)
+      }, 100)
+    }
     let offset = 0
     const step = () => {
       if (offset >= BODY.length) return void res.end()
@@ -124,4 +132,74 @@ test('a waiter that leaves while it holds the download lets the first caller go 
   assert.equal(origin.count('/leaving-reader'), 1)
   await cache.agent.destroy()
   await cache.store.close()
+})
+
+test("a waiter whose onResponseError throws leaves the others' errors to them (a shared download that fails)", async () => {
+  const cache = makeAgent(new MemoryStore())
+  const url = `${origin.url}/failing`
+  const outcome = (promise: Promise<unknown>) =>
+    Promise.race([
+      promise.then(
+        () => 'complete',
+        (error: { code?: string }) => `error ${error.code}`,
+      ),
+      sleep(4000).then(() => 'still waiting after 4 s'),
+    ])
+  const first = outcome(
+    request(url, { dispatcher: cache.agent }).then((response) => response.body.arrayBuffer()),
+  )
+  await sleep(10)
+  const thrown = new Promise<void>((resolve) => {
+    cache.agent.dispatch(
+      { origin: origin.url, path: '/failing', method: 'GET' },
+      {
+        onRequestStart() {},
+        onResponseError() {
+          resolve()
+          throw new Error('thrown by a waiter')
+        },
+      },
+    )
+  })
+  const second = outcome(
+    request(url, { dispatcher: cache.agent }).then((response) => response.body.arrayBuffer()),
+  )
+  await thrown
+  assert.deepEqual([await first, await second], ['error UND_ERR_SOCKET', 'error UND_ERR_SOCKET'])
+  assert.equal(origin.count('/failing'), 1)
+  await cache.agent.destroy()
+  await cache.store.close()
+})
+
+test('a waiter that stops reading holds requests waiting for the entry no longer than WAITER_HOLD_MS', async () => {
+  const cache = makeAgent(new MemoryStore()) // keeps the body: the stopped waiter reads the rest from it
+  const url = `${origin.url}/awaited`
+  const caller = request(url, { dispatcher: cache.agent }).then(async (response) => {
+    for await (const _chunk of response.body) break // leaves after its first chunk
+  })
+  await sleep(5)
+  const stopped = read(url, cache.agent, { pauseMs: 4000 })
+  const startedMs = performance.now()
+  const ranged = await request(url, { dispatcher: cache.agent, headers: { range: 'bytes=0-9' } })
+  assert.equal(ranged.statusCode, 206)
+  assert.ok(BODY.subarray(0, 10).equals(Buffer.from(await ranged.body.arrayBuffer())))
+  const waitedMs = performance.now() - startedMs
+  assert.ok(waitedMs < 3000, `the Range request waited ${Math.round(waitedMs)} ms`)
+  await caller
+  assert.ok((await stopped).equals(BODY))
+  assert.equal(origin.count('/awaited'), 1)
+  await cache.close()
+})
+
+test('a waiter is not let fall behind while the first caller holds the download itself', async () => {
+  const cache = makeAgent(new MemoryStore({ maxEntryBytes: MiB }))
+  const url = `${origin.url}/caller-holds`
+  const bodies = await Promise.all([
+    read(url, cache.agent, { pauseMs: 3000 }),
+    sleep(5).then(() => read(url, cache.agent, { pauseMs: 1500 })),
+    sleep(5).then(() => read(url, cache.agent, {})),
+  ])
+  for (const body of bodies) assert.ok(body.equals(BODY))
+  assert.equal(origin.count('/caller-holds'), 1)
+  await cache.close()
 })
