@@ -18,6 +18,13 @@ import { LARGE_BODY, origin, startAdapterOrigin, undiciCache, writeValue } from 
 before(() => startAdapterOrigin())
 after(() => origin.close())
 
+/** A 200 with no fields, cached now, stale and deleted that many ms from now, as undici's interceptor writes it. */
+function plainValue(staleAfterMs: number, deleteAfterMs: number) {
+  const nowMs = Date.now()
+  const times = { cachedAt: nowMs, staleAt: nowMs + staleAfterMs, deleteAt: nowMs + deleteAfterMs }
+  return { statusCode: 200, statusMessage: 'OK', headers: {}, ...times }
+}
+
 test('a body file gone when undici looks the entry up makes a miss, not a failed request', async () => {
   const file = path.join(tempDir(), 'cache.db')
   const cache = undiciCache(new SqliteStore({ path: file, chunkBytes: 1024 }))
@@ -101,15 +108,7 @@ test('a body of another length than its entry says makes a miss (read whole, up 
     // over 1 MiB, read as served: the stream fails
     const adapter = toUndiciStore(lying)
     const key = { origin: origin.url, method: 'GET', path: `/lying-big-${name}` }
-    const nowMs = Date.now()
-    const value = {
-      statusCode: 200,
-      statusMessage: 'OK',
-      headers: {},
-      cachedAt: nowMs,
-      staleAt: nowMs + 60_000,
-    }
-    await writeValue(adapter, key, { ...value, deleteAt: nowMs + 60_000 }, 'b'.repeat(2 * 1024 * 1024))
+    await writeValue(adapter, key, plainValue(60_000, 60_000), 'b'.repeat(2 * 1024 * 1024))
     const found = await adapter.get(key)
     assert.ok(found?.body instanceof Readable, name)
     await assert.rejects(found.body.toArray(), /the stored body of \d+ bytes read/)
@@ -120,15 +119,7 @@ test('a body of another length than its entry says makes a miss (read whole, up 
 test('the newest matching entry, within 100 ms of its deleteAt, makes a miss: an older match is not served instead', async () => {
   const adapter = toUndiciStore(new MemoryStore())
   const key = { origin: 'http://127.0.0.1:1', method: 'GET', path: '/newest', headers: { accept: 'a' } }
-  const nowMs = Date.now()
-  const value = {
-    statusCode: 200,
-    statusMessage: 'OK',
-    headers: {},
-    cachedAt: nowMs,
-    staleAt: nowMs + 1,
-    deleteAt: nowMs + 3_600_000,
-  }
+  const value = plainValue(1, 3_600_000)
   await writeValue(adapter, key, value, 'older')
   await writeValue(adapter, key, { ...value, vary: { accept: 'a' }, deleteAt: Date.now() + 50 }, 'newer')
   assert.equal(await adapter.get(key), undefined)
