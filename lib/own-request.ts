@@ -14,8 +14,9 @@ type QueuedAbortHook = (cancel: (reason: Error) => void) => void
  * connection out of the queue at once. With `flight` (a download others may wait on), it cancels the
  * request only once nobody else waits on it: at once if nobody does, else when the last waiter leaves
  * (until the request starts; then the caller's abort reaches the cache as usual). `null`: the request is
- * not the caller's (a background revalidation, the rest of a body for a waiter): the hook is
- * dropped, as undici's own cache interceptor does, and so is the body (see withoutBody). Without either, the options are the caller's own.
+ * not the caller's (a background revalidation, the rest of a body for a waiter): the hook is dropped,
+ * as undici's own cache interceptor does, and so is the body (see withoutBody). Without either, the
+ * options are the caller's own.
  */
 export function ownRequestOptions(
   opts: Dispatcher.DispatchOptions,
