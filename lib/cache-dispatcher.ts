@@ -102,16 +102,17 @@ export class CacheDispatcher {
     const requestOptions = rerun.requestOptions ?? resolveRequestOptions(opts.cache)
     if (opts.cache !== undefined) opts = withoutCacheOption(opts)
     opts = withReplayableHeaders(opts)
-    // refused by undici with its own error, on a miss and on a hit alike
-    if (undiciRefuses(opts)) return this.#next(opts, handler)
+    // refused by undici with its own error, on a miss and on a hit alike (should undici send an unsafe
+    // one after all, what it changes is invalidated)
+    if (undiciRefuses(opts))
+      return isSafeMethod(method) ? this.#next(opts, handler) : this.#invalidating(opts, handler)
     const headers = normalizeHeaders(opts.headers)
     const directives = requestDirectives(headers)
     // RFC 9111 §5.2.1.7: only-if-cached never reaches the origin, whatever else the request asks
     const onlyIfCached = requestOptions?.onlyIfCached === true || directives.onlyIfCached === true
     if (!isSafeMethod(method)) {
       if (onlyIfCached) return gatewayTimeout(this.#config, handler, opts)
-      const target = reachedTarget(this.#dispatcherOrigin, opts)
-      return this.#next(opts, new InvalidationHandler(this.#config, target, handler, this.#invalidated))
+      return this.#invalidating(opts, handler)
     }
     const cached =
       this.#config.methods.has(method) &&
@@ -141,6 +142,12 @@ export class CacheDispatcher {
     }
     if (exchange.originOnly && onlyIfCached) return gatewayTimeout(this.#config, handler, exchange.opts)
     return this.#lookup(exchange, handler)
+  }
+
+  /** RFC 9111 §4.4: an unsafe request, sent on; a response that says it changed something invalidates. */
+  #invalidating(opts: DispatchOptions, handler: Handler): boolean {
+    const target = reachedTarget(this.#dispatcherOrigin, opts)
+    return this.#next(opts, new InvalidationHandler(this.#config, target, handler, this.#invalidated))
   }
 
   #lookup(exchange: Exchange, handler: Handler): boolean {

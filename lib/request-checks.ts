@@ -37,17 +37,25 @@ function badPath(path: string): boolean {
   return !absolute || NOT_PATH.test(path)
 }
 
-/** undici sends a string, bytes, a stream, an iterable (sync or async), a Blob or FormData. */
+/** undici sends a string, bytes, a stream, an iterable (sync or async), a Blob or FormData (duck-typed as it does). */
 function badBody(body: unknown): boolean {
   if (body == null || typeof body === 'string' || ArrayBuffer.isView(body) || body instanceof ArrayBuffer)
     return false
-  if (typeof body !== 'object') return true
-  const object = body as Record<string | symbol, unknown>
-  if (typeof object.pipe === 'function' && typeof object.on === 'function') return false
-  if (typeof object[Symbol.iterator] === 'function' || typeof object[Symbol.asyncIterator] === 'function')
+  const any = body as Record<string | symbol, unknown>
+  if (typeof any[Symbol.iterator] === 'function' || typeof any[Symbol.asyncIterator] === 'function')
     return false
-  const tag = object[Symbol.toStringTag]
-  return !(body instanceof Blob || tag === 'Blob' || tag === 'File' || tag === 'FormData')
+  if (body instanceof Blob) return false
+  if (typeof body !== 'object') return true
+  if (typeof any.pipe === 'function' && typeof any.on === 'function') return false
+  const tag = any[Symbol.toStringTag]
+  if (tag === 'Blob' || tag === 'File') return !hasMethod(any, 'stream') && !hasMethod(any, 'arrayBuffer')
+  return !(tag === 'FormData' && FORM_DATA_METHODS.every((name) => hasMethod(any, name)))
+}
+
+const FORM_DATA_METHODS = ['append', 'delete', 'get', 'getAll', 'has', 'set']
+
+function hasMethod(object: Record<string | symbol, unknown>, name: string): boolean {
+  return typeof object[name] === 'function'
 }
 
 function badTimeout(value: unknown): boolean {

@@ -6,7 +6,7 @@ import type { RelayController } from './relay-controller.js'
 import type { RestFetch } from './rest-from-origin.js'
 import { rangeBody } from './serve.js'
 
-const REST_LOST =
+export const REST_LOST =
   'undici-cache: the rest of a shared response this reader fell behind on is not in the store (its write failed, or it was removed since), and the origin gave no strong ETag to ask for it again'
 
 /** The committed entry a reader that fell behind reads the rest from, if it is still stored. */

@@ -106,14 +106,9 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     }
   }
 
-  /** A throw from the caller's onResponseError is its own: it never reaches what served it (a shared download). */
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     if (this.#over) return
     this.over()
-    try {
-      this.#handler.onResponseError?.(controller, error)
-    } catch {
-      // the request has failed: there is nobody else to tell
-    }
+    this.#handler.onResponseError?.(controller, error)
   }
 }

@@ -64,4 +64,9 @@ export class FanOut {
   fail(error: Error): void {
     for (const stream of this.#streams) stream.fail(error)
   }
+
+  /** Fails the waiters that fell behind now: the rest will be found nowhere. */
+  failBehind(error: Error): void {
+    for (const stream of this.#streams) stream.failIfBehind(error)
+  }
 }

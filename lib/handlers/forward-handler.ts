@@ -16,7 +16,7 @@ import {
   type StoredEntry,
   withEntries,
 } from '../stores/store.js'
-import type { Ending, StoredCopy } from './catch-up.js'
+import { type Ending, REST_LOST, type StoredCopy } from './catch-up.js'
 import { type CallerExit, DownloadPace } from './download-pace.js'
 import { entryMeta } from './entry-meta.js'
 import { FanOut } from './fan-out.js'
@@ -432,6 +432,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   #storeFailed(writer: EntryWriter, error: unknown, operation: string, then?: () => void): void {
     this.#writer = undefined
     this.#flight?.settle('not-stored')
+    // readers that fell behind find the rest nowhere without a strong ETag: they fail now, not at the end
+    if (this.#fromOrigin() === undefined) {
+      this.#fanOut?.failBehind(new Error(REST_LOST))
+      this.#reader?.failIfBehind(new Error(REST_LOST))
+    }
     // the waiters for the entry go their own way: if the caller left too, only those fed live may need it
     const left = this.#pace?.callerLeft
     if (left && this.#fanOut?.reading !== true) this.#pace?.stop(left)

@@ -110,7 +110,12 @@ export class ReaderStream implements ResponseSource {
   fail(error: Error): void {
     if (this.#done) return
     this.#done = true
-    this.#handler.onResponseError?.(this.#relay, error)
+    ownThrow(() => this.#handler.onResponseError?.(this.#relay, error))
+  }
+
+  /** Fails a reader that fell behind now, when the rest will be found nowhere (see catchUp). */
+  failIfBehind(error: Error): void {
+    if (this.#behind) this.fail(error)
   }
 
   pause(): void {
@@ -159,10 +164,22 @@ export class ReaderStream implements ResponseSource {
     if (this.#paused || this.#done || !this.#ended || this.#queue.length > 0) return
     if (this.#behind) {
       this.#done = true
-      catchUp(this.#handler, this.#relay, this.#deliveredBytes, this.#ending)
+      ownThrow(() => catchUp(this.#handler, this.#relay, this.#deliveredBytes, this.#ending))
       return
     }
     this.#done = true
-    this.#handler.onResponseEnd?.(this.#relay, this.#ending.trailers ?? {})
+    ownThrow(() => this.#handler.onResponseEnd?.(this.#relay, this.#ending.trailers ?? {}))
+  }
+}
+
+/**
+ * A throw from a reader's handler as its response ends or fails is its own: it never reaches the shared
+ * download, so the others are still told (until 2026-11-27 a waiter's throw hung them, or failed them).
+ */
+function ownThrow(tell: () => void): void {
+  try {
+    tell()
+  } catch {
+    // that reader's response is over: there is nobody else to tell
   }
 }

@@ -73,7 +73,15 @@ const options = fc.record({
   method: option(fc.constantFrom('G T', '', 5, 'GÉT'), fc.constantFrom('GET', 'HEAD', 'get', 'PURGE')),
   query: option(fc.constantFrom({ a: 1 }), fc.constantFrom(undefined, null)),
   body: option(
-    fc.constantFrom(5, true, {}, Symbol('b')),
+    fc.constantFrom(
+      5,
+      true,
+      {},
+      Symbol('b'),
+      { [Symbol.toStringTag]: 'Blob' },
+      { [Symbol.toStringTag]: 'FormData', append() {} },
+      Object.assign(() => {}, { [Symbol.iterator]: [][Symbol.iterator] }),
+    ),
     fc.constantFrom(
       undefined,
       null,
