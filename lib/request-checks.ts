@@ -21,7 +21,7 @@ export function undiciRefuses(opts: DispatchOptions): boolean {
     !TOKEN.test(options.method) ||
     badPath(options.path) ||
     (Boolean(options.query) && /[?#]/.test(options.path)) ||
-    badBody(options.body) ||
+    bodyRefused(options.body) ||
     badTimeout(options.headersTimeout) ||
     badTimeout(options.bodyTimeout) ||
     notBoolean(options.reset) ||
@@ -35,6 +35,15 @@ export function undiciRefuses(opts: DispatchOptions): boolean {
 function badPath(path: string): boolean {
   const absolute = path[0] === '/' || path.startsWith('http://') || path.startsWith('https://')
   return !absolute || NOT_PATH.test(path)
+}
+
+/** A body whose reading throws (a getter) is undici's to fail, as it reads it. */
+function bodyRefused(body: unknown): boolean {
+  try {
+    return badBody(body)
+  } catch {
+    return true
+  }
 }
 
 /** undici sends a string, bytes, a stream, an iterable (sync or async), a Blob or FormData (duck-typed as it does). */

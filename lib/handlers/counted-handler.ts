@@ -106,9 +106,17 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     }
   }
 
+  /**
+   * A throw from the caller's onResponseError is its own: it never reaches a download others share, nor
+   * a microtask or promise of the cache's (as an uncaught exception) where undici would have kept it.
+   */
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     if (this.#over) return
     this.over()
-    this.#handler.onResponseError?.(controller, error)
+    try {
+      this.#handler.onResponseError?.(controller, error)
+    } catch {
+      // the request has failed: there is nobody else to tell
+    }
   }
 }

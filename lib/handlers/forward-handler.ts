@@ -433,12 +433,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     this.#writer = undefined
     this.#flight?.settle('not-stored')
     // readers that fell behind find the rest nowhere without a strong ETag: they fail now, not at the end
+    const lost = new Error(REST_LOST)
     if (this.#fromOrigin() === undefined) {
-      this.#fanOut?.failBehind(new Error(REST_LOST))
-      this.#reader?.failIfBehind(new Error(REST_LOST))
+      this.#fanOut?.failBehind(lost)
+      this.#reader?.failIfBehind(lost)
     }
-    // the waiters for the entry go their own way: if the caller left too, only those fed live may need it
-    const left = this.#pace?.callerLeft
+    // the waiters for the entry go their own way: if the caller left or failed too, only those fed live
+    // may need the download
+    const left = this.#pace?.callerLeft ?? (this.#reader?.reading === false ? lost : undefined)
     if (left && this.#fanOut?.reading !== true) this.#pace?.stop(left)
     this.#pace?.paceChanged()
     quietly(

@@ -110,7 +110,7 @@ export class ReaderStream implements ResponseSource {
   fail(error: Error): void {
     if (this.#done) return
     this.#done = true
-    ownThrow(() => this.#handler.onResponseError?.(this.#relay, error))
+    this.#handler.onResponseError?.(this.#relay, error)
   }
 
   /** Fails a reader that fell behind now, when the rest will be found nowhere (see catchUp). */
@@ -164,22 +164,10 @@ export class ReaderStream implements ResponseSource {
     if (this.#paused || this.#done || !this.#ended || this.#queue.length > 0) return
     if (this.#behind) {
       this.#done = true
-      ownThrow(() => catchUp(this.#handler, this.#relay, this.#deliveredBytes, this.#ending))
+      catchUp(this.#handler, this.#relay, this.#deliveredBytes, this.#ending)
       return
     }
     this.#done = true
-    ownThrow(() => this.#handler.onResponseEnd?.(this.#relay, this.#ending.trailers ?? {}))
-  }
-}
-
-/**
- * A throw from a reader's handler as its response ends or fails is its own: it never reaches the shared
- * download, so the others are still told (until 2026-11-27 a waiter's throw hung them, or failed them).
- */
-function ownThrow(tell: () => void): void {
-  try {
-    tell()
-  } catch {
-    // that reader's response is over: there is nobody else to tell
+    this.#handler.onResponseEnd?.(this.#relay, this.#ending.trailers ?? {})
   }
 }

@@ -15,10 +15,26 @@ const SIZE = 6 * 1024 * 1024
 const CHUNK = Buffer.alloc(64 * 1024, 'a')
 
 let origin: Origin
+/** When the origin's response to /slow was closed, and how many bytes it had sent. */
+const slow = { closedAtMs: 0, sentBytes: 0 }
 before(async () => {
-  origin = await startOrigin((_req, res) => {
+  origin = await startOrigin((req, res) => {
     res.writeHead(200, { 'content-length': String(SIZE), 'cache-control': 'max-age=600' }) // no ETag
     let sent = 0
+    if (req.url === '/slow') {
+      // 64 KiB every 20 ms: 2 s in all
+      res.on('close', () => Object.assign(slow, { closedAtMs: performance.now(), sentBytes: sent }))
+      const timer = setInterval(() => {
+        sent += CHUNK.length
+        res.write(CHUNK)
+        if (sent >= SIZE) {
+          clearInterval(timer)
+          res.end()
+        }
+      }, 20)
+      res.on('close', () => clearInterval(timer))
+      return
+    }
     const pump = () => {
       while (sent < SIZE) {
         sent += CHUNK.length
@@ -50,13 +66,17 @@ class FillingStore extends MemoryStore {
 }
 
 /** A raw dispatch whose handler reads with `onData`; resolves with how it ended and after how long. */
-function read(agent: Dispatcher, onData: (controller: Dispatcher.DispatchController, bytes: number) => void) {
+function read(
+  agent: Dispatcher,
+  onData: (controller: Dispatcher.DispatchController, bytes: number) => void,
+  path = '/big',
+) {
   const startedMs = performance.now()
   let bytes = 0
   return new Promise<{ outcome: string; ms: number }>((resolve) => {
     const done = (outcome: string) => resolve({ outcome, ms: performance.now() - startedMs })
     agent.dispatch(
-      { origin: origin.url, path: '/big', method: 'GET' },
+      { origin: origin.url, path, method: 'GET' },
       {
         onRequestStart() {},
         onResponseData(controller, chunk) {
@@ -91,4 +111,20 @@ test('a first caller that fell behind fails as soon as the store fails, though a
   assert.equal(origin.count('/big'), 1)
   await agent.destroy()
   await waiter
+})
+
+test('once every reader has failed so, the download stops: nobody reads it', async () => {
+  const agent = new CacheAgent({ store: new FillingStore() })
+  const startedMs = performance.now()
+  const pauseAtOnce = (controller: Dispatcher.DispatchController) => controller.pause()
+  const outcomes = await Promise.all([read(agent, pauseAtOnce, '/slow'), read(agent, pauseAtOnce, '/slow')])
+  for (const { outcome } of outcomes)
+    assert.match(outcome, /^error: undici-cache: the rest of a shared response/)
+  for (let i = 0; i < 50 && slow.closedAtMs === 0; i++)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.ok(slow.closedAtMs > 0, 'the origin response was closed within a second of the failures')
+  assert.ok(slow.sentBytes < SIZE, `the origin sent ${slow.sentBytes} of ${SIZE} bytes`)
+  assert.ok(slow.closedAtMs - startedMs < 1500, `closed after ${Math.round(slow.closedAtMs - startedMs)} ms`)
+  assert.equal(origin.count('/slow'), 1)
+  await agent.close()
 })

@@ -255,3 +255,33 @@ test("an abort without a reason ends a bypassed or unsafe request with undici's 
   }
   await Promise.all([cache.close(), plain.close()])
 })
+
+test("a throw from onResponseError after the caller aborted a hit stays the caller's own (no uncaught exception), as in undici", async () => {
+  const cache = makeAgent(new MemoryStore())
+  await send(cache.agent, `${origin.url}/abort-then-throw`)
+  for (const abortIn of ['start', 'data'] as const) {
+    const failed = await new Promise<string>((resolve) => {
+      cache.agent.dispatch(
+        { origin: origin.url, path: '/abort-then-throw', method: 'GET' },
+        {
+          onRequestStart() {},
+          onResponseStart(controller) {
+            if (abortIn === 'start') controller.abort(new Error('caller abort'))
+          },
+          onResponseData(controller) {
+            if (abortIn === 'data') controller.abort(new Error('caller abort'))
+          },
+          onResponseError(_controller, error) {
+            resolve(error.message)
+            throw new Error('thrown from onResponseError')
+          },
+        },
+      )
+    })
+    assert.equal(failed, 'caller abort', abortIn)
+    // an uncaught exception from a microtask of the cache would fail this test
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  assert.equal(origin.count('/abort-then-throw'), 1)
+  await cache.close()
+})

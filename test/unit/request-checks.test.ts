@@ -81,6 +81,11 @@ const options = fc.record({
       { [Symbol.toStringTag]: 'Blob' },
       { [Symbol.toStringTag]: 'FormData', append() {} },
       Object.assign(() => {}, { [Symbol.iterator]: [][Symbol.iterator] }),
+      Object.defineProperty({}, Symbol.iterator, {
+        get() {
+          throw new Error('getter')
+        },
+      }),
     ),
     fc.constantFrom(
       undefined,
