@@ -25,6 +25,7 @@ import { RelayController } from './handlers/relay-controller.js'
 import { respondFromCache } from './handlers/respond.js'
 import { type Background, RevalidationHandler } from './handlers/revalidation-handler.js'
 import { ServedBody } from './handlers/served-body.js'
+import { tellError } from './handlers/tell-error.js'
 import { gatewayTimeout, passThrough } from './handlers/uncached-answers.js'
 import { WaitingHandler } from './handlers/waiting-handler.js'
 import { answeredByOwnOrigin, cacheKey, hasContent, reachedTarget } from './key.js'
@@ -410,7 +411,7 @@ const allOf = (entries: StoredEntry[]) => entries
 
 /** A throw on a later turn has no caller to reach but the handler (as undici routes dispatch errors). */
 function failAsync(handler: Handler, error: unknown): void {
-  handler.onResponseError?.(null as unknown as Dispatcher.DispatchController, asError(error))
+  tellError(handler, null as unknown as Dispatcher.DispatchController, asError(error))
 }
 
 function flightKey(exchange: Exchange): string {

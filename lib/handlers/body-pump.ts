@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
 import { isPromise } from '../stores/store.js'
 import type { RelayController, ResponseSource } from './relay-controller.js'
+import { tellError } from './tell-error.js'
 
 /** Bytes delivered in one turn of the event loop before yielding to other work. */
 const BYTES_PER_TURN = 1024 * 1024
@@ -61,7 +62,7 @@ export class BodyPump implements ResponseSource {
     if (this.#finished) return
     this.#finished = true
     this.#closeIterator()
-    queueMicrotask(() => this.#handler.onResponseError?.(this.#controller, reason))
+    queueMicrotask(() => tellError(this.#handler, this.#controller, reason))
   }
 
   /** Delivers chunks until paused, finished, or a turn's byte budget is spent. */

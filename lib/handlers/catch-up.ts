@@ -5,6 +5,7 @@ import { BodyPump } from './body-pump.js'
 import type { RelayController } from './relay-controller.js'
 import type { RestFetch } from './rest-from-origin.js'
 import { rangeBody } from './serve.js'
+import { tellError } from './tell-error.js'
 
 export const REST_LOST =
   'undici-cache: the rest of a shared response this reader fell behind on is not in the store (its write failed, or it was removed since), and the origin gave no strong ETag to ask for it again'
@@ -71,7 +72,7 @@ export function catchUp(
   ending: Ending,
 ): void {
   const counting = restOnFailure(handler, relay, fromByte, ending.fromOrigin)
-  const lost = (error: unknown) => counting.onResponseError?.(relay, asError(error))
+  const lost = (error: unknown) => tellError(counting, relay, asError(error))
   const serveRest = (entry: StoredEntry | undefined) => {
     if (!entry) throw new Error(REST_LOST)
     const body = rangeBody(entry, fromByte, entry.sizeBytes - 1)

@@ -5,6 +5,7 @@ import { asError } from '../diagnostics.js'
 import type { Serving, UnderWay } from '../serving.js'
 import { RelayController } from './relay-controller.js'
 import { progressOf } from './send-progress.js'
+import { tellError } from './tell-error.js'
 
 /**
  * The caller's handler, counted in `serving` until the request is over: its response ended or failed,
@@ -40,7 +41,7 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     const controller = this.#controller
     if (controller) controller.abort(reason)
     else this.#abortedWith = reason
-    queueMicrotask(() => this.onResponseError(controller as Dispatcher.DispatchController, reason))
+    queueMicrotask(() => tellError(this, controller as Dispatcher.DispatchController, reason))
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
@@ -106,17 +107,9 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     }
   }
 
-  /**
-   * A throw from the caller's onResponseError is its own: it never reaches a download others share, nor
-   * a microtask or promise of the cache's (as an uncaught exception) where undici would have kept it.
-   */
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     if (this.#over) return
     this.over()
-    try {
-      this.#handler.onResponseError?.(controller, error)
-    } catch {
-      // the request has failed: there is nobody else to tell
-    }
+    this.#handler.onResponseError?.(controller, error)
   }
 }

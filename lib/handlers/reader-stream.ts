@@ -3,6 +3,7 @@ import { asError } from '../diagnostics.js'
 import { catchUp, type Ending } from './catch-up.js'
 import { RelayController, type ResponseSource } from './relay-controller.js'
 import type { OutgoingHeaders } from './response-headers.js'
+import { tellError } from './tell-error.js'
 
 /** Bytes a reader that stopped reading may fall behind; past that it catches up from the store later. */
 const MAX_QUEUED_BYTES = 1024 * 1024
@@ -107,10 +108,11 @@ export class ReaderStream implements ResponseSource {
     if (!this.#paused) this.#advance()
   }
 
+  /** A throw from this reader's handler is its own: the others sharing the download are still told. */
   fail(error: Error): void {
     if (this.#done) return
     this.#done = true
-    this.#handler.onResponseError?.(this.#relay, error)
+    tellError(this.#handler, this.#relay, error)
   }
 
   /** Fails a reader that fell behind now, when the rest will be found nowhere (see catchUp). */
@@ -133,7 +135,7 @@ export class ReaderStream implements ResponseSource {
     if (this.#done) return
     this.#done = true
     this.#queue = []
-    queueMicrotask(() => this.#handler.onResponseError?.(this.#relay, reason))
+    queueMicrotask(() => tellError(this.#handler, this.#relay, reason))
     this.#upstream?.readerGone(reason)
   }
 

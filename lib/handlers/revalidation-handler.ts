@@ -16,6 +16,7 @@ import type { RelayController } from './relay-controller.js'
 import { respondFromCache } from './respond.js'
 import { progressOf } from './send-progress.js'
 import { ServedBody } from './served-body.js'
+import { tellError } from './tell-error.js'
 
 type Outcome = 'forward' | 'not-modified' | 'mismatch' | 'stale-if-error'
 
@@ -242,8 +243,9 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     else serve(found)
   }
 
+  /** On a promise of the cache's own: a throw from the caller's handler has nobody to reach (see tellError). */
   #fail(error: unknown): void {
-    this.#forward.onResponseError(this.#relay, asError(error))
+    tellError(this.#forward, this.#relay, asError(error))
   }
 
   /**

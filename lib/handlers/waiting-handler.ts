@@ -1,6 +1,7 @@
 import { type Dispatcher, errors } from 'undici'
 import { asError } from '../diagnostics.js'
 import { RelayController } from './relay-controller.js'
+import { tellError } from './tell-error.js'
 
 /** A waiter's own headersTimeout, and whether the origin has answered the flight it waits on. */
 export interface HeadersTimeout {
@@ -37,14 +38,14 @@ export class WaitingHandler implements Dispatcher.DispatchHandler {
       resume() {},
       abort: (reason) => {
         onAbortWhileWaiting(reason)
-        queueMicrotask(() => this.onResponseError(this.#relay, reason))
+        queueMicrotask(() => tellError(this, this.#relay, reason))
       },
     })
     try {
       this.#relay.start(this.#handler, {})
     } catch (error) {
       // a throw from the caller's onRequestStart is its error, as for any other request
-      queueMicrotask(() => this.onResponseError(this.#relay, asError(error)))
+      queueMicrotask(() => tellError(this, this.#relay, asError(error)))
       return false
     }
     if (this.#relay.aborted) return false
