@@ -168,7 +168,7 @@ export class BodyPump implements ResponseSource {
     this.#finished = true
     this.#closeIterator()
     setImmediate(() =>
-      this.#handler.onResponseError?.(this.#controller, this.#controller.abortError ?? asError(error)),
+      tellError(this.#handler, this.#controller, this.#controller.abortError ?? asError(error)),
     )
   }
 

@@ -5,7 +5,7 @@ import { asError } from '../diagnostics.js'
 import type { Serving, UnderWay } from '../serving.js'
 import { RelayController } from './relay-controller.js'
 import { progressOf } from './send-progress.js'
-import { tellError } from './tell-error.js'
+import { tellError, tellErrorFrom } from './tell-error.js'
 
 /**
  * The caller's handler, counted in `serving` until the request is over: its response ended or failed,
@@ -39,7 +39,9 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
   /** Ends the request with `reason` now, even one whose store has yet to answer; what serves it stops. */
   abort(reason: Error): void {
     const controller = this.#controller
-    if (controller) controller.abort(reason)
+    // not the caller's own call (destroy() ends every request in turn): a throw from its handler, told
+    // as what serves it stops, stays with it
+    if (controller) tellErrorFrom(() => controller.abort(reason))
     else this.#abortedWith = reason
     queueMicrotask(() => tellError(this, controller as Dispatcher.DispatchController, reason))
   }

@@ -26,6 +26,7 @@ import type { RelayController } from './relay-controller.js'
 import { dated, forwardedHeaders } from './response-headers.js'
 import { type RestFetch, restFetcher } from './rest-from-origin.js'
 import { progressOf } from './send-progress.js'
+import { tellError } from './tell-error.js'
 
 type Opened =
   | { writer: EntryWriter; meta: EntryMeta; detail?: undefined }
@@ -267,7 +268,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
    */
   #endCaller(ending: Ending): void {
     if (this.#relay.aborted) {
-      this.#downstream.onResponseError?.(this.#relay, this.#relay.abortError as Error)
+      // told after the commit, on a promise of the cache's own (see tellError)
+      tellError(this.#downstream, this.#relay, this.#relay.abortError as Error)
       return
     }
     this.#downstream.onResponseEnd?.(this.#relay, ending.trailers ?? {})

@@ -17,3 +17,12 @@ export function tellError(
     // the request has failed: there is nobody else to tell
   }
 }
+
+/** Runs what may tell a handler its request failed (an abort the cache makes), dropping a throw so told. */
+export function tellErrorFrom(call: () => void): void {
+  try {
+    call()
+  } catch {
+    // the request has failed: there is nobody else to tell
+  }
+}

@@ -22,6 +22,11 @@ before(async () => {
       'cache-control': path.startsWith('/hints-no-cache') ? 'no-cache' : 'max-age=60',
       etag: '"h"',
     }
+    if (path.startsWith('/hang')) {
+      // the headers and a first piece, then nothing: a download under way
+      res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': '100000' })
+      return void res.write('first piece')
+    }
     if (path.startsWith('/hints')) {
       // RFC 8297: 103 Early Hints before the final response
       res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' })
@@ -284,4 +289,33 @@ test("a throw from onResponseError after the caller aborted a hit stays the call
   }
   assert.equal(origin.count('/abort-then-throw'), 1)
   await cache.close()
+})
+
+test("destroy() ends every request under way though one caller's onResponseError throws, and resolves", async () => {
+  const agent = new CacheAgent({ store: new MemoryStore() })
+  const started: Promise<void>[] = []
+  const failed = ['/hang-a', '/hang-b'].map((path) => {
+    let onStart = () => {}
+    started.push(new Promise<void>((resolve) => (onStart = resolve)))
+    return new Promise<string>((resolve) => {
+      agent.dispatch(
+        { origin: origin.url, path, method: 'GET' },
+        {
+          onRequestStart() {},
+          onResponseStart: () => onStart(),
+          onResponseError(_controller, error) {
+            resolve(error.name)
+            if (path === '/hang-a') throw new Error('thrown by the first caller')
+          },
+        },
+      )
+    })
+  })
+  await Promise.all(started)
+  const destroyed = await Promise.race([
+    agent.destroy().then(() => 'resolved'),
+    new Promise((resolve) => setTimeout(() => resolve('still pending after 2 s'), 2000)),
+  ])
+  assert.equal(destroyed, 'resolved')
+  assert.deepEqual(await Promise.all(failed), ['ClientDestroyedError', 'ClientDestroyedError'])
 })
