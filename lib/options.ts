@@ -1,4 +1,5 @@
 import { type Invalidations, invalidationsOf } from './invalidations.js'
+import { TOKEN } from './policy/syntax.js'
 import { Serving } from './serving.js'
 import type { CacheStore } from './stores/store.js'
 
@@ -66,11 +67,9 @@ function validateMethods(methods: unknown): ReadonlySet<string> {
   return new Set(methods)
 }
 
-const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-
 function validateTargetFields(value: unknown, shared: boolean): readonly string[] {
   if (value === undefined || value === false) return []
-  if (value !== true && (typeof value !== 'string' || !FIELD_NAME.test(value))) {
+  if (value !== true && (typeof value !== 'string' || !TOKEN.test(value))) {
     throw new TypeError('cacheInterceptor option cdnCacheControl must be a boolean or a header field name')
   }
   if (!shared) throw new RangeError('cacheInterceptor option cdnCacheControl applies only with shared: true')

@@ -5,10 +5,10 @@
  * `maxRedirections`, which undici 7's redirect interceptor takes when it is composed inside the cache.
  */
 import type { DispatchOptions } from './exchange.js'
+import { TOKEN } from './policy/syntax.js'
 import { iteratedByUndici } from './request-headers.js'
 
-// RFC 9110 §5.1, §5.5: a field name is a token; a value has no CR, LF, NUL or other control but HTAB
-const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/
+// RFC 9110 §5.5: a field value has no CR, LF, NUL or other control but HTAB
 const NOT_FIELD_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 const NOT_PATH = /[^\u0021-\u00ff]/
 /** Fields undici sets itself, or refuses (`expect`: 100-continue is not supported). */
@@ -104,8 +104,7 @@ function badHeaders(headers: unknown): boolean {
 
 /** One request's fields, checked one at a time (Host and Content-Length may come once). */
 class Fields {
-  #host = false
-  #contentLength = false
+  readonly #seen = new Set<string>()
 
   /** undici sends a value that is not a string as its text (null as an empty one), a list as lines. */
   bad(name: unknown, value: unknown): boolean {
@@ -118,17 +117,16 @@ class Fields {
     if (REFUSED_FIELDS.has(lower)) return true
     // one line each; Content-Length digits, Connection tokens
     const single = Array.isArray(value) ? undefined : textOf(value)
-    if (lower === 'host') return this.#once('host') || single === undefined
-    if (lower === 'content-length') return this.#once('contentLength') || !/^\d+$/.test(single ?? '')
+    if (lower === 'host') return this.#again(lower) || single === undefined
+    if (lower === 'content-length') return this.#again(lower) || !/^\d+$/.test(single ?? '')
     if (lower === 'connection') return single === undefined || !single.split(',').every(isToken)
     return false
   }
 
   /** True the second time a field that may come once comes. */
-  #once(field: 'host' | 'contentLength'): boolean {
-    const seen = field === 'host' ? this.#host : this.#contentLength
-    if (field === 'host') this.#host = true
-    else this.#contentLength = true
+  #again(lower: string): boolean {
+    const seen = this.#seen.has(lower)
+    this.#seen.add(lower)
     return seen
   }
 }

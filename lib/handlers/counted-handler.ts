@@ -2,10 +2,11 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
+import { quietly } from '../exchange.js'
 import type { Serving, UnderWay } from '../serving.js'
 import { RelayController } from './relay-controller.js'
 import { progressOf } from './send-progress.js'
-import { tellError, tellErrorFrom } from './tell-error.js'
+import { IGNORE, tellError } from './tell-error.js'
 
 /**
  * The caller's handler, counted in `serving` until the request is over: its response ended or failed,
@@ -41,7 +42,7 @@ export class CountedHandler implements Dispatcher.DispatchHandler, UnderWay {
     const controller = this.#controller
     // not the caller's own call (destroy() ends every request in turn): a throw from its handler, told
     // as what serves it stops, stays with it
-    if (controller) tellErrorFrom(() => controller.abort(reason))
+    if (controller) quietly(IGNORE, () => controller.abort(reason))
     else this.#abortedWith = reason
     queueMicrotask(() => tellError(this, controller as Dispatcher.DispatchController, reason))
   }

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { quietly } from '../exchange.js'
 
 /**
  * Tells a handler its request failed, on a turn of the cache's own (a microtask, a promise): a throw
@@ -11,18 +12,8 @@ export function tellError(
   controller: Dispatcher.DispatchController,
   error: Error,
 ): void {
-  try {
-    handler.onResponseError?.(controller, error)
-  } catch {
-    // the request has failed: there is nobody else to tell
-  }
+  quietly(IGNORE, () => handler.onResponseError?.(controller, error))
 }
 
-/** Runs what may tell a handler its request failed (an abort the cache makes), dropping a throw so told. */
-export function tellErrorFrom(call: () => void): void {
-  try {
-    call()
-  } catch {
-    // the request has failed: there is nobody else to tell
-  }
-}
+/** The request has failed: a throw as it is told has nobody else to reach. */
+export const IGNORE = (): void => {}

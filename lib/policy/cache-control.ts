@@ -1,7 +1,7 @@
 import { BoundedMemo } from './bounded-memo.js'
 import { linesOf, valueLines } from './fields.js'
 import { listMembers, splitListMembers } from './headers.js'
-import { parseDeltaSeconds, unquote } from './syntax.js'
+import { parseDeltaSeconds, TOKEN, unquote } from './syntax.js'
 import type { CacheControl, Headers, HeaderValue } from './types.js'
 
 /** One directive: `value` is undefined for the bare form, the unquoted argument otherwise. */
@@ -21,7 +21,6 @@ function parseDirective(member: string): Directive {
 }
 
 /** RFC 9110 §5.6.2: a token; §5.6.4: a quoted-string. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const QUOTED_STRING = /^"(?:[^"\\]|\\.)*"$/
 const TRAILING_SEMICOLONS = /[\s;]+$/
 

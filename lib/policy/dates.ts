@@ -10,10 +10,8 @@ const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)'
 // The fixdate's zone may also be written as the Internet Message Format writes it (RFC 5322 §3.3:
 // `+0000`, `-0100`; `UT`, `UTC`), as PHP's and Python's mail-date functions do; GMT is the only zone
 // an HTTP sender may use, so no other name is read.
-const IMF_FIXDATE = new RegExp(
-  `^${SHORT_DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} (GMT|UTC?|[+-]\\d{4})$`,
-  'i',
-)
+const MAIL_ZONE = 'UTC?|[+-]\\d{4}'
+const IMF_FIXDATE = new RegExp(`^${SHORT_DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} (GMT|${MAIL_ZONE})$`, 'i')
 const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`, 'i')
 const ASCTIME_DATE = new RegExp(`^${SHORT_DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`, 'i')
 
@@ -78,7 +76,7 @@ function resolveTwoDigitYear(parts: DateParts, referenceMs: number): number | un
 const YEAR_10000_MS = Date.UTC(10000, 0, 1)
 
 /** A fixdate's zone written another way than `GMT` (see IMF_FIXDATE). */
-const ZONE_NOT_GMT = /\s(?:UTC?|[+-]\d{4})$/i
+const ZONE_NOT_GMT = new RegExp(`\\s(?:${MAIL_ZONE})$`, 'i')
 
 /** RFC 5322 §3.3: a zone's offset from UTC, `+hhmm`/`-hhmm` (under a day), or 0 for a name meaning UTC. */
 function zoneOffsetMs(zone: string): number | undefined {

@@ -3,6 +3,9 @@ export const MAX_DELTA_SECONDS = 2147483648
 
 const DELTA_SECONDS = /^\d+$/
 
+/** RFC 9110 §5.6.2: `token = 1*tchar`, the form of a field name (§5.1), a method (§9.1), a directive name. */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
 /** Parses `delta-seconds = 1*DIGIT`; anything else → undefined. Overflow → 2^31 (RFC 9111 §1.2.2). */
 export function parseDeltaSeconds(value: string): number | undefined {
   if (!DELTA_SECONDS.test(value)) return undefined

@@ -1,6 +1,7 @@
 import { dateValueMs } from './age.js'
 import { linesOf } from './fields.js'
 import { listMembers, splitListMembers } from './headers.js'
+import { TOKEN } from './syntax.js'
 import type { Headers } from './types.js'
 
 /** A stored variant as far as selection needs it. */
@@ -10,9 +11,6 @@ export interface VariantCandidate {
   responseTimeMs: number
 }
 
-/** RFC 9110 §5.1: a field name is a token. */
-const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-
 /**
  * The Vary field names, lower-case, deduplicated and sorted; '*' when any member is '*' (RFC 9110
  * §12.5.5), or no field name (`Cookie Accept-Language`, `"Cookie"`): no request carries such a field,
@@ -21,13 +19,13 @@ const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 export function varyFieldNames(headers: Headers): string[] | '*' {
   if (linesOf(headers, 'vary').length === 0) return []
   const names = listMembers(headers, 'vary').map((name) => name.toLowerCase())
-  if (names.some((name) => name === '*' || !FIELD_NAME.test(name))) return '*'
+  if (names.some((name) => name === '*' || !TOKEN.test(name))) return '*'
   return [...new Set(names)].sort()
 }
 
 /** A Vary member that is neither '*' nor a field name (RFC 9110 §12.5.5). */
 export function hasMalformedVary(headers: Headers): boolean {
-  return listMembers(headers, 'vary').some((name) => name !== '*' && !FIELD_NAME.test(name))
+  return listMembers(headers, 'vary').some((name) => name !== '*' && !TOKEN.test(name))
 }
 
 /**

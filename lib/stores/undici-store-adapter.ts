@@ -91,10 +91,10 @@ class LookupTimes {
  */
 const DELETE_AT_MARGIN_MS = 100
 
-/** RFC 9110 §9.2.1: undici deletes under an unsafe method's key only to invalidate (RFC 9111 §4.4). */
 /** Bodies the store does not hold whole are read whole at lookup up to this size (see bodyOf). */
 const WHOLE_READ_MAX_BYTES = 1024 * 1024
 
+/** RFC 9110 §9.2.1: undici deletes under an unsafe method's key only to invalidate (RFC 9111 §4.4). */
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 
 /** Every method and variant of a URL share one store key; the variant carries the method. */
