@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test'
 import { request } from 'undici'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { tempDir } from '../helpers/client.js'
-import { LARGE_BODY, origin, startAdapterOrigin, undiciCache } from './undici-adapter-setup.js'
+import { MEDIUM_BODY, origin, startAdapterOrigin, undiciCache } from './undici-adapter-setup.js'
 
 before(() => startAdapterOrigin())
 after(() => origin.close())
@@ -18,12 +18,12 @@ test('a hit whose body in chunk rows is removed before it is read still gets all
     chunkBytes: 4096,
   })
   const cache = undiciCache(store)
-  const target = '/large?suite=removed-unread'
+  const target = '/medium?suite=removed-unread'
   await cache.sendAndSettle(target)
   const hit = await request(origin.url + target, { dispatcher: cache.dispatcher })
   // another process's invalidation, say: the rows go while the hit is still unread
   await store.delete(`undici ${origin.url}${target}`)
-  assert.equal(await hit.body.text(), LARGE_BODY)
+  assert.equal(await hit.body.text(), MEDIUM_BODY)
   assert.equal(origin.count(target), 1, 'the second request was a hit')
   await cache.close()
 })

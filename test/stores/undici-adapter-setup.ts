@@ -14,7 +14,10 @@ import { patternBody } from './helpers.js'
 type UndiciKey = Parameters<UndiciCacheStore['get']>[0]
 type UndiciValue = Parameters<UndiciCacheStore['createWriteStream']>[1]
 
-export const LARGE_BODY = patternBody(300_000, 5).toString('base64')
+/** Over toUndiciStore's 1 MiB whole-read limit: served as a stream, which undici's deletes wait for. */
+export const LARGE_BODY = patternBody(900_000, 5).toString('base64')
+/** Under that limit (but over a chunk row): read whole as the lookup answers. */
+export const MEDIUM_BODY = patternBody(300_000, 5).toString('base64')
 
 export let origin: Origin
 export let slowVersion = 0
@@ -27,6 +30,7 @@ export async function startAdapterOrigin() {
       return reply(res, 200, { 'cache-control': 'max-age=60', vary: 'accept-language' }, `lang ${language}`)
     }
     if (url.pathname === '/large') return reply(res, 200, { 'cache-control': 'max-age=60' }, LARGE_BODY)
+    if (url.pathname === '/medium') return reply(res, 200, { 'cache-control': 'max-age=60' }, MEDIUM_BODY)
     if (url.pathname === '/etag') {
       if (req.headers['if-none-match'] === '"v1"') return reply(res, 304, { etag: '"v1"' })
       return reply(res, 200, { 'cache-control': 'no-cache', etag: '"v1"' }, LARGE_BODY)
