@@ -139,8 +139,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   /**
    * RFC 9111 §4.3.3: a full response to the conditional request says the entry it named is not
    * suitable; when it is not stored in its place (refused at its start, or given up on by the store as
-   * it arrived), the entry is not served again through this store
-   * object (stale-while-revalidate served it on otherwise). It is left in the store to expire: a
+   * it arrived), the entry is not served again through this store object (stale-while-revalidate
+   * served it on otherwise). It is left in the store to expire: a
    * delete would take the key's other variants and the responses stored for it meanwhile. Not for a
    * 5xx (the cache may act as if there were no answer), a HEAD's (see freshenFromHead), an entry
    * without validators (its request was not conditional), nor a request with other credentials than
