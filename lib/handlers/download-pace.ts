@@ -14,9 +14,11 @@ export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024
 export const HOLD_GRACE_MS = 100
 
 /**
- * How long at a time a waiter fed live may hold the download for the others while the rest could not
- * be read later (the store refused the body, and no strong ETag): a slower reader, or one pausing a
- * while, gets the whole body; one that stopped is let fall behind then (and fails at the end).
+ * How long at a time a waiter fed live may hold the download for the others while its rest could be
+ * had only as the whole body again (the store refused the body, and no strong ETag): a slower reader,
+ * or one pausing a while, gets it from this download; one that stopped is let fall behind then (and
+ * asks the origin for the whole body again at the end, checked: BodyDigest). Also how long in all a
+ * first caller may hold the waiters fed live before they ask the origin for their rest.
  */
 export const WAITER_HOLD_MS = 1000
 
@@ -31,10 +33,15 @@ export interface FedLive {
 export interface Sharing {
   /** Another request still needs this download: a waiter fed live, or one waiting for the entry. */
   othersNeed(): boolean
-  /** A reader that falls behind will find the rest: the entry is being stored, or the origin can resend it. */
+  /**
+   * A reader that falls behind will find its rest cheaply: the origin can send just the rest, or the
+   * entry is being stored whole (should the store fail, the origin resends it all, checked).
+   */
   restAvailable(): boolean
-  /** Others need the download but the caller holds it (it cannot fall behind): those that can go their own way. */
+  /** Others need the download but the caller holds it (it cannot fall behind): those waiting for the entry go their own way. */
   heldByCaller(): void
+  /** The caller held it WAITER_HOLD_MS in all: those fed live leave it for their rest from the origin. */
+  heldLongByCaller(): void
   /** Requests wait for the entry (not fed live). */
   entryAwaited(): boolean
 }
@@ -66,8 +73,9 @@ export class DownloadPace implements ResponseSource, Upstream {
   /** Since when the caller holds it, and for how long it held it before (ms). */
   #holdingSinceMs: number | undefined
   #heldMs = 0
-  /** The requests waiting for the entry have been let go (heldByCaller). */
+  /** The requests waiting for the entry have been let go (heldByCaller), then those fed live (heldLongByCaller). */
   #othersLetGo = false
+  #liveLetGo = false
   #fedLive: FedLive | undefined
   /** Running while a waiter fed live holds the download (WAITER_HOLD_MS). */
   #waiterHoldTimer: NodeJS.Timeout | undefined
@@ -189,19 +197,31 @@ export class DownloadPace implements ResponseSource, Upstream {
     else if (!pause && this.#origin.paused) this.#origin.resume()
   }
 
-  /** Others waiting on a caller that holds the download are let go once it has held it HOLD_GRACE_MS in all. */
+  /**
+   * Others waiting on a caller that holds the download are let go once it has held it HOLD_GRACE_MS in
+   * all; those fed live, who would have to ask for the whole body again, after WAITER_HOLD_MS in all.
+   */
   #startHoldTimer(): void {
-    if (this.#othersLetGo || this.#holdTimer || !this.#shared?.sharing.othersNeed()) return
+    if (this.#liveLetGo || this.#holdTimer || !this.#shared?.sharing.othersNeed()) return
     this.#holdingSinceMs = performance.now()
+    const allowedMs = this.#othersLetGo ? WAITER_HOLD_MS : HOLD_GRACE_MS
     this.#holdTimer = setTimeout(
       () => {
         this.#holdTimer = undefined
         const sharing = this.#shared?.sharing
         if (this.#ended || !this.#callerHolds() || !sharing?.othersNeed()) return
-        this.#othersLetGo = true
-        sharing.heldByCaller()
+        if (this.#othersLetGo) {
+          this.#liveLetGo = true
+          sharing.heldLongByCaller()
+        } else {
+          this.#othersLetGo = true
+          sharing.heldByCaller()
+        }
+        // still held: on to the next step
+        this.#stopHoldTimer()
+        this.#startHoldTimer()
       },
-      Math.max(0, HOLD_GRACE_MS - this.#heldMs),
+      Math.max(0, allowedMs - this.#heldMs),
     ).unref()
   }
 

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import type { BodyDigest } from './body-digest.js'
 import type { Ending } from './catch-up.js'
 import { ReaderStream, type Upstream } from './reader-stream.js'
 import type { OutgoingHeaders } from './response-headers.js'
@@ -14,7 +15,8 @@ export interface LiveWaiter {
 /**
  * Feeds one response to the identical requests that waited on it, as it arrives (RFC 9211
  * `collapsed`). Each waiter keeps its own pace (a ReaderStream); one that falls far
- * behind reads the rest from the store once the entry is committed, so memory stays bounded.
+ * behind reads the rest from the store once the entry is committed (else from the origin again),
+ * so memory stays bounded.
  */
 export class FanOut {
   readonly #streams: ReaderStream[]
@@ -25,9 +27,10 @@ export class FanOut {
     headers: Record<string, string | string[] | undefined>,
     statusMessage: string | undefined,
     upstream?: Upstream,
+    digest?: BodyDigest,
   ) {
     this.#streams = waiters.map((waiter) => {
-      const stream = new ReaderStream(waiter.handler, undefined, upstream)
+      const stream = new ReaderStream(waiter.handler, undefined, upstream, 0, digest)
       stream.start(statusCode, waiter.headers(headers), statusMessage)
       return stream
     })
@@ -65,8 +68,13 @@ export class FanOut {
     for (const stream of this.#streams) stream.fail(error)
   }
 
-  /** Fails the waiters that fell behind now: the rest will be found nowhere. */
-  failBehind(error: Error): void {
-    for (const stream of this.#streams) stream.failIfBehind(error)
+  /** Every waiter still fed leaves the download (held by the first caller) for the rest from `ending`. */
+  leave(ending: Ending): void {
+    for (const stream of this.#streams) stream.leave(ending)
+  }
+
+  /** The waiters that fell behind read the rest from `ending` now: the store will not have it. */
+  endBehind(ending: Ending): void {
+    for (const stream of this.#streams) stream.endIfBehind(ending)
   }
 }

@@ -5,6 +5,7 @@ import type { Flight } from '../flights.js'
 import { freshenFromHead } from '../freshen.js'
 import { ownRequestOptions } from '../own-request.js'
 import type { ForwardReason } from '../policy/cache-status.js'
+import { entityTagOf, isWeakTag } from '../policy/entity-tag.js'
 import { contentLengthBytes } from '../policy/headers.js'
 import { isWorthStoring } from '../policy/lookup.js'
 import { canStore } from '../policy/storable.js'
@@ -16,7 +17,8 @@ import {
   type StoredEntry,
   withEntries,
 } from '../stores/store.js'
-import { type Ending, REST_LOST, type StoredCopy } from './catch-up.js'
+import { BodyDigest } from './body-digest.js'
+import type { Ending, StoredCopy } from './catch-up.js'
 import { type CallerExit, DownloadPace } from './download-pace.js'
 import { entryMeta } from './entry-meta.js'
 import { FanOut } from './fan-out.js'
@@ -24,9 +26,11 @@ import { ReaderStream } from './reader-stream.js'
 import { redirectHistory } from './redirect-history.js'
 import type { RelayController } from './relay-controller.js'
 import { dated, forwardedHeaders } from './response-headers.js'
-import { type RestFetch, restFetcher } from './rest-from-origin.js'
+import { checkedRestFetcher, type RestFetch, restFetcher } from './rest-from-origin.js'
 import { progressOf } from './send-progress.js'
 import { tellError } from './tell-error.js'
+
+const UNREAD = 'undici-cache: nobody reads this shared download any more'
 
 type Opened =
   | { writer: EntryWriter; meta: EntryMeta; detail?: undefined }
@@ -38,7 +42,7 @@ export interface ForwardOptions {
   /** The flight this request leads: settled once the entry is stored, or known not to be. */
   flight?: Flight
   /** The dispatcher the request went to: readers that fell behind may ask it again for the rest. */
-  next?: Dispatcher.Dispatch
+  next: Dispatcher.Dispatch
   /** The store gave up on the body as too large (no Content-Length), known once it has ended. */
   onRefused?: () => void
 }
@@ -55,12 +59,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   readonly #relay: RelayController
   readonly #fwd: ForwardReason
   readonly #flight: Flight | undefined
-  readonly #next: Dispatcher.Dispatch | undefined
+  readonly #next: Dispatcher.Dispatch
   readonly #onRefused: (() => void) | undefined
   /** The response's headers, kept while others may share it: a strong ETag lets the origin resend its rest. */
   #sharedHeaders: Headers | undefined
   /** Made when first needed; null when the response cannot be asked for again. */
   #restFetch: RestFetch | null | undefined
+  /** The body's check value from the first byte, when others may share it and there is no strong ETag. */
+  #digest: BodyDigest | undefined
   /** Bytes handed to the caller while it read the origin directly. */
   #deliveredBytes = 0
   #writer: EntryWriter | undefined
@@ -166,6 +172,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     this.#writer = opened.writer
     this.#meta = opened.meta
     this.notStoredBecause = opened.detail
+    if (opened.writer && this.#flight) this.#checkUnlessRangeable(headers)
     if (!opened.meta) this.#flight?.settle('not-stored')
     else this.#startFanOut(opened.meta, statusCode, headers, statusMessage)
     // RFC 9211 §2.6: reused by the requests fed it live or waiting for its entry (not another variant's)
@@ -206,6 +213,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
       this.#deliveredBytes += chunk.length
       this.#downstream.onResponseData?.(this.#relay, chunk)
     }
+    this.#digest?.update(chunk)
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
@@ -291,7 +299,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
    * its own response; alone, its pause and abort reach the origin as before (DownloadPace).
    */
   #readAsOneOfMany(flight: Flight, pace: DownloadPace): ReaderStream {
-    const reader = new ReaderStream(this.#downstream, this.#relay, pace, this.#deliveredBytes)
+    const reader = new ReaderStream(this.#downstream, this.#relay, pace, this.#deliveredBytes, this.#digest)
     this.#reader = reader
     flight.onJoin = () => pace.paceChanged()
     // the last one to leave, once the caller has gone too, stops the download
@@ -299,11 +307,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     flight.onLeave = (reason) => waiters.readerGone(reason)
     pace.share(reader, {
       othersNeed: () => flight.waiterCount > 0 || this.#fanOut?.reading === true,
-      // the store has the rest if it took the whole body (its size was checked up front), else the origin
-      restAvailable: () =>
-        this.#fromOrigin() !== undefined ||
-        (this.#writer !== undefined && this.#declaredSizeBytes !== undefined),
+      restAvailable: () => this.#restAvailable(),
       heldByCaller: () => flight.settle('held'),
+      heldLongByCaller: () => {
+        // those fed live ask the origin for their rest rather than wait for the caller
+        const fromOrigin = this.#fromOrigin()
+        if (fromOrigin) this.#fanOut?.leave({ fromOrigin })
+      },
       entryAwaited: () => flight.waiterCount > 0,
     })
     return reader
@@ -320,15 +330,35 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     if (statusCode === 200 && !this.redirected) freshenFromHead(this.#exchange, { statusCode, headers })
   }
 
-  /** How a reader that fell behind asks the origin for the rest (a strong ETag allowing), made once. */
+  /**
+   * A download others may share is checked from its first byte when the origin could not send just a
+   * rest (no strong ETag): a reader that falls behind can then be sent the whole body again (BodyDigest).
+   */
+  #checkUnlessRangeable(headers: Headers): void {
+    const etag = entityTagOf(headers)
+    if (etag === undefined || isWeakTag(etag)) this.#digest = new BodyDigest()
+  }
+
+  /**
+   * A reader may fall behind rather than hold the download: the origin can send just the rest (a
+   * strong ETag), or the store takes the whole body (its size was checked up front) and, should its
+   * write fail, the origin can send the whole body again, checked.
+   */
+  #restAvailable(): boolean {
+    if (this.#fromOrigin() === undefined) return false
+    if (this.#digest === undefined) return true
+    return this.#writer !== undefined && this.#declaredSizeBytes !== undefined
+  }
+
+  /** How a reader that fell behind asks the origin for the rest (a strong ETag or a digest allowing), made once. */
   #fromOrigin(): RestFetch | undefined {
-    if (this.#restFetch === undefined) {
+    const headers = this.#sharedHeaders
+    if (this.#restFetch === undefined && headers) {
       const { opts, request } = this.#exchange
-      const headers = this.#sharedHeaders
       // for the readers of a shared download: no longer the first caller's request to cancel
       const rest = ownRequestOptions(opts, null)
-      const made = headers && this.#next ? restFetcher(this.#next, rest, request.headers, headers) : undefined
-      this.#restFetch = made ?? null
+      const checked = this.#digest && checkedRestFetcher(this.#next, rest, request.headers, headers)
+      this.#restFetch = restFetcher(this.#next, rest, request.headers, headers) ?? checked ?? null
     }
     return this.#restFetch ?? undefined
   }
@@ -377,6 +407,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
       dated(meta.headers, meta.responseTimeMs),
       statusMessage,
       this.#pace?.forWaiters(),
+      this.#digest,
     )
     this.#pace?.feeds(this.#fanOut)
   }
@@ -434,15 +465,15 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   #storeFailed(writer: EntryWriter, error: unknown, operation: string, then?: () => void): void {
     this.#writer = undefined
     this.#flight?.settle('not-stored')
-    // readers that fell behind find the rest nowhere without a strong ETag: they fail now, not at the end
-    const lost = new Error(REST_LOST)
-    if (this.#fromOrigin() === undefined) {
-      this.#fanOut?.failBehind(lost)
-      this.#reader?.failIfBehind(lost)
+    // readers that fell behind (the origin can resend their rest) ask it now: the store will not have it
+    const fromOrigin = this.#fromOrigin()
+    if (fromOrigin) {
+      this.#fanOut?.endBehind({ fromOrigin })
+      this.#reader?.endIfBehind({ fromOrigin })
     }
-    // the waiters for the entry go their own way: if the caller left or failed too, only those fed live
-    // may need the download
-    const left = this.#pace?.callerLeft ?? (this.#reader?.reading === false ? lost : undefined)
+    // the waiters for the entry go their own way: if the caller left, failed or fell behind too, only
+    // those fed live may need the download
+    const left = this.#pace?.callerLeft ?? (this.#reader?.reading === false ? new Error(UNREAD) : undefined)
     if (left && this.#fanOut?.reading !== true) this.#pace?.stop(left)
     this.#pace?.paceChanged()
     quietly(

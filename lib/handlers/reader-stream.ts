@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { asError } from '../diagnostics.js'
+import type { BodyDigest } from './body-digest.js'
 import { catchUp, type Ending } from './catch-up.js'
 import { RelayController, type ResponseSource } from './relay-controller.js'
 import type { OutgoingHeaders } from './response-headers.js'
@@ -28,6 +29,8 @@ export class ReaderStream implements ResponseSource {
   readonly #relay: RelayController
   readonly #upstream: Upstream | undefined
   #queue: Buffer[] = []
+  /** The check value before each queued chunk, when the download is checked (BodyDigest). */
+  #marks: number[] = []
   #queuedBytes = 0
   #deliveredBytes = 0
   #paused = false
@@ -35,18 +38,26 @@ export class ReaderStream implements ResponseSource {
   #ended = false
   #done = false
   #ending: Ending = {}
+  readonly #digest: BodyDigest | undefined
+  /** Once fallen behind: the check value of the bytes delivered, for the origin's resent body to match. */
+  #prefixCrc: number | undefined
 
-  /** `deliveredBytes`: what the caller already has (a first caller that read the origin directly until now). */
+  /**
+   * `deliveredBytes`: what the caller already has (a first caller that read the origin directly until
+   * now); `digest`: the download's, when it is checked from its first byte.
+   */
   constructor(
     handler: Dispatcher.DispatchHandler,
     relay = new RelayController(),
     upstream?: Upstream,
     deliveredBytes = 0,
+    digest?: BodyDigest,
   ) {
     this.#handler = handler
     this.#relay = relay
     this.#upstream = upstream
     this.#deliveredBytes = deliveredBytes
+    this.#digest = digest
     this.#relay.setSource(this)
   }
 
@@ -63,9 +74,9 @@ export class ReaderStream implements ResponseSource {
     return this.#behind
   }
 
-  /** Still to be handed something: not ended, failed nor aborted. */
+  /** Still reads the download: not ended (nor fed the rest from elsewhere), failed nor aborted. */
   get reading(): boolean {
-    return !this.#done
+    return !this.#done && !this.#ended
   }
 
   start(statusCode: number, headers: OutgoingHeaders, statusMessage: string | undefined): void {
@@ -76,6 +87,7 @@ export class ReaderStream implements ResponseSource {
     })
   }
 
+  /** A chunk of the download (added to the digest after every reader has had it). */
   data(chunk: Buffer): void {
     if (this.#done || this.#behind) return
     if (!this.#paused && this.#queue.length === 0) {
@@ -83,6 +95,7 @@ export class ReaderStream implements ResponseSource {
       return
     }
     this.#queue.push(chunk)
+    if (this.#digest) this.#marks.push(this.#digest.crc)
     this.#queuedBytes += chunk.length
     if (this.#queuedBytes <= MAX_QUEUED_BYTES) return
     if (this.#upstream && !this.#upstream.mayFallBehind()) {
@@ -97,27 +110,41 @@ export class ReaderStream implements ResponseSource {
   fallBehind(): void {
     if (this.#done || this.#behind) return
     this.#behind = true
+    // the check value up to the first byte not delivered: before the queue's first chunk, or all so far
+    this.#prefixCrc = this.#marks[0] ?? this.#digest?.crc
     this.#queue = []
+    this.#marks = []
     this.#queuedBytes = 0
   }
 
-  /** The shared response ended. */
+  /** The shared response ended (or, for a reader that fell behind, goes on without it: see catchUp). */
   end(ending: Ending): void {
+    if (this.#ended) return
     this.#ended = true
     this.#ending = ending
     if (!this.#paused) this.#advance()
   }
 
-  /** A throw from this reader's handler is its own: the others sharing the download are still told. */
-  fail(error: Error): void {
-    if (this.#done) return
-    this.#done = true
-    tellError(this.#handler, this.#relay, error)
+  /** A reader that fell behind reads the rest from `ending` at once: the store will not have it. */
+  endIfBehind(ending: Ending): void {
+    if (this.#behind) this.end(ending)
   }
 
-  /** Fails a reader that fell behind now, when the rest will be found nowhere (see catchUp). */
-  failIfBehind(error: Error): void {
-    if (this.#behind) this.fail(error)
+  /** Leaves the download, held up by another reader, for the rest from `ending` (the origin) at once. */
+  leave(ending: Ending): void {
+    if (this.#done || this.#ended) return
+    this.fallBehind()
+    this.end(ending)
+  }
+
+  /**
+   * The download failed: a reader still reading it fails (one that fell behind and was sent elsewhere
+   * for the rest does not). A throw from this reader's handler is its own: the others are still told.
+   */
+  fail(error: Error): void {
+    if (this.#done || this.#ended) return
+    this.#done = true
+    tellError(this.#handler, this.#relay, error)
   }
 
   pause(): void {
@@ -135,6 +162,7 @@ export class ReaderStream implements ResponseSource {
     if (this.#done) return
     this.#done = true
     this.#queue = []
+    this.#marks = []
     queueMicrotask(() => tellError(this.#handler, this.#relay, reason))
     this.#upstream?.readerGone(reason)
   }
@@ -158,6 +186,7 @@ export class ReaderStream implements ResponseSource {
     const wasFull = this.stalled
     while (!this.#paused && !this.#done && this.#queue.length > 0) {
       const chunk = this.#queue.shift() as Buffer
+      this.#marks.shift()
       this.#queuedBytes -= chunk.length
       this.#deliver(chunk)
     }
@@ -166,7 +195,7 @@ export class ReaderStream implements ResponseSource {
     if (this.#paused || this.#done || !this.#ended || this.#queue.length > 0) return
     if (this.#behind) {
       this.#done = true
-      catchUp(this.#handler, this.#relay, this.#deliveredBytes, this.#ending)
+      catchUp(this.#handler, this.#relay, this.#deliveredBytes, this.#ending, this.#prefixCrc)
       return
     }
     this.#done = true

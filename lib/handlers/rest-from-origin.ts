@@ -2,22 +2,29 @@ import type { Dispatcher } from 'undici'
 import type { DispatchOptions } from '../exchange.js'
 import { withoutBody } from '../own-request.js'
 import { withoutClientConditionals } from '../policy/conditional.js'
-import { entityTagOf, isWeakTag, strongMatch } from '../policy/entity-tag.js'
+import { entityTagOf, isWeakTag, strongMatch, weakMatch } from '../policy/entity-tag.js'
 import { contentLengthBytes, singletonValue } from '../policy/headers.js'
 import type { Headers } from '../policy/types.js'
+import { continueCrc } from './body-digest.js'
 import type { RelayController } from './relay-controller.js'
 
-/** Asks the origin again for a shared response from `fromByte` on, for a reader that fell behind. */
+/**
+ * Asks the origin again for a shared response from `fromByte` on, for a reader that fell behind.
+ * `prefixCrc` is the check value of the bytes the reader has (BodyDigest), needed without a strong ETag.
+ */
 export type RestFetch = (
   fromByte: number,
   handler: Dispatcher.DispatchHandler,
   relay: RelayController,
+  prefixCrc?: number,
 ) => void
 
-/** The response being shared: its strong ETag, and its length when it declared one. */
+/** The response being shared: its ETag, strong unless `checked`, and its length when it declared one. */
 interface Shared {
-  etag: string
+  etag: string | undefined
   sizeBytes: number | undefined
+  /** No strong ETag: the whole body is asked for, and the bytes before the rest must check the same. */
+  checked: boolean
 }
 
 /**
@@ -33,7 +40,7 @@ export function restFetcher(
 ): RestFetch | undefined {
   const etag = entityTagOf(responseHeaders)
   if (etag === undefined || isWeakTag(etag)) return undefined
-  const shared: Shared = { etag, sizeBytes: contentLengthBytes(responseHeaders) }
+  const shared: Shared = { etag, sizeBytes: contentLengthBytes(responseHeaders), checked: false }
   return (fromByte, handler, relay) => {
     // RFC 9110 §14.2, §13.1.5: the rest if the representation is unchanged, else all of the new one
     const range = `bytes=${fromByte}-`
@@ -43,9 +50,28 @@ export function restFetcher(
 }
 
 /**
+ * For a response without a strong ETag whose body was checked from its first byte: the rest comes from
+ * the whole body asked for again, spliced on only if its first `fromByte` bytes check as the reader's.
+ */
+export function checkedRestFetcher(
+  next: Dispatcher.Dispatch,
+  opts: DispatchOptions,
+  requestHeaders: Headers,
+  responseHeaders: Headers,
+): RestFetch {
+  const etag = entityTagOf(responseHeaders)
+  const shared: Shared = { etag, sizeBytes: contentLengthBytes(responseHeaders), checked: true }
+  const headers = withoutClientConditionals(requestHeaders)
+  return (fromByte, handler, relay, prefixCrc) => {
+    const restHandler = new RestHandler(shared, fromByte, handler, relay, prefixCrc)
+    next({ ...withoutBody(opts), headers }, restHandler)
+  }
+}
+
+/**
  * Feeds a reader the bytes it is missing, from `fromByte` to the very end: a 206 for exactly that
- * range, or a 200 with the same strong ETag; anything else, or a body that ends early or runs long,
- * is an error, never spliced on.
+ * range, or a 200 with the same strong ETag, or (checked) a 200 whose first bytes check as the reader's;
+ * anything else, or a body that ends early or runs long, is an error, never spliced on.
  */
 class RestHandler implements Dispatcher.DispatchHandler {
   readonly #shared: Shared
@@ -56,17 +82,23 @@ class RestHandler implements Dispatcher.DispatchHandler {
   /** Bytes the reader is still to be given, when the length is known. */
   #remainingBytes: number | undefined
   #refused: Error | undefined
+  /** Checked only: the check value of the reader's first `fromByte` bytes, and of those skipped so far. */
+  readonly #expectedCrc: number | undefined
+  #skippedCrc: number | undefined
 
   constructor(
     shared: Shared,
     fromByte: number,
     downstream: Dispatcher.DispatchHandler,
     relay: RelayController,
+    expectedCrc?: number,
   ) {
     this.#shared = shared
     this.#fromByte = fromByte
     this.#downstream = downstream
     this.#relay = relay
+    this.#expectedCrc = expectedCrc
+    if (shared.checked) this.#skippedCrc = 0
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -75,9 +107,7 @@ class RestHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Headers): void {
     if (statusCode < 200) return
-    const etag = entityTagOf(headers)
-    const sameEtag = etag !== undefined && strongMatch(etag, this.#shared.etag)
-    if (!sameEtag || (statusCode !== 200 && statusCode !== 206)) {
+    if (!this.#sameRepresentation(statusCode, headers)) {
       this.#refuse(controller, `the origin answered ${statusCode}`)
       return
     }
@@ -89,16 +119,20 @@ class RestHandler implements Dispatcher.DispatchHandler {
     if (sizeBytes !== undefined) this.#remainingBytes = sizeBytes - this.#fromByte
     // RFC 9110 §8.8.3: the same strong ETag means the same bytes, so a whole 200 serves from fromByte
     if (statusCode === 200) this.#skipBytes = this.#fromByte
+    if (this.#skipBytes === 0) this.#checkSkipped(controller)
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#refused) return
-    if (this.#skipBytes >= chunk.length) {
-      this.#skipBytes -= chunk.length
-      return
+    let rest = chunk
+    if (this.#skipBytes > 0) {
+      const skippedBytes = Math.min(this.#skipBytes, chunk.length)
+      this.#checkOn(chunk.subarray(0, skippedBytes))
+      this.#skipBytes -= skippedBytes
+      if (this.#skipBytes > 0 || !this.#checkSkipped(controller)) return
+      rest = chunk.subarray(skippedBytes)
+      if (rest.length === 0) return
     }
-    const rest = this.#skipBytes > 0 ? chunk.subarray(this.#skipBytes) : chunk
-    this.#skipBytes = 0
     if (this.#remainingBytes !== undefined) {
       this.#remainingBytes -= rest.length
       if (this.#remainingBytes < 0) {
@@ -119,6 +153,31 @@ class RestHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.#downstream.onResponseError?.(this.#relay, this.#refused ?? error)
+  }
+
+  /** A strong ETag's rest: a 200 or 206 with that ETag. Checked: a 200, with the same opaque ETag if there was one. */
+  #sameRepresentation(statusCode: number, headers: Headers): boolean {
+    const etag = entityTagOf(headers)
+    const shared = this.#shared
+    if (!shared.checked)
+      return (
+        (statusCode === 200 || statusCode === 206) &&
+        etag !== undefined &&
+        strongMatch(etag, shared.etag ?? '')
+      )
+    if (statusCode !== 200) return false
+    return shared.etag === undefined || (etag !== undefined && weakMatch(etag, shared.etag))
+  }
+
+  #checkOn(skipped: Buffer): void {
+    if (this.#skippedCrc !== undefined) this.#skippedCrc = continueCrc(this.#skippedCrc, skipped)
+  }
+
+  /** Checked: the bytes skipped check as the reader's; else the answer is another body, refused. */
+  #checkSkipped(controller: Dispatcher.DispatchController): boolean {
+    if (this.#skippedCrc === undefined || this.#skippedCrc === this.#expectedCrc) return true
+    this.#refuse(controller, 'its answer begins with other bytes')
+    return false
   }
 
   /**
