@@ -17,13 +17,15 @@ export const HOLD_GRACE_MS = 100
  * How long at a time a waiter fed live may hold the download for the others while its rest could be
  * had only as the whole body again (the store refused the body, and no strong ETag): a slower reader,
  * or one pausing a while, gets it from this download; one that stopped is let fall behind then (and
- * asks the origin for the whole body again at the end, checked: BodyDigest). Also how long in all a
- * first caller may hold the waiters fed live before they ask the origin for their rest.
+ * asks the origin for the whole body again at the end, checked: BodyDigest). Also how long at a stretch
+ * a first caller may hold the waiters fed live before they ask the origin for their rest.
  */
 export const WAITER_HOLD_MS = 1000
 
 /** The waiters fed live (FanOut), as the download's pace sees them. */
 export interface FedLive {
+  /** A waiter is still fed live. */
+  readonly reading: boolean
   readonly stalled: boolean
   readonly flowing: boolean
   releaseStalled(): void
@@ -40,7 +42,7 @@ export interface Sharing {
   restAvailable(): boolean
   /** Others need the download but the caller holds it (it cannot fall behind): those waiting for the entry go their own way. */
   heldByCaller(): void
-  /** The caller held it WAITER_HOLD_MS in all: those fed live leave it for their rest from the origin. */
+  /** The caller held it WAITER_HOLD_MS at a stretch: those fed live leave it for their rest from the origin. */
   heldLongByCaller(): void
   /** Requests wait for the entry (not fed live). */
   entryAwaited(): boolean
@@ -73,9 +75,10 @@ export class DownloadPace implements ResponseSource, Upstream {
   /** Since when the caller holds it, and for how long it held it before (ms). */
   #holdingSinceMs: number | undefined
   #heldMs = 0
-  /** The requests waiting for the entry have been let go (heldByCaller), then those fed live (heldLongByCaller). */
+  /** The requests waiting for the entry have been let go (heldByCaller). */
   #othersLetGo = false
-  #liveLetGo = false
+  /** Running while the caller holds the download waiters fed live read (WAITER_HOLD_MS at a stretch). */
+  #liveHoldTimer: NodeJS.Timeout | undefined
   #fedLive: FedLive | undefined
   /** Running while a waiter fed live holds the download (WAITER_HOLD_MS). */
   #waiterHoldTimer: NodeJS.Timeout | undefined
@@ -107,6 +110,7 @@ export class DownloadPace implements ResponseSource, Upstream {
   end(): void {
     this.#ended = true
     this.#stopHoldTimer()
+    this.#stopLiveHoldTimer()
     this.#stopWaiterHoldTimer()
   }
 
@@ -187,8 +191,13 @@ export class DownloadPace implements ResponseSource, Upstream {
   #follow(): void {
     if (this.#ended) return
     const callerHolds = this.#callerHolds()
-    if (callerHolds) this.#startHoldTimer()
-    else this.#stopHoldTimer()
+    if (callerHolds) {
+      this.#startHoldTimer()
+      this.#startLiveHoldTimer()
+    } else {
+      this.#stopHoldTimer()
+      this.#stopLiveHoldTimer()
+    }
     const waiterHolds = this.#waiterHolds()
     if (waiterHolds) this.#startWaiterHoldTimer()
     else this.#stopWaiterHoldTimer()
@@ -197,32 +206,38 @@ export class DownloadPace implements ResponseSource, Upstream {
     else if (!pause && this.#origin.paused) this.#origin.resume()
   }
 
-  /**
-   * Others waiting on a caller that holds the download are let go once it has held it HOLD_GRACE_MS in
-   * all; those fed live, who would have to ask for the whole body again, after WAITER_HOLD_MS in all.
-   */
+  /** Others waiting on a caller that holds the download are let go once it has held it HOLD_GRACE_MS in all. */
   #startHoldTimer(): void {
-    if (this.#liveLetGo || this.#holdTimer || !this.#shared?.sharing.othersNeed()) return
+    if (this.#othersLetGo || this.#holdTimer || !this.#shared?.sharing.othersNeed()) return
     this.#holdingSinceMs = performance.now()
-    const allowedMs = this.#othersLetGo ? WAITER_HOLD_MS : HOLD_GRACE_MS
     this.#holdTimer = setTimeout(
       () => {
         this.#holdTimer = undefined
         const sharing = this.#shared?.sharing
         if (this.#ended || !this.#callerHolds() || !sharing?.othersNeed()) return
-        if (this.#othersLetGo) {
-          this.#liveLetGo = true
-          sharing.heldLongByCaller()
-        } else {
-          this.#othersLetGo = true
-          sharing.heldByCaller()
-        }
-        // still held: on to the next step
-        this.#stopHoldTimer()
-        this.#startHoldTimer()
+        this.#othersLetGo = true
+        sharing.heldByCaller()
       },
-      Math.max(0, allowedMs - this.#heldMs),
+      Math.max(0, HOLD_GRACE_MS - this.#heldMs),
     ).unref()
+  }
+
+  /**
+   * Those fed live leave a caller that has held the download WAITER_HOLD_MS at a stretch (it stopped),
+   * not one that holds it now and then (it reads slower than the origin sends, and they keep its pace):
+   * they would each have to ask the origin for the whole body again.
+   */
+  #startLiveHoldTimer(): void {
+    if (this.#liveHoldTimer || !this.#fedLive?.reading) return
+    this.#liveHoldTimer = setTimeout(() => {
+      this.#liveHoldTimer = undefined
+      if (!this.#ended && this.#callerHolds()) this.#shared?.sharing.heldLongByCaller()
+    }, WAITER_HOLD_MS).unref()
+  }
+
+  #stopLiveHoldTimer(): void {
+    clearTimeout(this.#liveHoldTimer)
+    this.#liveHoldTimer = undefined
   }
 
   #stopHoldTimer(): void {

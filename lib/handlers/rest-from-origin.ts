@@ -3,7 +3,7 @@ import type { DispatchOptions } from '../exchange.js'
 import { withoutBody } from '../own-request.js'
 import { withoutClientConditionals } from '../policy/conditional.js'
 import { entityTagOf, isWeakTag, strongMatch, weakMatch } from '../policy/entity-tag.js'
-import { contentLengthBytes, singletonValue } from '../policy/headers.js'
+import { contentLengthBytes, fieldLines, singletonValue } from '../policy/headers.js'
 import type { Headers } from '../policy/types.js'
 import { continueCrc } from './body-digest.js'
 import type { RelayController } from './relay-controller.js'
@@ -25,7 +25,26 @@ interface Shared {
   sizeBytes: number | undefined
   /** No strong ETag: the whole body is asked for, and the bytes before the rest must check the same. */
   checked: boolean
+  /** Checked only: the response's fields, whose representation metadata the answer must repeat. */
+  headers?: Headers
 }
+
+/**
+ * RFC 9110 §8 (and RFC 9530's digests): the fields that describe the representation. An answer asked
+ * for whole must repeat them, since a check of the bytes before the rest proves nothing when the
+ * reader has none yet.
+ */
+const REPRESENTATION_FIELDS = [
+  'content-type',
+  'content-encoding',
+  'content-language',
+  'content-location',
+  'last-modified',
+  'content-digest',
+  'repr-digest',
+  'digest',
+  'content-md5',
+]
 
 /**
  * For a response with a strong ETag, a way to fetch its rest when the store has no copy to read it
@@ -60,7 +79,8 @@ export function checkedRestFetcher(
   responseHeaders: Headers,
 ): RestFetch {
   const etag = entityTagOf(responseHeaders)
-  const shared: Shared = { etag, sizeBytes: contentLengthBytes(responseHeaders), checked: true }
+  const sizeBytes = contentLengthBytes(responseHeaders)
+  const shared: Shared = { etag, sizeBytes, checked: true, headers: responseHeaders }
   const headers = withoutClientConditionals(requestHeaders)
   return (fromByte, handler, relay, prefixCrc) => {
     const restHandler = new RestHandler(shared, fromByte, handler, relay, prefixCrc)
@@ -108,7 +128,11 @@ class RestHandler implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Headers): void {
     if (statusCode < 200) return
     if (!this.#sameRepresentation(statusCode, headers)) {
-      this.#refuse(controller, `the origin answered ${statusCode}`)
+      const other = this.#shared.checked && statusCode === 200
+      this.#refuse(
+        controller,
+        other ? 'its answer is another representation' : `the origin answered ${statusCode}`,
+      )
       return
     }
     const sizeBytes = this.#completeLength(statusCode, headers)
@@ -155,7 +179,10 @@ class RestHandler implements Dispatcher.DispatchHandler {
     this.#downstream.onResponseError?.(this.#relay, this.#refused ?? error)
   }
 
-  /** A strong ETag's rest: a 200 or 206 with that ETag. Checked: a 200, with the same opaque ETag if there was one. */
+  /**
+   * A strong ETag's rest: a 200 or 206 with that ETag. Checked: a 200 with the same representation
+   * metadata, and an ETag only if there was one, the same compared weakly.
+   */
   #sameRepresentation(statusCode: number, headers: Headers): boolean {
     const etag = entityTagOf(headers)
     const shared = this.#shared
@@ -165,8 +192,12 @@ class RestHandler implements Dispatcher.DispatchHandler {
         etag !== undefined &&
         strongMatch(etag, shared.etag ?? '')
       )
-    if (statusCode !== 200) return false
-    return shared.etag === undefined || (etag !== undefined && weakMatch(etag, shared.etag))
+    if (statusCode !== 200 || (etag === undefined) !== (shared.etag === undefined)) return false
+    if (etag !== undefined && !weakMatch(etag, shared.etag ?? '')) return false
+    const before = shared.headers ?? {}
+    return REPRESENTATION_FIELDS.every((name) =>
+      sameLines(fieldLines(before, name), fieldLines(headers, name)),
+    )
   }
 
   #checkOn(skipped: Buffer): void {
@@ -197,6 +228,10 @@ class RestHandler implements Dispatcher.DispatchHandler {
     this.#refused = refusal(why)
     controller.abort(this.#refused)
   }
+}
+
+function sameLines(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((line, index) => line.trim() === b[index]?.trim())
 }
 
 function refusal(why: string): Error {

@@ -23,10 +23,13 @@ let origin: Origin
 const slowCloses: { atMs: number; sentBytes: number }[] = []
 before(async () => {
   origin = await startOrigin((req, res) => {
-    res.writeHead(200, { 'content-length': String(SIZE), 'cache-control': 'max-age=600' }) // no ETag
-    // the nth request to /changing gets bodyOf(n), n from 1
+    res.setHeader('content-length', String(SIZE))
+    res.setHeader('cache-control', 'max-age=600') // no ETag
+    // the nth request to /changing gets bodyOf(n), n from 1; /retyped is another type the second time
     const body = req.url === '/changing' ? bodyOf(origin.count('/changing')) : BODY
+    if (req.url === '/retyped' && origin.count('/retyped') > 1) res.setHeader('content-type', 'image/png')
     let sent = 0
+    res.writeHead(200)
     if (req.url === '/slow') {
       // 64 KiB every 20 ms: 2 s in all
       res.on('close', () => slowCloses.push({ atMs: performance.now(), sentBytes: sent }))
@@ -190,5 +193,36 @@ test('a first caller that read alone until a request joined also gets its rest f
   assert.ok(other?.body.equals(BODY))
   // the shared download, the joined request's own once the store failed, and the first caller's rest
   assert.equal(origin.count('/late'), 3)
+  await agent.close()
+})
+
+test('a reader that fell behind before its first byte takes the body asked for again only if it describes the same representation', async () => {
+  const agent = new CacheAgent({ store: new FillingStore() })
+  const caller = read(agent, () => {}, '/retyped')
+  const waiter = new Promise<string>((resolve) => {
+    let bytes = 0
+    agent.dispatch(
+      { origin: origin.url, path: '/retyped', method: 'GET' },
+      {
+        onRequestStart() {},
+        // nothing read before the store fails: a check of the bytes before the rest proves nothing
+        onResponseStart: (controller) => {
+          controller.pause()
+          setTimeout(() => controller.resume(), 800)
+        },
+        onResponseData: (_controller, chunk) => {
+          bytes += chunk.length
+        },
+        onResponseEnd: () => resolve(`end after ${bytes} bytes`),
+        onResponseError: (_controller, error) => resolve(`error after ${bytes} bytes: ${error.message}`),
+      },
+    )
+  })
+  assert.equal((await caller).outcome, `end after ${SIZE} bytes`)
+  assert.equal(
+    await waiter,
+    'error after 0 bytes: undici-cache: the rest of a shared response could not be fetched again (its answer is another representation)',
+  )
+  assert.equal(origin.count('/retyped'), 2)
   await agent.close()
 })

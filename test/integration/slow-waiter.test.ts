@@ -211,3 +211,25 @@ test('waiters fed live held up by a stopped first caller ask the origin for the 
   for (const seen of again) assert.equal(seen.headers.range, undefined)
   await cache.close()
 })
+
+test('waiters fed live keep the pace of a first caller that reads slower than the origin sends: it holds them now and then, never long', async () => {
+  const cache = makeAgent(new MemoryStore({ maxEntryBytes: MiB }))
+  const url = `${origin.url}/slow-caller`
+  const caller = request(url, { dispatcher: cache.agent }).then(async (response) => {
+    const chunks: Buffer[] = []
+    let nextPauseBytes = MiB
+    let bytes = 0
+    for await (const chunk of response.body) {
+      chunks.push(chunk)
+      bytes += chunk.length
+      if (bytes < nextPauseBytes) continue
+      nextPauseBytes += MiB
+      await sleep(250) // 1.5 s in all, none of it 1 s at a stretch
+    }
+    return Buffer.concat(chunks)
+  })
+  const waiters = [sleep(5), sleep(5)].map((slept) => slept.then(() => read(url, cache.agent, {})))
+  for (const body of await Promise.all([caller, ...waiters])) assert.ok(body.equals(BODY))
+  assert.equal(origin.count('/slow-caller'), 1)
+  await cache.close()
+})
