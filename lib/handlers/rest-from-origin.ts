@@ -7,6 +7,7 @@ import { contentLengthBytes, fieldLines, singletonValue } from '../policy/header
 import type { Headers } from '../policy/types.js'
 import { continueCrc } from './body-digest.js'
 import type { RelayController } from './relay-controller.js'
+import { tellError } from './tell-error.js'
 
 /**
  * Asks the origin again for a shared response from `fromByte` on, for a reader that fell behind.
@@ -169,14 +170,20 @@ class RestHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
     if (this.#skipBytes > 0 || (this.#remainingBytes ?? 0) !== 0) {
-      this.#downstream.onResponseError?.(this.#relay, refusal('its answer ends early'))
+      tellError(this.#downstream, this.#relay, refusal('its answer ends early'))
       return
     }
     this.#downstream.onResponseEnd?.(this.#relay, trailers as Record<string, string>)
   }
 
+  /**
+   * The caller's own abort() hears a throw from its handler, as from undici; any other failure is of a
+   * request the cache made on its own (a hit's caller made none), where such a throw has nobody to reach.
+   */
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.#downstream.onResponseError?.(this.#relay, this.#refused ?? error)
+    const reason = this.#refused ?? error
+    if (this.#relay.aborted) this.#downstream.onResponseError?.(this.#relay, reason)
+    else tellError(this.#downstream, this.#relay, reason)
   }
 
   /**
