@@ -24,8 +24,8 @@ export const WAITER_HOLD_MS = 1000
 
 /** The waiters fed live (FanOut), as the download's pace sees them. */
 export interface FedLive {
-  /** A waiter is still fed live. */
-  readonly reading: boolean
+  /** A waiter wants more now: not paused, nothing queued. */
+  readonly waiting: boolean
   readonly stalled: boolean
   readonly flowing: boolean
   releaseStalled(): void
@@ -77,7 +77,7 @@ export class DownloadPace implements ResponseSource, Upstream {
   #heldMs = 0
   /** The requests waiting for the entry have been let go (heldByCaller). */
   #othersLetGo = false
-  /** Running while the caller holds the download waiters fed live read (WAITER_HOLD_MS at a stretch). */
+  /** Running while the caller holds the download and a waiter fed live wants more (WAITER_HOLD_MS at a stretch). */
   #liveHoldTimer: NodeJS.Timeout | undefined
   #fedLive: FedLive | undefined
   /** Running while a waiter fed live holds the download (WAITER_HOLD_MS). */
@@ -191,13 +191,10 @@ export class DownloadPace implements ResponseSource, Upstream {
   #follow(): void {
     if (this.#ended) return
     const callerHolds = this.#callerHolds()
-    if (callerHolds) {
-      this.#startHoldTimer()
-      this.#startLiveHoldTimer()
-    } else {
-      this.#stopHoldTimer()
-      this.#stopLiveHoldTimer()
-    }
+    if (callerHolds) this.#startHoldTimer()
+    else this.#stopHoldTimer()
+    if (callerHolds && this.#fedLive?.waiting) this.#startLiveHoldTimer()
+    else this.#stopLiveHoldTimer()
     const waiterHolds = this.#waiterHolds()
     if (waiterHolds) this.#startWaiterHoldTimer()
     else this.#stopWaiterHoldTimer()
@@ -223,15 +220,16 @@ export class DownloadPace implements ResponseSource, Upstream {
   }
 
   /**
-   * Those fed live leave a caller that has held the download WAITER_HOLD_MS at a stretch (it stopped),
-   * not one that holds it now and then (it reads slower than the origin sends, and they keep its pace):
-   * they would each have to ask the origin for the whole body again.
+   * Those fed live that want more leave a caller that has held them WAITER_HOLD_MS at a stretch (it
+   * stopped), not one that holds them now and then (it reads slower than the origin sends, and they keep
+   * its pace), nor while they pause too: each would have to ask the origin for the whole body again.
    */
   #startLiveHoldTimer(): void {
-    if (this.#liveHoldTimer || !this.#fedLive?.reading) return
+    if (this.#liveHoldTimer) return
     this.#liveHoldTimer = setTimeout(() => {
       this.#liveHoldTimer = undefined
-      if (!this.#ended && this.#callerHolds()) this.#shared?.sharing.heldLongByCaller()
+      if (!this.#ended && this.#callerHolds() && this.#fedLive?.waiting)
+        this.#shared?.sharing.heldLongByCaller()
     }, WAITER_HOLD_MS).unref()
   }
 

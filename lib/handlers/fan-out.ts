@@ -68,9 +68,14 @@ export class FanOut {
     for (const stream of this.#streams) stream.fail(error)
   }
 
-  /** Every waiter still fed leaves the download (held by the first caller) for the rest from `ending`. */
+  /** Whether a waiter wants more now (not paused, nothing queued): one a holding first caller holds up. */
+  get waiting(): boolean {
+    return this.#streams.some((stream) => stream.waiting)
+  }
+
+  /** The waiters that want more leave the download (held by the first caller) for the rest from `ending`. */
   leave(ending: Ending): void {
-    for (const stream of this.#streams) stream.leave(ending)
+    for (const stream of this.#streams) if (stream.waiting) stream.leave(ending)
   }
 
   /** The waiters that fell behind read the rest from `ending` now: the store will not have it. */

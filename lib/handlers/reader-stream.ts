@@ -69,6 +69,11 @@ export class ReaderStream implements ResponseSource {
     return !this.#done && !this.#behind && this.#queuedBytes > MAX_QUEUED_BYTES
   }
 
+  /** Wants more of the download now: fed live, not paused, nothing queued. */
+  get waiting(): boolean {
+    return this.reading && !this.#behind && !this.#paused && this.#queue.length === 0
+  }
+
   /** Fell behind: reads the rest once the response has ended. */
   get behind(): boolean {
     return this.#behind
@@ -132,7 +137,6 @@ export class ReaderStream implements ResponseSource {
 
   /** Leaves the download, held up by another reader, for the rest from `ending` (the origin) at once. */
   leave(ending: Ending): void {
-    if (this.#done || this.#ended) return
     this.fallBehind()
     this.end(ending)
   }
@@ -184,14 +188,15 @@ export class ReaderStream implements ResponseSource {
   /** Hands on what is queued while not paused; at the end, finishes or catches up from the store. */
   #advance(): void {
     const wasFull = this.stalled
+    const hadQueue = this.#queue.length > 0
     while (!this.#paused && !this.#done && this.#queue.length > 0) {
       const chunk = this.#queue.shift() as Buffer
       this.#marks.shift()
       this.#queuedBytes -= chunk.length
       this.#deliver(chunk)
     }
-    // room in the queue again: the download may go on
-    if (wasFull && !this.stalled) this.#upstream?.paceChanged()
+    // room in the queue again, or it wants more now: the download may go on, or a hold be timed
+    if ((wasFull && !this.stalled) || (hadQueue && this.waiting)) this.#upstream?.paceChanged()
     if (this.#paused || this.#done || !this.#ended || this.#queue.length > 0) return
     if (this.#behind) {
       this.#done = true

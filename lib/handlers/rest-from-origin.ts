@@ -31,16 +31,14 @@ interface Shared {
 }
 
 /**
- * RFC 9110 §8 (and RFC 9530's digests): the fields that describe the representation. An answer asked
- * for whole must repeat them, since a check of the bytes before the rest proves nothing when the
- * reader has none yet.
+ * RFC 9110 §8 (and RFC 9530's digests): fields that describe the representation, which an answer asked
+ * for whole must repeat: the reader keeps those it was given, with the answer's bytes.
  */
 const REPRESENTATION_FIELDS = [
   'content-type',
   'content-encoding',
   'content-language',
   'content-location',
-  'last-modified',
   'content-digest',
   'repr-digest',
   'digest',
@@ -188,7 +186,8 @@ class RestHandler implements Dispatcher.DispatchHandler {
 
   /**
    * A strong ETag's rest: a 200 or 206 with that ETag. Checked: a 200 with the same representation
-   * metadata, and an ETag only if there was one, the same compared weakly.
+   * fields, and ETags that match weakly when both have one. For a reader with no byte yet, whose
+   * bytes check nothing, also the same validators: Last-Modified, and an ETag only if there was one.
    */
   #sameRepresentation(statusCode: number, headers: Headers): boolean {
     const etag = entityTagOf(headers)
@@ -199,11 +198,12 @@ class RestHandler implements Dispatcher.DispatchHandler {
         etag !== undefined &&
         strongMatch(etag, shared.etag ?? '')
       )
-    if (statusCode !== 200 || (etag === undefined) !== (shared.etag === undefined)) return false
-    if (etag !== undefined && !weakMatch(etag, shared.etag ?? '')) return false
     const before = shared.headers ?? {}
-    return REPRESENTATION_FIELDS.every((name) =>
-      sameLines(fieldLines(before, name), fieldLines(headers, name)),
+    const same = (name: string) => sameLines(fieldLines(before, name), fieldLines(headers, name))
+    if (statusCode !== 200 || !REPRESENTATION_FIELDS.every(same)) return false
+    if (etag !== undefined && shared.etag !== undefined && !weakMatch(etag, shared.etag)) return false
+    return (
+      this.#fromByte > 0 || ((etag === undefined) === (shared.etag === undefined) && same('last-modified'))
     )
   }
 

@@ -34,7 +34,11 @@ before(async () => {
       else res.once('drain', step)
     }
     // answered after 100 ms: the second request, sent 5 ms after the first, waits on it and is fed live
+    // /lm-now says it changed as it answers; /etag-later has a weak ETag from its second answer on
+    const nth = origin.count(req.url)
     setTimeout(() => {
+      if (req.url === '/lm-now') res.setHeader('last-modified', new Date().toUTCString())
+      if (req.url === '/etag-later' && nth > 1) res.setHeader('etag', 'W/"later"')
       res.writeHead(200, { 'cache-control': 'max-age=60' }) // chunked, no ETag
       step()
     }, 100)
@@ -233,3 +237,34 @@ test('waiters fed live keep the pace of a first caller that reads slower than th
   assert.equal(origin.count('/slow-caller'), 1)
   await cache.close()
 })
+
+test('waiters fed live that pause as long as a stopped first caller stay on its download: it held nobody up', async () => {
+  const cache = makeAgent(new MemoryStore({ maxEntryBytes: MiB }))
+  const url = `${origin.url}/all-pause`
+  const bodies = await Promise.all([
+    read(url, cache.agent, { pauseMs: 1500 }),
+    sleep(5).then(() => read(url, cache.agent, { pauseMs: 1500 })),
+    sleep(5).then(() => read(url, cache.agent, { pauseMs: 1500 })),
+  ])
+  for (const body of bodies) assert.ok(body.equals(BODY))
+  assert.equal(origin.count('/all-pause'), 1)
+  await cache.close()
+})
+
+for (const [path, what] of [
+  ['/lm-now', 'a Last-Modified of the time it answers'],
+  ['/etag-later', 'an ETag it had not sent before'],
+]) {
+  test(`a waiter that left a stopped first caller takes the same bytes sent again with ${what}`, async () => {
+    const cache = makeAgent(new MemoryStore({ maxEntryBytes: MiB }))
+    const url = `${origin.url}${path}`
+    const [caller, waiter] = await Promise.all([
+      read(url, cache.agent, { pauseMs: 3000 }),
+      sleep(5).then(() => read(url, cache.agent, {})),
+    ])
+    assert.ok(waiter.equals(BODY))
+    assert.ok(caller.equals(BODY))
+    assert.equal(origin.count(path), 2)
+    await cache.close()
+  })
+}
