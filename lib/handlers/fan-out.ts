@@ -68,7 +68,7 @@ export class FanOut {
     for (const stream of this.#streams) stream.fail(error)
   }
 
-  /** Whether a waiter wants more now (not paused, nothing queued): one a holding first caller holds up. */
+  /** Whether a waiter wants more now (not paused, nothing queued, not ended): one a holding first caller holds up. */
   get waiting(): boolean {
     return this.#streams.some((stream) => stream.waiting)
   }

@@ -69,9 +69,9 @@ export class ReaderStream implements ResponseSource {
     return !this.#done && !this.#behind && this.#queuedBytes > MAX_QUEUED_BYTES
   }
 
-  /** Wants more of the download now: fed live, not paused, nothing queued. */
+  /** Wants more now: not paused, nothing queued, still to be fed (live, or its rest once behind). */
   get waiting(): boolean {
-    return this.reading && !this.#behind && !this.#paused && this.#queue.length === 0
+    return this.reading && !this.#paused && this.#queue.length === 0
   }
 
   /** Fell behind: reads the rest once the response has ended. */

@@ -130,8 +130,10 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     // RFC 9110 §8.6: a 304 may name the 200's Content-Length; undici fails it once its header block is
     // whole, which is all of a 304, so the conditional request this cache made does not fail the caller
     if (this.#statusCode === 304 && isLengthMismatch(error)) this.onResponseEnd(controller, {})
-    // the caller's own abort ends its request (its handler is told within its abort(), as by undici)
-    else if (this.#relay.aborted) this.#forward.onResponseError(controller, error)
+    // the caller's own abort ends its request (its handler is told within its abort(), as by undici),
+    // unless it left the revalidation to requests waiting on it: they may be served stale
+    else if (this.#relay.aborted && !this.#forward.callerGone)
+      this.#forward.onResponseError(controller, error)
     // the error response was not going to be served: its body cut short changes nothing
     else if (this.#outcome === 'stale-if-error') this.#serveStale(`${this.#statusCode}`)
     else if (!this.#responseStarted && this.#staleIfErrorAllowed()) this.#serveStale(errorDetail(error))

@@ -24,6 +24,16 @@ before(async () => {
       res.writeHead(200, { etag: '"s"', 'cache-control': 'max-age=600', 'content-length': BODY.length })
       return void res.end(BODY)
     }
+    // /reset-revalidation: stored first; its revalidation's connection is cut after 300 ms
+    if (req.url === '/reset-revalidation') {
+      if (origin.count(req.url) > 1) return void setTimeout(() => req.socket.destroy(), 300)
+      res.writeHead(200, {
+        etag: '"r"',
+        'cache-control': 'max-age=0, stale-if-error=60',
+        'content-length': 5,
+      })
+      return void res.end('hello')
+    }
     // /slow-revalidation: stored first, then revalidated slowly (stale at once, stale-if-error allowed)
     const first = origin.count(req.url) === 1
     setTimeout(
@@ -131,5 +141,30 @@ test('a caller that aborts while a revalidation that may serve stale-if-error is
     'lookups after the abort: 0',
   ])
   assert.deepEqual(uncaught, [])
+  await agent.close()
+})
+
+test('a caller that leaves a revalidation to requests waiting on it: they are still served stale-if-error when it fails', async () => {
+  const agent = new CacheAgent({ store: new MemoryStore() })
+  assert.equal(await get(agent, '/reset-revalidation'), 'end')
+  const statuses: string[] = []
+  const served = (path: string, abortAfterMs?: number) =>
+    get(agent, path, {
+      onRequestStart: (controller) => {
+        if (abortAfterMs !== undefined)
+          setTimeout(() => controller.abort(new Error('caller left')), abortAfterMs)
+      },
+      onResponseStart: (_controller, statusCode, headers) => {
+        statuses.push(`${statusCode} ${headers['cache-status']}`)
+      },
+    })
+  const caller = served('/reset-revalidation', 100)
+  await sleep(10)
+  const waiters = [served('/reset-revalidation'), served('/reset-revalidation')]
+  assert.equal(await caller, 'error: caller left')
+  assert.deepEqual(await Promise.all(waiters), ['end', 'end'])
+  const stale = '200 undici-cache; fwd=stale; collapsed; detail=stale-if-error-und_err_socket'
+  assert.deepEqual(statuses, [stale, stale])
+  assert.equal(origin.count('/reset-revalidation'), 2)
   await agent.close()
 })

@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { request } from 'undici'
+import { type Dispatcher, request } from 'undici'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { within } from '../helpers/caller.js'
 import { makeAgent, sleep } from '../helpers/client.js'
 import { type Origin, startOrigin } from '../helpers/origin.js'
 
@@ -268,3 +269,64 @@ for (const [path, what] of [
     await cache.close()
   })
 }
+
+test('a waiter that fell behind a held download, then wants its rest, leaves a stopped first caller too', async () => {
+  const cache = makeAgent(new MemoryStore({ maxEntryBytes: MiB }))
+  const url = `${origin.url}/behind-then-held`
+  const dispatch = (
+    onStart: (controller: Dispatcher.DispatchController) => void,
+    onBytes: (controller: Dispatcher.DispatchController, bytes: number) => void,
+  ) =>
+    new Promise<{ body: Buffer; endedMs: number }>((resolve, reject) => {
+      const chunks: Buffer[] = []
+      let bytes = 0
+      cache.agent.dispatch(
+        { origin: origin.url, path: '/behind-then-held', method: 'GET' },
+        {
+          onRequestStart() {},
+          onResponseStart: (controller) => onStart(controller),
+          onResponseData: (controller, chunk) => {
+            chunks.push(chunk)
+            bytes += chunk.length
+            onBytes(controller, bytes)
+          },
+          onResponseEnd: () => resolve({ body: Buffer.concat(chunks), endedMs: performance.now() }),
+          onResponseError: (_controller, error) => reject(error),
+        },
+      )
+    })
+  // the first caller stops for good once it has 1 MiB
+  let stopped = false
+  const caller = dispatch(
+    () => {},
+    (controller, bytes) => {
+      if (stopped || bytes < MiB) return
+      stopped = true
+      controller.pause()
+    },
+  )
+  caller.catch(() => {})
+  await sleep(5)
+  // the waiter pauses from its start (it is let fall behind), then wants its rest
+  let resumedMs = 0
+  const waiter = dispatch(
+    (controller) => {
+      controller.pause()
+      setTimeout(() => {
+        resumedMs = performance.now()
+        controller.resume()
+      }, 2500)
+    },
+    () => {},
+  )
+  const ended = await within(6000, 'the waiter', waiter).catch(async (error) => {
+    await cache.agent.destroy()
+    throw error
+  })
+  assert.ok(ended.body.equals(BODY))
+  const waitedMs = ended.endedMs - resumedMs
+  assert.ok(waitedMs < 2000, `ended ${Math.round(waitedMs)} ms after it resumed`)
+  assert.equal(origin.count('/behind-then-held'), 2)
+  await cache.agent.destroy()
+  await cache.store.close()
+})
