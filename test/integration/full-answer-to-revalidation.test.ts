@@ -200,7 +200,8 @@ for (const kind of storeKinds) {
       const unforced = await send(cache.agent, url)
       assert.equal(unforced.headers['cache-status'], 'undici-cache; fwd=stale; detail=no-freshness')
       const forced = await send(cache.agent, url, { cache: { ttl: 60 } })
-      assert.match(String(forced.headers['cache-status']), /^undici-cache; hit; ttl=(59|60)$/)
+      // the origin's Date is to the second, and a loaded machine may take a second more
+      assert.match(String(forced.headers['cache-status']), /^undici-cache; hit; ttl=(58|59|60)$/)
       assert.equal(origin.count(`/plain?${kind.name}`), 2)
       await cache.close()
     })

@@ -272,7 +272,6 @@ for (const [path, what] of [
 
 test('a waiter that fell behind a held download, then wants its rest, leaves a stopped first caller too', async () => {
   const cache = makeAgent(new MemoryStore({ maxEntryBytes: MiB }))
-  const url = `${origin.url}/behind-then-held`
   const dispatch = (
     onStart: (controller: Dispatcher.DispatchController) => void,
     onBytes: (controller: Dispatcher.DispatchController, bytes: number) => void,
