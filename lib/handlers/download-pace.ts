@@ -24,7 +24,7 @@ export const WAITER_HOLD_MS = 1000
 
 /** The waiters fed live (FanOut), as the download's pace sees them. */
 export interface FedLive {
-  /** A waiter wants more now: not paused, nothing queued. */
+  /** A waiter wants more now: not paused, nothing queued, still to be fed (live, or its rest). */
   readonly waiting: boolean
   readonly stalled: boolean
   readonly flowing: boolean
