@@ -8,7 +8,7 @@ import type { RestFetch } from './rest-from-origin.js'
 import { rangeBody } from './serve.js'
 import { tellError } from './tell-error.js'
 
-export const REST_LOST =
+const REST_LOST =
   'undici-cache: the rest of a shared response this reader fell behind on is not in the store (its write failed, or it was removed since), and it cannot be asked of the origin again'
 
 /** The committed entry a reader that fell behind reads the rest from, if it is still stored. */

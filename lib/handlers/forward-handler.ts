@@ -5,7 +5,7 @@ import type { Flight } from '../flights.js'
 import { freshenFromHead } from '../freshen.js'
 import { ownRequestOptions } from '../own-request.js'
 import type { ForwardReason } from '../policy/cache-status.js'
-import { entityTagOf, isWeakTag } from '../policy/entity-tag.js'
+import { strongEntityTagOf } from '../policy/entity-tag.js'
 import { contentLengthBytes } from '../policy/headers.js'
 import { isWorthStoring } from '../policy/lookup.js'
 import { canStore } from '../policy/storable.js'
@@ -335,8 +335,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
    * rest (no strong ETag): a reader that falls behind can then be sent the whole body again (BodyDigest).
    */
   #checkUnlessRangeable(headers: Headers): void {
-    const etag = entityTagOf(headers)
-    if (etag === undefined || isWeakTag(etag)) this.#digest = new BodyDigest()
+    if (strongEntityTagOf(headers) === undefined) this.#digest = new BodyDigest()
   }
 
   /**
@@ -357,8 +356,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
       const { opts, request } = this.#exchange
       // for the readers of a shared download: no longer the first caller's request to cancel
       const rest = ownRequestOptions(opts, null)
-      const checked = this.#digest && checkedRestFetcher(this.#next, rest, request.headers, headers)
-      this.#restFetch = restFetcher(this.#next, rest, request.headers, headers) ?? checked ?? null
+      const fetcher = this.#digest ? checkedRestFetcher : restFetcher
+      this.#restFetch = fetcher(this.#next, rest, request.headers, headers) ?? null
     }
     return this.#restFetch ?? undefined
   }

@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici'
 import type { DispatchOptions } from '../exchange.js'
 import { withoutBody } from '../own-request.js'
 import { withoutClientConditionals } from '../policy/conditional.js'
-import { entityTagOf, isWeakTag, strongMatch, weakMatch } from '../policy/entity-tag.js'
+import { entityTagOf, strongEntityTagOf, strongMatch, weakMatch } from '../policy/entity-tag.js'
 import { contentLengthBytes, fieldLines, singletonValue } from '../policy/headers.js'
 import type { Headers } from '../policy/types.js'
 import { continueCrc } from './body-digest.js'
@@ -20,14 +20,13 @@ export type RestFetch = (
   prefixCrc?: number,
 ) => void
 
-/** The response being shared: its ETag, strong unless `checked`, and its length when it declared one. */
+/** The response being shared: its fields, its ETag (strong unless `checked`), its length when declared. */
 interface Shared {
+  headers: Headers
   etag: string | undefined
   sizeBytes: number | undefined
   /** No strong ETag: the whole body is asked for, and the bytes before the rest must check the same. */
   checked: boolean
-  /** Checked only: the response's fields, whose representation metadata the answer must repeat. */
-  headers?: Headers
 }
 
 /**
@@ -56,9 +55,10 @@ export function restFetcher(
   requestHeaders: Headers,
   responseHeaders: Headers,
 ): RestFetch | undefined {
-  const etag = entityTagOf(responseHeaders)
-  if (etag === undefined || isWeakTag(etag)) return undefined
-  const shared: Shared = { etag, sizeBytes: contentLengthBytes(responseHeaders), checked: false }
+  const etag = strongEntityTagOf(responseHeaders)
+  if (etag === undefined) return undefined
+  const sizeBytes = contentLengthBytes(responseHeaders)
+  const shared: Shared = { headers: responseHeaders, etag, sizeBytes, checked: false }
   return (fromByte, handler, relay) => {
     // RFC 9110 §14.2, §13.1.5: the rest if the representation is unchanged, else all of the new one
     const range = `bytes=${fromByte}-`
@@ -79,7 +79,7 @@ export function checkedRestFetcher(
 ): RestFetch {
   const etag = entityTagOf(responseHeaders)
   const sizeBytes = contentLengthBytes(responseHeaders)
-  const shared: Shared = { etag, sizeBytes, checked: true, headers: responseHeaders }
+  const shared: Shared = { headers: responseHeaders, etag, sizeBytes, checked: true }
   const headers = withoutClientConditionals(requestHeaders)
   return (fromByte, handler, relay, prefixCrc) => {
     const restHandler = new RestHandler(shared, fromByte, handler, relay, prefixCrc)
@@ -198,8 +198,7 @@ class RestHandler implements Dispatcher.DispatchHandler {
         etag !== undefined &&
         strongMatch(etag, shared.etag ?? '')
       )
-    const before = shared.headers ?? {}
-    const same = (name: string) => sameLines(fieldLines(before, name), fieldLines(headers, name))
+    const same = (name: string) => sameLines(fieldLines(shared.headers, name), fieldLines(headers, name))
     if (statusCode !== 200 || !REPRESENTATION_FIELDS.every(same)) return false
     if (etag !== undefined && shared.etag !== undefined && !weakMatch(etag, shared.etag)) return false
     return (

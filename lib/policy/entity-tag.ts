@@ -12,6 +12,12 @@ export function isWeakTag(tag: string): boolean {
   return tag.startsWith('W/')
 }
 
+/** A response's ETag when it is strong (RFC 9110 §8.8.1: the same bytes), else undefined. */
+export function strongEntityTagOf(headers: Headers): string | undefined {
+  const etag = entityTagOf(headers)
+  return etag === undefined || isWeakTag(etag) ? undefined : etag
+}
+
 function opaqueTag(tag: string): string {
   return isWeakTag(tag) ? tag.slice(2) : tag
 }

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { entityTagOf, isWeakTag, strongMatch, weakMatch } from '../../lib/policy/entity-tag.js'
+import {
+  entityTagOf,
+  isWeakTag,
+  strongEntityTagOf,
+  strongMatch,
+  weakMatch,
+} from '../../lib/policy/entity-tag.js'
 
 describe('entity-tag comparison (RFC 9110 §8.8.3.2)', () => {
   it('answers the RFC table', () => {
@@ -31,5 +37,14 @@ describe('entityTagOf', () => {
     assert.equal(entityTagOf({ etag: ['"a"', '"b"'] }), '"a"')
     assert.equal(entityTagOf({ etag: '  ' }), undefined)
     assert.equal(entityTagOf({}), undefined)
+  })
+})
+
+describe('strongEntityTagOf', () => {
+  it('returns the ETag only when it is strong', () => {
+    assert.equal(strongEntityTagOf({ etag: ' "a" ' }), '"a"')
+    assert.equal(strongEntityTagOf({ etag: 'W/"a"' }), undefined)
+    assert.equal(strongEntityTagOf({ etag: '' }), undefined)
+    assert.equal(strongEntityTagOf({}), undefined)
   })
 })
