@@ -1,6 +1,8 @@
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from '../../lib/stores/store.js'
 
+const MiB = 1024 * 1024
+
 const tick = () => new Promise((resolve) => setImmediate(resolve))
 
 async function* later(chunks: Iterable<Buffer> | AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -88,5 +90,59 @@ export class VanishingBodies extends AsyncStore {
         yield part
       }
     }
+  }
+}
+
+/**
+ * A MemoryStore whose writes fail once an entry has taken `failAfterBytes` (a full disk, say):
+ * they throw, or with `later` reject on a later turn, as a network store's would.
+ */
+export class FailingWrites implements CacheStore {
+  readonly #inner = new MemoryStore({ maxEntryBytes: 32 * MiB, maxBytes: 64 * MiB })
+  readonly #failAfterBytes: number
+  readonly #later: boolean
+
+  constructor(failAfterBytes: number, later = false) {
+    this.#failAfterBytes = failAfterBytes
+    this.#later = later
+  }
+
+  get(key: string): StoredEntry[] | Promise<StoredEntry[]> {
+    return this.#inner.get(key)
+  }
+
+  put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
+    const writer = this.#inner.put(key, meta, expectedSizeBytes)
+    if (!writer) return undefined
+    let writtenBytes = 0
+    return {
+      write: (chunk) => {
+        writtenBytes += chunk.length
+        const full = writtenBytes > this.#failAfterBytes
+        if (!this.#later) {
+          if (full) throw new Error('ENOSPC: no space left on device')
+          return writer.write(chunk)
+        }
+        return new Promise<void>((resolve, reject) =>
+          setImmediate(() =>
+            full ? reject(new Error('ENOSPC: no space left on device')) : resolve(writer.write(chunk)),
+          ),
+        )
+      },
+      commit: () => writer.commit(),
+      abort: () => writer.abort(),
+    }
+  }
+
+  update(key: string, id: StoredEntry['id'], meta: EntryMeta) {
+    return this.#inner.update(key, id, meta)
+  }
+
+  delete(key: string) {
+    return this.#inner.delete(key)
+  }
+
+  close() {
+    return this.#inner.close()
   }
 }

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import type { Dispatcher } from 'undici'
 import { CacheAgent } from '../../lib/cache-agent.js'
-import { MemoryStore } from '../../lib/stores/memory-store.js'
-import type { EntryMeta, EntryWriter } from '../../lib/stores/store.js'
+import { FailingWrites } from '../helpers/async-store.js'
 import { sleep } from '../helpers/client.js'
 import { type Origin, startOrigin } from '../helpers/origin.js'
 
@@ -57,23 +56,8 @@ before(async () => {
 })
 after(() => origin.close())
 
-/** A MemoryStore whose writes fail past 1.5 MiB (a disk that fills up). */
-class FillingStore extends MemoryStore {
-  override put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
-    const writer = super.put(key, meta, expectedSizeBytes)
-    if (!writer) return writer
-    let writtenBytes = 0
-    return {
-      write: (chunk) => {
-        writtenBytes += chunk.length
-        if (writtenBytes > 1.5 * 1024 * 1024) throw new Error('disk full')
-        return writer.write(chunk)
-      },
-      commit: () => writer.commit(),
-      abort: () => writer.abort(),
-    }
-  }
-}
+/** Writes fail past 1.5 MiB (a disk that fills up). */
+const fillingStore = () => new FailingWrites(1.5 * 1024 * 1024)
 
 interface Outcome {
   outcome: string
@@ -121,7 +105,7 @@ const pauseOnce = (ms: number) => {
 }
 
 test('a first caller that fell behind gets its rest from the origin when the store fails, though a waiter fed live stopped for good', async () => {
-  const agent = new CacheAgent({ store: new FillingStore() })
+  const agent = new CacheAgent({ store: fillingStore() })
   const caller = read(agent, pauseOnce(800)) // falls behind while the store writes
   const waiter = read(agent, (controller, bytes) => {
     if (bytes >= 1.2 * 1024 * 1024) controller.pause() // stops for good
@@ -139,7 +123,7 @@ test('a first caller that fell behind gets its rest from the origin when the sto
 })
 
 test('a reader whose body the origin sends again with other first bytes fails: nothing is spliced on', async () => {
-  const agent = new CacheAgent({ store: new FillingStore() })
+  const agent = new CacheAgent({ store: fillingStore() })
   const [caller, waiter] = await Promise.all([
     read(agent, pauseOnce(800), '/changing'),
     read(agent, () => {}, '/changing'),
@@ -154,7 +138,7 @@ test('a reader whose body the origin sends again with other first bytes fails: n
 })
 
 test('once every reader has fallen behind and the store failed, the download stops, and each gets its rest from the origin', async () => {
-  const agent = new CacheAgent({ store: new FillingStore() })
+  const agent = new CacheAgent({ store: fillingStore() })
   const startedMs = performance.now()
   const outcomes = await Promise.all([
     read(agent, pauseOnce(1000), '/slow'),
@@ -173,7 +157,7 @@ test('once every reader has fallen behind and the store failed, the download sto
 })
 
 test('a first caller that read alone until a request joined also gets its rest from the origin when the store fails', async () => {
-  const agent = new CacheAgent({ store: new FillingStore() })
+  const agent = new CacheAgent({ store: fillingStore() })
   let joined: Promise<Outcome> | undefined
   const caller = read(
     agent,
@@ -197,7 +181,7 @@ test('a first caller that read alone until a request joined also gets its rest f
 })
 
 test('a reader that fell behind before its first byte takes the body asked for again only if it describes the same representation', async () => {
-  const agent = new CacheAgent({ store: new FillingStore() })
+  const agent = new CacheAgent({ store: fillingStore() })
   const caller = read(agent, () => {}, '/retyped')
   const waiter = new Promise<string>((resolve) => {
     let bytes = 0

@@ -6,8 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
-import type { CacheStore, EntryMeta, EntryWriter, StoredEntry } from '../../lib/stores/store.js'
-import { AsyncStore, VanishingBodies } from '../helpers/async-store.js'
+import { AsyncStore, FailingWrites, VanishingBodies } from '../helpers/async-store.js'
 import { finalBody, readAll, stoppingCaller, within } from '../helpers/caller.js'
 import { makeAgent, sleep, tempDir } from '../helpers/client.js'
 import { type Origin, startOrigin } from '../helpers/origin.js'
@@ -20,60 +19,6 @@ const BIG = Buffer.from(Array.from({ length: 8 * MiB }, (_, i) => (i * 31) % 251
 const CHANGED = Buffer.from(BIG)
 CHANGED[0] = (CHANGED[0] as number) ^ 1
 const sha = (buffer: Buffer) => createHash('sha256').update(buffer).digest('hex')
-
-/**
- * A MemoryStore whose writes fail once an entry has taken `failAfterBytes` (a full disk, say):
- * they throw, or with `later` reject on a later turn, as a network store's would.
- */
-class FailingWrites implements CacheStore {
-  readonly #inner = new MemoryStore({ maxEntryBytes: 32 * MiB, maxBytes: 64 * MiB })
-  readonly #failAfterBytes: number
-  readonly #later: boolean
-
-  constructor(failAfterBytes: number, later = false) {
-    this.#failAfterBytes = failAfterBytes
-    this.#later = later
-  }
-
-  get(key: string): StoredEntry[] | Promise<StoredEntry[]> {
-    return this.#inner.get(key)
-  }
-
-  put(key: string, meta: EntryMeta, expectedSizeBytes?: number): EntryWriter | undefined {
-    const writer = this.#inner.put(key, meta, expectedSizeBytes)
-    if (!writer) return undefined
-    let writtenBytes = 0
-    return {
-      write: (chunk) => {
-        writtenBytes += chunk.length
-        const full = writtenBytes > this.#failAfterBytes
-        if (!this.#later) {
-          if (full) throw new Error('ENOSPC: no space left on device')
-          return writer.write(chunk)
-        }
-        return new Promise<void>((resolve, reject) =>
-          setImmediate(() =>
-            full ? reject(new Error('ENOSPC: no space left on device')) : resolve(writer.write(chunk)),
-          ),
-        )
-      },
-      commit: () => writer.commit(),
-      abort: () => writer.abort(),
-    }
-  }
-
-  update(key: string, id: StoredEntry['id'], meta: EntryMeta) {
-    return this.#inner.update(key, id, meta)
-  }
-
-  delete(key: string) {
-    return this.#inner.delete(key)
-  }
-
-  close() {
-    return this.#inner.close()
-  }
-}
 
 /** Writes `body` only as fast as the client reads it, then the trailers if any. */
 function sendPaced(res: http.ServerResponse, body: Buffer, trailers?: Record<string, string>): void {
