@@ -272,8 +272,8 @@ function buildResult(
  * cache answers 1 500 hits of 64 KiB in 40–60 ms, a window of JIT tiers and GC pauses, not of the steady
  * rate. After the warm-up, one more batch gives the rate at which the count grows (to at most
  * MAX_HIT_REQUESTS) to fill the window. A 4 MiB hit (100 warm-up and 100–200 measured requests: 2–20 ms)
- * warms up for at least MIN_LARGE_HIT_WARMUP_MS (SqliteStore's first hits at c64 read the body from its
- * file, and it reached its steady rate after ~1.5 s).
+ * warms up for at least MIN_LARGE_HIT_WARMUP_MS (a cache's rate at c64 still rose for ~1 s: JIT tiers,
+ * and SqliteStore's first hits wait on one read of the body file).
  */
 const MIN_LARGE_HIT_WARMUP_MS = 800
 const WARMUP_BATCH_MS = 50

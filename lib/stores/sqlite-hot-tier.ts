@@ -2,6 +2,7 @@ import { deepFreeze } from './freeze.js'
 import { type Keeper, KeepingReader } from './keeping-reader.js'
 import { LruMap } from './lru-map.js'
 import { PathPeers } from './path-peers.js'
+import { SharedLoad } from './shared-load.js'
 import type { DataVersion, VersionWatch } from './sqlite-data-version.js'
 import type { EntryMeta, StoredEntry } from './store.js'
 
@@ -37,13 +38,14 @@ function sizeOf(entries: StoredEntry[]): number {
  * This process's recently read entries, in front of SQLite, least recently used first out.
  * Another process's commit changes the database's data_version, which empties it (looked at every
  * OTHER_WRITER_CHECK_MS); a write by another store of this process on the same file empties it at once;
- * this store's own writes forget the key they touch. An inline body is kept as read; a body in a file
- * or in chunk rows is kept, as one buffer, once one hit has read it whole (copied as it was read).
+ * this store's own writes forget the key they touch. An inline body is kept as read. A body in a file
+ * is read into one buffer by the first hit that reads it, which the hits meanwhile follow (SharedLoad),
+ * and kept; one in chunk rows is kept once one hit has read it whole (copied as it was read).
  */
 export class HotTier {
   readonly #byKey = new LruMap<string, HotKey>()
   readonly #keyById = new Map<StoredEntry['id'], string>()
-  /** The one reader keeping each entry's body; other hits meanwhile read without keeping. */
+  /** The one reader keeping each entry's body in chunk rows; other hits meanwhile read without keeping. */
   readonly #keepers = new Map<StoredEntry['id'], KeepingReader>()
   readonly #maxBytes: number
   /**
@@ -139,7 +141,10 @@ export class HotTier {
     this.clear()
   }
 
-  /** `entry` with a reader that, read whole by the first hit to try, puts the body in memory. */
+  /**
+   * `entry` with a reader that puts the body in memory: a body file is loaded once for every hit that
+   * reads it meanwhile; chunk rows (read synchronously) are kept by the first hit to read them whole.
+   */
   #keepOnceRead(key: string, entry: StoredEntry): StoredEntry {
     const keeper: Keeper = {
       claim: (reader) => {
@@ -152,9 +157,21 @@ export class HotTier {
       },
       kept: (body) => this.#warmed(key, cold, body),
     }
+    let load: SharedLoad | undefined
     const cold: StoredEntry = {
       ...entry,
-      readBody: () => new KeepingReader(entry.sizeBytes, keeper).read(entry.readBody()),
+      readBody: () => {
+        if (load) return load.follow()
+        const source = entry.readBody()
+        if (!(Symbol.asyncIterator in source)) return new KeepingReader(entry.sizeBytes, keeper).read(source)
+        load = new SharedLoad(entry.sizeBytes, source, {
+          loaded: (body) => this.#warmed(key, cold, body),
+          failed: () => {
+            load = undefined
+          },
+        })
+        return load.follow()
+      },
     }
     return cold
   }

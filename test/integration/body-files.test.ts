@@ -8,6 +8,7 @@ import { type Dispatcher, request } from 'undici'
 import { storeErrorChannel } from '../../lib/diagnostics.js'
 import { FILE_READ_BYTES } from '../../lib/stores/sqlite-body-files.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
+import { within } from '../helpers/caller.js'
 import { makeAgent, tempDir } from '../helpers/client.js'
 import { type Origin, reply, startOrigin } from '../helpers/origin.js'
 import { bodyFileNames, bodyFileOf, patternBody } from '../stores/helpers.js'
@@ -236,5 +237,29 @@ test('with the hot tier (the default), a body file read whole by its second hit 
     assert.deepEqual(storeErrors, [])
   } finally {
     await warm.close()
+  }
+})
+
+test('with the hot tier, hits on a body file not in memory yet follow one read of it; one that waits holds none', async () => {
+  const sharedPath = path.join(tempDir(), 'shared.db')
+  const shared = makeAgent(new SqliteStore({ path: sharedPath }))
+  try {
+    const url = `${origin.url}/shared`
+    const get = async () =>
+      Buffer.from(await (await request(url, { dispatcher: shared.agent })).body.arrayBuffer())
+    assert.ok((await get()).equals(BIG), 'stored')
+    assert.ok((await get()).equals(BIG), "the key's first read from the file")
+    const waiting = await request(url, { dispatcher: shared.agent })
+    assert.match(String(waiting.headers['cache-status']), /^undici-cache; hit; ttl=\d+$/)
+    // the waiting hit's read of the file is under way: the hits meanwhile follow it, not the file
+    for (const name of bodyFileNames(sharedPath)) rmSync(bodyFileOf(sharedPath, name))
+    const others = await within(5000, 'hits beside one that waits', Promise.all([get(), get(), get(), get()]))
+    for (const body of others) assert.ok(body.equals(BIG))
+    assert.ok(Buffer.from(await waiting.body.arrayBuffer()).equals(BIG))
+    assert.ok((await get()).equals(BIG), 'kept in memory')
+    assert.equal(origin.count('/shared'), 1)
+    assert.deepEqual(storeErrors, [])
+  } finally {
+    await shared.close()
   }
 })

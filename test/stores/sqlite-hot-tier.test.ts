@@ -1,15 +1,18 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { FILE_READ_BYTES } from '../../lib/stores/sqlite-body-files.js'
 import { OTHER_WRITER_CHECK_MS } from '../../lib/stores/sqlite-data-version.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import {
   bodyFileOf,
   entryAt,
+  linuxOnly,
   openBody,
+  openBodyFds,
   patternBody,
   readBody,
   readChunks,
@@ -94,6 +97,74 @@ test('a body in a file is kept in memory once a hit read it whole, and not read 
   assert.deepEqual(await readBody(warm), body, 'served from memory')
   assert.equal((await readChunks(warm)).length, 1, 'as one buffer')
   assert.ok(warm.body?.equals(body))
+  store.close()
+})
+
+test('hits on a body file not in memory yet follow one read of it: a file gone meanwhile is not read', async () => {
+  const path = newPath()
+  const store = new SqliteStore({ path, chunkBytes: 1024 })
+  const body = patternBody(3 * 1024 * 1024 + 5, 1)
+  await storeBody(store, 'k', sampleMeta(), body)
+  store.get('k')
+  const cold = entryAt(store.get('k'))
+  const first = readBody(cold)
+  // the read under way holds the file open; later hits of the entry read what it loads
+  rmSync(bodyFileOf(path, cold.id))
+  const followers = [readBody(cold), readBody(cold), readBody(entryAt(store.get('k')))]
+  for (const read of [first, ...followers]) assert.ok((await read).equals(body))
+  const warm = entryAt(store.get('k'))
+  assert.notEqual(warm, cold)
+  assert.ok(warm.body?.equals(body), 'kept')
+  assert.ok((await readBody(cold)).equals(body), 'a hit that looked it up before reads it from memory too')
+  store.close()
+})
+
+test(
+  'a body file loaded for hits that all left unread is read through, closed and kept',
+  linuxOnly,
+  async () => {
+    const path = newPath()
+    const store = new SqliteStore({ path, chunkBytes: 1024 })
+    const body = patternBody(3 * 1024 * 1024, 2)
+    await storeBody(store, 'k', sampleMeta(), body)
+    store.get('k')
+    const cold = entryAt(store.get('k'))
+    cold.readBody()
+    await openBody(cold).return?.()
+    for (let tries = 0; tries < 100 && openBodyFds(path).length > 0; tries++) await sleep(10)
+    assert.deepEqual(openBodyFds(path), [])
+    const warm = entryAt(store.get('k'))
+    assert.ok(warm.body?.equals(body))
+    store.close()
+  },
+)
+
+test('a body file that fails to load fails each hit after the bytes read, and the next hit loads it again', async () => {
+  const path = newPath()
+  const store = new SqliteStore({ path, chunkBytes: 1024 })
+  const body = patternBody(FILE_READ_BYTES * 3, 3)
+  await storeBody(store, 'k', sampleMeta(), body)
+  store.get('k')
+  const cold = entryAt(store.get('k'))
+  const readers = [openBody(cold), openBody(cold)]
+  // its first read (FILE_READ_BYTES) is whole, the second short
+  truncateSync(bodyFileOf(path, cold.id), FILE_READ_BYTES + 10)
+  for (const reader of readers) {
+    const read: Buffer[] = []
+    const failure = await (async () => {
+      for (;;) {
+        const step = await reader.next()
+        if (step.done) return undefined
+        read.push(step.value)
+      }
+    })().catch((error: Error) => error)
+    assert.match(String(failure), /ended early/)
+    assert.ok(Buffer.concat(read).equals(body.subarray(0, FILE_READ_BYTES)))
+  }
+  assert.equal(entryAt(store.get('k')), cold, 'not kept')
+  writeFileSync(bodyFileOf(path, cold.id), body)
+  assert.ok((await readBody(cold)).equals(body))
+  assert.ok(entryAt(store.get('k')).body?.equals(body), 'kept from the second load')
   store.close()
 })
 
