@@ -26,6 +26,19 @@ after(() => rmSync(dir, { recursive: true, force: true }))
 let files = 0
 const newPath = () => join(dir, `hot-${files++}.db`)
 
+/**
+ * A store whose entry 'k' has a body file of `sizeBytes` (a pattern of `seed`), looked up twice: the
+ * tier holds the entry, its body not in memory yet.
+ */
+async function coldFileEntry(sizeBytes: number, seed: number) {
+  const path = newPath()
+  const store = new SqliteStore({ path, chunkBytes: 1024 })
+  const body = patternBody(sizeBytes, seed)
+  await storeBody(store, 'k', sampleMeta(), body)
+  store.get('k') // a key's first read from the file is noted, not kept
+  return { path, store, body, cold: entryAt(store.get('k')) }
+}
+
 test('repeated hits are served from memory: the same frozen entry, no copy', async () => {
   const store = new SqliteStore({ path: newPath() })
   await storeBody(store, 'k', sampleMeta(), patternBody(100, 1))
@@ -82,12 +95,7 @@ test("this process's own writes forget the key they touch", async () => {
 })
 
 test('a body in a file is kept in memory once a hit read it whole, and not read from the file again', async () => {
-  const path = newPath()
-  const store = new SqliteStore({ path, chunkBytes: 1024 })
-  const body = patternBody(3 * 1024 * 1024 + 5, 1)
-  await storeBody(store, 'k', sampleMeta(), body)
-  store.get('k')
-  const cold = entryAt(store.get('k'))
+  const { path, store, body, cold } = await coldFileEntry(3 * 1024 * 1024 + 5, 1)
   assert.equal(entryAt(store.get('k')), cold, 'kept, body not in memory yet')
   assert.deepEqual(await readBody(cold), body)
   const warm = entryAt(store.get('k'))
@@ -101,12 +109,7 @@ test('a body in a file is kept in memory once a hit read it whole, and not read 
 })
 
 test('hits on a body file not in memory yet follow one read of it: a file gone meanwhile is not read', async () => {
-  const path = newPath()
-  const store = new SqliteStore({ path, chunkBytes: 1024 })
-  const body = patternBody(3 * 1024 * 1024 + 5, 1)
-  await storeBody(store, 'k', sampleMeta(), body)
-  store.get('k')
-  const cold = entryAt(store.get('k'))
+  const { path, store, body, cold } = await coldFileEntry(3 * 1024 * 1024 + 5, 1)
   const first = readBody(cold)
   // the read under way holds the file open; later hits of the entry read what it loads
   rmSync(bodyFileOf(path, cold.id))
@@ -123,12 +126,7 @@ test(
   'a body file loaded for hits that all left unread is read through, closed and kept',
   linuxOnly,
   async () => {
-    const path = newPath()
-    const store = new SqliteStore({ path, chunkBytes: 1024 })
-    const body = patternBody(3 * 1024 * 1024, 2)
-    await storeBody(store, 'k', sampleMeta(), body)
-    store.get('k')
-    const cold = entryAt(store.get('k'))
+    const { path, store, body, cold } = await coldFileEntry(3 * 1024 * 1024, 2)
     cold.readBody()
     await openBody(cold).return?.()
     for (let tries = 0; tries < 100 && openBodyFds(path).length > 0; tries++) await sleep(10)
@@ -140,12 +138,7 @@ test(
 )
 
 test('a body file that fails to load fails each hit after the bytes read, and the next hit loads it again', async () => {
-  const path = newPath()
-  const store = new SqliteStore({ path, chunkBytes: 1024 })
-  const body = patternBody(FILE_READ_BYTES * 3, 3)
-  await storeBody(store, 'k', sampleMeta(), body)
-  store.get('k')
-  const cold = entryAt(store.get('k'))
+  const { path, store, body, cold } = await coldFileEntry(FILE_READ_BYTES * 3, 3)
   const readers = [openBody(cold), openBody(cold)]
   // its first read (FILE_READ_BYTES) is whole, the second short
   truncateSync(bodyFileOf(path, cold.id), FILE_READ_BYTES + 10)
