@@ -39,14 +39,14 @@ function sizeOf(entries: StoredEntry[]): number {
  * Another process's commit changes the database's data_version, which empties it (looked at every
  * OTHER_WRITER_CHECK_MS); a write by another store of this process on the same file empties it at once;
  * this store's own writes forget the key they touch. An inline body is kept as read. A body in a file
- * is read into one buffer by the first hit that reads it, which the hits meanwhile follow (SharedLoad),
- * and kept; one in chunk rows is kept once one hit has read it whole (copied as it was read).
+ * is read once by the first hit that reads it, which the hits meanwhile follow (SharedLoad), and kept
+ * in one buffer; one in chunk rows is kept once one hit has read it whole (copied as it was read).
  */
 export class HotTier {
   readonly #byKey = new LruMap<string, HotKey>()
   readonly #keyById = new Map<StoredEntry['id'], string>()
-  /** The one reader keeping each entry's body in chunk rows; other hits meanwhile read without keeping. */
-  readonly #keepers = new Map<StoredEntry['id'], KeepingReader>()
+  /** The one read keeping each entry's body (a SharedLoad, or a KeepingReader of chunk rows). */
+  readonly #keepers = new Map<StoredEntry['id'], { stopKeeping(): void }>()
   readonly #maxBytes: number
   /**
    * Keys read from the file once and not kept: a key is kept from its second read (a read never
@@ -158,19 +158,39 @@ export class HotTier {
       kept: (body) => this.#warmed(key, cold, body),
     }
     let load: SharedLoad | undefined
+    /** Chunk rows are read synchronously: no load, the first hit to read them whole keeps them. */
+    let synchronous = false
+    const startLoad = (): SharedLoad | undefined => {
+      if (synchronous || this.#keepers.has(entry.id) || !this.#holds(key, cold)) return undefined
+      const source = entry.readBody()
+      if (!(Symbol.asyncIterator in source)) {
+        synchronous = true
+        return undefined
+      }
+      const release = () => {
+        if (this.#keepers.get(entry.id) === started) this.#keepers.delete(entry.id)
+      }
+      const started: SharedLoad = new SharedLoad(entry.sizeBytes, source, {
+        loaded: (body) => {
+          release()
+          this.#warmed(key, cold, body)
+        },
+        failed: () => {
+          release()
+          load = undefined
+        },
+      })
+      this.#keepers.set(entry.id, started)
+      return started
+    }
     const cold: StoredEntry = {
       ...entry,
       readBody: () => {
-        if (load) return load.follow()
-        const source = entry.readBody()
-        if (!(Symbol.asyncIterator in source)) return new KeepingReader(entry.sizeBytes, keeper).read(source)
-        load = new SharedLoad(entry.sizeBytes, source, {
-          loaded: (body) => this.#warmed(key, cold, body),
-          failed: () => {
-            load = undefined
-          },
-        })
-        return load.follow()
+        // the load's reader is opened first: one that cannot be opened throws with nothing else open
+        load ??= startLoad()
+        const own = entry.readBody()
+        if (!(Symbol.asyncIterator in own)) return new KeepingReader(entry.sizeBytes, keeper).read(own)
+        return load?.follow(own) ?? own
       },
     }
     return cold
@@ -213,6 +233,7 @@ export class HotTier {
     for (const entry of hot.entries) {
       this.#keyById.delete(entry.id)
       this.#keepers.get(entry.id)?.stopKeeping()
+      this.#keepers.delete(entry.id)
     }
     this.#bytes -= hot.sizeBytes
   }
@@ -220,7 +241,8 @@ export class HotTier {
   clear(): void {
     this.#byKey.clear()
     this.#keyById.clear()
-    for (const reader of [...this.#keepers.values()]) reader.stopKeeping()
+    for (const keeping of [...this.#keepers.values()]) keeping.stopKeeping()
+    this.#keepers.clear()
     this.#bytes = 0
   }
 }
