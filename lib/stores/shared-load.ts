@@ -13,9 +13,9 @@ const DONE: IteratorResult<Buffer> = { done: true, value: undefined }
  * a cold 4 MiB entry read its file once, not 64 times. It starts at once and goes at the file's pace,
  * not its followers', keeping the pieces read (the room the hot tier counts for the entry), and hands
  * the tier the body in one buffer at its end, even when every follower left early. When the tier stops
- * keeping the entry meanwhile, or the read fails, it stops and drops its pieces: each follower reads the
- * rest from its own reader, opened with it (so a file removed meanwhile can still be read to its end,
- * and a read that fails, fails as it would have without the tier).
+ * keeping the entry (meanwhile or later), or the read fails, it drops its pieces and body: each follower
+ * still reading reads the rest from its own reader, opened with it (so a file removed meanwhile can
+ * still be read to its end, and a read that fails, fails as it would have without the tier).
  */
 export class SharedLoad {
   readonly #sizeBytes: number
@@ -35,12 +35,21 @@ export class SharedLoad {
     void this.#load()
   }
 
-  /** The tier no longer keeps the entry: the read stops, and its followers go on with their own readers. */
+  /** The whole body, once loaded (until the tier lets it go). */
+  get body(): Buffer | undefined {
+    return this.#body
+  }
+
+  /**
+   * The tier no longer keeps the entry (or the read failed): the read stops, the pieces and the body are
+   * dropped, and its followers go on with their own readers.
+   */
   stopKeeping(): void {
-    if (this.#state !== 'loading') return
+    if (this.#state === 'stopped') return
+    if (this.#state === 'loading') this.#source.return?.().catch(() => {})
     this.#state = 'stopped'
     this.#pieces = []
-    this.#source.return?.().catch(() => {})
+    this.#body = undefined
     this.#wakeFollowers()
   }
 

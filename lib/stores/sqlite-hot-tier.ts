@@ -167,16 +167,11 @@ export class HotTier {
         synchronous = true
         return undefined
       }
-      const release = () => {
-        if (this.#keepers.get(entry.id) === started) this.#keepers.delete(entry.id)
-      }
+      // it stays the entry's keeper once loaded: when the tier lets the entry go, it drops its body
       const started: SharedLoad = new SharedLoad(entry.sizeBytes, source, {
-        loaded: (body) => {
-          release()
-          this.#warmed(key, cold, body)
-        },
+        loaded: (body) => this.#warmed(key, cold, body),
         failed: () => {
-          release()
+          if (this.#keepers.get(entry.id) === started) this.#keepers.delete(entry.id)
           load = undefined
         },
       })
@@ -186,6 +181,9 @@ export class HotTier {
     const cold: StoredEntry = {
       ...entry,
       readBody: () => {
+        // a hit that looked the entry up before the tier swapped in its body reads that body
+        const loaded = load?.body
+        if (loaded) return [loaded]
         // the load's reader is opened first: one that cannot be opened throws with nothing else open
         load ??= startLoad()
         const own = entry.readBody()

@@ -107,6 +107,19 @@ test('when the tier stops keeping, the load stops and each follower reads the re
   assert.deepEqual(told, [], 'nothing kept')
 })
 
+test('once loaded, the body is dropped when the tier lets it go: a follower still reading goes on with its own reader', async () => {
+  const pieces = [Buffer.from('one'), Buffer.from('two')]
+  const { load, kept } = loadOf(pieces)
+  const own = ownReader(pieces)
+  const slow = load.follow(own.body)
+  assert.deepEqual(await readAll(load.follow(ownReader(pieces).body)), Buffer.from('onetwo'))
+  assert.deepEqual([load.body, kept()], [Buffer.from('onetwo'), Buffer.from('onetwo')])
+  load.stopKeeping()
+  assert.equal(load.body, undefined)
+  assert.deepEqual(await readAll(slow), Buffer.from('onetwo'))
+  assert.equal(own.steps, 3)
+})
+
 test('a failed read: each follower goes on with its own reader, and nothing is kept', async () => {
   const pieces = [Buffer.from('abc'), Buffer.from('def')]
   const { load, told, kept } = loadOf(pieces, new Error('disk gone'))
