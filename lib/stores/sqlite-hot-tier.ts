@@ -148,20 +148,21 @@ export class HotTier {
   #keepOnceRead(key: string, entry: StoredEntry): StoredEntry {
     const keeper: Keeper = {
       claim: (reader) => {
-        if (this.#keepers.has(entry.id) || !this.#holds(key, cold)) return false
+        if (this.#keepers.has(entry.id) || this.#indexOfCold(key, readBody) === -1) return false
         this.#keepers.set(entry.id, reader)
         return true
       },
       release: (reader) => {
         if (this.#keepers.get(entry.id) === reader) this.#keepers.delete(entry.id)
       },
-      kept: (body) => this.#warmed(key, cold, body),
+      kept: (body) => this.#warmed(key, readBody, body),
     }
     let load: SharedLoad | undefined
     /** Chunk rows are read synchronously: no load, the first hit to read them whole keeps them. */
     let synchronous = false
     const startLoad = (): SharedLoad | undefined => {
-      if (synchronous || this.#keepers.has(entry.id) || !this.#holds(key, cold)) return undefined
+      if (synchronous || this.#keepers.has(entry.id) || this.#indexOfCold(key, readBody) === -1)
+        return undefined
       const source = entry.readBody()
       if (!(Symbol.asyncIterator in source)) {
         synchronous = true
@@ -169,7 +170,7 @@ export class HotTier {
       }
       // it stays the entry's keeper once loaded: when the tier lets the entry go, it drops its body
       const started: SharedLoad = new SharedLoad(entry.sizeBytes, source, {
-        loaded: (body) => this.#warmed(key, cold, body),
+        loaded: (body) => this.#warmed(key, readBody, body),
         failed: () => {
           if (this.#keepers.get(entry.id) === started) this.#keepers.delete(entry.id)
           load = undefined
@@ -178,49 +179,54 @@ export class HotTier {
       this.#keepers.set(entry.id, started)
       return started
     }
-    const cold: StoredEntry = {
-      ...entry,
-      readBody: () => {
-        // a hit that looked the entry up before the tier swapped in its body reads that body
-        const loaded = load?.body
-        if (loaded) return [loaded]
-        // the load's reader is opened first: one that cannot be opened throws with nothing else open
-        load ??= startLoad()
-        const own = entry.readBody()
-        if (!(Symbol.asyncIterator in own)) return new KeepingReader(entry.sizeBytes, keeper).read(own)
-        return load?.follow(own) ?? own
-      },
+    const readBody = (): Iterable<Buffer> | AsyncIterable<Buffer> => {
+      // a hit that looked the entry up before the tier swapped in its body reads that body
+      const loaded = load?.body
+      if (loaded) return [loaded]
+      // the load's reader is opened first: one that cannot be opened throws with nothing else open
+      load ??= startLoad()
+      const own = entry.readBody()
+      if (!(Symbol.asyncIterator in own)) return new KeepingReader(entry.sizeBytes, keeper).read(own)
+      return load?.follow(own) ?? own
     }
-    return cold
+    return { ...entry, readBody }
   }
 
-  #holds(key: string, entry: StoredEntry): boolean {
-    return this.#byKey.get(key)?.entries.includes(entry) === true
+  /**
+   * Where `key`'s entry whose body is not in memory yet, read by `readBody` (made for it by
+   * #keepOnceRead, kept when its metadata is updated), is among those the tier holds; -1 if it is not.
+   */
+  #indexOfCold(key: string, readBody: StoredEntry['readBody']): number {
+    return this.#byKey.get(key)?.entries.findIndex((entry) => entry.readBody === readBody) ?? -1
   }
 
-  /** Swaps in the body read whole, if `cold` is still what the tier holds (nothing wrote meanwhile). */
-  #warmed(key: string, cold: StoredEntry, body: Buffer): void {
+  /** Swaps in the body read whole, if the tier still holds the entry (nothing wrote meanwhile). */
+  #warmed(key: string, readBody: StoredEntry['readBody'], body: Buffer): void {
     const hot = this.#byKey.get(key)
-    const index = hot?.entries.indexOf(cold) ?? -1
-    if (hot === undefined || index === -1) return
-    const warm = Object.freeze({ ...cold, body, readBody: () => [body] })
+    const index = this.#indexOfCold(key, readBody)
+    const held = hot?.entries[index]
+    if (hot === undefined || held === undefined) return
+    const warm = Object.freeze({ ...held, body, readBody: () => [body] })
     hot.entries = hot.entries.map((entry, at) => (at === index ? warm : entry))
   }
 
   /**
-   * Entry `id` of `key` now has the metadata `metaJson` in the file: a body in memory is kept, with that
-   * metadata read back as a lookup would. Otherwise the key is forgotten (the next lookup reads it).
+   * Entry `id` of `key` now has the metadata `metaJson` in the file (a 304 freshened it): the tier keeps
+   * it with that metadata, read back as a lookup would, and its body as it was (in memory, or still
+   * read by the same reader: a load under way goes on). A key without that entry is forgotten.
    */
   updated(key: string, id: StoredEntry['id'], metaJson: string): void {
     const hot = this.#byKey.get(key)
     const index = hot?.entries.findIndex((entry) => entry.id === id) ?? -1
     const kept = hot?.entries[index]
-    if (hot === undefined || kept?.body === undefined) {
+    if (hot === undefined || kept === undefined) {
       this.forget(key)
       return
     }
-    const { sizeBytes, body, readBody } = kept
-    const entry = deepFreeze({ ...(JSON.parse(metaJson) as EntryMeta), id, sizeBytes, body, readBody })
+    const { sizeBytes, body, readBody, readRange } = kept
+    const meta = JSON.parse(metaJson) as EntryMeta
+    const fields = { ...meta, id, sizeBytes, readBody }
+    const entry = deepFreeze(body ? { ...fields, body } : readRange ? { ...fields, readRange } : fields)
     hot.entries = hot.entries.map((other, at) => (at === index ? entry : other))
   }
 

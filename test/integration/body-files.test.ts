@@ -26,6 +26,12 @@ const onStoreError = (message: unknown) => storeErrors.push(message as { operati
 
 before(async () => {
   origin = await startOrigin((req, res) => {
+    if (req.url === '/revalidated') {
+      // revalidated on every request, answered 304 (RFC 9111 §4.3.4)
+      const headers = { 'cache-control': 'max-age=0', etag: '"big"' }
+      if (req.headers['if-none-match'] === '"big"') return reply(res, 304, headers)
+      return reply(res, 200, headers, BIG as unknown as string)
+    }
     if (req.url?.startsWith('/stale-')) {
       // stale at once, served stale when a revalidation fails (RFC 5861 §4); revalidations fail
       if (req.headers['if-none-match'] === undefined) {
@@ -270,5 +276,30 @@ test('with the hot tier, hits on a body file not in memory yet follow one read o
     assert.deepEqual(storeErrors, [])
   } finally {
     await shared.close()
+  }
+})
+
+test('with the hot tier, a body file revalidated on every hit (304) is read once, then served from memory', {
+  skip: process.platform !== 'linux' && 'reads /proc/self/io',
+}, async () => {
+  const revalidatedPath = path.join(tempDir(), 'revalidated.db')
+  const revalidated = makeAgent(new SqliteStore({ path: revalidatedPath }))
+  try {
+    const url = `${origin.url}/revalidated`
+    const readsOfHits: number[] = []
+    for (let i = 0; i < 6; i++) {
+      const before = bytesRead()
+      const res = await request(url, { dispatcher: revalidated.agent })
+      assert.ok(Buffer.from(await res.body.arrayBuffer()).equals(BIG))
+      readsOfHits.push(bytesRead() - before)
+      if (i > 0) assert.equal(res.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+    }
+    assert.equal(origin.count('/revalidated'), 6)
+    // the first two hits read the file (its URL's first read is noted, not kept); the others do not
+    const laterBytes = readsOfHits.slice(3).reduce((total, bytes) => total + bytes, 0)
+    assert.ok(laterBytes < BIG.length / 2, `the last 3 hits read ${laterBytes} bytes (${readsOfHits})`)
+    assert.deepEqual(storeErrors, [])
+  } finally {
+    await revalidated.close()
   }
 })

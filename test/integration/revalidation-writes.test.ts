@@ -270,7 +270,8 @@ for (const kind of [
         assert.equal(reply.body, 'b'.repeat(1500))
         assert.equal(reply.headers['cache-control'], 'max-age=100')
         assert.equal(reply.headers['x-big'], big)
-        assert.equal(reply.headers.age, '0')
+        // the 304's Date is to the second: a busy machine may cross one before it is served
+        assert.match(String(reply.headers.age), /^[01]$/)
         assert.equal(reply.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304; collapsed')
       }
       // not written back: the entry is still the stale one, so the next request revalidates again

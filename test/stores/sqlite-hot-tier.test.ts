@@ -291,15 +291,17 @@ test('an update keeps a body in memory, with the metadata as the file now holds 
   store.close()
 })
 
-test('an update of an entry whose body is not in memory yet forgets its key', async () => {
-  const store = new SqliteStore({ path: newPath(), chunkBytes: 1024 })
-  await storeBody(store, 'k', sampleMeta(), patternBody(3 * 1024 * 1024, 1))
-  const cold = entryAt(store.get('k'))
+test('an update of an entry whose body is not in memory yet keeps it with the new metadata; its load goes on', async () => {
+  const { store, body, cold } = await coldFileEntry(3 * 1024 * 1024, 1)
+  const reading = readBody(cold)
   store.update('k', cold.id, sampleMeta({ statusMessage: 'Updated' }))
-  const read = entryAt(store.get('k'))
-  assert.notEqual(read, cold)
-  assert.equal(read.statusMessage, 'Updated')
-  assert.deepEqual(await readBody(read), patternBody(3 * 1024 * 1024, 1))
+  const updated = entryAt(store.get('k'))
+  assert.notEqual(updated, cold)
+  assert.deepEqual([updated.statusMessage, updated.body], ['Updated', undefined])
+  assert.ok((await reading).equals(body))
+  const warm = entryAt(store.get('k'))
+  assert.equal(warm.statusMessage, 'Updated')
+  assert.ok(warm.body?.equals(body), 'kept by the load started before the update')
   store.close()
 })
 
