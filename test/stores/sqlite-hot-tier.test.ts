@@ -333,33 +333,34 @@ test('a reader dropped or closed before its first read does not stop a later hit
   store.close()
 })
 
-test('a write during a keeping read releases it: the next hit keeps the body, the old read nothing', async () => {
+test('an update during a keeping read of chunk rows keeps the entry with the new metadata, and the body read', async () => {
   const store = new SqliteStore({ path: newPath(), chunkBytes: 1024, bodyFiles: false })
   await storeBody(store, 'k', sampleMeta(), patternBody(5000, 6))
-  const first = entryAt(store.get('k'))
-  const slow = openBody(first)
+  store.get('k') // a key's first read from the file is noted, not kept
+  const cold = entryAt(store.get('k'))
+  const slow = openBody(cold)
   await slow.next()
-  store.update('k', first.id, sampleMeta({ statusMessage: 'Updated' }))
-  const second = entryAt(store.get('k'))
-  assert.deepEqual(await readBody(second), patternBody(5000, 6))
-  const warm = entryAt(store.get('k'))
-  assert.notEqual(warm, second, 'kept by the second read')
+  store.update('k', cold.id, sampleMeta({ statusMessage: 'Updated' }))
+  const updated = entryAt(store.get('k'))
+  assert.deepEqual([updated.statusMessage, updated.body], ['Updated', undefined])
   while (!(await slow.next()).done) {}
-  assert.equal(entryAt(store.get('k')), warm)
+  const warm = entryAt(store.get('k'))
+  assert.ok(warm.body?.equals(patternBody(5000, 6)), 'kept by the read under way')
   assert.equal(warm.statusMessage, 'Updated')
   store.close()
 })
 
-test('a write during the first whole read keeps nothing from it', async () => {
-  const store = new SqliteStore({ path: newPath(), chunkBytes: 1024 })
-  await storeBody(store, 'k', sampleMeta(), patternBody(5000, 4))
-  const cold = entryAt(store.get('k'))
+test('a write that replaces the entry during its first whole read: that read gets the old body, later hits the new', async () => {
+  const { store, body, cold } = await coldFileEntry(3 * 1024 * 1024, 4)
   const reading = readBody(cold)
-  store.update('k', cold.id, sampleMeta({ statusMessage: 'Updated' }))
-  const updated = entryAt(store.get('k'))
-  assert.deepEqual(await reading, patternBody(5000, 4))
-  assert.equal(entryAt(store.get('k')), updated, 'the updated entry stays, not swapped for the old one')
-  assert.equal(updated.statusMessage, 'Updated')
+  const replacement = patternBody(3 * 1024 * 1024, 5)
+  await storeBody(store, 'k', sampleMeta({ statusMessage: 'Replaced' }), replacement)
+  assert.ok((await reading).equals(body))
+  for (let i = 0; i < 3; i++) {
+    const entry = entryAt(store.get('k'))
+    assert.equal(entry.statusMessage, 'Replaced')
+    assert.ok((await readBody(entry)).equals(replacement))
+  }
   store.close()
 })
 
