@@ -250,56 +250,66 @@ test('with the hot tier (the default), a body file read whole by its second hit 
 function bytesRead(): number {
   return Number(/^rchar: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1])
 }
+const readsProcIo = { skip: process.platform !== 'linux' && 'reads /proc/self/io' }
 
-test('with the hot tier, hits on a body file not in memory yet follow one read of it; one that waits holds none', {
-  skip: process.platform !== 'linux' && 'reads /proc/self/io',
-}, async () => {
-  const sharedPath = path.join(tempDir(), 'shared.db')
-  const shared = makeAgent(new SqliteStore({ path: sharedPath }))
+/** Runs `use` with a CacheAgent on a SqliteStore of its own, with the hot tier (the default), then closes it. */
+async function withTieredAgent(name: string, use: (agent: Dispatcher, dbPath: string) => Promise<void>) {
+  const dbPath = path.join(tempDir(), `${name}.db`)
+  const cache = makeAgent(new SqliteStore({ path: dbPath }))
   try {
-    const url = `${origin.url}/shared`
-    const get = async () =>
-      Buffer.from(await (await request(url, { dispatcher: shared.agent })).body.arrayBuffer())
-    assert.ok((await get()).equals(BIG), 'stored')
-    assert.ok((await get()).equals(BIG), "the key's first read from the file")
-    const before = bytesRead()
-    const waiting = await request(url, { dispatcher: shared.agent })
-    assert.match(String(waiting.headers['cache-status']), /^undici-cache; hit; ttl=\d+$/)
-    const others = await within(5000, 'hits beside one that waits', Promise.all([get(), get(), get(), get()]))
-    for (const body of others) assert.ok(body.equals(BIG))
-    assert.ok(Buffer.from(await waiting.body.arrayBuffer()).equals(BIG))
-    const readBytes = bytesRead() - before
-    assert.ok(readBytes < 2 * BIG.length, `5 hits read ${readBytes} bytes, for a body of ${BIG.length}`)
-    for (const name of bodyFileNames(sharedPath)) rmSync(bodyFileOf(sharedPath, name))
-    assert.ok((await get()).equals(BIG), 'kept in memory')
-    assert.equal(origin.count('/shared'), 1)
-    assert.deepEqual(storeErrors, [])
+    await use(cache.agent, dbPath)
   } finally {
-    await shared.close()
+    await cache.close()
   }
-})
+}
 
-test('with the hot tier, a body file revalidated on every hit (304) is read once, then served from memory', {
-  skip: process.platform !== 'linux' && 'reads /proc/self/io',
-}, async () => {
-  const revalidatedPath = path.join(tempDir(), 'revalidated.db')
-  const revalidated = makeAgent(new SqliteStore({ path: revalidatedPath }))
-  try {
-    const url = `${origin.url}/revalidated`
-    const readsOfHits: number[] = []
-    for (let i = 0; i < 6; i++) {
+test(
+  'with the hot tier, hits on a body file not in memory yet follow one read of it; one that waits holds none',
+  readsProcIo,
+  () =>
+    withTieredAgent('shared', async (agent, sharedPath) => {
+      const url = `${origin.url}/shared`
+      const get = async () =>
+        Buffer.from(await (await request(url, { dispatcher: agent })).body.arrayBuffer())
+      assert.ok((await get()).equals(BIG), 'stored')
+      assert.ok((await get()).equals(BIG), "the key's first read from the file")
       const before = bytesRead()
-      const res = await request(url, { dispatcher: revalidated.agent })
-      assert.ok(Buffer.from(await res.body.arrayBuffer()).equals(BIG))
-      readsOfHits.push(bytesRead() - before)
-      if (i > 0) assert.equal(res.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
-    }
-    assert.equal(origin.count('/revalidated'), 6)
-    // the first two hits read the file (its URL's first read is noted, not kept); the others do not
-    const laterBytes = readsOfHits.slice(3).reduce((total, bytes) => total + bytes, 0)
-    assert.ok(laterBytes < BIG.length / 2, `the last 3 hits read ${laterBytes} bytes (${readsOfHits})`)
-    assert.deepEqual(storeErrors, [])
-  } finally {
-    await revalidated.close()
-  }
-})
+      const waiting = await request(url, { dispatcher: agent })
+      assert.match(String(waiting.headers['cache-status']), /^undici-cache; hit; ttl=\d+$/)
+      const others = await within(
+        5000,
+        'hits beside one that waits',
+        Promise.all([get(), get(), get(), get()]),
+      )
+      for (const body of others) assert.ok(body.equals(BIG))
+      assert.ok(Buffer.from(await waiting.body.arrayBuffer()).equals(BIG))
+      const readBytes = bytesRead() - before
+      assert.ok(readBytes < 2 * BIG.length, `5 hits read ${readBytes} bytes, for a body of ${BIG.length}`)
+      for (const name of bodyFileNames(sharedPath)) rmSync(bodyFileOf(sharedPath, name))
+      assert.ok((await get()).equals(BIG), 'kept in memory')
+      assert.equal(origin.count('/shared'), 1)
+      assert.deepEqual(storeErrors, [])
+    }),
+)
+
+test(
+  'with the hot tier, a body file revalidated on every hit (304) is read once, then served from memory',
+  readsProcIo,
+  () =>
+    withTieredAgent('revalidated', async (agent) => {
+      const url = `${origin.url}/revalidated`
+      const readsOfHits: number[] = []
+      for (let i = 0; i < 6; i++) {
+        const before = bytesRead()
+        const res = await request(url, { dispatcher: agent })
+        assert.ok(Buffer.from(await res.body.arrayBuffer()).equals(BIG))
+        readsOfHits.push(bytesRead() - before)
+        if (i > 0) assert.equal(res.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304')
+      }
+      assert.equal(origin.count('/revalidated'), 6)
+      // the first two hits read the file (its URL's first read is noted, not kept); the others do not
+      const laterBytes = readsOfHits.slice(3).reduce((total, bytes) => total + bytes, 0)
+      assert.ok(laterBytes < BIG.length / 2, `the last 3 hits read ${laterBytes} bytes (${readsOfHits})`)
+      assert.deepEqual(storeErrors, [])
+    }),
+)
