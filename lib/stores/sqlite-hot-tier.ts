@@ -103,7 +103,7 @@ export class HotTier {
 
   /**
    * Keeps what SQLite returned for `key` when it fits in a KEY_SHARE of hotBytes; returns the entries
-   * to hand out (those kept, whose bodies not in memory yet are kept once a hit reads them whole).
+   * to hand out (those kept, whose bodies not in memory yet are kept once read: #keepOnceRead).
    */
   remember(key: string, entries: StoredEntry[], touchedMs: number[]): StoredEntry[] {
     const sizeBytes = sizeOf(entries)
