@@ -4,6 +4,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import Database from 'better-sqlite3'
 import { FILE_READ_BYTES } from '../../lib/stores/sqlite-body-files.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
@@ -14,7 +16,15 @@ const MIB = 1024 * KIB
 const dir = mkdtempSync(join(tmpdir(), 'undici-cache-large-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
-/** Reads every chunk of the entry's body; its sha256, chunk count and the peak RSS growth (MiB) meanwhile. */
+/** Garbage that V8 leaves for later (Node 22 let up to ~50 MiB of read chunks pile up) is collected as it goes. */
+v8.setFlagsFromString('--expose-gc')
+const gc = vm.runInNewContext('gc') as () => void
+const COLLECT_EVERY_BYTES = 8 * MIB
+
+/**
+ * Reads every chunk of the entry's body; its sha256, chunk count and the peak RSS growth (MiB) meanwhile,
+ * with the garbage collected every COLLECT_EVERY_BYTES: what grows is what the read holds.
+ */
 async function readMeasured(store: SqliteStore, key: string) {
   const entry = entryAt(store.get(key))
   assert.equal(entry.sizeBytes, 64 * MIB)
@@ -23,10 +33,16 @@ async function readMeasured(store: SqliteStore, key: string) {
   const rssBefore = process.memoryUsage.rss()
   let peakRss = rssBefore
   let chunks = 0
+  let uncollectedBytes = 0
   for await (const chunk of entry.readBody()) {
     read.update(chunk)
     chunks += 1
     peakRss = Math.max(peakRss, process.memoryUsage.rss())
+    uncollectedBytes += chunk.length
+    if (uncollectedBytes >= COLLECT_EVERY_BYTES) {
+      gc()
+      uncollectedBytes = 0
+    }
   }
   return { sha256: read.digest('hex'), chunks, growthMiB: (peakRss - rssBefore) / MIB }
 }
