@@ -81,7 +81,12 @@ for (const kind of storeKinds) {
       assert.match(String(bounded.headers['cache-status']), /^undici-cache; hit/)
       assert.equal(origin.count('/short'), 1)
       const strict = await get('/short-must-revalidate', { 'cache-control': 'max-stale' })
-      assert.equal(strict.headers['cache-status'], 'undici-cache; fwd=stale; stored')
+      // sent on to the origin; its answer (max-age=1, its Date to the second) may come already stale on
+      // a busy machine, and then is not stored (detail=no-freshness)
+      assert.match(
+        String(strict.headers['cache-status']),
+        /^undici-cache; fwd=stale; (stored|detail=no-freshness)$/,
+      )
       assert.equal(origin.count('/short-must-revalidate'), 2)
     })
 
