@@ -146,9 +146,11 @@ export class HotTier {
    * reads it meanwhile; chunk rows (read synchronously) are kept by the first hit to read them whole.
    */
   #keepOnceRead(key: string, entry: StoredEntry): StoredEntry {
+    /** Whether a read may keep the body: the tier still holds the entry, and no other read keeps it. */
+    const mayKeep = () => !this.#keepers.has(entry.id) && this.#indexOfCold(key, readBody) !== -1
     const keeper: Keeper = {
       claim: (reader) => {
-        if (this.#keepers.has(entry.id) || this.#indexOfCold(key, readBody) === -1) return false
+        if (!mayKeep()) return false
         this.#keepers.set(entry.id, reader)
         return true
       },
@@ -161,8 +163,7 @@ export class HotTier {
     /** Chunk rows are read synchronously: no load, the first hit to read them whole keeps them. */
     let synchronous = false
     const startLoad = (): SharedLoad | undefined => {
-      if (synchronous || this.#keepers.has(entry.id) || this.#indexOfCold(key, readBody) === -1)
-        return undefined
+      if (synchronous || !mayKeep()) return undefined
       const source = entry.readBody()
       if (!(Symbol.asyncIterator in source)) {
         synchronous = true
