@@ -4,6 +4,7 @@ import { rmSync } from 'node:fs'
 import type http from 'node:http'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import type { Dispatcher } from 'undici'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { AsyncStore, FailingWrites, VanishingBodies } from '../helpers/async-store.js'
@@ -98,12 +99,17 @@ after(() => origin.close())
 const ranges = (path: string) =>
   origin.requests.filter((r) => r.url === path).map((r) => [r.headers.range, r.headers['if-range']])
 
+/** A first caller reading `path` whole, and 20 ms later a waiter on it that pauses at once. */
+async function firstAndPausedWaiter(agent: Dispatcher, path: string) {
+  const first = readAll(agent, `${origin.url}${path}`)
+  await sleep(20)
+  return { first, waiter: stoppingCaller(agent, `${origin.url}${path}`, 'pause') }
+}
+
 describe('a shared download the store keeps no copy of', () => {
   test('a waiter, after the write failed mid-body: a Range request with If-Range', async () => {
     const cache = makeAgent(new FailingWrites(2 * MiB))
-    const first = readAll(cache.agent, `${origin.url}/write-fails`)
-    await sleep(20)
-    const waiter = stoppingCaller(cache.agent, `${origin.url}/write-fails`, 'pause')
+    const { first, waiter } = await firstAndPausedWaiter(cache.agent, '/write-fails')
     assert.equal(sha((await within(5000, 'first caller', first)).body), sha(BIG))
     const behindAt = waiter.receivedBytes()
     waiter.resume()
@@ -129,9 +135,7 @@ describe('a shared download the store keeps no copy of', () => {
 
   test('an entry evicted before the reader caught up', async () => {
     const cache = makeAgent(new MemoryStore({ maxEntryBytes: 8 * MiB, maxBytes: 10 * MiB }))
-    const first = readAll(cache.agent, `${origin.url}/evicted`)
-    await sleep(20)
-    const waiter = stoppingCaller(cache.agent, `${origin.url}/evicted`, 'pause')
+    const { first, waiter } = await firstAndPausedWaiter(cache.agent, '/evicted')
     await within(5000, 'first caller', first)
     const other = await readAll(cache.agent, `${origin.url}/evicts`)
     assert.equal(other.status, 'undici-cache; fwd=miss; stored')
@@ -148,9 +152,7 @@ describe('a shared download the store keeps no copy of', () => {
   test('CacheAgent#close() lets a reader whose entry was removed ask the origin for the rest; new requests are refused', async () => {
     const store = new MemoryStore({ maxEntryBytes: 16 * MiB })
     const cache = makeAgent(store)
-    const first = readAll(cache.agent, `${origin.url}/closing`)
-    await sleep(20)
-    const waiter = stoppingCaller(cache.agent, `${origin.url}/closing`, 'pause')
+    const { first, waiter } = await firstAndPausedWaiter(cache.agent, '/closing')
     await within(5000, 'first caller', first)
     store.delete(`${origin.url}/closing`)
     let closed = false
@@ -169,9 +171,7 @@ describe('a shared download the store keeps no copy of', () => {
 
   test('CacheAgent#close() called while the download runs: a reader that falls behind still gets the rest from the origin', async () => {
     const cache = makeAgent(new FailingWrites(2 * MiB))
-    const first = readAll(cache.agent, `${origin.url}/mid-closing`)
-    await sleep(20)
-    const waiter = stoppingCaller(cache.agent, `${origin.url}/mid-closing`, 'pause')
+    const { first, waiter } = await firstAndPausedWaiter(cache.agent, '/mid-closing')
     await sleep(20) // the origin answers after 150 ms
     const closing = cache.agent.close()
     assert.equal(sha((await within(5000, 'first caller', first)).body), sha(BIG))
@@ -183,9 +183,7 @@ describe('a shared download the store keeps no copy of', () => {
 
   test('an origin that ignores Range: its 200 with the same strong ETag, minus the bytes already read', async () => {
     const cache = makeAgent(new FailingWrites(2 * MiB))
-    const first = readAll(cache.agent, `${origin.url}/no-ranges-x`)
-    await sleep(20)
-    const waiter = stoppingCaller(cache.agent, `${origin.url}/no-ranges-x`, 'pause')
+    const { first, waiter } = await firstAndPausedWaiter(cache.agent, '/no-ranges-x')
     await within(5000, 'first caller', first)
     waiter.resume()
     assert.equal(sha(await finalBody(waiter, 'waiter')), sha(BIG))
@@ -195,9 +193,7 @@ describe('a shared download the store keeps no copy of', () => {
 
   test('a weak ETag: the whole body again, the rest spliced on once the bytes before it check the same', async () => {
     const cache = makeAgent(new FailingWrites(2 * MiB))
-    const first = readAll(cache.agent, `${origin.url}/weak-etag`)
-    await sleep(20)
-    const waiter = stoppingCaller(cache.agent, `${origin.url}/weak-etag`, 'pause')
+    const { first, waiter } = await firstAndPausedWaiter(cache.agent, '/weak-etag')
     assert.equal(sha((await within(5000, 'first caller', first)).body), sha(BIG))
     waiter.resume()
     assert.equal(sha(await finalBody(waiter, 'waiter')), sha(BIG))
@@ -213,12 +209,10 @@ describe('a shared download the store keeps no copy of', () => {
     ['/changed-etag', 'a representation that changed meanwhile'],
     ['/short-range-x', 'a 206 that stops short of the end'],
     ['/long-range-x', 'a 206 for a longer representation'],
-  ]) {
+  ] as const) {
     test(`${why}: the reader gets an error, never a short or spliced body`, async () => {
       const cache = makeAgent(new FailingWrites(2 * MiB))
-      const first = readAll(cache.agent, `${origin.url}${path}`)
-      await sleep(20)
-      const waiter = stoppingCaller(cache.agent, `${origin.url}${path}`, 'pause')
+      const { first, waiter } = await firstAndPausedWaiter(cache.agent, path)
       assert.equal(sha((await within(5000, 'first caller', first)).body), sha(BIG))
       waiter.resume()
       const read = await within(5000, 'waiter', waiter.done)
@@ -231,9 +225,7 @@ describe('a shared download the store keeps no copy of', () => {
 
   test('the trailers of the answer to the Range request reach the reader', async () => {
     const cache = makeAgent(new FailingWrites(2 * MiB))
-    const first = readAll(cache.agent, `${origin.url}/trailers-x`)
-    await sleep(20)
-    const waiter = stoppingCaller(cache.agent, `${origin.url}/trailers-x`, 'pause')
+    const { first, waiter } = await firstAndPausedWaiter(cache.agent, '/trailers-x')
     await within(5000, 'first caller', first)
     waiter.resume()
     const read = await within(5000, 'waiter', waiter.done)
@@ -245,9 +237,7 @@ describe('a shared download the store keeps no copy of', () => {
 
   test('a stored body that goes missing while the reader catches up: the rest comes from the origin', async () => {
     const cache = makeAgent(new VanishingBodies(4 * MiB, MiB))
-    const first = readAll(cache.agent, `${origin.url}/vanishes`)
-    await sleep(20)
-    const waiter = stoppingCaller(cache.agent, `${origin.url}/vanishes`, 'pause')
+    const { first, waiter } = await firstAndPausedWaiter(cache.agent, '/vanishes')
     await within(5000, 'first caller', first)
     assert.ok(waiter.receivedBytes() < 4 * MiB)
     waiter.resume()
@@ -261,9 +251,7 @@ describe('a shared download the store keeps no copy of', () => {
   test('a body file removed before the reader caught up, read through an asynchronous store', async () => {
     const dbPath = join(tempDir(), 'removed.db')
     const cache = makeAgent(new AsyncStore(new SqliteStore({ path: dbPath, hotBytes: 0 })))
-    const first = readAll(cache.agent, `${origin.url}/file-removed`)
-    await sleep(20)
-    const waiter = stoppingCaller(cache.agent, `${origin.url}/file-removed`, 'pause')
+    const { first, waiter } = await firstAndPausedWaiter(cache.agent, '/file-removed')
     await within(5000, 'first caller', first)
     for (const name of bodyFileNames(dbPath)) rmSync(join(bodyDirOf(dbPath), name))
     waiter.resume()
