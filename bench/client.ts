@@ -16,7 +16,7 @@ import type { Dispatcher } from 'undici'
 import { runBig } from './big.js'
 import { installCleanup, startOrigin } from './children.js'
 import { type BenchClient, createClient } from './clients.js'
-import { filledSqlitePath, fillLimits, fillPrefix, fillStore, fillUrl } from './fill.js'
+import { filledSqlitePath, fillLimits, fillPrefix, fillStore, fillUrl, readThrough } from './fill.js'
 import {
   countsBetween,
   type Expected,
@@ -170,6 +170,7 @@ async function prepareFilled(name: ClientName, scenario: Scenario, env: Environm
   const limits = fillLimits(entries)
   const inMemory = name === MEMORY_CLIENT
   const sqlitePath = inMemory ? undefined : await filledSqlitePath(env.origin, entries)
+  if (sqlitePath !== undefined) await readThrough(sqlitePath)
   const client = await createClient(name, env.tmpDir, { limits, sqlitePath })
   if (inMemory && client.store) await fillStore(client.store, env.origin, entries)
   const target: Target = () => {
