@@ -19,8 +19,11 @@ export function liveWaiter(
   const { headers, method } = exchange.request
   if (method !== 'GET' || headers.range !== undefined || isClientConditional(headers)) return undefined
   if (exchange.requestOptions?.ttl !== undefined) return undefined
+  const { bodyTimeout } = exchange.opts
   return {
     handler,
+    // undici's 0 turns it off; without one, the first caller's request has the dispatcher's default
+    bodyTimeoutMs: typeof bodyTimeout === 'number' && bodyTimeout > 0 ? bodyTimeout : undefined,
     varyKeyFor: (responseHeaders) => {
       const names = varyFieldNames(responseHeaders)
       return names === '*' ? '*' : varyKey(varyValues(names, headers))

@@ -10,6 +10,8 @@ export interface LiveWaiter {
   /** The waiter's normalised Vary key for the response's Vary fields; it is fed only when equal. */
   varyKeyFor(responseHeaders: Record<string, string | string[] | undefined>): string
   headers(responseHeaders: Record<string, string | string[] | undefined>): OutgoingHeaders
+  /** The waiter's own `bodyTimeout` request option, when one is set (see ReaderStream#timeBody). */
+  bodyTimeoutMs?: number
 }
 
 /**
@@ -32,6 +34,7 @@ export class FanOut {
     this.#streams = waiters.map((waiter) => {
       const stream = new ReaderStream(waiter.handler, undefined, upstream, 0, digest)
       stream.start(statusCode, waiter.headers(headers), statusMessage)
+      if (waiter.bodyTimeoutMs !== undefined) stream.timeBody(waiter.bodyTimeoutMs)
       return stream
     })
   }

@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici'
+import { type Dispatcher, errors } from 'undici'
 import { asError } from '../diagnostics.js'
 import type { BodyDigest } from './body-digest.js'
 import { catchUp, type Ending } from './catch-up.js'
@@ -41,6 +41,8 @@ export class ReaderStream implements ResponseSource {
   readonly #digest: BodyDigest | undefined
   /** Once fallen behind: the check value of the bytes delivered, for the origin's resent body to match. */
   #prefixCrc: number | undefined
+  /** The caller's own bodyTimeout while the download goes on (see timeBody). */
+  #bodyTimer: NodeJS.Timeout | undefined
 
   /**
    * `deliveredBytes`: what the caller already has (a first caller that read the origin directly until
@@ -92,8 +94,22 @@ export class ReaderStream implements ResponseSource {
     })
   }
 
+  /**
+   * The caller's own `bodyTimeout`, as undici counts it: from the response's start, again from each
+   * chunk of the download and from each resume; when it runs out while the caller is not paused, the
+   * caller fails with UND_ERR_BODY_TIMEOUT and leaves the download to the others. It stops once the
+   * download has ended (the rest is read from the store, or from a request of its own).
+   */
+  timeBody(ms: number): void {
+    if (this.#done || this.#ended) return
+    this.#bodyTimer = setTimeout(() => {
+      if (!this.#paused && !this.#ended) this.abort(new errors.BodyTimeoutError())
+    }, ms).unref()
+  }
+
   /** A chunk of the download (added to the digest after every reader has had it). */
   data(chunk: Buffer): void {
+    this.#bodyTimer?.refresh()
     if (this.#done || this.#behind) return
     if (!this.#paused && this.#queue.length === 0) {
       this.#deliver(chunk)
@@ -126,6 +142,7 @@ export class ReaderStream implements ResponseSource {
   end(ending: Ending): void {
     if (this.#ended) return
     this.#ended = true
+    this.#stopBodyTimer()
     this.#ending = ending
     if (!this.#paused) this.#advance()
   }
@@ -148,6 +165,7 @@ export class ReaderStream implements ResponseSource {
   fail(error: Error): void {
     if (this.#done || this.#ended) return
     this.#done = true
+    this.#stopBodyTimer()
     tellError(this.#handler, this.#relay, error)
   }
 
@@ -158,6 +176,7 @@ export class ReaderStream implements ResponseSource {
 
   resume(): void {
     this.#paused = false
+    this.#bodyTimer?.refresh()
     this.#upstream?.paceChanged()
     setImmediate(() => this.#advance())
   }
@@ -165,10 +184,16 @@ export class ReaderStream implements ResponseSource {
   abort(reason: Error): void {
     if (this.#done) return
     this.#done = true
+    this.#stopBodyTimer()
     this.#queue = []
     this.#marks = []
     queueMicrotask(() => tellError(this.#handler, this.#relay, reason))
     this.#upstream?.readerGone(reason)
+  }
+
+  #stopBodyTimer(): void {
+    clearTimeout(this.#bodyTimer)
+    this.#bodyTimer = undefined
   }
 
   #deliver(chunk: Buffer): void {

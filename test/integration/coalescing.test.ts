@@ -285,6 +285,74 @@ test('a request that joins once the first has its headers is not timed out by it
   }
 })
 
+/** An origin that sends `first ` at once and `rest` after `stallMs`. */
+function stallingOrigin(stallMs: number): Promise<Origin> {
+  return startOrigin((_req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': '10' })
+    res.write('first ')
+    setTimeout(() => res.end('rest'), stallMs)
+  })
+}
+
+test("a request fed an identical one's response keeps its own bodyTimeout: a stall that long fails it as undici's would, the first reads on", async () => {
+  const stalling = await stallingOrigin(1500)
+  const cache = makeAgent(new MemoryStore())
+  try {
+    const url = `${stalling.url}/stall`
+    const first = send(cache.agent, url)
+    const waiter = await request(url, { dispatcher: cache.agent, bodyTimeout: 300 })
+    assert.equal(waiter.statusCode, 200)
+    const startedMs = performance.now()
+    await assert.rejects(waiter.body.text(), { code: 'UND_ERR_BODY_TIMEOUT' })
+    const waitedMs = performance.now() - startedMs
+    assert.ok(waitedMs >= 250 && waitedMs < 1200, `failed after ${Math.round(waitedMs)} ms`)
+    assert.equal((await first).body, 'first rest')
+    assert.equal((await send(cache.agent, url)).body, 'first rest')
+    assert.equal(stalling.count('/stall'), 1)
+  } finally {
+    await cache.close()
+    await stalling.close()
+  }
+})
+
+test("a fed request's bodyTimeout does not run while it pauses", async () => {
+  const stalling = await stallingOrigin(700)
+  const cache = makeAgent(new MemoryStore())
+  try {
+    const url = `${stalling.url}/stall`
+    const first = send(cache.agent, url)
+    // highWaterMark 1: the first chunk pauses it until it is read
+    const waiter = await request(url, { dispatcher: cache.agent, bodyTimeout: 300, highWaterMark: 1 })
+    await sleep(550)
+    assert.equal(await waiter.body.text(), 'first rest')
+    assert.equal((await first).body, 'first rest')
+    assert.equal(stalling.count('/stall'), 1)
+  } finally {
+    await cache.close()
+    await stalling.close()
+  }
+})
+
+test("a fed request's bodyTimeout counts again from its resume", async () => {
+  const stalling = await stallingOrigin(2000)
+  const cache = makeAgent(new MemoryStore())
+  try {
+    const url = `${stalling.url}/stall`
+    const first = send(cache.agent, url)
+    const waiter = await request(url, { dispatcher: cache.agent, bodyTimeout: 300, highWaterMark: 1 })
+    await sleep(500)
+    const resumedMs = performance.now()
+    await assert.rejects(waiter.body.text(), { code: 'UND_ERR_BODY_TIMEOUT' })
+    const waitedMs = performance.now() - resumedMs
+    assert.ok(waitedMs >= 250 && waitedMs < 1200, `failed ${Math.round(waitedMs)} ms after its resume`)
+    assert.equal((await first).body, 'first rest')
+    assert.equal(stalling.count('/stall'), 1)
+  } finally {
+    await cache.close()
+    await stalling.close()
+  }
+})
+
 test('a request waiting on a revalidation the origin answered with an error is served the stale entry, whatever its headersTimeout', async () => {
   let failing = false
   const flaky = await startOrigin((_req, res) => {
