@@ -42,6 +42,8 @@ import {
   type ReuseDecision,
   staleIfErrorAllows,
   staleWhileRevalidateAllows,
+  validatedForEachUse,
+  wantsOwnAnswer,
 } from './policy/lookup.js'
 import { isClientConditional, revalidationHeaders } from './policy/revalidation.js'
 import { usableEntries } from './policy/storable.js'
@@ -195,13 +197,13 @@ export class CacheDispatcher {
     // (when not written back), or as written back
     if (collapsed?.notModifiedEntryId === entry.id) {
       const meta = collapsed.validated?.entryId === entry.id ? collapsed.validated.meta : entry
-      return this.#serveCollapsed(exchange, handler, entry, meta)
+      return this.#serveCollapsedOrAsk(exchange, handler, entry, meta)
     }
     // what the flight stored (after a failed revalidation it stored nothing); an entry kept for other
     // credentials is another flight's (RFC 9111 §3.5): it is checked
     const stored = collapsed && !collapsed.staleServed && entry.responseTimeMs >= collapsed.sinceMs
     if (stored && keptForRequest(entry, exchange.request.headers)) {
-      return this.#serveCollapsed(exchange, handler, entry, entry)
+      return this.#serveCollapsedOrAsk(exchange, handler, entry, entry)
     }
     const decision = this.#decide(exchange, entry)
     if (decision.action !== 'revalidate') {
@@ -220,13 +222,29 @@ export class CacheDispatcher {
   }
 
   /**
-   * The policy's decision, or a forced lifetime from the request's `cache.ttl`, but for an entry kept
-   * for other credentials (RFC 9111 §3.5).
+   * RFC 9111 §4: what a waiter's flight stored or validated serves it only if it may be reused for its
+   * own request without validation (not `no-cache`, not stale on arrival, fresh enough for what the
+   * request asks); otherwise the waiter asks the origin itself, waiting on no other request.
    */
-  #decide(exchange: Exchange, entry: StoredEntry): ReuseDecision {
+  #serveCollapsedOrAsk(
+    exchange: Exchange,
+    handler: Handler,
+    entry: StoredEntry,
+    meta: StoredResponse,
+  ): boolean {
+    const decision = this.#decide(exchange, entry, meta)
+    if (decision.action !== 'revalidate') return this.#serveCollapsed(exchange, handler, entry, meta)
+    return this.#send(exchange, handler, forwardReason(decision), entry)
+  }
+
+  /**
+   * The policy's decision for `meta` (the entry's, or what a 304 validated), or a forced lifetime from
+   * the request's `cache.ttl`, but for an entry kept for other credentials (RFC 9111 §3.5).
+   */
+  #decide(exchange: Exchange, entry: StoredEntry, meta: StoredResponse = entry): ReuseDecision {
     const decision = decideReuse(
       exchange.request,
-      policyView(this.#config, entry),
+      policyView(this.#config, meta),
       Date.now(),
       this.#config.shared,
     )
@@ -285,7 +303,8 @@ export class CacheDispatcher {
 
   /** Sends the request on, unless an identical one is already on its way: then it waits for it. */
   #toOrigin(exchange: Exchange, handler: Handler, fwd: ForwardReason, entry?: StoredEntry): boolean {
-    if (!exchange.coalesce) return this.#send(exchange, handler, fwd, entry)
+    if (!exchange.coalesce || !this.#mayWait(exchange, entry))
+      return this.#send(exchange, handler, fwd, entry)
     const inFlight = this.#joinable(exchange)
     if (inFlight) {
       const waiting = new WaitingHandler(handler)
@@ -382,6 +401,16 @@ export class CacheDispatcher {
     )
     const sink = backgroundHandler((error) => reportRevalidationError(exchange.key, error))
     this.#revalidate(exchange, sink, entry, 'stale', flight, background)
+  }
+
+  /**
+   * RFC 9111 §4: whether a flight's answer could serve this request. Not when it asks for the origin's
+   * answer to itself, nor when it revalidates an entry that needs validation for each use (`no-cache`,
+   * no freshness lifetime): it would wait, then ask the origin anyway.
+   */
+  #mayWait(exchange: Exchange, entry: StoredEntry | undefined): boolean {
+    if (wantsOwnAnswer(exchange.request)) return false
+    return entry === undefined || !validatedForEachUse(policyView(this.#config, entry), this.#config.shared)
   }
 
   /**

@@ -87,11 +87,20 @@ export class Flight {
 
   /** Takes the live-capable waiters that `accept` picks: they are fed the response, not re-run. */
   takeLive(accept: (waiter: LiveWaiter) => boolean): LiveWaiter[] {
-    const taken: LiveWaiter[] = []
+    return this.#take(accept).map((waiter) => waiter.live as LiveWaiter)
+  }
+
+  /** Lets the live-capable waiters that `accept` picks go now, each to send its own request. */
+  releaseLive(accept: (waiter: LiveWaiter) => boolean): void {
+    for (const waiter of this.#take(accept)) waiter.settled('not-stored')
+  }
+
+  #take(accept: (waiter: LiveWaiter) => boolean): Waiter[] {
+    const taken: Waiter[] = []
     for (let index = this.#waiters.length - 1; index >= 0; index--) {
-      const live = this.#waiters[index]?.live
-      if (live && accept(live)) {
-        taken.unshift(live)
+      const waiter = this.#waiters[index] as Waiter
+      if (waiter.live && accept(waiter.live)) {
+        taken.unshift(waiter)
         this.#waiters.splice(index, 1)
       }
     }

@@ -59,6 +59,7 @@ function metaOf(
     sharedCache: exchange.config.shared ? true : undefined,
     // whose response the body is: a validation (a HEAD's, a 304's) does not change it
     authorized: entry.authorized,
+    writeId: entry.writeId,
   }
   meta.deleteAtMs = keptUntilMs(exchange, meta)
   return meta

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { credentialTag } from '../credentials.js'
 import { type Exchange, policyView } from '../exchange.js'
 import { usefulUntilMs } from '../policy/lookup.js'
@@ -27,9 +28,20 @@ export function entryMeta(
     deleteAtMs: 0,
     sharedCache: exchange.config.shared ? true : undefined,
     authorized: authorizedBy(exchange),
+    writeId: nextWriteId(),
   }
   meta.deleteAtMs = keptUntilMs(exchange, meta)
   return meta
+}
+
+/** This process's tag in write ids: 64 random bits, so that processes on other machines differ. */
+const PROCESS_TAG = randomBytes(8).toString('base64url')
+let writeCount = 0
+
+/** An id no other response stored by any process has (EntryMeta.writeId). */
+function nextWriteId(): string {
+  writeCount += 1
+  return `${PROCESS_TAG}.${writeCount}`
 }
 
 /**

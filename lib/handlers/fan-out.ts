@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import type { EntryMeta } from '../stores/store.js'
 import type { BodyDigest } from './body-digest.js'
 import type { Ending } from './catch-up.js'
 import { ReaderStream, type Upstream } from './reader-stream.js'
@@ -10,6 +11,8 @@ export interface LiveWaiter {
   /** The waiter's normalised Vary key for the response's Vary fields; it is fed only when equal. */
   varyKeyFor(responseHeaders: Record<string, string | string[] | undefined>): string
   headers(responseHeaders: Record<string, string | string[] | undefined>): OutgoingHeaders
+  /** Whether the response, stored as `meta`, may answer the waiter's request without validation (RFC 9111 §4). */
+  reuses(meta: EntryMeta): boolean
   /** The waiter's own `bodyTimeout` request option, when one is set (see ReaderStream#timeBody). */
   bodyTimeoutMs?: number
 }

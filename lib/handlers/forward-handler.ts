@@ -21,7 +21,7 @@ import { BodyDigest } from './body-digest.js'
 import type { Ending, StoredCopy } from './catch-up.js'
 import { type CallerExit, DownloadPace } from './download-pace.js'
 import { entryMeta } from './entry-meta.js'
-import { FanOut } from './fan-out.js'
+import { FanOut, type LiveWaiter } from './fan-out.js'
 import { ReaderStream } from './reader-stream.js'
 import { redirectHistory } from './redirect-history.js'
 import type { RelayController } from './relay-controller.js'
@@ -398,7 +398,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     headers: Headers,
     statusMessage: string | undefined,
   ): void {
-    const live = this.#flight?.takeLive((waiter) => waiter.varyKeyFor(headers) === meta.varyKey) ?? []
+    const selected = (waiter: LiveWaiter) => waiter.varyKeyFor(headers) === meta.varyKey
+    // RFC 9111 §4: those it may not serve without validation (no-cache, stale on arrival, or as their
+    // requests ask) send their own requests now
+    this.#flight?.releaseLive((waiter) => selected(waiter) && !waiter.reuses(meta))
+    const live = this.#flight?.takeLive(selected) ?? []
     if (live.length === 0) return
     this.#fanOut = new FanOut(
       live,
@@ -415,8 +419,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
   #storedCopy(): StoredCopy {
     const { config, key } = this.#exchange
     const meta = this.#meta
+    // by its write id: another process's response to the same URL may have the same times
+    const writeId = meta?.writeId
     const pick = (entries: StoredEntry[]) =>
-      entries.find((entry) => entry.varyKey === meta?.varyKey && entry.responseTimeMs === meta.responseTimeMs)
+      writeId === undefined ? undefined : entries.find((entry) => entry.writeId === writeId)
     return () => withEntries(config.store, key, pick)
   }
 

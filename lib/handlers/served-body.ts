@@ -64,7 +64,7 @@ type EntryFields = { [K in keyof Required<Omit<StoredEntry, 'readBody' | 'readRa
  */
 function fieldsOf(stored: StoredEntry): EntryFields {
   const { id, sizeBytes, body, statusCode, statusMessage, headers, requestTimeMs, responseTimeMs } = stored
-  const { varyValues, varyKey, deleteAtMs, sharedCache, authorized } = stored
+  const { varyValues, varyKey, deleteAtMs, sharedCache, authorized, writeId } = stored
   return {
     id,
     sizeBytes,
@@ -79,5 +79,6 @@ function fieldsOf(stored: StoredEntry): EntryFields {
     deleteAtMs,
     sharedCache,
     authorized,
+    writeId,
   }
 }

@@ -148,6 +148,19 @@ export function decideReuse(
   return { action: actionFor(reason), ageSeconds, lifetimeSeconds, ttlSeconds, reason }
 }
 
+// RFC 9111 §5.2.1.4 (no-cache), §5.2.1.1 (max-age=0): the request asks for the origin's answer to
+// itself (fetch()'s reload, no-store and no-cache modes), not one to a request sent before it
+export function wantsOwnAnswer(request: RequestInfo): boolean {
+  const requestCc = requestDirectives(request.headers)
+  return requestCc.noCache !== undefined || requestCc.maxAgeSeconds === 0
+}
+
+// RFC 9111 §5.2.2.4 (bare no-cache), §4.2 (no freshness lifetime): however recently validated, the
+// stored response needs validation again before each reuse
+export function validatedForEachUse(stored: StoredResponse, shared: boolean): boolean {
+  return responseDirectives(stored.headers).noCache === true || freshnessLifetimeSeconds(stored, shared) <= 0
+}
+
 // RFC 5861 §3: serve stale while revalidating in the background, within the window, for plain staleness
 export function staleWhileRevalidateAllows(
   stored: StoredResponse,

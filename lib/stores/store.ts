@@ -21,6 +21,12 @@ export interface EntryMeta extends StoredResponse {
    * without the policy's check: not after waiting on a flight, nor under its `cache.ttl`.
    */
   authorized?: string
+  /**
+   * Which response the body is, unique among every process's (a random tag per process and a count):
+   * a reader of a download finds its own entry by it, never another process's response committed in
+   * its place. Kept however the entry is freshened.
+   */
+  writeId?: string
 }
 
 /**

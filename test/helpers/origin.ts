@@ -52,3 +52,13 @@ export function reply(
   res.writeHead(status, headers)
   res.end(body)
 }
+
+/**
+ * A Date two minutes ago: with `max-age=60`, a response stale on arrival that still has a freshness
+ * lifetime, which a 304 (dated now by node:http) renews. Requests revalidating it may wait on one
+ * another; one that must be validated for each use (`no-cache`, `max-age=0`) serves no request but
+ * its own (RFC 9111 §4).
+ */
+export function twoMinutesAgo(): string {
+  return new Date(Date.now() - 120_000).toUTCString()
+}

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import type { Dispatcher } from 'undici'
 import { CacheAgent } from '../../lib/cache-agent.js'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import type { StoredEntry } from '../../lib/stores/store.js'
 import { FailingWrites } from '../helpers/async-store.js'
 import { sleep } from '../helpers/client.js'
 import { type Origin, startOrigin } from '../helpers/origin.js'
@@ -208,5 +210,43 @@ test('a reader that fell behind before its first byte takes the body asked for a
     'error after 0 bytes: undici-cache: the rest of a shared response could not be fetched again (its answer is another representation)',
   )
   assert.equal(origin.count('/retyped'), 2)
+  await agent.close()
+})
+
+/**
+ * A MemoryStore shared with another machine, as a RedisStore is: once a response is committed, a
+ * lookup also finds another machine's response to the same URL, committed after it in its place, with
+ * the same Vary key and the same times (its answer started in the same millisecond) but other bytes.
+ */
+class CommittedElsewhereToo extends MemoryStore {
+  static readonly OTHER = bodyOf(9)
+
+  override get(key: string): StoredEntry[] {
+    const entries = super.get(key) as StoredEntry[]
+    const ours = entries[0]
+    if (!ours) return entries
+    const other = CommittedElsewhereToo.OTHER
+    const elsewhere: StoredEntry = {
+      ...ours,
+      writeId: 'another-machine.1',
+      id: 'another-machine',
+      body: other,
+      readBody: () => [other],
+      readRange: (startBytes, endBytes) => [other.subarray(startBytes, endBytes)],
+    }
+    return [elsewhere, ...entries]
+  }
+}
+
+test("a reader that fell behind reads its rest from its own response's entry, never from another one with the same times (review helper 140)", async () => {
+  const agent = new CacheAgent({ store: new CommittedElsewhereToo({ maxEntryBytes: 2 * SIZE }) })
+  const [caller, waiter] = await Promise.all([
+    read(agent, pauseOnce(800), '/shared-store'),
+    read(agent, () => {}, '/shared-store'),
+  ])
+  assert.equal(waiter.outcome, `end after ${SIZE} bytes`)
+  assert.equal(caller.outcome, `end after ${SIZE} bytes`)
+  assert.ok(caller.body.equals(BODY), "the rest is its own response's, not another one spliced on")
+  assert.equal(origin.count('/shared-store'), 1)
   await agent.close()
 })

@@ -9,8 +9,13 @@ import { type Dispatcher, request } from 'undici'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import type { EntryMeta, EntryWriter } from '../../lib/stores/store.js'
 import { makeAgent, send, sleep } from '../helpers/client.js'
-import { reply, startOrigin } from '../helpers/origin.js'
+import { reply, startOrigin, twoMinutesAgo } from '../helpers/origin.js'
 import { firstCallerLeaves } from './coalescing-callers.js'
+
+/** A response stale on arrival that may be revalidated for several requests at once (see twoMinutesAgo). */
+function staleOnArrival(cacheControl: string): Record<string, string> {
+  return { 'cache-control': cacheControl, date: twoMinutesAgo() }
+}
 
 /** A MemoryStore whose writes fail once an entry has taken `failAfterBytes` (a full disk, say). */
 class FailingAfter extends MemoryStore {
@@ -105,7 +110,7 @@ test('a revalidating first caller that left early: a 5xx within stale-if-error s
   let failing = false
   const slow = await startOrigin((_req, res) => {
     if (!failing)
-      return reply(res, 200, { 'cache-control': 'max-age=0, stale-if-error=60', etag: '"s"' }, 'stale')
+      return reply(res, 200, { ...staleOnArrival('max-age=60, stale-if-error=600'), etag: '"s"' }, 'stale')
     setTimeout(() => reply(res, 503, {}, 'down'), 100)
   })
   const cache = makeAgent(new MemoryStore())
@@ -148,8 +153,8 @@ test('a revalidating first caller that left early: a 5xx within stale-if-error s
 test('a revalidating first caller that left early: a 304 for another representation is asked for again once, for its waiters', async () => {
   let version = 'one'
   const slow = await startOrigin((req, res) => {
-    const headers = { 'cache-control': 'no-cache', etag: `"${version}"` }
-    if (version === 'one') return reply(res, 200, headers, version)
+    const headers = { 'cache-control': 'max-age=60', etag: `"${version}"` }
+    if (version === 'one') return reply(res, 200, { ...headers, ...staleOnArrival('max-age=60') }, version)
     // a 304 naming another ETag than the one asked about: the stored response is not the one it validates
     if (req.headers['if-none-match']) return setTimeout(() => reply(res, 304, { etag: '"other"' }), 100)
     setTimeout(() => reply(res, 200, headers, version), 100)
@@ -228,7 +233,7 @@ test('a first caller that left early: when its one waiter fed live leaves as the
 test('a revalidating first caller that paused, then left: its waiters are served what the 304 validated', async () => {
   let requests = 0
   const slow = await startOrigin((_req, res) => {
-    if (requests++ === 0) return reply(res, 200, { 'cache-control': 'no-cache', etag: '"p"' }, 'body')
+    if (requests++ === 0) return reply(res, 200, { ...staleOnArrival('max-age=60'), etag: '"p"' }, 'body')
     setTimeout(() => reply(res, 304, { etag: '"p"' }), 100)
   })
   const cache = makeAgent(new MemoryStore())

@@ -6,7 +6,7 @@ import { request } from 'undici'
 import { Flight } from '../../lib/flights.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
-import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+import { type Origin, reply, startOrigin, twoMinutesAgo } from '../helpers/origin.js'
 import { firstCallerLeaves } from './coalescing-callers.js'
 
 const DELAY_MS = 150
@@ -24,18 +24,13 @@ for (const kind of storeKinds) {
         if (path.startsWith('/vary')) headers.vary = 'accept-language'
         if (path === '/private') headers['cache-control'] = 'private, max-age=60'
         if (path === '/cookie') headers['set-cookie'] = 'id=1'
-        if (path === '/no-cache') {
-          headers['cache-control'] = 'no-cache'
-          headers.etag = '"nc"'
-          if (req.headers['if-none-match'] === '"nc"')
+        // stale on arrival, revalidated for several requests at once (see twoMinutesAgo, collapse-reuse)
+        if (path.startsWith('/stale')) {
+          headers.etag = `"${path}"`
+          if (path.endsWith('-versioned')) headers['x-version'] = String(origin.count(path))
+          if (req.headers['if-none-match'] === headers.etag)
             return setTimeout(() => reply(res, 304, headers), DELAY_MS)
-        }
-        if (path === '/max-age-0') {
-          headers['cache-control'] = 'max-age=0'
-          headers.etag = '"m0"'
-          headers['x-version'] = String(origin.count(path))
-          if (req.headers['if-none-match'] === '"m0"')
-            return setTimeout(() => reply(res, 304, headers), DELAY_MS)
+          headers.date = twoMinutesAgo()
         }
         setTimeout(() => reply(res, 200, headers, `${path} in ${language}`), DELAY_MS)
       })
@@ -108,12 +103,12 @@ for (const kind of storeKinds) {
     })
 
     test('concurrent revalidations of one stale entry make one conditional request', async () => {
-      await send(cache.agent, `${origin.url}/no-cache`)
-      const replies = await burst('/no-cache', 30)
-      assert.equal(origin.count('/no-cache'), 2)
-      assert.equal(origin.requests.at(-1)?.headers['if-none-match'], '"nc"')
+      await send(cache.agent, `${origin.url}/stale`)
+      const replies = await burst('/stale', 30)
+      assert.equal(origin.count('/stale'), 2)
+      assert.equal(origin.requests.at(-1)?.headers['if-none-match'], '"/stale"')
       for (const r of replies) {
-        assert.equal(r.body, '/no-cache in none')
+        assert.equal(r.body, '/stale in none')
         assert.match(String(r.headers.age), /^[01]$/, 'a response just validated is served with its new age')
       }
       const statuses = replies.map((r) => String(r.headers['cache-status']))
@@ -125,11 +120,11 @@ for (const kind of storeKinds) {
     })
 
     test('waiters on a revalidation whose 304 is written back say fwd-status=304 too', async () => {
-      await send(cache.agent, `${origin.url}/max-age-0`)
-      const replies = await burst('/max-age-0', 20)
-      assert.equal(origin.count('/max-age-0'), 2)
+      await send(cache.agent, `${origin.url}/stale-versioned`)
+      const replies = await burst('/stale-versioned', 20)
+      assert.equal(origin.count('/stale-versioned'), 2)
       for (const r of replies) {
-        assert.equal(r.body, '/max-age-0 in none')
+        assert.equal(r.body, '/stale-versioned in none')
         assert.equal(r.headers['x-version'], '2', 'served with the headers the 304 brought')
         assert.equal(r.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304; collapsed')
       }
@@ -157,18 +152,18 @@ for (const kind of storeKinds) {
     })
 
     test('a revalidating first caller that leaves before the 304: its waiters are served what the 304 validated', async () => {
-      await send(cache.agent, `${origin.url}/no-cache`)
-      const before = origin.count('/no-cache')
-      const url = `${origin.url}/no-cache`
+      await send(cache.agent, `${origin.url}/stale-left`)
+      const before = origin.count('/stale-left')
+      const url = `${origin.url}/stale-left`
       const { replies } = await firstCallerLeaves(cache.agent, url, () => [
         send(cache.agent, url),
         send(cache.agent, url),
       ])
       for (const waiter of await replies) {
-        assert.equal(waiter.body, '/no-cache in none')
+        assert.equal(waiter.body, '/stale-left in none')
         assert.equal(waiter.headers['cache-status'], 'undici-cache; fwd=stale; fwd-status=304; collapsed')
       }
-      assert.equal(origin.count('/no-cache'), before + 1)
+      assert.equal(origin.count('/stale-left'), before + 1)
     })
 
     test('a waiter that aborts is rejected at once with its reason; the others are served', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 import { makeAgent, type Reply, send, sleep, storeKinds } from '../helpers/client.js'
-import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+import { type Origin, reply, startOrigin, twoMinutesAgo } from '../helpers/origin.js'
 
 // RFC 9111 §3.5: a shared cache may keep a response to a request with Authorization when it says
 // `must-revalidate`, `s-maxage` or `public`, and reuse it only as those allow: these three say
@@ -25,11 +25,17 @@ before(async () => {
       if (req.headers.authorization !== 'Bearer alice') return reply(res, 401, {}, 'denied')
       const headers = { 'cache-control': cacheControl, etag: ETAG }
       if (req.headers['if-none-match'] === ETAG) return reply(res, 304, headers)
-      reply(res, 200, headers, 'statement of alice')
+      reply(res, 200, { ...headers, ...datedFor(req) }, 'statement of alice')
     }, ANSWER_DELAY_MS)
   })
 })
 after(() => origin.close())
+
+/** With `?stale`, a 200 stale on arrival that several revalidating requests may share (see twoMinutesAgo). */
+function datedFor(req: IncomingMessage): Record<string, string> {
+  const stale = new URL(req.url ?? '/', origin.url).searchParams.has('stale')
+  return stale ? { date: twoMinutesAgo() } : {}
+}
 
 /** Alice's page in her language, answered first; a public page in French; 401 to anyone else. */
 function variants(req: IncomingMessage, res: ServerResponse): void {
@@ -48,17 +54,17 @@ function variants(req: IncomingMessage, res: ServerResponse): void {
 /** Alice's statement, its header sent at once and its body 100 ms later. */
 function late(req: IncomingMessage, res: ServerResponse): void {
   if (req.headers.authorization !== 'Bearer alice') return void reply(res, 401, {}, 'denied')
-  res.writeHead(200, { 'cache-control': 'must-revalidate, max-age=0', etag: ETAG })
+  res.writeHead(200, { 'cache-control': 'must-revalidate, max-age=60', etag: ETAG })
   res.write('statement ')
   setTimeout(() => res.end('of alice'), 100)
 }
 
 /** A statement anyone may read, with or without credentials, validated after 150 ms. */
 function both(req: IncomingMessage, res: ServerResponse): void {
-  const headers = { 'cache-control': 'must-revalidate, max-age=0', etag: ETAG }
+  const headers = { 'cache-control': 'must-revalidate, max-age=60', etag: ETAG }
   if (req.headers['if-none-match'] === ETAG)
     return void setTimeout(() => reply(res, 304, headers), ANSWER_DELAY_MS)
-  reply(res, 200, headers, 'statement for everyone')
+  reply(res, 200, { ...headers, date: twoMinutesAgo() }, 'statement for everyone')
 }
 
 /** Each caller's own page, the same Last-Modified for all; conditionals are not looked at. */
@@ -160,7 +166,7 @@ for (const kind of storeKinds) {
 
     test('requests with the same credentials share a revalidation, and a download already under way', async () => {
       const cache = makeAgent(kind.make())
-      const stale = `${origin.url}/chain-${kind.name}?cc=${encodeURIComponent(DIRECTIVES[0] as string)}`
+      const stale = `${origin.url}/chain-${kind.name}?stale&cc=${encodeURIComponent('must-revalidate, max-age=60')}`
       const lateUrl = `${origin.url}/late-${kind.name}`
       try {
         await send(cache.agent, stale, { headers: as('Bearer alice') })
@@ -264,7 +270,7 @@ for (const kind of storeKinds) {
 
     test('concurrent requests with the same credentials still share one origin request', async () => {
       const cache = makeAgent(kind.make())
-      const url = `${origin.url}/same-${kind.name}?cc=${encodeURIComponent(DIRECTIVES[0] as string)}`
+      const url = `${origin.url}/same-${kind.name}?cc=${encodeURIComponent('must-revalidate, max-age=60')}`
       try {
         const answers = await Promise.all(
           [0, 30].map((delayMs) =>

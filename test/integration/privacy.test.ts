@@ -5,7 +5,7 @@ import { CacheAgent } from '../../lib/cache-agent.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { SqliteStore } from '../../lib/stores/sqlite-store.js'
 import { makeAgent, send, storeKinds, tempDir } from '../helpers/client.js'
-import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+import { type Origin, reply, startOrigin, twoMinutesAgo } from '../helpers/origin.js'
 
 const routes: Record<string, Record<string, string>> = {
   '/no-store': { 'cache-control': 'no-store, max-age=60' },
@@ -191,8 +191,10 @@ for (const kind of storeKinds) {
           setTimeout(() => res.end('page'), 100)
           return
         }
-        const validators = { 'cache-control': 'no-cache', etag: '"p1"' }
-        if (req.headers['if-none-match'] !== '"p1"') return reply(res, 200, validators, 'page')
+        // stale on arrival, revalidated for several requests at once (see twoMinutesAgo)
+        const validators = { 'cache-control': 'max-age=60', etag: '"p1"' }
+        if (req.headers['if-none-match'] !== '"p1"')
+          return reply(res, 200, { ...validators, date: twoMinutesAgo() }, 'page')
         setTimeout(() => reply(res, 304, { ...validators, 'set-cookie': `session=${n}` }), 100)
       })
       cache = makeAgent(kind.make())

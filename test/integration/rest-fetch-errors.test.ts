@@ -11,7 +11,7 @@ import { CacheAgent } from '../../lib/cache-agent.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { VanishingBodies } from '../helpers/async-store.js'
 import { sleep } from '../helpers/client.js'
-import { type Origin, startOrigin } from '../helpers/origin.js'
+import { type Origin, startOrigin, twoMinutesAgo } from '../helpers/origin.js'
 
 const BODY = Buffer.alloc(4 * 1024 * 1024, 'a')
 
@@ -27,9 +27,11 @@ before(async () => {
     // /reset-revalidation: stored first; its revalidation's connection is cut after 300 ms
     if (req.url === '/reset-revalidation') {
       if (origin.count(req.url) > 1) return void setTimeout(() => req.socket.destroy(), 300)
+      // stale on arrival, revalidated for several requests at once (see twoMinutesAgo)
       res.writeHead(200, {
         etag: '"r"',
-        'cache-control': 'max-age=0, stale-if-error=60',
+        'cache-control': 'max-age=60, stale-if-error=600',
+        date: twoMinutesAgo(),
         'content-length': 5,
       })
       return void res.end('hello')

@@ -3,7 +3,7 @@ import diagnosticsChannel from 'node:diagnostics_channel'
 import { after, before, describe, test } from 'node:test'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
-import { type Origin, reply, startOrigin } from '../helpers/origin.js'
+import { type Origin, reply, startOrigin, twoMinutesAgo } from '../helpers/origin.js'
 
 for (const kind of storeKinds) {
   describe(`stale-while-revalidate and stale-if-error (${kind.name})`, () => {
@@ -157,7 +157,12 @@ for (const kind of storeKinds) {
 
     before(async () => {
       origin = await startOrigin((req, res) => {
-        const headers = { 'cache-control': 'max-age=0, stale-if-error=60', etag: '"w"' }
+        // stale on arrival, revalidated for several requests at once (see twoMinutesAgo)
+        const headers = {
+          'cache-control': 'max-age=60, stale-if-error=600',
+          etag: '"w"',
+          date: twoMinutesAgo(),
+        }
         if (!req.headers['if-none-match']) return reply(res, 200, headers, `kept ${req.url}`)
         // slow enough that the other requests join the revalidation before it fails
         setTimeout(() => {
@@ -175,15 +180,9 @@ for (const kind of storeKinds) {
       await origin.close()
     })
 
-    /** Stores `path`, waits `ageMs`, then sends four identical requests at once while the origin fails. */
-    async function fourAtOnce(
-      path: string,
-      mode: '503' | 'reset' | 'cut',
-      ageMs = 0,
-      headers?: Record<string, string>,
-    ) {
+    /** Stores `path`, then sends four identical requests at once while the origin fails. */
+    async function fourAtOnce(path: string, mode: '503' | 'reset' | 'cut', headers?: Record<string, string>) {
       await send(cache.agent, `${origin.url}${path}`)
-      await sleep(ageMs)
       failing.mode = mode
       const leader = send(cache.agent, `${origin.url}${path}`)
       await sleep(10)
@@ -227,7 +226,12 @@ for (const kind of storeKinds) {
     test('an entry rewritten meanwhile to forbid stale responses (a HEAD 304): the waiters ask the origin', async (t) => {
       const head = await startOrigin((req, res) => {
         if (!req.headers['if-none-match'])
-          return reply(res, 200, { 'cache-control': 'max-age=0, stale-if-error=60', etag: '"h"' }, 'kept')
+          return reply(
+            res,
+            200,
+            { 'cache-control': 'max-age=60, stale-if-error=600', etag: '"h"', date: twoMinutesAgo() },
+            'kept',
+          )
         if (req.method === 'HEAD')
           return reply(res, 304, { 'cache-control': 'max-age=0, must-revalidate', etag: '"h"' })
         setTimeout(() => reply(res, 503, {}, 'down'), 100)
@@ -238,7 +242,6 @@ for (const kind of storeKinds) {
         await head.close()
       })
       await send(own.agent, `${head.url}/h`)
-      await sleep(1100)
       const leader = send(own.agent, `${head.url}/h`)
       await sleep(10)
       const waiters = [send(own.agent, `${head.url}/h`), send(own.agent, `${head.url}/h`)]
@@ -280,9 +283,9 @@ for (const kind of storeKinds) {
     })
 
     test('a waiter whose own request allows no stale response asks the origin itself', async () => {
-      // one second stale: then stale-if-error=0 forbids it (RFC 5861 §4, the request's value wins)
+      // a minute stale: stale-if-error=0 forbids it (RFC 5861 §4, the request's value wins)
       const strict = { 'cache-control': 'stale-if-error=0' }
-      const [leader, ...waiters] = await fourAtOnce('/strict', '503', 1100, strict)
+      const [leader, ...waiters] = await fourAtOnce('/strict', '503', strict)
       assert.equal(leader?.body, 'kept /strict')
       for (const waiter of waiters) {
         assert.equal(waiter.status, 503)

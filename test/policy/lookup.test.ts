@@ -9,6 +9,8 @@ import {
   staleIfErrorAllows,
   staleWhileRevalidateAllows,
   usefulUntilMs,
+  validatedForEachUse,
+  wantsOwnAnswer,
 } from '../../lib/policy/lookup.js'
 import type { Headers, StoredResponse } from '../../lib/policy/types.js'
 
@@ -376,5 +378,36 @@ describe('isWorthStoring', () => {
     assert.equal(isWorthStoring(stored({ 'cache-control': 'max-age=0, stale-if-error=5' }), true), true)
     assert.equal(isWorthStoring(stored({ 'cache-control': 'max-age=0' }), true), false)
     assert.equal(isWorthStoring(stored({ 'cache-control': 'no-cache, max-age=60' }), true), false)
+  })
+})
+
+describe('wantsOwnAnswer (RFC 9111 §5.2.1.4, §5.2.1.1)', () => {
+  it('is true for a request with no-cache (or Pragma: no-cache) or max-age=0', () => {
+    assert.equal(wantsOwnAnswer(get({ 'cache-control': 'no-cache' })), true)
+    assert.equal(wantsOwnAnswer(get({ pragma: 'no-cache' })), true)
+    assert.equal(wantsOwnAnswer(get({ 'cache-control': 'max-age=0' })), true)
+  })
+
+  it('is false for a request that takes a response some seconds old, or says nothing', () => {
+    assert.equal(wantsOwnAnswer(get()), false)
+    assert.equal(wantsOwnAnswer(get({ 'cache-control': 'max-age=5' })), false)
+    assert.equal(wantsOwnAnswer(get({ 'cache-control': 'min-fresh=60, max-stale' })), false)
+  })
+})
+
+describe('validatedForEachUse (RFC 9111 §5.2.2.4, §4.2)', () => {
+  it('is true for a bare no-cache response and one without a freshness lifetime', () => {
+    assert.equal(validatedForEachUse(stored({ 'cache-control': 'no-cache, max-age=60' }), true), true)
+    assert.equal(validatedForEachUse(stored({ 'cache-control': 'max-age=0, must-revalidate' }), true), true)
+    assert.equal(validatedForEachUse(stored({ 'cache-control': 'max-age=60, s-maxage=0' }), true), true)
+    assert.equal(validatedForEachUse(stored({ etag: '"a"' }), true), true)
+  })
+
+  it('is false for a response with a lifetime, stale or not, and one whose no-cache names fields', () => {
+    const dated = { date: formatHttpDate(at(-120)) }
+    assert.equal(validatedForEachUse(stored({ 'cache-control': 'max-age=60' }), true), false)
+    assert.equal(validatedForEachUse(stored({ 'cache-control': 'max-age=60', ...dated }), true), false)
+    assert.equal(validatedForEachUse(stored({ 'cache-control': 'max-age=60, s-maxage=0' }), false), false)
+    assert.equal(validatedForEachUse(stored({ 'cache-control': 'max-age=60, no-cache="x-a"' }), true), false)
   })
 })
