@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { request } from 'undici'
+import { type Dispatcher, request } from 'undici'
 import { Flight } from '../../lib/flights.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { makeAgent, send, sleep, storeKinds } from '../helpers/client.js'
@@ -280,72 +280,64 @@ test('a request that joins once the first has its headers is not timed out by it
   }
 })
 
-/** An origin that sends `first ` at once and `rest` after `stallMs`. */
-function stallingOrigin(stallMs: number): Promise<Origin> {
-  return startOrigin((_req, res) => {
+/**
+ * A first caller and a request fed its response live (with `options`, its own request options) from
+ * an origin that sends `first ` at once and `rest` after `stallMs`; `check` reads the fed one. The
+ * first caller reads on, and the origin sees one request.
+ */
+async function fedWhileStalling(
+  stallMs: number,
+  options: { bodyTimeout: number; highWaterMark?: number },
+  check: (fed: Dispatcher.ResponseData, again: () => Promise<string>) => Promise<void>,
+) {
+  const stalling = await startOrigin((_req, res) => {
     res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': '10' })
     res.write('first ')
     setTimeout(() => res.end('rest'), stallMs)
   })
+  const cache = makeAgent(new MemoryStore())
+  try {
+    const url = `${stalling.url}/stall`
+    const first = send(cache.agent, url)
+    const fed = await request(url, { dispatcher: cache.agent, ...options })
+    assert.equal(fed.statusCode, 200)
+    await check(fed, async () => (await send(cache.agent, url)).body)
+    assert.equal((await first).body, 'first rest')
+    assert.equal(stalling.count('/stall'), 1)
+  } finally {
+    await cache.close()
+    await stalling.close()
+  }
+}
+
+/** Reads `fed` to its error, which must come 250–1200 ms from now. */
+async function timesOutSoon(fed: Dispatcher.ResponseData): Promise<void> {
+  const startedMs = performance.now()
+  await assert.rejects(fed.body.text(), { code: 'UND_ERR_BODY_TIMEOUT' })
+  const waitedMs = performance.now() - startedMs
+  assert.ok(waitedMs >= 250 && waitedMs < 1200, `failed after ${Math.round(waitedMs)} ms`)
 }
 
 test("a request fed an identical one's response keeps its own bodyTimeout: a stall that long fails it as undici's would, the first reads on", async () => {
-  const stalling = await stallingOrigin(1500)
-  const cache = makeAgent(new MemoryStore())
-  try {
-    const url = `${stalling.url}/stall`
-    const first = send(cache.agent, url)
-    const waiter = await request(url, { dispatcher: cache.agent, bodyTimeout: 300 })
-    assert.equal(waiter.statusCode, 200)
-    const startedMs = performance.now()
-    await assert.rejects(waiter.body.text(), { code: 'UND_ERR_BODY_TIMEOUT' })
-    const waitedMs = performance.now() - startedMs
-    assert.ok(waitedMs >= 250 && waitedMs < 1200, `failed after ${Math.round(waitedMs)} ms`)
-    assert.equal((await first).body, 'first rest')
-    assert.equal((await send(cache.agent, url)).body, 'first rest')
-    assert.equal(stalling.count('/stall'), 1)
-  } finally {
-    await cache.close()
-    await stalling.close()
-  }
+  await fedWhileStalling(1500, { bodyTimeout: 300 }, async (fed, again) => {
+    await timesOutSoon(fed)
+    assert.equal(await again(), 'first rest')
+  })
 })
 
 test("a fed request's bodyTimeout does not run while it pauses", async () => {
-  const stalling = await stallingOrigin(700)
-  const cache = makeAgent(new MemoryStore())
-  try {
-    const url = `${stalling.url}/stall`
-    const first = send(cache.agent, url)
-    // highWaterMark 1: the first chunk pauses it until it is read
-    const waiter = await request(url, { dispatcher: cache.agent, bodyTimeout: 300, highWaterMark: 1 })
+  // highWaterMark 1: the first chunk pauses it until it is read
+  await fedWhileStalling(700, { bodyTimeout: 300, highWaterMark: 1 }, async (fed) => {
     await sleep(550)
-    assert.equal(await waiter.body.text(), 'first rest')
-    assert.equal((await first).body, 'first rest')
-    assert.equal(stalling.count('/stall'), 1)
-  } finally {
-    await cache.close()
-    await stalling.close()
-  }
+    assert.equal(await fed.body.text(), 'first rest')
+  })
 })
 
 test("a fed request's bodyTimeout counts again from its resume", async () => {
-  const stalling = await stallingOrigin(2000)
-  const cache = makeAgent(new MemoryStore())
-  try {
-    const url = `${stalling.url}/stall`
-    const first = send(cache.agent, url)
-    const waiter = await request(url, { dispatcher: cache.agent, bodyTimeout: 300, highWaterMark: 1 })
+  await fedWhileStalling(2000, { bodyTimeout: 300, highWaterMark: 1 }, async (fed) => {
     await sleep(500)
-    const resumedMs = performance.now()
-    await assert.rejects(waiter.body.text(), { code: 'UND_ERR_BODY_TIMEOUT' })
-    const waitedMs = performance.now() - resumedMs
-    assert.ok(waitedMs >= 250 && waitedMs < 1200, `failed ${Math.round(waitedMs)} ms after its resume`)
-    assert.equal((await first).body, 'first rest')
-    assert.equal(stalling.count('/stall'), 1)
-  } finally {
-    await cache.close()
-    await stalling.close()
-  }
+    await timesOutSoon(fed)
+  })
 })
 
 test('a request waiting on a revalidation the origin answered with an error is served the stale entry, whatever its headersTimeout', async () => {
