@@ -51,7 +51,7 @@ import type { StoredResponse } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
 import { undiciRefuses } from './request-checks.js'
 import { normalizeHeaders, withReplayableHeaders } from './request-headers.js'
-import { type StoredEntry, withEntries } from './stores/store.js'
+import { type EntryMeta, type StoredEntry, withEntries } from './stores/store.js'
 
 type Handler = Dispatcher.DispatchHandler
 
@@ -226,30 +226,26 @@ export class CacheDispatcher {
    * own request without validation (not `no-cache`, not stale on arrival, fresh enough for what the
    * request asks); otherwise the waiter asks the origin itself, waiting on no other request.
    */
-  #serveCollapsedOrAsk(
-    exchange: Exchange,
-    handler: Handler,
-    entry: StoredEntry,
-    meta: StoredResponse,
-  ): boolean {
-    const decision = this.#decide(exchange, entry, meta)
+  #serveCollapsedOrAsk(exchange: Exchange, handler: Handler, entry: StoredEntry, meta: EntryMeta): boolean {
+    const decision = this.#decide(exchange, meta)
     if (decision.action !== 'revalidate') return this.#serveCollapsed(exchange, handler, entry, meta)
     return this.#send(exchange, handler, forwardReason(decision), entry)
   }
 
   /**
-   * The policy's decision for `meta` (the entry's, or what a 304 validated), or a forced lifetime from
-   * the request's `cache.ttl`, but for an entry kept for other credentials (RFC 9111 §3.5).
+   * The policy's decision for a stored response (an entry, what a 304 validated, one about to be
+   * stored), or a forced lifetime from the request's `cache.ttl`, but for a response kept for other
+   * credentials (RFC 9111 §3.5).
    */
-  #decide(exchange: Exchange, entry: StoredEntry, meta: StoredResponse = entry): ReuseDecision {
+  #decide(exchange: Exchange, stored: EntryMeta): ReuseDecision {
     const decision = decideReuse(
       exchange.request,
-      policyView(this.#config, meta),
+      policyView(this.#config, stored),
       Date.now(),
       this.#config.shared,
     )
     const ttl = exchange.requestOptions?.ttl
-    if (ttl === undefined || !keptForRequest(entry, exchange.request.headers)) return decision
+    if (ttl === undefined || !keptForRequest(stored, exchange.request.headers)) return decision
     const ttlSeconds = ttl - decision.ageSeconds
     return { ...decision, lifetimeSeconds: ttl, ttlSeconds, action: ttlSeconds > 0 ? 'fresh' : 'revalidate' }
   }
@@ -301,13 +297,20 @@ export class CacheDispatcher {
     }
   }
 
-  /** Sends the request on, unless an identical one is already on its way: then it waits for it. */
+  /**
+   * Sends the request on, unless an identical one is already on its way and its answer may serve this
+   * one: then it waits for it. Sent on, it leads a flight others may wait on, unless one is there.
+   */
   #toOrigin(exchange: Exchange, handler: Handler, fwd: ForwardReason, entry?: StoredEntry): boolean {
-    if (!exchange.coalesce || !this.#mayWait(exchange, entry))
-      return this.#send(exchange, handler, fwd, entry)
+    if (!exchange.coalesce) return this.#send(exchange, handler, fwd, entry)
+    if (!this.#mayWait(exchange, entry)) {
+      const led = this.#flights.get(flightKey(exchange)) ? undefined : this.#startFlight(exchange)
+      return this.#send(exchange, handler, fwd, entry, led)
+    }
     const inFlight = this.#joinable(exchange)
     if (inFlight) {
       const waiting = new WaitingHandler(handler)
+      const reuses = (stored: EntryMeta) => this.#decide(exchange, stored).action !== 'revalidate'
       const waiter: Waiter = {
         // Re-run on a microtask: outside the leader's handler callbacks, and a throw reaches this waiter only.
         settled: (outcome) => {
@@ -321,20 +324,19 @@ export class CacheDispatcher {
             }
           })
         },
-        live: exchange.released ? undefined : liveWaiter(exchange, waiting, fwd),
+        reuses,
+        live: exchange.released ? undefined : liveWaiter(exchange, waiting, fwd, reuses),
       }
       // its own headersTimeout, until the origin has answered the flight (then it waits for a body)
       const headersTimeout = { ms: exchange.opts.headersTimeout, answered: () => inFlight.answered }
       if (waiting.start((reason) => inFlight.leave(waiter, reason), headersTimeout)) inFlight.join(waiter)
       return true
     }
-    return this.#send(
-      exchange,
-      handler,
-      fwd,
-      entry,
-      this.#flights.start(flightKey(exchange), exchange.requestTimeMs, exchange.invalidationCount),
-    )
+    return this.#send(exchange, handler, fwd, entry, this.#startFlight(exchange))
+  }
+
+  #startFlight(exchange: Exchange): Flight {
+    return this.#flights.start(flightKey(exchange), exchange.requestTimeMs, exchange.invalidationCount)
   }
 
   /**

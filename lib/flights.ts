@@ -1,6 +1,6 @@
 import type { LiveWaiter } from './handlers/fan-out.js'
-import type { HeaderValue, StoredResponse } from './policy/types.js'
-import type { StoredEntry } from './stores/store.js'
+import type { HeaderValue } from './policy/types.js'
+import type { EntryMeta, StoredEntry } from './stores/store.js'
 
 /**
  * How a request in flight ended, for the identical requests that waited on it: `stale` when its
@@ -16,7 +16,7 @@ export const MAX_RELEASES = 3
 /** An entry validated by a 304 but not written back, and the freshened metadata to serve it with. */
 export interface Validated {
   entryId: StoredEntry['id']
-  meta: StoredResponse
+  meta: EntryMeta
 }
 
 /** RFC 5861 §4: the stale entry a failed revalidation served, and why (Cache-Status `fwd-status`, `detail`). */
@@ -29,6 +29,8 @@ export interface StaleServed {
 /** A request waiting on the flight: re-run when it settles, unless it is fed the response live. */
 export interface Waiter {
   settled: (outcome: FlightOutcome) => void
+  /** Whether a response stored as `meta` may answer the waiter's request without validation (RFC 9111 §4). */
+  reuses: (meta: EntryMeta) => boolean
   /** Set when the waiter can take the leader's response as it arrives (a plain GET). */
   live?: LiveWaiter
 }
@@ -61,9 +63,12 @@ export class Flight {
     return this.#waiters.length
   }
 
-  /** Whether a waiter waits for the entry (a Range, its own conditionals, a `cache.ttl`), not to be fed it live. */
-  get awaitsEntry(): boolean {
-    return this.#waiters.some((waiter) => waiter.live === undefined)
+  /**
+   * Whether a waiter waits for the entry `meta` becomes (a Range, its own conditionals, a `cache.ttl`),
+   * not to be fed it live, and may reuse it.
+   */
+  awaitsEntry(meta: EntryMeta): boolean {
+    return this.#waiters.some((waiter) => waiter.live === undefined && waiter.reuses(meta))
   }
 
   /** Called whenever a request joins: the download may have to go on without its first caller. */

@@ -1,12 +1,12 @@
 import type { Dispatcher } from 'undici'
-import { cacheStatusValue, type Exchange, policyView } from './exchange.js'
+import { cacheStatusValue, type Exchange } from './exchange.js'
 import type { LiveWaiter } from './handlers/fan-out.js'
 import { forwardedHeaders } from './handlers/response-headers.js'
 import { dropUnsentBody } from './own-request.js'
 import type { ForwardReason } from './policy/cache-status.js'
-import { decideReuse } from './policy/lookup.js'
 import { isClientConditional } from './policy/revalidation.js'
 import { varyFieldNames, varyKey, varyValues } from './policy/vary.js'
+import type { EntryMeta } from './stores/store.js'
 
 /**
  * A plain GET waiter can be fed the leader's response as it arrives (RFC 9211 `collapsed`); one with a
@@ -16,6 +16,7 @@ export function liveWaiter(
   exchange: Exchange,
   handler: Dispatcher.DispatchHandler,
   fwd: ForwardReason,
+  reuses: (stored: EntryMeta) => boolean,
 ): LiveWaiter | undefined {
   const { headers, method } = exchange.request
   if (method !== 'GET' || headers.range !== undefined || isClientConditional(headers)) return undefined
@@ -25,13 +26,7 @@ export function liveWaiter(
     handler,
     // undici's 0 turns it off; without one, the first caller's request has the dispatcher's default
     bodyTimeoutMs: typeof bodyTimeout === 'number' && bodyTimeout > 0 ? bodyTimeout : undefined,
-    reuses: (meta) => {
-      const { config } = exchange
-      return (
-        decideReuse(exchange.request, policyView(config, meta), Date.now(), config.shared).action !==
-        'revalidate'
-      )
-    },
+    reuses,
     varyKeyFor: (responseHeaders) => {
       const names = varyFieldNames(responseHeaders)
       return names === '*' ? '*' : varyKey(varyValues(names, headers))

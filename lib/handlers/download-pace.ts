@@ -180,7 +180,12 @@ export class DownloadPace implements ResponseSource, Upstream {
         else this.#follow()
       },
       mayFallBehind: () => this.#shared?.sharing.restAvailable() ?? true,
+      held: () => this.held(),
     }
+  }
+
+  held(): boolean {
+    return this.#origin.paused
   }
 
   mayFallBehind(): boolean {

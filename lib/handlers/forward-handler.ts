@@ -177,7 +177,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     else this.#startFanOut(opened.meta, statusCode, headers, statusMessage)
     // RFC 9211 §2.6: reused by the requests fed it live or waiting for its entry (not another variant's)
     const collapsed =
-      this.#fanOut !== undefined || (opened.meta !== undefined && this.#flight?.awaitsEntry === true)
+      this.#fanOut !== undefined ||
+      (opened.meta !== undefined && this.#flight?.awaitsEntry(opened.meta) === true)
     if (this.#exchange.request.method === 'HEAD') this.#freshenFromHead(statusCode, headers)
     const status = cacheStatusValue(this.#exchange.config, {
       fwd: this.#fwd,

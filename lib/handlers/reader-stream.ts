@@ -17,6 +17,8 @@ export interface Upstream {
   readerGone(reason: Error): void
   /** Whether the reader may drop its queue and read the rest from the store once it is committed. */
   mayFallBehind(): boolean
+  /** Whether the cache holds the download (for a reader that stopped, or a store behind). */
+  held(): boolean
 }
 
 /**
@@ -97,13 +99,16 @@ export class ReaderStream implements ResponseSource {
   /**
    * The caller's own `bodyTimeout`, as undici counts it: from the response's start, again from each
    * chunk of the download and from each resume; when it runs out while the caller is not paused, the
-   * caller fails with UND_ERR_BODY_TIMEOUT and leaves the download to the others. It stops once the
-   * download has ended (the rest is read from the store, or from a request of its own).
+   * caller fails with UND_ERR_BODY_TIMEOUT and leaves the download to the others. A wait while the
+   * cache holds the download (for another reader, or its store) is not the origin's: it counts again.
+   * It stops once the download has ended (the rest is read from the store, or from a request of its own).
    */
   timeBody(ms: number): void {
     if (this.#done || this.#ended) return
     this.#bodyTimer = setTimeout(() => {
-      if (!this.#paused && !this.#ended) this.abort(new errors.BodyTimeoutError())
+      if (this.#paused || this.#ended) return
+      if (this.#upstream?.held()) this.#bodyTimer?.refresh()
+      else this.abort(new errors.BodyTimeoutError())
     }, ms).unref()
   }
 

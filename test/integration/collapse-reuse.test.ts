@@ -125,6 +125,32 @@ for (const kind of storeKinds) {
       })
     }
 
+    test('a first caller whose only waiter (a Range) asks the origin itself does not say collapsed (review helper 141)', async () => {
+      const url = `${origin.url}/no-cache?ranged`
+      const first = send(cache.agent, url)
+      await sleep(20)
+      const ranged = await send(cache.agent, url, { headers: { range: 'bytes=0-3' } })
+      assert.equal((await first).body, 'page of nobody')
+      assert.equal((await first).headers['cache-status'], 'undici-cache; fwd=miss; stored')
+      assert.equal(ranged.status, 206)
+      assert.equal(ranged.body, 'page')
+      assert.equal(origin.count('/no-cache?ranged'), 2)
+    })
+
+    for (const cacheControl of ['no-cache', 'max-age=0']) {
+      test(`a request with ${cacheControl} leads a flight: a plain one made meanwhile is served its fresh answer (review helper 141)`, async () => {
+        const url = `${origin.url}/fresh?led-by-${cacheControl}`
+        const own = send(cache.agent, url, { headers: { 'cache-control': cacheControl } })
+        await sleep(20)
+        const plain = await send(cache.agent, url)
+        assert.equal((await own).body, 'page of nobody')
+        assert.equal((await own).headers['cache-status'], 'undici-cache; fwd=miss; stored; collapsed')
+        assert.equal(plain.body, 'page of nobody')
+        assert.equal(plain.headers['cache-status'], 'undici-cache; fwd=miss; collapsed')
+        assert.equal(origin.count(`/fresh?led-by-${cacheControl}`), 1)
+      })
+    }
+
     test('a waiter whose min-fresh the response cannot meet asks the origin itself', async () => {
       version = 3
       const url = `${origin.url}/doc?min-fresh`

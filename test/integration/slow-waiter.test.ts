@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { type Dispatcher, request } from 'undici'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
-import { within } from '../helpers/caller.js'
+import { stoppingCaller, within } from '../helpers/caller.js'
 import { makeAgent, sleep } from '../helpers/client.js'
 import { type Origin, startOrigin } from '../helpers/origin.js'
 
@@ -119,6 +119,20 @@ test('a waiter that stops reading for longer holds the others no more than a sec
   assert.equal(origin.count('/stopped-reader'), 2)
   const again = origin.requests.filter((seen) => seen.url === '/stopped-reader')[1]
   assert.equal(again?.headers.range, undefined)
+  await cache.close()
+})
+
+test("a waiter's own bodyTimeout does not run out while the first caller holds the download (review helper 141)", async () => {
+  const cache = makeAgent(new MemoryStore({ maxEntryBytes: MiB }))
+  const url = `${origin.url}/held-waiter`
+  const first = stoppingCaller(cache.agent, url, 'pause')
+  await sleep(5)
+  // held up to WAITER_HOLD_MS (1 s) by the first caller, not by the origin: then its rest, asked again
+  const waiter = await request(url, { dispatcher: cache.agent, bodyTimeout: 400 })
+  assert.ok(Buffer.from(await waiter.body.arrayBuffer()).equals(BODY))
+  first.resume()
+  assert.ok((await within(5000, 'the first caller', first.done)).body?.equals(BODY))
+  assert.equal(origin.count('/held-waiter'), 2)
   await cache.close()
 })
 

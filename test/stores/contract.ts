@@ -60,7 +60,8 @@ export function runStoreContract(
     test('round trips a small body written in one piece, with the body fast path', async () => {
       const store = await open()
       const body = patternBody(200, 1)
-      const meta = sampleMeta({ sharedCache: true })
+      // every field the cache gives, writeId too (a reader that fell behind finds its entry by it)
+      const meta = sampleMeta({ sharedCache: true, writeId: 'process-tag.1' })
       await storeBody(store, 'k', meta, body, 1000)
       const entry = entryAt(await store.get('k'))
       assert.deepEqual(metaOf(entry), meta)
@@ -211,6 +212,7 @@ export function runStoreContract(
         responseTimeMs: 5,
         deleteAtMs: 99,
         sharedCache: true,
+        writeId: 'process-tag.2',
       })
       await store.update('k', entry.id, fresher)
       const updated = entryAt(await store.get('k'))

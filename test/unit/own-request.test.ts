@@ -63,7 +63,7 @@ test('a shared request: cancelled at once when nobody waits on it, else once the
 
   const shared = withHook()
   const flight = new Flights().start('b', 0, 0)
-  const waiters: Waiter[] = [{ settled: () => {} }, { settled: () => {} }]
+  const waiters: Waiter[] = [0, 1].map(() => ({ settled: () => {}, reuses: () => true }))
   for (const waiter of waiters) flight.join(waiter)
   const cancelled: string[] = []
   shared.install(ownRequestOptions(shared.opts, flight), cancelled)
