@@ -37,20 +37,14 @@ import { requestDirectives } from './policy/cache-control.js'
 import type { ForwardReason } from './policy/cache-status.js'
 import { answersFromCache } from './policy/conditional.js'
 import { isSafeMethod } from './policy/invalidation.js'
-import {
-  decideReuse,
-  type ReuseDecision,
-  staleIfErrorAllows,
-  staleWhileRevalidateAllows,
-  validatedForEachUse,
-  wantsOwnAnswer,
-} from './policy/lookup.js'
+import { type ReuseDecision, staleWhileRevalidateAllows } from './policy/lookup.js'
 import { isClientConditional, revalidationHeaders } from './policy/revalidation.js'
 import { usableEntries } from './policy/storable.js'
 import type { StoredResponse } from './policy/types.js'
 import { selectVariant } from './policy/vary.js'
 import { undiciRefuses } from './request-checks.js'
 import { normalizeHeaders, withReplayableHeaders } from './request-headers.js'
+import { decideFor, mayWaitOnFlight, reusableFor, staleIfErrorAllowsFor } from './reuse.js'
 import { type EntryMeta, type StoredEntry, withEntries } from './stores/store.js'
 
 type Handler = Dispatcher.DispatchHandler
@@ -186,7 +180,7 @@ export class CacheDispatcher {
     const entries = usableEntries(invalidations.usable(store, exchange.key, found, lookedUp), shared)
     const entry = selectVariant(entries, request.headers)
     if (exchange.originOnly) {
-      const reason = originOnlyReason(entries.length, entry && this.#decide(exchange, entry))
+      const reason = originOnlyReason(entries.length, entry && decideFor(exchange, entry))
       return this.#forward(exchange, handler, reason)
     }
     if (!entry) {
@@ -205,7 +199,7 @@ export class CacheDispatcher {
     if (stored && keptForRequest(entry, exchange.request.headers)) {
       return this.#serveCollapsedOrAsk(exchange, handler, entry, entry)
     }
-    const decision = this.#decide(exchange, entry)
+    const decision = decideFor(exchange, entry)
     if (decision.action !== 'revalidate') {
       return this.#serveHit(exchange, handler, entry, decision)
     }
@@ -215,7 +209,7 @@ export class CacheDispatcher {
       this.#revalidateInBackground(exchange, entry, { removeLater: (remove) => served.afterRead(remove) })
       return this.#serveHit(exchange, handler, served.entry, decision)
     }
-    if (collapsed?.staleServed?.entryId === entry.id && this.#staleIfErrorAllows(exchange, entry)) {
+    if (collapsed?.staleServed?.entryId === entry.id && staleIfErrorAllowsFor(exchange, entry)) {
       return this.#serveCollapsed(exchange, handler, entry, entry)
     }
     return this.#toOrigin(exchange, handler, forwardReason(decision), entry)
@@ -227,33 +221,9 @@ export class CacheDispatcher {
    * request asks); otherwise the waiter asks the origin itself, waiting on no other request.
    */
   #serveCollapsedOrAsk(exchange: Exchange, handler: Handler, entry: StoredEntry, meta: EntryMeta): boolean {
-    const decision = this.#decide(exchange, meta)
+    const decision = decideFor(exchange, meta)
     if (decision.action !== 'revalidate') return this.#serveCollapsed(exchange, handler, entry, meta)
     return this.#send(exchange, handler, forwardReason(decision), entry)
-  }
-
-  /**
-   * The policy's decision for a stored response (an entry, what a 304 validated, one about to be
-   * stored), or a forced lifetime from the request's `cache.ttl`, but for a response kept for other
-   * credentials (RFC 9111 §3.5).
-   */
-  #decide(exchange: Exchange, stored: EntryMeta): ReuseDecision {
-    const decision = decideReuse(
-      exchange.request,
-      policyView(this.#config, stored),
-      Date.now(),
-      this.#config.shared,
-    )
-    const ttl = exchange.requestOptions?.ttl
-    if (ttl === undefined || !keptForRequest(stored, exchange.request.headers)) return decision
-    const ttlSeconds = ttl - decision.ageSeconds
-    return { ...decision, lifetimeSeconds: ttl, ttlSeconds, action: ttlSeconds > 0 ? 'fresh' : 'revalidate' }
-  }
-
-  /** RFC 5861 §4, asked for a waiter on a revalidation that failed: its own request may forbid it. */
-  #staleIfErrorAllows(exchange: Exchange, entry: StoredEntry): boolean {
-    const { config, request } = exchange
-    return staleIfErrorAllows(request, policyView(config, entry), Date.now(), config.shared)
   }
 
   /** A fresh hit, or a stale one the request or stale-while-revalidate allows (RFC 9211 `hit; ttl`). */
@@ -303,14 +273,14 @@ export class CacheDispatcher {
    */
   #toOrigin(exchange: Exchange, handler: Handler, fwd: ForwardReason, entry?: StoredEntry): boolean {
     if (!exchange.coalesce) return this.#send(exchange, handler, fwd, entry)
-    if (!this.#mayWait(exchange, entry)) {
+    if (!mayWaitOnFlight(exchange, entry)) {
       const led = this.#flights.get(flightKey(exchange)) ? undefined : this.#startFlight(exchange)
       return this.#send(exchange, handler, fwd, entry, led)
     }
     const inFlight = this.#joinable(exchange)
     if (inFlight) {
       const waiting = new WaitingHandler(handler)
-      const reuses = (stored: EntryMeta) => this.#decide(exchange, stored).action !== 'revalidate'
+      const reuses = (stored: EntryMeta) => reusableFor(exchange, stored)
       const waiter: Waiter = {
         // Re-run on a microtask: outside the leader's handler callbacks, and a throw reaches this waiter only.
         settled: (outcome) => {
@@ -403,16 +373,6 @@ export class CacheDispatcher {
     )
     const sink = backgroundHandler((error) => reportRevalidationError(exchange.key, error))
     this.#revalidate(exchange, sink, entry, 'stale', flight, background)
-  }
-
-  /**
-   * RFC 9111 §4: whether a flight's answer could serve this request. Not when it asks for the origin's
-   * answer to itself, nor when it revalidates an entry that needs validation for each use (`no-cache`,
-   * no freshness lifetime): it would wait, then ask the origin anyway.
-   */
-  #mayWait(exchange: Exchange, entry: StoredEntry | undefined): boolean {
-    if (wantsOwnAnswer(exchange.request)) return false
-    return entry === undefined || !validatedForEachUse(policyView(this.#config, entry), this.#config.shared)
   }
 
   /**
