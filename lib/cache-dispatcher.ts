@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { nextSendOrder } from './commit-order.js'
 import { keptForRequest } from './credentials.js'
 import { asError, reportRevalidationError, reportStoreError } from './diagnostics.js'
 import {
@@ -127,6 +128,7 @@ export class CacheDispatcher {
       request: { method, headers },
       requestTimeMs: Date.now(),
       invalidationCount: this.#config.invalidations.count,
+      sentOrder: nextSendOrder(),
       mayStore: !directives.noStore,
       onlyIfCached,
       opts,
@@ -386,8 +388,9 @@ export class CacheDispatcher {
   }
 
   /** What an exchange notes when its request is sent (RFC 9111 §4.2.3 request_time; Invalidations). */
-  #sentNow(): Pick<Exchange, 'requestTimeMs' | 'invalidationCount'> {
-    return { requestTimeMs: Date.now(), invalidationCount: this.#config.invalidations.count }
+  #sentNow(): Pick<Exchange, 'requestTimeMs' | 'invalidationCount' | 'sentOrder'> {
+    const invalidationCount = this.#config.invalidations.count
+    return { requestTimeMs: Date.now(), invalidationCount, sentOrder: nextSendOrder() }
   }
 
   #forward(exchange: Exchange, handler: Handler, fwd: ForwardReason, flight?: Flight): boolean {

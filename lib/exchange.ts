@@ -19,6 +19,8 @@ export interface Exchange {
   readonly requestTimeMs: number
   /** The cache's count of invalidations when the request was made (Invalidations.since). */
   readonly invalidationCount: number
+  /** Which request of this process it was, in the order they were made (CommitOrder): no clock. */
+  readonly sentOrder: number
   /** False when this request may not store its response (request `no-store`). */
   readonly mayStore: boolean
   /** Never contact the origin (request `only-if-cached` or `cache.onlyIfCached`, RFC 9111 §5.2.1.7). */

@@ -1,3 +1,4 @@
+import { type CommitOrder, commitOrderOf } from './commit-order.js'
 import { type Invalidations, invalidationsOf } from './invalidations.js'
 import { TOKEN } from './policy/syntax.js'
 import { Serving } from './serving.js'
@@ -38,6 +39,8 @@ export interface CacheConfig {
   serving: Serving
   /** What was invalidated through any interceptor on this store, and when (RFC 9111 §4.4). */
   invalidations: Invalidations
+  /** When the request of each variant's last committed response was sent (RFC 9111 §4: the most recent). */
+  commitOrder: CommitOrder
   shared: boolean
   methods: ReadonlySet<string>
   cacheStatus: string | false
@@ -129,6 +132,7 @@ export function resolveConfig(options: CacheInterceptorOptions, defaultStore: ()
     store,
     serving: new Serving(),
     invalidations: invalidationsOf(store),
+    commitOrder: commitOrderOf(store),
   }
 }
 

@@ -243,7 +243,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     // composed inside the cache, such as undici's dump, dropped or cut it)
     const incomplete =
       this.#declaredSizeBytes !== undefined && this.#receivedBytes !== this.#declaredSizeBytes
-    if (this.#invalidatedSinceSent() || incomplete || this.#refusedBy(writer)) {
+    if (this.#invalidatedSinceSent() || incomplete || this.#refusedBy(writer) || !this.#mostRecent()) {
       quietly(
         () => {},
         () => writer.abort(),
@@ -269,6 +269,18 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, CallerExit {
     }
     if (result === undefined) committed()
     else result.then(committed, fail)
+  }
+
+  /**
+   * RFC 9111 §4: whether this response may replace its variant, the answer to a request sent before it
+   * not having been committed since (see CommitOrder); if so, it is noted as the variant's last.
+   */
+  #mostRecent(): boolean {
+    const { config, key, sentOrder } = this.#exchange
+    const varyKey = this.#meta?.varyKey ?? ''
+    if (config.commitOrder.outdated(key, varyKey, sentOrder)) return false
+    config.commitOrder.committing(key, varyKey, sentOrder)
+    return true
   }
 
   /**

@@ -23,14 +23,15 @@ for (const kind of storeKinds) {
       origin = await startOrigin((req, res) => {
         const path = new URL(req.url ?? '/', 'http://x').pathname
         if (path === '/doc') {
-          // its headers at once, its body over ~300 ms (a large download)
+          // its headers at once, its body over ~480 ms (a large download; version 2's over ~60 ms)
           const current = String(version)
+          const paceMs = current === '1' ? 80 : 10
           res.writeHead(200, { 'cache-control': 'max-age=600', 'content-length': '6' })
           let sent = 0
           const next = () => {
             res.write(current)
             if (++sent === 6) return void res.end()
-            setTimeout(next, 60)
+            setTimeout(next, paceMs)
           }
           return next()
         }
@@ -121,6 +122,10 @@ for (const kind of storeKinds) {
         assert.equal(again.body, '222222')
         // nothing stored yet: a miss, sent at once rather than waiting on the older download
         assert.equal(again.headers['cache-status'], 'undici-cache; fwd=miss; stored')
+        // the older download ended last: the answer to the request made last is the one kept
+        const later = await send(cache.agent, url)
+        assert.equal(later.body, '222222')
+        assert.match(String(later.headers['cache-status']), /^undici-cache; hit; ttl=\d+$/)
         assert.equal(origin.count(`/doc?${encodeURIComponent(label)}`), 2)
       })
     }
