@@ -4,8 +4,9 @@
  * download goes on, a waiter let go): the answer to the one sent last is kept, and an older download
  * that ends later is not committed over it. Known to this process only, per store object.
  */
+
+import { perStore } from './per-store.js'
 import { LruMap } from './stores/lru-map.js'
-import type { CacheStore } from './stores/store.js'
 
 /** Variants whose last commit is remembered; an older one's order is not known. */
 const VARIANTS_KEPT = 10_000
@@ -39,14 +40,5 @@ function variantOf(key: string, varyKey: string): string {
   return `${varyKey}\n${key}`
 }
 
-const byStore = new WeakMap<CacheStore, CommitOrder>()
-
-/** The commit order every interceptor on `store` shares. */
-export function commitOrderOf(store: CacheStore): CommitOrder {
-  let order = byStore.get(store)
-  if (!order) {
-    order = new CommitOrder()
-    byStore.set(store, order)
-  }
-  return order
-}
+/** The commit order every interceptor on a store shares. */
+export const commitOrderOf = perStore(() => new CommitOrder())

@@ -1,3 +1,4 @@
+import { perStore } from './per-store.js'
 import { LruMap } from './stores/lru-map.js'
 import type { CacheStore, StoredEntry } from './stores/store.js'
 
@@ -198,13 +199,4 @@ export class Invalidations {
 }
 
 /** One Invalidations per store: every interceptor on a store sees the invalidations made through the others. */
-const byStore = new WeakMap<CacheStore, Invalidations>()
-
-export function invalidationsOf(store: CacheStore): Invalidations {
-  let invalidations = byStore.get(store)
-  if (!invalidations) {
-    invalidations = new Invalidations()
-    byStore.set(store, invalidations)
-  }
-  return invalidations
-}
+export const invalidationsOf = perStore(() => new Invalidations())
