@@ -126,9 +126,7 @@ export class CacheDispatcher {
       config: this.#config,
       key,
       request: { method, headers },
-      requestTimeMs: Date.now(),
-      invalidationCount: this.#config.invalidations.count,
-      sentOrder: nextSendOrder(),
+      ...this.#sentNow(),
       mayStore: !directives.noStore,
       onlyIfCached,
       opts,
@@ -387,7 +385,7 @@ export class CacheDispatcher {
     return flight
   }
 
-  /** What an exchange notes when its request is sent (RFC 9111 §4.2.3 request_time; Invalidations). */
+  /** What an exchange notes when its request is sent (RFC 9111 §4.2.3 request_time; Invalidations; CommitOrder). */
   #sentNow(): Pick<Exchange, 'requestTimeMs' | 'invalidationCount' | 'sentOrder'> {
     const invalidationCount = this.#config.invalidations.count
     return { requestTimeMs: Date.now(), invalidationCount, sentOrder: nextSendOrder() }
